@@ -1,0 +1,57 @@
+# Two commands for a fresh machine: `make book` and `make test` (see README.md).
+# Both bootstrap .venv (Python 3.11) with the pinned dependencies of pyproject.toml first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= book
+export PYTHONHASHSEED := 0
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export MPLBACKEND := Agg
+
+.PHONY: setup test unit nbval book execute html screenshot data bench clean distclean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24" 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install --quiet -e ".[book,dev]" 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (audiorepro)" >/dev/null
+	@touch $(STAMP)
+
+## make test: unit tests, then every notebook at its smoke defaults under nbval
+test: setup unit nbval
+
+unit: setup
+	$(PY) -m pytest -q tests
+
+nbval: setup
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider book
+
+## make book: execute every notebook with its book-profile parameter files, then build the HTML
+book: setup execute html screenshot
+
+execute: setup
+	$(PY) -m audiorepro.book execute --profile $(PROFILE)
+
+html: setup
+	$(PY) -m audiorepro.book mathjax
+	$(PY) -m audiorepro.book build
+
+screenshot: setup
+	$(PY) -m audiorepro.book screenshot
+
+data: setup
+	$(PY) -m audiorepro.data.synthetic --out data/synthetic
+
+bench: setup
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf _build book/_executed
+
+distclean: clean
+	rm -rf $(VENV) data cache results

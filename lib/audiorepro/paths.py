@@ -1,0 +1,36 @@
+"""Where generated data, caches and results live.
+
+``AUDIOREPRO_HOME`` (environment variable) sets the base folder; by default it is the repository
+root when the package is used from a checkout (a folder with ``pyproject.toml`` above the
+package), else the current directory.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    env = os.environ.get("AUDIOREPRO_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "lib" / "audiorepro").is_dir():
+            return parent
+    return Path.cwd()
+
+
+def data_dir(*parts: str) -> Path:
+    """``$HOME/data/...`` (generated datasets)."""
+    return home().joinpath("data", *parts)
+
+
+def cache_dir(*parts: str) -> Path:
+    """``$HOME/cache/...`` (features, trained weights, codebooks)."""
+    return home().joinpath("cache", *parts)
+
+
+def results_dir(*parts: str) -> Path:
+    """``$HOME/results/...`` (result records)."""
+    return home().joinpath("results", *parts)

@@ -29,7 +29,7 @@ unit: setup
 	$(PY) -m pytest -q tests
 
 nbval: setup
-	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider book
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider --ignore=book/_executed book
 
 ## make book: execute every notebook with its book-profile parameter files, then build the HTML
 book: setup execute html screenshot

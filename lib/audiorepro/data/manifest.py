@@ -1,0 +1,280 @@
+"""The data manifest (``data_manifest.csv``) and its verification command.
+
+The manifest lists every dataset the book can use, one row per checked item:
+
+============== ===============================================================================
+dataset        key, e.g. ``fsd50k`` (``python -m audiorepro.data.manifest verify fsd50k``)
+kind           ``synthetic`` | ``debian`` | ``official``
+used_by        chapters (paper keys) that use it
+source         homepage / DOI as text
+licence        licence of the data
+version        release
+role           ``archive`` (optional: may be deleted after unpacking), ``metadata``,
+               ``audio_dir`` (count = audio files in it, recursively), ``features`` (a file of
+               precomputed features), ``table`` (count = clips the adapter yields), ``generated``
+file           path relative to the dataset root (empty for ``table`` rows)
+size_bytes     expected size, empty when not published
+checksum_algo  ``md5`` | ``sha1`` | ``sha256`` | empty
+checksum       PUBLISHED checksum only; empty when none is published
+count          expected number: audio files (``audio_dir``), clips (``table``); on
+               ``metadata`` rows it is informational (records in the file) and not checked
+adapter        adapter name in :mod:`audiorepro.data.adapters`
+notes          provenance of the numbers; "not published / not verified here" where so
+============== ===============================================================================
+
+``verify DATASET --root DIR`` reports each row as ``ok`` / ``missing`` / ``wrong size`` /
+``wrong checksum`` / ``wrong count`` (files hashed in 1 MiB chunks with a tqdm bar), runs the
+adapter on the metadata (``--option key=value`` passes adapter options such as
+``metadata_csv=...``), and exits with status 1 when anything is wrong.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from .. import paths
+
+MANIFEST_COLUMNS = ("dataset", "kind", "used_by", "source", "licence", "version", "role", "file",
+                    "size_bytes", "checksum_algo", "checksum", "count", "adapter", "notes")
+KINDS = ("synthetic", "debian", "official")
+ROLES = ("archive", "metadata", "audio_dir", "features", "table", "generated")
+ALGOS = ("md5", "sha1", "sha256")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aiff", ".aif")
+CHUNK = 1 << 20
+
+
+class ManifestError(ValueError):
+    """The manifest file is malformed; the message names the file and line."""
+
+
+@dataclass
+class CheckResult:
+    """Outcome of one manifest row (or of the adapter check)."""
+
+    item: str
+    status: str        # ok | missing | missing (optional) | wrong size | wrong checksum |
+    #                    wrong count | adapter error | skipped | not checked
+    detail: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in ("ok", "missing (optional)", "skipped", "not checked")
+
+
+def default_manifest_path() -> Path:
+    """``data_manifest.csv`` at the project home (repository root by default)."""
+    return paths.home() / "data_manifest.csv"
+
+
+def load_manifest(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Read and validate the manifest; every cell is text ('' when empty)."""
+    path = Path(path) if path is not None else default_manifest_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"data manifest not found: {path}")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise ManifestError(f"cannot parse {path}: {exc}") from exc
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise ManifestError(f"{path}: missing column(s) {missing}")
+    for i, row in df.iterrows():
+        line = i + 2
+        if not row["dataset"]:
+            raise ManifestError(f"{path}, line {line}: empty dataset")
+        if row["kind"] not in KINDS:
+            raise ManifestError(f"{path}, line {line}: kind {row['kind']!r} not in {KINDS}")
+        if row["role"] not in ROLES:
+            raise ManifestError(f"{path}, line {line}: role {row['role']!r} not in {ROLES}")
+        if row["checksum_algo"] not in ("",) + ALGOS:
+            raise ManifestError(f"{path}, line {line}: checksum_algo {row['checksum_algo']!r}")
+        if bool(row["checksum"]) != bool(row["checksum_algo"]):
+            raise ManifestError(f"{path}, line {line}: checksum and checksum_algo must be given "
+                                f"together")
+        if row["checksum"]:
+            width = {"md5": 32, "sha1": 40, "sha256": 64}[row["checksum_algo"]]
+            if len(row["checksum"]) != width or any(c not in "0123456789abcdef"
+                                                     for c in row["checksum"].lower()):
+                raise ManifestError(f"{path}, line {line}: {row['checksum_algo']} checksum "
+                                    f"{row['checksum']!r} is not {width} hex digits")
+        for col in ("size_bytes", "count"):
+            if row[col] and not row[col].isdigit():
+                raise ManifestError(f"{path}, line {line}: {col} {row[col]!r} is not an integer")
+        if row["role"] not in ("table", "generated") and not row["file"]:
+            raise ManifestError(f"{path}, line {line}: role {row['role']} needs a file")
+    return df
+
+
+def file_digest(path: str | os.PathLike, algo: str = "md5", progress: bool = True) -> str:
+    """Hex digest of ``path``, streamed in 1 MiB chunks (tqdm bar when ``progress``)."""
+    path = Path(path)
+    h = hashlib.new(algo)
+    size = path.stat().st_size
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"{algo} {path.name}",
+                   leave=False, file=sys.stderr)
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return h.hexdigest()
+
+
+def count_audio_files(folder: Path) -> int:
+    """Number of audio files (by extension) under ``folder``, recursively."""
+    return sum(1 for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+
+
+def check_row(row: pd.Series, root: Path, checksums: bool = True, progress: bool = True) -> CheckResult:
+    """Check one non-``table`` manifest row against the files under ``root``."""
+    rel = row["file"]
+    target = root / rel
+    optional = row["role"] == "archive"
+    if row["role"] == "audio_dir":
+        if not target.is_dir():
+            return CheckResult(rel, "missing", f"folder {target} not found")
+        if row["count"]:
+            n = count_audio_files(target)
+            if n != int(row["count"]):
+                return CheckResult(rel, "wrong count", f"{n} audio files, expected {row['count']}")
+            return CheckResult(rel, "ok", f"{n} audio files")
+        return CheckResult(rel, "ok", "folder present (no published count)")
+    if not target.is_file():
+        return CheckResult(rel, "missing (optional)" if optional else "missing", str(target))
+    size = target.stat().st_size
+    if row["size_bytes"] and size != int(row["size_bytes"]):
+        return CheckResult(rel, "wrong size", f"{size} bytes, expected {row['size_bytes']}")
+    if row["checksum"]:
+        if not checksums:
+            return CheckResult(rel, "ok", f"{size} bytes (checksum not computed: --no-checksum)")
+        digest = file_digest(target, row["checksum_algo"], progress)
+        if digest.lower() != row["checksum"].lower():
+            return CheckResult(rel, "wrong checksum",
+                               f"{row['checksum_algo']} {digest}, expected {row['checksum']}")
+        return CheckResult(rel, "ok", f"{row['checksum_algo']} matches")
+    return CheckResult(rel, "ok", f"{size} bytes (no published checksum)")
+
+
+def check_adapter(dataset: str, adapter: str, root: Path, expected: int | None,
+                  options: dict[str, str]) -> CheckResult:
+    """Run the adapter on ``root`` (missing audio kept and counted) and compare the clip count."""
+    from .adapters import ADAPTERS
+    import logging
+
+    name = f"adapter {adapter}"
+    key, _, task = adapter.partition(":")
+    if key not in ADAPTERS:
+        return CheckResult(name, "adapter error", f"no adapter {key!r}")
+    opts = dict(options)
+    if key == "evar":
+        opts.setdefault("task", task or dataset)
+    logger = logging.getLogger("audiorepro.data.adapters")
+    level = logger.level
+    logger.setLevel(logging.ERROR)   # the missing-audio report is made below, once
+    try:
+        table = ADAPTERS[key](root, on_missing="keep", **opts)
+    except TypeError as exc:
+        return CheckResult(name, "skipped", f"needs options ({exc}); pass --option key=value")
+    except Exception as exc:  # report any failure to read the metadata
+        return CheckResult(name, "adapter error", f"{type(exc).__name__}: {exc}")
+    finally:
+        logger.setLevel(level)
+    files = table.frame["path"].astype(str).map(lambda p: p.split("#", 1)[0])
+    present = {f: (table.root / f).is_file() for f in files.unique()}
+    missing = list(table.frame["clip_id"][~files.map(present).to_numpy()])
+    detail = f"{len(table)} clips, {table.num_classes} classes"
+    if missing:
+        return CheckResult(name, "missing", f"{detail}; {len(missing)} audio files missing "
+                                            f"(first: {missing[:5]})")
+    if expected is not None and len(table) != expected:
+        return CheckResult(name, "wrong count", f"{detail}; expected {expected} clips")
+    return CheckResult(name, "ok", detail)
+
+
+def verify(dataset: str, root: str | os.PathLike, manifest: str | os.PathLike | None = None,
+           checksums: bool = True, adapter: bool = True, options: dict[str, str] | None = None,
+           progress: bool = True) -> list[CheckResult]:
+    """Check every manifest row of ``dataset`` against ``root``; see the module docstring."""
+    df = load_manifest(manifest)
+    rows = df[df["dataset"] == dataset]
+    if rows.empty:
+        raise KeyError(f"dataset {dataset!r} is not in the manifest; known: "
+                       f"{sorted(df['dataset'].unique())}")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset root not found: {root}")
+    results = [check_row(r, root, checksums, progress) if r["role"] != "generated" or r["file"]
+               else CheckResult(r["dataset"], "not checked", "generated by this project")
+               for _, r in rows.iterrows() if r["role"] != "table"]
+    if adapter:
+        tables = rows[rows["role"] == "table"]
+        for _, r in tables.iterrows():
+            results.append(check_adapter(dataset, r["adapter"], root,
+                                         int(r["count"]) if r["count"] else None, options or {}))
+        if tables.empty and rows["adapter"].str.len().gt(0).any():
+            ad = rows["adapter"][rows["adapter"].str.len() > 0].iloc[0]
+            results.append(check_adapter(dataset, ad, root, None, options or {}))
+    return results
+
+
+def format_results(dataset: str, results: Sequence[CheckResult]) -> str:
+    width = max([len(r.item) for r in results] + [4])
+    lines = [f"{dataset}:"]
+    lines += [f"  {r.item:<{width}}  {r.status:<18}  {r.detail}" for r in results]
+    bad = sum(r.failed for r in results)
+    lines.append(f"  -> {'OK' if not bad else f'{bad} problem(s)'}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m audiorepro.data.manifest",
+                                     description="List or verify the datasets in data_manifest.csv")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_list = sub.add_parser("list", help="list the datasets of the manifest")
+    p_list.add_argument("--manifest", default=None)
+    p_ver = sub.add_parser("verify", help="check a local copy of a dataset")
+    p_ver.add_argument("dataset")
+    p_ver.add_argument("--root", required=True, help="folder of the dataset as unpacked")
+    p_ver.add_argument("--manifest", default=None)
+    p_ver.add_argument("--no-checksum", action="store_true", help="skip hashing")
+    p_ver.add_argument("--no-adapter", action="store_true", help="skip the adapter check")
+    p_ver.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="adapter option, e.g. metadata_csv=/path/to/cremad.csv")
+    p_ver.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        df = load_manifest(args.manifest)
+        for name, g in df.groupby("dataset", sort=False):
+            print(f"{name:<16} {g['kind'].iloc[0]:<10} {g['used_by'].iloc[0]:<24} "
+                  f"{len(g)} row(s)  {g['source'].iloc[0]}")
+        return 0
+    options = {}
+    for opt in args.option:
+        if "=" not in opt:
+            parser.error(f"--option needs KEY=VALUE, got {opt!r}")
+        k, v = opt.split("=", 1)
+        options[k] = v
+    try:
+        results = verify(args.dataset, args.root, args.manifest, not args.no_checksum,
+                         not args.no_adapter, options, progress=not args.quiet)
+    except (KeyError, FileNotFoundError, ManifestError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_results(args.dataset, results))
+    return 1 if any(r.failed for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

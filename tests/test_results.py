@@ -1,0 +1,244 @@
+"""Results registry: atomic records, tidy loading, paper-vs-run pivots, claims and verdicts."""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audiorepro import results as R
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """Every test writes its records into its own AUDIOREPRO_HOME."""
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    return tmp_path
+
+
+def _rec(table="table3", metrics=None, row=None, model="tiny", profile="smoke", **params):
+    if row is not None:
+        params["paper_row"] = row
+    return R.record("atgnn", table, metrics or {"mAP": 0.1}, params, dataset="synthetic",
+                    scale="small", profile=profile, model=model)
+
+
+# ------------------------------------------------------------------------- writing records
+def test_record_holds_provenance_and_leaves_no_temp_files(home):
+    path = R.record("atgnn", "table3", {"mAP": np.float32(0.25), "params": 27_190_000},
+                    {"lr": 1e-3, "ks": (9, 18)}, dataset="synthetic", scale="small",
+                    profile="smoke", model="pyr-s tiny", notes="hand-made", duration_s=1.5)
+    assert path.parent == home / "results" / "records"
+    rec = json.loads(path.read_text())
+    assert rec["kind"] == "result" and rec["record_id"] == path.stem
+    assert rec["metrics"] == {"mAP": pytest.approx(0.25), "params": 27_190_000.0}
+    assert rec["params"] == {"lr": 1e-3, "ks": [9, 18]}
+    assert set(rec["git"]) == {"revision", "dirty"} and rec["git"]["revision"]
+    assert {"torch", "torchaudio", "numpy", "scikit-learn", "audiorepro"} <= set(rec["versions"])
+    assert rec["machine"]["cpu_count"] == os.cpu_count()
+    assert rec["machine"]["device"].split()[0] in ("cpu", "cuda", "mps")
+    assert "hostname" not in json.dumps(rec["machine"]).lower()
+    assert rec["timestamp"].endswith("+00:00") and rec["duration_s"] == 1.5
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no tmp file left behind
+
+
+@pytest.mark.parametrize("metrics, needle", [
+    ({"mAP": float("nan")}, "'mAP' is nan"),
+    ({"mAP": "0.3"}, "'mAP' must be a number"),
+    ({"paper_mAP": 0.335}, "paper numbers are never stored"),
+    ({}, "non-empty"),
+])
+def test_record_rejects_bad_metrics(metrics, needle):
+    with pytest.raises(R.RegistryError, match=needle):
+        R.record("atgnn", "table3", metrics, {}, "synthetic", "small", "smoke")
+
+
+def test_record_rejects_empty_profile():
+    with pytest.raises(R.RegistryError, match="profile"):
+        R.record("atgnn", "table3", {"mAP": 0.1}, {}, "synthetic", "small", "")
+
+
+def _writer(worker: int) -> None:
+    for i in range(20):
+        R.record("atgnn", "concurrency", {"value": worker * 100 + i}, {"worker": worker},
+                 dataset="synthetic", scale="small", profile="smoke")
+
+
+def test_concurrent_writers_never_corrupt_records(home):
+    R.machine_info()  # resolve the device once in the parent (children inherit the cache)
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(w,)) for w in range(4)]
+    for p in procs:
+        p.start()
+    while any(p.is_alive() for p in procs):  # readers never see a half-written record
+        R.load_records("atgnn", "concurrency")
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    files = sorted((home / "results" / "records").iterdir())
+    assert len(files) == 80 and all(f.suffix == ".json" for f in files)
+    df = R.load_records("atgnn", "concurrency")
+    assert len(df) == 80
+    assert sorted(df["value"].astype(int)) == sorted(w * 100 + i for w in range(4) for i in range(20))
+
+
+# ------------------------------------------------------------------------- loading
+def test_load_records_is_tidy_and_latest_wins_per_key():
+    _rec(metrics={"mAP": 0.10, "AUC": 0.60}, lr=0.1)
+    _rec(metrics={"mAP": 0.20}, lr=0.1)           # same key as the first mAP: newer
+    _rec(metrics={"mAP": 0.30}, lr=0.01)          # different parameters: its own key
+    df = R.load_records("atgnn")
+    assert len(df) == 4 and set(df["metric"]) == {"mAP", "AUC"}
+    assert "param.lr" in df.columns and set(df["param.lr"]) == {0.1, 0.01}
+    latest = R.load_records("atgnn", latest=True)
+    got = sorted(zip(latest["metric"], latest["param.lr"], latest["value"]))
+    assert got == [("AUC", 0.1, 0.6), ("mAP", 0.01, 0.3), ("mAP", 0.1, 0.2)]
+    assert R.load_records("atgnn", "other").empty
+    assert R.load_records("bow").empty
+
+
+def test_a_corrupt_record_is_named(home):
+    _rec()
+    bad = home / "results" / "records" / "broken.json"
+    bad.write_text("{not json")
+    with pytest.raises(R.RegistryError, match="broken.json"):
+        R.load_records()
+
+
+# ------------------------------------------------------------------------- paper numbers
+def test_paper_numbers_keep_table_row_column_unit():
+    pn = R.paper_numbers("atgnn")
+    hit = pn[(pn.table == "table3") & (pn.row == "ATGNN-pyr-s") & (pn.column == "mAP")]
+    assert hit["value"].tolist() == [0.583] and hit["unit"].tolist() == ["fraction"]
+    th = R.paper_numbers("thgcl")
+    assert th[(th.row == "THGCL") & (th.column == "mAP")]["unit"].item() == "%"
+    for paper in R.PAPERS:
+        assert not R.paper_numbers(paper).empty
+
+
+@pytest.mark.parametrize("paper", R.PAPERS)
+def test_every_claim_test_points_at_real_rows(paper):
+    tables = R._paper_yaml(paper)["tables"]
+    for claim in R.claims(paper):
+        test = claim["test"]
+        assert test["kind"] in ("comparison", "close", "threshold", "spread", "manual"), claim["id"]
+        tab = tables[test["table"]]
+        assert test["metric"] in tab["columns"], claim["id"]
+        rows = {"comparison": [test.get("better"), *test.get("worse", [])],
+                "close": [test.get("row")], "spread": test.get("rows", [])}.get(test["kind"], [])
+        if tab["rows"]:  # tables with printed numbers: the rows must exist there
+            assert set(rows) <= set(tab["rows"]), (claim["id"], set(rows) - set(tab["rows"]))
+        if test["kind"] == "close":
+            assert test["metric"] in tab["rows"][test["row"]], claim["id"]
+
+
+def test_paper_vs_run_pivot_on_hand_made_records():
+    _rec(row="ATGNN-pyr-s", model="pyr-s C/4", metrics={"mAP": 0.2})
+    _rec(row="ATGNN-pyr-s", model="pyr-s C/4", metrics={"mAP": 0.25})  # newer: wins
+    _rec(row="ATGNN-pyr-s (-MLG)", model="pyr-s C/4 no MLG", metrics={"params": 27_190_000})
+    _rec(model="my-extra", metrics={"mAP": 0.125})                      # row the paper lacks
+    _rec(row="ATGNN-pyr-s", metrics={"mAP": 0.9}, profile="book")       # other profile
+
+    df = R.paper_vs_run("atgnn", "table3", profile="smoke").set_index(["row", "metric"])
+    assert list(df.columns) == ["unit", "paper", "this run", "dataset", "scale", "profile", "model"]
+    assert df.loc[("ATGNN-pyr-s", "mAP"), "paper"] == "0.583"
+    assert df.loc[("ATGNN-pyr-s", "mAP"), "this run"] == "0.250"
+    assert df.loc[("ATGNN-pyr-s", "mAP"), "model"] == "pyr-s C/4"
+    assert df.loc[("ATGNN-pyr-s (-MLG)", "params"), "this run"] == "27.19"   # counts -> M
+    assert df.loc[("ATGNN-pyr-s (-MLG)", "params"), "paper"] == "27.30"
+    assert df.loc[("PSLA", "mAP"), "this run"] == ""                       # not measured
+    assert df.loc[("my-extra", "mAP"), "paper"] == ""                      # paper has no number
+    assert df.loc[("my-extra", "mAP"), "this run"] == "0.125"
+    caption = df.attrs["caption"]
+    assert "profile smoke" in caption and "pyr-s C/4" in caption and "synthetic" in caption
+    assert "FSD50K" in caption
+
+    html = R.show_paper_vs_run("atgnn", "table3", profile="smoke").to_html()
+    assert "<caption>" in html and "pyr-s C/4" in html
+
+    num = R.paper_vs_run("atgnn", "table3", profile="book", formatted=False).set_index(["row", "metric"])
+    assert num.loc[("ATGNN-pyr-s", "mAP"), "this run"] == pytest.approx(0.9)
+    assert np.isnan(num.loc[("ATGNN-pyr-s (-MLG)", "params"), "this run"])
+
+
+def test_percent_columns_convert_fractions():
+    R.record("thgcl", "table2", {"mAP": 0.4321, "AUC": 0.9}, {"paper_row": "both Hawkes"},
+             "synthetic", "small", "smoke", model="thgn-small")
+    df = R.paper_vs_run("thgcl", "table2").set_index(["row", "metric"])
+    assert df.loc[("both Hawkes", "mAP"), "this run"] == "43.2"  # percent, 1 decimal as printed
+    assert df.loc[("both Hawkes", "AUC"), "this run"] == "0.900"
+    with pytest.raises(R.RegistryError, match="no table 'table9'"):
+        R.paper_vs_run("thgcl", "table9")
+
+
+def test_paper_numbers_never_appear_in_records(home):
+    _rec(row="ATGNN-pyr-s", metrics={"mAP": 0.25})
+    _rec(row="ATGNN-pyr-s (-MLG)", metrics={"mAP": 0.21})
+    R.paper_vs_run("atgnn", "table3")
+    R.evaluate_claim("atgnn", "mlg-helps-fsd50k", register=True)
+    R.evaluate_claim("atgnn", "headline-fsd50k", register=True)
+    paper_values = set(R.paper_numbers("atgnn")["value"])
+    for path in (home / "results" / "records").glob("*.json"):
+        rec = json.loads(path.read_text())
+        assert "paper_value" not in rec
+        if rec["kind"] == "result":
+            assert not set(rec["metrics"].values()) & paper_values, path.name
+
+
+# ------------------------------------------------------------------------- claims
+def test_claim_without_record_is_not_yet_measured():
+    v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k")
+    assert v.verdict == "not yet measured" and "ATGNN-pyr-s" in v.evidence
+    table = R.claims_table()
+    assert set(table["verdict"]) == {"not yet measured"}
+    assert len(table) == sum(len(R.claims(p)) for p in R.PAPERS)
+    assert set(table["paper"]) == set(R.PAPERS)
+
+
+def test_invalid_verdict_and_unknown_claim_raise():
+    with pytest.raises(R.RegistryError, match="'probably' .* not one of"):
+        R.register_verdict("atgnn", "mlg-helps-fsd50k", "probably", "x", "synthetic", "small", "smoke")
+    with pytest.raises(R.RegistryError, match="no claim 'made-up'"):
+        R.register_verdict("atgnn", "made-up", "reproduced", "x", "synthetic", "small", "smoke")
+
+
+@pytest.mark.parametrize("with_mlg, without, expected", [
+    (0.25, 0.21, "reproduced"), (0.20, 0.21, "not reproduced"), (0.21, 0.21, "not reproduced")])
+def test_comparison_claim_from_records(with_mlg, without, expected):
+    _rec(row="ATGNN-pyr-s", metrics={"mAP": with_mlg})
+    _rec(row="ATGNN-pyr-s (-MLG)", metrics={"mAP": without})
+    v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k", register=True)
+    assert v.verdict == expected
+    assert v.values == {"ATGNN-pyr-s": with_mlg, "ATGNN-pyr-s (-MLG)": without}
+    assert (v.dataset, v.scale, v.profile) == ("synthetic", "small", "smoke")
+    row = R.claims_table().set_index(["paper", "claim_id"]).loc[("atgnn", "mlg-helps-fsd50k")]
+    assert row["verdict"] == expected and f"{with_mlg:.4g}" in row["evidence"]
+
+
+def test_close_and_spread_claims():
+    _rec("table2", row="ATGNN-pyr-s (-MLG)", metrics={"params": 27_190_000})  # 0.4 % off 27.3 M
+    assert R.evaluate_claim("atgnn", "pyr-s-no-mlg-params").verdict == "reproduced"
+    _rec("table2", row="ATGNN-pyr-s (-MLG)", metrics={"params": 30_000_000})  # 9.9 % off
+    assert R.evaluate_claim("atgnn", "pyr-s-no-mlg-params").verdict == "not reproduced"
+    for k, m in zip((9, 12, 15, 18), (0.500, 0.503, 0.501, 0.502)):
+        _rec("table1", row=f"k={k}", metrics={"mAP": m})
+    assert R.evaluate_claim("atgnn", "k-insensitive").verdict == "not yet measured"  # k=20 missing
+    _rec("table1", row="k=20", metrics={"mAP": 0.504})
+    v = R.evaluate_claim("atgnn", "k-insensitive")
+    assert v.verdict == "reproduced" and "spread 0.004" in v.evidence
+    _rec("table1", row="k=20", metrics={"mAP": 0.52})
+    assert R.evaluate_claim("atgnn", "k-insensitive").verdict == "not reproduced"
+
+
+def test_claims_table_shows_latest_verdict_and_filters_profile():
+    R.register_verdict("bow", "masking-helps", "not reproduced", "run 1", "synthetic", "small", "smoke")
+    R.register_verdict("bow", "masking-helps", "reproduced", "run 2", "synthetic", "medium", "book")
+    t = R.claims_table().set_index(["paper", "claim_id"])
+    assert t.loc[("bow", "masking-helps"), "verdict"] == "reproduced"
+    assert t.loc[("bow", "masking-helps"), "scale"] == "medium"
+    t = R.claims_table(profile="smoke").set_index(["paper", "claim_id"])
+    assert t.loc[("bow", "masking-helps"), "evidence"] == "run 1"
+    assert t.loc[("bow", "d256-best"), "verdict"] == "not yet measured"

@@ -159,3 +159,20 @@ def test_dataset_error_names_clip_file(table_dir):
     assert t.check_files() == ["c1"]
     with pytest.raises(AudioFileError, match="c1.flac"):
         ClipDataset(t)[1]
+
+
+def test_packed_hdf5_rows_load_like_files(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    wave = (np.sin(np.arange(32000) / 10) * 16000).astype(np.int16)
+    with h5py.File(tmp_path / "packed.h5", "w") as hf:
+        hf["waveform"] = np.stack([wave, wave // 2])
+    w, sr = load_audio(f"{tmp_path}/packed.h5#1", sample_rate=16000)
+    assert sr == 16000 and w.shape == (16000,)          # 32 kHz default, resampled
+    raw, sr = load_audio(f"{tmp_path}/packed.h5#1")
+    assert sr == 32000
+    np.testing.assert_allclose(raw.numpy(), (wave // 2) / 32768.0, atol=1e-7)
+    frame = pd.DataFrame([dict(clip_id="a", path="packed.h5#0", split="train", labels="x"),
+                          dict(clip_id="b", path="gone.h5#0", split="train", labels="x")])
+    assert ClipTable(frame, tmp_path).check_files() == ["b"]
+    with pytest.raises(AudioFileError, match=r"packed.h5#5.*out of range"):
+        load_audio(f"{tmp_path}/packed.h5#5")

@@ -2,7 +2,8 @@
 
 Handling that is documented rather than an error (each logged once per file at WARNING):
 stereo / multi-channel -> mean over channels; a sample rate other than the requested one ->
-resampled with ``torchaudio.functional.resample``. Errors (``AudioFileError``): missing file,
+resampled with ``torchaudio.functional.resample``. A path ``"<file>.h5#<row>"`` reads row ``row``
+of a PANNs-style packed HDF5 file (int16 ``waveform`` dataset). Errors (``AudioFileError``): missing file,
 unreadable/corrupt/truncated file, zero samples, NaN or infinite samples.
 """
 from __future__ import annotations
@@ -41,16 +42,20 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None,
     Returns:
         (waveform (T,), sample_rate)
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioFileError(f"audio file not found: {path}")
-    try:
-        info = sf.info(str(path))
-        start = int(round(start_s * info.samplerate))
-        stop = None if duration_s is None else start + int(round(duration_s * info.samplerate))
-        data, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError, ValueError, EOFError) as exc:
-        raise AudioFileError(f"cannot decode audio file {path}: {exc}") from exc
+    if is_hdf5_row(path):
+        data, sr = _read_hdf5_row(path, start_s, duration_s)
+        path = Path(str(path))
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise AudioFileError(f"audio file not found: {path}")
+        try:
+            info = sf.info(str(path))
+            start = int(round(start_s * info.samplerate))
+            stop = None if duration_s is None else start + int(round(duration_s * info.samplerate))
+            data, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError, ValueError, EOFError) as exc:
+            raise AudioFileError(f"cannot decode audio file {path}: {exc}") from exc
     if data.shape[0] == 0:
         raise AudioFileError(f"audio file {path} has no samples"
                              + (f" in the segment starting at {start_s} s" if start_s else ""))
@@ -66,6 +71,31 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None,
         wave = resample(wave, sr, sample_rate)
         sr = sample_rate
     return wave, int(sr)
+
+
+HDF5_SUFFIXES = (".h5", ".hdf5")
+#: Sample rate assumed for packed HDF5 clips without a ``sample_rate`` attribute (PANNs packs
+#: AudioSet at 32 kHz).
+HDF5_DEFAULT_SAMPLE_RATE = 32000
+
+
+def is_hdf5_row(path: str | os.PathLike) -> bool:
+    """True for the packed-clip convention ``"<file>.h5#<row>"`` (see data.adapters.audioset)."""
+    text = str(path)
+    return "#" in text and text.rsplit("#", 1)[0].lower().endswith(HDF5_SUFFIXES)
+
+
+def _read_hdf5_row(path: str | os.PathLike, start_s: float, duration_s: float | None) -> tuple[np.ndarray, int]:
+    from .adapters.audioset import read_hdf5_clip
+
+    try:
+        wave, sr = read_hdf5_clip(path)
+    except (OSError, KeyError, IndexError, ValueError) as exc:
+        raise AudioFileError(f"cannot read packed clip {path}: {exc}") from exc
+    sr = sr or HDF5_DEFAULT_SAMPLE_RATE
+    start = int(round(start_s * sr))
+    stop = None if duration_s is None else start + int(round(duration_s * sr))
+    return wave[start:stop, None], sr
 
 
 def save_audio(path: str | os.PathLike, wave: torch.Tensor | np.ndarray, sample_rate: int) -> Path:

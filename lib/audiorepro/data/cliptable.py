@@ -172,7 +172,12 @@ class ClipTable:
 
     def check_files(self) -> list[str]:
         """Clip ids whose audio file does not exist (empty list when all are there)."""
-        return [cid for i, cid in enumerate(self.frame["clip_id"]) if not self.audio_path(i).is_file()]
+        from .audio import is_hdf5_row
+
+        def exists(p: Path) -> bool:
+            return Path(str(p).rsplit("#", 1)[0]).is_file() if is_hdf5_row(p) else p.is_file()
+
+        return [cid for i, cid in enumerate(self.frame["clip_id"]) if not exists(self.audio_path(i))]
 
     def label_counts(self) -> pd.Series:
         """Number of clips per class, in vocabulary order."""

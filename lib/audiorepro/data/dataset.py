@@ -5,7 +5,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from .audio import fix_length, load_audio, segment
 from .cliptable import ClipTable
@@ -77,7 +77,11 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         wave = self.load_wave(i)
         if self.clip_samples is not None:
-            wave = fix_length(wave, self.clip_samples, self.crop, self.generator)
+            # In a DataLoader worker the generator object is a per-worker copy that would repeat
+            # the same crops every epoch; there torch's default RNG (seeded per worker and epoch
+            # by the DataLoader) is used instead.
+            gen = self.generator if get_worker_info() is None else None
+            wave = fix_length(wave, self.clip_samples, self.crop, gen)
         if self.segment_samples is not None:
             wave = segment(wave, self.segment_samples)
         item = {"wave": wave, "index": i, "clip_id": self.table.frame["clip_id"].iloc[i]}

@@ -1,0 +1,280 @@
+"""Evaluation metrics of the five papers: tagging (mAP, AUC, d'), classification, retrieval.
+
+Conventions (all inputs are NumPy arrays or tensors, converted with :func:`as_numpy`):
+
+* tagging: ``y_true`` (N, C) in {0, 1}, ``y_score`` (N, C) real-valued (logits or
+  probabilities; mAP and AUC are invariant to a monotonic map such as the sigmoid);
+* classification: ``y_true`` (N,) class indices (or (N, C) one-hot), ``y_score`` (N, C) scores
+  or (N,) predicted indices;
+* retrieval: ``sim`` (Q, N) similarity of Q queries to N items (higher = more similar) and
+  ``target_index`` (Q,) the index of the one relevant item of each query.
+
+Macro averages skip classes where the metric is undefined (no positive for AP; no positive or
+no negative for ROC-AUC); the ``*_details`` functions say which classes were skipped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from scipy.stats import norm
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+__all__ = [
+    "as_numpy", "ClassAverage", "average_precision_details", "mean_average_precision",
+    "roc_auc_details", "macro_roc_auc", "d_prime", "accuracy", "top_k_accuracy",
+    "tagging_metrics", "classification_metrics", "retrieval_ranks", "recall_at_k",
+    "map_at_k", "retrieval_metrics",
+]
+
+
+def as_numpy(a: object, name: str = "array") -> np.ndarray:
+    """Tensor / list / array -> NumPy array (detached, on CPU, float64 for floats)."""
+    try:
+        import torch
+        if isinstance(a, torch.Tensor):
+            a = a.detach().cpu()
+            a = a.float().numpy() if a.is_floating_point() else a.numpy()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    arr = np.asarray(a)
+    if arr.dtype.kind == "f":
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def _check_2d(y_true: object, y_score: object) -> tuple[np.ndarray, np.ndarray]:
+    t = as_numpy(y_true, "y_true")
+    s = as_numpy(y_score, "y_score")
+    if t.ndim != 2 or s.ndim != 2:
+        raise ValueError(f"y_true and y_score must be (N, C); got y_true {t.shape}, y_score {s.shape}")
+    if t.shape != s.shape:
+        raise ValueError(f"y_true {t.shape} and y_score {s.shape} differ in shape")
+    if not np.all(np.isfinite(s)):
+        bad = np.argwhere(~np.isfinite(s))[0]
+        raise ValueError(f"y_score has a non-finite value at row {bad[0]}, class {bad[1]}")
+    if not np.isin(t, (0, 1)).all():
+        bad = np.argwhere(~np.isin(t, (0, 1)))[0]
+        raise ValueError(f"y_true must be 0/1; row {bad[0]}, class {bad[1]} is {t[tuple(bad)]!r}")
+    return t.astype(np.int64), s
+
+
+@dataclass
+class ClassAverage:
+    """A macro average over classes plus which classes entered it.
+
+    Attributes:
+        value: mean over the ``used`` classes (NaN if none).
+        per_class: (C,) per-class values, NaN for skipped classes.
+        used: indices of classes in the average.
+        skipped: indices of classes left out (metric undefined for them).
+    """
+
+    value: float
+    per_class: np.ndarray
+    used: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+
+
+def average_precision_details(y_true: object, y_score: object) -> ClassAverage:
+    r"""Per-class average precision and its macro mean (mAP).
+
+    For class c with positives P_c, AP_c = \sum_n (R_n - R_{n-1}) P_n over score thresholds
+    (sklearn ``average_precision_score``: precision P_n and recall R_n at the n-th threshold,
+    no interpolation). mAP = mean of AP_c over classes with >= 1 positive; classes without
+    positives are skipped (listed in ``skipped``).
+
+    Args:
+        y_true: (N, C) 0/1 targets.  y_score: (N, C) scores.
+    """
+    t, s = _check_2d(y_true, y_score)
+    per = np.full(t.shape[1], np.nan)
+    used, skipped = [], []
+    for c in range(t.shape[1]):
+        if t[:, c].sum() == 0:
+            skipped.append(c)
+            continue
+        per[c] = average_precision_score(t[:, c], s[:, c])
+        used.append(c)
+    value = float(np.mean(per[used])) if used else float("nan")
+    return ClassAverage(value, per, used, skipped)
+
+
+def mean_average_precision(y_true: object, y_score: object) -> float:
+    """Macro mAP over classes with >= 1 positive (see :func:`average_precision_details`)."""
+    return average_precision_details(y_true, y_score).value
+
+
+def roc_auc_details(y_true: object, y_score: object) -> ClassAverage:
+    r"""Per-class ROC-AUC and its macro mean.
+
+    AUC_c = P(score of a random positive > score of a random negative) + 0.5 P(tie)
+    (sklearn ``roc_auc_score``); the macro mean skips classes lacking positives or negatives.
+    """
+    t, s = _check_2d(y_true, y_score)
+    per = np.full(t.shape[1], np.nan)
+    used, skipped = [], []
+    n = t.shape[0]
+    for c in range(t.shape[1]):
+        pos = t[:, c].sum()
+        if pos == 0 or pos == n:
+            skipped.append(c)
+            continue
+        per[c] = roc_auc_score(t[:, c], s[:, c])
+        used.append(c)
+    value = float(np.mean(per[used])) if used else float("nan")
+    return ClassAverage(value, per, used, skipped)
+
+
+def macro_roc_auc(y_true: object, y_score: object) -> float:
+    """Macro ROC-AUC over classes with both positives and negatives."""
+    return roc_auc_details(y_true, y_score).value
+
+
+def d_prime(auc: float) -> float:
+    r"""Sensitivity index d' = \sqrt{2} \Phi^{-1}(AUC) (AST / PANNs convention).
+
+    \Phi^{-1} is the standard normal quantile (``scipy.stats.norm.ppf``). AUC = 0.5 -> 0;
+    AUC = 1 -> +inf. Apply it to the *macro* AUC, as AST does.
+    """
+    if not np.isfinite(auc):
+        return float("nan")
+    if not 0.0 <= auc <= 1.0:
+        raise ValueError(f"d_prime: auc must lie in [0, 1], got {auc}")
+    return float(np.sqrt(2.0) * norm.ppf(auc))
+
+
+def tagging_metrics(y_true: object, y_score: object, details: bool = False) -> dict:
+    """Multi-label tagging metrics: ``{"mAP", "AUC", "d_prime"}`` (floats).
+
+    Args:
+        y_true: (N, C) 0/1.  y_score: (N, C) scores.
+        details: also return ``AP_per_class`` / ``AUC_per_class`` (C,) arrays and the skipped
+            class indices ``mAP_skipped`` / ``AUC_skipped`` (lists).
+    """
+    ap = average_precision_details(y_true, y_score)
+    auc = roc_auc_details(y_true, y_score)
+    out: dict = {"mAP": ap.value, "AUC": auc.value, "d_prime": d_prime(auc.value)}
+    if details:
+        out.update(AP_per_class=ap.per_class, AUC_per_class=auc.per_class,
+                   mAP_skipped=ap.skipped, AUC_skipped=auc.skipped)
+    return out
+
+
+def _class_indices(y_true: object) -> np.ndarray:
+    t = as_numpy(y_true, "y_true")
+    if t.ndim == 2:
+        return t.argmax(axis=1)
+    if t.ndim != 1:
+        raise ValueError(f"y_true must be (N,) indices or (N, C) one-hot, got shape {t.shape}")
+    return t.astype(np.int64)
+
+
+def _predictions(y_score: object) -> np.ndarray:
+    s = as_numpy(y_score, "y_score")
+    if s.ndim == 2:
+        return s.argmax(axis=1)
+    if s.ndim != 1:
+        raise ValueError(f"y_score must be (N, C) scores or (N,) predictions, got shape {s.shape}")
+    return s.astype(np.int64)
+
+
+def accuracy(y_true: object, y_score: object) -> float:
+    """Top-1 accuracy = mean_n [argmax_c y_score[n, c] == y_true[n]].
+
+    ``y_score`` may be (N, C) scores (ties: the first maximal class, NumPy ``argmax``) or (N,)
+    predicted indices; ``y_true`` (N,) indices or (N, C) one-hot.
+    """
+    t, p = _class_indices(y_true), _predictions(y_score)
+    if t.shape[0] != p.shape[0]:
+        raise ValueError(f"accuracy: {t.shape[0]} targets but {p.shape[0]} predictions")
+    if t.shape[0] == 0:
+        raise ValueError("accuracy of an empty set")
+    return float(np.mean(t == p))
+
+
+def top_k_accuracy(y_true: object, y_score: object, k: int = 5) -> float:
+    """Share of rows whose true class is among the k highest scores (ties pessimistic).
+
+    The rank of the true class is 1 + the number of classes with a strictly higher score or an
+    equal score (other than the true class itself), so ties never help.
+    """
+    t = _class_indices(y_true)
+    s = as_numpy(y_score, "y_score")
+    if s.ndim != 2:
+        raise ValueError(f"top_k_accuracy needs (N, C) scores, got shape {s.shape}")
+    ranks = retrieval_ranks(s, t)
+    return float(np.mean(ranks <= k))
+
+
+def classification_metrics(y_true: object, y_score: object) -> dict:
+    """Single-label metrics: ``{"accuracy", "macro_F1"}`` and ``top5_accuracy`` when C > 5.
+
+    Args:
+        y_true: (N,) class indices or (N, C) one-hot.  y_score: (N, C) scores or (N,) predictions.
+    """
+    t, p = _class_indices(y_true), _predictions(y_score)
+    s = as_numpy(y_score)
+    labels = None
+    if s.ndim == 2:
+        labels = list(range(s.shape[1]))
+    out = {"accuracy": accuracy(t, p),
+           "macro_F1": float(f1_score(t, p, labels=labels, average="macro", zero_division=0))}
+    if s.ndim == 2 and s.shape[1] > 5:
+        out["top5_accuracy"] = top_k_accuracy(t, s, 5)
+    return out
+
+
+# ---------------------------------------------------------------------------- retrieval
+def retrieval_ranks(sim: object, target_index: object) -> np.ndarray:
+    """1-based rank of each query's relevant item, ties resolved pessimistically.
+
+    rank_q = #{n : sim[q, n] >= sim[q, t_q]}, i.e. every item scoring the same as the relevant
+    one is counted as ranked before it.
+
+    Args:
+        sim: (Q, N) similarities.  target_index: (Q,) int index in [0, N) of the relevant item.
+    Returns:
+        (Q,) int64 ranks in [1, N].
+    """
+    s = as_numpy(sim, "sim")
+    t = as_numpy(target_index, "target_index")
+    if s.ndim != 2:
+        raise ValueError(f"sim must be (Q, N), got shape {s.shape}")
+    if t.ndim != 1 or t.shape[0] != s.shape[0]:
+        raise ValueError(f"target_index must be ({s.shape[0]},) for sim {s.shape}, got {t.shape}")
+    if t.dtype.kind not in "iu":
+        raise ValueError(f"target_index must hold integers, got dtype {t.dtype}")
+    bad = np.flatnonzero((t < 0) | (t >= s.shape[1]))
+    if bad.size:
+        raise ValueError(f"target_index[{bad[0]}] = {t[bad[0]]} is outside [0, {s.shape[1]})")
+    if not np.all(np.isfinite(s)):
+        q = int(np.argwhere(~np.isfinite(s))[0][0])
+        raise ValueError(f"sim has a non-finite value in query row {q}")
+    target_scores = s[np.arange(s.shape[0]), t][:, None]
+    return (s >= target_scores).sum(axis=1).astype(np.int64)
+
+
+def recall_at_k(sim: object, target_index: object, k: int) -> float:
+    """R@k = share of queries whose relevant item has rank <= k (pessimistic ties)."""
+    return float(np.mean(retrieval_ranks(sim, target_index) <= k))
+
+
+def map_at_k(sim: object, target_index: object, k: int = 10) -> float:
+    """mAP@k for one relevant item per query = mean_q (1 / rank_q if rank_q <= k else 0)."""
+    r = retrieval_ranks(sim, target_index)
+    return float(np.mean(np.where(r <= k, 1.0 / r, 0.0)))
+
+
+def retrieval_metrics(sim: object, target_index: object, ks: Sequence[int] = (1, 5, 10)) -> dict:
+    """``{"R@1", "R@5", "R@10", "mAP@10", "median_rank", "mean_rank"}`` of a (Q, N) similarity.
+
+    Ties are pessimistic (see :func:`retrieval_ranks`).
+    """
+    r = retrieval_ranks(sim, target_index)
+    out = {f"R@{k}": float(np.mean(r <= k)) for k in ks}
+    out["mAP@10"] = float(np.mean(np.where(r <= 10, 1.0 / r, 0.0)))
+    out["median_rank"] = float(np.median(r))
+    out["mean_rank"] = float(np.mean(r))
+    return out

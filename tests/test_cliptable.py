@@ -44,6 +44,10 @@ def test_roundtrip_vocabulary_and_targets(table_dir):
     co = t.cooccurrence()
     assert co[1, 1] == 2 and co[0, 1] == 1 and co[2, 0] == 0
     assert t.label_counts().to_dict() == {"bark": 1, "dog": 2, "siren": 1}
+    # lift(bark, dog) = P(both) / (P(bark) P(dog)) = (1/4) / ((1/4) (2/4)) = 2
+    lift = t.pair_lift()
+    assert len(lift) == 1 and lift.loc[0, ["a", "b", "count"]].tolist() == ["bark", "dog", 1]
+    assert lift.loc[0, "lift"] == pytest.approx(2.0)
     assert len(t.subset("train")) == 3 and len(t.subset(fold=2)) == 2
     assert len(t.subset("train", exclude_fold=1)) == 1
 

@@ -75,3 +75,46 @@ def cooccurrence_heatmap(matrix: np.ndarray, classes: Sequence[str], title: str 
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def event_timeline(events: pd.DataFrame, visual: np.ndarray, clip_seconds: float = 10.0,
+                   title: str = "") -> plt.Figure:
+    """Audio events (bars) above the pseudo-visual stream of one clip.
+
+    Args:
+        events: rows with ``label``, ``onset_s``, ``offset_s``, ``audible`` and optionally
+            ``visual_onset_s`` / ``visual_offset_s`` (the synthetic world's events.csv).
+        visual: (chunks, D) visual features of the clip.
+    """
+    chunks = visual.shape[0]
+    chunk_s = clip_seconds / chunks
+    fig, (ax_a, ax_v, ax_d) = plt.subplots(3, 1, figsize=(8, 4.8), sharex=True,
+                                           gridspec_kw={"height_ratios": [1.2, 2, 0.8]})
+    labels = list(dict.fromkeys(events["label"]))
+    for _, ev in events.iterrows():
+        y = labels.index(ev["label"])
+        audible = bool(ev.get("audible", True))
+        if audible:
+            ax_a.barh(y, ev["offset_s"] - ev["onset_s"], left=ev["onset_s"], height=0.35,
+                      color="tab:blue", label="audio")
+        if "visual_onset_s" in ev and not _isnan(ev["visual_onset_s"]):
+            ax_a.barh(y + 0.38, ev["visual_offset_s"] - ev["visual_onset_s"], left=ev["visual_onset_s"],
+                      height=0.25, color="tab:orange", alpha=0.8, label="visual")
+    ax_a.set_yticks(range(len(labels)), labels, fontsize=7)
+    handles, names = ax_a.get_legend_handles_labels()
+    uniq = dict(zip(names, handles))
+    ax_a.legend(uniq.values(), uniq.keys(), fontsize=7, loc="upper right")
+    ax_a.set_title(title or "events: audio interval (blue) and visual interval (orange)", fontsize=9)
+    v = np.asarray(visual, dtype=np.float32)
+    ax_v.imshow(v.T, aspect="auto", origin="lower", cmap="coolwarm", extent=(0, clip_seconds, 0, v.shape[1]))
+    ax_v.set_ylabel("visual dim", fontsize=7)
+    change = np.r_[0.0, np.linalg.norm(np.diff(v, axis=0), axis=1)]
+    ax_d.plot((np.arange(chunks) + 0.5) * chunk_s, change, color="k")
+    ax_d.set_ylabel("|Δ visual|", fontsize=7)
+    ax_d.set_xlabel("time (s)")
+    fig.tight_layout()
+    return fig
+
+
+def _isnan(v: object) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))

@@ -189,6 +189,21 @@ class ClipTable:
         t = self.targets()
         return t.T @ t
 
+    def pair_lift(self, min_count: int = 1) -> pd.DataFrame:
+        """Label pairs with their co-occurrence count and lift P(a, b) / (P(a) P(b)).
+
+        Lift 1 means independent labels; > 1 labels that occur together more often than chance.
+        Returns columns ``a, b, count, lift`` sorted by lift (pairs seen < ``min_count`` times dropped).
+        """
+        n = max(len(self), 1)
+        co = self.cooccurrence()
+        p = np.diag(co) / n
+        rows = [(self.classes[i], self.classes[j], int(co[i, j]), (co[i, j] / n) / (p[i] * p[j]))
+                for i in range(len(self.classes)) for j in range(i + 1, len(self.classes))
+                if co[i, j] >= min_count]
+        return pd.DataFrame(rows, columns=["a", "b", "count", "lift"]).sort_values(
+            "lift", ascending=False, ignore_index=True)
+
     # ------------------------------------------------------------------ I/O
     @classmethod
     def read(cls, csv_path: str | os.PathLike, name: str | None = None) -> "ClipTable":

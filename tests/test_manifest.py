@@ -26,7 +26,21 @@ def test_repo_manifest_lists_every_dataset_with_valid_rows():
     # every official dataset has a source and a licence, and every checksum says where it is from
     off = df[df["kind"] == "official"]
     assert (off["source"] != "").all() and (off["licence"] != "").all()
-    assert (df["notes"][df["checksum"] != ""].str.contains("not verified here")).all()
+    published = (df["kind"] == "official") & (df["checksum"] != "")
+    assert (df["notes"][published].str.contains("not verified here")).all()
+
+
+def test_debian_rows_agree_with_the_builders_manifest_rows():
+    df = M.load_manifest(REPO_MANIFEST)
+    built = pd.read_csv(REPO_MANIFEST.parent / "lib/audiorepro/data/debian/manifest_rows.csv",
+                        dtype=str, keep_default_na=False)
+    deb = df[df["kind"] == "debian"]
+    assert len(deb) == len(built)
+    for r in built.itertuples():
+        row = deb[deb["source"] == r.origin]
+        assert len(row) == 1, r.origin
+        assert row["checksum"].iloc[0] == r.sha256 and row["version"].iloc[0] == r.version
+        assert row["count"].iloc[0] == r.files
 
 
 def _manifest(tmp_path: Path, rows: list[dict]) -> Path:

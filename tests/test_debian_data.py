@@ -626,3 +626,24 @@ def test_task_pitch_and_family(built):
     fam = tasks.build_task("instrument_family", root=built).frame
     assert fam.groupby("program")["split"].nunique().max() == 1
     assert set(fam.labels) == set(soundfont.GM_FAMILIES)
+
+
+def test_overview_counts_splits_and_reports_unavailable_tasks(tmp_path):
+    import pandas as pd
+
+    from audiorepro.data.audio import save_audio
+    from audiorepro.data.cliptable import ClipTable
+    from audiorepro.data.debian import DebianSourceUnavailable
+    from audiorepro.data.debian import tasks as T
+
+    rows = []
+    for i, (split, seconds) in enumerate([("train", 1.0), ("train", 2.0), ("test", 3.0)]):
+        save_audio(tmp_path / f"{i}.flac", np.zeros(int(seconds * 16000), np.float32), 16000)
+        rows.append(dict(clip_id=str(i), path=f"{i}.flac", split=split, labels=f"c{i % 2}"))
+    table = ClipTable(pd.DataFrame(rows), tmp_path)
+    ov = T.overview({"captions": table,
+                     "drums": DebianSourceUnavailable("hydrogen-drumkits", "no apt here")})
+    assert ov.loc["captions", ["clips", "classes", "train", "valid", "test"]].tolist() == [3, 2, 2, 0, 1]
+    assert ov.loc["captions", "median_duration_s"] == 2.0
+    assert ov.loc["drums", "status"].startswith("unavailable") and "hydrogen-drumkits" in ov.loc["drums", "status"]
+    assert "GPL-2" in ov.loc["captions", "licences"]

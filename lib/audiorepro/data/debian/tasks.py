@@ -287,3 +287,44 @@ def build_task(name: str, root: str | os.PathLike | None = None, **kwargs) -> Cl
     table = ClipTable(frame.reset_index(drop=True), out, name=name)
     table.write(out / f"{name}.csv")
     return table
+
+
+def build_tasks(names: list[str] | None = None, root: str | os.PathLike | None = None
+                ) -> dict[str, ClipTable | Exception]:
+    """Build (or read) several task tables; a task whose source cannot be had maps to the
+    :class:`DebianSourceUnavailable` (or other data error) instead of raising, so a page can fall
+    back to the synthetic world for just those tasks."""
+    from .fetch import DebianSourceUnavailable
+
+    out: dict[str, ClipTable | Exception] = {}
+    for name in names or TASK_NAMES:
+        try:
+            out[name] = build_task(name, root)
+        except (DebianSourceUnavailable, ClipTableError, OSError) as exc:
+            out[name] = exc
+    return out
+
+
+def overview(tables: dict[str, ClipTable | Exception]) -> pd.DataFrame:
+    """One row per task: clips per split, classes, median duration (s), sources, licences."""
+    import soundfile as sf
+
+    from .sources import get_source
+
+    rows = []
+    for name, table in tables.items():
+        sources = TASK_SOURCES[name]
+        licences = "; ".join(dict.fromkeys(get_source(s).licence for s in sources))
+        if isinstance(table, Exception):
+            rows.append(dict(task=name, status=f"unavailable: {table}", sources=", ".join(sources),
+                             licences=licences))
+            continue
+        splits = table.frame["split"].value_counts()
+        step = max(1, len(table) // 200)  # durations from a sample of at most ~200 files
+        durations = [sf.info(str(table.audio_path(i))).duration for i in range(0, len(table), step)]
+        rows.append(dict(task=name, status="built", clips=len(table), classes=table.num_classes,
+                         train=int(splits.get("train", 0)), valid=int(splits.get("valid", 0)),
+                         test=int(splits.get("test", 0)),
+                         median_duration_s=round(float(np.median(durations)), 2),
+                         sources=", ".join(sources), licences=licences))
+    return pd.DataFrame(rows).set_index("task")

@@ -1,0 +1,905 @@
+"""Front ends (waveform -> log-mel features) of the five papers, built on torchaudio, and an
+on-disk feature cache.
+
+Every front end is a :class:`FrontEnd` (``torch.nn.Module``) configured by a small frozen
+dataclass:
+
+* input: waves ``(B, T)`` float at ``config.sample_rate`` (a single ``(T,)`` wave is accepted too
+  and gives ``(n_mels, frames)``);
+* output: features ``(B, n_mels, frames)`` ("frequency-major", the layout of torchaudio and of the
+  CNN front ends). AST / ATGNN / PSLA take ``(B, frames, 128)``: use :func:`time_major` or
+  ``FrontEnd(..., time_major=True)``.
+
+Named presets (:data:`PRESETS`, :func:`make_frontend`):
+
+================ ==============================================================================
+kaldi_fbank_128  AST / PSLA / ATGNN: Kaldi fbank, 16 kHz, 25 ms Hanning, 10 ms shift, 128 bins,
+                 padded/cropped to 1056 frames (AudioSet; 1024 for FSD50K), (x + 4.27) / 9.14
+panns_16k        PANNs CNN14 16 kHz: 512 / 160, 64 Slaney mel 50-8000 Hz, 10 log10 power
+panns_32k        PANNs CNN14 32 kHz: 1024 / 320, 64 Slaney mel 50-14000 Hz, 10 log10 power
+vggish           VGGish: 25 ms periodic Hann, hop 10 ms, FFT 512, 64 HTK mel 125-7500 Hz,
+                 log(|X| mel + 0.01); :func:`vggish_examples` frames it into 96 x 64 examples
+passt            PaSST (32 kHz): pre-emphasis, STFT 1024 / 800 / 320, 128 Kaldi mel 0-15000 Hz,
+                 log(x + 1e-5), (x + 4.5) / 5
+bow_96           bag-of-codewords paper: 16 kHz, 96 mel 0-8 kHz, 30 ms window, 10 ms hop,
+                 FFT 2048, Hann, log-mel, 100 frames per second
+logmel_64        generic 16 kHz 64-bin log-mel for quick experiments
+================ ==============================================================================
+
+Resampling: use :func:`audiorepro.data.audio.resample` (torchaudio sinc interpolation) or load
+with ``load_audio(path, sample_rate=frontend.sample_rate)``.
+
+The feature cache (:class:`FeatureCache`, :class:`CachedFeatureDataset`) stores one ``.npy``
+per clip under ``cache/features/<key>/`` where ``<key>`` hashes the front-end configuration,
+the dataset name and the loader parameters; writes are atomic (temporary file + rename), so an
+interrupted run leaves only complete files and resumes where it stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchaudio.compliance.kaldi as kaldi
+import torchaudio.transforms as T
+from torch import nn
+
+from . import paths
+from .data.audio import resample
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FrontEndConfig", "KaldiFbankConfig", "LogMelConfig", "VGGishConfig", "PasstConfig",
+    "FrontEnd", "KaldiFbank", "LogMel", "VGGishLogMel", "PasstMel",
+    "PRESETS", "PRESET_SOURCES", "describe_preset", "preset_config", "make_frontend", "frontend_from_config", "time_major",
+    "vggish_examples", "vggish_mel_matrix", "FeatureCache", "CachedFeatureDataset",
+    "feature_key", "CacheError",
+]
+
+
+# ============================================================================ configurations
+@dataclass(frozen=True)
+class FrontEndConfig:
+    """Fields shared by all front ends.
+
+    Attributes:
+        sample_rate: expected input rate (Hz); waves at another rate must be resampled first.
+        n_mels: number of mel bins (feature height).
+        hop_length: samples between frames.
+    """
+
+    sample_rate: int = 16000
+    n_mels: int = 64
+    hop_length: int = 160
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_dict(self) -> dict:
+        """JSON-able dict including the config class name (used in cache keys)."""
+        return {"kind": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class KaldiFbankConfig(FrontEndConfig):
+    """``torchaudio.compliance.kaldi.fbank`` as used by AST, PSLA and ATGNN.
+
+    Sources: AST ``src/dataloader.py`` (``_wav2fbank``: ``waveform - waveform.mean()``,
+    ``kaldi.fbank(htk_compat=True, sample_frequency=sr, use_energy=False,
+    window_type='hanning', num_mel_bins=128, dither=0.0, frame_shift=10)``, zero-pad / crop to
+    ``target_length``, then ``(fbank - norm_mean) / (norm_std * 2)`` with AudioSet stats
+    ``norm_mean=-4.2677393``, ``norm_std=4.5689974``); REFERENCE_FACTS section 1.
+
+    Attributes:
+        frame_length_ms, frame_shift_ms: Kaldi window (25 ms) and shift (10 ms).
+        window_type: Kaldi window name; the papers use ``hanning`` (Kaldi's default ``povey``
+            is NOT used).
+        low_freq, high_freq: Kaldi mel range (defaults 20 Hz and Nyquist, ``high_freq <= 0``
+            means Nyquist + high_freq).
+        target_frames: pad (zeros, before normalisation, as AST) or crop to this many frames;
+            ``None`` keeps ``1 + (T - 400) // 160`` frames.
+        norm_mean, norm_std: features become ``(x - norm_mean) / (2 * norm_std)``; set
+            ``normalize=False`` to get the raw log fbank.
+        remove_mean: subtract each clip's waveform mean first (AST does).
+        hop_length: must equal ``frame_shift_ms`` in samples (checked).
+        vectorized: batched re-implementation of ``kaldi.fbank`` (same numbers, verified in the
+            tests); ``False`` loops over the batch calling ``kaldi.fbank`` itself.
+    """
+
+    n_mels: int = 128
+    hop_length: int = 160
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+    window_type: str = "hanning"
+    preemphasis: float = 0.97
+    low_freq: float = 20.0
+    high_freq: float = 0.0
+    target_frames: int | None = 1056
+    normalize: bool = True
+    norm_mean: float = -4.2677393
+    norm_std: float = 4.5689974
+    remove_mean: bool = True
+    vectorized: bool = True
+
+
+@dataclass(frozen=True)
+class LogMelConfig(FrontEndConfig):
+    """torchaudio ``Spectrogram`` + ``MelScale`` (what ``MelSpectrogram`` does) and a log
+    (``db`` or ``log``).
+
+    Attributes:
+        n_fft, win_length, hop_length: STFT sizes (samples); the window is a periodic Hann
+            window of ``win_length`` zero-padded (centred) to ``n_fft`` by ``torch.stft``.
+        f_min, f_max: mel range in Hz (``f_max=None``: Nyquist).
+        mel_scale, mel_norm: ``htk``/``slaney`` scale and ``None``/``slaney`` area norm.
+        center, pad_mode: ``torch.stft`` centring (frames = 1 + T // hop when centred).
+        power: 2 = power spectrogram, 1 = magnitude.
+        log: ``db`` -> ``10 log10(max(x, amin))`` (torchaudio ``AmplitudeToDB``, ref 1,
+            ``top_db``), ``log`` -> ``ln(x + log_offset)``.
+        frames_per_hop: if True keep only ``T // hop_length`` frames (drops the extra last
+            frame of a centred STFT, e.g. 100 frames for 1 s at hop 10 ms).
+    """
+
+    n_fft: int = 512
+    win_length: int = 400
+    f_min: float = 0.0
+    f_max: float | None = None
+    mel_scale: str = "htk"
+    mel_norm: str | None = None
+    center: bool = True
+    pad_mode: str = "reflect"
+    power: float = 2.0
+    log: str = "log"
+    log_offset: float = 1e-6
+    amin: float = 1e-10
+    top_db: float | None = None
+    frames_per_hop: bool = False
+
+
+@dataclass(frozen=True)
+class VGGishConfig(FrontEndConfig):
+    """VGGish input features (``vggish_input.py`` / ``mel_features.py`` of the TF models repo,
+    and ``torchvggish``).
+
+    16 kHz; frames of 25 ms (400 samples, periodic Hann ``0.5 - 0.5 cos(2 pi n / 400)``), hop
+    10 ms (160), not centred (``1 + (T - 400) // 160`` frames); ``|rfft(frame, 512)|``
+    (magnitude, not power); 64 HTK-mel triangles built linearly *in the mel domain* between
+    125 and 7500 Hz with the DC bin zeroed; ``log(mel + 0.01)``. Examples: 96 frames (0.96 s)
+    with hop 96. REFERENCE_FACTS section 4.
+    """
+
+    n_mels: int = 64
+    hop_length: int = 160
+    win_length: int = 400
+    n_fft: int = 512
+    f_min: float = 125.0
+    f_max: float = 7500.0
+    log_offset: float = 0.01
+    example_frames: int = 96
+    example_hop_frames: int = 96
+
+
+@dataclass(frozen=True)
+class PasstConfig(FrontEndConfig):
+    """PaSST ``AugmentMelSTFT`` (``kkoutini/PaSST models/preprocess.py``; the AudioSet models
+    and ``hear21passt.base.get_basic_model`` use ``fmin_aug_range=10, fmax_aug_range=2000``).
+
+    Pre-emphasis ``conv1d`` with kernel ``[-0.97, 1]`` (no padding: T - 1 samples), ``torch.stft``
+    (n_fft 1024, win 800 symmetric Hann ``hann_window(800, periodic=False)``, hop 320,
+    centred, reflect padding), power ``|X|^2``, mel matrix
+    ``torchaudio.compliance.kaldi.get_mel_banks(128, 1024, 32000, fmin, fmax, ...)`` padded with a
+    zero column for the Nyquist bin, ``log(mel + 1e-5)``, ``(x + 4.5) / 5``.
+    ``fmax=None`` -> ``sr // 2 - fmax_aug_range // 2`` = 15000 Hz. In ``train()`` mode the band
+    edges are randomised as in PaSST (fmin + U{0..fmin_aug_range-1},
+    fmax + fmax_aug_range // 2 - U{0..fmax_aug_range-1}); ``eval()`` uses fixed edges.
+    Frames: ``1 + (T - 1) // 320`` (1000 for 10 s).
+    """
+
+    sample_rate: int = 32000
+    n_mels: int = 128
+    hop_length: int = 320
+    n_fft: int = 1024
+    win_length: int = 800
+    preemphasis: float = 0.97
+    f_min: float = 0.0
+    f_max: float | None = None
+    fmin_aug_range: int = 10
+    fmax_aug_range: int = 2000
+    log_offset: float = 1e-5
+    norm_add: float = 4.5
+    norm_div: float = 5.0
+
+    @property
+    def fmax_effective(self) -> float:
+        return float(self.f_max) if self.f_max is not None else \
+            float(self.sample_rate // 2 - self.fmax_aug_range // 2)
+
+
+# ============================================================================ modules
+class FrontEnd(nn.Module):
+    """Waveforms ``(B, T)`` -> features ``(B, n_mels, frames)`` (or ``(B, frames, n_mels)``
+    when ``time_major=True``). A 1-D wave ``(T,)`` gives ``(n_mels, frames)``.
+
+    Subclasses implement :meth:`features` on a 2-D batch and :meth:`num_frames`.
+    """
+
+    config: FrontEndConfig
+
+    def __init__(self, config: FrontEndConfig, time_major: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.time_major = bool(time_major)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config.sample_rate)
+
+    @property
+    def n_mels(self) -> int:
+        return int(self.config.n_mels)
+
+    def num_frames(self, num_samples: int) -> int:  # pragma: no cover - abstract
+        """Number of output frames for an input of ``num_samples`` samples."""
+        raise NotImplementedError
+
+    def features(self, wave: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """(B, T) float -> (B, n_mels, frames)."""
+        raise NotImplementedError
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if not torch.is_tensor(wave):
+            raise TypeError(f"{type(self).__name__}: expected a torch.Tensor wave, got {type(wave)}")
+        if wave.dim() not in (1, 2):
+            raise ValueError(f"{type(self).__name__}: wave must be (T,) or (B, T), got shape "
+                             f"{tuple(wave.shape)}")
+        if not wave.is_floating_point():
+            raise TypeError(f"{type(self).__name__}: wave must be floating point, got {wave.dtype}")
+        single = wave.dim() == 1
+        x = wave.unsqueeze(0) if single else wave
+        out = self.features(x)
+        if self.time_major:
+            out = out.transpose(-1, -2)
+        return out[0] if single else out
+
+    def extract(self, wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """Like ``forward`` for a wave (T,) / (B, T) at ``sample_rate``: resampled first (with
+        :func:`audiorepro.data.audio.resample`) when it differs from ``config.sample_rate``."""
+        if int(sample_rate) <= 0:
+            raise ValueError(f"{type(self).__name__}.extract: sample_rate={sample_rate} must be > 0")
+        return self(resample(wave, int(sample_rate), self.sample_rate))
+
+    def extra_repr(self) -> str:
+        return f"{self.config}, time_major={self.time_major}"
+
+
+def _power(spec: torch.Tensor) -> torch.Tensor:
+    """``|X|^2`` of a complex tensor as ``re^2 + im^2`` (faster on CPU than ``abs().pow(2)``)."""
+    re, im = spec.real, spec.imag
+    return torch.addcmul(re * re, im, im)
+
+
+def time_major(features: torch.Tensor) -> torch.Tensor:
+    """(B, n_mels, frames) -> (B, frames, n_mels) (the AST / ATGNN input layout); a view."""
+    return features.transpose(-1, -2)
+
+
+class KaldiFbank(FrontEnd):
+    """Kaldi-compatible log mel filter bank (AST / PSLA / ATGNN); see :class:`KaldiFbankConfig`.
+
+    Output ``(B, 128, target_frames)``; normalised unless ``config.normalize`` is False.
+    """
+
+    config: KaldiFbankConfig
+
+    def __init__(self, config: KaldiFbankConfig = KaldiFbankConfig(), time_major: bool = False) -> None:
+        super().__init__(config, time_major)
+        c = config
+        self.win = int(c.sample_rate * c.frame_length_ms * 0.001)
+        self.shift = int(c.sample_rate * c.frame_shift_ms * 0.001)
+        self.padded = 1 << (self.win - 1).bit_length()  # round_to_power_of_two
+        if c.hop_length != self.shift:
+            raise ValueError(f"KaldiFbankConfig: hop_length={c.hop_length} disagrees with "
+                             f"frame_shift_ms={c.frame_shift_ms} ({self.shift} samples)")
+        if c.window_type != "hanning" and c.vectorized:
+            raise ValueError(f"KaldiFbankConfig.window_type={c.window_type!r}: the vectorised "
+                             "path implements 'hanning' only (the papers' choice); use "
+                             "vectorized=False for other Kaldi windows")
+        banks, _ = kaldi.get_mel_banks(c.n_mels, self.padded, float(c.sample_rate), c.low_freq,
+                                       c.high_freq, 100.0, -500.0, 1.0)
+        self.register_buffer("mel_banks", F.pad(banks, (0, 1)).float(), persistent=False)  # (M, P/2+1)
+        self.register_buffer("window", torch.hann_window(self.win, periodic=False), persistent=False)
+
+    def num_frames(self, num_samples: int) -> int:
+        if self.config.target_frames is not None:
+            return int(self.config.target_frames)
+        return self.raw_frames(num_samples)
+
+    def raw_frames(self, num_samples: int) -> int:
+        """Kaldi frames with ``snip_edges=True``: ``1 + (T - win) // shift`` (0 if T < win)."""
+        return 0 if num_samples < self.win else 1 + (num_samples - self.win) // self.shift
+
+    def _fbank_loop(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        out = [kaldi.fbank(w.unsqueeze(0), htk_compat=True, sample_frequency=float(c.sample_rate),
+                           use_energy=False, window_type=c.window_type, num_mel_bins=c.n_mels,
+                           dither=0.0, frame_length=c.frame_length_ms, frame_shift=c.frame_shift_ms,
+                           low_freq=c.low_freq, high_freq=c.high_freq,
+                           preemphasis_coefficient=c.preemphasis)
+               for w in x]
+        return torch.stack(out)  # (B, frames, M)
+
+    def _fbank_vectorized(self, x: torch.Tensor) -> torch.Tensor:
+        """Batched copy of ``kaldi.fbank`` for our settings; (B, T) -> (B, frames, M)."""
+        frames = x.unfold(-1, self.win, self.shift)  # (B, N, win), snip_edges=True
+        frames = frames - frames.mean(dim=-1, keepdim=True)  # remove_dc_offset
+        prev = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)  # replicate-padded shift
+        frames = (frames - self.config.preemphasis * prev) * self.window
+        spec = _power(torch.fft.rfft(frames, n=self.padded))  # (B, N, P/2+1)
+        mel = spec @ self.mel_banks.T
+        eps = torch.finfo(torch.float32).eps
+        return mel.clamp_min(eps).log()
+
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        x = wave.float()
+        if x.shape[-1] < self.win:
+            raise ValueError(f"KaldiFbank: wave of {x.shape[-1]} samples is shorter than one "
+                             f"{c.frame_length_ms} ms frame ({self.win} samples)")
+        if c.remove_mean:
+            x = x - x.mean(dim=-1, keepdim=True)
+        fb = self._fbank_vectorized(x) if c.vectorized else self._fbank_loop(x)
+        if c.target_frames is not None:
+            n = fb.shape[1]
+            if n < c.target_frames:
+                fb = F.pad(fb, (0, 0, 0, c.target_frames - n))
+            else:
+                fb = fb[:, :c.target_frames]
+        if c.normalize:
+            fb = (fb - c.norm_mean) / (c.norm_std * 2)
+        return fb.transpose(1, 2).contiguous()
+
+
+class LogMel(FrontEnd):
+    """torchaudio ``Spectrogram`` + ``MelScale`` + log; see :class:`LogMelConfig`.
+    Output (B, n_mels, frames)."""
+
+    config: LogMelConfig
+
+    def __init__(self, config: LogMelConfig = LogMelConfig(), time_major: bool = False) -> None:
+        super().__init__(config, time_major)
+        c = config
+        if c.log not in ("db", "log"):
+            raise ValueError(f"LogMelConfig.log must be 'db' or 'log', got {c.log!r}")
+        if c.win_length > c.n_fft:
+            raise ValueError(f"LogMelConfig: win_length={c.win_length} > n_fft={c.n_fft}")
+        if c.power not in (1.0, 2.0):
+            raise ValueError(f"LogMelConfig.power must be 1 (magnitude) or 2 (power), got {c.power}")
+        # torchaudio Spectrogram (complex) + MelScale, i.e. T.MelSpectrogram with |X|^2 computed
+        # from real and imaginary parts (faster on CPU than complex abs().pow(2)).
+        self.spectrogram = T.Spectrogram(
+            n_fft=c.n_fft, win_length=c.win_length, hop_length=c.hop_length,
+            window_fn=torch.hann_window, power=None, center=c.center, pad_mode=c.pad_mode)
+        self.mel_scale = T.MelScale(n_mels=c.n_mels, sample_rate=c.sample_rate, f_min=c.f_min,
+                                    f_max=c.f_max, n_stft=c.n_fft // 2 + 1, norm=c.mel_norm,
+                                    mel_scale=c.mel_scale)
+        self.to_db = T.AmplitudeToDB(stype="power" if c.power == 2.0 else "magnitude",
+                                     top_db=c.top_db) if c.log == "db" else None
+        if self.to_db is not None:
+            self.to_db.amin = c.amin
+
+    def num_frames(self, num_samples: int) -> int:
+        c = self.config
+        if c.frames_per_hop:
+            return num_samples // c.hop_length
+        if c.center:
+            return 1 + num_samples // c.hop_length
+        return 0 if num_samples < c.n_fft else 1 + (num_samples - c.n_fft) // c.hop_length
+
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        spec = self.spectrogram(wave.float())  # complex (B, n_fft/2+1, N)
+        power = _power(spec)
+        m = self.mel_scale(power if c.power == 2.0 else power.sqrt())  # (B, M, N)
+        if c.frames_per_hop:
+            m = m[..., : wave.shape[-1] // c.hop_length]
+        if self.to_db is not None:
+            # AmplitudeToDB's top_db clamps per spectrogram only for >= 3-D input with a
+            # channel axis; apply it per clip by adding a channel axis.
+            return self.to_db(m.unsqueeze(1)).squeeze(1)
+        return torch.log(m + c.log_offset)
+
+
+def vggish_mel_matrix(n_mels: int = 64, n_bins: int = 257, sample_rate: int = 16000,
+                      f_min: float = 125.0, f_max: float = 7500.0) -> torch.Tensor:
+    """VGGish / ``mel_features.spectrogram_to_mel_matrix``: (n_bins, n_mels) float64 weights.
+
+    HTK mel ``1127 ln(1 + f / 700)``; triangles linear in mel; DC row zeroed; no area norm.
+    """
+    nyquist = sample_rate / 2.0
+    if not 0.0 <= f_min < f_max <= nyquist:
+        raise ValueError(f"vggish_mel_matrix: need 0 <= f_min ({f_min}) < f_max ({f_max}) <= "
+                         f"Nyquist ({nyquist})")
+    hz_to_mel = lambda f: 1127.0 * torch.log1p(torch.as_tensor(f, dtype=torch.float64) / 700.0)  # noqa: E731
+    bins_mel = hz_to_mel(torch.linspace(0.0, nyquist, n_bins, dtype=torch.float64))
+    edges = torch.linspace(float(hz_to_mel(f_min)), float(hz_to_mel(f_max)), n_mels + 2,
+                           dtype=torch.float64)
+    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
+    lo = (bins_mel[:, None] - lower) / (center - lower)
+    hi = (upper - bins_mel[:, None]) / (upper - center)
+    w = torch.clamp(torch.minimum(lo, hi), min=0.0)
+    w[0, :] = 0.0
+    return w
+
+
+class VGGishLogMel(FrontEnd):
+    """VGGish log-mel spectrogram; see :class:`VGGishConfig`. Output (B, 64, frames);
+    :meth:`examples` gives the (B, N, 1, 96, 64) network input."""
+
+    config: VGGishConfig
+
+    def __init__(self, config: VGGishConfig = VGGishConfig(), time_major: bool = False) -> None:
+        super().__init__(config, time_major)
+        c = config
+        n = torch.arange(c.win_length, dtype=torch.float64)
+        window = 0.5 - 0.5 * torch.cos(2 * math.pi / c.win_length * n)  # periodic Hann
+        self.register_buffer("window", window.float(), persistent=False)
+        mel = vggish_mel_matrix(c.n_mels, c.n_fft // 2 + 1, c.sample_rate, c.f_min, c.f_max)
+        self.register_buffer("mel_matrix", mel.float(), persistent=False)  # (n_fft/2+1, M)
+
+    def num_frames(self, num_samples: int) -> int:
+        c = self.config
+        return 0 if num_samples < c.win_length else 1 + (num_samples - c.win_length) // c.hop_length
+
+    def num_examples(self, num_samples: int) -> int:
+        """0.96 s examples in a clip of ``num_samples`` (1 + (frames - 96) // 96, or 0)."""
+        c = self.config
+        n = self.num_frames(num_samples)
+        return 0 if n < c.example_frames else 1 + (n - c.example_frames) // c.example_hop_frames
+
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        if wave.shape[-1] < c.win_length:
+            raise ValueError(f"VGGishLogMel: wave of {wave.shape[-1]} samples is shorter than "
+                             f"one frame ({c.win_length} samples)")
+        frames = wave.float().unfold(-1, c.win_length, c.hop_length) * self.window  # (B, N, win)
+        mag = torch.fft.rfft(frames, n=c.n_fft).abs()  # (B, N, n_fft/2+1)
+        mel = mag @ self.mel_matrix  # (B, N, M)
+        return torch.log(mel + c.log_offset).transpose(1, 2).contiguous()
+
+    def examples(self, wave: torch.Tensor, pad_short: bool = False) -> torch.Tensor:
+        """(T,) -> (N, 1, 96, 64) or (B, T) -> (B, N, 1, 96, 64): non-overlapping 0.96 s examples
+        (frames x mel, time-major as VGGish expects). The tail that does not fill an example is
+        dropped (as ``vggish_input.waveform_to_examples``).
+
+        Args:
+            pad_short: zero-pad waves shorter than one example (15,600 samples) instead of
+                raising.
+        """
+        c = self.config
+        single = wave.dim() == 1
+        x = wave.unsqueeze(0) if single else wave
+        need = c.win_length + (c.example_frames - 1) * c.hop_length
+        if x.shape[-1] < need:
+            if not pad_short:
+                raise ValueError(f"vggish_examples: wave of {x.shape[-1]} samples gives no 0.96 s "
+                                 f"example (needs >= {need} samples); pass pad_short=True to pad")
+            x = F.pad(x, (0, need - x.shape[-1]))
+        feats = self.features(x).transpose(1, 2)  # (B, N, M)
+        ex = feats.unfold(1, c.example_frames, c.example_hop_frames)  # (B, E, M, 96)
+        ex = ex.transpose(-1, -2).unsqueeze(2).contiguous()  # (B, E, 1, 96, M)
+        return ex[0] if single else ex
+
+
+def vggish_examples(wave: torch.Tensor, pad_short: bool = False,
+                    frontend: VGGishLogMel | None = None) -> torch.Tensor:
+    """16 kHz wave (T,) -> VGGish input examples (num_examples, 1, 96, 64); (B, T) -> (B, N, 1, 96, 64).
+
+    A 10 s clip gives 10 examples (998 frames -> 10 x 96, 38 frames dropped).
+    """
+    if frontend is None:
+        key = str(wave.device)
+        if key not in _VGGISH_DEFAULT:
+            _VGGISH_DEFAULT[key] = VGGishLogMel().to(wave.device).eval()
+        frontend = _VGGISH_DEFAULT[key]
+    return frontend.examples(wave, pad_short=pad_short)
+
+
+_VGGISH_DEFAULT: dict[str, VGGishLogMel] = {}
+
+
+class PasstMel(FrontEnd):
+    """PaSST log-mel (``AugmentMelSTFT`` without the SpecAugment masks, which live in
+    :mod:`audiorepro.augment`); see :class:`PasstConfig`. Output (B, 128, 1 + (T - 1) // 320)."""
+
+    config: PasstConfig
+
+    def __init__(self, config: PasstConfig = PasstConfig(), time_major: bool = False) -> None:
+        super().__init__(config, time_major)
+        c = config
+        if c.fmin_aug_range < 1 or c.fmax_aug_range < 1:
+            raise ValueError(f"PasstConfig: fmin_aug_range={c.fmin_aug_range} and fmax_aug_range="
+                             f"{c.fmax_aug_range} must be >= 1 (1 = no band augmentation)")
+        self.register_buffer("window", torch.hann_window(c.win_length, periodic=False), persistent=False)
+        self.register_buffer("mel_banks", self._banks(c.f_min, c.fmax_effective), persistent=False)
+
+    def _banks(self, fmin: float, fmax: float) -> torch.Tensor:
+        c = self.config
+        banks, _ = kaldi.get_mel_banks(c.n_mels, c.n_fft, float(c.sample_rate), fmin, fmax,
+                                       100.0, -500.0, 1.0)
+        return F.pad(banks, (0, 1)).float()  # (M, n_fft/2+1)
+
+    def num_frames(self, num_samples: int) -> int:
+        return 1 + (num_samples - 1) // self.config.hop_length
+
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        # PaSST: conv1d(x, [[[-0.97, 1]]]) = x[t+1] - 0.97 x[t], computed by slicing (same
+        # numbers, several times faster on CPU than a 2-tap conv1d)
+        w = wave.float()
+        x = w[:, 1:] - c.preemphasis * w[:, :-1]  # (B, T-1)
+        spec = torch.stft(x, c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
+                          window=self.window, center=True, pad_mode="reflect", normalized=False,
+                          return_complex=True)
+        power = _power(spec)  # (B, n_fft/2+1, N)
+        banks = self.mel_banks
+        if self.training and (c.fmin_aug_range > 1 or c.fmax_aug_range > 1):
+            fmin = c.f_min + int(torch.randint(c.fmin_aug_range, (1,)))
+            fmax = c.fmax_effective + c.fmax_aug_range // 2 - int(torch.randint(c.fmax_aug_range, (1,)))
+            banks = self._banks(fmin, fmax).to(power.device)
+        mel = torch.matmul(banks, power)
+        return (torch.log(mel + c.log_offset) + c.norm_add) / c.norm_div
+
+
+# ============================================================================ presets
+PRESETS: dict[str, FrontEndConfig] = {
+    # AST / PSLA / ATGNN, AudioSet length (FSD50K: target_frames=1024)
+    "kaldi_fbank_128": KaldiFbankConfig(),
+    # PANNs CNN14 (torchlibrosa Spectrogram + LogmelFilterBank: librosa Slaney mel, power,
+    # 10 log10(max(x, 1e-10)), ref 1.0, top_db None)
+    "panns_16k": LogMelConfig(sample_rate=16000, n_fft=512, win_length=512, hop_length=160,
+                              n_mels=64, f_min=50.0, f_max=8000.0, mel_scale="slaney",
+                              mel_norm="slaney", center=True, pad_mode="reflect", power=2.0,
+                              log="db", amin=1e-10, top_db=None),
+    "panns_32k": LogMelConfig(sample_rate=32000, n_fft=1024, win_length=1024, hop_length=320,
+                              n_mels=64, f_min=50.0, f_max=14000.0, mel_scale="slaney",
+                              mel_norm="slaney", center=True, pad_mode="reflect", power=2.0,
+                              log="db", amin=1e-10, top_db=None),
+    "vggish": VGGishConfig(),
+    "passt": PasstConfig(),
+    # bag-of-codewords paper (no public code; log / mel conventions are our choice: HTK mel
+    # without area norm, ln(x + 1e-6)); 100 frames per second.
+    "bow_96": LogMelConfig(sample_rate=16000, n_fft=2048, win_length=480, hop_length=160,
+                           n_mels=96, f_min=0.0, f_max=8000.0, mel_scale="htk", mel_norm=None,
+                           power=2.0, log="log", log_offset=1e-6, frames_per_hop=True),
+    "logmel_64": LogMelConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=160,
+                              n_mels=64, f_min=0.0, f_max=8000.0, log="log", log_offset=1e-6),
+}
+
+#: Where each preset's numbers come from (shown by :func:`describe_preset`).
+PRESET_SOURCES: dict[str, str] = {
+    "kaldi_fbank_128": "AST src/dataloader.py _wav2fbank (also PSLA, ATGNN); REFERENCE_FACTS s.1. "
+                       "AudioSet 1056 frames; use target_frames=1024 for FSD50K.",
+    "panns_16k": "PANNs CNN14 16 kHz (Kong et al.; torchlibrosa Spectrogram + LogmelFilterBank, "
+                 "librosa Slaney mel); REFERENCE_FACTS s.4 (512/160/64 mel 50-8000 Hz).",
+    "panns_32k": "PANNs CNN14 32 kHz (window 1024, hop 320, 64 mel 50-14000 Hz, torchlibrosa).",
+    "vggish": "tensorflow/models research/audioset/vggish (vggish_params, mel_features, "
+              "vggish_input); REFERENCE_FACTS s.4.",
+    "passt": "kkoutini/PaSST models/preprocess.py AugmentMelSTFT with fmin_aug_range=10, "
+             "fmax_aug_range=2000 (hear21passt get_basic_model); REFERENCE_FACTS s.5.",
+    "bow_96": "Bag-of-codewords paper, section III (96 mel 0-8 kHz, hop 10 ms, window 30 ms, "
+              "FFT 2048, Hann); no public code: mel scale (HTK, no norm) and ln(x + 1e-6) are ours.",
+    "logmel_64": "generic 16 kHz log-mel (25 ms / 10 ms, 64 HTK mel 0-8 kHz, ln(x + 1e-6)); ours.",
+}
+
+
+def describe_preset(name: str) -> str:
+    """One-paragraph description of a preset: its config and its sources."""
+    cfg = preset_config(name)
+    return f"{name}: {cfg}\nsource: {PRESET_SOURCES[name]}"
+
+
+_MODULES: dict[type, type[FrontEnd]] = {
+    KaldiFbankConfig: KaldiFbank, LogMelConfig: LogMel, VGGishConfig: VGGishLogMel,
+    PasstConfig: PasstMel,
+}
+_CONFIGS_BY_NAME = {cls.__name__: cls for cls in _MODULES}
+
+
+def preset_config(name: str, **overrides: Any) -> FrontEndConfig:
+    """The config of preset ``name`` with fields replaced by ``overrides``
+    (e.g. ``preset_config("kaldi_fbank_128", target_frames=1024)`` for FSD50K)."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown front-end preset {name!r}; known: {sorted(PRESETS)}")
+    cfg = PRESETS[name]
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    bad = sorted(set(overrides) - fields)
+    if bad:
+        raise TypeError(f"front-end preset {name!r} ({cfg.kind}) has no field(s) {bad}; "
+                        f"fields: {sorted(fields)}")
+    return replace(cfg, **overrides)
+
+
+def frontend_from_config(config: FrontEndConfig | dict, time_major: bool = False) -> FrontEnd:
+    """Build the module of a config (or of its :meth:`FrontEndConfig.to_dict` form)."""
+    if isinstance(config, dict):
+        d = dict(config)
+        kind = d.pop("kind", None)
+        if kind not in _CONFIGS_BY_NAME:
+            raise ValueError(f"front-end config dict has unknown kind {kind!r}; "
+                             f"known: {sorted(_CONFIGS_BY_NAME)}")
+        config = _CONFIGS_BY_NAME[kind](**d)
+    return _MODULES[type(config)](config, time_major=time_major)
+
+
+def make_frontend(name: str, time_major: bool = False, device: str | torch.device = "cpu",
+                  **overrides: Any) -> FrontEnd:
+    """Preset front end on ``device`` (in eval mode: no PaSST band augmentation)."""
+    return frontend_from_config(preset_config(name, **overrides), time_major).to(device).eval()
+
+
+# ============================================================================ feature cache
+CACHE_FORMAT_VERSION = 1
+
+
+class CacheError(RuntimeError):
+    """A cache entry is unusable or a cache request is inconsistent; the message names it."""
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _safe_name(clip_id: str, fingerprint: str = "") -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", clip_id)[:80].lstrip(".") or "clip"
+    h = hashlib.sha1((clip_id + "\0" + fingerprint).encode()).hexdigest()[:10]
+    return f"{stem}-{h}.npy"
+
+
+def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class FeatureCache:
+    """One ``.npy`` file per clip under ``root/<key>/<fan-out>/``.
+
+    ``key`` = first 16 hex digits of the SHA-1 of the canonical JSON of ``key_config`` (a dict
+    with the front-end config, the dataset name and loader parameters - see
+    :func:`feature_key`); ``root/<key>/key.json`` records it. Any change of the config gives a
+    new key (a new folder); files are written atomically so an interrupted run only loses the
+    clip being written.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root) if root is not None else paths.cache_dir("features")
+
+    @staticmethod
+    def key(key_config: dict) -> str:
+        if not isinstance(key_config, dict):
+            raise TypeError(f"FeatureCache key_config must be a dict, got {type(key_config)}")
+        return hashlib.sha1(_canonical(key_config).encode()).hexdigest()[:16]
+
+    def folder(self, key_config: dict) -> Path:
+        """``root/<key>``, created with its ``key.json`` on first use."""
+        folder = self.root / self.key(key_config)
+        meta = folder / "key.json"
+        if not meta.is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            text = json.dumps({"format": CACHE_FORMAT_VERSION, "key_config": key_config},
+                              indent=1, sort_keys=True, default=str)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".key.json.", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, meta)
+        return folder
+
+    def path(self, key_config: dict, clip_id: str, fingerprint: str = "") -> Path:
+        """File of one clip; ``fingerprint`` (e.g. file size / mtime) is part of its name."""
+        name = _safe_name(str(clip_id), fingerprint)
+        return self.folder(key_config) / name.rsplit("-", 1)[1][:2] / name
+
+    def load(self, key_config: dict, clip_id: str, fingerprint: str = "") -> np.ndarray | None:
+        """The cached array or ``None`` (missing or unreadable entries count as missing)."""
+        p = self.path(key_config, clip_id, fingerprint)
+        if not p.is_file():
+            return None
+        try:
+            return np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            log.warning("feature cache: unreadable entry %s (%s); recomputing", p, exc)
+            return None
+
+    def save(self, key_config: dict, clip_id: str, array: np.ndarray | torch.Tensor,
+             fingerprint: str = "") -> Path:
+        if torch.is_tensor(array):
+            array = array.detach().cpu().numpy()
+        p = self.path(key_config, clip_id, fingerprint)
+        _atomic_save_npy(p, np.ascontiguousarray(array))
+        return p
+
+    def get_or_compute(self, key_config: dict, clip_ids: Sequence[str],
+                       compute_fn: Callable[[list[str]], Any], batch_size: int = 64,
+                       fingerprints: Sequence[str] | None = None) -> np.ndarray:
+        """Features of ``clip_ids`` stacked as ``(N, ...)``; missing clips are computed.
+
+        Args:
+            compute_fn: ``list of clip ids -> (n, ...) array/tensor`` (or a list of n arrays),
+                called on chunks of at most ``batch_size`` missing ids.
+            fingerprints: optional per-clip strings that invalidate an entry when they change.
+        """
+        clip_ids = [str(c) for c in clip_ids]
+        fps = list(fingerprints) if fingerprints is not None else [""] * len(clip_ids)
+        if len(fps) != len(clip_ids):
+            raise ValueError(f"get_or_compute: {len(fps)} fingerprints for {len(clip_ids)} clip ids")
+        found: dict[int, np.ndarray] = {}
+        missing: list[int] = []
+        for i, cid in enumerate(clip_ids):
+            arr = self.load(key_config, cid, fps[i])
+            if arr is None:
+                missing.append(i)
+            else:
+                found[i] = arr
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start:start + batch_size]
+            out = compute_fn([clip_ids[i] for i in chunk])
+            arrays = [o.detach().cpu().numpy() if torch.is_tensor(o) else np.asarray(o) for o in out]
+            if len(arrays) != len(chunk):
+                raise CacheError(f"get_or_compute: compute_fn returned {len(arrays)} items for "
+                                 f"{len(chunk)} clip ids (first {clip_ids[chunk[0]]!r})")
+            for i, arr in zip(chunk, arrays):
+                self.save(key_config, clip_ids[i], arr, fps[i])
+                found[i] = arr
+        if not clip_ids:
+            return np.zeros((0,), np.float32)
+        shapes = {found[i].shape for i in range(len(clip_ids))}
+        if len(shapes) > 1:
+            raise CacheError(f"get_or_compute: features of different shapes {sorted(shapes)} cannot "
+                             "be stacked; use fixed-length clips or load per clip")
+        return np.stack([found[i] for i in range(len(clip_ids))])
+
+    def count(self, key_config: dict) -> int:
+        """Number of cached clips of a key."""
+        return sum(1 for _ in self.folder(key_config).glob("*/*.npy"))
+
+    def clear(self, key_config: dict) -> int:
+        """Delete the entries of one key; returns how many files were removed."""
+        folder = self.root / self.key(key_config)
+        n = 0
+        for p in folder.glob("*/*.npy"):
+            p.unlink()
+            n += 1
+        return n
+
+
+def feature_key(frontend: FrontEnd | FrontEndConfig, dataset: Any) -> dict:
+    """Cache key config of ``frontend`` features of a :class:`~audiorepro.data.dataset.ClipDataset`
+    (table name, sample rate, clip length, crop, segments)."""
+    cfg = frontend.config if isinstance(frontend, FrontEnd) else frontend
+    tm = bool(getattr(frontend, "time_major", False))
+    if getattr(dataset, "crop", "start") == "random":
+        raise CacheError(f"dataset of table {dataset.table.name!r} uses random crops; caching "
+                         "would freeze one crop - use crop='start' or 'center'")
+    if int(dataset.sample_rate) != int(cfg.sample_rate):
+        raise CacheError(f"dataset sample_rate={dataset.sample_rate} differs from the front end's "
+                         f"{cfg.sample_rate} ({cfg.kind})")
+    return {"format": CACHE_FORMAT_VERSION, "frontend": cfg.to_dict(), "time_major": tm,
+            "dataset": dataset.table.name, "sample_rate": int(dataset.sample_rate),
+            "clip_samples": dataset.clip_samples, "crop": dataset.crop,
+            "segment_samples": dataset.segment_samples}
+
+
+class CachedFeatureDataset(torch.utils.data.Dataset):
+    """A :class:`~audiorepro.data.dataset.ClipDataset` whose items carry cached ``features``
+    instead of ``wave``: ``{"features", "target", "index", "clip_id"}``.
+
+    ``features`` is ``(n_mels, frames)`` float32 (``(S, n_mels, frames)`` for segmented
+    datasets; ``(frames, n_mels)`` for a time-major front end). The front end runs in
+    ``eval()`` mode under ``no_grad`` on ``device``. Each entry's name includes the audio
+    file's path, size and modification time, so replaced audio is recomputed.
+    """
+
+    def __init__(self, dataset: Any, frontend: FrontEnd, cache: FeatureCache | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        self.dataset = dataset
+        self.frontend = frontend
+        self.cache = cache if cache is not None else FeatureCache()
+        self.device = torch.device(device)
+        self.key_config = feature_key(frontend, dataset)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def fingerprint(self, i: int) -> str:
+        """Identity of clip ``i``'s audio: table path, file size, mtime, segment bounds."""
+        table = self.dataset.table
+        p = table.audio_path(i)
+        row = table.frame.iloc[i]
+        try:
+            st = p.stat()
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        seg = [str(row[c]) if c in row else "" for c in ("start_s", "duration_s")]
+        return f"{row['path']}|{stamp}|{seg[0]}|{seg[1]}"
+
+    @torch.no_grad()
+    def compute(self, waves: torch.Tensor) -> torch.Tensor:
+        """Front end on ``(B, T)`` (or ``(S, T)``) waves -> CPU float32 features."""
+        was_training = self.frontend.training
+        self.frontend.eval()
+        try:
+            return self.frontend(waves.to(self.device)).float().cpu()
+        finally:
+            self.frontend.train(was_training)
+
+    def __getitem__(self, i: int) -> dict:
+        cid = str(self.dataset.table.frame["clip_id"].iloc[i])
+        fp = self.fingerprint(i)
+        arr = self.cache.load(self.key_config, cid, fp)
+        if arr is None:
+            item = self.dataset[i]
+            feats = self.compute(item["wave"])
+            self.cache.save(self.key_config, cid, feats, fp)
+            arr = feats.numpy()
+        item = {"features": torch.from_numpy(np.asarray(arr)), "index": i, "clip_id": cid}
+        target = self.dataset.target_of(i)
+        if target is not None:
+            item["target"] = target
+        return item
+
+    def precompute(self, batch_size: int = 16, num_workers: int = 0, progress: bool = False) -> int:
+        """Fill the cache in batches (batched front end); returns the number of clips computed.
+
+        Needs fixed-length clips (``clip_seconds`` set) when ``batch_size > 1``.
+        """
+        todo = [i for i in range(len(self)) if self.cache.load(
+            self.key_config, str(self.dataset.table.frame["clip_id"].iloc[i]),
+            self.fingerprint(i)) is None]
+        if not todo:
+            return 0
+        if batch_size > 1 and self.dataset.clip_samples is None:
+            raise CacheError(f"precompute(batch_size={batch_size}) needs fixed-length clips; "
+                             f"dataset of table {self.dataset.table.name!r} has clip_seconds=None")
+        subset = torch.utils.data.Subset(self.dataset, todo)
+        loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, num_workers=num_workers,
+                                             collate_fn=_collate_waves)
+        if progress:
+            from tqdm.auto import tqdm
+            loader = tqdm(loader, desc=f"features {self.cache.key(self.key_config)}")
+        done = 0
+        for batch in loader:
+            waves = batch["wave"]
+            flat = waves.reshape(-1, waves.shape[-1])  # segmented: (B*S, T_seg)
+            feats = self.compute(flat)
+            feats = feats.reshape(*waves.shape[:-1], *feats.shape[1:])
+            for j, idx in enumerate(batch["index"]):
+                self.cache.save(self.key_config, batch["clip_id"][j], feats[j], self.fingerprint(idx))
+            done += len(batch["index"])
+        return done
+
+
+def _collate_waves(items: list[dict]) -> dict:
+    return {"wave": torch.stack([it["wave"] for it in items]),
+            "index": [int(it["index"]) for it in items],
+            "clip_id": [str(it["clip_id"]) for it in items]}

@@ -61,6 +61,7 @@ import yaml
 
 import audiorepro
 from audiorepro import paths
+from audiorepro.fileio import atomic_write_text
 
 KERNEL = "python3"
 PARAMS_TAG = "parameters"
@@ -362,9 +363,7 @@ def run_job(job: Job, lib_hash: str | None = None) -> Outcome:
               "params_file": str(job.params_file) if job.params_file else None,
               "parameters": job.parameters, "duration_s": round(duration, 3),
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    tmp = job.marker.with_name(job.marker.name + ".tmp")
-    tmp.write_text(json.dumps(marker, indent=1, default=str), encoding="utf8")
-    os.replace(tmp, job.marker)
+    atomic_write_text(job.marker, json.dumps(marker, indent=1, default=str))
     return Outcome(job, "ran", duration)
 
 

@@ -43,7 +43,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -56,6 +55,7 @@ import torchaudio.transforms as T
 from torch import nn
 
 from . import paths
+from .fileio import atomic_save_npy, atomic_write_text
 from .data.audio import resample
 
 log = logging.getLogger(__name__)
@@ -668,19 +668,6 @@ def _safe_name(clip_id: str, fingerprint: str = "") -> str:
     return f"{stem}-{h}.npy"
 
 
-def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 class FeatureCache:
     """One ``.npy`` file per clip under ``root/<key>/<fan-out>/``.
 
@@ -708,10 +695,7 @@ class FeatureCache:
             folder.mkdir(parents=True, exist_ok=True)
             text = json.dumps({"format": CACHE_FORMAT_VERSION, "key_config": key_config},
                               indent=1, sort_keys=True, default=str)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".key.json.", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, meta)
+            atomic_write_text(meta, text)
         return folder
 
     def path(self, key_config: dict, clip_id: str, fingerprint: str = "") -> Path:
@@ -735,7 +719,7 @@ class FeatureCache:
         if torch.is_tensor(array):
             array = array.detach().cpu().numpy()
         p = self.path(key_config, clip_id, fingerprint)
-        _atomic_save_npy(p, np.ascontiguousarray(array))
+        atomic_save_npy(p, np.ascontiguousarray(array))
         return p
 
     def get_or_compute(self, key_config: dict, clip_ids: Sequence[str],

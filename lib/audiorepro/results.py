@@ -45,6 +45,7 @@ import pandas as pd
 import yaml
 
 from audiorepro import paths
+from audiorepro.fileio import atomic_write_text
 
 VERDICTS = ("reproduced", "not reproduced", "not yet measured")
 PAPERS = ("atgnn", "thgcl", "bow", "fusion", "retrieval")
@@ -179,13 +180,8 @@ def _write_atomic(payload: dict[str, Any], folder: Path) -> Path:
     now = datetime.now(timezone.utc)
     name = f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}-{uuid.uuid4().hex[:12]}.json"
     final = folder / name
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
     payload = {**payload, "record_id": final.stem, "timestamp": now.isoformat()}
-    with open(tmp, "w", encoding="utf8") as fh:
-        json.dump(payload, fh, indent=1, sort_keys=True, allow_nan=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    atomic_write_text(final, json.dumps(payload, indent=1, sort_keys=True, allow_nan=False), fsync=True)
     return final
 
 

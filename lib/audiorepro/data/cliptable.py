@@ -20,13 +20,14 @@ table unless a sidecar ``<table>.classes.txt`` (one class name a line) fixes it,
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from ..fileio import atomic_write_text
 
 REQUIRED_COLUMNS = ("clip_id", "path", "split", "labels")
 LABEL_SEP = ";"
@@ -237,27 +238,3 @@ class ClipTable:
 
 def classes_path_for(csv_path: Path) -> Path:
     return csv_path.with_name(csv_path.stem + ".classes.txt")
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[IO], object], binary: bool = False) -> Path:
-    """Write ``path`` through ``write(file)`` on a temporary file and a rename (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
-    return atomic_write(path, lambda f: f.write(text))

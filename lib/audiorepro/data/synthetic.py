@@ -55,7 +55,8 @@ import numpy as np
 import pandas as pd
 
 from .. import paths
-from .cliptable import ClipTable, atomic_write, atomic_write_text, join_captions, join_labels
+from ..fileio import atomic_save_npy, atomic_write_text
+from .cliptable import ClipTable, join_captions, join_labels
 from .synth import dsp
 from .synth.captions import CaptionEvent, make_captions
 from .synth.sounds import CLASS_NAMES, CLASSES, COMPANIONS, PARENTS, SCENE_BY_NAME, SCENES, get_class
@@ -566,10 +567,6 @@ def _digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
-def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    atomic_write(path, lambda fh: np.save(fh, array), binary=True)
-
-
 def make_world(out_dir: str | os.PathLike, n_clips: int = 1000, seed: int = 0, clip_seconds: float = 10.0,
                sample_rate: int = 16000, *, workers: int | None = None, progress: bool = True,
                **world_params: Any) -> ClipTable:
@@ -621,7 +618,7 @@ def make_world(out_dir: str | os.PathLike, n_clips: int = 1000, seed: int = 0, c
 
     events["midi"] = events["midi"].astype("Int64")
     atomic_write_text(out_dir / "events.csv", events.to_csv(index=False))
-    _atomic_save_npy(out_dir / "visual.npy", visual)
+    atomic_save_npy(out_dir / "visual.npy", visual)
     atomic_write_text(out_dir / "ontology.csv", ontology_frame().to_csv(index=False))
     table.write(out_dir / "clips.csv")
     keep = {f"{cid}.flac" for cid in frame["clip_id"]}

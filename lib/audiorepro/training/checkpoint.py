@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..fileio import atomic_save_torch, atomic_write_text
 
 __all__ = ["atomic_save", "atomic_write_text", "save_checkpoint", "load_checkpoint",
            "write_done", "read_done", "load_result", "check_config", "CHECKPOINT", "RESULT",
@@ -30,37 +31,8 @@ HISTORY = "history.csv"
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` (atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write text atomically (temporary file + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace`` (atomic)."""
+    return atomic_save_torch(obj, path)
 
 
 def _load(path: Path) -> dict:
@@ -97,14 +69,13 @@ def check_config(run_dir: str | os.PathLike, config: dict) -> None:
             raise ValueError(f"run directory {run_dir} holds a run with another config ({detail}); "
                              "use another run_dir or delete it")
     else:
-        atomic_write_text(json.dumps(cfg, indent=1, sort_keys=True), path)
+        atomic_write_text(path, json.dumps(cfg, indent=1, sort_keys=True))
 
 
 def write_done(run_dir: str | os.PathLike, result_state: dict, summary: dict) -> None:
     """Store ``result.pt`` then the ``done.json`` marker (marker last: its presence means done)."""
     atomic_save(result_state, Path(run_dir) / RESULT)
-    atomic_write_text(json.dumps(summary, indent=1, sort_keys=True, default=float),
-                      Path(run_dir) / DONE)
+    atomic_write_text(Path(run_dir) / DONE, json.dumps(summary, indent=1, sort_keys=True, default=float))
 
 
 def read_done(run_dir: str | os.PathLike) -> dict | None:

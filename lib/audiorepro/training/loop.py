@@ -641,8 +641,8 @@ class Trainer:
                 state = self._checkpoint_state()  # collective (gathers RNG states)
                 if self.is_main:
                     ckpt.save_checkpoint(self.run_dir, state)
-                    ckpt.atomic_write_text(self.history.to_csv(index=False),
-                                           self.run_dir / ckpt.HISTORY)
+                    ckpt.atomic_write_text(self.run_dir / ckpt.HISTORY,
+                                           self.history.to_csv(index=False))
                 barrier()
             for cb in self.callbacks:
                 cb(self)
@@ -687,7 +687,7 @@ class Trainer:
         best_metrics = dict(self.best.metrics)
         if self.run_dir is not None:
             if self.is_main:
-                ckpt.atomic_write_text(self.history.to_csv(index=False), self.run_dir / ckpt.HISTORY)
+                ckpt.atomic_write_text(self.run_dir / ckpt.HISTORY, self.history.to_csv(index=False))
                 ckpt.write_done(self.run_dir,
                                 {"model": self._model_state(), "rows": self.rows,
                                  "best_metrics": best_metrics},

@@ -23,7 +23,8 @@ from typing import Callable, Mapping
 import pandas as pd
 
 from ... import paths
-from ..cliptable import ClipTable, atomic_write_text
+from ...fileio import atomic_write_text
+from ..cliptable import ClipTable
 from . import asterisk, hedgewars, hydrogen, klettres, soundfont, tuxpaint
 from .fetch import DebianSourceUnavailable, FetchedPackage, fetch_packages
 from .sources import FLUIDSYNTH_LICENCE, SOURCES, get_source

@@ -84,8 +84,38 @@ def test_bad_inputs_raise_clear_errors():
     fe = make_frontend("logmel_64")
     with pytest.raises(ValueError, match="wave must be"):
         fe(torch.zeros(1, 2, 100))
-    with pytest.raises(ValueError, match="shorter than one"):
+    with pytest.raises(ValueError, match="KaldiFbank: wave of 100 samples is shorter than the 400"):
         make_frontend("kaldi_fbank_128")(torch.zeros(1, 100))
+
+
+@pytest.mark.parametrize("name,needed", [("kaldi_fbank_128", 400), ("vggish", 400),
+                                         ("panns_16k", 257), ("panns_32k", 513), ("passt", 514),
+                                         ("bow_96", 1025), ("logmel_64", 257)])
+def test_minimum_input_length_is_exact_and_too_short_is_a_clear_error(name, needed):
+    # centred STFTs reflect-pad n_fft // 2 samples, which needs n_fft // 2 + 1 input samples
+    # (PaSST: one more, its pre-emphasis drops a sample); framed front ends need one window
+    fe = make_frontend(name)
+    assert fe.min_samples == needed
+    assert fe(torch.randn(1, needed)).shape[0] == 1
+    with pytest.raises(ValueError, match=rf"wave of {needed - 1} samples is shorter than the {needed}"):
+        fe(torch.randn(1, needed - 1))
+
+
+def test_cached_dataset_names_the_clip_that_is_too_short(tmp_path):
+    import pandas as pd
+
+    from audiorepro.data.audio import save_audio
+    from audiorepro.data.cliptable import ClipTable
+    from audiorepro.data.dataset import ClipDataset
+    from audiorepro.frontends import CachedFeatureDataset, FeatureCache
+
+    save_audio(tmp_path / "short.wav", np.zeros(100, np.float32), 16000)
+    table = ClipTable(pd.DataFrame([dict(clip_id="tiny", path="short.wav", split="train", labels="x")]),
+                      tmp_path, name="t")
+    ds = CachedFeatureDataset(ClipDataset(table, clip_seconds=None), make_frontend("logmel_64"),
+                              cache=FeatureCache(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=r"clip 'tiny' \(.*short.wav\).*100 samples is shorter"):
+        ds[0]
     with pytest.raises(ValueError, match="window_type"):
         frontend_from_config(KaldiFbankConfig(window_type="povey"))
     povey = frontend_from_config(KaldiFbankConfig(window_type="povey", vectorized=False,

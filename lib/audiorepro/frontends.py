@@ -255,6 +255,11 @@ class FrontEnd(nn.Module):
         """Number of output frames for an input of ``num_samples`` samples."""
         raise NotImplementedError
 
+    @property
+    def min_samples(self) -> int:
+        """Shortest input (samples) this front end accepts; shorter waves raise ``ValueError``."""
+        return 1
+
     def features(self, wave: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         """(B, T) float -> (B, n_mels, frames)."""
         raise NotImplementedError
@@ -269,6 +274,11 @@ class FrontEnd(nn.Module):
             raise TypeError(f"{type(self).__name__}: wave must be floating point, got {wave.dtype}")
         single = wave.dim() == 1
         x = wave.unsqueeze(0) if single else wave
+        if x.shape[-1] < self.min_samples:
+            raise ValueError(f"{type(self).__name__}: wave of {x.shape[-1]} samples is shorter than "
+                             f"the {self.min_samples} samples this front end needs "
+                             f"({self.min_samples / self.sample_rate * 1000:.1f} ms); pad the clip "
+                             f"(ClipDataset(clip_seconds=...)) or drop it")
         out = self.features(x)
         if self.time_major:
             out = out.transpose(-1, -2)
@@ -352,12 +362,13 @@ class KaldiFbank(FrontEnd):
         eps = torch.finfo(torch.float32).eps
         return mel.clamp_min(eps).log()
 
+    @property
+    def min_samples(self) -> int:
+        return self.win  # one 25 ms frame (Kaldi: snip_edges)
+
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         c = self.config
         x = wave.float()
-        if x.shape[-1] < self.win:
-            raise ValueError(f"KaldiFbank: wave of {x.shape[-1]} samples is shorter than one "
-                             f"{c.frame_length_ms} ms frame ({self.win} samples)")
         if c.remove_mean:
             x = x - x.mean(dim=-1, keepdim=True)
         fb = self._fbank_vectorized(x) if c.vectorized else self._fbank_loop(x)
@@ -399,6 +410,11 @@ class LogMel(FrontEnd):
                                      top_db=c.top_db) if c.log == "db" else None
         if self.to_db is not None:
             self.to_db.amin = c.amin
+
+    @property
+    def min_samples(self) -> int:
+        c = self.config  # a centred STFT reflect-pads n_fft // 2 samples: needs more than that
+        return c.n_fft // 2 + 1 if c.center else c.n_fft
 
     def num_frames(self, num_samples: int) -> int:
         c = self.config
@@ -469,11 +485,12 @@ class VGGishLogMel(FrontEnd):
         n = self.num_frames(num_samples)
         return 0 if n < c.example_frames else 1 + (n - c.example_frames) // c.example_hop_frames
 
+    @property
+    def min_samples(self) -> int:
+        return self.config.win_length  # one 25 ms frame
+
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         c = self.config
-        if wave.shape[-1] < c.win_length:
-            raise ValueError(f"VGGishLogMel: wave of {wave.shape[-1]} samples is shorter than "
-                             f"one frame ({c.win_length} samples)")
         frames = wave.float().unfold(-1, c.win_length, c.hop_length) * self.window  # (B, N, win)
         mag = torch.fft.rfft(frames, n=c.n_fft).abs()  # (B, N, n_fft/2+1)
         mel = mag @ self.mel_matrix  # (B, N, M)
@@ -540,6 +557,10 @@ class PasstMel(FrontEnd):
         banks, _ = kaldi.get_mel_banks(c.n_mels, c.n_fft, float(c.sample_rate), fmin, fmax,
                                        100.0, -500.0, 1.0)
         return F.pad(banks, (0, 1)).float()  # (M, n_fft/2+1)
+
+    @property
+    def min_samples(self) -> int:
+        return self.config.n_fft // 2 + 2  # pre-emphasis drops one sample, then reflect padding
 
     def num_frames(self, num_samples: int) -> int:
         return 1 + (num_samples - 1) // self.config.hop_length
@@ -843,7 +864,10 @@ class CachedFeatureDataset(torch.utils.data.Dataset):
         arr = self.cache.load(self.key_config, cid, fp)
         if arr is None:
             item = self.dataset[i]
-            feats = self.compute(item["wave"])
+            try:
+                feats = self.compute(item["wave"])
+            except ValueError as exc:
+                raise ValueError(f"clip {cid!r} ({self.dataset.table.audio_path(i)}): {exc}") from exc
             self.cache.save(self.key_config, cid, feats, fp)
             arr = feats.numpy()
         item = {"features": torch.from_numpy(np.asarray(arr)), "index": i, "clip_id": cid}

@@ -602,7 +602,8 @@ def build(layout: Layout, allow_stale: bool = False, log=print) -> Path:
 
 
 # ------------------------------------------------------------------------------- screenshot
-SCREENSHOT_PAGES = {"intro": "book/index.html", "summary": "book/summary/claims.html"}
+SCREENSHOT_PAGES = {"index": "book/index.html", "data": "book/intro/data.html",
+                    "summary": "book/summary/claims.html"}
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--hide-scrollbars",

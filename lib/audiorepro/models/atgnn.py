@@ -1,0 +1,841 @@
+"""ATGNN: Audio Tagging Graph Neural Network (Singh et al., IEEE SPL 2024; ``papers/atgnn.txt``).
+
+Architecture (Section II of the paper, details from Vision GNN (ViG, Han et al. 2022) where the
+paper defers to it - see ``REFERENCE_FACTS.md`` section 1):
+
+* **PGN** (Patch GNN): a CNN stem turns the ``(B, 1, F, T)`` spectrogram into a grid of patch nodes
+  plus a learnable positional encoding; each :class:`Grapher` block applies a linear layer, a
+  dynamic dilated k-NN graph on the L2-normalised node features, max-relative graph convolution
+  (Eq. 1-2: ``[x_i, max_j (x_j - x_i)]`` through a grouped 1x1 conv, BN, GELU), a linear layer and
+  a residual (Eq. 3); an :class:`FFN` follows. **Isotropic**: 16x down-sampling stem
+  (N = FT/256 nodes), k rising linearly from k to 2k. **Pyramid**: 4x stem, four stages with
+  stride-2 conv down-sampling, graph keys average-pooled by ``reduce_ratios`` and a relative
+  positional term ``-2 e_i.e_j / D`` (2-D sin-cos embeddings of the node positions) added to the
+  k-NN distance.
+* **MLG** = **PLG** + **LLG** (Eq. 4-6): learnable label embeddings ``L (B, C, S, 1)`` connect to
+  their ``k_plg`` nearest patch nodes and are updated by max-relative graph convolution (+ FFN);
+  then ``L <- A L + L`` with a learnable ``S x S`` adjacency ``A``.
+* **Prediction** (Eq. 7-9): ``Y = sigmoid(Conv_p(AvgPool(X)) + [w_i . l_i]_i)``; the model returns
+  the logits (before the sigmoid).
+
+Module and parameter names follow the ViG / public ATGNN code so that ImageNet Pyramid-ViG weights
+map onto the PGN by name (:func:`load_vig_weights`).
+
+Departures from the reference code, on purpose:
+
+* relative-position tables are **not** stored as frozen ``(N, N/r^2)`` parameters (4.3M elements
+  per stage-1 block at 128 x 1056, O(N^2) for long inputs); they are computed per query chunk from
+  the true non-square node grid (cacheable per input size with :meth:`ATGNN.cache_position_tables`);
+* the k-NN search is chunked over query nodes (:func:`knn_graph`): peak memory O(chunk * M + N * k)
+  instead of O(N * M);
+* ``k`` and the dilation are capped at run time to the number of key nodes (small inputs).
+* PLG direction: ``max_j (x_j - l_i)`` over the label's patch neighbours, the max-relative form of
+  Eq. 1 (the public reimplementation uses ``l_i - x_j``; the paper's Eq. 4 is ambiguous).
+
+Tensor layout inside blocks: ``(B, C, H, W)`` for patch grids, ``(B, C, S, 1)`` for label nodes.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ATGNNConfig", "PRESETS", "ATGNN", "build_atgnn", "Grapher", "FFN", "MLGBlock", "DropPath",
+    "knn_graph", "sincos_pos_2d", "relative_pos_term", "count_atgnn", "position_table_elements",
+    "load_vig_weights", "map_vig_state_dict", "VigLoadReport", "knn_peak_memory",
+    "atgnn_loss", "LabelNoiseRobustBCE",
+]
+
+
+# ================================================================================== config
+@dataclass
+class ATGNNConfig:
+    """Hyper-parameters of one ATGNN variant.
+
+    Attributes:
+        variant: ``pyramid`` or ``isotropic``.
+        channels: node width per stage (isotropic: the same width repeated).
+        blocks: PGN blocks per stage (``M`` of the paper).
+        mlg_blocks: MLG blocks after each stage (``P``); ignored when ``use_mlg`` is False.
+        use_mlg: False gives the "(-MLG)" rows: PGN + patch head only.
+        num_classes: S. input_size: (F, T) the position tables are sized for (mel bins, frames).
+        in_chans: spectrogram channels (1). k: k-NN neighbours (pyramid: every block; isotropic:
+            rises linearly to ``k_max``, default 2k). k_plg: patch neighbours of a label node.
+        dilation: use dilated k-NN (dilation ``min(i // 4 + 1, max_dilation)`` for block i).
+        max_dilation: ``None``: ViG's rule (pyramid 49 // k_max, isotropic 196 // k_max).
+        reduce_ratios: pyramid key pooling per stage (ViG: 4, 2, 1, 1).
+        relative_pos: add the relative positional term to the k-NN distance (pyramid default).
+        head_dim: width of the 1x1-conv patch head (1024 in ViG / ATGNN).
+        drop_path: stochastic depth, rising linearly to this value. dropout: head dropout.
+        mlg_ffn: FFN after each PLG update (as in the public reimplementation).
+        knn_chunk: max elements of one (B, chunk, M) distance block in the k-NN search.
+    """
+
+    variant: str = "pyramid"
+    channels: Sequence[int] = (80, 160, 400, 640)
+    blocks: Sequence[int] = (2, 2, 6, 2)
+    mlg_blocks: Sequence[int] = (1, 1, 3, 1)
+    use_mlg: bool = True
+    num_classes: int = 527
+    input_size: tuple[int, int] = (128, 1056)
+    in_chans: int = 1
+    k: int = 9
+    k_max: int | None = None
+    k_plg: int = 9
+    dilation: bool = True
+    max_dilation: int | None = None
+    reduce_ratios: Sequence[int] = (4, 2, 1, 1)
+    relative_pos: bool | None = None
+    head_dim: int = 1024
+    drop_path: float = 0.0
+    dropout: float = 0.0
+    mlg_ffn: bool = True
+    knn_chunk: int = 1 << 22
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(int(c) for c in self.channels)
+        self.blocks = tuple(int(b) for b in self.blocks)
+        self.mlg_blocks = tuple(int(p) for p in self.mlg_blocks)
+        self.reduce_ratios = tuple(int(r) for r in self.reduce_ratios)
+        self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
+        if self.relative_pos is None:
+            self.relative_pos = self.variant == "pyramid"
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        def bad(name: str, why: str) -> None:
+            raise ValueError(f"ATGNNConfig.{name} = {getattr(self, name)!r}: {why}")
+
+        if self.variant not in ("pyramid", "isotropic"):
+            bad("variant", "must be 'pyramid' or 'isotropic'")
+        if len(self.channels) != len(self.blocks) or not self.blocks:
+            bad("channels", f"needs one width per stage ({len(self.blocks)} stages in blocks)")
+        if any(c < 4 or c % 4 for c in self.channels):
+            bad("channels", "widths must be positive multiples of 4 (grouped convs, groups=4)")
+        if any(b < 1 for b in self.blocks):
+            bad("blocks", "every stage needs >= 1 PGN block")
+        if self.use_mlg and len(self.mlg_blocks) != len(self.blocks):
+            bad("mlg_blocks", f"needs one count per stage ({len(self.blocks)} stages)")
+        if any(p < 0 for p in self.mlg_blocks):
+            bad("mlg_blocks", "counts must be >= 0")
+        if self.variant == "isotropic" and len(set(self.channels)) != 1:
+            bad("channels", "an isotropic model keeps one width in every stage")
+        if self.variant == "pyramid" and len(self.reduce_ratios) < len(self.blocks):
+            bad("reduce_ratios", "needs one ratio per stage")
+        if self.k < 1 or self.k_plg < 1:
+            bad("k", "k and k_plg must be >= 1")
+        if self.num_classes < 1:
+            bad("num_classes", "must be >= 1")
+        down = self.down_factor
+        if self.input_size[0] < down or self.input_size[1] < down:
+            bad("input_size", f"must be at least {down} x {down} for this variant")
+        if self.in_chans < 1:
+            bad("in_chans", "must be >= 1")
+
+    @property
+    def stem_factor(self) -> int:
+        """Down-sampling of the stem: 4 (pyramid) or 16 (isotropic)."""
+        return 4 if self.variant == "pyramid" else 16
+
+    @property
+    def down_factor(self) -> int:
+        """Total down-sampling from the input to the last stage."""
+        if self.variant == "isotropic":
+            return 16
+        return 4 * 2 ** (len(self.blocks) - 1)
+
+    @property
+    def n_blocks(self) -> int:
+        return sum(self.blocks)
+
+    def knn_schedule(self) -> list[int]:
+        """k per PGN block (pyramid: constant k; isotropic: linear k -> k_max = 2k)."""
+        if self.variant == "pyramid":
+            kmax = self.k if self.k_max is None else self.k_max
+        else:
+            kmax = 2 * self.k if self.k_max is None else self.k_max
+        return [int(x.item()) for x in torch.linspace(self.k, kmax, self.n_blocks)]
+
+    def dilation_schedule(self) -> list[int]:
+        """Dilation per PGN block: ``min(i // 4 + 1, max_dilation)`` (1 if dilation is off)."""
+        if not self.dilation:
+            return [1] * self.n_blocks
+        kmax = max(self.knn_schedule())
+        md = self.max_dilation
+        if md is None:
+            md = (49 if self.variant == "pyramid" else 196) // kmax
+        md = max(1, int(md))
+        return [min(i // 4 + 1, md) for i in range(self.n_blocks)]
+
+    def with_(self, **changes: Any) -> "ATGNNConfig":
+        """A copy with some fields changed (validated)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+#: Named variants. ``pyr-s`` / ``pyr-med``: Section III-B (M, P) with Pyramid ViG-S / -M widths;
+#: ``iso``: isotropic ViG-S widths (320 x 16) with one MLG block after every 4 PGN blocks (the paper
+#: gives no iso MLG layout - our assumption). ``*-tiny``: CPU-sized variants for the book profile.
+PRESETS: dict[str, dict[str, Any]] = {
+    "pyr-s": dict(variant="pyramid", channels=(80, 160, 400, 640), blocks=(2, 2, 6, 2),
+                  mlg_blocks=(1, 1, 3, 1)),
+    "pyr-med": dict(variant="pyramid", channels=(96, 192, 384, 768), blocks=(2, 2, 16, 2),
+                    mlg_blocks=(1, 1, 6, 1)),
+    "iso": dict(variant="isotropic", channels=(320,) * 4, blocks=(4, 4, 4, 4),
+                mlg_blocks=(1, 1, 1, 1)),
+    "pyr-tiny": dict(variant="pyramid", channels=(24, 48, 96, 128), blocks=(1, 1, 2, 1),
+                     mlg_blocks=(1, 1, 1, 1), head_dim=128),
+    "iso-tiny": dict(variant="isotropic", channels=(64,) * 2, blocks=(3, 3), mlg_blocks=(1, 1),
+                     head_dim=128),
+}
+
+
+def build_atgnn(preset: str = "pyr-s", **overrides: Any) -> "ATGNN":
+    """An :class:`ATGNN` from a :data:`PRESETS` name plus config overrides.
+
+    Example: ``build_atgnn("pyr-s", num_classes=200, input_size=(128, 1024), use_mlg=False)``.
+    """
+    if preset not in PRESETS:
+        raise KeyError(f"unknown ATGNN preset {preset!r}; known: {sorted(PRESETS)}")
+    names = set(ATGNNConfig.__dataclass_fields__)
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise KeyError(f"unknown ATGNN config key(s) {unknown}; known: {sorted(names)}")
+    return ATGNN(ATGNNConfig(**{**PRESETS[preset], **overrides}))
+
+
+# ================================================================================== helpers
+class DropPath(nn.Module):
+    """Stochastic depth: zero a sample's residual branch with probability ``p`` (training only)."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+def _conv_bn(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups),
+                         nn.BatchNorm2d(cout))
+
+
+def sincos_pos_2d(dim: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """2-D sin-cos position embeddings (MAE / ViG ``get_2d_sincos_pos_embed`` formula).
+
+    Args:
+        dim: embedding size (multiple of 4). rows, cols: (P,) float positions of P nodes.
+    Returns:
+        (P, dim): ``[sin(r w), cos(r w), sin(c w), cos(c w)]`` with ``w_i = 10000^(-i / (dim/4))``.
+        Each row has squared norm dim / 2.
+    """
+    if dim % 4:
+        raise ValueError(f"sincos_pos_2d: dim={dim} must be a multiple of 4")
+    q = dim // 4
+    omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float64, device=rows.device) / q)
+    r = rows.to(torch.float64)[:, None] * omega
+    c = cols.to(torch.float64)[:, None] * omega
+    return torch.cat([r.sin(), r.cos(), c.sin(), c.cos()], dim=1).float()
+
+
+def _grid_positions(h: int, w: int, stride: float = 1.0, device: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row/col coordinates (in units of the full grid) of an ``h x w`` grid whose cells cover
+    ``stride x stride`` cells of the full grid (cell centres)."""
+    off = (stride - 1.0) / 2.0
+    rows = torch.arange(h, device=device, dtype=torch.float64) * stride + off
+    cols = torch.arange(w, device=device, dtype=torch.float64) * stride + off
+    rr, cc = torch.meshgrid(rows, cols, indexing="ij")
+    return rr.reshape(-1), cc.reshape(-1)
+
+
+def relative_pos_term(dim: int, hw: tuple[int, int], r: int, device: Any = None,
+                      rows: slice | None = None) -> torch.Tensor:
+    """Relative positional term added to the k-NN distance: ``-2 e_i . e_j / dim``.
+
+    ``e_i`` embeds query node i of the ``H x W`` grid, ``e_j`` key node j of the grid pooled by
+    ``r`` (cell centres). Identical positions give -1 (nearest), far ones about 0.
+    Returns (N or len(rows), M) with N = H W, M = (H // r) (W // r).
+    """
+    h, w = hw
+    qr, qc = _grid_positions(h, w, 1.0, device)
+    if rows is not None:
+        qr, qc = qr[rows], qc[rows]
+    kr, kc = _grid_positions(h // r, w // r, float(r), device)
+    eq = sincos_pos_2d(dim, qr, qc)
+    ek = sincos_pos_2d(dim, kr, kc)
+    return -2.0 * (eq @ ek.T) / dim
+
+
+def knn_graph(x: torch.Tensor, y: torch.Tensor | None, k: int, dilation: int = 1,
+              rel: torch.Tensor | None = None, rel_fn: Any = None,
+              chunk_elements: int = 1 << 22) -> torch.Tensor:
+    """Dilated k-NN of every query node among the key nodes, chunked over queries.
+
+    Distances are squared Euclidean between L2-normalised features (plus ``rel`` if given):
+    ``|x_i|^2 - 2 x_i.y_j + |y_j|^2 + rel_ij``. The ``k * dilation`` nearest are taken and every
+    ``dilation``-th kept (ViG / DeepGCN dilated k-NN). ``k`` and ``dilation`` are capped so that
+    ``k * dilation <= M``.
+
+    Args:
+        x: (B, N, C) query features. y: (B, M, C) key features (``None``: y = x).
+        k: neighbours per query. dilation: d.
+        rel: optional (N, M) additive term; rel_fn: or a callable ``slice -> (n, M)`` giving rows
+            of it on demand (so the full N x M table never exists).
+        chunk_elements: max B * rows * M elements of one distance block.
+    Returns:
+        (B, N, k') int64 key indices, nearest first, k' = min(k, M).
+    Memory: O(B * chunk * M + B * N * k) - not O(N * M).
+    """
+    if y is None:
+        y = x
+    B, N, _ = x.shape
+    M = y.shape[1]
+    k_eff = max(1, min(int(k), M))
+    d_eff = max(1, min(int(dilation), M // k_eff))
+    kk = k_eff * d_eff
+    x = F.normalize(x, p=2.0, dim=-1)
+    y = F.normalize(y, p=2.0, dim=-1)
+    y_sq = (y * y).sum(-1)                                  # (B, M)
+    rows = max(1, int(chunk_elements) // max(1, B * M))
+    out = []
+    yt = y.transpose(1, 2)
+    for start in range(0, N, rows):
+        sl = slice(start, min(N, start + rows))
+        xc = x[:, sl]
+        dist = (xc * xc).sum(-1, keepdim=True) - 2.0 * torch.matmul(xc, yt) + y_sq[:, None, :]
+        if rel is not None:
+            dist = dist + rel[sl].to(dist.dtype)
+        elif rel_fn is not None:
+            dist = dist + rel_fn(sl).to(dist.dtype)
+        idx = torch.topk(dist, kk, dim=-1, largest=False, sorted=True).indices
+        out.append(idx[..., ::d_eff] if d_eff > 1 else idx)
+    return torch.cat(out, dim=1)
+
+
+def _max_relative(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Max-relative aggregation ``max_j (y_j - x_i)`` interleaved with ``x_i`` (ViG layout).
+
+    x: (B, N, C) centres, y: (B, M, C) neighbours pool, idx: (B, N, k) -> (B, 2C, N, 1) with
+    channels ``[x_0, m_0, x_1, m_1, ...]``.
+    """
+    B, N, C = x.shape
+    k = idx.shape[-1]
+    flat = idx.reshape(B, N * k, 1).expand(-1, -1, C)
+    nb = torch.gather(y, 1, flat).reshape(B, N, k, C)
+    m = nb.amax(dim=2) - x                                   # max_j (y_j - x_i) = max_j y_j - x_i
+    out = torch.stack([x, m], dim=-1).reshape(B, N, 2 * C)   # interleaved as ViG's cat(dim=2)
+    return out.transpose(1, 2).unsqueeze(-1)
+
+
+# ================================================================================== blocks
+class GraphConv(nn.Module):
+    """Max-relative graph convolution (Eq. 1-2) over a dynamic dilated k-NN graph.
+
+    Holds ``gconv.nn`` = grouped 1x1 conv (2C -> 2C, groups 4) + BN + GELU (ViG ``MRConv2d``).
+    Input (B, C, H, W) -> output (B, 2C, H, W).
+    """
+
+    def __init__(self, channels: int, k: int, dilation: int, r: int = 1,
+                 relative_pos: bool = False, chunk: int = 1 << 22) -> None:
+        super().__init__()
+        self.k, self.dilation, self.r, self.relative_pos, self.chunk = k, dilation, r, relative_pos, chunk
+        self.gconv = nn.Module()
+        self.gconv.nn = nn.Sequential(nn.Conv2d(2 * channels, 2 * channels, 1, groups=4),
+                                      nn.BatchNorm2d(2 * channels), nn.GELU())
+        self._rel_cache: dict[tuple, torch.Tensor] = {}
+        self.last_edges: torch.Tensor | None = None
+        self.keep_edges = False
+
+    def cache_relative_pos(self, hw: tuple[int, int], device: Any = None) -> None:
+        """Precompute the (N, M) relative-position table for grid ``hw`` (like ViG's frozen table)."""
+        r = self._r_eff(hw)
+        self._rel_cache[(hw, r)] = relative_pos_term(self.gconv.nn[0].in_channels // 2, hw, r, device)
+
+    def _r_eff(self, hw: tuple[int, int]) -> int:
+        return max(1, min(self.r, hw[0], hw[1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        r = self._r_eff((H, W))
+        keys = F.avg_pool2d(x, r, r) if r > 1 else x
+        xq = x.flatten(2).transpose(1, 2)                     # (B, N, C)
+        yk = keys.flatten(2).transpose(1, 2)                  # (B, M, C)
+        rel = rel_fn = None
+        if self.relative_pos:
+            rel = self._rel_cache.get(((H, W), r))
+            if rel is None:
+                def rel_fn(sl: slice, _hw=(H, W), _r=r, _dev=x.device, _c=C) -> torch.Tensor:
+                    return relative_pos_term(_c, _hw, _r, _dev, rows=sl)
+        with torch.no_grad():
+            idx = knn_graph(xq.detach(), yk.detach(), self.k, self.dilation, rel, rel_fn, self.chunk)
+        if self.keep_edges:
+            self.last_edges = idx
+        out = self.gconv.nn(_max_relative(xq, yk, idx))       # (B, 2C, N, 1)
+        return out.reshape(B, 2 * C, H, W)
+
+
+class Grapher(nn.Module):
+    """PGN graph block (Eq. 3): ``y = x + DropPath(fc2(GraphConv(fc1(x))))`` on (B, C, H, W)."""
+
+    def __init__(self, channels: int, k: int = 9, dilation: int = 1, r: int = 1,
+                 relative_pos: bool = False, drop_path: float = 0.0, chunk: int = 1 << 22) -> None:
+        super().__init__()
+        self.fc1 = _conv_bn(channels, channels)
+        self.graph_conv = GraphConv(channels, k, dilation, r, relative_pos, chunk)
+        self.fc2 = _conv_bn(2 * channels, channels)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path(self.fc2(self.graph_conv(self.fc1(x))))
+
+
+class FFN(nn.Module):
+    """Node-wise feed-forward network: ``x + DropPath(fc2(GELU(fc1(x))))``, hidden 4C; (B, C, H, W)."""
+
+    def __init__(self, channels: int, hidden: int | None = None, drop_path: float = 0.0) -> None:
+        super().__init__()
+        hidden = hidden or 4 * channels
+        self.fc1 = _conv_bn(channels, hidden)
+        self.act = nn.GELU()
+        self.fc2 = _conv_bn(hidden, channels)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path(self.fc2(self.act(self.fc1(x))))
+
+
+class Downsample(nn.Module):
+    """Stride-2 3x3 conv + BN between pyramid stages (key names ``conv.0`` / ``conv.1``)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = _conv_bn(cin, cout, 3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class PLGConv(nn.Module):
+    """Patch-Label graph conv (Eq. 4): each label node takes its ``k`` nearest patch nodes
+    (L2-normalised Euclidean), ``[l_i, max_j (x_j - l_i)]`` -> grouped 1x1 conv 2C -> C + BN + GELU.
+
+    lab (B, C, S, 1), patches (B, C, N, 1) -> (B, C, S, 1).
+    """
+
+    def __init__(self, channels: int, k: int = 9, chunk: int = 1 << 22) -> None:
+        super().__init__()
+        self.k, self.chunk = k, chunk
+        self.nn = nn.Sequential(nn.Conv2d(2 * channels, channels, 1, groups=4),
+                                nn.BatchNorm2d(channels), nn.GELU())
+        self.keep_edges = False
+        self.last_edges: torch.Tensor | None = None
+
+    def forward(self, lab: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        lq = lab.squeeze(-1).transpose(1, 2)                  # (B, S, C)
+        pk = patches.squeeze(-1).transpose(1, 2)              # (B, N, C)
+        with torch.no_grad():
+            idx = knn_graph(lq.detach(), pk.detach(), self.k, 1, chunk_elements=self.chunk)
+        if self.keep_edges:
+            self.last_edges = idx
+        return self.nn(_max_relative(lq, pk, idx))
+
+
+class MLGBlock(nn.Module):
+    """One MLG block: PLG (Eq. 4-5, residual, optional FFN) then LLG (Eq. 6: ``L <- A L + L``).
+
+    ``adj`` is the learnable S x S adjacency A (uniform init in +-1/sqrt(S)).
+    lab (B, C, S, 1), patches (B, C, N, 1) -> (B, C, S, 1).
+    """
+
+    def __init__(self, channels: int, num_classes: int, k: int = 9, drop_path: float = 0.0,
+                 ffn: bool = True, chunk: int = 1 << 22) -> None:
+        super().__init__()
+        self.adj = nn.Parameter(torch.empty(num_classes, num_classes))
+        nn.init.uniform_(self.adj, -1.0 / math.sqrt(num_classes), 1.0 / math.sqrt(num_classes))
+        self.plg = PLGConv(channels, k, chunk)
+        self.drop_path = DropPath(drop_path)
+        self.ffn = FFN(channels, 4 * channels, drop_path) if ffn else nn.Identity()
+
+    def forward(self, lab: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        lab = lab + self.drop_path(self.plg(lab, patches))
+        lab = self.ffn(lab)
+        L = lab.squeeze(-1)                                   # (B, C, S)
+        L = L + torch.matmul(L, self.adj.T)                   # (A L^T)^T + L in (B, C, S) layout
+        return L.unsqueeze(-1)
+
+
+class Stem(nn.Module):
+    """CNN stem. Pyramid: conv s2 -> conv s2 -> conv s1 (4x down, widths C/2, C, C).
+    Isotropic: four stride-2 convs and one stride-1 conv (16x down, widths C/8, C/4, C/2, C, C).
+    Keys ``convs.<i>`` as in ViG. (B, in_chans, F, T) -> (B, C, F/f, T/f).
+    """
+
+    def __init__(self, in_chans: int, out: int, variant: str) -> None:
+        super().__init__()
+        if variant == "pyramid":
+            widths, strides = [out // 2, out, out], [2, 2, 1]
+        else:
+            widths, strides = [out // 8, out // 4, out // 2, out, out], [2, 2, 2, 2, 1]
+        layers: list[nn.Module] = []
+        cin = in_chans
+        for i, (w, s) in enumerate(zip(widths, strides)):
+            layers += [nn.Conv2d(cin, w, 3, s, 1), nn.BatchNorm2d(w)]
+            if i < len(widths) - 1:
+                layers.append(nn.GELU())
+            cin = w
+        self.convs = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convs(x)
+
+
+# ================================================================================== model
+class ATGNN(nn.Module):
+    """ATGNN (pyramid or isotropic PGN, optional MLG blocks, Eq. 7-9 head).
+
+    ``forward(x)``: x (B, T, F) time-major log-mel (the AST / ATGNN layout), (B, 1, F, T) or
+    (B, F, T) with ``freq_major=True`` -> logits (B, S) (apply a sigmoid for Eq. 9's scores).
+    Any input size whose sides are >= the total down-sampling works; the learnable positional
+    encoding is bilinearly resized when the grid differs from ``config.input_size``.
+    """
+
+    def __init__(self, config: ATGNNConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        ch = cfg.channels
+        f, t = cfg.input_size
+        sf = cfg.stem_factor
+        self.stem = Stem(cfg.in_chans, ch[0], cfg.variant)
+        self.pos_embed = nn.Parameter(torch.zeros(1, ch[0], f // sf, t // sf))
+        ks, ds = cfg.knn_schedule(), cfg.dilation_schedule()
+        dpr = [float(v) for v in torch.linspace(0, cfg.drop_path, cfg.n_blocks)]
+        layers: list[nn.Module] = []
+        self.stage_ends: list[int] = []
+        idx = 0
+        for s, (c, nb) in enumerate(zip(ch, cfg.blocks)):
+            if s > 0 and cfg.variant == "pyramid":
+                layers.append(Downsample(ch[s - 1], c))
+            r = cfg.reduce_ratios[s] if cfg.variant == "pyramid" else 1
+            for _ in range(nb):
+                layers.append(nn.Sequential(
+                    Grapher(c, ks[idx], ds[idx], r, bool(cfg.relative_pos), dpr[idx], cfg.knn_chunk),
+                    FFN(c, 4 * c, dpr[idx])))
+                idx += 1
+            self.stage_ends.append(len(layers) - 1)
+        self.backbone = nn.Sequential(*layers)
+        self.prediction = nn.Sequential(nn.Conv2d(ch[-1], cfg.head_dim, 1), nn.BatchNorm2d(cfg.head_dim),
+                                        nn.GELU(), nn.Dropout(cfg.dropout),
+                                        nn.Conv2d(cfg.head_dim, cfg.num_classes, 1))
+        if cfg.use_mlg:
+            S = cfg.num_classes
+            self.label_embed = nn.Parameter(torch.zeros(1, ch[0], S, 1))
+            nn.init.trunc_normal_(self.label_embed, std=0.02)
+            self.label_proj = nn.ModuleList(
+                [nn.Identity() if s == 0 or ch[s] == ch[s - 1] and cfg.variant == "isotropic"
+                 else _conv_bn(ch[s - 1], ch[s]) for s in range(len(ch))])
+            self.mlg_stages = nn.ModuleList([
+                nn.ModuleList([MLGBlock(c, S, cfg.k_plg, cfg.drop_path, cfg.mlg_ffn, cfg.knn_chunk)
+                               for _ in range(p)]) for c, p in zip(ch, cfg.mlg_blocks)])
+            self.label_readout = nn.Parameter(torch.empty(S, ch[-1]))
+            nn.init.uniform_(self.label_readout, -1.0 / math.sqrt(ch[-1]), 1.0 / math.sqrt(ch[-1]))
+        self._init_convs()
+
+    def _init_convs(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    # ---------------------------------------------------------------------------- helpers
+    def _to_image(self, x: torch.Tensor, freq_major: bool) -> torch.Tensor:
+        if x.ndim == 3:
+            x = x.unsqueeze(1) if freq_major else x.transpose(1, 2).unsqueeze(1)
+        elif x.ndim != 4:
+            raise ValueError(f"ATGNN input must be (B, T, F), (B, F, T) or (B, 1, F, T); got {tuple(x.shape)}")
+        if x.shape[1] != self.config.in_chans:
+            raise ValueError(f"ATGNN expects {self.config.in_chans} input channel(s), got {tuple(x.shape)}")
+        return x
+
+    def _pos(self, hw: tuple[int, int]) -> torch.Tensor:
+        pe = self.pos_embed
+        if tuple(pe.shape[-2:]) != hw:
+            pe = F.interpolate(pe, size=hw, mode="bilinear", align_corners=False)
+        return pe
+
+    def graph_modules(self) -> list[GraphConv]:
+        """All PGN graph convolutions in order."""
+        return [m for m in self.modules() if isinstance(m, GraphConv)]
+
+    def cache_position_tables(self, input_size: tuple[int, int] | None = None,
+                              device: Any = None) -> int:
+        """Precompute every relative-position table for input ``(F, T)`` (ViG-style frozen tables
+        kept as a cache, not as parameters). Returns the number of table elements cached."""
+        f, t = input_size or self.config.input_size
+        hw = (f // self.config.stem_factor, t // self.config.stem_factor)
+        n = 0
+        for layer in self.backbone:
+            if isinstance(layer, Downsample):
+                hw = ((hw[0] - 1) // 2 + 1, (hw[1] - 1) // 2 + 1)
+                continue
+            g = layer[0].graph_conv
+            if g.relative_pos:
+                g.cache_relative_pos(hw, device)
+                n += int(g._rel_cache[(hw, g._r_eff(hw))].numel())
+        return n
+
+    def clear_position_tables(self) -> None:
+        for g in self.graph_modules():
+            g._rel_cache.clear()
+
+    # ---------------------------------------------------------------------------- forward
+    def forward_features(self, x: torch.Tensor, freq_major: bool = False
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Patch grid (B, C_last, H', W') and label embeddings (B, C_last, S, 1) (``None`` without MLG)."""
+        x = self._to_image(x, freq_major)
+        x = self.stem(x)
+        x = x + self._pos(tuple(x.shape[-2:]))
+        if not self.config.use_mlg:
+            return self.backbone(x), None
+        lab = self.label_embed.expand(x.shape[0], -1, -1, -1)
+        stage = 0
+        for i, blk in enumerate(self.backbone):
+            x = blk(x)
+            if stage < len(self.stage_ends) and i == self.stage_ends[stage]:
+                patches = x.flatten(2).unsqueeze(-1)          # (B, C, N, 1)
+                lab = self.label_proj[stage](lab)
+                for mlg in self.mlg_stages[stage]:
+                    lab = mlg(lab, patches)
+                stage += 1
+        return x, lab
+
+    def forward_parts(self, x: torch.Tensor, freq_major: bool = False
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Patch logits Y_patch (Eq. 7) and label logits Y_hat (Eq. 8), each (B, S)."""
+        feats, lab = self.forward_features(x, freq_major)
+        patch = self.prediction(F.adaptive_avg_pool2d(feats, 1)).flatten(1)
+        if lab is None:
+            return patch, None
+        label = torch.einsum("bcs,sc->bs", lab.squeeze(-1), self.label_readout)
+        return patch, label
+
+    def forward(self, x: torch.Tensor, freq_major: bool = False) -> torch.Tensor:
+        patch, label = self.forward_parts(x, freq_major)
+        return patch if label is None else patch + label     # Eq. 9 before the sigmoid
+
+    def adjacency(self) -> list[torch.Tensor]:
+        """Learned LLG adjacency matrices (S, S), one per MLG block, in order (detached)."""
+        if not self.config.use_mlg:
+            return []
+        return [b.adj.detach().clone() for st in self.mlg_stages for b in st]
+
+
+# ================================================================================== counting
+def position_table_elements(config: ATGNNConfig, input_size: tuple[int, int] | None = None) -> int:
+    """Elements the reference code would store as frozen relative-position tables
+    (one ``(N, N / r^2)`` table per pyramid Grapher) for input ``(F, T)``; 0 without them."""
+    if not config.relative_pos:
+        return 0
+    f, t = input_size or config.input_size
+    h, w = f // config.stem_factor, t // config.stem_factor
+    total = 0
+    for s, nb in enumerate(config.blocks):
+        if s > 0:
+            h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+        r = max(1, min(config.reduce_ratios[s], h, w))
+        total += nb * (h * w) * ((h // r) * (w // r))
+    return int(total)
+
+
+def count_atgnn(model: ATGNN, input_size: tuple[int, int] | None = None, device: str = "meta",
+                exclude_position_tables: bool = True) -> dict[str, float]:
+    """Parameter and compute counts of one ATGNN at one input, with stated conventions.
+
+    Returns ``trainable`` (elements of trainable parameters), ``all`` (= trainable: this
+    implementation has no frozen parameters), ``frozen_tables_ref`` (elements the reference
+    code stores as frozen relative-position tables at this input), ``buffers`` (BN statistics),
+    ``gmacs`` (multiply-accumulates of one forward pass at batch 1 by
+    ``torch.utils.flop_counter.FlopCounterMode`` / 2 - convs, matmuls, k-NN distance matmuls;
+    BN / elementwise / top-k not counted) and ``gflops_2x`` = 2 * gmacs.
+    With ``exclude_position_tables`` the tables are precomputed (as ViG does) before counting,
+    so their construction is not counted. ``device="meta"`` counts without computing.
+    """
+    from .counting import count_flops, count_parameters
+
+    cfg = model.config
+    f, t = input_size or cfg.input_size
+    params = count_parameters(model)
+    import copy
+    m = copy.deepcopy(model).to(device).eval()
+    m.requires_grad_(False)
+    if exclude_position_tables:
+        m.cache_position_tables((f, t), device=device)
+    x = torch.zeros(1, t, f, device=device)
+    gmacs = float(count_flops(m, x))
+    del m
+    return {"trainable": params["trainable"], "all": params["all"], "buffers": params["buffers"],
+            "frozen_tables_ref": position_table_elements(cfg, (f, t)), "gmacs": gmacs,
+            "gflops_2x": 2 * gmacs}
+
+
+def knn_peak_memory(n: int, m: int, c: int, k: int, chunk_elements: int = 1 << 22,
+                    bytes_per: int = 4) -> dict[str, int]:
+    """Analytic peak bytes of one k-NN search (batch 1): dense (N x M distance matrix) vs.
+    chunked (one rows x M block plus the N x k result and the features)."""
+    rows = max(1, chunk_elements // max(1, m))
+    feats = (n + m) * c * bytes_per
+    return {"dense": n * m * bytes_per + feats + n * k * 8,
+            "chunked": min(rows, n) * m * bytes_per * 2 + feats + n * k * 8}
+
+
+# ================================================================================== loss
+class LabelNoiseRobustBCE(nn.Module):
+    """BCE with logits; optional label smoothing towards 0.5 by ``eps`` as a simple stand-in for
+    PSLA's label enhancement (which needs the AudioSet ontology and a teacher model).
+
+    logits (B, S), targets (B, S) in [0, 1] -> scalar.
+    """
+
+    def __init__(self, eps: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= eps < 0.5:
+            raise ValueError(f"LabelNoiseRobustBCE eps={eps} must lie in [0, 0.5)")
+        self.eps = float(eps)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        t = targets.float()
+        if self.eps:
+            t = t * (1 - 2 * self.eps) + self.eps
+        return F.binary_cross_entropy_with_logits(logits, t)
+
+
+def atgnn_loss(eps: float = 0.0) -> LabelNoiseRobustBCE:
+    """The training loss (Section III-B: BCE; ``eps`` > 0 smooths labels)."""
+    return LabelNoiseRobustBCE(eps)
+
+
+# ================================================================================== ViG weights
+@dataclass
+class VigLoadReport:
+    """What :func:`load_vig_weights` did, key by key (model key names)."""
+
+    loaded: list[str] = field(default_factory=list)
+    adapted: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"loaded {len(self.loaded)} tensors ({len(self.adapted)} adapted), "
+                f"skipped {len(self.skipped)} checkpoint keys, {len(self.missing)} model keys "
+                "left at initialisation")
+
+
+_PREFIXES = ("module.", "net.", "model.", "state_dict.")
+
+
+def _strip_prefix(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for p in _PREFIXES:
+            if key.startswith(p):
+                key, changed = key[len(p):], True
+    return key
+
+
+def map_vig_state_dict(vig: Mapping[str, torch.Tensor], model: ATGNN
+                       ) -> tuple[dict[str, torch.Tensor], VigLoadReport]:
+    """Map an ImageNet ViG state dict (``pvig_*`` / ``vig_*`` of huawei-noah, or the public ATGNN
+    code) onto ``model``'s keys.
+
+    * keys are matched by name after stripping ``module.`` / ``net.`` / ``model.`` prefixes;
+    * ``stem.convs.0.weight`` (3 input channels) is summed over its RGB channels for a 1-channel
+      model (the response to a grey image is preserved);
+    * ``pos_embed`` (1, C, 56, 56) / (1, C, 14, 14) is resized bicubically to the model's grid;
+    * ``*.relative_pos`` tables are skipped (deterministic; recomputed for the true grid);
+    * ``prediction.4.*`` (ImageNet classes) is skipped when the class count differs;
+    * any other shape mismatch or an unknown key raises ``ValueError`` naming the key.
+    Returns (state dict to load with ``strict=False``, report).
+    """
+    own = model.state_dict()
+    out: dict[str, torch.Tensor] = {}
+    rep = VigLoadReport()
+    for raw, val in vig.items():
+        key = _strip_prefix(raw)
+        if key.endswith("relative_pos"):
+            rep.skipped[key] = "relative-position table (recomputed for the spectrogram grid)"
+            continue
+        if key not in own:
+            if key.startswith("prediction.4") or key.startswith("head"):
+                rep.skipped[key] = "classifier not in this model"
+                continue
+            raise ValueError(f"ViG checkpoint key {raw!r} has no counterpart in this ATGNN "
+                             f"({model.config.variant}, channels {model.config.channels}, "
+                             f"blocks {model.config.blocks}); is it the right ViG size?")
+        target = own[key]
+        val = torch.as_tensor(val)
+        if tuple(val.shape) == tuple(target.shape):
+            out[key] = val.to(target.dtype)
+            rep.loaded.append(key)
+        elif key == "stem.convs.0.weight" and val.shape[0] == target.shape[0] and val.shape[2:] == target.shape[2:]:
+            if target.shape[1] == 1:
+                out[key] = val.sum(dim=1, keepdim=True).to(target.dtype)
+            else:
+                reps = math.ceil(target.shape[1] / val.shape[1])
+                w = val.repeat(1, reps, 1, 1)[:, :target.shape[1]] * (val.shape[1] / target.shape[1])
+                out[key] = w.to(target.dtype)
+            rep.loaded.append(key)
+            rep.adapted[key] = f"{val.shape[1]}-channel stem -> {target.shape[1]} channel(s) (sum over RGB)"
+        elif key == "pos_embed" and val.shape[:2] == target.shape[:2]:
+            out[key] = F.interpolate(val.float(), size=tuple(target.shape[-2:]), mode="bicubic",
+                                     align_corners=False).to(target.dtype)
+            rep.loaded.append(key)
+            rep.adapted[key] = f"resized {tuple(val.shape[-2:])} -> {tuple(target.shape[-2:])} (bicubic)"
+        elif key.startswith("prediction.4"):
+            rep.skipped[key] = f"classifier for {val.shape[0]} classes (model has {target.shape[0]})"
+        else:
+            raise ValueError(f"ViG checkpoint key {raw!r} has shape {tuple(val.shape)} but the model "
+                             f"expects {tuple(target.shape)}")
+    rep.missing = [k for k in own if k not in out]
+    return out, rep
+
+
+def load_vig_weights(model: ATGNN, checkpoint: str | Path | Mapping[str, Any]) -> VigLoadReport:
+    """Initialise the PGN of ``model`` from an ImageNet ViG checkpoint (file or state dict).
+
+    The file may hold the state dict directly or under ``state_dict`` / ``model``. The MLG blocks
+    and (with a different class count) the classifier keep their initialisation; see
+    :func:`map_vig_state_dict` for the mapping rules. Returns a :class:`VigLoadReport`.
+    """
+    if isinstance(checkpoint, (str, Path)):
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"ViG checkpoint {path} does not exist")
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        obj = checkpoint
+    for key in ("state_dict", "model"):
+        if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
+            obj = obj[key]
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"ViG checkpoint {checkpoint!r} does not hold a state dict")
+    mapped, rep = map_vig_state_dict(obj, model)
+    model.load_state_dict(mapped, strict=False)
+    return rep

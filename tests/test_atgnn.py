@@ -1,0 +1,189 @@
+"""ATGNN model: structure against reference manifests, k-NN graph, MLG equations, ViG weight mapping.
+
+Fixtures: ``tests/fixtures/reference_state_dicts/{vig_*,atgnn_*}.json`` (key / shape lists of the
+official ViG and the public ATGNN reimplementation, built without weights).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from audiorepro.models.atgnn import (ATGNN, ATGNNConfig, build_atgnn, count_atgnn, knn_graph,
+                                     load_vig_weights, map_vig_state_dict, position_table_elements,
+                                     relative_pos_term, sincos_pos_2d, MLGBlock, knn_peak_memory)
+from audiorepro.models.counting import count_parameters
+
+FIX = Path(__file__).parent / "fixtures" / "reference_state_dicts"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest single-threaded (and do not fight other test processes)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def manifest(name: str) -> dict:
+    return json.loads((FIX / f"{name}.json").read_text())
+
+
+CASES = [
+    ("pyr-s", dict(num_classes=200, input_size=(128, 1024)), "atgnn_pyr_s_full_fsd50k_200"),
+    ("pyr-s", dict(num_classes=200, input_size=(128, 1024), use_mlg=False), "atgnn_pyr_s_encoder_only_fsd50k_200"),
+    ("pyr-s", dict(num_classes=527, input_size=(128, 1056), use_mlg=False), "atgnn_pyr_s_encoder_only_128x1056_527"),
+    ("pyr-s", dict(num_classes=1000, input_size=(224, 224), use_mlg=False, in_chans=3), "vig_pyramid_s_224_1000"),
+    ("pyr-med", dict(num_classes=1000, input_size=(224, 224), use_mlg=False, in_chans=3), "vig_pyramid_m_224_1000"),
+    ("iso", dict(num_classes=1000, input_size=(224, 224), use_mlg=False, in_chans=3), "vig_isotropic_s_224_1000"),
+]
+
+
+@pytest.mark.parametrize("preset,kw,ref", CASES)
+def test_state_dict_matches_reference_manifest(preset, kw, ref):
+    """Same keys, order and shapes as the reference code (minus its frozen relative_pos tables),
+    and exactly its trainable-parameter count."""
+    m = build_atgnn(preset, **kw)
+    d = manifest(ref)
+    ref_sd = [(k, s) for k, s, _ in d["state_dict"] if not k.endswith("relative_pos")]
+    own = [(k, list(v.shape)) for k, v in m.state_dict().items()]
+    assert own == ref_sd
+    c = count_parameters(m)
+    assert c["trainable"] == d["n_params_trainable"]
+    assert c["buffers"] == d["n_buffers"]
+
+
+def test_frozen_table_count_matches_reference_all_minus_trainable():
+    d = manifest("atgnn_pyr_s_encoder_only_128x1056_527")
+    cfg = ATGNNConfig(**{**dict(channels=(80, 160, 400, 640), blocks=(2, 2, 6, 2)),
+                         "use_mlg": False, "num_classes": 527, "input_size": (128, 1056)})
+    assert position_table_elements(cfg) == d["n_params_all"] - d["n_params_trainable"]
+
+
+def test_gmacs_close_to_reference_fvcore():
+    """FlopCounterMode MACs of pyr-s (-MLG) at 128 x 1056 lie within 2 % of fvcore's count
+    (fvcore also counts batch norm, so ours is slightly lower)."""
+    d = manifest("atgnn_pyr_s_encoder_only_128x1056_527")
+    c = count_atgnn(build_atgnn("pyr-s", num_classes=527, use_mlg=False))
+    assert c["gmacs"] < d["gflops"]
+    assert abs(c["gmacs"] - d["gflops"]) / d["gflops"] < 0.02
+
+
+def test_knn_matches_brute_force_and_chunking_is_exact():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 50, 8, generator=g)
+    y = torch.randn(2, 20, 8, generator=g)
+    xn, yn = torch.nn.functional.normalize(x, dim=-1), torch.nn.functional.normalize(y, dim=-1)
+    brute = torch.cdist(xn, yn).argsort(dim=-1)[..., :6]
+    idx = knn_graph(x, y, k=3, dilation=2, chunk_elements=10 ** 9)
+    assert torch.equal(idx, brute[..., ::2])
+    small = knn_graph(x, y, k=3, dilation=2, chunk_elements=2 * 20 * 3)   # 3 query rows per chunk
+    assert torch.equal(idx, small)
+    capped = knn_graph(x, y, k=9, dilation=5)                              # 45 > 20 keys
+    assert capped.shape == (2, 50, 9)
+    assert all(len(set(r.tolist())) == 9 for r in capped.reshape(-1, 9))
+
+
+def test_relative_position_term_prefers_near_nodes():
+    rel = relative_pos_term(16, (4, 6), r=1)
+    assert rel.shape == (24, 24)
+    assert torch.allclose(rel.diagonal(), torch.full((24,), -1.0), atol=1e-5)   # |e|^2 = dim/2
+    assert rel[0, 1] < rel[0, 5]                                              # neighbour nearer
+    sub = relative_pos_term(16, (4, 6), r=2, rows=slice(3, 7))
+    assert sub.shape == (4, 6) and torch.allclose(sub, relative_pos_term(16, (4, 6), r=2)[3:7])
+    e = sincos_pos_2d(8, torch.tensor([0.0]), torch.tensor([0.0]))
+    assert torch.allclose(e, torch.tensor([[0.0, 0, 1, 1, 0, 0, 1, 1]]))
+
+
+def test_llg_is_a_plus_identity_and_plg_uses_nearest_patches():
+    blk = MLGBlock(8, 5, k=2, ffn=False).eval()
+    with torch.no_grad():
+        blk.plg.nn[0].weight.zero_(); blk.plg.nn[0].bias.zero_()   # PLG branch outputs GELU(BN(0))
+        blk.plg.nn[1].bias.zero_()
+    lab = torch.randn(1, 8, 5, 1)
+    out = blk(lab, torch.randn(1, 8, 30, 1))
+    expected = lab.squeeze(-1) @ (torch.eye(5) + blk.adj.detach()).T   # L^T (I + A)^T
+    assert torch.allclose(out.squeeze(-1), expected, atol=1e-5)
+
+
+def test_forward_shapes_layouts_and_mlg_switch():
+    torch.manual_seed(0)
+    m = build_atgnn("pyr-tiny", num_classes=7, input_size=(32, 64)).eval()
+    x = torch.randn(2, 64, 32)                       # (B, T, F)
+    y = m(x)
+    assert y.shape == (2, 7)
+    assert torch.allclose(m(x.transpose(1, 2), freq_major=True), y, atol=1e-5)
+    patch, label = m.forward_parts(x)
+    assert torch.allclose(patch + label, y, atol=1e-5)
+    y2 = m(torch.randn(1, 96, 32))                   # other length: positional encoding resized
+    assert y2.shape == (1, 7)
+    nomlg = build_atgnn("pyr-tiny", num_classes=7, input_size=(32, 64), use_mlg=False)
+    assert count_parameters(nomlg)["trainable"] < count_parameters(m)["trainable"]
+    assert not any("mlg" in k or "label" in k for k in nomlg.state_dict())
+    iso = build_atgnn("iso-tiny", num_classes=7, input_size=(32, 64))
+    assert iso(x).shape == (2, 7)
+    assert iso.config.knn_schedule()[0] == 9 and iso.config.knn_schedule()[-1] == 18
+
+
+def test_backward_reaches_label_graph():
+    m = build_atgnn("pyr-tiny", num_classes=4, input_size=(32, 64))
+    m(torch.randn(2, 64, 32)).sum().backward()
+    assert m.mlg_stages[0][0].adj.grad is not None and m.mlg_stages[0][0].adj.grad.abs().sum() > 0
+    assert m.label_readout.grad.abs().sum() > 0
+
+
+def _fake_weights(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k, shape, dtype in manifest(name)["state_dict"]:
+        out["module." + k] = (torch.zeros(shape, dtype=torch.int64) if dtype.endswith("int64")
+                              else torch.randn(shape, generator=g))
+    return out
+
+
+@pytest.mark.parametrize("preset,ref", [("pyr-s", "vig_pyramid_s_224_1000"),
+                                        ("pyr-med", "vig_pyramid_m_224_1000"),
+                                        ("iso", "vig_isotropic_s_224_1000")])
+def test_vig_imagenet_weights_map_onto_audio_model(preset, ref):
+    """Every ViG tensor lands in the 1-channel 128 x 1056 ATGNN (MLG on); stem summed over RGB,
+    pos_embed resized, relative_pos and the 1000-class layer skipped; only MLG/label keys and the
+    527-class layer stay at initialisation."""
+    ck = _fake_weights(ref)
+    m = build_atgnn(preset, num_classes=527, input_size=(128, 1056))
+    mapped, rep = map_vig_state_dict(ck, m)
+    assert set(rep.adapted) == {"stem.convs.0.weight", "pos_embed"}
+    assert torch.allclose(mapped["stem.convs.0.weight"], ck["module.stem.convs.0.weight"].sum(1, keepdim=True))
+    sf = 4 if preset.startswith("pyr") else 16
+    assert mapped["pos_embed"].shape[-2:] == (128 // sf, 1056 // sf)
+    assert all(k.endswith("relative_pos") or k.startswith("prediction.4") for k in rep.skipped)
+    assert sum(k.endswith("relative_pos") for k in rep.skipped) == (sum(m.config.blocks) if preset != "iso" else 0)
+    assert all(k.startswith(("mlg_stages", "label_", "prediction.4")) for k in rep.missing)
+    assert any(k.startswith("mlg_stages") for k in rep.missing)
+    rep2 = load_vig_weights(m, ck)
+    key = "backbone.0.0.fc1.0.weight"
+    assert torch.equal(m.state_dict()[key], ck["module." + key])
+    assert rep2.loaded == rep.loaded
+
+
+def test_vig_mapping_rejects_wrong_size():
+    ck = _fake_weights("vig_pyramid_m_224_1000")
+    m = build_atgnn("pyr-s", num_classes=527)
+    with pytest.raises(ValueError, match="shape"):
+        map_vig_state_dict(ck, m)
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="channels"):
+        ATGNNConfig(channels=(80, 160), blocks=(2, 2, 6, 2))
+    with pytest.raises(KeyError, match="kk"):
+        build_atgnn("pyr-s", kk=3)
+
+
+def test_chunked_knn_memory_is_linear_in_n():
+    a = knn_peak_memory(10_000, 10_000, 64, 9)
+    b = knn_peak_memory(20_000, 20_000, 64, 9)
+    assert b["dense"] > 3.9 * a["dense"]           # dense N x M grows 4x
+    assert b["chunked"] < 2.6 * a["chunked"]       # chunked grows ~2x

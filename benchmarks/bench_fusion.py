@@ -1,0 +1,71 @@
+"""Multilayer fusion: per-layer embedding throughput (clips/s) and linear-probe cost.
+
+Run: ``.venv/bin/python benchmarks/bench_fusion.py [--clips 16] [--seconds 1] [--repeats 3]``.
+Random waves through :class:`audiorepro.models.fusion.LayerEmbedder` (all layers) for CREPE-tiny
+(hop 0.1 s), CNN14 x0.25 and VGGish x0.25 (random weights: speed only), and one linear probe
+(200 epochs, no early stopping) on a random (160, D) embedding. Prints best/median wall and best
+process-CPU seconds plus the load average; numbers are measured by this run only and are noisy
+on a shared machine.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from audiorepro.models.backbones import build_backbone
+from audiorepro.models.fusion import LayerEmbedder, linear_eval
+
+
+def timeit(fn, repeats: int) -> tuple[float, float, float]:
+    """(best wall, median wall, best process CPU) seconds over ``repeats`` calls after a warm-up."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return min(walls), statistics.median(walls), min(cpus)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--clips", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    waves = 0.1 * torch.randn(args.clips, int(args.seconds * 16000))
+    models = {
+        "crepe_tiny (hop 0.1 s)": build_backbone("crepe_tiny", hop_length=1600),
+        "panns_cnn14_16k x0.25": build_backbone("panns_cnn14_16k", scale=0.25, spec_augment=False),
+        "vggish_tcvrick x0.25": build_backbone("vggish_tcvrick", scale=0.25),
+    }
+    rows = []
+    for name, model in models.items():
+        emb = LayerEmbedder(model)
+        best, med, cpu = timeit(lambda: emb.batch_embeddings(waves), args.repeats)
+        rows.append({"what": f"embed all layers, {name}", "best_s": best, "median_s": med,
+                     "cpu_s": cpu, "clips_per_s": args.clips / best})
+    rng = np.random.default_rng(0)
+    for d in (256, 4096):
+        x = rng.normal(size=(304, d)).astype(np.float32)
+        y = rng.integers(0, 10, 304)
+        best, med, cpu = timeit(lambda: linear_eval(x[:160], y[:160], x[160:208], y[160:208],
+                                                    x[208:], y[208:], 10, lrs=(1e-3,), seeds=(0,),
+                                                    epochs=200, patience=1000), args.repeats)
+        rows.append({"what": f"linear probe, D={d}, 200 epochs", "best_s": best, "median_s": med,
+                     "cpu_s": cpu, "clips_per_s": float("nan")})
+    print(pd.DataFrame(rows).round(3).to_string(index=False))
+    print(f"load average {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+"""The nine downstream tasks of the multilayer-fusion paper, as offline analogues or real data.
+
+:func:`fusion_tasks` returns ``{paper task: ClipTable}`` for the book's analogues, built from real
+recordings in Debian packages (:mod:`audiorepro.data.debian.tasks`) plus one music-style proxy
+rendered here from the Hydrogen drum samples (:func:`music_style_table`):
+
+======== ==================== ===============================================================
+paper    analogue             what
+======== ==================== ===============================================================
+ESC-50   ``sound_events``     Tux Paint + Hedgewars sound effects (5 folds; fold 5 test)
+US8K     ``drums``            Hydrogen drum hits by instrument family (unseen kits in test)
+SPCV2    ``digits``           spoken digits 0-9 (Asterisk + Tux Paint voices; unseen voices)
+VC1      ``speakers``         Hedgewars voice pack = speaker (unseen phrases)
+VF       ``languages``        language of Asterisk / Tux Paint / KLettres speech
+CRM-D    ``affect``           Hedgewars phrase group (anger/happy/fear/pain/neutral) - a proxy
+GTZAN    ``music_style``      drum-groove style (rock, disco, hip-hop, bossa, waltz, shuffle,
+                              reggae) rendered from Hydrogen kit samples with tempo, phase and
+                              gain jitter; kits split as in ``drums`` (unseen kits in test)
+NSynth   ``instrument_family`` GM family of FluidR3 soundfont notes (unseen programs in test)
+Surge    ``pitch``            MIDI pitch of FluidR3 notes (unseen programs in test)
+======== ==================== ===============================================================
+
+When the Debian sources cannot be had (:class:`~audiorepro.data.debian.fetch.DebianSourceUnavailable`)
+the tasks that the synthetic sound world can stand in for fall back to single-event synthetic
+clips (:func:`audiorepro.data.synthetic.make_event_table`): ESC-50 -> event class, US8K -> parent
+class, NSynth -> timbre, Surge -> MIDI pitch of pitched classes; the speech tasks and GTZAN have
+no synthetic stand-in and are reported as :class:`TaskUnavailable`.
+
+:func:`paper_tasks` reads the real datasets in the layout of the authors' evaluation package EVAR
+(``evar/metadata/<task>.csv``) through :mod:`audiorepro.data.adapters.evar`.
+
+:func:`subsample` keeps at most ``n`` clips per split, stratified round-robin over classes in the
+order of the clip-id hash (deterministic).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import paths
+from ..data.audio import load_audio, save_audio
+from ..data.cliptable import ClipTable, ClipTableError
+from ..fileio import atomic_write_text
+
+SAMPLE_RATE = 16000
+#: paper task key -> analogue name
+ANALOGUES: dict[str, str] = {
+    "ESC-50": "sound_events", "US8K": "drums", "SPCV2": "digits", "VC1": "speakers",
+    "VF": "languages", "CRM-D": "affect", "GTZAN": "music_style",
+    "NSynth": "instrument_family", "Surge": "pitch",
+}
+#: paper task key -> EVAR task name
+EVAR_NAMES: dict[str, str] = {
+    "ESC-50": "esc50", "US8K": "us8k", "SPCV2": "spcv2", "VC1": "vc1", "VF": "voxforge",
+    "CRM-D": "cremad", "GTZAN": "gtzan", "NSynth": "nsynth", "Surge": "surge",
+}
+
+#: groove patterns: steps per bar, beats per bar, tempo range (BPM), hits {family: [steps]}
+MUSIC_STYLES: dict[str, dict] = {
+    "rock": dict(steps=16, beats=4, bpm=(100, 130),
+                 hits={"kick": [0, 8, 10], "snare": [4, 12], "hihat": [0, 2, 4, 6, 8, 10, 12, 14]}),
+    "disco": dict(steps=16, beats=4, bpm=(115, 130),
+                  hits={"kick": [0, 4, 8, 12], "hihat": [2, 6, 10, 14], "clap": [4, 12]}),
+    "hiphop": dict(steps=16, beats=4, bpm=(82, 98),
+                   hits={"kick": [0, 7, 10], "snare": [4, 12], "hihat": list(range(16))}),
+    "bossa": dict(steps=16, beats=4, bpm=(120, 140),
+                  hits={"kick": [0, 3, 8, 11], "stick": [0, 3, 6, 10, 12],
+                        "shaker": [0, 2, 4, 6, 8, 10, 12, 14]}),
+    "waltz": dict(steps=12, beats=3, bpm=(90, 150),
+                  hits={"kick": [0], "snare": [4, 8], "hihat": [0, 4, 8]}),
+    "shuffle": dict(steps=12, beats=4, bpm=(110, 160),
+                    hits={"ride": [0, 3, 5, 6, 9, 11], "hihat": [3, 9], "kick": [0, 6]}),
+    "reggae": dict(steps=16, beats=4, bpm=(70, 90),
+                   hits={"kick": [8], "stick": [8], "hihat": [2, 6, 10, 14]}),
+}
+MUSIC_STYLE_COUNTS = {"train": 24, "valid": 8, "test": 16}
+
+
+class TaskUnavailable(RuntimeError):
+    """A task cannot be built here; the message says why."""
+
+
+# ============================================================================ subsampling
+def subsample(table: ClipTable, max_per_split: Mapping[str, int] | int | None) -> ClipTable:
+    """At most ``max_per_split[split]`` clips of each split (an int applies to every split),
+    taken round-robin over the classes, each class in the order of the SHA-1 of its clip ids
+    (fixed on every machine). ``None`` keeps everything. Classes are kept as they are."""
+    if max_per_split is None:
+        return table
+    frame = table.frame
+    keep: list[int] = []
+    for split, grp in frame.groupby("split", sort=True):
+        cap = max_per_split if isinstance(max_per_split, int) else max_per_split.get(str(split))
+        if cap is None or len(grp) <= cap:
+            keep += list(grp.index)
+            continue
+        if cap < 0:
+            raise ValueError(f"subsample: max_per_split[{split!r}] = {cap} must be >= 0")
+        queues = []
+        for _, cg in grp.groupby("labels", sort=True):
+            order = sorted(cg.index, key=lambda i: hashlib.sha1(str(frame.at[i, "clip_id"]).encode()).hexdigest())
+            queues.append(order)
+        chosen: list[int] = []
+        depth = 0
+        while len(chosen) < cap:
+            for q in queues:
+                if depth < len(q) and len(chosen) < cap:
+                    chosen.append(q[depth])
+            depth += 1
+        keep += chosen
+    sub = frame.loc[sorted(keep)].copy()
+    return ClipTable(sub, table.root, table.classes, table.name)
+
+
+# ============================================================================ music style proxy
+def _style_recipe(drums: ClipTable, counts: Mapping[str, int], seconds: float, seed: int) -> str:
+    ids = "|".join(drums.frame["clip_id"] + ":" + drums.frame["split"])
+    return f"v1|{ids}|{sorted(counts.items())}|{seconds}|{seed}|{sorted(MUSIC_STYLES)}"
+
+
+def render_groove(style: str, samples: Mapping[str, list[torch.Tensor]], rng: np.random.Generator,
+                  seconds: float = 2.0, sample_rate: int = SAMPLE_RATE) -> tuple[torch.Tensor, float]:
+    """One clip of a groove ``style`` (key of :data:`MUSIC_STYLES`) from drum ``samples``
+    (family -> list of (T,) waveforms). Returns ``(wave (seconds * sample_rate,), bpm)``.
+
+    Tempo is uniform in the style's range, the pattern starts at a random step, every hit gets
+    a gain jitter of -6..0 dB, peak normalised to 0.9."""
+    spec = MUSIC_STYLES[style]
+    bpm = float(rng.uniform(*spec["bpm"]))
+    step_s = 60.0 / bpm * spec["beats"] / spec["steps"]
+    n = int(round(seconds * sample_rate))
+    out = torch.zeros(n)
+    phase = int(rng.integers(0, spec["steps"]))
+    n_steps = int(np.ceil(seconds / step_s)) + 1
+    for fam, steps in spec["hits"].items():
+        pool = samples.get(fam) or []
+        if not pool:
+            continue
+        voice = pool[int(rng.integers(0, len(pool)))]
+        hit_steps = set(steps)
+        for k in range(n_steps):
+            if (k + phase) % spec["steps"] not in hit_steps:
+                continue
+            start = int(round(k * step_s * sample_rate))
+            if start >= n:
+                break
+            seg = voice[: n - start] * float(10 ** (rng.uniform(-6.0, 0.0) / 20))
+            out[start:start + seg.shape[0]] += seg
+    peak = float(out.abs().max())
+    if peak > 0:
+        out = out * (0.9 / peak)
+    return out, bpm
+
+
+def music_style_table(drums: ClipTable, counts: Mapping[str, int] = MUSIC_STYLE_COUNTS,
+                      seconds: float = 2.0, seed: int = 0, out_root: str | os.PathLike | None = None
+                      ) -> ClipTable:
+    """The GTZAN stand-in: groove-style clips rendered from the Hydrogen kits of ``drums``.
+
+    Each clip uses the samples of one kit of its split (a family the kit lacks is drawn from the
+    other kits of the same split), so test clips come from kits never heard in training. Written
+    once under ``data/fusion/music_style_<hash>/`` (FLAC + ``clips.csv``).
+    """
+    for s in ("train", "valid", "test"):
+        if counts.get(s, 0) < 1:
+            raise ValueError(f"music_style_table: counts[{s!r}] must be >= 1, got {counts.get(s)}")
+    recipe = _style_recipe(drums, counts, seconds, seed)
+    name = "music_style_" + hashlib.sha1(recipe.encode()).hexdigest()[:10]
+    out_dir = Path(out_root) if out_root is not None else paths.data_dir("fusion", name)
+    csv = out_dir / "clips.csv"
+    if csv.is_file():
+        return ClipTable.read(csv, name="music_style")
+    rng = np.random.default_rng(seed)
+    cache: dict[Path, torch.Tensor] = {}
+    frame = drums.frame
+    rows = []
+    for split in ("train", "valid", "test"):
+        part = frame[frame["split"] == split]
+        if part.empty:
+            raise ClipTableError(f"music_style_table: drums table has no {split!r} clips")
+        kits = sorted(k for k, g in part.groupby("kit") if {"kick", "snare", "hihat"} <= set(g["labels"]))
+        if not kits:
+            kits = sorted(part["kit"].unique())
+
+        def family_samples(rows_: pd.DataFrame) -> dict[str, list[torch.Tensor]]:
+            out: dict[str, list[torch.Tensor]] = {}
+            for i, r in rows_.iterrows():
+                p = drums.audio_path(int(i))
+                if p not in cache:
+                    cache[p] = load_audio(p, SAMPLE_RATE)[0][: int(1.5 * SAMPLE_RATE)]
+                out.setdefault(str(r["labels"]), []).append(cache[p])
+            return out
+
+        split_pool = family_samples(part.assign())
+        m = 0
+        for style in sorted(MUSIC_STYLES):
+            for _ in range(int(counts[split])):
+                kit = kits[int(rng.integers(0, len(kits)))]
+                kit_pool = family_samples(part[part["kit"] == kit])
+                pool = {f: kit_pool.get(f) or split_pool.get(f, []) for f in
+                        set(split_pool) | set(kit_pool)}
+                wave, bpm = render_groove(style, pool, rng, seconds)
+                rel = f"audio/{split}_{m:04d}.flac"
+                save_audio(out_dir / rel, wave, SAMPLE_RATE)
+                rows.append({"clip_id": f"style-{split}-{m:04d}", "path": rel, "split": split,
+                             "labels": style, "kit": kit, "bpm": round(bpm, 2), "source": "hydrogen"})
+                m += 1
+    table = ClipTable(pd.DataFrame(rows), out_dir, sorted(MUSIC_STYLES), "music_style")
+    table.write(csv)
+    atomic_write_text(out_dir / "recipe.txt", recipe + "\n")
+    return ClipTable.read(csv, name="music_style")
+
+
+# ============================================================================ task sets
+def _synthetic_fallback(paper_task: str, n_per_class: int, seed: int) -> ClipTable:
+    from ..data.synthetic import make_event_table
+
+    column = {"ESC-50": "labels", "US8K": "parent", "NSynth": "timbre", "Surge": "pitch"}.get(paper_task)
+    if column is None:
+        raise TaskUnavailable(f"{paper_task}: Debian sources unavailable and the synthetic world "
+                              "has no stand-in for this task")
+    ev = make_event_table(paths.data_dir("fusion", f"synthetic_events_n{n_per_class}_s{seed}"),
+                          n_per_class=n_per_class, seed=seed, clip_seconds=2.0, progress=False)
+    frame = ev.frame.copy()
+    if column == "pitch":
+        frame = frame[frame["pitch"].notna() & (frame["pitch"].astype(str) != "")]
+        frame["labels"] = frame["pitch"].astype(float).astype(int).astype(str)
+    else:
+        frame["labels"] = frame[column].astype(str)
+    counts = frame["labels"].value_counts()
+    frame = frame[frame["labels"].isin(counts[counts >= 3].index)]
+    return ClipTable(frame.reset_index(drop=True), ev.root, [], f"synthetic_{ANALOGUES[paper_task]}")
+
+
+def fusion_tasks(names: list[str] | None = None, max_per_split: Mapping[str, int] | int | None = None,
+                 synthetic_fallback: bool = True, synthetic_per_class: int = 12, seed: int = 0,
+                 style_counts: Mapping[str, int] = MUSIC_STYLE_COUNTS, real_data: bool = True
+                 ) -> dict[str, ClipTable | Exception]:
+    """``{paper task: ClipTable}`` of the book's analogues (see the module docstring).
+
+    Args:
+        names: paper task keys (default: all nine, in the paper's order).
+        max_per_split: cap per split (see :func:`subsample`), e.g. ``{"train": 160, ...}``.
+        synthetic_fallback: use the synthetic stand-ins when Debian data is unavailable.
+        real_data: ``False`` skips the Debian recordings altogether (no download or build:
+            the smoke profile) and uses the synthetic stand-ins where they exist.
+    Returns:
+        task -> table, or -> the exception explaining why the task is unavailable here.
+    """
+    from ..data.debian.fetch import DebianSourceUnavailable
+    from ..data.debian.tasks import build_task
+
+    names = names or list(ANALOGUES)
+    bad = [n for n in names if n not in ANALOGUES]
+    if bad:
+        raise KeyError(f"fusion_tasks: unknown task(s) {bad}; known: {list(ANALOGUES)}")
+    out: dict[str, ClipTable | Exception] = {}
+    for task in names:
+        try:
+            if not real_data:
+                raise TaskUnavailable(f"{task}: real_data=False")
+            if task == "GTZAN":
+                table = music_style_table(build_task("drums"), counts=style_counts, seed=seed)
+            else:
+                table = build_task(ANALOGUES[task])
+            table.name = ANALOGUES[task]
+        except (DebianSourceUnavailable, ClipTableError, OSError, TaskUnavailable) as exc:
+            if not synthetic_fallback:
+                out[task] = exc
+                continue
+            try:
+                table = _synthetic_fallback(task, synthetic_per_class, seed)
+            except TaskUnavailable as exc2:
+                out[task] = exc2
+                continue
+        out[task] = subsample(table, max_per_split)
+    return out
+
+
+def paper_tasks(data_root: str | os.PathLike, metadata_dir: str | os.PathLike,
+                names: list[str] | None = None, on_missing: str = "error") -> dict[str, ClipTable]:
+    """The nine real tasks in EVAR's layout: audio under ``<data_root>/<evar name>/`` and metadata
+    ``<metadata_dir>/<evar name>.csv`` (EVAR's ``work/16k`` and ``evar/metadata``)."""
+    from ..data.adapters import evar
+
+    names = names or list(EVAR_NAMES)
+    out = {}
+    for task in names:
+        if task not in EVAR_NAMES:
+            raise KeyError(f"paper_tasks: unknown task {task!r}; known: {list(EVAR_NAMES)}")
+        ev = EVAR_NAMES[task]
+        root, meta = Path(data_root) / ev, Path(metadata_dir) / f"{ev}.csv"
+        if ev == "cremad":
+            out[task] = evar.cremad(root, meta, on_missing=on_missing)
+        elif ev == "voxforge":
+            out[task] = evar.voxforge(root, meta, on_missing=on_missing)
+        elif ev == "surge":
+            out[task] = evar.surge(root, meta, on_missing=on_missing)
+        else:
+            out[task] = evar.evar_task(ev, root, meta, on_missing=on_missing)
+    return out
+
+
+def task_overview(tables: Mapping[str, ClipTable | Exception]) -> pd.DataFrame:
+    """One row per paper task: analogue, clips per split, classes (or why it is unavailable)."""
+    rows = []
+    for task, t in tables.items():
+        if isinstance(t, Exception):
+            rows.append({"paper task": task, "analogue": ANALOGUES.get(task, ""),
+                         "status": f"unavailable: {t}"})
+            continue
+        s = t.frame["split"].value_counts()
+        rows.append({"paper task": task, "analogue": t.name, "status": "ok", "clips": len(t),
+                     "classes": t.num_classes, "train": int(s.get("train", 0)),
+                     "valid": int(s.get("valid", 0)), "test": int(s.get("test", 0))})
+    return pd.DataFrame(rows).set_index("paper task")
+
+
+def load_tasks(names: list[str], max_per_split: Mapping[str, int] | int | None = None,
+               data_root: str | os.PathLike | None = None,
+               metadata_dir: str | os.PathLike | None = None, real_data: bool = True
+               ) -> dict[str, ClipTable | Exception]:
+    """A notebook's task set: the paper's real datasets in EVAR layout when ``data_root`` is
+    given (``metadata_dir`` defaults to ``<data_root>/metadata``), else the offline analogues of
+    :func:`fusion_tasks` (``real_data=False``: synthetic stand-ins only); ``max_per_split`` caps
+    either."""
+    if data_root:
+        meta = metadata_dir or Path(data_root) / "metadata"
+        return {k: subsample(v, max_per_split) for k, v in paper_tasks(data_root, meta, names).items()}
+    return fusion_tasks(names, max_per_split=max_per_split, real_data=real_data)

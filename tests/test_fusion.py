@@ -1,0 +1,276 @@
+"""Multilayer fusion (Eqs. 1-3, backbone framing, linear evaluation, layer choice, tasks)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from audiorepro.data.cliptable import ClipTable
+from audiorepro.fusion import tasks as T
+from audiorepro.models import fusion as FU
+from audiorepro.models.backbones import build_backbone
+
+
+# ------------------------------------------------------------------------------ Eqs. 1-3
+def test_eq1_hand_computed_maxpool_and_channel_major_flatten():
+    # z (B=1, C=2, T=4, F=3); value = 100*c + 10*t + f
+    c, t, f = torch.meshgrid(torch.arange(2), torch.arange(4), torch.arange(3), indexing="ij")
+    z = (100 * c + 10 * t + f).float()[None]
+    out = FU.eq1_time_features(z, 2)
+    assert out.shape == (1, 6, 2)
+    # max over time pairs (0,1) and (2,3) -> t = 1 and t = 3; row index = c * F + f
+    expected = torch.tensor([[100 * (d // 3) + 10 * tt + d % 3 for tt in (1, 3)] for d in range(6)]).float()
+    assert torch.equal(out[0], expected)
+
+
+def test_eq1_matches_kernel_stride_pool_when_divisible_and_gives_t_out_otherwise():
+    z = torch.randn(3, 4, 24, 5)
+    a = FU.eq1_time_features(z, 6)
+    b = torch.nn.functional.max_pool2d(z, (4, 1)).permute(0, 1, 3, 2).reshape(3, 20, 6)
+    assert torch.allclose(a, b)
+    assert FU.eq1_time_features(torch.randn(2, 3, 11, 2), 4).shape == (2, 6, 4)
+    with pytest.raises(FU.FusionError, match="t_out"):
+        FU.eq1_time_features(z, 25)
+    capped = FU.eq1_time_features(torch.randn(2, 8, 12, 16), 3, max_dim=32)
+    assert capped.shape == (2, 32, 3)  # 8 channels x 4 frequency bins
+
+
+def test_eq3_mean_plus_max_and_repeat():
+    z = torch.tensor([[[1.0, 2.0, 6.0], [0.0, -3.0, 3.0]]])
+    assert torch.allclose(FU.eq3_pool(z), torch.tensor([[3.0 + 6.0, 0.0 + 3.0]]))
+    v = torch.tensor([[1.0, -2.0]])
+    r = FU.repeat_time(v, 4)
+    assert r.shape == (1, 2, 4) and torch.allclose(FU.eq3_pool(r), 2 * v)
+
+
+def test_fused_embedding_equals_eq3_of_eq2():
+    a, b = torch.randn(5, 7, 6), torch.randn(5, 3, 6)
+    direct = FU.eq3_pool(FU.eq2_fuse([a, b])).numpy()
+    via = FU.fused_embedding({"M": FU.eq3_pool(a).numpy(), "L": FU.eq3_pool(b).numpy()}, ["M", "L"])
+    assert np.allclose(direct, via, atol=1e-6)
+    with pytest.raises(FU.FusionError):
+        FU.eq2_fuse([a, torch.randn(5, 3, 4)])
+
+
+# ------------------------------------------------------------------------------ framing
+def test_panns_layer_shapes_follow_table2():
+    torch.manual_seed(0)
+    m = build_backbone("panns_cnn14_16k", scale=0.125, spec_augment=False)
+    emb = FU.LayerEmbedder(m)
+    feats = emb.batch_features(0.1 * torch.randn(2, 32000))  # 2 s: 201 frames -> T_o = 6
+    w = m.widths
+    freq = [32, 16, 8, 4, 2, 2]
+    for k in range(1, 7):
+        assert feats[k].shape == (2, w[k - 1] * freq[k - 1], 6), k
+
+
+def test_vggish_segments_concatenated_and_fc_repeated():
+    torch.manual_seed(0)
+    m = build_backbone("vggish_tcvrick", scale=0.125)
+    emb = FU.LayerEmbedder(m, taps=[2, 15, 22])
+    feats = emb.batch_features(0.1 * torch.randn(2, 32000))  # 2 s -> 2 examples of 0.96 s
+    c2 = m.features[0].out_channels
+    assert feats[2].shape == (2, c2 * 64, 12)
+    assert feats[22].shape == (2, 128, 12)
+    # FC output repeated 6 times per example: constant within each example's 6 frames
+    f22 = feats[22]
+    assert torch.allclose(f22[..., :6], f22[..., :1].expand(-1, -1, 6))
+    assert torch.allclose(f22[..., 6:], f22[..., 6:7].expand(-1, -1, 6))
+
+
+def test_crepe_frames_are_time_steps():
+    m = build_backbone("crepe_tiny", pretrained=False, hop_length=1600)
+    emb = FU.LayerEmbedder(m)
+    feats = emb.batch_features(0.1 * torch.randn(3, 16000))  # 1 s, hop 0.1 s -> 11 frames
+    assert feats[6].shape == (3, 64 * 4, 11)
+    assert feats[1].shape == (3, 128 * 128, 11)
+    assert feats["classifier"].shape == (3, 360, 11)
+    out = emb.batch_embeddings(0.1 * torch.randn(1, 16000))
+    assert out[3].shape == (1, 16 * 32)
+
+
+def _tone_table(tmp_path, n_per_class=4):
+    rows = []
+    for k, hz in enumerate((220.0, 880.0)):
+        for j in range(n_per_class):
+            t = np.arange(8000) / 16000
+            sf.write(tmp_path / f"c{k}_{j}.wav", (0.3 * np.sin(2 * np.pi * hz * (1 + 0.01 * j) * t)).astype(np.float32), 16000)
+            rows.append({"clip_id": f"c{k}_{j}", "path": f"c{k}_{j}.wav", "labels": f"tone{k}",
+                         "split": ["train", "train", "valid", "test"][j % 4]})
+    return ClipTable(pd.DataFrame(rows), tmp_path, name="tones")
+
+
+def test_embed_table_caches(tmp_path, monkeypatch):
+    table = _tone_table(tmp_path)
+    m = build_backbone("crepe_tiny", pretrained=False, hop_length=4000)
+    emb = FU.LayerEmbedder(m, taps=[5, 6])
+    first = FU.embed_table(emb, table, 0.5, "random", cache_root=tmp_path / "cache")
+    assert first[6].shape == (8, 256) and first[6].dtype == np.float32
+    monkeypatch.setattr(emb, "batch_embeddings", lambda w: (_ for _ in ()).throw(AssertionError("recomputed")))
+    again = FU.embed_table(emb, table, 0.5, "random", cache_root=tmp_path / "cache")
+    assert np.array_equal(first[5], again[5])
+
+
+# ------------------------------------------------------------------------------ linear evaluation
+def test_standardize_fits_on_train_only():
+    tr = np.array([[0.0, 5.0], [2.0, 5.0]])
+    te = np.array([[4.0, 6.0]])
+    a, b = FU.standardize(tr, te)
+    assert np.allclose(a, [[-1, 0], [1, 0]]) and np.allclose(b, [[3, 1]])
+
+
+def _blobs(n, seed, sep):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centers = np.array([[sep, 0, 0, 0], [0, sep, 0, 0], [0, 0, sep, 0]])
+    return (centers[y] + rng.normal(size=(n, 4))).astype(np.float32), y
+
+
+def test_linear_eval_learns_separable_and_not_random_labels():
+    xtr, ytr = _blobs(120, 0, 5.0)
+    xva, yva = _blobs(40, 1, 5.0)
+    xte, yte = _blobs(60, 2, 5.0)
+    res = FU.linear_eval(xtr, ytr, xva, yva, xte, yte, 3, lrs=(1e-2, 1e-4), seeds=(0, 1),
+                         epochs=60, patience=10)
+    assert res.accuracy > 0.9
+    assert set(res.runs["lr"]) == {1e-2, 1e-4} and len(res.runs) == 4
+    assert res.lr == 1e-2  # the small learning rate cannot reach the same validation accuracy in 60 epochs
+    rng = np.random.default_rng(3)
+    noise = FU.linear_eval(rng.normal(size=(120, 4)).astype(np.float32), rng.integers(0, 3, 120),
+                           rng.normal(size=(40, 4)).astype(np.float32), rng.integers(0, 3, 40),
+                           rng.normal(size=(300, 4)).astype(np.float32), rng.integers(0, 3, 300), 3,
+                           lrs=(1e-2,), seeds=(0,), epochs=60, patience=5)
+    assert noise.accuracy < 0.5
+    assert bool(noise.runs["stopped_early"].iloc[0]) and noise.runs["epochs"].iloc[0] < 60
+
+
+def test_linear_eval_rejects_bad_labels():
+    x = np.zeros((4, 2), np.float32)
+    with pytest.raises(FU.FusionError, match="labels"):
+        FU.linear_eval(x, np.array([0, 1, 2, 5]), x, np.zeros(4, int), x, np.zeros(4, int), 3)
+
+
+def test_evaluate_task_folds():
+    x, y = _blobs(60, 0, 6.0)
+    frame = pd.DataFrame({"clip_id": [f"c{i}" for i in range(60)], "path": "x.wav", "split": "cv",
+                          "labels": [f"k{v}" for v in y], "fold": np.arange(60) % 3 + 1})
+    table = ClipTable(frame, ".", name="blobs")
+    res = FU.evaluate_task(x, table, use_folds=True, lrs=(1e-2,), seeds=(0,), epochs=40, patience=10)
+    assert set(res.runs["fold"]) == {1, 2, 3} and res.accuracy > 0.85
+    no_folds = ClipTable(frame.drop(columns="fold"), ".", name="blobs")
+    with pytest.raises(FU.FusionError, match="'train'"):
+        FU.evaluate_task(x, no_folds)
+
+
+def test_choose_fusion_layers_paper_rule():
+    acc = pd.DataFrame({"ESC-50": [0.3, 0.5, 0.6, 0.9], "GTZAN": [0.4, 0.5, 0.6, 0.8],
+                        "SPCV2": [0.5, 0.9, 0.7, 0.2], "VC1": [0.4, 0.7, 0.8, 0.1]},
+                       index=[2, 5, 8, 10])
+    m, l, avg = FU.choose_fusion_layers(acc, late_tasks=["ESC-50", "GTZAN"])
+    assert (m, l) == (5, 10)  # D_M means: 0.45, 0.8, 0.75, 0.15
+    assert avg.loc[5, "D_M"] == pytest.approx(0.8)
+    # the D_M peak after L is not eligible: M is the best layer before L
+    acc2 = acc.copy()
+    acc2.loc[10, ["SPCV2", "VC1"]] = 1.0
+    acc2.loc[8, ["ESC-50", "GTZAN"]] = 0.95
+    m2, l2, _ = FU.choose_fusion_layers(acc2, late_tasks=["ESC-50", "GTZAN"])
+    assert l2 == 8 and m2 == 5
+    assert list(FU.peak_layers(acc)) == [3, 3, 1, 2]
+    # a D_L peak at the first layer leaves nothing to fuse with: L = best later layer (8), M = 5
+    acc3 = acc.copy()
+    acc3.loc[2, ["ESC-50", "GTZAN"]] = 1.0
+    acc3.loc[8, ["ESC-50", "GTZAN"]] = 0.95
+    assert FU.choose_fusion_layers(acc3, late_tasks=["ESC-50", "GTZAN"])[:2] == (5, 8)
+
+
+# ------------------------------------------------------------------------------ tasks
+def test_subsample_is_stratified_and_deterministic():
+    frame = pd.DataFrame({"clip_id": [f"c{i}" for i in range(30)], "path": "x.wav",
+                          "split": ["train"] * 24 + ["test"] * 6,
+                          "labels": ["a"] * 20 + ["b"] * 4 + ["a"] * 3 + ["b"] * 3})
+    table = ClipTable(frame, ".", name="t")
+    sub = T.subsample(table, {"train": 8})
+    counts = sub.frame.groupby(["split", "labels"]).size().to_dict()
+    assert counts == {("train", "a"): 4, ("train", "b"): 4, ("test", "a"): 3, ("test", "b"): 3}
+    assert list(T.subsample(table, {"train": 8}).frame["clip_id"]) == list(sub.frame["clip_id"])
+    assert sub.classes == table.classes
+
+
+def test_render_groove_places_hits_on_the_grid():
+    impulse = torch.zeros(40)
+    impulse[0] = 1.0
+    rng = np.random.default_rng(0)
+    wave, bpm = T.render_groove("disco", {"kick": [impulse]}, rng, seconds=2.0)
+    assert wave.shape == (32000,) and 115 <= bpm <= 130
+    onsets = np.flatnonzero(wave.numpy() > 0)
+    step = 60.0 / bpm / 4 * 16000  # one 16th note in samples
+    beat = 4 * step  # kick on every beat in disco
+    gaps = np.diff(onsets)
+    assert len(onsets) >= 3 and np.allclose(gaps, beat, atol=1.5)
+
+
+def _drum_fixture(tmp_path):
+    rows = []
+    for split, kits in (("train", ["K1", "K2"]), ("valid", ["K3"]), ("test", ["K4"])):
+        for kit in kits:
+            for fam in ("kick", "snare", "hihat"):
+                p = tmp_path / "drums" / kit / f"{fam}.wav"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(p, (0.5 * np.random.default_rng(len(rows)).normal(size=1600)).astype(np.float32), 16000)
+                rows.append({"clip_id": f"{kit}-{fam}", "path": f"drums/{kit}/{fam}.wav", "split": split,
+                             "labels": fam, "kit": kit})
+    return ClipTable(pd.DataFrame(rows), tmp_path, name="drums")
+
+
+def test_music_style_table_uses_kits_of_each_split(tmp_path):
+    drums = _drum_fixture(tmp_path)
+    table = T.music_style_table(drums, counts={"train": 2, "valid": 1, "test": 1}, seconds=1.0,
+                                out_root=tmp_path / "style")
+    n_styles = len(T.MUSIC_STYLES)
+    assert len(table) == 4 * n_styles and table.num_classes == n_styles
+    assert set(table.frame.loc[table.frame["split"] == "test", "kit"]) == {"K4"}
+    assert set(table.frame.loc[table.frame["split"] == "train", "kit"]) <= {"K1", "K2"}
+    assert table.check_files() == []
+    info = sf.info(str(table.audio_path(0)))
+    assert info.samplerate == 16000 and abs(info.duration - 1.0) < 1e-3
+
+
+def test_paper_tasks_reads_evar_layout(tmp_path):
+    meta = tmp_path / "metadata"
+    meta.mkdir()
+    (meta / "esc50.csv").write_text(",file_name,label,fold\n0,a/1-100.wav,dog,1\n1,a/2-100.wav,rain,2\n")
+    (meta / "cremad.csv").write_text("file_name,label,speaker_id,split\n1001_DFA_ANG_XX.wav,ANG,1001,train\n"
+                                     "1002_DFA_HAP_XX.wav,HAP,1002,test\n")
+    out = T.paper_tasks(tmp_path / "16k", meta, names=["ESC-50", "CRM-D"], on_missing="keep")
+    assert list(out["ESC-50"].frame["fold"]) == [1, 2] and out["ESC-50"].classes == ["dog", "rain"]
+    assert list(out["CRM-D"].frame["emotion"]) == ["anger", "happy"]
+    with pytest.raises(KeyError, match="unknown task"):
+        T.paper_tasks(tmp_path, meta, names=["AudioSet"])
+
+
+def test_evaluate_task_uses_folds_when_table_has_no_train_split():
+    x, y = _blobs(45, 1, 6.0)
+    frame = pd.DataFrame({"clip_id": [f"c{i}" for i in range(45)], "path": "x.wav", "split": "cv",
+                          "labels": [f"k{v}" for v in y], "fold": np.arange(45) % 3 + 1})
+    res = FU.evaluate_task(x, ClipTable(frame, ".", name="cv"), lrs=(1e-2,), seeds=(0,), epochs=20,
+                           patience=5)
+    assert set(res.runs["fold"]) == {1, 2, 3}
+
+
+def test_backbone_setup_refuses_pretrained_without_weights_and_builds_random():
+    with pytest.raises(FU.FusionError, match="no offline pre-trained weights"):
+        FU.BackboneSetup("x", "panns_cnn14_16k").build()
+    with pytest.raises(FU.FusionError, match="unknown key"):
+        FU.BackboneSetup.from_dict({"label": "x", "backbone": "crepe_tiny", "wieghts": "random"})
+    s = FU.BackboneSetup("c", "crepe_tiny", weights="random", scale=1.0, seed=3)
+    a, b = s.build(), s.build()
+    assert torch.equal(a.conv1.weight, b.conv1.weight) and s.weights_id == "random-x1.0-seed3"
+
+
+def test_layer_trend_verdict():
+    acc = pd.DataFrame({"ESC-50": [0.1, 0.2, 0.9], "SPCV2": [0.2, 0.8, 0.1]}, index=[1, 2, 3])
+    holds, ev = FU.layer_trend_verdict(acc)
+    assert holds and "ESC-50 #3" in ev and "SPCV2 #2" in ev
+    assert not FU.layer_trend_verdict(acc.rename(columns={"ESC-50": "X", "SPCV2": "GTZAN"}))[0]

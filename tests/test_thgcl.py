@@ -1,0 +1,258 @@
+"""THGCL chapter: graph construction, edge weights, THGN, losses, TMac feature file (no ../shared)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from audiorepro.models import thgcl as T
+from audiorepro.models.counting import count_parameters
+
+
+# ------------------------------------------------------------------------------- graph
+def test_temporal_neighbours_interior_and_border_shift():
+    idx, ok = T.temporal_neighbours(20, span=2, dilation=3)
+    assert idx.shape == (20, 5) and ok.all()
+    assert idx[10].tolist() == [4, 7, 10, 13, 16]
+    # borders: window shifted by whole dilation steps, same degree (VAED/TMac rule)
+    assert idx[0].tolist() == [0, 3, 6, 9, 12]
+    assert idx[1].tolist() == [1, 4, 7, 10, 13]
+    assert idx[19].tolist() == [7, 10, 13, 16, 19]
+    assert idx[17].tolist() == [5, 8, 11, 14, 17]
+
+
+def test_temporal_neighbours_short_graph_masks_out_of_range():
+    idx, ok = T.temporal_neighbours(10, span=2, dilation=3)  # window 13 > 10 nodes
+    assert set(idx[0][ok[0]].tolist()) == {0, 3, 6, 9}
+    assert set(idx[1][ok[1]].tolist()) == {1, 4, 7}  # shifted back left past 0: -5, -2 masked
+    assert ok.sum(1).tolist() == [4, 3, 3] * 3 + [4]
+
+
+def test_cross_neighbours_time_matching():
+    idx, ok = T.cross_neighbours(37, 40, cross_span=3, audio_hop_s=0.25, video_chunk_s=0.25)
+    assert idx[0].tolist() == [0, 1, 2] and idx[5].tolist() == [5, 6, 7]
+    assert idx[39].tolist() == [34, 35, 36]  # kept inside [0, P_a)
+    idx2, _ = T.cross_neighbours(10, 40, 3, audio_hop_s=1.0, video_chunk_s=0.25)
+    assert idx2[8].tolist() == [2, 3, 4]  # video t = 2.0 s -> audio node 2
+
+
+def test_graph_edge_counts_paper_sizes():
+    g = T.build_graph(101, 40, T.GraphConfig())
+    e = g.num_edges()
+    assert e["audio-audio"] == 101 * 13  # span 6 -> 13 neighbours incl. self
+    assert e["video-video"] == 40 * 9  # span 4 -> 9
+    assert e["video-audio"] == 40 * 3
+    assert g.cross_mask.shape == (101, 40)
+
+
+def test_gaussian_weights_eq1_hand_computed():
+    g = T.build_graph(20, 8, T.GraphConfig(audio_span=2, audio_dilation=3))
+    # node 10: neighbours 4..16, Pmax - Pmin = 12 -> w(10, 16) = exp(-36 / (2 * 13^2))
+    assert g.audio_gauss[10, 16].item() == pytest.approx(math.exp(-36 / (2 * 169)), rel=1e-6)
+    assert g.audio_gauss[10, 10].item() == pytest.approx(1.0)
+    assert g.audio_gauss[10, 11].item() == 0.0  # not an edge
+    w = g.audio_gauss[10, g.audio_mask[10]]
+    assert torch.all(w[:2] < w[2]) and torch.all(w[3:] < w[2])  # peaks at the node itself
+
+
+def test_hawkes_weights_eq2_hand_computed_and_decay():
+    g = T.build_graph(37, 40, T.GraphConfig())
+    # video 5 -> audio 5, 6, 7; R = 2: terms (3 - d) / 3
+    assert g.cross_term[5:8, 5].tolist() == pytest.approx([1.0, 2 / 3, 1 / 3])
+    w = T.hawkes_weights(g.cross_term, g.cross_mask, tau=0.5, xi=0.5)
+    expected = 1 / (1 + math.exp(-(1.0 + 2 / 3))) / 0.5  # log(.5)/log(.5) = 1
+    assert w[6, 5].item() == pytest.approx(expected, rel=1e-5)
+    assert w[5, 5] > w[6, 5] > w[7, 5]  # decays with elapsed time
+    assert w[20, 5].item() == 0.0
+    xi = torch.rand(4, 37, 40)
+    wb = T.hawkes_weights(g.cross_term, g.cross_mask, 1.0, xi)
+    assert wb.shape == (4, 37, 40)
+    assert torch.all(wb[:, g.cross_mask] > 0.5) and torch.all(wb[:, ~g.cross_mask] == 0)
+
+
+def test_normalize_adjacency_symmetric():
+    a = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    n = T.normalize_adjacency(a)
+    assert n[0, 1].item() == pytest.approx(1 / math.sqrt(2 * 1))
+    assert n[0, 0].item() == pytest.approx(1 / 2)
+
+
+def test_bad_graph_config_names_parameter():
+    with pytest.raises(T.THGCLError, match="intra_kernel"):
+        T.GraphConfig(intra_kernel="linear")
+    with pytest.raises(T.THGCLError, match="audio_span"):
+        T.GraphConfig(audio_span=0)
+
+
+# ------------------------------------------------------------------------------- model
+def _model(**kw):
+    torch.manual_seed(0)
+    return T.THGN(5, 12, 16, audio_dim=8, video_dim=24, hidden=16, num_layers=2, embed_dim=8,
+                  graph=T.GraphConfig(audio_span=2, video_span=2, audio_dilation=1, video_dilation=2,
+                                      **kw))
+
+
+def test_thgn_shapes_and_batch_independence():
+    m = _model().eval()
+    a, v = torch.randn(6, 12, 8), torch.randn(6, 16, 24)
+    out = m(a, v)
+    assert out["logits"].shape == (6, 5) and out["z_audio"].shape == (6, 16)
+    assert out["z_video"].shape == (6, 16)
+    # batched, no cross-clip leakage: clip 2 alone gives the same logits
+    single = m(a[2:3], v[2:3])["logits"]
+    assert torch.allclose(single, out["logits"][2:3], atol=1e-5)
+
+
+def test_thgn_video_reaches_audio_only_through_cross_edges():
+    m = _model(cross_kernel="gaussian").eval()
+    a, v = torch.randn(2, 12, 8), torch.randn(2, 16, 24)
+    base = m(a, v)["graph_embedding"]
+    changed = m(a, v + 1.0)["graph_embedding"]
+    assert not torch.allclose(base, changed)
+    with torch.no_grad():
+        for gat in m.gat_av:
+            gat.lin_src.weight.zero_()
+    assert torch.allclose(m(a, v)["graph_embedding"], m(a, v + 1.0)["graph_embedding"])
+
+
+def test_thgn_hawkes_random_in_training_deterministic_in_eval():
+    m = _model(intra_kernel="hawkes", cross_kernel="hawkes")
+    m.dropout.p = 0.0
+    a, v = torch.randn(3, 12, 8), torch.randn(3, 16, 24)
+    m.train()
+    assert not torch.allclose(m(a, v)["logits"], m(a, v)["logits"])
+    m.eval()
+    assert torch.allclose(m(a, v)["logits"], m(a, v)["logits"])
+
+
+def test_thgn_rejects_wrong_node_count():
+    with pytest.raises(T.THGCLError, match="audio / 16 video"):
+        _model()(torch.randn(2, 11, 8), torch.randn(2, 16, 24))
+
+
+def test_parameter_counts_paper_size():
+    thgcl = count_parameters(T.build_variant("THGCL", 33, 101, 40))["trainable"]
+    tmac = count_parameters(T.build_variant("TMac-style", 33, 101, 40))["trainable"]
+    # TMac layer by hand: layer 1 GCN-A 128x512, GCN-V 1024x512, GAT 1024x512 + 128x512 (+ biases,
+    # attention vectors), layers 2-4: 4 x 512x512 each; pooling gate 513; classifier 512*33+33
+    per = lambda di, dv: di * 512 + 512 + dv * 512 + 512 + dv * 512 + di * 512 + 3 * 512
+    expected = per(128, 1024) + 3 * per(512, 512) + 2 * 513 + 512 * 33 + 33
+    assert tmac == expected
+    assert 4.2e6 < tmac < 4.4e6  # REFERENCE_FACTS: TMac ~4.35 M
+    assert 3.5e6 < thgcl < 4.8e6
+
+
+# ------------------------------------------------------------------------------- losses
+def test_focal_loss_hand_values():
+    logits = torch.tensor([[0.0, 2.0]])
+    y = torch.tensor([[1.0, 0.0]])
+    p = torch.sigmoid(torch.tensor(2.0)).item()
+    expected = (0.5 * 0.25 * math.log(2) + 0.5 * p ** 2 * -math.log(1 - p)) / 2
+    assert T.focal_loss(logits, y).item() == pytest.approx(expected, rel=1e-5)
+    bce = F.binary_cross_entropy_with_logits(logits, y).item()
+    assert T.focal_loss(logits, y, alpha=0.5, gamma=0.0).item() == pytest.approx(bce / 2, rel=1e-6)
+
+
+def test_nt_xent_hand_value_and_alignment():
+    za = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    zv = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # excluded positive: each direction = mean(logsumexp over j != i of 0 - 1/t) = -1/t
+    assert T.nt_xent(za, zv, temperature=0.5).item() == pytest.approx(2 * -2.0)
+    simclr = 2 * (math.log(math.exp(2.0) + 1.0) - 2.0)
+    assert T.nt_xent(za, zv, 0.5, exclude_positive=False).item() == pytest.approx(simclr, rel=1e-6)
+    torch.manual_seed(0)
+    aligned = torch.randn(8, 4)
+    assert T.nt_xent(aligned, aligned) < T.nt_xent(aligned, torch.randn(8, 4))
+
+
+def test_batch_fn_adds_weighted_contrastive_term():
+    m = _model(cross_kernel="gaussian")  # Gaussian everywhere: deterministic weights
+    m.dropout.p = 0.0
+    batch = {"audio": torch.randn(4, 12, 8), "video": torch.randn(4, 16, 24),
+             "target": (torch.rand(4, 5) > 0.5).float()}
+    m.train()
+    total = T.make_batch_fn("focal+cl", cl_weight=0.1)(m, batch)[0]
+    focal = T.make_batch_fn("focal")(m, batch)[0]
+    bce = T.make_batch_fn("bce")(m, batch)[0]
+    out = m(batch["audio"], batch["video"])
+    fl = T.focal_loss(out["logits"], batch["target"])
+    cl = T.nt_xent(out["z_audio"], out["z_video"])
+    assert focal.item() == pytest.approx(fl.item(), rel=1e-5)
+    assert total.item() == pytest.approx((fl + 0.1 * cl).item(), rel=1e-5)
+    assert bce.item() == pytest.approx(
+        F.binary_cross_entropy_with_logits(out["logits"], batch["target"]).item(), rel=1e-5)
+    m.eval()  # evaluation reports the classification loss only
+    assert T.make_batch_fn("focal+cl")(m, batch)[0].item() == pytest.approx(fl.item(), rel=1e-5)
+    with pytest.raises(T.THGCLError, match="loss="):
+        T.make_batch_fn("hinge")
+
+
+# ------------------------------------------------------------------------------- features
+def test_audio_segment_embeddings_shape_and_values():
+    sr = 16000
+    t = torch.arange(10 * sr) / sr
+    wave = torch.stack([0.1 * torch.sin(2 * math.pi * 440 * t), torch.zeros(10 * sr)])
+    emb = T.audio_segment_embeddings(wave, hop_s=0.25)
+    assert emb.shape == (2, 37, 128)  # 998 frames: 1 + (998 - 96) // 25 = 37 segments
+    assert torch.allclose(emb[1, :, :64], torch.full((37, 64), math.log(0.01)), atol=1e-5)
+    assert torch.allclose(emb[1, :, 64:], torch.zeros(37, 64), atol=1e-5)  # silence: no variation
+    gated = wave[0].clone()
+    gated[5 * sr:] = 0.0  # tone stops at 5 s: segments straddling 5 s vary strongly in time
+    g = T.audio_segment_embeddings(gated[None], hop_s=0.25)[0]
+    straddle, steady = g[18, 64:].mean(), emb[0, 18, 64:].mean()  # segment 18: 4.5-5.46 s
+    assert straddle > 5 * steady
+    assert torch.allclose(g[:17], emb[0, :17], atol=1e-5)  # earlier segments unchanged
+
+
+def test_project_visual_fixed_and_linear():
+    x = np.random.default_rng(0).standard_normal((2, 40, 16)).astype(np.float32)
+    p1, p2 = T.project_visual(x, 64, seed=3), T.project_visual(x, 64, seed=3)
+    assert p1.shape == (2, 40, 64) and np.array_equal(p1, p2)
+    assert np.allclose(T.project_visual(2 * x, 64, 3), 2 * p1, atol=1e-5)
+
+
+def test_tmac_feature_file_tiny(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(0)
+    n, classes = 20, [b"Dog", b"Car", b"Rain"]
+    path = tmp_path / "AudioSet_embedds_all.h5"
+    with h5py.File(path, "w") as hf:
+        hf["audio"] = rng.standard_normal((n, 101, 128)).astype(np.float32)
+        hf["video"] = rng.standard_normal((n, 40, 1024)).astype(np.float32)
+        hf["label"] = np.array([classes[i % 3] for i in range(n)])
+        hf["unique_labels"] = np.array(classes)
+        hf["audio_add"] = np.array([f"a{i}".encode() for i in range(n)])
+        hf["video_add"] = np.array([f"v{i}".encode() for i in range(n)])
+    f = T.tmac_av_features(path)
+    assert f["audio"].shape == (n, 101, 128) and f["video"].shape == (n, 40, 1024)
+    assert f["target"].shape == (n, 3) and f["target"].sum() == n
+    counts = {s: int((f["split"] == s).sum()) for s in ("train", "valid", "test")}
+    assert sum(counts.values()) == n and counts["train"] > counts["test"] > 0
+    # stratified: every class in train
+    for c in range(3):
+        assert f["target"][f["split"] == "train", c].sum() > 0
+    m = T.build_variant("THGCL", 3, 101, 40, hidden=16, num_layers=1).eval()
+    out = m(torch.as_tensor(f["audio"][:2]), torch.as_tensor(f["video"][:2]))
+    assert out["logits"].shape == (2, 3)
+
+
+def test_training_learns_visual_only_signal():
+    """A label carried only by the video stream is learned through the cross-modal edges."""
+    rng = np.random.default_rng(0)
+    n = 160
+    y = rng.integers(0, 2, n)
+    audio = rng.standard_normal((n, 12, 8)).astype(np.float32)
+    video = rng.standard_normal((n, 16, 24)).astype(np.float32)
+    video[:, :, 0] += 2.0 * y[:, None]
+    feats = {"audio": audio, "video": video, "target": np.eye(2, dtype=np.float32)[y],
+             "split": np.array(["train"] * 100 + ["valid"] * 20 + ["test"] * 40)}
+    kw = {"hidden": 16, "num_layers": 2, "embed_dim": 8,
+          "graph": {"audio_span": 2, "video_span": 2, "audio_dilation": 1, "video_dilation": 2}}
+    cfg = {"epochs": 15, "batch_size": 20, "lr": 0.005, "patience": None}
+    graph = T.train_variant("THGCL", feats, kw, cfg)
+    audio_only = T.train_variant("audio-only MLP", feats, {"hidden": 16}, cfg)
+    assert graph["test"]["AUC"] > 0.9
+    assert audio_only["test"]["AUC"] < 0.8

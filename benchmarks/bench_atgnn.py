@@ -17,6 +17,7 @@ import time
 import torch
 
 from audiorepro.models.atgnn import build_atgnn, count_atgnn, knn_graph, knn_peak_memory, relative_pos_term
+from audiorepro.benchmarking import matmul_gflops
 
 
 def rss_mb() -> float:
@@ -38,15 +39,6 @@ def bench_knn(frames: int, chunk: int) -> dict:
     return {"frames": frames, "N": n, "M": m, "dense_GB": est["dense"] / 1e9,
             "chunked_est_MB": est["chunked"] / 1e6, "rss_increase_MB": rss_mb() - before,
             "seconds": dt, "edges": tuple(idx.shape)}
-
-
-def matmul_gflops(n: int = 1024, reps: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    t0 = time.time()
-    for _ in range(reps):
-        a @ b
-    return 2 * n ** 3 * reps / (time.time() - t0) / 1e9
 
 
 def bench_throughput(reps: int) -> dict:

@@ -34,18 +34,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from audiorepro.models.backbones import build_backbone, list_backbones
-
-
-def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
-    """GFLOP/s of ``torch.mm`` on two (n, n) float32 matrices (2 n^3 flops per product)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
+from audiorepro.benchmarking import matmul_gflops
 
 
 def _loss(out: dict[str, torch.Tensor]) -> torch.Tensor:

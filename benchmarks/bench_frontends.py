@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -21,26 +20,11 @@ from audiorepro.augment import SpecAugment, mixup
 from audiorepro.data.audio import save_audio
 from audiorepro.data.cliptable import ClipTable
 from audiorepro.data.dataset import ClipDataset
+from audiorepro.benchmarking import timeit
 from audiorepro.frontends import (PRESETS, CachedFeatureDataset, FeatureCache, make_frontend,
                                   vggish_examples)
 
 TARGET_X_REALTIME = 1000.0
-
-
-def timeit(fn, repeats: int) -> tuple[float, float, float]:
-    """(best wall, median wall, best process CPU) seconds of ``repeats`` calls after a warm-up.
-
-    CPU seconds (``time.process_time``, all threads of this process) are less sensitive to
-    other processes competing for the cores than wall time.
-    """
-    fn()  # warm-up
-    walls, cpus = [], []
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    return min(walls), statistics.median(walls), min(cpus)
 
 
 @torch.no_grad()

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import numpy as np
 import pandas as pd
@@ -20,18 +18,7 @@ import torch
 
 from audiorepro.models.backbones import build_backbone
 from audiorepro.models.fusion import LayerEmbedder, linear_eval
-
-
-def timeit(fn, repeats: int) -> tuple[float, float, float]:
-    """(best wall, median wall, best process CPU) seconds over ``repeats`` calls after a warm-up."""
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    return min(walls), statistics.median(walls), min(cpus)
+from audiorepro.benchmarking import timeit
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ import torch
 from audiorepro.models.backbones.ast import AST_PRESETS, build_ast
 from audiorepro.models.backbones.passt import PASST_PRESETS, build_passt
 from audiorepro.models.counting import count_flops
+from audiorepro.benchmarking import matmul_gflops
 
 
 def _timeit(fn, repeats: int) -> float:
@@ -33,14 +34,6 @@ def _timeit(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """GFLOP/s of an (n, n) @ (n, n) float32 matmul."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    with torch.inference_mode():
-        t = _timeit(lambda: a @ b, repeats)
-    return 2 * n ** 3 / t / 1e9
 
 
 def build(name: str, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -15,7 +15,7 @@ no negative for ROC-AUC); the ``*_details`` functions say which classes were ski
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy.stats import norm
@@ -89,16 +89,7 @@ def average_precision_details(y_true: object, y_score: object) -> ClassAverage:
         y_true: (N, C) 0/1 targets.  y_score: (N, C) scores.
     """
     t, s = _check_2d(y_true, y_score)
-    per = np.full(t.shape[1], np.nan)
-    used, skipped = [], []
-    for c in range(t.shape[1]):
-        if t[:, c].sum() == 0:
-            skipped.append(c)
-            continue
-        per[c] = average_precision_score(t[:, c], s[:, c])
-        used.append(c)
-    value = float(np.mean(per[used])) if used else float("nan")
-    return ClassAverage(value, per, used, skipped)
+    return _macro(t, s, average_precision_score, lambda pos, n: pos > 0)
 
 
 def mean_average_precision(y_true: object, y_score: object) -> float:
@@ -113,15 +104,19 @@ def roc_auc_details(y_true: object, y_score: object) -> ClassAverage:
     (sklearn ``roc_auc_score``); the macro mean skips classes lacking positives or negatives.
     """
     t, s = _check_2d(y_true, y_score)
+    return _macro(t, s, roc_auc_score, lambda pos, n: 0 < pos < n)
+
+
+def _macro(t: np.ndarray, s: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float],
+           usable: Callable[[float, int], bool]) -> ClassAverage:
+    """Per-class ``score`` over the classes whose positive count passes ``usable(pos, n)``."""
     per = np.full(t.shape[1], np.nan)
     used, skipped = [], []
-    n = t.shape[0]
     for c in range(t.shape[1]):
-        pos = t[:, c].sum()
-        if pos == 0 or pos == n:
+        if not usable(t[:, c].sum(), t.shape[0]):
             skipped.append(c)
             continue
-        per[c] = roc_auc_score(t[:, c], s[:, c])
+        per[c] = score(t[:, c], s[:, c])
         used.append(c)
     value = float(np.mean(per[used])) if used else float("nan")
     return ClassAverage(value, per, used, skipped)

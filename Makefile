@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup test unit nbval book execute html screenshot data bench clean distclean
+.PHONY: setup test unit nbval book execute timings html screenshot data bench clean distclean
 
 setup: $(STAMP)
 
@@ -36,6 +36,11 @@ book: setup execute html screenshot
 
 execute: setup
 	$(PY) -m audiorepro.book execute --profile $(PROFILE)
+	$(PY) -m audiorepro.book timings --profile $(PROFILE)
+
+## make timings: wall time of every notebook of $(PROFILE) from its done marker
+timings: setup
+	$(PY) -m audiorepro.book timings --profile $(PROFILE)
 
 html: setup
 	$(PY) -m audiorepro.book mathjax

@@ -151,6 +151,22 @@ def test_execute_writes_copies_markers_and_skips_unchanged(mini):
     assert third == {None: "skipped", "big": "ran"}
 
 
+def test_timings_read_markers_and_flag_stale_and_unrun(mini, capsys):
+    before = B.timings(mini, "book")
+    assert list(before["status"]) == ["not run", "not run"] and before["seconds"].isna().all()
+    B.execute(mini, "book", log=lambda *_: None)
+    after = B.timings(mini, "book")
+    assert list(after["status"]) == ["current", "current"]
+    assert (after["seconds"] > 0).all() and list(after["variant"]) == ["", "big"]
+    (mini.book / "demo" / "params" / "01_demo.book-big.yaml").write_text("k: 7\n")
+    assert dict(zip(B.timings(mini, "book")["variant"], B.timings(mini, "book")["status"])) == \
+        {"": "current", "big": "stale"}
+    assert B.main(["--root", str(mini.root), "timings", "--profile", "book"]) == 0
+    out = capsys.readouterr().out
+    assert "over 2 of 2 executions (1 stale)" in out
+    assert list(B.timings(mini, "smoke")["status"]) == ["not run"]  # book markers are not smoke's
+
+
 def test_failing_notebook_is_named_and_gets_no_marker(mini, capsys):
     _add_notebook(mini, "02_fail.ipynb", 'raise ValueError(f"boom k={k}")')
     rc = B.main(["--root", str(mini.root), "execute", "--profile", "smoke"])

@@ -395,6 +395,33 @@ def execute(layout: Layout, profile: str = "book", only: str | None = None, forc
     return outcomes
 
 
+# ------------------------------------------------------------------------------- timings
+def timings(layout: Layout, profile: str = "book") -> "pd.DataFrame":
+    """Wall time of each execution of ``profile`` as its done marker recorded it.
+
+    Returns a DataFrame with ``notebook``, ``variant``, ``seconds`` (None when never run),
+    ``status`` (``current`` | ``stale`` | ``not run``: stale = the notebook, its parameters or the
+    library changed since) and ``finished``. A marker times the *last* run: after a rerun that found
+    cached training runs it is shorter than a run from scratch (``AUDIOREPRO_HOME`` pointing at an
+    empty folder times that).
+    """
+    import pandas as pd
+
+    lib_hash = library_hash()
+    rows = []
+    for job in plan(layout, profile):
+        marker = read_marker(job)
+        if marker is None or marker.get("profile") != profile:
+            status, seconds, finished = "not run", None, None
+        else:
+            status = "current" if marker.get("hash") == job_hash(job, lib_hash) else "stale"
+            seconds, finished = float(marker.get("duration_s", 0.0)), marker.get("finished")
+        rows.append({"notebook": job.notebook.relative_to(layout.book).as_posix(),
+                     "variant": job.variant or "", "seconds": seconds, "status": status,
+                     "finished": finished})
+    return pd.DataFrame(rows, columns=["notebook", "variant", "seconds", "status", "finished"])
+
+
 # ------------------------------------------------------------------------------- check
 def check(layout: Layout) -> list[str]:
     """Problems with the book's notebooks, parameter files and toc (empty list = all good)."""
@@ -679,6 +706,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sc = sub.add_parser("screenshot", help="PNG of the intro and summary pages")
     sc.add_argument("--no-install", action="store_true", help="do not try apt-get install chromium")
     sub.add_parser("check", help="check notebook conventions and the toc")
+    tm = sub.add_parser("timings", help="wall time of each notebook of a profile (from done markers)")
+    tm.add_argument("--profile", default="book", choices=PROFILES)
     args = parser.parse_args(argv)
     layout = Layout((args.root or default_root()).resolve())
     try:
@@ -708,6 +737,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  - {p}")
             print(f"check: {len(problems)} problem(s)")
             return 1 if problems else 0
+        elif args.command == "timings":
+            table = timings(layout, args.profile)
+            print(table.to_string(index=False, na_rep="-"))
+            done = table["seconds"].notna()
+            print(f"timings ({args.profile}): {table.loc[done, 'seconds'].sum() / 60:.1f} min over "
+                  f"{int(done.sum())} of {len(table)} executions "
+                  f"({int((table['status'] == 'stale').sum())} stale)")
     except BookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

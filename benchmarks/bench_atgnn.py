@@ -1,69 +1,266 @@
-"""ATGNN speed and memory (not a test): ``.venv/bin/python benchmarks/bench_atgnn.py [--quick]``.
+"""ATGNN speed and memory (not a test).
 
-1. k-NN graph memory on a 10-minute clip: stage-1 pyramid graph of a 128 x 60,000-frame fbank
-   (N = 32 x 15,000 = 480,000 query nodes, M = N / 16 = 30,000 keys, C = 80, k = 9): analytic peak
-   bytes of the dense distance matrix vs. the chunked search, and the measured peak RSS increase of
-   one chunked search (``knn_graph``) with the relative-position term computed per chunk.
-2. Forward + backward throughput of pyr-s at the paper input (batch 2 x 128 x 1056, 527 classes) and its
-   achieved GFLOP/s (FlopCounterMode MACs x 2 x 3 for forward + backward) as a share of the dense
-   matmul GFLOP/s measured by this script on this machine (target in the issue: >= 50 %).
+Usage::
+
+    .venv/bin/python benchmarks/bench_atgnn.py [--threads 1 2] [--batch 4] [--reps 5] [--profile]
+        [--minutes 10] [--skip-knn] [--skip-throughput] [--compile] [--label after]
+        [--impl path/to/atgnn.py] [--json results/benchmarks/atgnn.json]
+
+1. **Throughput** of pyr-s (with MLG, 527 classes) at the paper input ``batch x 128 x 1056``: one
+   training step = forward + ``sum().backward()`` in ``train()`` mode. FLOP convention (stated in
+   the output): ``torch.utils.flop_counter.FlopCounterMode`` counts the forward at batch 1 in
+   ``eval()`` mode with the position tables precomputed (:func:`count_atgnn`, convs, matmuls and
+   k-NN distance GEMMs; BN / elementwise / top-k / gathers not counted) -> GMACs; FLOPs = MACs x 2;
+   backward = 2 x forward, so a step is ``3 x 2 x GMACs x batch``. The same counter run over the
+   real training step (forward + backward, meta device) is reported too (``counted_step_GFLOP``;
+   smaller, because the k-NN search has no backward). The dense-matmul reference is ``torch.mm``
+   of two 2048 x 2048 float32 matrices (2 n^3 flops each). Model steps and matmul runs alternate
+   (one step, then ``--mm-reps`` products, repeated ``--reps`` times) so both see the same load on
+   a shared machine; the reported share is the median of the per-repetition shares.
+   ``--profile`` adds self-CPU-time shares by op group (torch.profiler) of one step.
+2. **k-NN memory** on a long clip (``--minutes``, default 10): the stage-1 pyramid graph of a
+   128 x (minutes * 6000)-frame fbank (10 min: N = 32 x 15,000 = 480,000 query nodes,
+   M = N / 16 = 30,000 pooled keys, C = 80, k = 9, relative-position term on): analytic peak
+   bytes of a dense N x M distance matrix vs. the chunked search (:func:`knn_peak_memory`), and the
+   measured peak-RSS increase and seconds of one chunked :func:`knn_graph` call (run in a fresh
+   subprocess so the RSS peak is its own).
+
+Results are merged into ``results/benchmarks/atgnn.json`` (see ``write_json`` for the format).
+``--impl`` loads the model module from another file (e.g. an older ``atgnn.py``) to measure a
+before/after pair under the same conditions.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
+import os
+import platform
 import resource
+import statistics
+import subprocess
+import sys
 import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from audiorepro.models.atgnn import build_atgnn, count_atgnn, knn_graph, knn_peak_memory, relative_pos_term
-from audiorepro.benchmarking import matmul_gflops
+from audiorepro.paths import results_dir
+
+FLOP_CONVENTION = ("FlopCounterMode forward MACs (batch 1, eval, position tables precomputed; "
+                   "convs + matmuls + k-NN distance GEMMs; BN/elementwise/top-k/gather not "
+                   "counted) x 2 flops/MAC x 3 (backward = 2 x forward) x batch")
+MM_N = 2048
 
 
+def load_impl(path: str | None) -> Any:
+    """The ATGNN model module: the library's, or one loaded from ``path``."""
+    if path is None:
+        from audiorepro.models import atgnn
+        return atgnn
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"--impl {file} does not exist")
+    spec = importlib.util.spec_from_file_location("audiorepro.models._atgnn_bench_impl", file)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ------------------------------------------------------------------------------ k-NN memory
 def rss_mb() -> float:
+    """Peak resident set size of this process so far (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_knn(frames: int, chunk: int) -> dict:
+def bench_knn(minutes: float, chunk: int, impl: str | None) -> dict[str, Any]:
+    """One chunked stage-1 k-NN search on a ``minutes``-long clip (call in a fresh process)."""
+    mod = load_impl(impl)
+    frames = int(round(minutes * 6000))                  # 10 ms hop
     h, w = 128 // 4, frames // 4
-    n, c, r = h * w, 80, 4
+    n, c, r, k = h * w, 80, 4, 9
     m = (h // r) * (w // r)
-    est = knn_peak_memory(n, m, c, 9, chunk)
+    est = mod.knn_peak_memory(n, m, c, k, chunk)
     x = torch.randn(1, n, c)
     y = torch.nn.functional.avg_pool2d(x.transpose(1, 2).reshape(1, c, h, w), r).flatten(2).transpose(1, 2)
+    y = y.contiguous()
+    if hasattr(mod, "relative_pos_rows"):
+        rel_fn = mod.relative_pos_rows(c, (h, w), r)
+    else:
+        def rel_fn(sl: slice) -> torch.Tensor:
+            return mod.relative_pos_term(c, (h, w), r, rows=sl)
+    # warm-up on a tiny graph: one-time allocations (BLAS workspaces, thread pools) are not
+    # charged to the search
+    mod.knn_graph(x[:, :256], y[:, :64], k, 1, rel_fn=lambda sl: torch.zeros(sl.stop - sl.start, 64))
     before = rss_mb()
-    t0 = time.time()
-    idx = knn_graph(x, y, 9, 1, rel_fn=lambda sl: relative_pos_term(c, (h, w), r, rows=sl),
-                    chunk_elements=chunk)
-    dt = time.time() - t0
-    return {"frames": frames, "N": n, "M": m, "dense_GB": est["dense"] / 1e9,
-            "chunked_est_MB": est["chunked"] / 1e6, "rss_increase_MB": rss_mb() - before,
-            "seconds": dt, "edges": tuple(idx.shape)}
+    t0, c0 = time.perf_counter(), time.process_time()
+    idx = mod.knn_graph(x, y, k, 1, rel_fn=rel_fn, chunk_elements=chunk)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"minutes": minutes, "frames": frames, "N": n, "M": m, "C": c, "k": k,
+            "chunk_elements": chunk, "dense_estimate_MB": est["dense"] / 1e6,
+            "chunked_estimate_MB": est["chunked"] / 1e6, "input_features_MB": (n + m) * c * 4 / 1e6,
+            "measured_peak_rss_increase_MB": rss_mb() - before, "seconds_wall": wall,
+            "seconds_cpu": cpu, "threads": torch.get_num_threads(), "edges_shape": list(idx.shape)}
 
 
-def bench_throughput(reps: int) -> dict:
-    model = build_atgnn("pyr-s", num_classes=527, input_size=(128, 1056))
-    gmacs = count_atgnn(model)["gmacs"]
+def run_knn_subprocess(minutes: float, chunk: int, impl: str | None, threads: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--knn-child", "--minutes", str(minutes), "--chunk", str(chunk),
+           "--threads", str(threads)] + (["--impl", impl] if impl else [])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------ throughput
+def counted_step_gflop(mod: Any, batch: int) -> float:
+    """FlopCounterMode GFLOP of one real training step (forward + backward) on the meta device."""
+    model = mod.build_atgnn("pyr-s", num_classes=527, input_size=(128, 1056)).to("meta").train()
+    model.cache_position_tables(device="meta")
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(torch.zeros(batch, 1056, 128, device="meta")).sum().backward()
+    return counter.get_total_flops() / 1e9
+
+
+OP_GROUPS = {
+    "GEMM (conv, mm, bmm)": ("conv", "mm", "bmm", "addmm", "baddbmm", "linear", "matmul"),
+    "top-k": ("topk",),
+    "gather / scatter / max-pool": ("index", "gather", "scatter", "max_pool", "take"),
+    "batch norm": ("batch_norm",),
+    "GELU": ("gelu",),
+}
+
+
+def op_shares(prof: Any) -> dict[str, float]:
+    """Self-CPU-time share of each op group in a torch.profiler run (aten ops only)."""
+    tot: dict[str, float] = {}
+    for e in prof.key_averages():
+        if not e.key.startswith("aten::"):
+            continue
+        name = e.key[len("aten::"):]
+        group = next((g for g, keys in OP_GROUPS.items() if any(k in name for k in keys)),
+                     "elementwise / copies / other")
+        tot[group] = tot.get(group, 0.0) + e.self_cpu_time_total
+    s = sum(tot.values()) or 1.0
+    return {g: v / s for g, v in sorted(tot.items(), key=lambda kv: -kv[1])}
+
+
+def bench_throughput(mod: Any, batch: int, reps: int, mm_reps: int, threads: int,
+                     profile: bool = False, compile_model: bool = False) -> dict[str, Any]:
+    """Interleaved model-step / matmul timing at ``threads`` threads (see the module docstring)."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = mod.build_atgnn("pyr-s", num_classes=527, input_size=(128, 1056))
+    gmacs = mod.count_atgnn(model)["gmacs"]
+    step_gflop = 3 * 2 * gmacs * batch
+    counted = counted_step_gflop(mod, batch)
     model.cache_position_tables()
-    batch = 2                                                   # BN needs > 1 value in training
+    model.train()
+    run = torch.compile(model) if compile_model else model
     x = torch.randn(batch, 1056, 128)
-    model(x).sum().backward()                                   # warm-up
-    t0 = time.time()
-    for _ in range(reps):
+    a, b = torch.randn(MM_N, MM_N), torch.randn(MM_N, MM_N)
+
+    def step() -> None:
         model.zero_grad(set_to_none=True)
-        model(x).sum().backward()
-    dt = (time.time() - t0) / reps / batch
-    achieved = 3 * 2 * gmacs / dt                               # backward ~ 2x forward
-    peak = matmul_gflops()
-    return {"s_per_clip": dt, "clips_per_s": 1 / dt, "achieved_GFLOPs": achieved,
-            "matmul_GFLOPs": peak, "share": achieved / peak}
+        run(x).sum().backward()
+
+    def mm() -> None:
+        with torch.inference_mode():
+            for _ in range(mm_reps):
+                torch.mm(a, b)
+
+    step(), mm()                                                 # warm-up
+    rows = []
+    for _ in range(reps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        step()
+        t_step, c_step = time.perf_counter() - t0, time.process_time() - c0
+        t0 = time.perf_counter()
+        mm()
+        t_mm = time.perf_counter() - t0
+        achieved = step_gflop / t_step
+        mm_gflops = 2 * MM_N ** 3 * mm_reps / t_mm / 1e9
+        rows.append({"step_s": t_step, "step_cpu_s": c_step, "achieved_GFLOPs": achieved,
+                     "matmul_GFLOPs": mm_gflops, "share": achieved / mm_gflops,
+                     "share_counted": counted / t_step / mm_gflops})
+    med = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+    out = {"threads": threads, "batch": batch, "reps": reps, "compiled": compile_model,
+           "gmacs_forward_batch1": gmacs, "step_GFLOP": step_gflop, "counted_step_GFLOP": counted,
+           "median_step_s": med["step_s"], "median_step_cpu_s": med["step_cpu_s"],
+           "clips_per_s": batch / med["step_s"], "median_achieved_GFLOPs": med["achieved_GFLOPs"],
+           "median_matmul_GFLOPs": med["matmul_GFLOPs"], "median_share": med["share"],
+           "median_share_counted": med["share_counted"], "per_rep": rows,
+           "loadavg": list(os.getloadavg())}
+    if profile:
+        from torch.profiler import ProfilerActivity, profile as tprofile
+        with tprofile(activities=[ProfilerActivity.CPU]) as prof:
+            step()
+        out["op_shares"] = op_shares(prof)
+    return out
+
+
+# ------------------------------------------------------------------------------ output
+def write_json(path: Path, label: str, throughput: list[dict], knn: dict | None) -> None:
+    """Merge into ``path``: ``{"flop_convention": str, "machine": {...},
+    "throughput": {label: [one dict per thread count]}, "knn_memory": {...}}``; the entries of
+    other labels (e.g. ``before``) are kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data["flop_convention"] = FLOP_CONVENTION
+    data["matmul_reference"] = f"torch.mm float32 {MM_N}x{MM_N}, 2 n^3 flops, interleaved with model steps"
+    data["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                       "torch": torch.__version__}
+    if throughput:
+        data.setdefault("throughput", {})[label] = throughput
+        data.setdefault("measured_at", {})[label] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if knn is not None:
+        data["knn_memory"] = knn
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--mm-reps", type=int, default=4, help="2048^3 products per matmul measurement")
+    ap.add_argument("--profile", action="store_true", help="op-group time shares of one step")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (optional)")
+    ap.add_argument("--minutes", type=float, default=10.0, help="clip length of the k-NN memory run")
+    ap.add_argument("--chunk", type=int, default=1 << 22, help="k-NN chunk_elements")
+    ap.add_argument("--skip-knn", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--impl", default=None, help="load the ATGNN module from this file")
+    ap.add_argument("--label", default="current", help="key of this run in the JSON file")
+    ap.add_argument("--json", default=str(results_dir("benchmarks", "atgnn.json")))
+    ap.add_argument("--knn-child", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.knn_child:
+        torch.set_num_threads(a.threads[0])
+        print(json.dumps(bench_knn(a.minutes, a.chunk, a.impl)))
+        return
+    mod = load_impl(a.impl)
+    print(f"ATGNN module: {mod.__file__}")
+    print(f"FLOP convention: {FLOP_CONVENTION}")
+    knn = None
+    if not a.skip_knn:
+        knn = run_knn_subprocess(a.minutes, a.chunk, a.impl, a.threads[-1])
+        print("k-NN memory:", json.dumps(knn))
+    results = []
+    if not a.skip_throughput:
+        for th in a.threads:
+            r = bench_throughput(mod, a.batch, a.reps, a.mm_reps, th, a.profile, a.compile)
+            results.append(r)
+            short = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "per_rep"}
+            print("throughput:", json.dumps(short))
+    write_json(Path(a.json), a.label, results, knn)
+    print(f"wrote {a.json}")
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="1-minute clip and one repetition")
-    ap.add_argument("--chunk", type=int, default=1 << 22)
-    a = ap.parse_args()
-    print(f"torch threads: {torch.get_num_threads()}")
-    print(bench_knn(6000 if a.quick else 60000, a.chunk))
-    print(bench_throughput(1 if a.quick else 3))
+    main()

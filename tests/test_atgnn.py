@@ -13,7 +13,8 @@ import torch
 
 from audiorepro.models.atgnn import (ATGNN, ATGNNConfig, build_atgnn, count_atgnn, knn_graph,
                                      load_vig_weights, map_vig_state_dict, position_table_elements,
-                                     relative_pos_term, sincos_pos_2d, MLGBlock, knn_peak_memory)
+                                     relative_pos_term, sincos_pos_2d, MLGBlock, knn_peak_memory,
+                                     gather_max, relative_pos_rows)
 from audiorepro.models.counting import count_parameters
 
 FIX = Path(__file__).parent / "fixtures" / "reference_state_dicts"
@@ -187,3 +188,135 @@ def test_chunked_knn_memory_is_linear_in_n():
     b = knn_peak_memory(20_000, 20_000, 64, 9)
     assert b["dense"] > 3.9 * a["dense"]           # dense N x M grows 4x
     assert b["chunked"] < 2.6 * a["chunked"]       # chunked grows ~2x
+
+
+# ---------------------------------------------------------------- optimised ops vs. references
+def _ref_knn(x: torch.Tensor, y: torch.Tensor, k: int, dilation: int, rel=None) -> torch.Tensor:
+    """Straightforward dilated k-NN: broadcast squared distances of normalised features, argsort."""
+    xn, yn = torch.nn.functional.normalize(x, dim=-1), torch.nn.functional.normalize(y, dim=-1)
+    d = ((xn[:, :, None, :] - yn[:, None, :, :]) ** 2).sum(-1)            # (B, N, M)
+    if rel is not None:
+        d = d + rel
+    M = y.shape[1]
+    k = min(k, M)
+    dilation = max(1, min(dilation, M // k))
+    return d.argsort(dim=-1)[..., :k * dilation][..., ::dilation]
+
+
+def _ref_max_relative(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """(B, N, C), (B, M, C), (B, N, k) -> (B, 2C, N, 1): advanced indexing + amax of differences."""
+    B, N, C = x.shape
+    nb = y[torch.arange(B)[:, None, None], idx]                              # (B, N, k, C)
+    m = (nb - x[:, :, None, :]).amax(dim=2)
+    return torch.stack([x, m], dim=-1).reshape(B, N, 2 * C).transpose(1, 2).unsqueeze(-1)
+
+
+def test_fused_knn_equals_broadcast_reference_with_relative_term():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 48, 8, generator=g, dtype=torch.float64)
+    y = torch.randn(2, 12, 8, generator=g, dtype=torch.float64)
+    rel = relative_pos_term(8, (6, 8), 2).double()                          # (48, 12)
+    ref = _ref_knn(x, y, 3, 2, rel)
+    for chunk in (10 ** 9, 2 * 12 * 5):                                     # one block / 5 rows
+        assert torch.equal(knn_graph(x, y, 3, 2, rel=rel, chunk_elements=chunk), ref)
+    fn = relative_pos_rows(8, (6, 8), 2)
+    assert torch.equal(knn_graph(x, y, 3, 2, rel_fn=lambda sl: fn(sl).double(), chunk_elements=120), ref)
+
+
+def test_relative_pos_rows_equal_table_rows():
+    fn = relative_pos_rows(16, (5, 9), 2)
+    table = relative_pos_term(16, (5, 9), 2)
+    assert fn(slice(0, 45)).shape == (45, 8)
+    # same values up to float rounding (a 23-row matmul may take another BLAS kernel than 45 rows)
+    torch.testing.assert_close(fn(slice(7, 30)), table[7:30], rtol=0, atol=1e-6)
+
+
+def test_gather_max_matches_indexing_reference_values_and_gradients(monkeypatch):
+    """Blocked index_select + max-pool forward and scatter backward equal advanced indexing +
+    amax (random floats: no ties), also when the queries span several blocks."""
+    import audiorepro.models.atgnn as A
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 30, 8, generator=g, requires_grad=True)
+    y = torch.randn(2, 11, 8, generator=g, requires_grad=True)
+    idx = torch.stack([torch.stack([torch.randperm(11, generator=g)[:4] for _ in range(30)])
+                       for _ in range(2)])                                   # (2, 30, 4) distinct
+    w = torch.randn(2, 16, 30, 1, generator=g)
+    ref = _ref_max_relative(x, y, idx)
+    gx_ref, gy_ref = torch.autograd.grad((ref * w).sum(), (x, y))
+    for block in (1 << 18, 4 * 8 * 3):                                      # 1 block / 3 queries per block
+        monkeypatch.setattr(A, "_GATHER_BLOCK", block)
+        out = A._max_relative(x, y, idx)                                     # (B, N, 2C) tokens
+        assert out.shape == (2, 30, 16)
+        got = out.transpose(1, 2).unsqueeze(-1)
+        assert torch.allclose(got, ref, rtol=1e-5, atol=0)
+        gx, gy = torch.autograd.grad((got * w).sum(), (x, y))
+        assert torch.allclose(gx, gx_ref, rtol=1e-5, atol=1e-6)
+        assert torch.allclose(gy, gy_ref, rtol=1e-5, atol=1e-6)
+    # the max really picks the largest neighbour: hand-made case
+    yy = torch.tensor([[[0.0, 5.0], [3.0, 1.0], [2.0, 2.0]]], requires_grad=True)
+    m = gather_max(yy, torch.tensor([[[0, 1, 2]]]))
+    assert m.tolist() == [[[3.0, 5.0]]]
+    m.sum().backward()
+    assert yy.grad.tolist() == [[[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]]]
+
+
+def _ref_graph_conv(gc, x: torch.Tensor) -> torch.Tensor:
+    B, C, H, W = x.shape
+    r = gc._r_eff((H, W))
+    keys = torch.nn.functional.avg_pool2d(x, r, r) if r > 1 else x
+    xq, yk = x.flatten(2).transpose(1, 2), keys.flatten(2).transpose(1, 2)
+    rel = relative_pos_term(C, (H, W), r).to(x.dtype) if gc.relative_pos else None
+    with torch.no_grad():
+        idx = _ref_knn(xq, yk, gc.k, gc.dilation, rel)
+    return gc.gconv.nn(_ref_max_relative(xq, yk, idx).reshape(B, 2 * C, H, W))
+
+
+def _ref_forward(model: ATGNN, x: torch.Tensor) -> torch.Tensor:
+    """The ATGNN forward pass written plainly: NCHW-contiguous tensors, broadcast k-NN,
+    advanced-indexing gather + amax, LLG in (B, C, S) layout."""
+    from audiorepro.models.atgnn import Downsample
+    x = model.stem.convs(model._to_image(x, False).contiguous())
+    x = x + model._pos(tuple(x.shape[-2:]))
+    lab = model.label_embed.expand(x.shape[0], -1, -1, -1) if model.config.use_mlg else None
+    stage = 0
+    for i, blk in enumerate(model.backbone):
+        if isinstance(blk, Downsample):
+            x = blk.conv(x.contiguous())
+        else:
+            gr, ffn = blk
+            x = x + gr.fc2(_ref_graph_conv(gr.graph_conv, gr.fc1(x.contiguous())))
+            x = ffn(x.contiguous())
+        if lab is not None and stage < len(model.stage_ends) and i == model.stage_ends[stage]:
+            patches = x.flatten(2).unsqueeze(-1)
+            lab = model.label_proj[stage](lab.contiguous())
+            for mlg in model.mlg_stages[stage]:
+                lq, pk = lab.squeeze(-1).transpose(1, 2), patches.squeeze(-1).transpose(1, 2)
+                with torch.no_grad():
+                    idx = _ref_knn(lq, pk, mlg.plg.k, 1)
+                lab = lab + mlg.plg.nn(_ref_max_relative(lq, pk, idx))
+                L = mlg.ffn(lab.contiguous()).squeeze(-1)
+                lab = (L + L @ mlg.adj.T).unsqueeze(-1)
+            stage += 1
+    patch = model.prediction(torch.nn.functional.adaptive_avg_pool2d(x, 1)).flatten(1)
+    if lab is None:
+        return patch
+    return patch + torch.einsum("bcs,sc->bs", lab.squeeze(-1), model.label_readout)
+
+
+@pytest.mark.parametrize("preset", ["pyr-tiny", "iso-tiny"])
+def test_optimised_model_matches_plain_reference_forward_and_gradients(preset):
+    """Channels-last layout, fused k-NN, blocked gather-max and transposed LLG change nothing:
+    outputs and every parameter gradient equal the plain reference (float64, train-mode BN)."""
+    torch.manual_seed(3)
+    m = build_atgnn(preset, num_classes=5, input_size=(32, 64)).double().train()
+    x = torch.randn(3, 64, 32, dtype=torch.float64)
+    y = m(x)
+    gy = torch.randn_like(y)
+    grads = torch.autograd.grad((y * gy).sum(), list(m.parameters()))
+    y_ref = _ref_forward(m, x)
+    grads_ref = torch.autograd.grad((y_ref * gy).sum(), list(m.parameters()))
+    assert torch.allclose(y, y_ref, rtol=1e-5, atol=1e-8)
+    scale = max(g.abs().max() for g in grads_ref)
+    for (name, _), g, g_ref in zip(m.named_parameters(), grads, grads_ref):
+        # conv biases before a train-mode BN have zero true gradient: compare on the global scale
+        assert torch.allclose(g, g_ref, rtol=1e-5, atol=1e-9 * scale), name

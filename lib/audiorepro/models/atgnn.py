@@ -32,7 +32,19 @@ Departures from the reference code, on purpose:
 * PLG direction: ``max_j (x_j - l_i)`` over the label's patch neighbours, the max-relative form of
   Eq. 1 (the public reimplementation uses ``l_i - x_j``; the paper's Eq. 4 is ambiguous).
 
-Tensor layout inside blocks: ``(B, C, H, W)`` for patch grids, ``(B, C, S, 1)`` for label nodes.
+Tensor layout inside blocks: ``(B, C, H, W)`` for patch grids, ``(B, C, S, 1)`` for label nodes,
+held in **channels-last** memory format from the stem on, so that the graph code's node-major
+``(B, N, C)`` tokens are free views (no permute copies between conv and graph layouts).
+
+Speed (``benchmarks/bench_atgnn.py``; every item is exact, tests compare against a plain reference):
+
+* k-NN distances: one ``baddbmm`` per query chunk (``|x|^2 - 2 x.y``) plus in-place ``|y|^2`` and
+  relative term; relative-position rows from cached key embeddings (:func:`relative_pos_rows`);
+* neighbour max: :func:`gather_max` - ``index_select`` on the contiguous ``(B*M, C)`` pool in
+  cache-sized blocks, a (1, k) max-pool with indices, and a ``scatter_add_`` backward (the ViG
+  ``torch.max`` tie rule) instead of advanced indexing + ``amax`` (whose backward materialises
+  (B, N, k, C) masks); ``max_j (x_j - x_i)`` is computed as ``max_j x_j - x_i`` (exact);
+* 3 x 3 conv weights are stored channels-last (same keys and shapes); LLG runs as ``L^T + A L^T``.
 """
 from __future__ import annotations
 
@@ -49,7 +61,8 @@ from torch import nn
 
 __all__ = [
     "ATGNNConfig", "PRESETS", "ATGNN", "build_atgnn", "Grapher", "FFN", "MLGBlock", "DropPath",
-    "knn_graph", "sincos_pos_2d", "relative_pos_term", "count_atgnn", "position_table_elements",
+    "knn_graph", "gather_max", "sincos_pos_2d", "relative_pos_term", "relative_pos_rows",
+    "count_atgnn", "position_table_elements",
     "load_vig_weights", "map_vig_state_dict", "VigLoadReport", "knn_peak_memory",
     "atgnn_loss", "LabelNoiseRobustBCE",
 ]
@@ -283,6 +296,24 @@ def relative_pos_term(dim: int, hw: tuple[int, int], r: int, device: Any = None,
     return -2.0 * (eq @ ek.T) / dim
 
 
+def relative_pos_rows(dim: int, hw: tuple[int, int], r: int, device: Any = None):
+    """``rel_fn`` for :func:`knn_graph`: a callable ``slice -> (rows, M)`` giving rows of
+    :func:`relative_pos_term` without ever building the (N, M) table.
+
+    The key embeddings (M, dim) are computed once; each call embeds only the requested query rows
+    (O((rows + M) * dim) work and memory per call). Values equal ``relative_pos_term(..., rows=sl)`` up to float rounding.
+    """
+    h, w = hw
+    qr, qc = _grid_positions(h, w, 1.0, device)
+    kr, kc = _grid_positions(h // r, w // r, float(r), device)
+    ek_t = sincos_pos_2d(dim, kr, kc).T.contiguous()         # (dim, M)
+
+    def rows_fn(sl: slice) -> torch.Tensor:
+        return (sincos_pos_2d(dim, qr[sl], qc[sl]) @ ek_t).mul_(-2.0).div_(dim)   # one block
+
+    return rows_fn
+
+
 def knn_graph(x: torch.Tensor, y: torch.Tensor | None, k: int, dilation: int = 1,
               rel: torch.Tensor | None = None, rel_fn: Any = None,
               chunk_elements: int = 1 << 22) -> torch.Tensor:
@@ -312,36 +343,101 @@ def knn_graph(x: torch.Tensor, y: torch.Tensor | None, k: int, dilation: int = 1
     kk = k_eff * d_eff
     x = F.normalize(x, p=2.0, dim=-1)
     y = F.normalize(y, p=2.0, dim=-1)
-    y_sq = (y * y).sum(-1)                                  # (B, M)
+    x_sq = (x * x).sum(-1, keepdim=True)                    # (B, N, 1)
+    y_sq = (y * y).sum(-1).unsqueeze(1)                     # (B, 1, M)
+    yt = y.transpose(1, 2)                                  # (B, C, M) view, no copy
     rows = max(1, int(chunk_elements) // max(1, B * M))
-    out = []
-    yt = y.transpose(1, 2)
+    out = torch.empty(B, N, k_eff, dtype=torch.long, device=x.device)
     for start in range(0, N, rows):
         sl = slice(start, min(N, start + rows))
-        xc = x[:, sl]
-        dist = (xc * xc).sum(-1, keepdim=True) - 2.0 * torch.matmul(xc, yt) + y_sq[:, None, :]
+        # |x|^2 - 2 x.y in one GEMM (beta * x_sq + alpha * x y^T), then + |y|^2 (+ rel) in place
+        dist = torch.baddbmm(x_sq[:, sl], x[:, sl], yt, alpha=-2.0)      # (B, rows, M)
+        dist.add_(y_sq)
         if rel is not None:
-            dist = dist + rel[sl].to(dist.dtype)
+            dist.add_(rel[sl].to(dist.dtype))
         elif rel_fn is not None:
-            dist = dist + rel_fn(sl).to(dist.dtype)
+            dist.add_(rel_fn(sl).to(dist.dtype))
         idx = torch.topk(dist, kk, dim=-1, largest=False, sorted=True).indices
-        out.append(idx[..., ::d_eff] if d_eff > 1 else idx)
-    return torch.cat(out, dim=1)
+        out[:, sl] = idx[..., ::d_eff] if d_eff > 1 else idx
+        del dist
+    return out
+
+
+class _GatherMax(torch.autograd.Function):
+    """``m[q, c] = max_j pool[rows[q, j], c]`` with the gradient routed to the arg-max row.
+
+    Forward, per block of queries (about ``_GATHER_BLOCK`` gathered elements, so the block stays
+    in cache): one ``index_select`` of the block's neighbour rows -> (q, k, C), read as a
+    channels-last (1, C, q, k) image, and a (1, k) ``max_pool2d`` with indices (vectorised over C).
+    Backward: one ``scatter_add_`` of the (Q, C) gradient into the (R, C) pool at the arg-max rows.
+    Ties send the whole gradient to the first tied neighbour (like ``torch.max(dim)`` in the ViG
+    code) instead of splitting it (``amax``); the forward value is identical.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, pool: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        q_all, k = rows.shape
+        C = pool.shape[1]
+        val = pool.new_empty(q_all, C)
+        src = torch.empty(q_all, C, dtype=torch.long, device=pool.device)
+        step = max(1, _GATHER_BLOCK // (k * C))
+        for s in range(0, q_all, step):
+            r = rows[s:s + step]
+            q = r.shape[0]
+            nb = pool.index_select(0, r.reshape(-1)).view(1, q, k, C).permute(0, 3, 1, 2)
+            v, i = F.max_pool2d(nb, (1, k), return_indices=True)       # (1, C, q, 1), i = q*k + j
+            val[s:s + q] = v.permute(0, 2, 3, 1).reshape(q, C)
+            src[s:s + q] = r.reshape(-1)[i.permute(0, 2, 3, 1).reshape(q, C)]
+        ctx.save_for_backward(src)
+        ctx.n_rows = pool.shape[0]
+        return val
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (src,) = ctx.saved_tensors
+        g = grad.new_zeros(ctx.n_rows, grad.shape[1]).scatter_add_(0, src, grad.contiguous())
+        return g, None
+
+
+#: elements gathered per block in :class:`_GatherMax` (1 MB of float32: fits in L2)
+_GATHER_BLOCK = 1 << 18
+
+
+def gather_max(y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``max_j y[b, idx[b, n, j]]``: y (B, M, C), idx (B, N, k) -> (B, N, C).
+
+    Works on the contiguous (B*M, C) view with batch offsets added to ``idx`` (no (B, N, k, C)
+    advanced-indexing intermediate is kept for the backward pass).
+    """
+    B, M, C = y.shape
+    N, k = idx.shape[1], idx.shape[2]
+    offs = (torch.arange(B, device=idx.device) * M).view(B, 1, 1)
+    rows = (idx + offs).reshape(B * N, k)
+    return _GatherMax.apply(y.reshape(B * M, C), rows).view(B, N, C)
 
 
 def _max_relative(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Max-relative aggregation ``max_j (y_j - x_i)`` interleaved with ``x_i`` (ViG layout).
 
-    x: (B, N, C) centres, y: (B, M, C) neighbours pool, idx: (B, N, k) -> (B, 2C, N, 1) with
-    channels ``[x_0, m_0, x_1, m_1, ...]``.
+    x: (B, N, C) centres, y: (B, M, C) neighbours pool, idx: (B, N, k) -> (B, N, 2C) node-major
+    tokens with channels ``[x_0, m_0, x_1, m_1, ...]`` (ViG's ``cat`` on dim 2 then reshape).
+    ``max_j (y_j - x_i) = max_j y_j - x_i`` exactly (rounding of ``y_j - x_i`` is monotone in y_j).
     """
     B, N, C = x.shape
-    k = idx.shape[-1]
-    flat = idx.reshape(B, N * k, 1).expand(-1, -1, C)
-    nb = torch.gather(y, 1, flat).reshape(B, N, k, C)
-    m = nb.amax(dim=2) - x                                   # max_j (y_j - x_i) = max_j y_j - x_i
-    out = torch.stack([x, m], dim=-1).reshape(B, N, 2 * C)   # interleaved as ViG's cat(dim=2)
-    return out.transpose(1, 2).unsqueeze(-1)
+    m = gather_max(y, idx) - x                                # (B, N, C)
+    return torch.stack([x, m], dim=-1).reshape(B, N, 2 * C)
+
+
+def _tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H*W, C) node-major tokens; a free view for channels-last input."""
+    B, C = x.shape[:2]
+    return x.permute(0, 2, 3, 1).reshape(B, -1, C)
+
+
+def _image(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(B, H*W, C) contiguous tokens -> (B, C, H, W) channels-last view (no copy)."""
+    B, _, C = t.shape
+    return t.view(B, h, w, C).permute(0, 3, 1, 2)
 
 
 # ================================================================================== blocks
@@ -349,7 +445,8 @@ class GraphConv(nn.Module):
     """Max-relative graph convolution (Eq. 1-2) over a dynamic dilated k-NN graph.
 
     Holds ``gconv.nn`` = grouped 1x1 conv (2C -> 2C, groups 4) + BN + GELU (ViG ``MRConv2d``).
-    Input (B, C, H, W) -> output (B, 2C, H, W).
+    Input (B, C, H, W) -> output (B, 2C, H, W), channels-last (any input layout works; a
+    channels-last input avoids one copy).
     """
 
     def __init__(self, channels: int, k: int, dilation: int, r: int = 1,
@@ -375,20 +472,18 @@ class GraphConv(nn.Module):
         B, C, H, W = x.shape
         r = self._r_eff((H, W))
         keys = F.avg_pool2d(x, r, r) if r > 1 else x
-        xq = x.flatten(2).transpose(1, 2)                     # (B, N, C)
-        yk = keys.flatten(2).transpose(1, 2)                  # (B, M, C)
+        xq = _tokens(x)                                       # (B, N, C), view if channels-last
+        yk = _tokens(keys)                                    # (B, M, C)
         rel = rel_fn = None
         if self.relative_pos:
             rel = self._rel_cache.get(((H, W), r))
             if rel is None:
-                def rel_fn(sl: slice, _hw=(H, W), _r=r, _dev=x.device, _c=C) -> torch.Tensor:
-                    return relative_pos_term(_c, _hw, _r, _dev, rows=sl)
+                rel_fn = relative_pos_rows(C, (H, W), r, x.device)
         with torch.no_grad():
             idx = knn_graph(xq.detach(), yk.detach(), self.k, self.dilation, rel, rel_fn, self.chunk)
         if self.keep_edges:
             self.last_edges = idx
-        out = self.gconv.nn(_max_relative(xq, yk, idx))       # (B, 2C, N, 1)
-        return out.reshape(B, 2 * C, H, W)
+        return self.gconv.nn(_image(_max_relative(xq, yk, idx), H, W))   # (B, 2C, H, W)
 
 
 class Grapher(nn.Module):
@@ -448,13 +543,13 @@ class PLGConv(nn.Module):
         self.last_edges: torch.Tensor | None = None
 
     def forward(self, lab: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
-        lq = lab.squeeze(-1).transpose(1, 2)                  # (B, S, C)
-        pk = patches.squeeze(-1).transpose(1, 2)              # (B, N, C)
+        lq = _tokens(lab)                                     # (B, S, C)
+        pk = _tokens(patches)                                 # (B, N, C)
         with torch.no_grad():
             idx = knn_graph(lq.detach(), pk.detach(), self.k, 1, chunk_elements=self.chunk)
         if self.keep_edges:
             self.last_edges = idx
-        return self.nn(_max_relative(lq, pk, idx))
+        return self.nn(_image(_max_relative(lq, pk, idx), lq.shape[1], 1))
 
 
 class MLGBlock(nn.Module):
@@ -476,9 +571,9 @@ class MLGBlock(nn.Module):
     def forward(self, lab: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
         lab = lab + self.drop_path(self.plg(lab, patches))
         lab = self.ffn(lab)
-        L = lab.squeeze(-1)                                   # (B, C, S)
-        L = L + torch.matmul(L, self.adj.T)                   # (A L^T)^T + L in (B, C, S) layout
-        return L.unsqueeze(-1)
+        Lt = _tokens(lab)                                     # (B, S, C) = L^T
+        Lt = Lt + torch.matmul(self.adj, Lt)                  # L^T + A L^T (Eq. 6, transposed)
+        return _image(Lt, Lt.shape[1], 1)                     # (B, C, S, 1) channels-last view
 
 
 class Stem(nn.Module):
@@ -503,7 +598,13 @@ class Stem(nn.Module):
         self.convs = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.convs(x)
+        # the first conv sees the (B, in_chans, F, T) input; its output goes channels-last (one
+        # small copy) so that every later conv / BN / graph op runs in the node-major layout
+        for i, layer in enumerate(self.convs):
+            x = layer(x)
+            if i == 0:
+                x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
 
 # ================================================================================== model
@@ -563,6 +664,10 @@ class ATGNN(nn.Module):
                 nn.init.kaiming_normal_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+                if m.kernel_size != (1, 1):
+                    # stored channels-last (same values, keys and shapes): the conv then runs on
+                    # channels-last activations without re-laying out its weight on every call
+                    m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
 
     # ---------------------------------------------------------------------------- helpers
     def _to_image(self, x: torch.Tensor, freq_major: bool) -> torch.Tensor:
@@ -611,10 +716,10 @@ class ATGNN(nn.Module):
         """Patch grid (B, C_last, H', W') and label embeddings (B, C_last, S, 1) (``None`` without MLG)."""
         x = self._to_image(x, freq_major)
         x = self.stem(x)
-        x = x + self._pos(tuple(x.shape[-2:]))
+        x = (x + self._pos(tuple(x.shape[-2:]))).contiguous(memory_format=torch.channels_last)
         if not self.config.use_mlg:
             return self.backbone(x), None
-        lab = self.label_embed.expand(x.shape[0], -1, -1, -1)
+        lab = self.label_embed.expand(x.shape[0], -1, -1, -1).contiguous(memory_format=torch.channels_last)
         stage = 0
         for i, blk in enumerate(self.backbone):
             x = blk(x)

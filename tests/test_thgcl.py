@@ -256,3 +256,74 @@ def test_training_learns_visual_only_signal():
     audio_only = T.train_variant("audio-only MLP", feats, {"hidden": 16}, cfg)
     assert graph["test"]["AUC"] > 0.9
     assert audio_only["test"]["AUC"] < 0.8
+
+
+# ------------------------------------------------------------------------------- added: encoder, uniform, helpers
+def test_uniform_kernel_weights_are_the_mask():
+    g = T.build_graph(19, 40, T.GraphConfig(audio_hop_s=0.48))
+    for fam in ("audio", "video", "cross"):
+        w = T.edge_weights(g, fam, "uniform")
+        assert torch.equal(w, getattr(g, f"{fam}_mask").float())
+    m = T.build_variant("uniform weights", 3, 19, 40, hidden=8, num_layers=1, embed_dim=8,
+                        graph={"audio_hop_s": 0.48}).train()
+    adj = m.adjacency(batch=4)  # no random xi for uniform weights, even in training
+    assert adj["cross"].shape == (19, 40) and set(adj["cross"].unique().tolist()) == {0.0, 1.0}
+
+
+def test_vggish_encoder_segments_and_shapes():
+    from audiorepro.models.backbones import build_backbone
+
+    enc = build_backbone("vggish_harritaylor_core", scale=0.125).eval()
+    sr = 16000
+    wave = 0.1 * torch.randn(2, 10 * sr, generator=torch.Generator().manual_seed(0))
+    emb = T.audio_segment_embeddings(wave, hop_s=0.48, encoder=enc, batch_size=7)
+    assert emb.shape == (2, 19, 128)  # 998 frames: 1 + (998 - 96) // 48 = 19 segments
+    # segment k of clip 1 is exactly VGGish of that 96 x 64 log-mel patch
+    from audiorepro.frontends import VGGishConfig, VGGishLogMel
+
+    mel = VGGishLogMel(VGGishConfig()).features(wave)  # (2, 64, F)
+    patch = mel[1, :, 48 * 5:48 * 5 + 96].T[None, None]  # (1, 1, 96, 64)
+    with torch.no_grad():
+        ref = enc(patch)["embedding"][0]
+    assert torch.allclose(emb[1, 5], ref, atol=1e-4)
+    with pytest.raises(T.THGCLError, match="audio_encoder"):
+        T.load_audio_encoder("openl3")
+    with pytest.raises(T.THGCLError, match="no checkpoint file"):
+        T.load_audio_encoder("vggish:/nonexistent/vggish.pth")
+
+
+def test_av_features_batched_fetch_matches_items():
+    ds = T.AVFeatures(np.arange(5 * 3 * 2, dtype=np.float32).reshape(5, 3, 2),
+                      np.ones((5, 4, 6), np.float32), np.eye(5, dtype=np.float32))
+    b = T.av_collate(ds.__getitems__([4, 1]))
+    assert torch.equal(b["audio"][0], ds[4]["audio"]) and torch.equal(b["target"][1], ds[1]["target"])
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=T.av_collate)
+    shapes = [tuple(x["audio"].shape) for x in loader]
+    assert shapes == [(2, 3, 2), (2, 3, 2), (1, 3, 2)]
+
+
+def test_leader_share_hand_example():
+    import pandas as pd
+
+    class Fit:  # minimal FitResult stand-in: only .history is read
+        def __init__(self, values):
+            self.history = pd.DataFrame({"epoch": range(1, len(values) + 1), "split": "valid",
+                                         "metric": "mAP", "value": values})
+
+    fits = {"A": Fit([0.1, 0.5, 0.6, 0.7]), "B": Fit([0.2, 0.4, 0.65]), "C": Fit([0.0, 0.1, 0.2, 0.9])}
+    share, n = T.leader_share(fits, "A")  # common epochs 1-3, first skipped: A wins 2, loses 3
+    assert (share, n) == (0.5, 2)
+    assert T.leader_share(fits, "A", skip_first=0) == (pytest.approx(1 / 3), 3)
+    with pytest.raises(T.THGCLError, match="leader"):
+        T.leader_share(fits, "D")
+
+
+def test_parameter_table_paper_sizes():
+    t = T.parameter_table(("THGCL", "TMac-style", "THGCL (TMac layout)")).set_index("variant")
+    for name in t.index:
+        assert t.loc[name, "total"] == count_parameters(T.build_variant(name, 33, 101, 40))["trainable"]
+    heads = 2 * (512 * 512 + 512)
+    assert t.loc["THGCL (TMac layout)", "total"] == t.loc["TMac-style", "total"] + heads
+    # input maps to d = 128: 128x128 + 1024x128 (+ biases)
+    assert t.loc["THGCL", "embed_video"] == 1024 * 128 + 128
+    assert t.loc["THGCL", "embed_audio"] == 128 * 128 + 128

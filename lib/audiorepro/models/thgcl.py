@@ -38,12 +38,16 @@ Pieces (all batched: no Python loop over clips in any forward pass):
 * **Losses**: :func:`focal_loss` (sigmoid focal, alpha 0.5, gamma 2 as TMac), :func:`nt_xent`
   (Eq. 4, both directions), :func:`make_batch_fn` builds ``L = w_FL L_FL + w_CL L_CL`` (Eq. 5,
   paper weights 1.0 / 0.1) or plain BCE (the paper's "cross-entropy" curve, multi-label here).
-* **Features** for the synthetic world: :func:`audio_segment_embeddings` (960 ms segments ->
-  128-d; *fixed* log-mel statistics - mean and std over time of the VGGish 64-band log-mel - until
-  a pre-trained CPU-sized VGGish is available, see :func:`synthetic_av_features`) and
+* **Features** for the synthetic world: :func:`audio_segment_embeddings` (960 ms segments every
+  ``hop_s`` -> 128-d) through the VGGish backbone named by ``audio_encoder``
+  (:func:`load_audio_encoder`: the shared CPU-sized stand-in pre-trained on the world of seed 0,
+  or a user checkpoint; ``"stats"`` = fixed log-mel mean / std, no network) and
   :func:`project_visual` (the world's 250 ms pseudo-visual vectors -> 1024-d by a fixed random
   Gaussian projection, documented stand-in for S3D features: it adds no information, it only
   gives the paper's input width). :func:`tmac_av_features` reads the real TMac feature file.
+* **Notebook helpers**: :func:`run_variants` (train, score, record), :func:`parameter_table`
+  (counts at the paper's sizes), :func:`leader_share` (Fig. 3b), :func:`robustness_sweep`
+  (misalignment / visual-noise sweep beyond the paper), :func:`draw_graph`.
 """
 from __future__ import annotations
 
@@ -64,13 +68,14 @@ __all__ = [
     "GraphConfig", "TemporalGraph", "temporal_neighbours", "cross_neighbours", "build_graph",
     "gaussian_weights", "hawkes_weights", "edge_weights", "normalize_adjacency",
     "GCNLayer", "CrossGAT", "AttentionPool", "THGN", "AudioOnlyMLP", "LateFusionMLP",
-    "focal_loss", "nt_xent", "make_batch_fn", "AVFeatures", "audio_segment_embeddings",
+    "focal_loss", "nt_xent", "make_batch_fn", "AVFeatures", "av_collate", "audio_segment_embeddings",
     "project_visual", "synthetic_av_features", "tmac_av_features", "VARIANTS", "build_variant",
     "train_variant", "evaluate_model", "THGCLError", "world_features", "run_variants",
-    "chapter_features", "draw_graph", "plot_curves",
+    "chapter_features", "draw_graph", "plot_curves", "load_audio_encoder", "leader_share", "parameter_table",
+    "robustness_sweep",
 ]
 
-KERNELS = ("gaussian", "hawkes")
+KERNELS = ("gaussian", "hawkes", "uniform")
 
 
 class THGCLError(ValueError):
@@ -85,8 +90,9 @@ class GraphConfig:
     Attributes:
         audio_span, video_span, cross_span: temporal spans (paper 6 / 4 / 3).
         audio_dilation, video_dilation: dilations (paper 3 / 4).
-        intra_kernel, cross_kernel: ``"gaussian"`` or ``"hawkes"`` (paper: Gaussian intra-modal,
-            Hawkes cross-modal).
+        intra_kernel, cross_kernel: ``"gaussian"``, ``"hawkes"`` or ``"uniform"`` (weight 1 on
+            every edge: no temporal weighting, used beyond the paper) (paper: Gaussian
+            intra-modal, Hawkes cross-modal).
         tau: Hawkes temperature (Eq. 2); not printed in the paper, 1.0 here.
         audio_hop_s: start-time step of the audio segments (s); video_chunk_s: video chunk (s).
     """
@@ -270,6 +276,8 @@ def edge_weights(graph: TemporalGraph, family: str, kernel: str, tau: float = 1.
     mask = getattr(graph, f"{family}_mask")
     if kernel == "gaussian":
         return getattr(graph, f"{family}_gauss")
+    if kernel == "uniform":
+        return mask.float()
     return hawkes_weights(getattr(graph, f"{family}_term"), mask, tau, xi)
 
 
@@ -397,6 +405,8 @@ class THGN(nn.Module):
         mask = getattr(self, f"{family}_mask")
         if kernel == "gaussian":
             return getattr(self, f"{family}_gauss")
+        if kernel == "uniform":
+            return mask.to(self.audio_gauss.dtype)
         xi: torch.Tensor | float = 0.5
         if self.training:
             xi = torch.rand((batch, *mask.shape), device=mask.device)
@@ -554,33 +564,101 @@ class AVFeatures(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         return {"audio": self.audio[i], "video": self.video[i], "target": self.target[i], "index": i}
 
+    def __getitems__(self, idx: Sequence[int]) -> dict[str, Any]:
+        """Batched fetch (used by DataLoader): items of ``idx`` stacked by tensor indexing,
+        ``audio`` (B, P_a, D_a), ``video`` (B, P_v, D_v), ``target`` (B, C), ``index`` (B,)."""
+        i = torch.as_tensor(list(idx), dtype=torch.long)
+        return {"audio": self.audio[i], "video": self.video[i], "target": self.target[i], "index": i}
+
     def subset(self, idx: np.ndarray | Sequence[int]) -> "AVFeatures":
         idx = torch.as_tensor(np.asarray(idx, dtype=np.int64))
         return AVFeatures(self.audio[idx], self.video[idx], self.target[idx])
 
 
-def audio_segment_embeddings(waves: torch.Tensor, hop_s: float = 0.25, segment_s: float = 0.96,
-                             sample_rate: int = 16000) -> torch.Tensor:
-    """Fixed 128-d embeddings of 960 ms audio segments: waves (B, T) 16 kHz -> (B, P_a, 128).
+def av_collate(batch: Any) -> dict[str, Any]:
+    """Collate for :class:`AVFeatures` loaders: a batch already stacked by ``__getitems__`` is
+    returned as is (avoids per-item ``torch.stack``); a list of items is collated by default."""
+    if isinstance(batch, dict):
+        return batch
+    return torch.utils.data.default_collate(batch)
+
+
+def audio_segment_embeddings(waves: torch.Tensor, hop_s: float = 0.48, segment_s: float = 0.96,
+                             sample_rate: int = 16000, encoder: nn.Module | None = None,
+                             batch_size: int = 512) -> torch.Tensor:
+    """128-d embeddings of 960 ms audio segments: waves (B, T) 16 kHz -> (B, P_a, 128).
 
     VGGish log-mel (64 bands, 10 ms hop; :class:`audiorepro.frontends.VGGishLogMel`), segments of
-    ``segment_s`` (96 frames) every ``hop_s``; embedding = [mean over time (64), std over time
-    (64)] of the segment. A documented stand-in for VGGish (no learned weights).
+    ``segment_s`` (96 frames) every ``hop_s``, ``P_a = 1 + (F - 96) // hop``. With ``encoder`` (a
+    VGGish backbone, e.g. from :func:`load_audio_encoder`) each (1, 96, 64) segment goes through
+    it and its ``embedding`` output (N, 128) is returned: the paper's encoding. Without it the
+    embedding is *fixed* log-mel statistics, [mean over time (64), std over time (64)] (no
+    learned weights; kept for tests and as a cheap fallback).
     """
     from ..frontends import VGGishConfig, VGGishLogMel
 
     if sample_rate != 16000:
         raise THGCLError(f"audio_segment_embeddings: sample_rate={sample_rate}; VGGish needs 16000")
-    fe = VGGishLogMel(VGGishConfig()).to(waves.device)
+    device = waves.device if encoder is None else next(encoder.parameters()).device
+    fe = VGGishLogMel(VGGishConfig()).to(device)
     frames = round(segment_s / 0.01)
     hop = max(1, round(hop_s / 0.01))
     with torch.no_grad():
-        mel = fe.features(waves.float())  # (B, 64, F)
+        mel = fe.features(waves.float().to(device))  # (B, 64, F)
         if mel.shape[-1] < frames:
             raise THGCLError(f"audio_segment_embeddings: {mel.shape[-1]} frames < one segment ({frames})")
         seg = mel.unfold(-1, frames, hop)  # (B, 64, P_a, frames)
-        emb = torch.cat([seg.mean(-1), seg.std(-1)], dim=1)  # (B, 128, P_a)
-    return emb.transpose(1, 2).contiguous()
+        if encoder is None:
+            emb = torch.cat([seg.mean(-1), seg.std(-1)], dim=1).transpose(1, 2)  # (B, P_a, 128)
+            return emb.contiguous()
+        b, m, p, f = seg.shape
+        ex = seg.permute(0, 2, 3, 1).reshape(b * p, 1, f, m)  # (B * P_a, 1, 96, 64)
+        was = encoder.training
+        encoder.eval()
+        out = torch.cat([encoder(ex[s:s + batch_size])["embedding"] for s in range(0, len(ex), batch_size)])
+        encoder.train(was)
+        if out.shape[-1] != 128:
+            raise THGCLError(f"audio_segment_embeddings: encoder gives {out.shape[-1]}-d embeddings, "
+                             "expected 128 (a VGGish backbone)")
+    return out.reshape(b, p, -1).float().cpu()
+
+
+def load_audio_encoder(audio_encoder: str, world_seed: int | None = None,
+                       device: str = "cpu") -> tuple[nn.Module | None, str]:
+    """The audio-segment encoder named by ``audio_encoder`` and a key for feature caches.
+
+    ``"stats"``: no network (fixed log-mel statistics). ``"vggish:smoke"`` / ``"vggish:book"``:
+    the shared CPU-sized VGGish (``vggish_harritaylor_core``) pre-trained on the synthetic world
+    by :func:`audiorepro.models.pretrain.pretrained_backbone` with that profile.
+    ``"vggish:<path>"``: full-size VGGish built from a user checkpoint (harritaylor /
+    torchvggish ``.pth``). With ``world_seed`` given, a pre-trained encoder whose pre-training
+    world has the same seed raises :class:`THGCLError` (the evaluation world must not overlap).
+    """
+    if audio_encoder == "stats":
+        return None, "stats"
+    if not audio_encoder.startswith("vggish:"):
+        raise THGCLError(f"audio_encoder={audio_encoder!r}: use stats, vggish:smoke, vggish:book "
+                         "or vggish:<checkpoint path>")
+    source = audio_encoder.split(":", 1)[1]
+    if source in ("smoke", "book"):
+        from .pretrain import pretrained_backbone
+
+        model, report = pretrained_backbone("vggish_harritaylor_core", profile=source,
+                                            progress=False, record=False, device=device)
+        cfg = getattr(model, "pretrain_config", {}) or {}
+        pre_seed = cfg.get("world_seed")
+        if world_seed is not None and pre_seed is not None and int(pre_seed) == int(world_seed):
+            raise THGCLError(f"audio_encoder={audio_encoder!r} was pre-trained on the synthetic world "
+                             f"of seed {pre_seed}; evaluate on another world seed (seed={world_seed})")
+        return model.eval(), f"vggish-{source}-{Path(str(report.run_dir)).name}"
+    from .backbones import build_backbone
+
+    path = Path(source)
+    if not path.is_file():
+        raise THGCLError(f"audio_encoder={audio_encoder!r}: no checkpoint file {path}")
+    model = build_backbone("vggish_harritaylor_core", checkpoint=str(path)).to(device).eval()
+    st = path.stat()
+    return model, f"vggish-ckpt-{_key([str(path.resolve()), st.st_size, st.st_mtime])}"
 
 
 def project_visual(visual: np.ndarray, out_dim: int = 1024, seed: int = 0) -> np.ndarray:
@@ -598,14 +676,15 @@ def _key(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def synthetic_av_features(world: Any, audio_hop_s: float = 0.25, visual: np.ndarray | None = None,
-                          video_dim: int = 1024, projection_seed: int = 0,
-                          cache: bool = True) -> dict[str, Any]:
+def synthetic_av_features(world: Any, audio_hop_s: float = 0.48, visual: np.ndarray | None = None,
+                          video_dim: int = 1024, projection_seed: int = 0, cache: bool = True,
+                          audio_encoder: str = "stats") -> dict[str, Any]:
     """Node features of a synthetic world (:class:`audiorepro.data.synthetic.World`).
 
-    Audio: :func:`audio_segment_embeddings` of every clip (cached under
-    ``cache/thgcl/<world>_hop<ms>.npy``). Video: ``visual`` (default ``world.visual``, or a
-    :func:`~audiorepro.data.synthetic.visual_variant`) through :func:`project_visual`.
+    Audio: :func:`audio_segment_embeddings` of every clip with the encoder named by
+    ``audio_encoder`` (:func:`load_audio_encoder`; cached under
+    ``cache/thgcl/<world>_hop<ms>_<encoder>.npy``). Video: ``visual`` (default ``world.visual``,
+    or a :func:`~audiorepro.data.synthetic.visual_variant`) through :func:`project_visual`.
     Returns ``{"audio" (N, P_a, 128), "video" (N, P_v, video_dim), "target" (N, C), "split" (N,),
     "classes", "clip_id"}``.
     """
@@ -614,7 +693,8 @@ def synthetic_av_features(world: Any, audio_hop_s: float = 0.25, visual: np.ndar
 
     table = world.table
     n = len(table)
-    cache_file = paths.cache_dir("thgcl") / f"{Path(world.root).name}_hop{round(audio_hop_s * 1000)}.npy"
+    encoder, enc_key = load_audio_encoder(audio_encoder, int(world.config["seed"]))
+    cache_file = paths.cache_dir("thgcl") / f"{Path(world.root).name}_hop{round(audio_hop_s * 1000)}_{enc_key}.npy"
     audio = None
     if cache and cache_file.is_file():
         audio = np.load(cache_file)
@@ -626,7 +706,8 @@ def synthetic_av_features(world: Any, audio_hop_s: float = 0.25, visual: np.ndar
             waves = [load_audio(table.audio_path(i), sample_rate=16000)[0].reshape(-1)
                      for i in range(start, min(n, start + 32))]
             length = min(w.shape[-1] for w in waves)
-            chunks.append(audio_segment_embeddings(torch.stack([w[:length] for w in waves]), audio_hop_s).numpy())
+            chunks.append(audio_segment_embeddings(torch.stack([w[:length] for w in waves]), audio_hop_s,
+                                                   encoder=encoder).numpy())
         audio = np.concatenate(chunks).astype(np.float32)
         if cache:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -638,7 +719,8 @@ def synthetic_av_features(world: Any, audio_hop_s: float = 0.25, visual: np.ndar
         raise THGCLError(f"synthetic_av_features: visual has {len(vis)} rows for {n} clips")
     return {"audio": audio, "video": project_visual(np.asarray(vis), video_dim, projection_seed),
             "target": table.targets().astype(np.float32), "split": table.frame["split"].to_numpy(),
-            "classes": list(table.classes), "clip_id": table.frame["clip_id"].tolist()}
+            "classes": list(table.classes), "clip_id": table.frame["clip_id"].tolist(),
+            "audio_hop_s": float(audio_hop_s)}
 
 
 def tmac_av_features(path: str | os.PathLike, seed: int = 1024,
@@ -646,7 +728,9 @@ def tmac_av_features(path: str | os.PathLike, seed: int = 1024,
     """The real TMac feature file as node features with THGCL's stratified 0.7/0.1/0.2 split.
 
     Uses :func:`audiorepro.data.adapters.read_tmac_features`; split stratified by the clip's
-    (first) class with ``seed`` (the THGCL config's 1024). Same keys as :func:`synthetic_av_features`.
+    (first) class with ``seed`` (the THGCL config's 1024). Same keys as :func:`synthetic_av_features`;
+    ``audio_hop_s`` assumes the P_a segments of 0.96 s tile the 10 s clip evenly (101 nodes:
+    0.0904 s), which sets the time matching of the cross-modal edges.
     """
     from ..data.adapters import read_tmac_features
 
@@ -663,7 +747,8 @@ def tmac_av_features(path: str | os.PathLike, seed: int = 1024,
         split[idx[n_tr + n_va:]] = "test"
     return {"audio": feats["audio"], "video": feats["video"], "target": feats["target"],
             "split": split, "classes": feats["classes"],
-            "clip_id": [str(i) for i in range(len(label))]}
+            "clip_id": [str(i) for i in range(len(label))],
+            "audio_hop_s": (10.0 - 0.96) / max(1, feats["audio"].shape[1] - 1)}
 
 
 # =============================================================================== variants
@@ -677,6 +762,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "both Gaussian": {"model": "thgn", "intra": "gaussian", "cross": "gaussian", "loss": "focal+cl"},
     "THGCL (BCE)": {"model": "thgn", "intra": "gaussian", "cross": "hawkes", "loss": "bce"},
     "THGCL (FL)": {"model": "thgn", "intra": "gaussian", "cross": "hawkes", "loss": "focal"},
+    "uniform weights": {"model": "thgn", "intra": "uniform", "cross": "uniform", "loss": "focal+cl"},
+    "THGCL (TMac layout)": {"model": "thgn", "intra": "gaussian", "cross": "hawkes", "loss": "focal+cl",
+                            "embed": False},
     "audio-only MLP": {"model": "audio_mlp", "loss": "focal"},
     "late-fusion concat MLP": {"model": "late_fusion", "loss": "focal"},
 }
@@ -723,7 +811,8 @@ def train_variant(name: str, features: Mapping[str, Any], model_kwargs: Mapping[
                   device: str = "cpu") -> dict[str, Any]:
     """Train one variant on ``features`` (train / valid / test split) and score it on test.
 
-    Inputs are standardised per dimension with the training split's mean / std.
+    Inputs are standardised per dimension with the training split's mean / std. The graph's
+    audio hop comes from ``features["audio_hop_s"]`` (``model_kwargs["graph"]`` overrides).
 
     ``run_root``: checkpoint folder root; the run folder name hashes variant, model, loss and
     training settings and ``data_key``, so notebooks sharing a run (Table 1 and Table 2 both
@@ -734,7 +823,7 @@ def train_variant(name: str, features: Mapping[str, Any], model_kwargs: Mapping[
     from .counting import count_parameters
 
     model_kwargs, loss_kwargs = dict(model_kwargs or {}), dict(loss_kwargs or {})
-    cfg = {"epochs": 20, "batch_size": 64, "lr": 0.005, "optimizer": "adam", "monitor": "mAP",
+    cfg = {"seed": 0, "epochs": 20, "batch_size": 64, "lr": 0.005, "optimizer": "adam", "monitor": "mAP",
            "mode": "max", "patience": 5, "progress": False, **dict(train_config or {})}
     split = np.asarray(features["split"])
     ds = AVFeatures(features["audio"], features["video"], features["target"])
@@ -748,8 +837,11 @@ def train_variant(name: str, features: Mapping[str, Any], model_kwargs: Mapping[
         if len(part) == 0:
             raise THGCLError(f"train_variant: split {s!r} is empty")
     torch.manual_seed(int(cfg.get("seed", 0)))
+    graph = {"audio_hop_s": float(features.get("audio_hop_s", GraphConfig.audio_hop_s)),
+             **dict(model_kwargs.get("graph") or {})}
     model = build_variant(name, ds.target.shape[1], ds.audio.shape[1], ds.video.shape[1],
-                          ds.audio.shape[2], ds.video.shape[2], **model_kwargs)
+                          ds.audio.shape[2], ds.video.shape[2],
+                          **{**model_kwargs, "graph": graph})
     batch_fn = make_batch_fn(VARIANTS[name]["loss"], **loss_kwargs)
     run_dir = None
     if run_root is not None:
@@ -757,14 +849,14 @@ def train_variant(name: str, features: Mapping[str, Any], model_kwargs: Mapping[
                     "train": {k: v for k, v in cfg.items() if k != "progress"}, "data": data_key})
         run_dir = Path(run_root) / f"{name.replace(' ', '_').replace('(', '').replace(')', '')}_{key}"
     result = fit(model, parts["train"], parts["valid"], config=cfg, task="tagging",
-                 batch_fn=batch_fn, run_dir=run_dir, device=device)
+                 batch_fn=batch_fn, run_dir=run_dir, device=device, collate_fn=av_collate)
     return {"name": name, "model": result.model, "fit": result,
             "test": evaluate_model(result.model, parts["test"]),
             "params": count_parameters(result.model)["trainable"]}
 
 
 # =============================================================================== notebooks
-def world_features(n_clips: int, seed: int = 0, audio_hop_s: float = 0.25,
+def world_features(n_clips: int, seed: int = 1, audio_hop_s: float = 0.48, audio_encoder: str = "stats",
                    **visual_params: Any) -> tuple[dict[str, Any], str]:
     """Features of the shared synthetic world (``default_world(n_clips, seed)``), optionally with
     the visual stream regenerated by :func:`~audiorepro.data.synthetic.visual_variant`
@@ -773,19 +865,21 @@ def world_features(n_clips: int, seed: int = 0, audio_hop_s: float = 0.25,
 
     world = default_world(n_clips, seed, progress=False)
     visual = visual_variant(world, **visual_params)[0] if visual_params else None
-    key = f"{Path(world.root).name}_hop{round(audio_hop_s * 1000)}_{_key(visual_params)}"
-    return synthetic_av_features(world, audio_hop_s, visual=visual), key
+    key = f"{Path(world.root).name}_hop{round(audio_hop_s * 1000)}_{audio_encoder}_{_key(visual_params)}"
+    return synthetic_av_features(world, audio_hop_s, visual=visual, audio_encoder=audio_encoder), key
 
 
 def run_variants(names: Sequence[str], features: Mapping[str, Any], model_kwargs: Mapping[str, Any],
                  train_config: Mapping[str, Any], data_key: str, *, chapter: str = "thgcl",
                  table: str | None = None, paper_rows: Mapping[str, str] | None = None,
                  profile: str = "smoke", dataset: str = "synthetic", scale: str = "",
-                 loss_kwargs: Mapping[str, Any] | None = None, extra_params: Mapping[str, Any] | None = None
+                 loss_kwargs: Mapping[str, Any] | None = None, extra_params: Mapping[str, Any] | None = None,
+                 record_metrics: Sequence[str] = ("mAP", "AUC", "params")
                  ) -> tuple["Any", dict[str, dict[str, Any]]]:
     """Train ``names`` (cached per configuration under ``cache/thgcl/runs``), score them on the
-    test split, and (if ``table``) record ``mAP`` / ``AUC`` / ``params`` for each under the
-    paper row ``paper_rows.get(name, name)``. Returns ``(summary DataFrame, results by name)``.
+    test split, and (if ``table``) record ``record_metrics`` (of ``mAP`` / ``AUC`` / ``params``)
+    for each under the paper row ``paper_rows.get(name, name)``. Returns ``(summary DataFrame,
+    results by name)``.
     """
     import pandas as pd
 
@@ -802,7 +896,7 @@ def run_variants(names: Sequence[str], features: Mapping[str, Any], model_kwargs
                      "epochs": res["fit"].epochs_run, "train s": round(res["fit"].duration_s, 1)})
         if table is not None:
             size = ", ".join(f"{k} {v}" for k, v in model_kwargs.items() if k != "graph")
-            results.record(chapter, table, metrics,
+            results.record(chapter, table, {k: metrics[k] for k in record_metrics},
                            {"paper_row": row, "variant": name, **dict(model_kwargs),
                             "train": dict(train_config), **dict(extra_params or {})},
                            dataset=dataset, scale=scale or "n/a", profile=profile,
@@ -810,6 +904,94 @@ def run_variants(names: Sequence[str], features: Mapping[str, Any], model_kwargs
                            f"{name} (hidden {model_kwargs.get('hidden', 512)})",
                            duration_s=res["fit"].duration_s)
     return pd.DataFrame(rows), out
+
+
+def parameter_table(names: Sequence[str] = ("THGCL", "TMac-style", "THGCL (TMac layout)"),
+                    num_classes: int = 33, num_audio: int = 101, num_video: int = 40,
+                    **model_kwargs: Any) -> "Any":
+    """Trainable parameters of :data:`VARIANTS` at the paper's sizes, per top-level module.
+
+    Counting convention: every trainable weight and bias (``requires_grad``), no buffers (the
+    graph masks and edge weights are fixed, not learned), classifier over ``num_classes``.
+    Returns a DataFrame with one row per variant and one column per module group plus ``total``.
+    """
+    import pandas as pd
+
+    rows = []
+    for name in names:
+        model = build_variant(name, num_classes, num_audio, num_video, **model_kwargs)
+        row: dict[str, Any] = {"variant": name}
+        for key, p in model.named_parameters():
+            if p.requires_grad:
+                row[key.split(".")[0]] = row.get(key.split(".")[0], 0) + p.numel()
+        row["total"] = sum(v for k, v in row.items() if k != "variant")
+        rows.append(row)
+    cols = ["variant"] + [c for c in dict.fromkeys(k for r in rows for k in r) if c not in ("variant", "total")]
+    df = pd.DataFrame(rows, columns=cols + ["total"]).fillna(0)
+    return df.astype({c: "int64" for c in df.columns if c != "variant"})
+
+
+def leader_share(fits: Mapping[str, Any], leader: str, metric: str = "mAP",
+                 split: str = "valid", skip_first: int = 1) -> tuple[float, int]:
+    """Share of evaluations at which run ``leader`` has the highest ``split`` ``metric`` among
+    ``fits`` (name -> FitResult), over the epochs every run reached, ignoring the first
+    ``skip_first`` evaluations. Returns ``(share in [0, 1], evaluations compared)``."""
+    if leader not in fits:
+        raise THGCLError(f"leader_share: leader={leader!r} is not one of {list(fits)}")
+    curves = {}
+    for name, fr in fits.items():
+        h = fr.history
+        h = h[(h.metric == metric) & (h.split == split)]
+        curves[name] = h.groupby("epoch")["value"].last()
+    common = sorted(set.intersection(*(set(c.index) for c in curves.values())))[skip_first:]
+    if not common:
+        raise THGCLError("leader_share: the runs share no evaluation after skip_first")
+    wins = [all(curves[leader][e] >= curves[o][e] for o in curves if o != leader) for e in common]
+    return float(np.mean(wins)), len(common)
+
+
+def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequence[str],
+                     n_clips: int, seed: int, audio_encoder: str, model_kwargs: Mapping[str, Any],
+                     train_config: Mapping[str, Any], *, audio_hop_s: float = 0.48,
+                     visual_only_names: Sequence[str] = ("audio-only MLP",), profile: str = "smoke",
+                     table: str | None = "robustness", chapter: str = "thgcl") -> "Any":
+    """Train ``names`` on the synthetic world with each visual condition (label -> keyword
+    arguments of :func:`~audiorepro.data.synthetic.visual_variant`, e.g. ``{"av_offset_s": 1.0}``)
+    and score them on the test split. Variants in ``visual_only_names`` do not read the video
+    (audio-only), so they are trained once, on the first condition, and repeated for the others.
+    Each result is recorded (if ``table``) under the row ``"<variant> @ <condition label>"``.
+    Returns a DataFrame ``condition, variant, mAP, AUC, epochs`` plus one column per visual
+    parameter.
+    """
+    import pandas as pd
+
+    from .. import results
+
+    rows, once = [], {}
+    keys = sorted({k for c in conditions.values() for k in c})
+    for label, visual_params in conditions.items():
+        feats, key, dataset, scale = chapter_features(n_clips, seed, "", audio_hop_s, audio_encoder,
+                                                      **dict(visual_params))
+        for name in names:
+            if name in visual_only_names and name in once:
+                summary = once[name]
+            else:
+                summary, _ = run_variants([name], feats, model_kwargs, train_config, key)
+                if name in visual_only_names:
+                    once[name] = summary
+            r = summary.iloc[0]
+            row = {"condition": label, "variant": name, "mAP": float(r["mAP"]), "AUC": float(r["AUC"]),
+                   "epochs": int(r["epochs"]), **{k: visual_params.get(k, np.nan) for k in keys}}
+            rows.append(row)
+            if table is not None:
+                results.record(chapter, table, {"mAP": row["mAP"], "AUC": row["AUC"]},
+                               {"paper_row": f"{name} @ {label}", "variant": name, "condition": label,
+                                **{k: float(v) for k, v in dict(visual_params).items()},
+                                **dict(model_kwargs), "train": dict(train_config)},
+                               dataset=dataset, scale=f"{n_clips} clips (seed {seed})", profile=profile,
+                               model=f"{name} (hidden {model_kwargs.get('hidden', 512)}, "
+                                     f"{model_kwargs.get('num_layers', 4)} layers)")
+    return pd.DataFrame(rows)
 
 
 def draw_graph(graph: TemporalGraph, intra_kernel: str, cross_kernel: str, ax: Any = None,
@@ -877,16 +1059,19 @@ def plot_curves(fits: Mapping[str, Any], metrics: Sequence[tuple[str, str]] = ((
     return fig
 
 
-def chapter_features(n_clips: int, seed: int = 0, tmac_file: str = "", audio_hop_s: float = 0.25,
-                     **visual_params: Any) -> tuple[dict[str, Any], str, str, str]:
+def chapter_features(n_clips: int, seed: int = 1, tmac_file: str = "", audio_hop_s: float = 0.48,
+                     audio_encoder: str = "stats", **visual_params: Any
+                     ) -> tuple[dict[str, Any], str, str, str]:
     """Features for a chapter notebook: the real TMac file when ``tmac_file`` is given (paper
-    profile), else the shared synthetic world. Returns ``(features, data_key, dataset, scale)``."""
+    profile), else the shared synthetic world encoded with ``audio_encoder``
+    (:func:`load_audio_encoder`). Returns ``(features, data_key, dataset, scale)``."""
     if tmac_file:
         if visual_params:
             raise THGCLError("visual_params need the synthetic world; unset tmac_file")
         feats = tmac_av_features(tmac_file)
         return (feats, f"tmac_{Path(tmac_file).name}_{len(feats['split'])}",
                 "AudioSet (TMac features)", f"{len(feats['split'])} clips")
-    feats, key = world_features(n_clips, seed, audio_hop_s, **visual_params)
+    feats, key = world_features(n_clips, seed, audio_hop_s, audio_encoder, **visual_params)
     extra = "".join(f", {k} {v}" for k, v in visual_params.items())
-    return feats, key, "synthetic world", f"{n_clips} clips (seed {seed}{extra})"
+    return (feats, key, f"synthetic world (audio {audio_encoder})",
+            f"{n_clips} clips (seed {seed}{extra})")

@@ -24,6 +24,12 @@ Public API
     codebooks, codes and counts cached under ``cache/bow/`` keyed by configuration),
     :class:`HeadConfig` / :func:`train_head` (head through :func:`audiorepro.training.fit`),
     :func:`ngram_counts` and :class:`VQAutoencoder` (the paper's future work).
+    Experiments of the notebooks: :func:`run_grid` / :func:`summarize_grid` / :func:`best_config` /
+    :func:`record_grid` / :func:`stored_best_config` (Fig. 2), :func:`run_masking` /
+    :func:`record_masking` / :func:`stored_best_masking` (Fig. 3), :func:`chunk_waves` /
+    :class:`BaselineConfig` / :func:`train_baseline` / :func:`table1_frame` / :func:`record_table1`
+    (Table I baselines on the same 1 s chunks), :func:`temporal_bigrams` / :func:`vq_codes` /
+    :func:`record_beyond` (beyond the paper).
 
 Caching: every cached artefact lives in a folder named by a hash of everything that determines
 it (data fingerprint, front end, normalisation, autoencoder and k-means settings, seed and
@@ -59,7 +65,10 @@ __all__ = [
     "BowConfig", "fit_kmeans", "assign_codes", "bag_of_words", "CountMasking", "BowTagger",
     "huber_loss", "clip_pool", "BowPipeline", "HeadConfig", "HeadResult", "train_head",
     "ngram_counts", "VQAutoencoder", "train_vq_autoencoder", "BowError", "head_run_dir", "run_grid",
-    "run_masking", "plot_families", "assemble", "plot_reconstructions", "codeword_usage",
+    "run_masking", "GRID_KEYS", "summarize_grid", "best_config", "best_per", "paper_row_of",
+    "stored_best_config", "record_grid", "plot_curve", "masking_row", "paper_masking_points", "record_masking",
+    "chunk_waves", "BaselineConfig", "train_baseline", "stored_best_masking", "table1_frame", "record_table1",
+    "plot_table1", "temporal_bigrams", "vq_codes", "record_beyond", "plot_families", "assemble", "plot_reconstructions", "codeword_usage",
     "plot_codeword_usage", "plot_grid",
 ]
 
@@ -261,12 +270,8 @@ def compute_chunks(table: ClipTable, frontend: str = "bow_96", max_seconds: floa
     if progress:
         from tqdm.auto import tqdm
         it = tqdm(it, desc="log-mel chunks")
-    fr = table.frame
     for i in it:
-        start = float(fr["start_s"].iloc[i]) if "start_s" in fr and not _isnan(fr["start_s"].iloc[i]) else 0.0
-        dur = float(fr["duration_s"].iloc[i]) if "duration_s" in fr and not _isnan(fr["duration_s"].iloc[i]) else None
-        if max_seconds is not None:
-            dur = min(dur, max_seconds) if dur is not None else max_seconds
+        start, dur = _clip_window(table, i, max_seconds)
         wave, _ = load_audio(table.audio_path(i), sample_rate=cfg.sample_rate, start_s=start, duration_s=dur)
         if wave.shape[0] < cfg.sample_rate:
             wave = fix_length(wave, cfg.sample_rate)
@@ -280,6 +285,16 @@ def compute_chunks(table: ClipTable, frontend: str = "bow_96", max_seconds: floa
     if cache:
         _atomic_np_save(path, spec=spec, chunk_clip=chunk_clip)
     return ChunkSet(spec, chunk_clip, targets, table, key)
+
+
+def _clip_window(table: ClipTable, i: int, max_seconds: float | None) -> tuple[float, float | None]:
+    """(start_s, duration_s or None = to the end) of clip row ``i``, cut to ``max_seconds``."""
+    fr = table.frame
+    start = float(fr["start_s"].iloc[i]) if "start_s" in fr and not _isnan(fr["start_s"].iloc[i]) else 0.0
+    dur = float(fr["duration_s"].iloc[i]) if "duration_s" in fr and not _isnan(fr["duration_s"].iloc[i]) else None
+    if max_seconds is not None:
+        dur = min(dur, max_seconds) if dur is not None else max_seconds
+    return start, dur
 
 
 def _isnan(v: Any) -> bool:
@@ -525,7 +540,7 @@ class BowConfig:
             chunks) train the autoencoder; ``None`` = all.
         kmeans_max_vectors: at most this many training latents per family fit k-means.
         minibatch_above: ``MiniBatchKMeans`` above this many vectors, ``KMeans`` below.
-        kmeans_max_iter: k-means iterations.
+        kmeans_max_iter: k-means (Lloyd) iterations at most (30: enough on the book data, *ours*).
         fit_splits: splits whose chunks train autoencoders and k-means (paper: training data).
         seed: sampling / initialisation seed.
         patch: the patch geometry.
@@ -541,10 +556,18 @@ class BowConfig:
     ae_max_vectors: int | None = None
     kmeans_max_vectors: int | None = 100000
     minibatch_above: int = 20000
-    kmeans_max_iter: int = 100
+    kmeans_max_iter: int = 30
     fit_splits: tuple[str, ...] = ("train",)
     seed: int = 0
     patch: PatchSpec = PatchSpec()
+
+    def __post_init__(self) -> None:
+        # F = 10 and F = 10.0 are the same configuration (and must share one cache key)
+        try:
+            object.__setattr__(self, "factor", float(self.factor))
+        except (TypeError, ValueError):
+            raise BowError(f"BowConfig: factor={self.factor!r} is not a number") from None
+        object.__setattr__(self, "fit_splits", tuple(self.fit_splits))
 
     def ae_fields(self) -> dict:
         d = asdict(self)
@@ -763,8 +786,7 @@ def train_head(features: np.ndarray, chunks: ChunkSet, codebook_size: int, confi
     """Train a :class:`BowTagger` on the train-split chunks of ``features`` (M, n_fam * D) with the
     clip labels assigned to every chunk, early-stopped on valid-split 1 s mAP, and score
     ``eval_splits`` at the 1 s and clip level. Uses :func:`audiorepro.training.fit` with Huber loss."""
-    from ..metrics import mean_average_precision
-    from ..training import fit, predict
+    from ..training import fit
 
     feats = np.asarray(features, dtype=np.float32)
     if feats.shape[0] != len(chunks.chunk_clip):
@@ -787,19 +809,29 @@ def train_head(features: np.ndarray, chunks: ChunkSet, codebook_size: int, confi
     res = fit(model, ds(tr), ds(va), loss_fn=huber_loss, config=cfg, task="tagging", run_dir=run_dir,
               device=device)
     model = res.model.eval()
-    metrics: dict[str, float] = {"epochs": float(res.epochs_run)}
+    metrics, scores = _score_splits(model, ds, chunks, eval_splits, batch_size=1024)
+    return HeadResult({"epochs": float(res.epochs_run), **metrics}, res, model, scores)
+
+
+def _score_splits(model: nn.Module, ds: Any, chunks: ChunkSet, eval_splits: Sequence[str],
+                  batch_size: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """``mAP_1s_<split>`` / ``mAP_clip_<split>`` (mean of chunk probabilities per clip) of
+    ``model`` on ``ds(mask)`` for each split with chunks, and the (m, K) chunk scores."""
+    from ..metrics import mean_average_precision
+    from ..training import predict
+
+    metrics: dict[str, float] = {}
     scores = {}
     for split in eval_splits:
         m = chunks.chunk_mask(split)
         if not m.any():
             continue
-        loader = torch.utils.data.DataLoader(ds(m), batch_size=1024, shuffle=False)
-        s, t = predict(model, loader)
+        s, t = predict(model, torch.utils.data.DataLoader(ds(m), batch_size=batch_size, shuffle=False))
         metrics[f"mAP_1s_{split}"] = mean_average_precision(t, s)
         clips, cs = clip_pool(s, chunks.chunk_clip[m])
         metrics[f"mAP_clip_{split}"] = mean_average_precision(chunks.targets[clips], cs)
         scores[split] = s
-    return HeadResult(metrics, res, model, scores)
+    return metrics, scores
 
 
 # ================================================================================ learned VQ codebook
@@ -890,12 +922,14 @@ def run_grid(pipelines: Mapping[float, BowPipeline], codebook_sizes: Sequence[in
     are cached (:func:`head_run_dir`), so a repeated sweep only re-scores.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     combos = [(f, d, h, p, s) for f in pipelines for d in codebook_sizes for h in hiddens
               for p in dropouts for s in seeds]
     rows = []
-    for f, d, h, p, s in tqdm(combos, desc="heads", disable=not progress):
+    if progress:
+        from tqdm.auto import tqdm
+        combos = tqdm(combos, desc="heads")
+    for f, d, h, p, s in combos:
         cfg = dataclasses.replace(base, hidden=int(h), dropout=float(p), seed=int(s))
         pipe = pipelines[f]
         res = train_head(pipe.counts(d), pipe.chunks, d, cfg, eval_splits,
@@ -1054,3 +1088,404 @@ def plot_grid(df: "pd.DataFrame", metric: str = "mAP_1s_valid", title: str = "")
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# ================================================================================ grid summaries (Fig. 2, Fig. 3)
+GRID_KEYS = ("F", "D", "hidden", "dropout")
+
+
+def summarize_grid(df: "pd.DataFrame", metric: str = "mAP_1s_valid") -> "pd.DataFrame":
+    """Mean (and count) of every metric over seeds per (F, D, hidden, dropout) cell of a
+    :func:`run_grid` frame, sorted by ``metric`` (best first)."""
+    if metric not in df:
+        raise BowError(f"summarize_grid: metric {metric!r} not in the grid columns {list(df.columns)}")
+    metrics = [c for c in df.columns if c.startswith("mAP_")]
+    out = df.groupby(list(GRID_KEYS), as_index=False)[metrics].mean()
+    out["seeds"] = df.groupby(list(GRID_KEYS)).size().to_numpy()
+    return out.sort_values(metric, ascending=False, kind="stable").reset_index(drop=True)
+
+
+def best_config(df: "pd.DataFrame", metric: str = "mAP_1s_valid") -> dict[str, Any]:
+    """The (F, D, hidden, dropout) cell of a :func:`run_grid` frame with the highest mean
+    ``metric`` over seeds, as plain Python values plus ``metric`` -> value."""
+    top = summarize_grid(df, metric).iloc[0]
+    return {"F": float(top["F"]), "D": int(top["D"]), "hidden": int(top["hidden"]),
+            "dropout": float(top["dropout"]), metric: float(top[metric])}
+
+
+def best_per(df: "pd.DataFrame", by: str, metric: str = "mAP_1s_valid",
+             where: Mapping[str, Any] | None = None) -> "pd.DataFrame":
+    """For each value of ``by`` (``"D"`` or ``"F"``), the best cell (mean over seeds) among the
+    cells matching ``where`` (e.g. ``{"F": 10}``). Columns: GRID_KEYS and the metrics."""
+    s = summarize_grid(df, metric)
+    for k, v in (where or {}).items():
+        s = s[s[k] == v]
+    if s.empty:
+        raise BowError(f"best_per: no grid cell matches {dict(where or {})}")
+    return s.sort_values(metric, ascending=False).drop_duplicates(by).sort_values(by).reset_index(drop=True)
+
+
+def paper_row_of(cell: Mapping[str, Any]) -> str:
+    """Row name of the paper's text table for a grid cell: ``"D=256, 512 units, dropout 0.4, F=10"``."""
+    return f"D={int(cell['D'])}, {int(cell['hidden'])} units, dropout {float(cell['dropout']):g}, F={float(cell['F']):g}"
+
+
+def stored_best_config(profile: str, dataset: str | None = None) -> dict[str, Any] | None:
+    """The best (F, D, hidden, dropout) recorded by notebook 02 (results table ``fig2_best``) for
+    ``profile`` (and ``dataset``), newest record; ``None`` if there is none."""
+    from ..results import load_records
+
+    recs = load_records("bow", "fig2_best")
+    if recs.empty:
+        return None
+    recs = recs[recs["profile"] == profile]
+    if dataset is not None:
+        recs = recs[recs["dataset"] == dataset]
+    if recs.empty:
+        return None
+    last = recs.iloc[-1]
+    return {"F": float(last["param.F"]), "D": int(last["param.D"]), "hidden": int(last["param.hidden"]),
+            "dropout": float(last["param.dropout"])}
+
+
+def record_grid(df: "pd.DataFrame", profile: str, dataset: str, scale: str, metric: str = "mAP_1s_valid",
+                duration_s: float | None = None, extra_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Record a :func:`run_grid` frame in the results registry and return the best cell.
+
+    Records (chapter ``bow``): every cell (table ``fig2_grid``, metrics averaged over seeds); per
+    codebook size the best cell at the best F (table ``fig2``, rows ``D=<D>``, metric ``mAP_1s`` =
+    valid 1 s mAP as in the paper's Fig. 2); per F the best cell (``fig2`` rows ``F=<F>``); the
+    best cell (table ``fig2_best``, read back by :func:`stored_best_config`) and, under its paper
+    row name, in table ``text``.
+    """
+    from ..results import record
+
+    extra = dict(extra_params or {})
+    s = summarize_grid(df, metric)
+    metrics = [c for c in s.columns if c.startswith("mAP_")]
+    model = lambda c: f"bag of codewords ({paper_row_of(c)})"  # noqa: E731
+    for c in s.to_dict("records"):
+        record("bow", "fig2_grid", {m: c[m] for m in metrics},
+               {**{k: c[k] for k in GRID_KEYS}, "seeds": int(c["seeds"]), **extra},
+               dataset, scale, profile, model=model(c))
+    best = best_config(df, metric)
+    for c in best_per(df, "D", metric, {"F": best["F"]}).to_dict("records"):
+        record("bow", "fig2", {"mAP_1s": c[metric]},
+               {"paper_row": f"D={int(c['D'])}", **{k: c[k] for k in GRID_KEYS}, **extra},
+               dataset, scale, profile, model=model(c))
+    for c in best_per(df, "F", metric).to_dict("records"):
+        record("bow", "fig2", {"mAP_1s": c[metric]},
+               {"paper_row": f"F={float(c['F']):g}", **{k: c[k] for k in GRID_KEYS}, **extra},
+               dataset, scale, profile, model=model(c))
+    top = s.iloc[0].to_dict()
+    record("bow", "fig2_best", {m: top[m] for m in metrics},
+           {**{k: best[k] for k in GRID_KEYS}, "metric": metric, **extra},
+           dataset, scale, profile, model=model(best), duration_s=duration_s)
+    record("bow", "text", {"mAP_1s": top[metric]},
+           {"paper_row": "run best (Fig. 2 grid)", **{k: best[k] for k in GRID_KEYS}, **extra},
+           dataset, scale, profile, model=model(best))
+    return best
+
+
+def plot_curve(x: Sequence[float], runs: Mapping[str, Sequence[float]], paper: Mapping[str, float] | None = None,
+               xlabel: str = "", ylabel: str = "mAP", title: str = ""):
+    """Line plot of this run's curves (``runs``: label -> y per ``x``) with the paper's printed
+    points (``paper``: x label -> value) as labelled markers on a second axis (different data).
+    Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for lab, ys in runs.items():
+        ax.plot(list(x), list(ys), marker="o", label=f"this run: {lab}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{ylabel} (this run)")
+    if paper:
+        ax2 = ax.twinx()
+        ax2.scatter([float(k) for k in paper], list(paper.values()), marker="*", s=120, color="tab:red",
+                    label="paper (FSD50K)")
+        ax2.set_ylabel(f"{ylabel} (paper, FSD50K)", color="tab:red")
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower right")
+    else:
+        ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def masking_row(p: float) -> str:
+    """Row name of a masking probability in the ``fig3`` table: 0.35 -> ``"p=35%"``."""
+    return f"p={100 * float(p):g}%"
+
+
+def paper_masking_points() -> dict[float, float]:
+    """The paper's printed Fig. 3 points from ``papers/bow.yml`` (table ``fig3``): masking
+    percentage -> 1 s mAP (FSD50K). Paper numbers: plot them only labelled as the paper's."""
+    from ..results import paper_numbers
+
+    pn = paper_numbers("bow")
+    pn = pn[(pn["table"] == "fig3") & (pn["column"] == "mAP_1s")]
+    return {float(r.row.removeprefix("p=").removesuffix("%")): float(r.value) for r in pn.itertuples()}
+
+
+def record_masking(df: "pd.DataFrame", config: Mapping[str, Any], profile: str, dataset: str, scale: str,
+                   metric: str = "mAP_1s_valid", duration_s: float | None = None,
+                   extra_params: Mapping[str, Any] | None = None) -> "pd.DataFrame":
+    """Record a :func:`run_masking` frame: one record per p (mean over seeds) in table ``fig3``,
+    row ``p=<percent>%``, metric ``mAP_1s`` = ``metric`` plus every ``mAP_*`` column under its own
+    name. Returns the per-p means (columns ``p`` and the metrics)."""
+    from ..results import record
+
+    metrics = [c for c in df.columns if c.startswith("mAP_")]
+    if metric not in metrics:
+        raise BowError(f"record_masking: metric {metric!r} not in {metrics}")
+    agg = df.groupby("p", as_index=False)[metrics].mean().sort_values("p").reset_index(drop=True)
+    n_seeds = int(df.groupby("p").size().min())
+    cfg = {k: config[k] for k in GRID_KEYS}
+    for r in agg.to_dict("records"):
+        record("bow", "fig3", {"mAP_1s": r[metric], **{m: r[m] for m in metrics}},
+               {"paper_row": masking_row(r["p"]), "p": float(r["p"]), **cfg, "seeds": n_seeds,
+                **dict(extra_params or {})},
+               dataset, scale, profile, model=f"bag of codewords ({paper_row_of(cfg)}, masking p={r['p']:g})",
+               duration_s=duration_s)
+    return agg
+
+
+# ================================================================================ Table I: CNN / AST baselines on the same chunks
+def chunk_waves(chunks: ChunkSet, max_seconds: float | None = 10.0) -> np.ndarray:
+    """(M, sample_rate) float32 one-second waveforms aligned with ``chunks`` (chunk ``j`` of clip
+    ``i`` = samples ``[j s, (j + 1) s)`` of the clip, as :func:`compute_chunks` cuts the
+    spectrogram); a short clip is zero-padded to its chunk count. Sample rate: the ``bow_96``
+    front end's (16 kHz)."""
+    sr = preset_config("bow_96").sample_rate
+    table = chunks.table
+    out = np.zeros((len(chunks.chunk_clip), sr), np.float32)
+    for i in np.unique(chunks.chunk_clip):
+        pos = np.flatnonzero(chunks.chunk_clip == i)
+        start, dur = _clip_window(table, int(i), max_seconds)
+        wave, _ = load_audio(table.audio_path(int(i)), sample_rate=sr, start_s=start, duration_s=dur)
+        wave = fix_length(wave, len(pos) * sr) if wave.shape[0] < len(pos) * sr else wave[: len(pos) * sr]
+        out[pos] = wave.reshape(len(pos), sr).numpy()
+    return out
+
+
+class _Probabilities(nn.Module):
+    """Wrap a backbone so that ``forward`` returns (B, K) probabilities: ``clipwise_output`` if the
+    backbone gives one (PANNs), else ``sigmoid(logits)``."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.backbone(x)
+        if isinstance(out, dict):
+            return out["clipwise_output"] if "clipwise_output" in out else torch.sigmoid(out["logits"])
+        return torch.sigmoid(out)
+
+
+@dataclass
+class BaselineConfig:
+    """A shared backbone trained from scratch on the 1 s chunks (Table I baselines).
+
+    Attributes:
+        name: registry name (``panns_cnn14_16k``, ``ast_base384_f10_t10_527``, ...).
+        scale: width preset or multiplier of :func:`~audiorepro.models.backbones.build_backbone`.
+        build_kwargs: extra builder options (AST: ``{"input_tdim": 100}`` for 1 s inputs).
+        epochs, batch_size, lr, patience, seed: Adam training with binary cross-entropy (the
+            loss of the FSD50K baselines), early stopping on validation 1 s mAP.
+    """
+
+    name: str = "panns_cnn14_16k"
+    scale: Any = "cpu"
+    build_kwargs: dict = field(default_factory=dict)
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-3
+    patience: int | None = 2
+    seed: int = 0
+
+
+def train_baseline(waves: np.ndarray, chunks: ChunkSet, config: BaselineConfig = BaselineConfig(),
+                   eval_splits: Sequence[str] = ("valid", "test"), run_dir: str | os.PathLike | None = None,
+                   device: str | torch.device = "cpu") -> HeadResult:
+    """Train ``config.name`` from scratch on the train-split 1 s waveforms (M, samples) with clip
+    labels on every chunk, through :func:`audiorepro.training.fit` (as the bag-of-codewords head),
+    and score ``eval_splits`` at the 1 s and clip level (mean of chunk probabilities).
+    Non-waveform backbones get their own front end applied once to every chunk."""
+    from ..training import fit
+    from .backbones import build_backbone
+    from .counting import count_parameters
+
+    w = np.asarray(waves, dtype=np.float32)
+    if w.ndim != 2 or w.shape[0] != len(chunks.chunk_clip):
+        raise BowError(f"train_baseline: waves must be (M={len(chunks.chunk_clip)}, samples), got {w.shape}")
+    y = torch.from_numpy(chunks.chunk_targets().astype(np.float32))
+    torch.manual_seed(config.seed)
+    net = build_backbone(config.name, scale=config.scale, num_classes=y.shape[1], **config.build_kwargs)
+    x = torch.from_numpy(w)
+    if getattr(net, "input_kind", "wave") != "wave":
+        with torch.no_grad():
+            x = torch.cat([net.prepare(x[i:i + 256]) for i in range(0, len(x), 256)])
+    model = _Probabilities(net)
+    tr, va = chunks.chunk_mask("train"), chunks.chunk_mask("valid")
+    ds = lambda m: TensorDataset(x[torch.from_numpy(m)], y[torch.from_numpy(m)])  # noqa: E731
+    cfg = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr, "optimizer": "adam",
+           "monitor": "mAP", "mode": "max", "patience": config.patience, "seed": config.seed,
+           "progress": False}
+    res = fit(model, ds(tr), ds(va), loss_fn=lambda p, t: F.binary_cross_entropy(p.clamp(1e-7, 1 - 1e-7), t),
+              config=cfg, task="tagging", run_dir=run_dir, device=device)
+    model = res.model.eval()
+    metrics, scores = _score_splits(model, ds, chunks, eval_splits, batch_size=64)
+    return HeadResult({"epochs": float(res.epochs_run), "params_M": count_parameters(net)["trainable"] / 1e6,
+                       **metrics}, res, model, scores)
+
+
+def stored_best_masking(profile: str, dataset: str | None = None, metric: str = "mAP_1s") -> float | None:
+    """The masking probability p with the highest validation 1 s mAP recorded by notebook 03
+    (table ``fig3``, latest record per p) for ``profile`` (and ``dataset``); ``None`` if none."""
+    from ..results import load_records
+
+    recs = load_records("bow", "fig3")
+    if recs.empty:
+        return None
+    recs = recs[(recs["profile"] == profile) & (recs["metric"] == metric)]
+    if dataset is not None:
+        recs = recs[recs["dataset"] == dataset]
+    if recs.empty:
+        return None
+    last = recs.drop_duplicates("param.p", keep="last")
+    return float(last.loc[last["value"].idxmax(), "param.p"])
+
+
+def table1_frame(runs: Mapping[str, HeadResult], head: HeadConfig, cell: Mapping[str, Any],
+                 baselines: Mapping[str, BaselineConfig]) -> "pd.DataFrame":
+    """One row per model of Table I: ``row`` (paper row name or the book's baseline name),
+    ``model`` (what ran), ``params_M`` (trainable parameters of the classifier: the MLP head for
+    the bag of codewords, the whole backbone otherwise), ``epochs`` and the 1 s / clip mAPs."""
+    rows = []
+    for row, res in runs.items():
+        if row in baselines:
+            b = baselines[row]
+            desc = f"{b.name} scale {b.scale}, from scratch, BCE"
+        else:
+            desc = f"bag of codewords ({paper_row_of(cell)}, masking p={head.mask_p:g}), Huber"
+        n = sum(p.numel() for p in res.model.parameters() if p.requires_grad) / 1e6
+        rows.append({"row": row, "model": desc, "params_M": n, "epochs": int(res.metrics.get("epochs", 0)),
+                     **{k: v for k, v in res.metrics.items() if k.startswith("mAP_")}})
+    return pd.DataFrame(rows)
+
+
+def record_table1(table: "pd.DataFrame", profile: str, dataset: str, scale: str,
+                  duration_s: float | None = None) -> None:
+    """Record a :func:`table1_frame`: table ``table1``, row = ``row``, metric ``mAP`` = test
+    clip-level mAP (the paper's Table I metric) plus every ``mAP_*`` column."""
+    from ..results import record
+
+    for r in table.to_dict("records"):
+        metrics = {k: v for k, v in r.items() if k.startswith("mAP_")}
+        if "mAP_clip_test" not in metrics:
+            raise BowError(f"record_table1: row {r['row']!r} has no test clip-level mAP")
+        record("bow", "table1", {"mAP": metrics["mAP_clip_test"], **metrics},
+               {"paper_row": r["row"], "params_M": r["params_M"], "epochs": r["epochs"]},
+               dataset, scale, profile, model=r["model"], duration_s=duration_s)
+
+
+def plot_table1(table: "pd.DataFrame", title: str = ""):
+    """Bars of test mAP at the 1 s and clip level for each model of a :func:`table1_frame`.
+    Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    x = np.arange(len(table))
+    for k, (col, lab) in enumerate((("mAP_1s_test", "1 s chunks"), ("mAP_clip_test", "clip (mean of 1 s)"))):
+        ax.bar(x + (k - 0.5) * 0.38, table[col], width=0.38, label=lab)
+    ax.set_xticks(x, [f"{r}\n{p:.2f} M params" for r, p in zip(table["row"], table["params_M"])], fontsize=7)
+    ax.set_ylabel("test mAP (this run)")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ================================================================================ beyond the paper: n-grams, learned VQ
+def temporal_bigrams(codes: Mapping[str, np.ndarray], codebook_size: int, n_buckets: int | None = None,
+                     spec: PatchSpec = PatchSpec()) -> np.ndarray:
+    """Bigram counts over the codeword sequences in time (the paper's future work).
+
+    ``pat`` codes (M, 120) are read as 12 bands x 10 time steps (12 sequences of 10), ``env``
+    codes (M, 10) as one sequence of 10; consecutive pairs along time are counted with
+    :func:`ngram_counts` (``n_buckets``: hashing, else D**2 exact bins). Returns (M, 2 * B)
+    float32: pat bigrams then env bigrams; pat rows sum to 12 * 9 = 108, env rows to 9.
+    """
+    pf, pt = spec.patch
+    nb, nt = spec.n_mels // pf, spec.n_frames // pt
+    pat = np.asarray(codes["pat"]).reshape(-1, nb, nt)
+    env = np.asarray(codes["env"]).reshape(-1, 1, spec.n_frames // spec.env_frames)
+    return np.concatenate([ngram_counts(pat, codebook_size, 2, n_buckets),
+                           ngram_counts(env, codebook_size, 2, n_buckets)], axis=1)
+
+
+def vq_codes(pipeline: BowPipeline, codebook_size: int, hidden: int | None = None, epochs: int | None = None,
+             max_vectors: int | None = None, init_kmeans: bool = False) -> dict[str, np.ndarray]:
+    """Family -> (M, n_f) codes from a learned VQ codebook (:class:`VQAutoencoder`, straight-through,
+    codebook + commitment loss) trained per family on the fit-split patches of ``pipeline`` (same
+    standardisation, bottleneck size and sample of vectors as its autoencoders; ``hidden`` /
+    ``epochs`` / ``max_vectors`` default to the pipeline's). ``init_kmeans``: start the codebook
+    from k-means on the initial encodings instead of random encodings. Cached under
+    ``<cache>/vq/<key>/codes.npz``."""
+    c = pipeline.config
+    hidden = c.ae_hidden if hidden is None else int(hidden)
+    epochs = c.ae_epochs if epochs is None else int(epochs)
+    max_vectors = c.ae_max_vectors if max_vectors is None else int(max_vectors)
+    key = _digest({"ae": pipeline.ae_key, "D": int(codebook_size), "hidden": hidden, "epochs": epochs,
+                   "max": max_vectors, "init": init_kmeans})
+    folder = pipeline.root / "vq" / key
+    path = folder / "codes.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return {f: z[f].astype(np.int64) for f in FAMILIES}
+    out = {}
+    fit_idx = np.flatnonzero(pipeline.fit_mask)
+    for fam in FAMILIES:
+        rng = np.random.default_rng([c.seed, 7, FAMILIES.index(fam)])
+        vec = pipeline._family_vectors(fam, fit_idx)
+        if max_vectors is not None and len(vec) > max_vectors:
+            vec = vec[torch.from_numpy(np.sort(rng.choice(len(vec), max_vectors, replace=False)))]
+        init = None
+        if init_kmeans:
+            torch.manual_seed(c.seed)
+            probe = VQAutoencoder(vec.shape[1], codebook_size, c.factor, hidden)
+            with torch.no_grad():
+                init = torch.from_numpy(fit_kmeans(probe.ae.encode(vec).numpy(), codebook_size, seed=c.seed))
+        model = train_vq_autoencoder(vec, codebook_size, c.factor, hidden, epochs, c.ae_batch_size, c.ae_lr,
+                                     c.seed, init_from=init, run_dir=folder / fam, device=pipeline.device)
+        n_f = pipeline.shapes[fam][0]
+        codes = []
+        for i in range(0, len(pipeline.chunks.spec), 2048):
+            x = pipeline.patches(slice(i, i + 2048))[fam]
+            codes.append(model.codes(x.reshape(-1, x.shape[-1]).to(pipeline.device)).cpu().numpy())
+        out[fam] = np.concatenate(codes).reshape(-1, n_f)
+    _atomic_np_save(path, **{f: v.astype(np.int32) for f, v in out.items()})
+    return out
+
+
+def record_beyond(runs: Mapping[str, HeadResult], profile: str, dataset: str, scale: str,
+                  params: Mapping[str, Any] | None = None, duration_s: float | None = None) -> "pd.DataFrame":
+    """Record the variants of notebook 05 (table ``beyond``, row = variant, metric ``mAP`` = test
+    clip-level mAP plus every ``mAP_*``) and return them as a frame (one row per variant)."""
+    from ..results import record
+
+    rows = []
+    for row, res in runs.items():
+        m = {k: v for k, v in res.metrics.items() if k.startswith("mAP_")}
+        if "mAP_clip_test" not in m:
+            raise BowError(f"record_beyond: variant {row!r} has no test clip-level mAP")
+        n = sum(p.numel() for p in res.model.parameters() if p.requires_grad)
+        record("bow", "beyond", {"mAP": m["mAP_clip_test"], **m},
+               {"paper_row": row, "head_params": n, **dict(params or {})}, dataset, scale, profile,
+               model=f"{row}, MLP head", duration_s=duration_s)
+        rows.append({"variant": row, "input size": int(res.model.in_dim), "head params": n,
+                     "epochs": int(res.metrics.get("epochs", 0)), **m})
+    return pd.DataFrame(rows)

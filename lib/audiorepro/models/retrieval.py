@@ -20,6 +20,13 @@ Pieces (each usable on its own):
 * :func:`caption_sources` - three caption data sets of the book: the synthetic world (5 captions
   per clip, keywords), real Tux Paint effects with their captions, and mixtures of real effects
   with captions composed from their parts.
+* Pre-trained stand-ins (:data:`STAND_INS`, :func:`stand_in_embeddings`, :class:`CachedAudio`,
+  :func:`run_stand_in`): the CPU-sized PaSST-N/S/S20, CNN10, CNN14 of
+  :mod:`audiorepro.models.pretrain` as *frozen* audio encoders; clip embeddings are cached on
+  disk and standardised with the pre-training clips' statistics; the projections, the
+  temperature and optionally the top text layers (own, smaller learning rate) are trained.
+* :func:`load_sources` / :func:`paper_caption_sources` - the book's caption sets, or Clotho v2 /
+  AudioCaps / WavCaps under a ``data_root`` through :mod:`audiorepro.data.adapters`.
 * :func:`train_retrieval` / :func:`evaluate_retrieval` / :func:`rank` - training through the
   shared :func:`audiorepro.training.fit`, captions x unique audios evaluation
   (:func:`audiorepro.metrics.retrieval_metrics`), top-k search.
@@ -52,10 +59,15 @@ __all__ = [
     "keyword_rephrasings", "CaptionSet", "caption_sources", "compose_mixture_caption",
     "logmel_features", "synthetic_captions", "caption_set_from_table", "PairDataset", "EvalSet", "collate_pairs", "embed_audio", "embed_text",
     "evaluate_retrieval", "train_retrieval", "rank", "chance_retrieval", "guarded_verdict", "combine", "SILENCE_LOGMEL", "RunSpec",
-    "pretrain_set", "run_experiment",
+    "pretrain_set", "run_experiment", "STAND_INS", "PRETRAIN_WORLD_SEED", "CachedAudio",
+    "load_stand_in", "stand_in_embeddings", "PAPER_NAMES", "PAPER_ORDER", "paper_caption_sources",
+    "load_sources", "sets_of_combo", "embed_sources", "run_stand_in",
 ]
 
 MAX_TOKENS = 32
+#: world seed the pre-trained audio stand-ins learned from (``models.pretrain``): the caption
+#: data of this chapter must come from another world
+PRETRAIN_WORLD_SEED = 0
 _PUNCT = re.compile("[" + re.escape(string.punctuation) + "]")
 #: PaSST log-mel value of digital silence: (log(1e-5) + 4.5) / 5 (used to pad batches).
 SILENCE_LOGMEL = (math.log(1e-5) + 4.5) / 5.0
@@ -151,17 +163,23 @@ class TextEncoder(nn.Module):
             del layers[num_layers:]
             self.model.config.num_hidden_layers = num_layers
         self.num_layers = len(self._layers())
-        if not 0 <= trainable_layers <= self.num_layers:
-            raise ValueError(f"TextEncoder: trainable_layers={trainable_layers} must lie in "
-                             f"[0, {self.num_layers}]")
-        self.trainable_layers = int(trainable_layers)
+        self.dim = int(self.model.config.hidden_size)
+        self._cache: dict[str, Tensor] = {}
+        self.set_trainable_layers(trainable_layers)
+
+    def set_trainable_layers(self, k: int) -> "TextEncoder":
+        """Fine-tune the top ``k`` transformer layers (0: frozen, captions cached); returns self.
+        Changing the weights empties the caption cache."""
+        if not 0 <= k <= self.num_layers:
+            raise ValueError(f"TextEncoder: trainable_layers={k} must lie in [0, {self.num_layers}]")
+        self.trainable_layers = int(k)
         for p in self.model.parameters():
             p.requires_grad_(False)
         for layer in list(self._layers())[self.num_layers - self.trainable_layers:]:
             for p in layer.parameters():
                 p.requires_grad_(True)
-        self.dim = int(self.model.config.hidden_size)
-        self._cache: dict[str, Tensor] = {}
+        self._cache = {}
+        return self
 
     def _layers(self) -> nn.ModuleList:
         enc = getattr(self.model, "encoder", None)
@@ -517,8 +535,9 @@ def _mixture_set(seed: int = 0) -> CaptionSet:
     return CaptionSet("mixtures", frame, "mixtures of 2-4 real effects, captions composed from parts")
 
 
-def caption_sources(synthetic_clips: int = 200, seed: int = 0,
-                    real: bool = True) -> dict[str, CaptionSet]:
+def caption_sources(synthetic_clips: int = 200, seed: int = 0, real: bool = True,
+                    world_seed: int = PRETRAIN_WORLD_SEED + 1,
+                    real_clips: int = 0) -> dict[str, CaptionSet]:
     """The book's three caption data sets (the roles of the paper's three sets).
 
     ``synthetic`` (the target, like ClothoV2: 5 human-like captions per clip, keywords = labels,
@@ -527,31 +546,105 @@ def caption_sources(synthetic_clips: int = 200, seed: int = 0,
     caption composed from the parts' descriptions, like WavCaps' synthetic captions).
     Without the Debian sources (``DebianSourceUnavailable``) or with ``real=False`` the two real
     sets are replaced by synthetic worlds of other seeds (``note`` says so).
+
+    ``world_seed``: seed of the synthetic world; it must differ from :data:`PRETRAIN_WORLD_SEED`
+    (the world the pre-trained audio stand-ins learned from). ``seed``: mixture draws.
+    ``real_clips``: keep the first that many clips of each other set (0: all).
     """
-    out = {"synthetic": _synthetic_set(synthetic_clips, seed)}
+    if world_seed == PRETRAIN_WORLD_SEED:
+        raise ValueError(f"caption_sources: world_seed={world_seed} is the world the pre-trained "
+                         "audio stand-ins were trained on; choose another seed")
+    out = {"synthetic": _synthetic_set(synthetic_clips, world_seed)}
+
+    def cut(d: dict[str, CaptionSet]) -> dict[str, CaptionSet]:
+        return {k: v if k == "synthetic" or not real_clips else v.subset(n=real_clips)
+                for k, v in d.items()}
     if real:
         try:
             out["tuxpaint"] = CaptionSet("tuxpaint", _tux_caption_frame(),
                                          "Tux Paint effects with their English captions")
             out["mixtures"] = _mixture_set(seed)
-            return out
+            return cut(out)
         except Exception as exc:  # DebianSourceUnavailable or data errors: fall back
             warnings.warn(f"real caption sets unavailable ({type(exc).__name__}: {exc}); "
                           "using synthetic stand-ins")
     n = max(50, synthetic_clips // 2)
-    for k, (name, s) in enumerate((("tuxpaint", seed + 101), ("mixtures", seed + 202))):
+    for k, (name, s) in enumerate((("tuxpaint", world_seed + 101), ("mixtures", world_seed + 202))):
         cs = _synthetic_set(n, s)
         cs.frame["source"] = name
+        cs.frame["clip_id"] = name + "/" + cs.frame["clip_id"].astype(str)
         out[name] = CaptionSet(name, cs.frame, f"STAND-IN: synthetic world n{n}_s{s}")
+    return cut(out)
+
+
+#: caption set name -> the paper's data set it stands for (book sets and the real ones)
+PAPER_NAMES: dict[str, str] = {"synthetic": "ClothoV2", "tuxpaint": "AudioCaps", "mixtures": "WavCaps",
+                               "clotho": "ClothoV2", "audiocaps": "AudioCaps", "wavcaps": "WavCaps"}
+#: the paper's order of the three sets (Table 4)
+PAPER_ORDER: tuple[str, ...] = ("AudioCaps", "WavCaps", "ClothoV2")
+
+
+def paper_caption_sources(data_root: str | Path, on_missing: str = "error",
+                          options: Mapping[str, Mapping[str, Any]] | None = None
+                          ) -> dict[str, CaptionSet]:
+    """The paper's three data sets as caption sets, through :func:`audiorepro.data.adapters.adapt`:
+    ``<data_root>/clotho`` (Clotho v2, the target), ``<data_root>/audiocaps``,
+    ``<data_root>/wavcaps`` (native metadata as downloaded; see
+    :mod:`audiorepro.data.adapters.captions`). ``options[name]`` go to that adapter (e.g.
+    ``{"wavcaps": {"exclude_ids": [...], "sources": ["FreeSound"]}}``). Returns ``{"clotho",
+    "audiocaps", "wavcaps"}`` in that order; the target is ``clotho``.
+    """
+    from ..data.adapters import adapt
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"data_root {root} is not a folder (expected clotho/, audiocaps/, "
+                                "wavcaps/ inside)")
+    missing = [n for n in ("clotho", "audiocaps", "wavcaps") if not (root / n).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"data_root {root}: missing folder(s) {missing} (one per data set: "
+                                "clotho/, audiocaps/, wavcaps/)")
+    opts = dict(options or {})
+    out = {}
+    for n in ("clotho", "audiocaps", "wavcaps"):
+        out[n] = caption_set_from_table(adapt(n, root / n, on_missing=on_missing, **dict(opts.get(n, {}))), n)
     return out
 
 
-def logmel_features(cs: CaptionSet, max_seconds: float = 10.0) -> list[Tensor]:
-    """PaSST log-mel of every clip of ``cs`` (list of (128, T_i) float16, T_i <= 100 x max_seconds
-    + 1), cached on disk per clip (:class:`~audiorepro.frontends.FeatureCache`)."""
+def load_sources(data_root: str | Path | None = None, synthetic_clips: int = 200, seed: int = 0,
+                 real: bool = True, real_clips: int = 0, world_seed: int = PRETRAIN_WORLD_SEED + 1,
+                 options: Mapping[str, Mapping[str, Any]] | None = None
+                 ) -> tuple[dict[str, CaptionSet], str]:
+    """``(sources, target)`` for the notebooks: with ``data_root`` the paper's sets
+    (:func:`paper_caption_sources`, target ``clotho``), otherwise the book's
+    (:func:`caption_sources`, target ``synthetic``). :data:`PAPER_NAMES` maps either to the
+    paper's names."""
+    if data_root:
+        return paper_caption_sources(data_root, options=options), "clotho"
+    return caption_sources(synthetic_clips, seed, real=real, world_seed=world_seed,
+                           real_clips=real_clips), "synthetic"
+
+
+def sets_of_combo(combo: str, sources: Mapping[str, CaptionSet]) -> tuple[str, ...]:
+    """Source names of a ``+``-joined combination of the paper's names, e.g.
+    ``"AudioCaps+ClothoV2"`` -> ``("tuxpaint", "synthetic")`` for the book's sets."""
+    names = [p.strip() for p in combo.split("+") if p.strip()]
+    by_paper = {PAPER_NAMES[k]: k for k in sources}
+    bad = [n for n in names if n not in by_paper]
+    if bad or not names:
+        raise ValueError(f"combination {combo!r}: unknown set(s) {bad}; use {list(PAPER_ORDER)} "
+                         "joined by +")
+    return tuple(by_paper[n] for n in sorted(set(names), key=PAPER_ORDER.index))
+
+
+def logmel_features(cs: CaptionSet, max_seconds: float = 10.0, frontend: str = "passt",
+                    **frontend_kw: Any) -> list[Tensor]:
+    """Log-mel of every clip of ``cs`` with a :mod:`audiorepro.frontends` preset (default
+    ``passt``: list of (128, T_i) float16, T_i <= 100 x max_seconds + 1; ``panns_32k`` /
+    ``panns_16k``: (64, T_i)), cached on disk per clip (:class:`~audiorepro.frontends.FeatureCache`)."""
     from ..data.audio import load_audio
     from ..frontends import FeatureCache, make_frontend
-    fe = make_frontend("passt")
+    fe = make_frontend(frontend, **frontend_kw)
+    sr = int(fe.config.sample_rate)
     cache = FeatureCache()
     key = {"what": "retrieval-logmel", "frontend": fe.config.to_dict(), "max_seconds": float(max_seconds)}
     out = []
@@ -562,7 +655,10 @@ def logmel_features(cs: CaptionSet, max_seconds: float = 10.0) -> list[Tensor]:
             level = audio_log.level
             audio_log.setLevel(logging.ERROR)  # no "resampled to 32000 Hz" line per 16 kHz file
             try:
-                wave, _ = load_audio(path, 32000, duration_s=max_seconds)
+                wave, _ = load_audio(path, sr, duration_s=max_seconds)
+            except Exception as exc:
+                raise RuntimeError(f"caption set {cs.name!r}, clip {cid!r}: cannot read {path} "
+                                   f"({type(exc).__name__}: {exc})") from exc
             finally:
                 audio_log.setLevel(level)
             with torch.no_grad():
@@ -570,6 +666,122 @@ def logmel_features(cs: CaptionSet, max_seconds: float = 10.0) -> list[Tensor]:
             cache.save(key, cid, arr, path)
         out.append(torch.from_numpy(arr))
     return out
+
+
+# ===================================================================================== stand-ins
+#: audio encoders with a pre-trained CPU-sized stand-in (:func:`audiorepro.models.pretrain.
+#: pretrained_backbone`, trained on the synthetic world ``default_world(1000, seed=0)``, 2 s crops).
+STAND_INS: dict[str, str] = {
+    "PaSST-S": "passt_s_swa_p16_s10_128_998_527",       # stride 10, 10 s positions
+    "PaSST-N": "passt_s_p16_s16_128_1000_527",          # stride 16 (no overlap), 10 s positions
+    "PaSST-S20": "passt_s_20sec_p16_s10_128_2000_527",  # stride 10, 20 s positions
+    "CNN10": "panns_cnn10_32k",                         # PANNs 32 kHz front end
+    "CNN14": "panns_cnn14_16k",                         # PANNs 16 kHz front end
+}
+
+
+class CachedAudio(nn.Module):
+    """Audio 'encoder' of pre-computed embeddings of a frozen audio encoder: (B, D) -> (B, D).
+
+    Training a :class:`DualEncoder` on these trains the projections, the temperature and the
+    text encoder only (the audio encoder is frozen, as :func:`stand_in_embeddings` computed)."""
+
+    kind = "cached"
+
+    def __init__(self, dim: int, label: str = "") -> None:
+        super().__init__()
+        self.dim, self.label = int(dim), label
+        self.register_buffer("mean", torch.zeros(self.dim))
+        self.register_buffer("std", torch.ones(self.dim))
+        self.fitted = False
+
+    def fit(self, embeddings: Sequence[Tensor] | Tensor) -> "CachedAudio":
+        """Standardise with the per-dimension mean / std of ``embeddings`` (N, D) of the
+        *training* clips (a fixed, unlearned affine map). The stand-ins' raw embeddings of
+        different clips are nearly parallel (mean cosine ~0.998 for PaSST-S on the synthetic
+        world), which leaves a linear projection almost nothing to separate."""
+        e = torch.stack(list(embeddings)) if not torch.is_tensor(embeddings) else embeddings
+        if e.dim() != 2 or e.shape[1] != self.dim or len(e) < 2:
+            raise ValueError(f"CachedAudio.fit: need (N >= 2, {self.dim}) embeddings, got {tuple(e.shape)}")
+        self.mean.copy_(e.float().mean(0))
+        self.std.copy_(e.float().std(0).clamp_min(1e-6))
+        self.fitted = True
+        return self
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """x: (B, D) embeddings -> (B, D) standardised ((x - mean) / std; identity before :meth:`fit`)."""
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"CachedAudio({self.label}): expected (B, {self.dim}), got {tuple(x.shape)}")
+        return (x - self.mean) / self.std
+
+
+def load_stand_in(name: str, profile: str = "book") -> tuple[nn.Module, Any]:
+    """(backbone in eval mode, pre-training report) of the stand-in of audio encoder ``name``
+    (:data:`STAND_INS`); the first call pre-trains it (cached under ``cache/pretrained``)."""
+    from .pretrain import pretrained_backbone
+    if name not in STAND_INS:
+        raise KeyError(f"no pre-trained stand-in for audio encoder {name!r}; known: {sorted(STAND_INS)}")
+    return pretrained_backbone(STAND_INS[name], scale="cpu", profile=profile, progress=False,
+                               record=False)
+
+
+def stand_in_embeddings(name: str, cs: CaptionSet, profile: str = "book",
+                        segment_seconds: float | None = None, max_seconds: float = 10.0,
+                        batch_size: int = 8) -> list[Tensor]:
+    """Frozen embeddings (list of (D,) float32) of every clip of ``cs`` by the pre-trained stand-in
+    of ``name``, cached on disk per clip.
+
+    Input: the backbone's own front end (PaSST: 128-bin log-mel at 32 kHz; CNN10: PANNs 32 kHz;
+    CNN14: PANNs 16 kHz) of the first ``max_seconds`` of each clip. PaSST embeds non-overlapping
+    segments of ``segment_seconds`` (default: its positional length) and averages them (paper
+    3.4); the CNNs embed the whole clip. D: 192 (PaSST), 128 (CNN10), 512 (CNN14) at CPU scale.
+    """
+    from ..frontends import FeatureCache
+    from .pretrain import family_of, features_to_input
+    model, report = load_stand_in(name, profile)
+    fam = family_of(STAND_INS[name])
+    fe_cfg = dict(model.pretrain_config["frontend"])
+    preset = fe_cfg.pop("preset")
+    seg = None
+    if fam == "passt":
+        seg = model.input_tdim if segment_seconds is None else int(round(segment_seconds * 100))
+        if model.input_tdim < seg < model.input_tdim + model.patch_size:
+            seg = model.input_tdim   # "10 s" of a 998-frame model: its full positional length
+        if not model.patch_size <= seg <= model.input_tdim:
+            raise ValueError(f"stand_in_embeddings({name}): segment_seconds={segment_seconds} gives "
+                             f"{seg} frames; the positions of {STAND_INS[name]} cover "
+                             f"{model.input_tdim} frames")
+    key = {"what": "retrieval-stand-in", "run": Path(report.run_dir).name, "segment": seg,
+           "max_seconds": float(max_seconds), "frontend": preset, **fe_cfg}
+    cache = FeatureCache()
+    out: list[Tensor | None] = []
+    todo = []
+    for i, (cid, path) in enumerate(zip(cs.frame["clip_id"], cs.frame["path"])):
+        arr = cache.load(key, cid, path)
+        out.append(None if arr is None else torch.from_numpy(arr))
+        if arr is None:
+            todo.append(i)
+    if todo:
+        sub = CaptionSet(cs.name, cs.frame.iloc[todo], cs.note)
+        feats = logmel_features(sub, max_seconds=max_seconds, frontend=preset, **fe_cfg)
+        with torch.no_grad():
+            for k in range(0, len(todo), batch_size):
+                chunk = [feats[j].float() for j in range(k, min(k + batch_size, len(todo)))]
+                lens = torch.tensor([c.shape[-1] for c in chunk])
+                x = torch.zeros(len(chunk), chunk[0].shape[0], int(lens.max()))
+                for b, c in enumerate(chunk):
+                    x[b, :, :c.shape[-1]] = c
+                if fam == "passt":
+                    emb = model.embed_long(x.unsqueeze(1), segment_frames=seg, lengths=lens)
+                else:   # CNNs: one clip at a time (no padding inside the global pooling);
+                    # clips under 1 s are padded with their own minimum (CNN14 needs >= ~0.3 s)
+                    emb = torch.cat([model(features_to_input(fam, _pad_min(c, 100)[None]))["embedding"]
+                                     for c in chunk])
+                for b, j in enumerate(todo[k:k + len(chunk)]):
+                    v = emb[b].float()
+                    cache.save(key, cs.frame["clip_id"].iloc[j], v.numpy(), cs.frame["path"].iloc[j])
+                    out[j] = v
+    return [v for v in out]  # type: ignore[misc]
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -606,7 +818,7 @@ class PairDataset(torch.utils.data.Dataset):
             alts = self.aug[j][k]
             cap = alts[int(self.rng.integers(len(alts)))]
         x = self.features[j]
-        if self.crop_frames is not None and x.shape[-1] > self.crop_frames:
+        if self.crop_frames is not None and x.dim() == 2 and x.shape[-1] > self.crop_frames:
             s = int(self.rng.integers(x.shape[-1] - self.crop_frames + 1))
             x = x[:, s:s + self.crop_frames]
         return {"x": x.float(), "caption": cap, "audio_id": j}
@@ -632,7 +844,14 @@ class EvalSet(torch.utils.data.Dataset):
 
 def collate_pairs(items: list[dict]) -> dict:
     """Pad log-mels to the longest item with the log-mel of silence: ``x`` (B, 1, 128, T),
-    ``lengths`` (B,), ``audio_id`` (B,), ``caption`` (list, if present)."""
+    ``lengths`` (B,), ``audio_id`` (B,), ``caption`` (list, if present). Items whose ``x`` is a
+    (D,) embedding are stacked to ``x`` (B, D) with ``lengths`` None."""
+    if items[0]["x"].dim() == 1:   # pre-computed embeddings (D,) -> (B, D)
+        out = {"x": torch.stack([it["x"] for it in items]), "lengths": None,
+               "audio_id": torch.tensor([it["audio_id"] for it in items])}
+        if "caption" in items[0]:
+            out["caption"] = [it["caption"] for it in items]
+        return out
     t = max(it["x"].shape[-1] for it in items)
     x = torch.full((len(items), 1, items[0]["x"].shape[0], t), SILENCE_LOGMEL)
     for b, it in enumerate(items):
@@ -647,7 +866,8 @@ def collate_pairs(items: list[dict]) -> dict:
 # ===================================================================================== train / eval
 def _pair_batch_fn(model: nn.Module, batch: dict) -> Tensor:
     m = model.module if hasattr(model, "module") else model
-    lengths = batch["lengths"] if m.audio.kind == "passt" and bool((batch["lengths"] != batch["x"].shape[-1]).any()) else None
+    lengths = (batch["lengths"] if m.audio.kind == "passt"
+               and bool((batch["lengths"] != batch["x"].shape[-1]).any()) else None)
     a, t = model(batch["x"], batch["caption"], lengths)
     return contrastive_loss(a, t, batch["audio_id"], m.tau)
 
@@ -662,7 +882,7 @@ def embed_audio(model: DualEncoder, ds: EvalSet, batch_size: int = 16) -> Tensor
     try:
         for i in range(0, len(ds), batch_size):
             b = collate_pairs([ds[j] for j in range(i, min(i + batch_size, len(ds)))])
-            lengths = b["lengths"].to(dev) if model.audio.kind == "passt" else None
+            lengths = b["lengths"].to(dev) if getattr(model.audio, "kind", "") == "passt" else None
             out.append(model.embed_audio(b["x"].to(dev), lengths).cpu())
     finally:
         model.train(was)
@@ -776,25 +996,29 @@ class RunSpec:
     Attributes:
         audio: :data:`AUDIO_ENCODERS` name; audio_kw: its builder options (scale, patchout ...).
         text: text-encoder name; text_layers: keep the first k layers (``None``: all).
-        pretrain: caption sets (names of :func:`caption_sources`) whose clips of every split,
+        pretrain: caption sets (source or paper names, :data:`PAPER_NAMES`) whose clips of every split,
             except the target's valid/test clips, are used for pre-training.
         finetune_epochs: epochs of fine-tuning on the target's train split after pre-training
             (0: none); p_swap: keyword-caption swap probability while fine-tuning.
         paper_row: the paper's row this run stands for.
+        text_train_layers: top text-encoder layers fine-tuned (0: frozen; the paper trains all).
     """
 
     audio: str = "PaSST-N"
     audio_kw: dict = field(default_factory=lambda: {"scale": "cpu"})
     text: str = "minilm"
     text_layers: int | None = None
-    pretrain: tuple[str, ...] = ("synthetic", "tuxpaint", "mixtures")
+    pretrain: tuple[str, ...] = PAPER_ORDER
     finetune_epochs: int = 0
     p_swap: float = 0.0
     paper_row: str = ""
+    text_train_layers: int = 0
 
     @property
     def label(self) -> str:
         t = self.text if self.text_layers is None else f"{self.text}-L{self.text_layers}"
+        if self.text_train_layers:
+            t += f" (top {self.text_train_layers} layers trained)"
         out = f"{self.audio} + {t}, pre-train {'+'.join(self.pretrain)}"
         if self.finetune_epochs:
             out += f", fine-tune{' + keywords' if self.p_swap > 0 else ''}"
@@ -803,8 +1027,11 @@ class RunSpec:
 
 def pretrain_set(sources: Mapping[str, CaptionSet], names: Sequence[str], target: str = "synthetic"
                  ) -> CaptionSet:
-    """Union of the named sets; of the ``target`` set only its train split (its valid/test
-    clips are held out), of the others every split (as the paper pools AudioCaps/WavCaps)."""
+    """Union of the named sets (source names or the paper's names, :data:`PAPER_NAMES`); of the
+    ``target`` set only its train split (its valid/test clips are held out), of the others every
+    split (as the paper pools AudioCaps/WavCaps)."""
+    by_paper = {PAPER_NAMES[k]: k for k in sources if k in PAPER_NAMES}
+    names = [n if n in sources else by_paper.get(n, n) for n in names]
     bad = [n for n in names if n not in sources]
     if bad:
         raise KeyError(f"pretrain_set: unknown caption set(s) {bad}; known: {sorted(sources)}")
@@ -814,11 +1041,16 @@ def pretrain_set(sources: Mapping[str, CaptionSet], names: Sequence[str], target
 def run_experiment(spec: RunSpec, sources: Mapping[str, CaptionSet], features: Mapping[str, list],
                    pretrain_cfg: Mapping[str, Any], finetune_cfg: Mapping[str, Any],
                    text_encoders: dict | None = None, crop_frames: int | None = 500,
-                   segment_frames: int | None = 500, seed: int = 0, target: str = "synthetic"
-                   ) -> dict[str, Any]:
+                   segment_frames: int | None = 500, seed: int = 0, target: str = "synthetic",
+                   audio_module: nn.Module | None = None, text_lr: float | None = None,
+                   standardize: bool = True) -> dict[str, Any]:
     """Pre-train (and optionally fine-tune) one :class:`RunSpec`, evaluate on the target's test
-    split. ``features[name]`` = :func:`logmel_features` of ``sources[name]`` (same order).
-    ``text_encoders`` caches loaded text encoders between runs (their caption caches too).
+    split. ``features[name]`` = :func:`logmel_features` of ``sources[name]`` (same order), or,
+    with ``audio_module`` = :class:`CachedAudio`, the frozen :func:`stand_in_embeddings`.
+    ``text_encoders`` caches loaded text encoders between runs (their caption caches too; a run
+    that fine-tunes text layers trains a copy). ``text_lr``: learning rate of the fine-tuned
+    text layers (default: a tenth of the configuration's ``lr``, which the projections use).
+    ``standardize``: fit a :class:`CachedAudio` to the pre-training clips' embeddings first.
 
     Returns ``{"metrics": test metrics (fractions), "valid": best validation metrics,
     "model": DualEncoder, "params": audio/text parameter counts, "history": DataFrame}``.
@@ -829,7 +1061,11 @@ def run_experiment(spec: RunSpec, sources: Mapping[str, CaptionSet], features: M
     if tkey not in text_encoders:
         text_encoders[tkey] = TextEncoder(spec.text, num_layers=spec.text_layers)
     text = text_encoders[tkey]
-    audio = build_audio_encoder(spec.audio, segment_frames=segment_frames, **spec.audio_kw)
+    if spec.text_train_layers:
+        import copy
+        text = copy.deepcopy(text).set_trainable_layers(spec.text_train_layers)
+    audio = audio_module if audio_module is not None else build_audio_encoder(
+        spec.audio, segment_frames=segment_frames, **spec.audio_kw)
     model = DualEncoder(audio, text)
     feat_of = {cid: f for n in sources for cid, f in zip(sources[n].frame["clip_id"], features[n])}
     tgt = sources[target]
@@ -837,35 +1073,74 @@ def run_experiment(spec: RunSpec, sources: Mapping[str, CaptionSet], features: M
     fv = [feat_of[c] for c in valid.frame["clip_id"]]
     pre = pretrain_set(sources, spec.pretrain, target)
     fp = [feat_of[c] for c in pre.frame["clip_id"]]
+    if isinstance(audio, CachedAudio) and not audio.fitted and standardize:
+        audio.fit(fp)   # statistics of the pre-training clips only
     hist = []
-    res = _train(model, pre, fp, valid, fv, pretrain_cfg, 0.0, seed, crop_frames)
+    res = _train(model, pre, fp, valid, fv, pretrain_cfg, 0.0, seed, crop_frames, text_lr)
     hist.append(res.history.assign(stage="pre-train"))
     best = res.best_metrics
     if spec.finetune_epochs:
         ft = tgt.subset("train")
         ff = [feat_of[c] for c in ft.frame["clip_id"]]
         cfg = {**dict(finetune_cfg), "epochs": int(spec.finetune_epochs)}
-        res = _train(res.model, ft, ff, valid, fv, cfg, spec.p_swap, seed, crop_frames)
+        res = _train(res.model, ft, ff, valid, fv, cfg, spec.p_swap, seed, crop_frames, text_lr)
         hist.append(res.history.assign(stage="fine-tune"))
         best = res.best_metrics
     model = res.model
     metrics = evaluate_retrieval(model, EvalSet(test, [feat_of[c] for c in test.frame["clip_id"]]))
     n_audio = sum(p.numel() for p in model.audio.parameters())
     return {"metrics": metrics, "valid": best, "model": model,
-            "params": {"audio_params": n_audio, "text_params": text.count_parameters()},
+            "params": {"audio_params": n_audio, "text_params": sum(p.numel() for p in text.parameters())},
             "history": pd.concat(hist, ignore_index=True)}
+
+
+def _pad_min(x: Tensor, frames: int) -> Tensor:
+    """(M, T) features padded on the right to at least ``frames`` frames with their minimum."""
+    if x.shape[-1] >= frames:
+        return x
+    return F.pad(x, (0, frames - x.shape[-1]), value=float(x.min()))
+
+
+def embed_sources(encoder: str, sources: Mapping[str, CaptionSet], profile: str = "book",
+                  segment_seconds: float | None = None, max_seconds: float = 10.0
+                  ) -> dict[str, list[Tensor]]:
+    """:func:`stand_in_embeddings` of every caption set: ``{name: [(D,) per clip]}``."""
+    return {k: stand_in_embeddings(encoder, v, profile, segment_seconds, max_seconds)
+            for k, v in sources.items()}
+
+
+def run_stand_in(spec: RunSpec, sources: Mapping[str, CaptionSet], embeddings: Mapping[str, list],
+                 pretrain_cfg: Mapping[str, Any], finetune_cfg: Mapping[str, Any],
+                 text_encoders: dict | None = None, seed: int = 0, target: str = "synthetic",
+                 text_lr: float | None = None) -> dict[str, Any]:
+    """:func:`run_experiment` on frozen stand-in ``embeddings`` (of ``spec.audio``, from
+    :func:`embed_sources`): standardised with the pre-training clips' statistics, then the
+    projections, the temperature and ``spec.text_train_layers`` text layers are trained."""
+    dim = int(next(iter(embeddings.values()))[0].shape[0])
+    return run_experiment(spec, sources, embeddings, pretrain_cfg, finetune_cfg, text_encoders,
+                          crop_frames=None, seed=seed, target=target,
+                          audio_module=CachedAudio(dim, spec.audio), text_lr=text_lr)
 
 
 def _train(model: DualEncoder, train: CaptionSet, ftrain: Sequence[Tensor], valid: CaptionSet,
            fvalid: Sequence[Tensor], cfg: Mapping[str, Any], p_swap: float, seed: int,
-           crop_frames: int | None) -> Any:
-    """One :func:`audiorepro.training.fit` run on ``train`` pairs, monitoring valid mAP@10."""
+           crop_frames: int | None, text_lr: float | None = None) -> Any:
+    """One :func:`audiorepro.training.fit` run on ``train`` pairs, monitoring valid mAP@10.
+    Trainable text-encoder parameters get ``text_lr`` (default ``lr / 10``), the rest ``lr``."""
     from ..training import fit
     cfg = {"monitor": "mAP@10", "mode": "max", "progress": False, "seed": seed, **dict(cfg)}
+    lr = float(cfg.get("lr", 1e-3))
+    text_ids = {id(p) for p in model.text.parameters()}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in text_ids]
+    tpar = [p for p in model.text.parameters() if p.requires_grad]
+    groups = [{"params": rest, "lr": lr}]
+    if tpar:
+        groups.append({"params": tpar, "lr": lr / 10 if text_lr is None else float(text_lr)})
     ds = PairDataset(train, ftrain, p_swap=p_swap, seed=seed, crop_frames=crop_frames)
     bs = int(cfg.get("batch_size", 32))
     loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, collate_fn=collate_pairs,
                                          generator=torch.Generator().manual_seed(seed),
                                          drop_last=len(ds) > bs)
     return fit(model, loader, EvalSet(valid, fvalid), config=cfg, batch_fn=_pair_batch_fn,
-               evaluate_fn=lambda m, d: evaluate_retrieval(m, getattr(d, "dataset", d)), device="cpu")
+               evaluate_fn=lambda m, d: evaluate_retrieval(m, getattr(d, "dataset", d)),
+               device="cpu", params=groups)

@@ -242,3 +242,20 @@ def test_real_book_follows_conventions():
     for chapter in ("atgnn", "thgcl", "bow", "fusion", "retrieval"):
         assert f"book/{chapter}/index" in docs
     assert docs[0] == "book/index" and "book/summary/claims" in docs
+
+
+def test_check_names_a_parameter_papermill_cannot_parse(mini):
+    def params_with_eq_comment(nb):
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        cell.source += "\ncap = 0  # clips, 0 = all"
+    _edit(_demo(mini), params_with_eq_comment)
+    problems = "\n".join(B.check(mini))
+    assert "01_demo.ipynb: papermill cannot parse parameter(s) ['cap']" in problems
+
+
+def test_repository_book_passes_check():
+    """Every notebook of the real book: one parseable parameters cell, no outputs, listed in the
+    toc, and every parameter file names only declared parameters."""
+    layout = B.Layout(B.default_root())
+    assert layout.toc.is_file()
+    assert B.check(layout) == []

@@ -246,3 +246,19 @@ def test_claims_table_shows_latest_verdict_and_filters_profile():
     t = R.claims_table(profile="smoke").set_index(["paper", "claim_id"])
     assert t.loc[("bow", "masking-helps"), "evidence"] == "run 1"
     assert t.loc[("bow", "d256-best"), "verdict"] == "not yet measured"
+
+
+def test_chapter_verdicts_show_registered_verdict_of_the_profile_only():
+    R.register_verdict("bow", "masking-helps", "reproduced", "p=35%: 0.3 vs 0.2", "synthetic", "small",
+                       "book")
+    book = R.chapter_verdicts("bow", profile="book").data
+    assert list(book.index) == [c["id"] for c in R.claims("bow")]
+    assert book.loc["masking-helps", "verdict"] == "reproduced"
+    assert book.loc["masking-helps", "evidence"] == "p=35%: 0.3 vs 0.2"
+    others = book.drop(index="masking-helps")
+    assert set(others["verdict"]) == {"not yet measured"}
+    smoke = R.chapter_verdicts("bow", profile="smoke").data
+    assert smoke.loc["masking-helps", "verdict"] == "not yet measured"
+    assert "color: #2e7d32" in R.chapter_verdicts("bow", profile="book").to_html()
+    with pytest.raises(KeyError, match="unknown paper"):
+        R.chapter_verdicts("bows")

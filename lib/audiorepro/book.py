@@ -452,9 +452,11 @@ def check(layout: Layout) -> list[str]:
             problems.append(f"{rel}: not listed in {layout.toc.name}")
         if len(tagged) == 1:
             source = "".join(nb["cells"][tagged[0]].get("source", ""))
-            if "=" in source and not notebook_parameters(nb_path):
-                problems.append(f"{rel}: papermill cannot parse the parameters cell (one "
-                                "`name = value  # comment` per line, no quotes in comments)")
+            assigned = re.findall(r"^(\w+)\s*(?::[^=]*)?=", source, flags=re.M)
+            unparsed = sorted(set(assigned) - set(notebook_parameters(nb_path)))
+            if unparsed:
+                problems.append(f"{rel}: papermill cannot parse parameter(s) {unparsed} (one "
+                                "`name = value  # comment` per line, no quotes or '=' in comments)")
             for profile in PROFILES:
                 for _variant, pfile in param_files(nb_path, profile):
                     if pfile is None:

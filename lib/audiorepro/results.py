@@ -604,3 +604,25 @@ def claims_table(papers: Iterable[str] = PAPERS, profile: str | None = None) -> 
             rows.append(row)
     return pd.DataFrame(rows, columns=["paper", "claim_id", "claim", "test", "verdict", "evidence",
                                        "dataset", "scale", "profile", "timestamp"])
+
+
+VERDICT_COLOURS = {"reproduced": "#2e7d32", "not reproduced": "#c62828", "not yet measured": "#9e9e9e"}
+
+
+def chapter_verdicts(paper: str, profile: str | None = None) -> "pd.io.formats.style.Styler":
+    """The claims of one paper with the latest verdict registered by this run (``profile``:
+    only verdicts of that profile), as a styled table indexed by claim id with the verdict coloured.
+
+    Nothing in it is typed by hand: claim texts (with the paper's numbers) come from
+    ``papers/<paper>.yml``, verdicts and evidence (this run's numbers) from the registry.
+    """
+    if paper not in PAPERS:
+        raise KeyError(f"unknown paper {paper!r}; known: {list(PAPERS)}")
+    table = claims_table([paper], profile=profile)
+    shown = table[["claim_id", "claim", "verdict", "evidence", "dataset", "scale", "profile"]]
+
+    def colour(value: str) -> str:
+        return f"color: {VERDICT_COLOURS[value]}; font-weight: bold" if value in VERDICT_COLOURS else ""
+
+    return (shown.set_index("claim_id").style.map(colour, subset=["verdict"])
+            .set_properties(**{"text-align": "left"}))

@@ -14,7 +14,7 @@ import torch
 from audiorepro.models.atgnn import (ATGNN, ATGNNConfig, build_atgnn, count_atgnn, knn_graph,
                                      load_vig_weights, map_vig_state_dict, position_table_elements,
                                      relative_pos_term, sincos_pos_2d, MLGBlock, knn_peak_memory,
-                                     gather_max, relative_pos_rows)
+                                     gather_max, relative_pos_rows, topk_smallest)
 from audiorepro.models.counting import count_parameters
 
 FIX = Path(__file__).parent / "fixtures" / "reference_state_dicts"
@@ -260,6 +260,50 @@ def test_gather_max_matches_indexing_reference_values_and_gradients(monkeypatch)
     assert yy.grad.tolist() == [[[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]]]
 
 
+@pytest.mark.parametrize("m,kk", [(528, 9), (528, 18), (528, 27), (120, 3)])
+def test_topk_smallest_equals_torch_topk_including_ties(m, kk):
+    """Two-stage top-k = torch.topk indices exactly: random rows, rows with planted ties at and
+    inside the k smallest, and coarse integer rows full of ties."""
+    import audiorepro.models.atgnn as A
+    assert A._group_count(m, kk) > 0                                        # two-stage path taken
+    g = torch.Generator().manual_seed(4)
+    d = torch.randn(2, 300, m, generator=g, dtype=torch.float64)
+    order = d.argsort(-1)
+    d[0, :50].scatter_(-1, order[0, :50, kk:kk + 1], d[0, :50].gather(-1, order[0, :50, kk - 1:kk]))
+    d[1, :50].scatter_(-1, order[1, :50, 1:2], d[1, :50].gather(-1, order[1, :50, :1]))
+    coarse = torch.randint(0, 40, (2, 40, m), generator=g).double()
+    for dist in (d, coarse, d.float()):
+        ref = torch.topk(dist, kk, dim=-1, largest=False, sorted=True).indices
+        assert torch.equal(topk_smallest(dist.contiguous(), kk), ref)
+    assert A._group_count(640, 9) == 0 and A._group_count(132, 27) == 0    # plain topk
+
+
+@pytest.mark.parametrize("groups,train", [(1, True), (4, True), (4, False), (1, False)])
+def test_pointwise_tokens_equal_conv_bn_gelu_modules(groups, train):
+    """1x1 conv as (batched) GEMM + BN on 2-D tokens = the Conv2d / BatchNorm2d / GELU modules on
+    an NCHW image: values, input and parameter gradients, running statistics (float64)."""
+    import copy
+    from audiorepro.models.atgnn import _image, _pointwise, _tokens
+    torch.manual_seed(5)
+    seq = torch.nn.Sequential(torch.nn.Conv2d(16, 24, 1, groups=groups), torch.nn.BatchNorm2d(24),
+                              torch.nn.GELU()).double().train(train)
+    with torch.no_grad():
+        seq[1].running_mean.normal_(); seq[1].running_var.uniform_(0.5, 2.0)
+        seq[1].weight.normal_(); seq[1].bias.normal_()
+    ref_seq = copy.deepcopy(seq)
+    x = torch.randn(3, 16, 5, 7, dtype=torch.float64, requires_grad=True)
+    ref = ref_seq(x)
+    got = _image(_pointwise(seq, _tokens(x.contiguous(memory_format=torch.channels_last))), 5, 7)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    w = torch.randn_like(ref)
+    g_ref = torch.autograd.grad((ref * w).sum(), [x, *ref_seq.parameters()])
+    g_got = torch.autograd.grad((got * w).sum(), [x, *seq.parameters()])
+    for a, b in zip(g_got, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    for a, b in zip(seq[1].buffers(), ref_seq[1].buffers()):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 def _ref_graph_conv(gc, x: torch.Tensor) -> torch.Tensor:
     B, C, H, W = x.shape
     r = gc._r_eff((H, W))
@@ -269,6 +313,12 @@ def _ref_graph_conv(gc, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         idx = _ref_knn(xq, yk, gc.k, gc.dilation, rel)
     return gc.gconv.nn(_ref_max_relative(xq, yk, idx).reshape(B, 2 * C, H, W))
+
+
+def _ref_ffn(ffn, x: torch.Tensor) -> torch.Tensor:
+    """FFN through its Conv2d / BatchNorm2d modules on an NCHW-contiguous image."""
+    x = x.contiguous()
+    return x + ffn.fc2(ffn.act(ffn.fc1(x)))
 
 
 def _ref_forward(model: ATGNN, x: torch.Tensor) -> torch.Tensor:
@@ -285,7 +335,7 @@ def _ref_forward(model: ATGNN, x: torch.Tensor) -> torch.Tensor:
         else:
             gr, ffn = blk
             x = x + gr.fc2(_ref_graph_conv(gr.graph_conv, gr.fc1(x.contiguous())))
-            x = ffn(x.contiguous())
+            x = _ref_ffn(ffn, x)
         if lab is not None and stage < len(model.stage_ends) and i == model.stage_ends[stage]:
             patches = x.flatten(2).unsqueeze(-1)
             lab = model.label_proj[stage](lab.contiguous())
@@ -294,7 +344,7 @@ def _ref_forward(model: ATGNN, x: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():
                     idx = _ref_knn(lq, pk, mlg.plg.k, 1)
                 lab = lab + mlg.plg.nn(_ref_max_relative(lq, pk, idx))
-                L = mlg.ffn(lab.contiguous()).squeeze(-1)
+                L = _ref_ffn(mlg.ffn, lab).squeeze(-1)
                 lab = (L + L @ mlg.adj.T).unsqueeze(-1)
             stage += 1
     patch = model.prediction(torch.nn.functional.adaptive_avg_pool2d(x, 1)).flatten(1)

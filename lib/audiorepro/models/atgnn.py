@@ -40,11 +40,17 @@ Speed (``benchmarks/bench_atgnn.py``; every item is exact, tests compare against
 
 * k-NN distances: one ``baddbmm`` per query chunk (``|x|^2 - 2 x.y``) plus in-place ``|y|^2`` and
   relative term; relative-position rows from cached key embeddings (:func:`relative_pos_rows`);
-* neighbour max: :func:`gather_max` - ``index_select`` on the contiguous ``(B*M, C)`` pool in
-  cache-sized blocks, a (1, k) max-pool with indices, and a ``scatter_add_`` backward (the ViG
-  ``torch.max`` tie rule) instead of advanced indexing + ``amax`` (whose backward materialises
-  (B, N, k, C) masks); ``max_j (x_j - x_i)`` is computed as ``max_j x_j - x_i`` (exact);
-* 3 x 3 conv weights are stored channels-last (same keys and shapes); LLG runs as ``L^T + A L^T``.
+  the k smallest by :func:`topk_smallest` (two-stage top-k over key groups, same indices);
+* neighbour max: ``index_select`` on the contiguous ``(B*M, C)`` pool in cache-sized blocks, a
+  (1, k) max-pool with indices, and a ``scatter_add_`` backward (the ViG ``torch.max`` tie rule)
+  instead of advanced indexing + ``amax`` (whose backward materialises (B, N, k, C) masks);
+  ``max_j (x_j - x_i)`` is computed as ``max_j x_j - x_i`` (exact) and written straight into the
+  interleaved ``[x, m]`` layout (:class:`_MaxRelative`);
+* 1 x 1 conv + BN (+ GELU) blocks run on the ``(B*N, C)`` token view: the conv as one GEMM
+  (grouped: one batched GEMM), BN as a 2-D batch norm (:func:`_pointwise`; same modules, keys and
+  running statistics) instead of Conv2d (PyTorch's ``_slow_conv2d`` path for 1 x 1 kernels here);
+* 3 x 3 conv weights are stored channels-last (same keys and shapes); LLG runs as one
+  ``baddbmm``: ``L^T + A L^T``.
 """
 from __future__ import annotations
 
@@ -61,7 +67,7 @@ from torch import nn
 
 __all__ = [
     "ATGNNConfig", "PRESETS", "ATGNN", "build_atgnn", "Grapher", "FFN", "MLGBlock", "DropPath",
-    "knn_graph", "gather_max", "sincos_pos_2d", "relative_pos_term", "relative_pos_rows",
+    "knn_graph", "topk_smallest", "gather_max", "sincos_pos_2d", "relative_pos_term", "relative_pos_rows",
     "count_atgnn", "position_table_elements",
     "load_vig_weights", "map_vig_state_dict", "VigLoadReport", "knn_peak_memory",
     "atgnn_loss", "LabelNoiseRobustBCE",
@@ -314,6 +320,45 @@ def relative_pos_rows(dim: int, hw: tuple[int, int], r: int, device: Any = None)
     return rows_fn
 
 
+def _group_count(m: int, kk: int) -> int:
+    """Key groups G for :func:`topk_smallest` (a divisor of ``m`` minimising the candidate work
+    ``G + (kk + 1) m / G``), or 0 when plain ``torch.topk`` is as cheap (``m >= 64 kk``: its
+    partial-sort path; or no divisor with under ``m / 2`` work)."""
+    if m >= 64 * kk:
+        return 0
+    best, cost = 0, m / 2
+    for g in range(kk + 1, m // 2 + 1):
+        if m % g == 0 and g + (kk + 1) * (m // g) < cost:
+            best, cost = g, g + (kk + 1) * (m // g)
+    return best
+
+
+def topk_smallest(dist: torch.Tensor, kk: int) -> torch.Tensor:
+    """``torch.topk(dist, kk, -1, largest=False, sorted=True).indices`` in two cheaper stages.
+
+    dist (..., M) contiguous -> (..., kk) int64. Keys are split into G strided groups
+    (key j in group j % G); the kk + 1 groups with the smallest minima hold the kk + 1 smallest
+    keys, so one top-k over those groups' (kk + 1) * M / G keys replaces the top-k over M.
+    Rows whose kk + 1 smallest values contain a tie (or a NaN) are redone with ``torch.topk`` on
+    the full row, so the result is identical to it, tie order included. Meta tensors (FLOP
+    counting) take plain ``torch.topk``.
+    """
+    m = dist.shape[-1]
+    groups = _group_count(m, kk)
+    if groups == 0 or dist.is_meta:
+        return torch.topk(dist, kk, dim=-1, largest=False, sorted=True).indices
+    lead = dist.shape[:-1]
+    gmin = dist.view(*lead, m // groups, groups).amin(dim=-2)              # (..., G)
+    top = torch.topk(gmin, kk + 1, dim=-1, largest=False, sorted=False).indices
+    cand = (top.unsqueeze(-1) + torch.arange(0, m, groups, device=dist.device)).flatten(-2)
+    val, pos = torch.topk(dist.gather(-1, cand), kk + 1, dim=-1, largest=False, sorted=True)
+    idx = cand.gather(-1, pos[..., :kk])
+    redo = (val[..., 1:] == val[..., :-1]).any(-1) | val[..., -1].isnan()
+    if redo.any():
+        idx[redo] = torch.topk(dist[redo], kk, dim=-1, largest=False, sorted=True).indices
+    return idx
+
+
 def knn_graph(x: torch.Tensor, y: torch.Tensor | None, k: int, dilation: int = 1,
               rel: torch.Tensor | None = None, rel_fn: Any = None,
               chunk_elements: int = 1 << 22) -> torch.Tensor:
@@ -357,38 +402,49 @@ def knn_graph(x: torch.Tensor, y: torch.Tensor | None, k: int, dilation: int = 1
             dist.add_(rel[sl].to(dist.dtype))
         elif rel_fn is not None:
             dist.add_(rel_fn(sl).to(dist.dtype))
-        idx = torch.topk(dist, kk, dim=-1, largest=False, sorted=True).indices
+        idx = topk_smallest(dist, kk)
         out[:, sl] = idx[..., ::d_eff] if d_eff > 1 else idx
         del dist
     return out
 
 
-class _GatherMax(torch.autograd.Function):
-    """``m[q, c] = max_j pool[rows[q, j], c]`` with the gradient routed to the arg-max row.
+def _block_max(pool: torch.Tensor, rows: torch.Tensor, out: torch.Tensor,
+               centre: torch.Tensor | None = None) -> torch.Tensor:
+    """Write ``max_j pool[rows[q, j]]`` (minus ``centre[q]`` if given) into ``out`` (Q, C), any
+    strides; return the arg-max pool rows (Q, C) int64.
 
-    Forward, per block of queries (about ``_GATHER_BLOCK`` gathered elements, so the block stays
-    in cache): one ``index_select`` of the block's neighbour rows -> (q, k, C), read as a
+    Per block of queries (about ``_GATHER_BLOCK`` gathered elements, so the block stays in
+    cache): one ``index_select`` of the block's neighbour rows -> (q, k, C), read as a
     channels-last (1, C, q, k) image, and a (1, k) ``max_pool2d`` with indices (vectorised over C).
-    Backward: one ``scatter_add_`` of the (Q, C) gradient into the (R, C) pool at the arg-max rows.
-    Ties send the whole gradient to the first tied neighbour (like ``torch.max(dim)`` in the ViG
-    code) instead of splitting it (``amax``); the forward value is identical.
+    Ties pick the first tied neighbour (like ``torch.max(dim)`` in the ViG code).
     """
+    q_all, k = rows.shape
+    C = pool.shape[1]
+    src = torch.empty(q_all, C, dtype=torch.long, device=pool.device)
+    step = max(1, _GATHER_BLOCK // (k * C))
+    for s in range(0, q_all, step):
+        r = rows[s:s + step]
+        q = r.shape[0]
+        nb = pool.index_select(0, r.reshape(-1)).view(1, q, k, C).permute(0, 3, 1, 2)
+        v, i = F.max_pool2d(nb, (1, k), return_indices=True)           # (1, C, q, 1), i = q*k + j
+        v = v.permute(0, 2, 3, 1).reshape(q, C)
+        if centre is None:
+            out[s:s + q] = v
+        else:
+            torch.sub(v, centre[s:s + q], out=out[s:s + q])
+        src[s:s + q] = r.reshape(-1)[i.permute(0, 2, 3, 1).reshape(q, C)]
+    return src
+
+
+class _GatherMax(torch.autograd.Function):
+    """``m[q, c] = max_j pool[rows[q, j], c]`` (:func:`_block_max`) with the gradient routed to
+    the arg-max row by one ``scatter_add_`` (ties: the whole gradient to the first tied
+    neighbour, not split as by ``amax``; the forward value is identical)."""
 
     @staticmethod
     def forward(ctx: Any, pool: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        q_all, k = rows.shape
-        C = pool.shape[1]
-        val = pool.new_empty(q_all, C)
-        src = torch.empty(q_all, C, dtype=torch.long, device=pool.device)
-        step = max(1, _GATHER_BLOCK // (k * C))
-        for s in range(0, q_all, step):
-            r = rows[s:s + step]
-            q = r.shape[0]
-            nb = pool.index_select(0, r.reshape(-1)).view(1, q, k, C).permute(0, 3, 1, 2)
-            v, i = F.max_pool2d(nb, (1, k), return_indices=True)       # (1, C, q, 1), i = q*k + j
-            val[s:s + q] = v.permute(0, 2, 3, 1).reshape(q, C)
-            src[s:s + q] = r.reshape(-1)[i.permute(0, 2, 3, 1).reshape(q, C)]
-        ctx.save_for_backward(src)
+        val = pool.new_empty(rows.shape[0], pool.shape[1])
+        ctx.save_for_backward(_block_max(pool, rows, val))
         ctx.n_rows = pool.shape[0]
         return val
 
@@ -399,7 +455,30 @@ class _GatherMax(torch.autograd.Function):
         return g, None
 
 
-#: elements gathered per block in :class:`_GatherMax` (1 MB of float32: fits in L2)
+class _MaxRelative(torch.autograd.Function):
+    """``z[q] = [x_0, m_0, x_1, m_1, ...]`` with ``m = max_j pool[rows[q, j]] - x[q]``: the
+    max-relative features written straight into the interleaved (Q, 2C) layout (no separate
+    subtract / stack passes). x (Q, C), pool (P, C), rows (Q, k) -> (Q, 2C)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, pool: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        Q, C = x.shape
+        z = x.new_empty(Q, C, 2)
+        z[..., 0] = x
+        ctx.save_for_backward(_block_max(pool, rows, z[..., 1], centre=x))
+        ctx.n_rows = pool.shape[0]
+        return z.view(Q, 2 * C)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:  # type: ignore[override]
+        (src,) = ctx.saved_tensors
+        g = grad.reshape(src.shape[0], -1, 2)
+        gm = g[..., 1]
+        gpool = gm.new_zeros(ctx.n_rows, gm.shape[1]).scatter_add_(0, src, gm.contiguous())
+        return g[..., 0] - gm, gpool, None
+
+
+#: elements gathered per block in :func:`_block_max` (1 MB of float32: fits in L2)
 _GATHER_BLOCK = 1 << 18
 
 
@@ -410,10 +489,13 @@ def gather_max(y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     advanced-indexing intermediate is kept for the backward pass).
     """
     B, M, C = y.shape
-    N, k = idx.shape[1], idx.shape[2]
-    offs = (torch.arange(B, device=idx.device) * M).view(B, 1, 1)
-    rows = (idx + offs).reshape(B * N, k)
-    return _GatherMax.apply(y.reshape(B * M, C), rows).view(B, N, C)
+    return _GatherMax.apply(y.reshape(B * M, C), _flat_rows(idx, M)).view(B, idx.shape[1], C)
+
+
+def _flat_rows(idx: torch.Tensor, m: int) -> torch.Tensor:
+    """(B, N, k) per-batch key indices -> (B*N, k) rows of the flattened (B*M, C) key pool."""
+    B, N, k = idx.shape
+    return (idx + (torch.arange(B, device=idx.device) * m).view(B, 1, 1)).reshape(B * N, k)
 
 
 def _max_relative(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -424,8 +506,9 @@ def _max_relative(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.
     ``max_j (y_j - x_i) = max_j y_j - x_i`` exactly (rounding of ``y_j - x_i`` is monotone in y_j).
     """
     B, N, C = x.shape
-    m = gather_max(y, idx) - x                                # (B, N, C)
-    return torch.stack([x, m], dim=-1).reshape(B, N, 2 * C)
+    M = y.shape[1]
+    z = _MaxRelative.apply(x.reshape(B * N, C), y.reshape(B * M, C), _flat_rows(idx, M))
+    return z.view(B, N, 2 * C)
 
 
 def _tokens(x: torch.Tensor) -> torch.Tensor:
@@ -438,6 +521,58 @@ def _image(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """(B, H*W, C) contiguous tokens -> (B, C, H, W) channels-last view (no copy)."""
     B, _, C = t.shape
     return t.view(B, h, w, C).permute(0, 3, 1, 2)
+
+
+def _conv1x1_tokens(t: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """A 1x1 ``conv`` on node-major tokens: (B, N, Cin) -> (B, N, Cout) contiguous.
+
+    One GEMM on the (B*N, Cin) view (``groups`` > 1: one batched GEMM over the groups); same
+    weights, MACs and values as the conv, without its im2col / layout copies.
+    """
+    B, N, cin = t.shape
+    w, g = conv.weight, conv.groups
+    cout = w.shape[0]
+    t2 = t.reshape(B * N, cin)
+    if g == 1:
+        out = F.linear(t2, w.view(cout, cin), conv.bias)
+    else:
+        ci, co = cin // g, cout // g
+        bias = conv.bias.view(g, 1, co) if conv.bias is not None else t2.new_zeros(g, 1, co)
+        out = torch.baddbmm(bias, t2.view(B * N, g, ci).transpose(0, 1),
+                            w.view(g, co, ci).transpose(1, 2))           # (g, B*N, co)
+        out = out.transpose(0, 1).reshape(B * N, cout)
+    return out.view(B, N, cout)
+
+
+def _bn_tokens(t: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """``bn`` (same statistics and running-stat update as ``bn(image)``) on tokens (B, N, C)."""
+    momentum = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:
+            momentum = 1.0 / float(bn.num_batches_tracked)
+    use_batch = bn.training or (bn.running_mean is None and bn.running_var is None)
+    track = not bn.training or bn.track_running_stats
+    out = F.batch_norm(t.reshape(-1, t.shape[-1]), bn.running_mean if track else None,
+                       bn.running_var if track else None, bn.weight, bn.bias, use_batch,
+                       momentum, bn.eps)
+    return out.view(t.shape)
+
+
+def _pointwise(seq: nn.Sequential, t: torch.Tensor) -> torch.Tensor:
+    """A ``(1x1 Conv2d, BatchNorm2d[, act])`` sequence on tokens: (B, N, Cin) -> (B, N, Cout)."""
+    for layer in seq:
+        if isinstance(layer, nn.Conv2d):
+            t = _conv1x1_tokens(t, layer)
+        elif isinstance(layer, nn.BatchNorm2d):
+            t = _bn_tokens(t, layer)
+        else:
+            t = layer(t)
+    return t
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 # ================================================================================== blocks
@@ -469,6 +604,7 @@ class GraphConv(nn.Module):
         return max(1, min(self.r, hw[0], hw[1]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _channels_last(x)
         B, C, H, W = x.shape
         r = self._r_eff((H, W))
         keys = F.avg_pool2d(x, r, r) if r > 1 else x
@@ -483,7 +619,7 @@ class GraphConv(nn.Module):
             idx = knn_graph(xq.detach(), yk.detach(), self.k, self.dilation, rel, rel_fn, self.chunk)
         if self.keep_edges:
             self.last_edges = idx
-        return self.gconv.nn(_image(_max_relative(xq, yk, idx), H, W))   # (B, 2C, H, W)
+        return _image(_pointwise(self.gconv.nn, _max_relative(xq, yk, idx)), H, W)  # (B, 2C, H, W)
 
 
 class Grapher(nn.Module):
@@ -498,7 +634,11 @@ class Grapher(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.drop_path(self.fc2(self.graph_conv(self.fc1(x))))
+        x = _channels_last(x)
+        H, W = x.shape[-2:]
+        t = _tokens(x)                                        # (B, N, C) view
+        g = self.graph_conv(_image(_pointwise(self.fc1, t), H, W))
+        return _image(t + self.drop_path(_pointwise(self.fc2, _tokens(g))), H, W)
 
 
 class FFN(nn.Module):
@@ -513,7 +653,11 @@ class FFN(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.drop_path(self.fc2(self.act(self.fc1(x))))
+        x = _channels_last(x)
+        H, W = x.shape[-2:]
+        t = _tokens(x)                                        # (B, N, C) view
+        h = _pointwise(self.fc2, self.act(_pointwise(self.fc1, t)))
+        return _image(t + self.drop_path(h), H, W)
 
 
 class Downsample(nn.Module):
@@ -549,7 +693,7 @@ class PLGConv(nn.Module):
             idx = knn_graph(lq.detach(), pk.detach(), self.k, 1, chunk_elements=self.chunk)
         if self.keep_edges:
             self.last_edges = idx
-        return self.nn(_image(_max_relative(lq, pk, idx), lq.shape[1], 1))
+        return _image(_pointwise(self.nn, _max_relative(lq, pk, idx)), lq.shape[1], 1)
 
 
 class MLGBlock(nn.Module):
@@ -572,7 +716,7 @@ class MLGBlock(nn.Module):
         lab = lab + self.drop_path(self.plg(lab, patches))
         lab = self.ffn(lab)
         Lt = _tokens(lab)                                     # (B, S, C) = L^T
-        Lt = Lt + torch.matmul(self.adj, Lt)                  # L^T + A L^T (Eq. 6, transposed)
+        Lt = torch.baddbmm(Lt, self.adj.expand(Lt.shape[0], -1, -1), Lt)   # L^T + A L^T (Eq. 6)
         return _image(Lt, Lt.shape[1], 1)                     # (B, C, S, 1) channels-last view
 
 
@@ -725,7 +869,8 @@ class ATGNN(nn.Module):
             x = blk(x)
             if stage < len(self.stage_ends) and i == self.stage_ends[stage]:
                 patches = x.flatten(2).unsqueeze(-1)          # (B, C, N, 1)
-                lab = self.label_proj[stage](lab)
+                if isinstance(self.label_proj[stage], nn.Sequential):
+                    lab = _image(_pointwise(self.label_proj[stage], _tokens(lab)), lab.shape[2], 1)
                 for mlg in self.mlg_stages[stage]:
                     lab = mlg(lab, patches)
                 stage += 1

@@ -262,3 +262,11 @@ def test_chapter_verdicts_show_registered_verdict_of_the_profile_only():
     assert "color: #2e7d32" in R.chapter_verdicts("bow", profile="book").to_html()
     with pytest.raises(KeyError, match="unknown paper"):
         R.chapter_verdicts("bows")
+
+
+def test_claim_evidence_names_the_model_that_ran_a_paper_row():
+    _rec(row="ATGNN-pyr-s", model="pyr-tiny (C/4)", metrics={"mAP": 0.2})
+    _rec(row="ATGNN-pyr-s (-MLG)", model="ATGNN-pyr-s (-MLG)", metrics={"mAP": 0.1})
+    v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k")
+    assert v.verdict == "reproduced"
+    assert v.evidence.endswith("; rows as run: ATGNN-pyr-s = pyr-tiny (C/4)")

@@ -518,6 +518,9 @@ def evaluate_claim(chapter: str, claim_id: str, profile: str | None = None,
                           f"no record of {table}/{metric} for rows {missing}", values)
     else:
         ok, evidence = _decide(paper, kind, test, values)
+        ran = {r: m for r, m in zip(used["row"], used["model"]) if isinstance(m, str) and m and m != r}
+        if ran:   # a paper row measured with another model (e.g. a CPU stand-in): say which
+            evidence += "; rows as run: " + "; ".join(f"{r} = {m}" for r, m in ran.items())
         verdict = Verdict(claim_id, "reproduced" if ok else "not reproduced", evidence, values,
                           ", ".join(sorted(set(used["dataset"]))),
                           ", ".join(sorted(set(used["scale"]))),

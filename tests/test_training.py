@@ -410,3 +410,12 @@ def test_helpers_predict_device_and_plot():
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
     with pytest.raises(KeyError, match="mAP"):
         plot_history(res.history, metrics=["mAP"])
+
+
+def test_reject_unknown_fields_names_every_typo_and_uses_the_given_error():
+    from audiorepro.training.config import TrainConfig, reject_unknown_fields
+    reject_unknown_fields(TrainConfig, ["lr", "epochs"], "training config")   # known keys pass
+    with pytest.raises(KeyError, match=r"training config: unknown key\(s\) \['eposh', 'lrr'\]"):
+        TrainConfig.from_dict({"lrr": 0.1, "eposh": 3, "lr": 0.1})
+    with pytest.raises(ValueError, match=r"setup: unknown key\(s\) \['x'\]"):
+        reject_unknown_fields(TrainConfig, ["x"], "setup", error=ValueError)

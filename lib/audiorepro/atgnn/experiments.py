@@ -29,6 +29,7 @@ from ..augment import SpecAugment, sample_mixup_lambda, scaled_mask_params
 from ..metrics import tagging_metrics
 from ..models.atgnn import ATGNN, LabelNoiseRobustBCE, build_atgnn
 from ..training import balanced_sampler, fit, make_evaluator, predict
+from ..training.config import reject_unknown_fields
 
 __all__ = ["TaggingData", "tagging_data", "RecipeConfig", "make_batch_fn", "train_tagger",
            "build_model", "WaveToLogits", "evaluate_tagging", "label_attention", "table_rows",
@@ -207,10 +208,7 @@ class RecipeConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RecipeConfig":
-        known = set(cls.__dataclass_fields__)
-        bad = sorted(set(d) - known)
-        if bad:
-            raise KeyError(f"unknown recipe key(s) {bad}; known: {sorted(known)}")
+        reject_unknown_fields(cls, d, "recipe")
         return cls(**d)
 
 

@@ -228,10 +228,8 @@ def build_atgnn(preset: str = "pyr-s", **overrides: Any) -> "ATGNN":
     """
     if preset not in PRESETS:
         raise KeyError(f"unknown ATGNN preset {preset!r}; known: {sorted(PRESETS)}")
-    names = set(ATGNNConfig.__dataclass_fields__)
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise KeyError(f"unknown ATGNN config key(s) {unknown}; known: {sorted(names)}")
+    from ..training.config import reject_unknown_fields
+    reject_unknown_fields(ATGNNConfig, overrides, "ATGNN config")
     return ATGNN(ATGNNConfig(**{**PRESETS[preset], **overrides}))
 
 

@@ -71,6 +71,7 @@ from .. import paths
 from ..data.audio import fix_length, load_audio
 from ..data.cliptable import ClipTable
 from ..fileio import atomic_write
+from ..training.config import reject_unknown_fields
 from .backbones.base import Backbone, Tap
 
 log = logging.getLogger(__name__)
@@ -591,10 +592,7 @@ class BackboneSetup:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "BackboneSetup":
-        known = set(cls.__dataclass_fields__)
-        bad = sorted(set(d) - known)
-        if bad:
-            raise FusionError(f"backbone setup {dict(d)}: unknown key(s) {bad}; known: {sorted(known)}")
+        reject_unknown_fields(cls, d, f"backbone setup {dict(d)}", error=FusionError)
         setup = cls(**dict(d))
         if setup.weights not in WEIGHTS:
             raise FusionError(f"backbone setup {setup.label!r}: weights={setup.weights!r} must be one "

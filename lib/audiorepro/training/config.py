@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 __all__ = ["TrainConfig"]
 
@@ -11,6 +11,16 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "step", "cosine", "exponential")
 AMP_MODES = (False, True, "auto", "bf16", "fp16", "off")
 
+
+
+def reject_unknown_fields(cls: type, keys: Iterable[str], what: str,
+                          error: type[Exception] = KeyError) -> None:
+    """Raise ``error`` naming every key of ``keys`` that is not a field of dataclass ``cls``
+    (typos in configuration dicts and parameter files are caught, not ignored)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(keys) - names)
+    if unknown:
+        raise error(f"{what}: unknown key(s) {unknown}; known: {sorted(names)}")
 
 @dataclass
 class TrainConfig:
@@ -138,10 +148,7 @@ class TrainConfig:
         else:
             base = dict(config or {})
         base.update(overrides)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(base) - names)
-        if unknown:
-            raise KeyError(f"unknown training config key(s) {unknown}; known keys: {sorted(names)}")
+        reject_unknown_fields(cls, base, "training config")
         return cls(**base)
 
     def to_dict(self) -> dict[str, Any]:

@@ -253,6 +253,17 @@ def test_check_names_a_parameter_papermill_cannot_parse(mini):
     assert "01_demo.ipynb: papermill cannot parse parameter(s) ['cap']" in problems
 
 
+def test_check_wants_each_parameter_file_to_set_its_own_profile(mini):
+    pfile = mini.book / "demo" / "params" / "01_demo.book.yaml"
+    pfile.write_text("k: 12\n")
+    problems = "\n".join(B.check(mini))
+    assert "01_demo.book.yaml: sets profile None, want 'book'" in problems
+    pfile.write_text("k: 12\nprofile: paper\n")
+    assert "sets profile 'paper', want 'book'" in "\n".join(B.check(mini))
+    pfile.write_text("k: 12\nprofile: book\n")
+    assert B.check(mini) == []
+
+
 def test_repository_book_passes_check():
     """Every notebook of the real book: one parseable parameters cell, no outputs, listed in the
     toc, and every parameter file names only declared parameters."""

@@ -457,14 +457,21 @@ def check(layout: Layout) -> list[str]:
             if unparsed:
                 problems.append(f"{rel}: papermill cannot parse parameter(s) {unparsed} (one "
                                 "`name = value  # comment` per line, no quotes or '=' in comments)")
+            declared = notebook_parameters(nb_path)
             for profile in PROFILES:
                 for _variant, pfile in param_files(nb_path, profile):
                     if pfile is None:
                         continue
                     try:
-                        validate_parameters(nb_path, load_param_file(pfile), pfile)
+                        params = load_param_file(pfile)
+                        validate_parameters(nb_path, params, pfile)
                     except BookError as exc:
                         problems.append(str(exc))
+                        continue
+                    if "profile" in declared and params.get("profile") != profile:
+                        problems.append(f"{pfile.relative_to(layout.root)}: sets profile "
+                                        f"{params.get('profile')!r}, want {profile!r} (records of a "
+                                        "run by plain papermill -f would be mislabelled)")
     for name in sorted(toc):
         if not any((layout.root / f"{name}{s}").is_file() for s in (".md", ".ipynb")):
             problems.append(f"{layout.toc.name}: entry {name!r} has no file {name}.md / .ipynb")

@@ -145,6 +145,23 @@ def test_run_dir_depends_on_everything_that_defines_a_run(tmp_path, monkeypatch)
     others = {run_dir_for("pyr-tiny", {"use_mlg": False}, d, r0), run_dir_for("pyr-tiny", {}, d, RecipeConfig(seed=1)),
               run_dir_for("pyr-tiny", {}, d, RecipeConfig(epochs=3)), run_dir_for("iso-tiny", {}, d, r0)}
     assert base not in others and len(others) == 4
+    # a change of the model / training source gives a new folder (no stale reload)
+    from audiorepro.atgnn import experiments as E
+    monkeypatch.setattr(E, "code_digest", lambda: "other-code")
+    assert run_dir_for("pyr-tiny", {}, d, r0) != base
+
+
+def test_code_digest_tracks_the_model_source(tmp_path, monkeypatch):
+    from audiorepro.atgnn import experiments as E
+    from audiorepro import book as B
+    E.code_digest.cache_clear()
+    first = E.code_digest()
+    assert len(first) == 16 and first == E.code_digest()
+    real = B.library_hash
+    monkeypatch.setattr(B, "library_hash", lambda pkg=None: real(pkg) + ("x" if pkg.name == "models" else ""))
+    E.code_digest.cache_clear()
+    assert E.code_digest() != first
+    E.code_digest.cache_clear()
 
 
 # ------------------------------------------------------------------ benchmark file

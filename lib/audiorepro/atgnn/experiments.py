@@ -14,7 +14,10 @@
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,7 +36,7 @@ from ..training.config import reject_unknown_fields
 
 __all__ = ["TaggingData", "tagging_data", "RecipeConfig", "make_batch_fn", "train_tagger",
            "build_model", "WaveToLogits", "evaluate_tagging", "label_attention", "table_rows",
-           "run_dir_for", "train_row", "seed_summary", "SeedComparison", "compare_seeds",
+           "run_dir_for", "code_digest", "train_row", "seed_summary", "SeedComparison", "compare_seeds",
            "benchmark_table"]
 
 
@@ -367,15 +370,29 @@ def table_rows(panns_scale: float = 0.125, ast_scale: str | float = "cpu") -> di
     return rows
 
 
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """Digest of the source a training run depends on (models, training loop, augmentation,
+    front ends, this module): part of every run's cache key, so a changed model never reloads a
+    run trained by the old code."""
+    from ..book import library_hash
+    pkg = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for folder in ("models", "training", "atgnn"):
+        h.update(library_hash(pkg / folder).encode())
+    for name in ("augment.py", "frontends.py"):
+        h.update((pkg / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def run_dir_for(arch: str, overrides: Mapping[str, Any], data: TaggingData,
                 recipe: RecipeConfig) -> Path:
     """Cache folder of one training run, named by a hash of everything that defines it (so two
     notebooks asking for the same run share it, and a changed recipe never reuses a stale one)."""
-    import hashlib
-    import json
     from .. import paths
     key = json.dumps({"arch": arch, "overrides": dict(overrides), "data": data.description,
-                      "sizes": data.sizes(), "recipe": asdict(recipe)}, sort_keys=True, default=str)
+                      "sizes": data.sizes(), "recipe": asdict(recipe), "code": code_digest()},
+                     sort_keys=True, default=str)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     return paths.cache_dir("runs", "atgnn", f"{arch}_s{recipe.seed}_{digest}")
 

@@ -119,3 +119,12 @@ def test_short_clips_are_padded_with_their_minimum_for_the_cnns():
     y = R._pad_min(x, 4)
     assert y.shape == (2, 4) and torch.equal(y[:, :2], x) and bool((y[:, 2:] == 0.5).all())
     assert R._pad_min(torch.zeros(2, 5), 4).shape == (2, 5)
+
+
+def test_caption_world_guard_covers_every_pretraining_profile():
+    """The stand-ins of every pre-training profile learned from the world the guard refuses."""
+    import pytest
+    from audiorepro.models import pretrain, retrieval
+    assert {p["seed"] for p in pretrain.PROFILES.values()} == {retrieval.PRETRAIN_WORLD_SEED}
+    with pytest.raises(ValueError, match="world_seed=0 is the world"):
+        retrieval.caption_sources(synthetic_clips=4, world_seed=retrieval.PRETRAIN_WORLD_SEED, real=False)

@@ -52,6 +52,7 @@ from torch import Tensor, nn
 
 from .. import metrics as M
 from .. import paths
+from .pretrain import PROFILES as _PRETRAIN_PROFILES
 
 __all__ = [
     "preprocess_caption", "TEXT_MODELS", "TextModelMissing", "resolve_text_model", "TextEncoder",
@@ -65,9 +66,9 @@ __all__ = [
 ]
 
 MAX_TOKENS = 32
-#: world seed the pre-trained audio stand-ins learned from (``models.pretrain``): the caption
-#: data of this chapter must come from another world
-PRETRAIN_WORLD_SEED = 0
+#: world seed the pre-trained audio stand-ins learned from (read from ``models.pretrain``'s
+#: profiles): the caption data of this chapter must come from another world
+PRETRAIN_WORLD_SEED: int = int(_PRETRAIN_PROFILES["book"]["seed"])
 _PUNCT = re.compile("[" + re.escape(string.punctuation) + "]")
 #: PaSST log-mel value of digital silence: (log(1e-5) + 4.5) / 5 (used to pad batches).
 SILENCE_LOGMEL = (math.log(1e-5) + 4.5) / 5.0

@@ -57,6 +57,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -318,6 +319,7 @@ def relative_pos_rows(dim: int, hw: tuple[int, int], r: int, device: Any = None)
     return rows_fn
 
 
+@lru_cache(maxsize=256)
 def _group_count(m: int, kk: int) -> int:
     """Key groups G for :func:`topk_smallest` (a divisor of ``m`` minimising the candidate work
     ``G + (kk + 1) m / G``), or 0 when plain ``torch.topk`` is as cheap (``m >= 64 kk``: its

@@ -59,12 +59,12 @@ MM_N = 2048
 def load_impl(path: str | None) -> Any:
     """The ATGNN model module: the library's, or one loaded from ``path``."""
     if path is None:
-        from audiorepro.models import atgnn
+        from audiorepro.papers.atgnn import model as atgnn
         return atgnn
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"--impl {file} does not exist")
-    spec = importlib.util.spec_from_file_location("audiorepro.models._atgnn_bench_impl", file)
+    spec = importlib.util.spec_from_file_location("audiorepro.papers.atgnn._bench_impl", file)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from audiorepro.models.backbones import build_backbone, list_backbones
+from audiorepro.backbones import build_backbone, list_backbones
 from audiorepro.benchmarking import matmul_gflops
 
 

@@ -7,7 +7,7 @@ Usage::
 
 Measures, on random data of the book profile's sizes, process CPU seconds and wall seconds of
 1. one autoencoder epoch per patch family (``--vectors`` vectors, width ``--hidden``, F = 10);
-2. k-means (scikit-learn, the pipeline's :func:`audiorepro.models.bow.fit_kmeans` settings) with
+2. k-means (scikit-learn, the pipeline's :func:`audiorepro.papers.bow.model.fit_kmeans` settings) with
    D codewords on ``--vectors`` latents of each family's bottleneck size;
 3. one head epoch (``--chunks`` count vectors of size 4 D) for each D x head width,
 for each torch thread count. Results are printed and, with ``--json``, written as a list of rows.
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from audiorepro.models import bow
+from audiorepro.papers.bow import model as bow
 
 
 def _timed(fn) -> tuple[float, float]:

@@ -1,7 +1,7 @@
 """Multilayer fusion: per-layer embedding throughput (clips/s) and linear-probe cost.
 
 Run: ``.venv/bin/python benchmarks/bench_fusion.py [--clips 16] [--seconds 1] [--repeats 3]``.
-Random waves through :class:`audiorepro.models.fusion.LayerEmbedder` (all layers) for CREPE-tiny
+Random waves through :class:`audiorepro.papers.fusion.model.LayerEmbedder` (all layers) for CREPE-tiny
 (hop 0.1 s) and the CPU-sized CNN14, VGGish and AST of the book profile (random weights: speed
 only; the synthetic-pretrained stand-ins have the same architecture), and one linear probe
 (200 epochs, no early stopping) on a random (160, D) embedding. Prints best/median wall and best
@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audiorepro.models.backbones import build_backbone
-from audiorepro.models.fusion import LayerEmbedder, linear_eval
+from audiorepro.backbones import build_backbone
+from audiorepro.papers.fusion.model import LayerEmbedder, linear_eval
 from audiorepro.benchmarking import timeit
 
 

@@ -31,7 +31,7 @@ def ranking_qps(n_audio: int, dim: int = 1024, batch: int = 1, k: int = 10, repe
 
 
 def passt_clips_per_second(batch: int = 4, repeats: int = 2) -> tuple[float, int]:
-    from audiorepro.models.retrieval import build_audio_encoder
+    from audiorepro.papers.retrieval.model import build_audio_encoder
     enc = build_audio_encoder("PaSST-S", scale="base").eval()
     x = torch.randn(batch, 1, 128, 1000)  # 10 s PaSST log-mel (100 frames/s)
     with torch.no_grad():
@@ -43,7 +43,7 @@ def passt_clips_per_second(batch: int = 4, repeats: int = 2) -> tuple[float, int
 
 
 def stand_in_clips_per_second(batch: int = 8, repeats: int = 3) -> tuple[float, int]:
-    from audiorepro.models.backbones import build_backbone
+    from audiorepro.backbones import build_backbone
     m = build_backbone("passt_s_swa_p16_s10_128_998_527", scale="cpu").eval()
     x = torch.randn(batch, 1, 128, 998)
     with torch.no_grad():

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from audiorepro.models import thgcl as T
+from audiorepro.papers.thgcl import model as T
 
 
 def bench_step(batch: int, classes: int, pa: int, pv: int, hidden: int, embed: int, reps: int) -> dict:

@@ -59,7 +59,7 @@ def optimizer_step(reps: int = 20) -> None:
     """Median seconds of one AdamW step, foreach on vs off, interleaved (same load on both)."""
     from statistics import median
 
-    from audiorepro.models.backbones import build_backbone
+    from audiorepro.backbones import build_backbone
 
     model = build_backbone("passt_s_swa_p16_s10_128_998_527", scale="cpu")
     params = [p for p in model.parameters() if p.requires_grad]

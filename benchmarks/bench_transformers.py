@@ -5,7 +5,7 @@ Usage::
     python benchmarks/bench_transformers.py [--threads 2] [--repeats 3] [--batch 1]
         [--models ast_base384_f10_t10_527 passt_s_swa_p16_s10_128_998_527 ...]
 
-For each model: MACs from ``audiorepro.models.counting.count_flops`` on the meta device (conv,
+For each model: MACs from ``audiorepro.backbones.counting.count_flops`` on the meta device (conv,
 linear and attention matmuls), eval-mode forward time under ``torch.inference_mode`` (median of
 ``repeats`` after one warm-up), achieved GFLOP/s (2 flops per MAC) and the ratio to the GFLOP/s
 of a float32 2048 x 2048 matmul measured just before and after the model (mean; on a shared
@@ -20,9 +20,9 @@ import time
 
 import torch
 
-from audiorepro.models.backbones.ast import AST_PRESETS, build_ast
-from audiorepro.models.backbones.passt import PASST_PRESETS, build_passt
-from audiorepro.models.counting import count_flops
+from audiorepro.backbones.ast import AST_PRESETS, build_ast
+from audiorepro.backbones.passt import PASST_PRESETS, build_passt
+from audiorepro.backbones.counting import count_flops
 from audiorepro.benchmarking import matmul_gflops
 
 

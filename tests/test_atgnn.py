@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from audiorepro.models.atgnn import (ATGNN, ATGNNConfig, build_atgnn, count_atgnn, knn_graph,
+from audiorepro.papers.atgnn.model import (ATGNN, ATGNNConfig, build_atgnn, count_atgnn, knn_graph,
                                      load_vig_weights, map_vig_state_dict, position_table_elements,
                                      relative_pos_term, sincos_pos_2d, MLGBlock, knn_peak_memory,
                                      gather_max, relative_pos_rows, topk_smallest)
-from audiorepro.models.counting import count_parameters
+from audiorepro.backbones.counting import count_parameters
 
 FIX = Path(__file__).parent / "fixtures" / "reference_state_dicts"
 
@@ -234,7 +234,7 @@ def test_relative_pos_rows_equal_table_rows():
 def test_gather_max_matches_indexing_reference_values_and_gradients(monkeypatch):
     """Blocked index_select + max-pool forward and scatter backward equal advanced indexing +
     amax (random floats: no ties), also when the queries span several blocks."""
-    import audiorepro.models.atgnn as A
+    import audiorepro.papers.atgnn.model as A
     g = torch.Generator().manual_seed(2)
     x = torch.randn(2, 30, 8, generator=g, requires_grad=True)
     y = torch.randn(2, 11, 8, generator=g, requires_grad=True)
@@ -264,7 +264,7 @@ def test_gather_max_matches_indexing_reference_values_and_gradients(monkeypatch)
 def test_topk_smallest_equals_torch_topk_including_ties(m, kk):
     """Two-stage top-k = torch.topk indices exactly: random rows, rows with planted ties at and
     inside the k smallest, and coarse integer rows full of ties."""
-    import audiorepro.models.atgnn as A
+    import audiorepro.papers.atgnn.model as A
     assert A._group_count(m, kk) > 0                                        # two-stage path taken
     g = torch.Generator().manual_seed(4)
     d = torch.randn(2, 300, m, generator=g, dtype=torch.float64)
@@ -283,7 +283,7 @@ def test_pointwise_tokens_equal_conv_bn_gelu_modules(groups, train):
     """1x1 conv as (batched) GEMM + BN on 2-D tokens = the Conv2d / BatchNorm2d / GELU modules on
     an NCHW image: values, input and parameter gradients, running statistics (float64)."""
     import copy
-    from audiorepro.models.atgnn import _image, _pointwise, _tokens
+    from audiorepro.papers.atgnn.model import _image, _pointwise, _tokens
     torch.manual_seed(5)
     seq = torch.nn.Sequential(torch.nn.Conv2d(16, 24, 1, groups=groups), torch.nn.BatchNorm2d(24),
                               torch.nn.GELU()).double().train(train)
@@ -324,7 +324,7 @@ def _ref_ffn(ffn, x: torch.Tensor) -> torch.Tensor:
 def _ref_forward(model: ATGNN, x: torch.Tensor) -> torch.Tensor:
     """The ATGNN forward pass written plainly: NCHW-contiguous tensors, broadcast k-NN,
     advanced-indexing gather + amax, LLG in (B, C, S) layout."""
-    from audiorepro.models.atgnn import Downsample
+    from audiorepro.papers.atgnn.model import Downsample
     x = model.stem.convs(model._to_image(x, False).contiguous())
     x = x + model._pos(tuple(x.shape[-2:]))
     lab = model.label_embed.expand(x.shape[0], -1, -1, -1) if model.config.use_mlg else None

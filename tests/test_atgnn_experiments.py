@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from audiorepro.atgnn import RecipeConfig, label_attention, make_batch_fn
-from audiorepro.models.atgnn import build_atgnn
+from audiorepro.papers.atgnn import RecipeConfig, label_attention, make_batch_fn
+from audiorepro.papers.atgnn.model import build_atgnn
 
 
 def test_recipe_masks_scale_and_train_config():
@@ -56,7 +56,7 @@ def _write_tiny_table(folder, classes=("bird", "dog", "siren")):
 
 
 def test_tagging_data_reads_clip_table_with_kaldi_fbank(tmp_path, monkeypatch):
-    from audiorepro.atgnn import tagging_data
+    from audiorepro.papers.atgnn import tagging_data
     monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path / "home"))
     tab = _write_tiny_table(tmp_path / "ds")
     d = tagging_data(clip_table=tab, data_root=tmp_path / "ds", frames=120, time_mode="crop_pad",
@@ -76,20 +76,20 @@ def test_tagging_data_reads_clip_table_with_kaldi_fbank(tmp_path, monkeypatch):
 
 def test_tagging_data_names_bad_paths(tmp_path):
     import pytest
-    from audiorepro.atgnn import tagging_data
+    from audiorepro.papers.atgnn import tagging_data
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         tagging_data(clip_table=tmp_path / "nope.csv")
     tab = _write_tiny_table(tmp_path / "ds")
     with pytest.raises(FileNotFoundError, match="data_root"):
         tagging_data(clip_table=tab, data_root=tmp_path / "missing")
     with pytest.raises(ValueError, match="time_mode"):
-        from audiorepro.atgnn.experiments import _fit_frames
+        from audiorepro.papers.atgnn.experiments import _fit_frames
         _fit_frames(torch.zeros(4, 10), 8, "stretch")
 
 
 # ------------------------------------------------------------------ baselines and seeds
 def test_ast_and_panns_baselines_map_features_to_logits():
-    from audiorepro.atgnn import build_model
+    from audiorepro.papers.atgnn import build_model
     torch.set_num_threads(1)
     x = torch.randn(2, 64, 32)                                    # (B, T, F)
     for name, kw in (("ast_base384_f10_t10_527", {"scale": "cpu"}), ("panns_cnn14_16k", {"scale": 0.125})):
@@ -107,7 +107,7 @@ def _runs(values):
 
 
 def test_seed_summary_mean_and_std():
-    from audiorepro.atgnn import seed_summary
+    from audiorepro.papers.atgnn import seed_summary
     s = seed_summary(_runs({"a": [0.2, 0.4], "b": [0.3]}))
     assert s["model"].tolist() == ["a", "b"]
     assert abs(s["mean"][0] - 0.3) < 1e-12 and abs(s["std"][0] - 0.1414213562) < 1e-9
@@ -116,7 +116,7 @@ def test_seed_summary_mean_and_std():
 
 
 def test_compare_seeds_outcomes():
-    from audiorepro.atgnn import compare_seeds
+    from audiorepro.papers.atgnn import compare_seeds
     # paired differences +0.10 and +0.12, spread max(std) = 0.0141: clearly better
     c = compare_seeds(_runs({"a": [0.30, 0.32], "b": [0.20, 0.20]}), "a", "b")
     assert c.outcome == "better" and c.verdict == "reproduced"
@@ -134,7 +134,7 @@ def test_compare_seeds_outcomes():
 
 
 def test_run_dir_depends_on_everything_that_defines_a_run(tmp_path, monkeypatch):
-    from audiorepro.atgnn import TaggingData, run_dir_for
+    from audiorepro.papers.atgnn import TaggingData, run_dir_for
     monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
     z = torch.zeros(2, 16, 8)
     d = TaggingData(z, z[:, 0, :2], z, z[:, 0, :2], z, z[:, 0, :2], ["a", "b"], "toy")
@@ -146,29 +146,27 @@ def test_run_dir_depends_on_everything_that_defines_a_run(tmp_path, monkeypatch)
               run_dir_for("pyr-tiny", {}, d, RecipeConfig(epochs=3)), run_dir_for("iso-tiny", {}, d, r0)}
     assert base not in others and len(others) == 4
     # a change of the model / training source gives a new folder (no stale reload)
-    from audiorepro.atgnn import experiments as E
+    from audiorepro.papers.atgnn import experiments as E
     monkeypatch.setattr(E, "code_digest", lambda: "other-code")
     assert run_dir_for("pyr-tiny", {}, d, r0) != base
 
 
-def test_code_digest_tracks_the_model_source(tmp_path, monkeypatch):
-    from audiorepro.atgnn import experiments as E
-    from audiorepro import book as B
-    E.code_digest.cache_clear()
+def test_code_digest_tracks_the_model_source(monkeypatch):
+    from audiorepro import caching
+    from audiorepro.papers.atgnn import experiments as E
     first = E.code_digest()
     assert len(first) == 16 and first == E.code_digest()
-    real = B.library_hash
-    monkeypatch.setattr(B, "library_hash", lambda pkg=None: real(pkg) + ("x" if pkg.name == "models" else ""))
-    E.code_digest.cache_clear()
+    real = caching._module_digest
+    monkeypatch.setattr(caching, "_module_digest",
+                        lambda name: real(name) + ("x" if name == "audiorepro.papers.atgnn" else ""))
     assert E.code_digest() != first
-    E.code_digest.cache_clear()
 
 
 # ------------------------------------------------------------------ benchmark file
 def test_benchmark_table_flattens_json(tmp_path):
     import json
     import pytest
-    from audiorepro.atgnn import benchmark_table
+    from audiorepro.papers.atgnn import benchmark_table
     assert benchmark_table(tmp_path / "none.json") is None
     p = tmp_path / "atgnn.json"
     p.write_text(json.dumps({"throughput": {"clips_per_s": 1.5, "share": 0.25},
@@ -185,7 +183,7 @@ def test_benchmark_table_flattens_json(tmp_path):
 
 def test_table_without_valid_split_holds_out_train_clips(tmp_path, monkeypatch):
     import pandas as pd
-    from audiorepro.atgnn import tagging_data
+    from audiorepro.papers.atgnn import tagging_data
     monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path / "home"))
     tab = _write_tiny_table(tmp_path / "ds")
     df = pd.read_csv(tab)

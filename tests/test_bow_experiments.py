@@ -1,4 +1,4 @@
-"""Bag-of-codewords experiments (lib/audiorepro/models/bow.py): grid summaries, registry round
+"""Bag-of-codewords experiments (lib/audiorepro/papers/bow/model.py): grid summaries, registry round
 trips, masking records, 1 s waveforms for the baselines, temporal bigrams, learned VQ codes."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from audiorepro import results
 from audiorepro.data.cliptable import ClipTable
-from audiorepro.models import bow
+from audiorepro.papers.bow import model as bow
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import soundfile as sf
 import torch
 
 from audiorepro.data.cliptable import ClipTable
-from audiorepro.fusion import tasks as T
-from audiorepro.models import fusion as FU
-from audiorepro.models.backbones import build_backbone
+from audiorepro.papers.fusion import tasks as T
+from audiorepro.papers.fusion import model as FU
+from audiorepro.backbones import build_backbone
 
 
 # ------------------------------------------------------------------------------ Eqs. 1-3
@@ -277,8 +277,8 @@ def test_layer_trend_verdict():
 
 
 def test_backbone_setup_synthetic_pretrained_uses_cached_standin(monkeypatch):
-    from audiorepro.models import pretrain
-    from audiorepro.models.backbones import build_backbone
+    from audiorepro.backbones import pretrain
+    from audiorepro.backbones import build_backbone
 
     calls = []
 

@@ -1,4 +1,4 @@
-"""Cached supervised pre-training of the CPU-sized backbones (audiorepro.models.pretrain).
+"""Cached supervised pre-training of the CPU-sized backbones (audiorepro.backbones.pretrain).
 
 Everything runs in a private AUDIOREPRO_HOME (world, feature cache, run folders, records) on a
 12-clip synthetic world with tiny models; no file from ../shared is needed.
@@ -13,7 +13,7 @@ import torch
 
 from audiorepro.data.cliptable import ClipTable
 from audiorepro.data.synthetic import load_world, make_world
-from audiorepro.models import pretrain as P
+from audiorepro.backbones import pretrain as P
 
 TINY = dict(scale=0.125, profile="smoke", progress=False, crop_seconds=1.0, batch_size=4, clip_seconds=2.0,
             freq_mask_frac=0.0, time_mask_frac=0.0, mixup_alpha=0.0)

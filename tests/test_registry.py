@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from audiorepro.models.backbones import Backbone, build_backbone, list_backbones, register_backbone
-from audiorepro.models.backbones import registry as reg
-from audiorepro.models.backbones.manifest import main as manifest_main
+from audiorepro.backbones import Backbone, build_backbone, list_backbones, register_backbone
+from audiorepro.backbones import registry as reg
+from audiorepro.backbones.manifest import main as manifest_main
 
 FIX = Path(__file__).parent / "fixtures" / "reference_state_dicts"
 ALL = ["panns_cnn14_16k", "panns_cnn14_32k", "panns_cnn10_32k", "vggish_harritaylor",
@@ -51,7 +51,7 @@ def test_num_classes_sets_output_layer() -> None:
 
 
 def test_lazy_registration_and_type_check() -> None:
-    register_backbone("_test_missing", "audiorepro.models.backbones._no_such_module:build")
+    register_backbone("_test_missing", "audiorepro.backbones._no_such_module:build")
     register_backbone("_test_not_backbone", "torch.nn:Identity")   # returns an nn.Identity
     try:
         assert "_test_missing" in list_backbones()
@@ -94,7 +94,7 @@ def test_manifest_cli_match_mismatch_and_errors(capsys: pytest.CaptureFixture) -
 
 
 def test_frontends_produce_the_forward_input() -> None:
-    from audiorepro.models.backbones import LazyFrontend
+    from audiorepro.backbones import LazyFrontend
     panns = build_backbone("panns_cnn10_32k", scale=0.25)
     assert panns.frontend is None and panns.input_kind == "wave"
     wave = torch.randn(32000)
@@ -114,8 +114,8 @@ def test_frontends_produce_the_forward_input() -> None:
 
 
 def test_cpu_preset_builds_a_small_variant_of_every_backbone_and_bad_presets_are_named():
-    from audiorepro.models.backbones import build_backbone
-    from audiorepro.models.counting import count_parameters
+    from audiorepro.backbones import build_backbone
+    from audiorepro.backbones.counting import count_parameters
 
     for name, full in (("panns_cnn10_32k", 5_219_279), ("ast_base384_f10_t10_527", 88_132_063)):
         small = count_parameters(build_backbone(name, scale="cpu"))["trainable"]

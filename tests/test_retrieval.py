@@ -1,4 +1,4 @@
-"""Dual-encoder text-to-audio retrieval (lib/audiorepro/models/retrieval.py)."""
+"""Dual-encoder text-to-audio retrieval (lib/audiorepro/papers/retrieval/model.py)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from audiorepro.models import retrieval as R
+from audiorepro.papers.retrieval import model as R
 
 
 # ----------------------------------------------------------------------------- helpers

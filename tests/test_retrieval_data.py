@@ -1,5 +1,5 @@
 """Retrieval chapter: the paper's data sets through the adapters, frozen stand-in embeddings,
-text fine-tuning with its own learning rate (lib/audiorepro/models/retrieval.py)."""
+text fine-tuning with its own learning rate (lib/audiorepro/papers/retrieval/model.py)."""
 from __future__ import annotations
 
 import shutil
@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from audiorepro.models import retrieval as R
+from audiorepro.papers.retrieval import model as R
 from test_retrieval import BagText  # tiny trainable text encoder (tests/ is on sys.path)
 
 FIX = Path(__file__).parent / "fixtures" / "retrieval"
@@ -124,7 +124,8 @@ def test_short_clips_are_padded_with_their_minimum_for_the_cnns():
 def test_caption_world_guard_covers_every_pretraining_profile():
     """The stand-ins of every pre-training profile learned from the world the guard refuses."""
     import pytest
-    from audiorepro.models import pretrain, retrieval
+    from audiorepro.backbones import pretrain
+    from audiorepro.papers.retrieval import model as retrieval
     assert {p["seed"] for p in pretrain.PROFILES.values()} == {retrieval.PRETRAIN_WORLD_SEED}
     with pytest.raises(ValueError, match="world_seed=0 is the world"):
         retrieval.caption_sources(synthetic_clips=4, world_seed=retrieval.PRETRAIN_WORLD_SEED, real=False)

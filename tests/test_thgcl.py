@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from audiorepro.models import thgcl as T
-from audiorepro.models.counting import count_parameters
+from audiorepro.papers.thgcl import model as T
+from audiorepro.backbones.counting import count_parameters
 
 
 # ------------------------------------------------------------------------------- graph
@@ -271,7 +271,7 @@ def test_uniform_kernel_weights_are_the_mask():
 
 
 def test_vggish_encoder_segments_and_shapes():
-    from audiorepro.models.backbones import build_backbone
+    from audiorepro.backbones import build_backbone
 
     enc = build_backbone("vggish_harritaylor_core", scale=0.125).eval()
     sr = 16000

@@ -9,7 +9,7 @@ COMMANDS = {
     "synthetic": "audiorepro.data.synthetic",
     "debian": "audiorepro.data.debian",
     "manifest": "audiorepro.data.manifest",
-    "check-model": "audiorepro.models.backbones.manifest",
+    "check-model": "audiorepro.backbones.manifest",
 }
 
 

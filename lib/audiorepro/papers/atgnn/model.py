@@ -229,7 +229,7 @@ def build_atgnn(preset: str = "pyr-s", **overrides: Any) -> "ATGNN":
     """
     if preset not in PRESETS:
         raise KeyError(f"unknown ATGNN preset {preset!r}; known: {sorted(PRESETS)}")
-    from ..training.config import reject_unknown_fields
+    from audiorepro.training.config import reject_unknown_fields
     reject_unknown_fields(ATGNNConfig, overrides, "ATGNN config")
     return ATGNN(ATGNNConfig(**{**PRESETS[preset], **overrides}))
 
@@ -927,7 +927,7 @@ def count_atgnn(model: ATGNN, input_size: tuple[int, int] | None = None, device:
     With ``exclude_position_tables`` the tables are precomputed (as ViG does) before counting,
     so their construction is not counted. ``device="meta"`` counts without computing.
     """
-    from .counting import count_flops, count_parameters
+    from audiorepro.backbones.counting import count_flops, count_parameters
 
     cfg = model.config
     f, t = input_size or cfg.input_size

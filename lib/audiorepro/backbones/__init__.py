@@ -1,11 +1,11 @@
 """Shared pre-trained backbones with checkpoint-compatible state dicts and layer taps.
 
->>> from audiorepro.models.backbones import build_backbone, list_backbones
+>>> from audiorepro.backbones import build_backbone, list_backbones
 >>> m = build_backbone("panns_cnn14_16k", scale=0.25).eval()
 >>> feats = m.forward_features(m.example_input(1, 2.0), taps=[3, 6])   # doctest: +SKIP
 
 See :mod:`.base` for the interface, :mod:`.registry` for the names, :mod:`.manifest` for the
-state-dict checker (``python -m audiorepro.models.backbones.manifest NAME MANIFEST.json``).
+state-dict checker (``python -m audiorepro.backbones.manifest NAME MANIFEST.json``).
 """
 from .base import (Backbone, CheckpointError, LazyFrontend, LoadReport, load_checkpoint,
                    read_state_dict, save_checkpoint, scaled_width)

@@ -83,7 +83,7 @@ def build_backbone(name: str, scale: float | str = 1.0, num_classes: int | None 
         **kw: builder-specific options (e.g. ``pca_checkpoint`` for VGGish, ``pretrained`` for
             CREPE, ``spec_augment`` for PANNs).
     Returns:
-        a :class:`~audiorepro.models.backbones.base.Backbone` (in training mode).
+        a :class:`~audiorepro.backbones.base.Backbone` (in training mode).
     """
     spec = backbone_spec(name)
     if isinstance(scale, str):
@@ -106,7 +106,7 @@ def build_backbone(name: str, scale: float | str = 1.0, num_classes: int | None 
     return model
 
 
-_PKG = "audiorepro.models.backbones"
+_PKG = "audiorepro.backbones"
 for _n in ("panns_cnn14_32k", "panns_cnn14_16k", "panns_cnn10_32k"):
     register_backbone(_n, f"{_PKG}.panns:build_panns", manifest=_n,
                       description="PANNs " + _n.split("_")[1].upper() + " " + _n[-3:]

@@ -59,7 +59,7 @@ from ..training import balanced_sampler, fit, make_loader
 from ..training import checkpoint as ckpt
 from ..training.config import TrainConfig
 from ..training.history import history_frame
-from .backbones import Backbone, build_backbone
+from . import Backbone, build_backbone
 from .counting import count_parameters
 
 __all__ = ["PRETRAIN_VERSION", "CPU_BACKBONES", "ALIASES", "PROFILES", "BACKBONE_SETTINGS",
@@ -448,7 +448,7 @@ def _record(report: PretrainReport) -> Path | None:
                   profile=report.profile,
                   model=f"{report.name} scale={report.scale} ({report.n_params['trainable']:,} params)",
                   notes="stand-in for the official weights: supervised pre-training on the "
-                        "synthetic world (audiorepro.models.pretrain)",
+                        "synthetic world (audiorepro.backbones.pretrain)",
                   duration_s=report.train_seconds)
 
 
@@ -622,7 +622,7 @@ def pretraining_table(reports: Mapping[str, PretrainReport] | Sequence[PretrainR
 def reference_manifest_dir() -> Path | None:
     """Folder of the reference state-dict manifests (made from the official code): the test
     fixtures of the repository, else ``../shared/reference_state_dicts``; ``None`` if absent."""
-    repo = Path(__file__).resolve().parents[3]          # lib/audiorepro/models -> checkout
+    repo = Path(__file__).resolve().parents[3]          # lib/audiorepro/backbones -> checkout
     for cand in (repo / "tests" / "fixtures" / "reference_state_dicts",
                  paths.home() / "tests" / "fixtures" / "reference_state_dicts",
                  repo.parent / "shared" / "reference_state_dicts"):
@@ -654,7 +654,7 @@ def backbone_overview(names: Sequence[str] | None = None, cpu_scale: str | float
     """
     import warnings
 
-    from .backbones import backbone_spec, list_backbones
+    from . import backbone_spec, list_backbones
     ref_dir = reference_manifest_dir()
     rows = []
     for name in (names or list_backbones()):

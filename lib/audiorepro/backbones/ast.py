@@ -137,7 +137,7 @@ class ASTModel(Backbone):
         If the checkpoint's position embedding was made for another patch grid (e.g. the
         10.24 s AudioSet model loaded into a model built with ``input_tdim=512``), it is cut or
         interpolated as the AST code does (:func:`adapt_pos_embed`) when ``adapt_pos_embed``.
-        Raises :class:`~audiorepro.models.backbones.base.CheckpointError` naming the file and
+        Raises :class:`~audiorepro.backbones.base.CheckpointError` naming the file and
         the missing / unexpected / mis-shaped keys.
         """
         def adapt(sd: dict[str, Tensor]) -> None:

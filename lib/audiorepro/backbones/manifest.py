@@ -2,11 +2,11 @@
 
 A manifest JSON (``reference_state_dicts/*.json``) holds ``state_dict = [[key, shape, dtype], ...]``
 in ``state_dict()`` order and the counts ``n_params_trainable``, ``n_params_all``, ``n_buffers``
-(conventions in :mod:`audiorepro.models.counting`).
+(conventions in :mod:`audiorepro.backbones.counting`).
 
 CLI::
 
-    python -m audiorepro.models.backbones.manifest MODEL_NAME MANIFEST.json [--scale 1.0]
+    python -m audiorepro.backbones.manifest MODEL_NAME MANIFEST.json [--scale 1.0]
 
 prints matching / missing / unexpected / mis-shaped keys and both parameter counts; exit status
 1 on any mismatch, 2 on a bad argument or file.
@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..counting import count_parameters
+from .counting import count_parameters
 
 REQUIRED = ("state_dict", "n_params_trainable", "n_params_all")
 
@@ -136,7 +136,7 @@ def compare_to_manifest(model: nn.Module | Mapping[str, torch.Tensor],
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m audiorepro.models.backbones.manifest",
+        prog="python -m audiorepro.backbones.manifest",
         description="Compare a registered backbone's state dict with a reference manifest.")
     parser.add_argument("model", help="registered backbone name (see --list)")
     parser.add_argument("manifest", help="manifest JSON (reference_state_dicts/<name>.json)")

@@ -1,6 +1,6 @@
 """Experiments of the ATGNN chapter (data preparation, the Section III-B recipe, evaluation).
 
-The model lives in :mod:`audiorepro.models.atgnn`; this package turns the book's data into
+The model lives in :mod:`audiorepro.papers.atgnn.model`; this package turns the book's data into
 tagging tensors and trains models with the shared loop (:func:`audiorepro.training.fit`).
 """
 from .experiments import (RecipeConfig, SeedComparison, TaggingData, WaveToLogits,

@@ -22,7 +22,7 @@ Pieces (each usable on its own):
   with captions composed from their parts.
 * Pre-trained stand-ins (:data:`STAND_INS`, :func:`stand_in_embeddings`, :class:`CachedAudio`,
   :func:`run_stand_in`): the CPU-sized PaSST-N/S/S20, CNN10, CNN14 of
-  :mod:`audiorepro.models.pretrain` as *frozen* audio encoders; clip embeddings are cached on
+  :mod:`audiorepro.backbones.pretrain` as *frozen* audio encoders; clip embeddings are cached on
   disk and standardised with the pre-training clips' statistics; the projections, the
   temperature and optionally the top text layers (own, smaller learning rate) are trained.
 * :func:`load_sources` / :func:`paper_caption_sources` - the book's caption sets, or Clotho v2 /
@@ -50,9 +50,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import metrics as M
-from .. import paths
-from .pretrain import PROFILES as _PRETRAIN_PROFILES
+from audiorepro import metrics as M
+from audiorepro import paths
+from audiorepro.backbones.pretrain import PROFILES as _PRETRAIN_PROFILES
 
 __all__ = [
     "preprocess_caption", "TEXT_MODELS", "TextModelMissing", "resolve_text_model", "TextEncoder",
@@ -234,7 +234,7 @@ class AudioEncoder(nn.Module):
     """PaSST log-mel (B, 1, 128, T) -> (B, D) audio embedding of a registry backbone.
 
     Args:
-        backbone: a PaSST or PANNs :class:`~audiorepro.models.backbones.base.Backbone`.
+        backbone: a PaSST or PANNs :class:`~audiorepro.backbones.base.Backbone`.
         segment_frames: PaSST only - inputs longer than this are cut into segments of this many
             frames whose embeddings are averaged (paper 3.4); ``None``: the positional length.
         label: name shown in tables.
@@ -267,7 +267,7 @@ def build_audio_encoder(name: str, scale: str | float = "cpu", segment_frames: i
                         **kw: Any) -> AudioEncoder:
     """An :class:`AudioEncoder` by book name (:data:`AUDIO_ENCODERS`).
 
-    PaSST: ``scale`` as in :func:`~audiorepro.models.backbones.passt.build_passt` (``cpu`` =
+    PaSST: ``scale`` as in :func:`~audiorepro.backbones.passt.build_passt` (``cpu`` =
     192 wide, 4 blocks) and ``kw`` such as ``depth``, ``embed_dim``, ``s_patchout_t``,
     ``s_patchout_f``, ``input_tdim``. PANNs: ``scale`` a float width multiplier; the model reads
     the PaSST log-mel averaged to 64 bins (``mel_bins=64``) so that every encoder sees the same
@@ -277,10 +277,10 @@ def build_audio_encoder(name: str, scale: str | float = "cpu", segment_frames: i
         raise KeyError(f"unknown audio encoder {name!r}; known: {sorted(AUDIO_ENCODERS)}")
     spec = AUDIO_ENCODERS[name]
     if spec["kind"] == "passt":
-        from .backbones.passt import build_passt
+        from audiorepro.backbones.passt import build_passt
         bb = build_passt(spec["name"], scale=scale, num_classes=1, **kw)
     else:
-        from .backbones.registry import build_backbone
+        from audiorepro.backbones.registry import build_backbone
         s = 1.0 if isinstance(scale, str) else float(scale)
         bb = build_backbone(spec["name"], scale=s, num_classes=1, mel_bins=64, **kw)
     return AudioEncoder(bb, segment_frames=segment_frames, label=name)
@@ -441,8 +441,8 @@ def combine(sets: Sequence[CaptionSet], name: str | None = None) -> CaptionSet:
 def synthetic_captions(n_clips: int, seed: int = 0, clip_seconds: float = 10.0) -> CaptionSet:
     """The synthetic world ``default_world(n_clips, seed, clip_seconds)`` as a caption set
     (5 captions per clip; keywords = labels, scene, timbre of the main event)."""
-    from ..data.cliptable import split_captions, split_labels
-    from ..data.synthetic import default_world
+    from audiorepro.data.cliptable import split_captions, split_labels
+    from audiorepro.data.synthetic import default_world
     w = default_world(n_clips, seed, clip_seconds=clip_seconds, progress=False)
     f = w.table.frame
     kw = [split_labels(lab) + [str(s).replace("_", " ")] + ([str(t)] if isinstance(t, str) and t else [])
@@ -462,7 +462,7 @@ def caption_set_from_table(table: Any, name: str | None = None) -> CaptionSet:
     adapters of :mod:`audiorepro.data.adapters.captions` (Clotho v2, AudioCaps, WavCaps).
     Keywords: the ``keywords`` column (Clotho metadata, ``;``-separated) if present, else the
     labels. Paths are resolved against the table's root."""
-    from ..data.cliptable import split_captions, split_labels
+    from audiorepro.data.cliptable import split_captions, split_labels
     f = table.frame
     if "captions" not in f.columns:
         raise ValueError(f"clip table {table.name!r} has no captions column")
@@ -479,8 +479,8 @@ def caption_set_from_table(table: Any, name: str | None = None) -> CaptionSet:
 
 
 def _tux_caption_frame() -> pd.DataFrame:
-    from ..data.cliptable import split_captions
-    from ..data.debian.tasks import build_task
+    from audiorepro.data.cliptable import split_captions
+    from audiorepro.data.debian.tasks import build_task
     t = build_task("captions")
     f = t.frame
     kw = [[p for p in str(tp).split("/") if p] + [str(st)] for tp, st in zip(f["tag_path"], f["stamp"])]
@@ -520,7 +520,7 @@ def compose_mixture_caption(phrases: Sequence[str], rng: np.random.Generator) ->
 
 
 def _mixture_set(seed: int = 0) -> CaptionSet:
-    from ..data.debian.tasks import build_task
+    from audiorepro.data.debian.tasks import build_task
     ev = build_task("sound_events").frame.set_index("clip_id")
     mix = build_task("effect_mixtures", seed=seed)
     rng = np.random.default_rng(seed + 17)
@@ -595,7 +595,7 @@ def paper_caption_sources(data_root: str | Path, on_missing: str = "error",
     ``{"wavcaps": {"exclude_ids": [...], "sources": ["FreeSound"]}}``). Returns ``{"clotho",
     "audiocaps", "wavcaps"}`` in that order; the target is ``clotho``.
     """
-    from ..data.adapters import adapt
+    from audiorepro.data.adapters import adapt
     root = Path(data_root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"data_root {root} is not a folder (expected clotho/, audiocaps/, "
@@ -642,8 +642,8 @@ def logmel_features(cs: CaptionSet, max_seconds: float = 10.0, frontend: str = "
     """Log-mel of every clip of ``cs`` with a :mod:`audiorepro.frontends` preset (default
     ``passt``: list of (128, T_i) float16, T_i <= 100 x max_seconds + 1; ``panns_32k`` /
     ``panns_16k``: (64, T_i)), cached on disk per clip (:class:`~audiorepro.frontends.FeatureCache`)."""
-    from ..data.audio import load_audio
-    from ..frontends import FeatureCache, make_frontend
+    from audiorepro.data.audio import load_audio
+    from audiorepro.frontends import FeatureCache, make_frontend
     fe = make_frontend(frontend, **frontend_kw)
     sr = int(fe.config.sample_rate)
     cache = FeatureCache()
@@ -670,7 +670,7 @@ def logmel_features(cs: CaptionSet, max_seconds: float = 10.0, frontend: str = "
 
 
 # ===================================================================================== stand-ins
-#: audio encoders with a pre-trained CPU-sized stand-in (:func:`audiorepro.models.pretrain.
+#: audio encoders with a pre-trained CPU-sized stand-in (:func:`audiorepro.backbones.pretrain.
 #: pretrained_backbone`, trained on the synthetic world ``default_world(1000, seed=0)``, 2 s crops).
 STAND_INS: dict[str, str] = {
     "PaSST-S": "passt_s_swa_p16_s10_128_998_527",       # stride 10, 10 s positions
@@ -719,7 +719,7 @@ class CachedAudio(nn.Module):
 def load_stand_in(name: str, profile: str = "book") -> tuple[nn.Module, Any]:
     """(backbone in eval mode, pre-training report) of the stand-in of audio encoder ``name``
     (:data:`STAND_INS`); the first call pre-trains it (cached under ``cache/pretrained``)."""
-    from .pretrain import pretrained_backbone
+    from audiorepro.backbones.pretrain import pretrained_backbone
     if name not in STAND_INS:
         raise KeyError(f"no pre-trained stand-in for audio encoder {name!r}; known: {sorted(STAND_INS)}")
     return pretrained_backbone(STAND_INS[name], scale="cpu", profile=profile, progress=False,
@@ -737,8 +737,8 @@ def stand_in_embeddings(name: str, cs: CaptionSet, profile: str = "book",
     segments of ``segment_seconds`` (default: its positional length) and averages them (paper
     3.4); the CNNs embed the whole clip. D: 192 (PaSST), 128 (CNN10), 512 (CNN14) at CPU scale.
     """
-    from ..frontends import FeatureCache
-    from .pretrain import family_of, features_to_input
+    from audiorepro.frontends import FeatureCache
+    from audiorepro.backbones.pretrain import family_of, features_to_input
     model, report = load_stand_in(name, profile)
     fam = family_of(STAND_INS[name])
     fe_cfg = dict(model.pretrain_config["frontend"])
@@ -928,7 +928,7 @@ def guarded_verdict(claim_id: str, profile: str, n_test_audio: int, margin: floa
     the verdict becomes ``not reproduced`` and the evidence says so. Otherwise the registry's
     verdict stands. Registers the verdict when ``register``.
     """
-    from .. import results
+    from audiorepro import results
     v = results.evaluate_claim("retrieval", claim_id, profile=profile, register=False)
     chance = chance_retrieval(n_test_audio)[metric]
     if v.verdict != "not yet measured" and max(v.values.values()) <= chance + margin:
@@ -970,7 +970,7 @@ def train_retrieval(model: DualEncoder, train: CaptionSet, train_feats: Sequence
     finished run is loaded instead of retrained (resume is exact). ``init_from``: a state-dict
     file loaded first (pre-train -> fine-tune).
     """
-    from ..training import fit
+    from audiorepro.training import fit
     if init_from is not None:
         model.load_state_dict(torch.load(init_from, map_location="cpu", weights_only=True))
     cfg = {"monitor": "mAP@10", "mode": "max", "progress": False, "seed": seed, **dict(config)}
@@ -1128,7 +1128,7 @@ def _train(model: DualEncoder, train: CaptionSet, ftrain: Sequence[Tensor], vali
            crop_frames: int | None, text_lr: float | None = None) -> Any:
     """One :func:`audiorepro.training.fit` run on ``train`` pairs, monitoring valid mAP@10.
     Trainable text-encoder parameters get ``text_lr`` (default ``lr / 10``), the rest ``lr``."""
-    from ..training import fit
+    from audiorepro.training import fit
     cfg = {"monitor": "mAP@10", "mode": "max", "progress": False, "seed": seed, **dict(cfg)}
     lr = float(cfg.get("lr", 1e-3))
     text_ids = {id(p) for p in model.text.parameters()}

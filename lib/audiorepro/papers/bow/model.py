@@ -54,10 +54,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from .. import paths
-from ..data.audio import fix_length, load_audio
-from ..data.cliptable import ClipTable
-from ..frontends import make_frontend, preset_config
+from audiorepro import paths
+from audiorepro.data.audio import fix_length, load_audio
+from audiorepro.data.cliptable import ClipTable
+from audiorepro.frontends import make_frontend, preset_config
 
 __all__ = [
     "VERSION", "FAMILIES", "FAMILY_NAMES", "PatchSpec", "family_shapes", "extract_patches",
@@ -631,7 +631,7 @@ class BowPipeline:
             raise BowError(f"unknown family {family!r}; families: {FAMILIES}")
         if family in self._ae:
             return self._ae[family]
-        from ..training import fit
+        from audiorepro.training import fit
 
         c = self.config
         torch.manual_seed(c.seed)
@@ -786,7 +786,7 @@ def train_head(features: np.ndarray, chunks: ChunkSet, codebook_size: int, confi
     """Train a :class:`BowTagger` on the train-split chunks of ``features`` (M, n_fam * D) with the
     clip labels assigned to every chunk, early-stopped on valid-split 1 s mAP, and score
     ``eval_splits`` at the 1 s and clip level. Uses :func:`audiorepro.training.fit` with Huber loss."""
-    from ..training import fit
+    from audiorepro.training import fit
 
     feats = np.asarray(features, dtype=np.float32)
     if feats.shape[0] != len(chunks.chunk_clip):
@@ -817,8 +817,8 @@ def _score_splits(model: nn.Module, ds: Any, chunks: ChunkSet, eval_splits: Sequ
                   batch_size: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """``mAP_1s_<split>`` / ``mAP_clip_<split>`` (mean of chunk probabilities per clip) of
     ``model`` on ``ds(mask)`` for each split with chunks, and the (m, K) chunk scores."""
-    from ..metrics import mean_average_precision
-    from ..training import predict
+    from audiorepro.metrics import mean_average_precision
+    from audiorepro.training import predict
 
     metrics: dict[str, float] = {}
     scores = {}
@@ -877,7 +877,7 @@ def train_vq_autoencoder(vectors: torch.Tensor, codebook_size: int, factor: floa
     (loss = reconstruction MSE + VQ loss). The codebook starts from ``init_from`` (D, bottleneck)
     if given, else from the encodings of D random vectors after one warm-up pass (*ours*: avoids
     dead codewords)."""
-    from ..training import fit
+    from audiorepro.training import fit
 
     if vectors.dim() != 2 or len(vectors) < codebook_size:
         raise BowError(f"train_vq_autoencoder: need (N >= D={codebook_size}, d) vectors, got {tuple(vectors.shape)}")
@@ -1133,7 +1133,7 @@ def paper_row_of(cell: Mapping[str, Any]) -> str:
 def stored_best_config(profile: str, dataset: str | None = None) -> dict[str, Any] | None:
     """The best (F, D, hidden, dropout) recorded by notebook 02 (results table ``fig2_best``) for
     ``profile`` (and ``dataset``), newest record; ``None`` if there is none."""
-    from ..results import load_records
+    from audiorepro.results import load_records
 
     recs = load_records("bow", "fig2_best")
     if recs.empty:
@@ -1158,7 +1158,7 @@ def record_grid(df: "pd.DataFrame", profile: str, dataset: str, scale: str, metr
     best cell (table ``fig2_best``, read back by :func:`stored_best_config`) and, under its paper
     row name, in table ``text``.
     """
-    from ..results import record
+    from audiorepro.results import record
 
     extra = dict(extra_params or {})
     s = summarize_grid(df, metric)
@@ -1220,9 +1220,9 @@ def masking_row(p: float) -> str:
 
 
 def paper_masking_points() -> dict[float, float]:
-    """The paper's printed Fig. 3 points from ``papers/bow.yml`` (table ``fig3``): masking
+    """The paper's printed Fig. 3 points from ``papers/bow/paper.yml`` (table ``fig3``): masking
     percentage -> 1 s mAP (FSD50K). Paper numbers: plot them only labelled as the paper's."""
-    from ..results import paper_numbers
+    from audiorepro.results import paper_numbers
 
     pn = paper_numbers("bow")
     pn = pn[(pn["table"] == "fig3") & (pn["column"] == "mAP_1s")]
@@ -1235,7 +1235,7 @@ def record_masking(df: "pd.DataFrame", config: Mapping[str, Any], profile: str, 
     """Record a :func:`run_masking` frame: one record per p (mean over seeds) in table ``fig3``,
     row ``p=<percent>%``, metric ``mAP_1s`` = ``metric`` plus every ``mAP_*`` column under its own
     name. Returns the per-p means (columns ``p`` and the metrics)."""
-    from ..results import record
+    from audiorepro.results import record
 
     metrics = [c for c in df.columns if c.startswith("mAP_")]
     if metric not in metrics:
@@ -1291,7 +1291,7 @@ class BaselineConfig:
 
     Attributes:
         name: registry name (``panns_cnn14_16k``, ``ast_base384_f10_t10_527``, ...).
-        scale: width preset or multiplier of :func:`~audiorepro.models.backbones.build_backbone`.
+        scale: width preset or multiplier of :func:`~audiorepro.backbones.build_backbone`.
         build_kwargs: extra builder options (AST: ``{"input_tdim": 100}`` for 1 s inputs).
         epochs, batch_size, lr, patience, seed: Adam training with binary cross-entropy (the
             loss of the FSD50K baselines), early stopping on validation 1 s mAP.
@@ -1314,9 +1314,9 @@ def train_baseline(waves: np.ndarray, chunks: ChunkSet, config: BaselineConfig =
     labels on every chunk, through :func:`audiorepro.training.fit` (as the bag-of-codewords head),
     and score ``eval_splits`` at the 1 s and clip level (mean of chunk probabilities).
     Non-waveform backbones get their own front end applied once to every chunk."""
-    from ..training import fit
-    from .backbones import build_backbone
-    from .counting import count_parameters
+    from audiorepro.training import fit
+    from audiorepro.backbones import build_backbone
+    from audiorepro.backbones.counting import count_parameters
 
     w = np.asarray(waves, dtype=np.float32)
     if w.ndim != 2 or w.shape[0] != len(chunks.chunk_clip):
@@ -1345,7 +1345,7 @@ def train_baseline(waves: np.ndarray, chunks: ChunkSet, config: BaselineConfig =
 def stored_best_masking(profile: str, dataset: str | None = None, metric: str = "mAP_1s") -> float | None:
     """The masking probability p with the highest validation 1 s mAP recorded by notebook 03
     (table ``fig3``, latest record per p) for ``profile`` (and ``dataset``); ``None`` if none."""
-    from ..results import load_records
+    from audiorepro.results import load_records
 
     recs = load_records("bow", "fig3")
     if recs.empty:
@@ -1381,7 +1381,7 @@ def record_table1(table: "pd.DataFrame", profile: str, dataset: str, scale: str,
                   duration_s: float | None = None) -> None:
     """Record a :func:`table1_frame`: table ``table1``, row = ``row``, metric ``mAP`` = test
     clip-level mAP (the paper's Table I metric) plus every ``mAP_*`` column."""
-    from ..results import record
+    from audiorepro.results import record
 
     for r in table.to_dict("records"):
         metrics = {k: v for k, v in r.items() if k.startswith("mAP_")}
@@ -1475,7 +1475,7 @@ def record_beyond(runs: Mapping[str, HeadResult], profile: str, dataset: str, sc
                   params: Mapping[str, Any] | None = None, duration_s: float | None = None) -> "pd.DataFrame":
     """Record the variants of notebook 05 (table ``beyond``, row = variant, metric ``mAP`` = test
     clip-level mAP plus every ``mAP_*``) and return them as a frame (one row per variant)."""
-    from ..results import record
+    from audiorepro.results import record
 
     rows = []
     for row, res in runs.items():

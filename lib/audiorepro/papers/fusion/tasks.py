@@ -43,10 +43,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import paths
-from ..data.audio import load_audio, save_audio
-from ..data.cliptable import ClipTable, ClipTableError
-from ..fileio import atomic_write_text
+from audiorepro import paths
+from audiorepro.data.audio import load_audio, save_audio
+from audiorepro.data.cliptable import ClipTable, ClipTableError
+from audiorepro.fileio import atomic_write_text
 
 SAMPLE_RATE = 16000
 #: paper task key -> analogue name
@@ -219,7 +219,7 @@ def music_style_table(drums: ClipTable, counts: Mapping[str, int] = MUSIC_STYLE_
 
 # ============================================================================ task sets
 def _synthetic_fallback(paper_task: str, n_per_class: int, seed: int) -> ClipTable:
-    from ..data.synthetic import make_event_table
+    from audiorepro.data.synthetic import make_event_table
 
     column = {"ESC-50": "labels", "US8K": "parent", "NSynth": "timbre", "Surge": "pitch"}.get(paper_task)
     if column is None:
@@ -253,8 +253,8 @@ def fusion_tasks(names: list[str] | None = None, max_per_split: Mapping[str, int
     Returns:
         task -> table, or -> the exception explaining why the task is unavailable here.
     """
-    from ..data.debian.fetch import DebianSourceUnavailable
-    from ..data.debian.tasks import build_task
+    from audiorepro.data.debian.fetch import DebianSourceUnavailable
+    from audiorepro.data.debian.tasks import build_task
 
     names = names or list(ANALOGUES)
     bad = [n for n in names if n not in ANALOGUES]
@@ -287,7 +287,7 @@ def paper_tasks(data_root: str | os.PathLike, metadata_dir: str | os.PathLike,
                 names: list[str] | None = None, on_missing: str = "error") -> dict[str, ClipTable]:
     """The nine real tasks in EVAR's layout: audio under ``<data_root>/<evar name>/`` and metadata
     ``<metadata_dir>/<evar name>.csv`` (EVAR's ``work/16k`` and ``evar/metadata``)."""
-    from ..data.adapters import evar
+    from audiorepro.data.adapters import evar
 
     names = names or list(EVAR_NAMES)
     out = {}

@@ -1,0 +1,257 @@
+"""Result records: one JSON file per run of one table row (or per verdict), with provenance.
+
+See :mod:`audiorepro.results` for the overview.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import uuid
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from audiorepro import paths
+from audiorepro.fileio import atomic_write_text
+
+SCHEMA_VERSION = 1
+_PACKAGES = ("torch", "torchaudio", "numpy", "scikit-learn", "pandas", "audiorepro")
+
+
+class RegistryError(ValueError):
+    """A record, a paper file or a claim is malformed; the message names the file / key."""
+
+
+# ---------------------------------------------------------------------------------- provenance
+def _repo_root() -> Path | None:
+    """The checkout that holds this package (folder with ``pyproject.toml``), if any."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "lib" / "audiorepro").is_dir():
+            return parent
+    return None
+
+
+@lru_cache(maxsize=1)
+def git_info() -> dict[str, Any]:
+    """``{"revision": sha or "unknown", "dirty": bool or None}`` of the package's checkout.
+
+    Cached per process: a notebook's records share one revision.
+    """
+    root = _repo_root()
+    if root is None:
+        return {"revision": "unknown", "dirty": None}
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if rev.returncode != 0:
+            return {"revision": "unknown", "dirty": None}
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                 "--untracked-files=no"], capture_output=True, text=True, timeout=30)
+        dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+        return {"revision": rev.stdout.strip(), "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"revision": "unknown", "dirty": None}
+
+
+@lru_cache(maxsize=1)
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that determine a result (no import needed)."""
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    out["python"] = platform.python_version()
+    return out
+
+
+@lru_cache(maxsize=1)
+def machine_info() -> dict[str, Any]:
+    """Hostname-free machine description: CPU count, architecture, OS and compute device."""
+    import torch  # local import: reading records must not need torch
+
+    if torch.cuda.is_available():
+        device = f"cuda ({torch.cuda.get_device_name(0)}) x{torch.cuda.device_count()}"
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        device = "mps"
+    else:
+        device = "cpu"
+    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "machine": platform.machine(), "system": platform.system(), "device": device}
+
+
+# --------------------------------------------------------------------------------- writing
+def records_dir() -> Path:
+    """Folder of the record files (``$AUDIOREPRO_HOME/results/records``)."""
+    return paths.results_dir("records")
+
+
+def _check_name(kind: str, name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise RegistryError(f"{kind} must be a non-empty string, got {name!r}")
+    return name
+
+
+def _check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    if not isinstance(metrics, Mapping) or not metrics:
+        raise RegistryError(f"metrics must be a non-empty dict of name -> number, got {metrics!r}")
+    out = {}
+    for key, value in metrics.items():
+        _check_name("metric name", key)
+        if key.lower().startswith("paper"):
+            raise RegistryError(f"metric {key!r}: paper numbers are never stored in result records "
+                                "(they live in lib/audiorepro/papers/*.yml)")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # 0-d tensor / array
+                value = value.item()
+            else:
+                raise RegistryError(f"metric {key!r} must be a number, got {type(value).__name__}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise RegistryError(f"metric {key!r} is {value}; only finite numbers are recorded "
+                                "(explain a failed measurement in notes instead)")
+        out[key] = value
+    return out
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    """Plain JSON value of a parameter (numpy scalars, tuples, paths converted)."""
+    if isinstance(value, (np.generic,)):
+        value = value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise RegistryError(f"{where} is {value}; parameters must be finite")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    raise RegistryError(f"{where} has type {type(value).__name__}; use numbers, strings, lists")
+
+
+def _write_atomic(payload: dict[str, Any], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(timezone.utc)
+    name = f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}-{uuid.uuid4().hex[:12]}.json"
+    final = folder / name
+    payload = {**payload, "record_id": final.stem, "timestamp": now.isoformat()}
+    atomic_write_text(final, json.dumps(payload, indent=1, sort_keys=True, allow_nan=False), fsync=True)
+    return final
+
+
+def _provenance() -> dict[str, Any]:
+    return {"schema": SCHEMA_VERSION, "git": git_info(), "versions": package_versions(),
+            "machine": machine_info()}
+
+
+def record(chapter: str, table: str, metrics: Mapping[str, Any], params: Mapping[str, Any],
+           dataset: str, scale: str, profile: str, model: str = "", notes: str = "",
+           duration_s: float | None = None) -> Path:
+    """Append one result record (one run of one table row) and return its file.
+
+    Args:
+        chapter: chapter / paper name (``atgnn`` ...). table: the paper table id it reproduces
+            (``table2``) or a table of the book's own (``ablation_k``).
+        metrics: metric name -> finite number computed by this run (fractions, raw counts).
+        params: the run's parameters (JSON values); ``paper_row`` names the paper row matched.
+        dataset / scale / profile: which data, how much of it, which book profile
+            (``smoke`` / ``book`` / ``paper``). model: the model that really ran.
+        duration_s: wall time of the run, if measured.
+    """
+    for kind, value in (("chapter", chapter), ("table", table), ("dataset", dataset),
+                        ("scale", scale), ("profile", profile)):
+        _check_name(kind, value)
+    if not isinstance(params, Mapping):
+        raise RegistryError(f"params must be a dict, got {type(params).__name__}")
+    if duration_s is not None and not (isinstance(duration_s, (int, float))
+                                       and math.isfinite(duration_s) and duration_s >= 0):
+        raise RegistryError(f"duration_s must be a finite number >= 0, got {duration_s!r}")
+    payload = {"kind": "result", "chapter": chapter, "table": table,
+               "metrics": _check_metrics(metrics),
+               "params": {str(k): _jsonable(v, f"params[{k!r}]") for k, v in params.items()},
+               "dataset": dataset, "scale": scale, "profile": profile, "model": str(model),
+               "notes": str(notes), "duration_s": None if duration_s is None else float(duration_s),
+               **_provenance()}
+    return _write_atomic(payload, records_dir())
+
+
+# --------------------------------------------------------------------------------- reading
+def _read_all(kind: str) -> list[dict[str, Any]]:
+    folder = records_dir()
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            rec = json.loads(path.read_text(encoding="utf8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RegistryError(f"unreadable result record {path}: {exc}") from exc
+        if not isinstance(rec, dict) or "kind" not in rec:
+            raise RegistryError(f"result record {path} has no 'kind' field")
+        if rec["kind"] == kind:
+            out.append(rec)
+    return out
+
+
+def _flat_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"lr": 1e-3, "k": [9, 18]}`` -> ``{"param.lr": 1e-3, "param.k": "[9, 18]"}``."""
+    return {f"param.{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v)
+            for k, v in params.items()}
+
+
+META_COLUMNS = ("record_id", "timestamp", "chapter", "table", "model", "row", "dataset", "scale",
+                "profile", "metric", "value", "notes", "duration_s", "git_revision", "git_dirty")
+
+
+def load_records(chapter: str | None = None, table: str | None = None,
+                 latest: bool = False) -> pd.DataFrame:
+    """All result records as a tidy table: one row per metric value.
+
+    Columns: ``record_id, timestamp, chapter, table, model, row`` (the paper row matched:
+    ``params["paper_row"]`` or ``model``), ``dataset, scale, profile, metric, value, notes,
+    duration_s, git_revision, git_dirty`` and one ``param.<name>`` column per parameter.
+    With ``latest=True`` only the newest value is kept for each identical key (chapter, table,
+    model, dataset, scale, profile, parameters, metric).
+    """
+    rows = []
+    for rec in _read_all("result"):
+        if chapter is not None and rec["chapter"] != chapter:
+            continue
+        if table is not None and rec["table"] != table:
+            continue
+        params = rec.get("params", {})
+        base = {"record_id": rec["record_id"], "timestamp": rec["timestamp"],
+                "chapter": rec["chapter"], "table": rec["table"], "model": rec.get("model", ""),
+                "row": str(params.get("paper_row") or rec.get("model", "")),
+                "dataset": rec["dataset"], "scale": rec["scale"], "profile": rec["profile"],
+                "notes": rec.get("notes", ""), "duration_s": rec.get("duration_s"),
+                "git_revision": rec.get("git", {}).get("revision", "unknown"),
+                "git_dirty": rec.get("git", {}).get("dirty")}
+        flat = _flat_params(params)
+        for metric, value in rec["metrics"].items():
+            rows.append({**base, "metric": metric, "value": float(value), **flat})
+    if not rows:
+        return pd.DataFrame(columns=list(META_COLUMNS))
+    df = pd.DataFrame(rows)
+    param_cols = sorted(c for c in df.columns if c.startswith("param."))
+    df = df[list(META_COLUMNS) + param_cols]
+    df = df.sort_values(["timestamp", "record_id"], kind="stable").reset_index(drop=True)
+    if latest:
+        key = ["chapter", "table", "model", "dataset", "scale", "profile", "metric"] + param_cols
+        df = df.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
+    return df
+

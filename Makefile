@@ -11,14 +11,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup test unit nbval book execute timings html screenshot data bench clean distclean
+.PHONY: lock setup test unit nbval book execute timings html screenshot data bench clean distclean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24" 2>&1 | grep -v "is ignored" || true
-	$(PY) -m pip install --quiet -e ".[book,dev]" 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	$(PY) -m pip install --quiet -c requirements.lock -e ".[book,dev]" 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (audiorepro)" >/dev/null
 	@touch $(STAMP)
 
@@ -60,3 +60,9 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) data cache results
+
+## make lock: write the exact versions of the current .venv to requirements.lock (after changing pyproject.toml)
+lock: setup
+	@{ echo "# Exact versions that \`make\` installs (pip install -c requirements.lock -e \".[book,dev]\")."; \
+	  echo "# pyproject.toml keeps the ranges; regenerate with \`make lock\` after changing them. Python 3.11, Linux x86-64."; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v '^#'; } > requirements.lock

@@ -374,6 +374,36 @@ def test_finished_run_is_loaded_not_retrained(tmp_path):
             {"epochs": 5, "lr": 0.5, **QUIET}, run_dir=tmp_path / "run")
 
 
+@pytest.mark.parametrize("epochs, why", [(1.5, "whole number"), ("2", "whole number"), (True, "whole number")])
+def test_train_config_refuses_values_of_the_wrong_type(epochs, why):
+    with pytest.raises(ValueError, match=rf"TrainConfig\.epochs = .*{why}"):
+        TrainConfig(epochs=epochs)
+    with pytest.raises(ValueError, match=r"TrainConfig\.shuffle"):
+        TrainConfig(shuffle=1)
+    assert TrainConfig(epochs=2.0).epochs == 2 and isinstance(TrainConfig(epochs=2.0).epochs, int)
+    assert TrainConfig(lr=1).lr == 1                      # an int is a fine float
+
+
+def test_corrupt_run_files_and_another_model_shape_name_the_run(tmp_path):
+    first = _resume_run(tmp_path / "run")
+    assert first.iterations > 0
+    # a finished run stored for another model shape: the error names the run directory and a key
+    x, y = tagging_data(n=20)
+    with pytest.raises(RuntimeError, match=r"run directory .*run.* another model shape .*stored \(3, \d+\)"):
+        loader = DataLoader(DictSet(x, y), batch_size=8)
+        narrow = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 3))
+        cfg = {"epochs": 5, "lr": 0.01, "schedule": "step", "warmup_iters": 5, "step_start_epoch": 2,
+               "step_every_epochs": 1, "monitor": "mAP", "mode": "max", "seed": 11, **QUIET}
+        fit(narrow, loader, loader, nn.BCEWithLogitsLoss(), cfg, task="tagging", run_dir=tmp_path / "run")
+    # corrupt marker / config: the error names the file, not a bare JSONDecodeError
+    (tmp_path / "run" / "done.json").write_text("{not json")
+    with pytest.raises(RuntimeError, match=r"done\.json is unreadable"):
+        _resume_run(tmp_path / "run")
+    (tmp_path / "run" / "config.json").write_bytes(b"\x00\xff")
+    with pytest.raises(RuntimeError, match=r"config\.json is unreadable"):
+        _resume_run(tmp_path / "run")
+
+
 def test_clear_errors():
     x, y = tagging_data(n=20)
     with pytest.raises(KeyError, match="monitor"):

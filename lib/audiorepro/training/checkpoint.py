@@ -20,7 +20,7 @@ import torch
 from ..fileio import atomic_save_torch, atomic_write_text
 
 __all__ = ["atomic_save", "atomic_write_text", "save_checkpoint", "load_checkpoint",
-           "write_done", "read_done", "load_result", "check_config", "CHECKPOINT", "RESULT",
+           "write_done", "read_done", "load_model_state", "load_result", "check_config", "CHECKPOINT", "RESULT",
            "DONE", "CONFIG", "HISTORY"]
 
 CHECKPOINT = "checkpoint.pt"
@@ -53,6 +53,34 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict | None:
     return _load(path) if path.is_file() else None
 
 
+def _read_json(path: Path) -> Any:
+    """JSON of a run file; a corrupt file raises ``RuntimeError`` naming it and the way out."""
+    try:
+        return json.loads(path.read_text(encoding="utf8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RuntimeError(f"run file {path} is unreadable ({exc}); delete the run directory "
+                           f"{path.parent} to retrain") from exc
+
+
+def load_model_state(model: torch.nn.Module, state: dict, run_dir: str | os.PathLike | None,
+                     what: str = "checkpoint") -> None:
+    """``model.load_state_dict(state)`` with an error that names the run directory and the first
+    keys / shapes that differ (a run stored for another model shape)."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        own = model.state_dict()
+        missing = sorted(set(own) - set(state))[:3]
+        extra = sorted(set(state) - set(own))[:3]
+        shapes = [f"{k}: stored {tuple(state[k].shape)} != model {tuple(own[k].shape)}"
+                  for k in own if k in state and hasattr(state[k], "shape")
+                  and tuple(state[k].shape) != tuple(own[k].shape)][:3]
+        detail = "; ".join(x for x in (f"missing {missing}" if missing else "",
+                                       f"unexpected {extra}" if extra else "", "; ".join(shapes)) if x)
+        raise RuntimeError(f"the {what} in run directory {run_dir} was made for another model shape "
+                           f"({detail}); use another run_dir or delete it") from exc
+
+
 def check_config(run_dir: str | os.PathLike, config: dict) -> None:
     """Write ``config.json`` for a new run, or check it equals the stored one.
 
@@ -62,7 +90,7 @@ def check_config(run_dir: str | os.PathLike, config: dict) -> None:
     path = Path(run_dir) / CONFIG
     cfg = json.loads(json.dumps(config))
     if path.is_file():
-        stored = json.loads(path.read_text())
+        stored = _read_json(path)
         diff = sorted(k for k in set(stored) | set(cfg) if stored.get(k) != cfg.get(k))
         if diff:
             detail = ", ".join(f"{k}: stored {stored.get(k)!r} != now {cfg.get(k)!r}" for k in diff[:5])
@@ -85,7 +113,7 @@ def read_done(run_dir: str | os.PathLike) -> dict | None:
         return None
     if not (Path(run_dir) / RESULT).is_file():
         raise RuntimeError(f"{path} exists but {Path(run_dir) / RESULT} is missing; delete the run dir")
-    return json.loads(path.read_text())
+    return _read_json(path)
 
 
 def load_result(run_dir: str | os.PathLike) -> dict:

@@ -5,6 +5,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+import numpy as np
+
 __all__ = ["TrainConfig"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -90,8 +92,36 @@ class TrainConfig:
     COSMETIC = ("progress", "num_workers")
 
     def __post_init__(self) -> None:
+        self._check_types()
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
         self.validate()
+
+    def _check_types(self) -> None:
+        """Each field has its declared type: an ``int`` field refuses 1.5, "2" and True (a float
+        with no fractional part, e.g. 2.0 from a YAML file, becomes 2); a ``float`` field accepts
+        ints; a ``bool`` field only booleans. The error names the field and the value."""
+        for f in dataclasses.fields(self):
+            kinds = {t.strip() for t in str(f.type).split("|")}
+            value = getattr(self, f.name)
+            if "Any" in kinds or (value is None and "None" in kinds):
+                continue
+            where = f"TrainConfig.{f.name} = {value!r}"
+            if "int" in kinds:
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                    setattr(self, f.name, value)
+                if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                    raise ValueError(f"{where}: must be a whole number"
+                                     + (" or None" if "None" in kinds else ""))
+            elif "float" in kinds:
+                if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                    raise ValueError(f"{where}: must be a number" + (" or None" if "None" in kinds else ""))
+            elif "bool" in kinds:
+                if not isinstance(value, (bool, np.bool_)):
+                    raise ValueError(f"{where}: must be true or false")
+            elif "str" in kinds:
+                if not isinstance(value, str):
+                    raise ValueError(f"{where}: must be a string")
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad parameter."""

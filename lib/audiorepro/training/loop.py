@@ -477,7 +477,7 @@ class Trainer:
         }
 
     def _restore(self, st: dict) -> None:
-        unwrap(self.model).load_state_dict(st["model"])
+        ckpt.load_model_state(unwrap(self.model), st["model"], self.run_dir)
         self.optimizer.load_state_dict(st["optimizer"])
         self.scheduler.load_state_dict(st["scheduler"])
         self.scaler.load_state_dict(st["scaler"])
@@ -550,7 +550,7 @@ class Trainer:
     # -------------------------------------------------------------- main
     def _cached_result(self, summary: dict) -> FitResult:
         res = ckpt.load_result(self.run_dir)  # type: ignore[arg-type]
-        unwrap(self.model).load_state_dict(res["model"])
+        ckpt.load_model_state(unwrap(self.model), res["model"], self.run_dir, what="finished run")
         self.model.to(self.device)
         return FitResult(model=self.model, history=history_frame(res["rows"]),
                          best_metrics=dict(res["best_metrics"]), epochs_run=int(summary["epochs_run"]),

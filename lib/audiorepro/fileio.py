@@ -1,15 +1,55 @@
 """Atomic file writes: a temporary file in the target folder, then ``os.replace``.
 
 A reader never sees a half-written file, and an interrupted write leaves the old file (or none).
+Temporary files are named ``.<target name>.<pid>.<random>.tmp``; a process killed mid-write
+(SIGKILL, power loss) leaves one behind, and the next atomic write into the same folder removes
+every temporary file whose writing process no longer exists (:func:`remove_orphan_temporaries`).
+Readers never mistake one for a result: they only read final names.
 """
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
 import numpy as np
+
+
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:          # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_orphan_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files in ``folder`` left by writers that no longer run; returns them.
+
+    Only names of the form written by :func:`atomic_write` are touched, and only when their
+    process id is not alive on this machine (a folder shared by several hosts is not supported).
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        m = _TEMP_NAME.match(entry.name)
+        if m and entry.is_file() and int(m.group(1)) != os.getpid() and not _process_alive(int(m.group(1))):
+            try:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], object], binary: bool = False,
@@ -21,7 +61,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], object], binary:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_orphan_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf8"})) as f:
             write(f)

@@ -1,7 +1,8 @@
 """Multilayer fusion: per-layer embedding throughput (clips/s) and linear-probe cost.
 
-Run: ``.venv/bin/python benchmarks/bench_fusion.py [--clips 16] [--seconds 1] [--repeats 3]``.
-Random waves through :class:`audiorepro.papers.fusion.model.LayerEmbedder` (all layers) for CREPE-tiny
+Run: ``.venv/bin/python benchmarks/bench_fusion.py [--clips 16] [--seconds 1] [--repeats 3]
+[--device auto]``.
+Random waves through :class:`audiorepro.papers.fusion.LayerEmbedder` (all layers) for CREPE-tiny
 (hop 0.1 s) and the CPU-sized CNN14, VGGish and AST of the book profile (random weights: speed
 only; the synthetic-pretrained stand-ins have the same architecture), and one linear probe
 (200 epochs, no early stopping) on a random (160, D) embedding. Prints best/median wall and best
@@ -18,8 +19,9 @@ import pandas as pd
 import torch
 
 from audiorepro.backbones import build_backbone
-from audiorepro.papers.fusion.model import LayerEmbedder, linear_eval
 from audiorepro.benchmarking import timeit
+from audiorepro.papers.fusion import LayerEmbedder, linear_eval
+from audiorepro.training import pick_device
 
 
 def main() -> None:
@@ -27,7 +29,9 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="auto", help="torch device (auto: cuda, then mps, then cpu)")
     args = ap.parse_args()
+    device = pick_device(args.device)
     torch.set_num_threads(2)
     torch.manual_seed(0)
     waves = 0.1 * torch.randn(args.clips, int(args.seconds * 16000))
@@ -40,7 +44,7 @@ def main() -> None:
     }
     rows = []
     for name, model in models.items():
-        emb = LayerEmbedder(model)
+        emb = LayerEmbedder(model, device=device)
         best, med, cpu = timeit(lambda: emb.batch_embeddings(waves), args.repeats)
         rows.append({"what": f"embed all layers, {name}", "best_s": best, "median_s": med,
                      "cpu_s": cpu, "clips_per_s": args.clips / best})
@@ -50,11 +54,12 @@ def main() -> None:
         y = rng.integers(0, 10, 304)
         best, med, cpu = timeit(lambda: linear_eval(x[:160], y[:160], x[160:208], y[160:208],
                                                     x[208:], y[208:], 10, lrs=(1e-3,), seeds=(0,),
-                                                    epochs=200, patience=1000), args.repeats)
+                                                    epochs=200, patience=1000, device=device),
+                             args.repeats)
         rows.append({"what": f"linear probe, D={d}, 200 epochs", "best_s": best, "median_s": med,
                      "cpu_s": cpu, "clips_per_s": float("nan")})
     print(pd.DataFrame(rows).round(3).to_string(index=False))
-    print(f"load average {os.getloadavg()}")
+    print(f"device {device}, load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":

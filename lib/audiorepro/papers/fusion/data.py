@@ -1,4 +1,5 @@
-"""The nine downstream tasks of the multilayer-fusion paper, as offline analogues or real data.
+"""Data of the multilayer-fusion chapter: the paper's nine downstream tasks, as offline analogues
+or as the real datasets.
 
 :func:`fusion_tasks` returns ``{paper task: ClipTable}`` for the book's analogues, built from real
 recordings in Debian packages (:mod:`audiorepro.data.debian.tasks`) plus one music-style proxy
@@ -44,9 +45,18 @@ import pandas as pd
 import torch
 
 from audiorepro import paths
+from audiorepro.caching import stable_digest
+from audiorepro.data.adapters import evar
 from audiorepro.data.audio import load_audio, save_audio
 from audiorepro.data.cliptable import ClipTable, ClipTableError
+from audiorepro.data.debian.fetch import DebianSourceUnavailable
+from audiorepro.data.debian.tasks import build_task
+from audiorepro.data.synthetic import make_event_table
 from audiorepro.fileio import atomic_write_text
+
+__all__ = ["SAMPLE_RATE", "ANALOGUES", "EVAR_NAMES", "MUSIC_STYLES", "MUSIC_STYLE_COUNTS",
+           "TaskUnavailable", "subsample", "render_groove", "music_style_table", "fusion_tasks",
+           "paper_tasks", "task_overview", "load_tasks"]
 
 SAMPLE_RATE = 16000
 #: paper task key -> analogue name
@@ -171,7 +181,7 @@ def music_style_table(drums: ClipTable, counts: Mapping[str, int] = MUSIC_STYLE_
         if counts.get(s, 0) < 1:
             raise ValueError(f"music_style_table: counts[{s!r}] must be >= 1, got {counts.get(s)}")
     recipe = _style_recipe(drums, counts, seconds, seed)
-    name = "music_style_" + hashlib.sha1(recipe.encode()).hexdigest()[:10]
+    name = "music_style_" + stable_digest(recipe, 10)
     out_dir = Path(out_root) if out_root is not None else paths.data_dir("fusion", name)
     csv = out_dir / "clips.csv"
     if csv.is_file():
@@ -219,8 +229,6 @@ def music_style_table(drums: ClipTable, counts: Mapping[str, int] = MUSIC_STYLE_
 
 # ============================================================================ task sets
 def _synthetic_fallback(paper_task: str, n_per_class: int, seed: int) -> ClipTable:
-    from audiorepro.data.synthetic import make_event_table
-
     column = {"ESC-50": "labels", "US8K": "parent", "NSynth": "timbre", "Surge": "pitch"}.get(paper_task)
     if column is None:
         raise TaskUnavailable(f"{paper_task}: Debian sources unavailable and the synthetic world "
@@ -253,9 +261,6 @@ def fusion_tasks(names: list[str] | None = None, max_per_split: Mapping[str, int
     Returns:
         task -> table, or -> the exception explaining why the task is unavailable here.
     """
-    from audiorepro.data.debian.fetch import DebianSourceUnavailable
-    from audiorepro.data.debian.tasks import build_task
-
     names = names or list(ANALOGUES)
     bad = [n for n in names if n not in ANALOGUES]
     if bad:
@@ -287,8 +292,6 @@ def paper_tasks(data_root: str | os.PathLike, metadata_dir: str | os.PathLike,
                 names: list[str] | None = None, on_missing: str = "error") -> dict[str, ClipTable]:
     """The nine real tasks in EVAR's layout: audio under ``<data_root>/<evar name>/`` and metadata
     ``<metadata_dir>/<evar name>.csv`` (EVAR's ``work/16k`` and ``evar/metadata``)."""
-    from audiorepro.data.adapters import evar
-
     names = names or list(EVAR_NAMES)
     out = {}
     for task in names:

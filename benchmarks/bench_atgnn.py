@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_atgnn.py [--threads 1 2] [--batch 4] [--reps 5] [--profile]
         [--minutes 10] [--skip-knn] [--skip-throughput] [--compile] [--label after]
-        [--impl path/to/atgnn.py] [--json results/benchmarks/atgnn.json]
+        [--device auto] [--impl path/to/atgnn.py] [--json results/benchmarks/atgnn.json]
 
 1. **Throughput** of pyr-s (with MLG, 527 classes) at the paper input ``batch x 128 x 1056``: one
    training step = forward + ``sum().backward()`` in ``train()`` mode. FLOP convention (stated in
@@ -16,14 +16,16 @@ Usage::
    smaller, because the k-NN search has no backward). The dense-matmul reference is ``torch.mm``
    of two 2048 x 2048 float32 matrices (2 n^3 flops each). Model steps and matmul runs alternate
    (one step, then ``--mm-reps`` products, repeated ``--reps`` times) so both see the same load on
-   a shared machine; the reported share is the median of the per-repetition shares.
+   a shared machine; the reported share is the median of the per-repetition shares. Both run on
+   ``--device`` (``auto``: CUDA when there is one, see ``audiorepro.training.pick_device``; the
+   device is synchronised before each clock reading).
    ``--profile`` adds self-CPU-time shares by op group (torch.profiler) of one step.
 2. **k-NN memory** on a long clip (``--minutes``, default 10): the stage-1 pyramid graph of a
    128 x (minutes * 6000)-frame fbank (10 min: N = 32 x 15,000 = 480,000 query nodes,
    M = N / 16 = 30,000 pooled keys, C = 80, k = 9, relative-position term on): analytic peak
    bytes of a dense N x M distance matrix vs. the chunked search (:func:`knn_peak_memory`), and the
    measured peak-RSS increase and seconds of one chunked :func:`knn_graph` call (run in a fresh
-   subprocess so the RSS peak is its own).
+   subprocess so the RSS peak is its own). This part measures host memory, so it runs on the host.
 
 Results are merged into ``results/benchmarks/atgnn.json`` (see ``write_json`` for the format).
 ``--impl`` loads the model module from another file (e.g. an older ``atgnn.py``) to measure a
@@ -46,9 +48,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.profiler import ProfilerActivity, profile as tprofile
 from torch.utils.flop_counter import FlopCounterMode
 
+from audiorepro.fileio import atomic_write_text
 from audiorepro.paths import results_dir
+from audiorepro.training import pick_device
 
 FLOP_CONVENTION = ("FlopCounterMode forward MACs (batch 1, eval, position tables precomputed; "
                    "convs + matmuls + k-NN distance GEMMs; BN/elementwise/top-k/gather not "
@@ -148,29 +153,41 @@ def op_shares(prof: Any) -> dict[str, float]:
     return {g: v / s for g, v in sorted(tot.items(), key=lambda kv: -kv[1])}
 
 
+def _sync(device: torch.device) -> None:
+    """Wait for queued kernels (CUDA runs asynchronously) so that a clock reading is honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def bench_throughput(mod: Any, batch: int, reps: int, mm_reps: int, threads: int,
-                     profile: bool = False, compile_model: bool = False) -> dict[str, Any]:
-    """Interleaved model-step / matmul timing at ``threads`` threads (see the module docstring)."""
+                     profile: bool = False, compile_model: bool = False,
+                     device: str = "auto") -> dict[str, Any]:
+    """Interleaved model-step / matmul timing at ``threads`` threads on ``device`` (see the
+    module docstring)."""
+    dev = pick_device(device)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = mod.build_atgnn("pyr-s", num_classes=527, input_size=(128, 1056))
     gmacs = mod.count_atgnn(model)["gmacs"]
     step_gflop = 3 * 2 * gmacs * batch
     counted = counted_step_gflop(mod, batch)
-    model.cache_position_tables()
+    model.to(dev)
+    model.cache_position_tables(device=dev)
     model.train()
     run = torch.compile(model) if compile_model else model
-    x = torch.randn(batch, 1056, 128)
-    a, b = torch.randn(MM_N, MM_N), torch.randn(MM_N, MM_N)
+    x = torch.randn(batch, 1056, 128, device=dev)
+    a, b = torch.randn(MM_N, MM_N, device=dev), torch.randn(MM_N, MM_N, device=dev)
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
         run(x).sum().backward()
+        _sync(dev)
 
     def mm() -> None:
         with torch.inference_mode():
             for _ in range(mm_reps):
                 torch.mm(a, b)
+        _sync(dev)
 
     step(), mm()                                                 # warm-up
     rows = []
@@ -187,7 +204,7 @@ def bench_throughput(mod: Any, batch: int, reps: int, mm_reps: int, threads: int
                      "matmul_GFLOPs": mm_gflops, "share": achieved / mm_gflops,
                      "share_counted": counted / t_step / mm_gflops})
     med = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
-    out = {"threads": threads, "batch": batch, "reps": reps, "compiled": compile_model,
+    out = {"device": str(dev), "threads": threads, "batch": batch, "reps": reps, "compiled": compile_model,
            "gmacs_forward_batch1": gmacs, "step_GFLOP": step_gflop, "counted_step_GFLOP": counted,
            "median_step_s": med["step_s"], "median_step_cpu_s": med["step_cpu_s"],
            "clips_per_s": batch / med["step_s"], "median_achieved_GFLOPs": med["achieved_GFLOPs"],
@@ -195,7 +212,6 @@ def bench_throughput(mod: Any, batch: int, reps: int, mm_reps: int, threads: int
            "median_share_counted": med["share_counted"], "per_rep": rows,
            "loadavg": list(os.getloadavg())}
     if profile:
-        from torch.profiler import ProfilerActivity, profile as tprofile
         with tprofile(activities=[ProfilerActivity.CPU]) as prof:
             step()
         out["op_shares"] = op_shares(prof)
@@ -207,7 +223,6 @@ def write_json(path: Path, label: str, throughput: list[dict], knn: dict | None)
     """Merge into ``path``: ``{"flop_convention": str, "machine": {...},
     "throughput": {label: [one dict per thread count]}, "knn_memory": {...}}``; the entries of
     other labels (e.g. ``before``) are kept."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(path.read_text()) if path.is_file() else {}
     data["flop_convention"] = FLOP_CONVENTION
     data["matmul_reference"] = f"torch.mm float32 {MM_N}x{MM_N}, 2 n^3 flops, interleaved with model steps"
@@ -218,9 +233,7 @@ def write_json(path: Path, label: str, throughput: list[dict], knn: dict | None)
         data.setdefault("measured_at", {})[label] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if knn is not None:
         data["knn_memory"] = knn
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(data, indent=1))
 
 
 def main() -> None:
@@ -231,6 +244,7 @@ def main() -> None:
     ap.add_argument("--mm-reps", type=int, default=4, help="2048^3 products per matmul measurement")
     ap.add_argument("--profile", action="store_true", help="op-group time shares of one step")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (optional)")
+    ap.add_argument("--device", default="auto", help="device of the throughput run (auto, cuda, cpu ...)")
     ap.add_argument("--minutes", type=float, default=10.0, help="clip length of the k-NN memory run")
     ap.add_argument("--chunk", type=int, default=1 << 22, help="k-NN chunk_elements")
     ap.add_argument("--skip-knn", action="store_true")
@@ -254,7 +268,7 @@ def main() -> None:
     results = []
     if not a.skip_throughput:
         for th in a.threads:
-            r = bench_throughput(mod, a.batch, a.reps, a.mm_reps, th, a.profile, a.compile)
+            r = bench_throughput(mod, a.batch, a.reps, a.mm_reps, th, a.profile, a.compile, a.device)
             results.append(r)
             short = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "per_rep"}
             print("throughput:", json.dumps(short))

@@ -1,10 +1,15 @@
-"""ATGNN chapter experiments: recipe, label attention, clip-table data, baselines, seed verdicts, benchmark file."""
+"""ATGNN chapter experiments: recipe, label attention, clip-table data, baselines, seed verdicts,
+run caches, devices, label-graph statistics, records, benchmark file."""
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
+import pytest
 import torch
 
-from audiorepro.papers.atgnn import RecipeConfig, label_attention, make_batch_fn
+from audiorepro import caching
+from audiorepro.papers.atgnn import RecipeConfig, TaggingData, label_attention, make_batch_fn
 from audiorepro.papers.atgnn.model import build_atgnn
 
 
@@ -69,9 +74,16 @@ def test_tagging_data_reads_clip_table_with_kaldi_fbank(tmp_path, monkeypatch):
     pad = d.x_test[0, 98:]
     assert torch.allclose(pad, pad[0:1].expand_as(pad)) and not torch.allclose(d.x_test[0, 97], pad[0])
     assert abs(float(torch.cat([d.x_train.flatten()]).mean())) < 1e-4   # train-set standardisation
+    assert abs(float(d.x_train.std(unbiased=False)) - 1.0) < 1e-4           # one global std, ddof 0
     assert "clip table tiny.csv (3 classes), kaldi_fbank_128" in d.description
     pooled = tagging_data(clip_table=tab, data_root=tmp_path / "ds", frames=16, clip_seconds=1.0)
     assert pooled.x_valid.shape == (1, 16, 128)
+    # the fingerprint keys the run caches: same data, same key; other frames or caps, another
+    again = tagging_data(clip_table=tab, data_root=tmp_path / "ds", frames=16, clip_seconds=1.0)
+    capped = tagging_data(clip_table=tab, data_root=tmp_path / "ds", frames=16, clip_seconds=1.0,
+                          max_train=1)
+    assert len(pooled.fingerprint) == 16 and again.fingerprint == pooled.fingerprint
+    assert len({d.fingerprint, pooled.fingerprint, capped.fingerprint}) == 3
 
 
 def test_tagging_data_names_bad_paths(tmp_path):
@@ -83,7 +95,7 @@ def test_tagging_data_names_bad_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match="data_root"):
         tagging_data(clip_table=tab, data_root=tmp_path / "missing")
     with pytest.raises(ValueError, match="time_mode"):
-        from audiorepro.papers.atgnn.experiments import _fit_frames
+        from audiorepro.papers.atgnn.data import _fit_frames
         _fit_frames(torch.zeros(4, 10), 8, "stretch")
 
 
@@ -133,22 +145,117 @@ def test_compare_seeds_outcomes():
     assert compare_seeds(_runs({"a": [0.9], "b": [0.1]}), "a", "b").outcome == "inconclusive"
 
 
+def _toy_data(fingerprint="toy", n=(2, 2, 2), frames=16, mels=8, classes=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    xs = []
+    for k in n:
+        xs += [torch.randn(k, frames, mels, generator=g), (torch.rand(k, classes, generator=g) > 0.5).float()]
+    return TaggingData(*xs, [f"c{i}" for i in range(classes)], "toy", fingerprint=fingerprint)
+
+
 def test_run_dir_depends_on_everything_that_defines_a_run(tmp_path, monkeypatch):
-    from audiorepro.papers.atgnn import TaggingData, run_dir_for
+    from audiorepro.papers.atgnn import run_dir_for
     monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
-    z = torch.zeros(2, 16, 8)
-    d = TaggingData(z, z[:, 0, :2], z, z[:, 0, :2], z, z[:, 0, :2], ["a", "b"], "toy")
+    d = _toy_data()
     r0 = RecipeConfig(seed=0)
     base = run_dir_for("pyr-tiny", {}, d, r0)
     assert base == run_dir_for("pyr-tiny", {}, d, RecipeConfig(seed=0))
     assert base.parent == tmp_path / "cache" / "runs" / "atgnn"
+    assert base.name.startswith("pyr-tiny_s0_")
     others = {run_dir_for("pyr-tiny", {"use_mlg": False}, d, r0), run_dir_for("pyr-tiny", {}, d, RecipeConfig(seed=1)),
-              run_dir_for("pyr-tiny", {}, d, RecipeConfig(epochs=3)), run_dir_for("iso-tiny", {}, d, r0)}
-    assert base not in others and len(others) == 4
+              run_dir_for("pyr-tiny", {}, d, RecipeConfig(epochs=3)), run_dir_for("iso-tiny", {}, d, r0),
+              run_dir_for("pyr-tiny", {}, _toy_data("other data"), r0),
+              run_dir_for("pyr-tiny", {}, d, r0, amp="bf16")}
+    assert base not in others and len(others) == 6
     # a change of the model / training source gives a new folder (no stale reload)
-    from audiorepro.papers.atgnn import experiments as E
-    monkeypatch.setattr(E, "code_digest", lambda: "other-code")
+    real = caching._module_digest
+    monkeypatch.setattr(caching, "_module_digest",
+                        lambda name: real(name) + ("x" if name == "audiorepro.papers.atgnn" else ""))
     assert run_dir_for("pyr-tiny", {}, d, r0) != base
+    # data without a fingerprint cannot key a cache
+    with pytest.raises(ValueError, match="fingerprint"):
+        run_dir_for("pyr-tiny", {}, _toy_data(""), r0)
+
+
+def test_baseline_runs_are_keyed_by_the_backbone_source(tmp_path, monkeypatch):
+    from audiorepro.papers.atgnn import run_dir_for
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    d, r0 = _toy_data(), RecipeConfig()
+    ast, pyr = run_dir_for("ast_base384_f10_t10_527", {}, d, r0), run_dir_for("pyr-tiny", {}, d, r0)
+    real = caching._module_digest
+    monkeypatch.setattr(caching, "_module_digest",
+                        lambda name: real(name) + ("x" if name == "audiorepro.backbones" else ""))
+    assert run_dir_for("ast_base384_f10_t10_527", {}, d, r0) != ast
+    assert run_dir_for("pyr-tiny", {}, d, r0) == pyr           # ATGNN runs do not execute it
+
+
+def test_train_row_trains_once_then_reloads(tmp_path, monkeypatch):
+    from audiorepro.papers.atgnn import train_row
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    torch.set_num_threads(1)
+    d = _toy_data(n=(8, 4, 4), frames=32, mels=32, classes=4)
+    r = RecipeConfig(epochs=1, batch_size=4, warmup_iters=1)
+    first = train_row("pyr-tiny", d, r, seed=0)
+    assert not first["result"].from_cache and 0.0 <= first["test mAP"] <= 1.0
+    assert first["paper row"] == "ATGNN-pyr-s" and first["params"] > 0
+    again = train_row("pyr-tiny", d, r, seed=0)
+    assert again["result"].from_cache and again["test mAP"] == pytest.approx(first["test mAP"])
+
+
+def test_entry_points_default_to_the_auto_device():
+    import audiorepro.papers.atgnn as A
+    for fn in (A.tagging_data, A.train_tagger, A.evaluate_tagging, A.label_attention, A.train_row,
+               A.train_rows, A.k_sweep, A.plot_label_attention):
+        assert inspect.signature(fn).parameters["device"].default == "auto", fn.__name__
+
+
+def test_k_spec_shares_the_default_run():
+    from audiorepro.papers.atgnn import ATGNNConfig, k_spec
+    assert k_spec(ATGNNConfig.k) == ("pyr-tiny", {}, f"k={ATGNNConfig.k}")
+    assert k_spec(20) == ("pyr-tiny", {"k": 20}, "k=20")
+
+
+def test_adjacency_vs_lift_hand_computed():
+    from audiorepro.papers.atgnn import adjacency_vs_lift
+
+    class Stub:                                   # a model is only asked for its adjacencies
+        def __init__(self, *mats):
+            self.mats = [torch.tensor(m) for m in mats]
+
+        def adjacency(self):
+            return self.mats
+    # labels a, b always together (lift 2), c alone (lift 0 with a and b), d never in training
+    y = torch.tensor([[1., 1., 0., 0.], [1., 1., 0., 0.], [0., 0., 1., 0.], [0., 0., 1., 0.]])
+    z = [0.] * 4
+    with pytest.warns(RuntimeWarning, match="constant"):                    # scipy's ConstantInputWarning
+        s = adjacency_vs_lift(Stub([[0., 2., 0., 0.], [0., 0., 1., 0.], z, z],
+                                   [[0., 0., 0., 0.], [0., 0., 1., 0.], [2., 0., 0., 0.], z]), y)
+    assert np.allclose(s.prevalence, [0.5, 0.5, 0.5, 0.0])
+    assert np.isclose(s.lift[0, 1], 2.0) and np.isclose(s.lift[0, 2], 0.0) and np.isclose(s.lift[2, 2], 2.0)
+    assert s.A[0, 1] == 1.0 and s.A[1, 2] == 1.0 and s.A_sym[0, 2] == 0.5   # mean of blocks, symmetrised
+    assert s.n_pairs == 3 and not s.mask[3].any() and not s.mask.diagonal().any()
+    assert np.allclose(s.A_sym[s.mask], 0.5) and np.isnan(s.rho)            # constant A: undefined
+    # A large where the lift is large, equal where the lifts tie: rank correlation 1
+    s = adjacency_vs_lift(Stub([[0., 3., 1., 0.], [3., 0., 1., 0.], [1., 1., 0., 0.], z]), y)
+    assert s.rho == pytest.approx(1.0) and "3 label pairs" in s.summary()
+
+
+def test_record_table_writes_one_record_per_row(tmp_path, monkeypatch):
+    import pandas as pd
+    from audiorepro import results
+    from audiorepro.papers.atgnn import record_table, seed_summary, table_rows
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    runs = pd.DataFrame([{"model": m, "paper row": table_rows()[m][2], "seed": s, "test mAP": v,
+                          "params": 1e6, "train s": 2.0}
+                         for m, vals in {"pyr-tiny": [0.3, 0.5], "panns": [0.2, 0.2]}.items()
+                         for s, v in enumerate(vals)])
+    summary = seed_summary(runs).assign(**{"params (M)": 1.0, "train s (sum)": 4.0})
+    record_table(summary, table_rows(), "table2", _toy_data(), seeds=[0, 1], frames=16, epochs=1,
+                 scale="1 epoch", profile="smoke")
+    recs = results.load_records("atgnn", "table2")
+    got = dict(zip(recs["row"], recs["value"]))
+    assert got == pytest.approx({"ATGNN-pyr-s": 0.4, "PANNs": 0.2})
+    assert set(recs["metric"]) == {"mAP"} and set(recs["param.arch"]) == {"pyr-tiny", "panns_cnn14_16k"}
 
 
 def test_code_digest_tracks_the_model_source(monkeypatch):
@@ -192,3 +299,46 @@ def test_table_without_valid_split_holds_out_train_clips(tmp_path, monkeypatch):
     d = tagging_data(clip_table=tab, data_root=tmp_path / "ds", frames=16, clip_seconds=1.0)
     assert d.sizes() == {"train": 2, "valid": 1, "test": 1}       # every 20th train clip: the first
     assert d.y_valid.tolist() == [[1, 0, 0]] and "every 20th train clip" in d.description
+
+
+# ------------------------------------------------------------------ package layout
+def _imports(path):
+    import ast
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names.add(("." * node.level) + (node.module or ""))
+    return names
+
+
+def test_model_imports_no_results_book_training_or_experiments():
+    from pathlib import Path
+    import audiorepro.papers.atgnn.model as M
+    bad = [n for n in _imports(Path(M.__file__))
+           if n.startswith(("audiorepro.results", "audiorepro.book", "audiorepro.training", "."))
+           or n.endswith(("experiments", "figures", "data"))]
+    assert bad == []
+
+
+def test_no_core_module_imports_the_paper():
+    from pathlib import Path
+    import audiorepro
+    root = Path(audiorepro.__file__).parent
+    users = [str(p.relative_to(root)) for p in root.rglob("*.py")
+             if "papers" not in p.relative_to(root).parts
+             and any("papers.atgnn" in n or n in ("audiorepro.papers", "..papers") for n in _imports(p))]
+    assert users == []
+
+
+def test_count_helpers_name_a_bad_parameter():
+    from audiorepro.papers.atgnn import count_baselines, count_variants
+    with pytest.raises(KeyError, match="variants.*pyr-x"):
+        count_variants(["pyr-x"], ["audioset"], profile="smoke", record=False)
+    with pytest.raises(KeyError, match="datasets.*esc50"):
+        count_variants(["pyr-s"], ["esc50"], profile="smoke", record=False)
+    with pytest.raises(KeyError, match="baselines.*cnn6"):
+        count_baselines(["cnn6"], profile="smoke", record=False)
+    assert len(count_baselines([], profile="smoke", record=False)) == 0

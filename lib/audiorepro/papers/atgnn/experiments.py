@@ -1,175 +1,57 @@
-"""Data, training recipe and evaluation for the ATGNN chapter.
+"""Runs of the ATGNN chapter: the Section III-B recipe, the table rows, evaluation and records.
 
-* :func:`tagging_data` - the synthetic world's multi-label clips as time-major log-mel tensors
-  ``(N, frames, n_mels)`` (front end preset, average-pooled in time to a CPU-sized length,
-  normalised with training-set statistics), split train / valid / test;
 * :class:`RecipeConfig` + :func:`train_tagger` - Section III-B: balanced sampling, mixup applied
   with probability 0.5, time / frequency masks scaled to the input (192 / 48 at 1024 x 128),
   BCE (optionally label-smoothed), Adam 5e-4, linear warm-up, halving every 5 epochs after a
-  given epoch; run with :func:`audiorepro.training.fit`;
+  given epoch; run with :func:`audiorepro.training.fit` on ``device`` (``"auto"``: CUDA when
+  there is one) in a run cache keyed by :func:`audiorepro.caching.run_key`;
 * :func:`build_model` - ATGNN variants and the shared PANNs CNN14 / AST baselines behind one call;
-* :func:`train_row`, :func:`seed_summary`, :func:`compare_seeds` - one row per seed, mean +- std
-  over seeds and a seed-aware verdict ("inconclusive at this scale" inside the seed spread);
+* :func:`train_row`, :func:`train_rows`, :func:`seed_summary`, :func:`compare_seeds` - one row per
+  seed, mean +- std over seeds and a seed-aware verdict ("inconclusive at this scale" inside the
+  seed spread); :func:`k_sweep` (Table I);
+* :func:`count_variants` / :func:`count_baselines` - #Params and GMACs of Tables II / III;
+* :func:`adjacency_vs_lift`, :func:`label_attention` - what the label graph learned;
+* ``record_*`` - the result records of the chapter's notebooks (:mod:`audiorepro.results`);
 * :func:`benchmark_table` - the speed / memory results of ``benchmarks/bench_atgnn.py``.
+
+Data preparation (:func:`tagging_data`) lives in :mod:`audiorepro.papers.atgnn.data`.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
+from scipy.stats import spearmanr
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from audiorepro import caching
+from audiorepro import caching, paths, results
 from audiorepro.augment import SpecAugment, sample_mixup_lambda, scaled_mask_params
+from audiorepro.backbones import build_backbone
+from audiorepro.backbones.counting import count_parameters
 from audiorepro.metrics import tagging_metrics
-from audiorepro.papers.atgnn.model import ATGNN, LabelNoiseRobustBCE, build_atgnn
-from audiorepro.training import balanced_sampler, fit, make_evaluator, predict
+from audiorepro.papers.atgnn.data import TaggingData
+from audiorepro.papers.atgnn.model import (ATGNN, ATGNNConfig, LabelNoiseRobustBCE, build_atgnn,
+                                           count_atgnn)
+from audiorepro.training import balanced_sampler, fit, make_evaluator, pick_device, predict
 from audiorepro.training.config import reject_unknown_fields
 
-__all__ = ["TaggingData", "tagging_data", "RecipeConfig", "make_batch_fn", "train_tagger",
-           "build_model", "WaveToLogits", "evaluate_tagging", "label_attention", "table_rows",
-           "run_dir_for", "code_digest", "train_row", "seed_summary", "SeedComparison", "compare_seeds",
-           "benchmark_table"]
+__all__ = ["RecipeConfig", "make_batch_fn", "train_tagger", "build_model", "WaveToLogits",
+           "evaluate_tagging", "label_attention", "table_rows", "run_dir_for", "code_digest",
+           "train_row", "train_rows", "table_summary", "record_table", "seed_summary",
+           "SeedComparison", "compare_seeds", "k_spec", "k_sweep", "record_k_sweep",
+           "COUNT_SETTINGS", "count_variants", "count_baselines", "LabelGraphStats",
+           "adjacency_vs_lift", "record_label_graph", "benchmark_table"]
 
-
-# ================================================================================== data
-@dataclass
-class TaggingData:
-    """Tensors of one tagging task. ``x_*``: (N, frames, n_mels) float32; ``y_*``: (N, S) 0/1."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_valid: torch.Tensor
-    y_valid: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    classes: list[str]
-    description: str
-    clip_ids_test: list[str] = field(default_factory=list)
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        """(n_mels, frames) - the (F, T) of the paper."""
-        return int(self.x_train.shape[2]), int(self.x_train.shape[1])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def cooccurrence(self, split: str = "train") -> np.ndarray:
-        """(S, S) clip counts where both labels occur, in ``split``."""
-        y = getattr(self, f"y_{split}").numpy()
-        return y.T @ y
-
-    def sizes(self) -> dict[str, int]:
-        return {"train": len(self.y_train), "valid": len(self.y_valid), "test": len(self.y_test)}
-
-
-def _fit_frames(f: torch.Tensor, frames: int, mode: str) -> torch.Tensor:
-    """(n_mels, T) -> (frames, n_mels): ``pool`` = average-pool in time (CPU-sized inputs),
-    ``crop_pad`` = keep the first ``frames`` frames, zero-pad shorter clips (the paper's input)."""
-    if mode == "pool":
-        return F.adaptive_avg_pool1d(f[None], frames)[0].T
-    if mode == "crop_pad":
-        f = f[:, :frames]
-        return F.pad(f, (0, frames - f.shape[1])).T
-    raise ValueError(f"tagging_data: time_mode={mode!r} must be 'pool' or 'crop_pad'")
-
-
-def _project_path(p: str | Path) -> Path:
-    """``p`` as given when it exists (or is absolute), else relative to the project home."""
-    from audiorepro import paths
-    p = Path(p)
-    return p if p.is_absolute() or p.exists() else paths.home() / p
-
-
-def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None, frames: int = 128,
-                 world: Any = None, progress: bool = False, clip_table: str | Path | None = None,
-                 data_root: str | Path | None = None, max_train: int | None = None,
-                 max_valid: int | None = None, time_mode: str = "pool",
-                 clip_seconds: float | None = 10.0) -> TaggingData:
-    """Tagging tensors from the synthetic world (default) or from a clip table on disk.
-
-    Data source: ``clip_table`` (a :class:`~audiorepro.data.cliptable.ClipTable` CSV, e.g. the
-    AudioSet-balanced or FSD50K table written by :mod:`audiorepro.data.adapters`; relative audio
-    paths are resolved against ``data_root`` when given, else against the CSV's folder; relative
-    ``clip_table`` / ``data_root`` that do not exist from the working folder are taken relative
-    to the project home). A table without a ``valid`` split (AudioSet) gets every 20th training
-    clip as validation clip. Without ``clip_table``: the synthetic world
-    ``default_world(n_clips, seed)`` (or ``world``).
-    Front end ``frontend`` (default ``kaldi_fbank_128`` for a clip table - the paper's 128-bin
-    fbank - and ``logmel_64`` for the synthetic world; cached on disk by
-    :class:`~audiorepro.frontends.FeatureCache`); clips are cut / padded to ``clip_seconds``.
-    Time axis: ``time_mode="pool"`` average-pools to ``frames`` frames (CPU-sized input),
-    ``"crop_pad"`` keeps the first ``frames`` frames and zero-pads (the paper's 1024 / 1056).
-    ``max_train`` / ``max_valid`` keep the first clips of those splits (table order); the test
-    split is always complete. Features are standardised with the training split's mean / std.
-    Classes without a training clip are kept (their AP is undefined and left out by the metrics).
-    Returns x_*: (N, frames, n_mels) float32, y_*: (N, S).
-    """
-    from audiorepro.data.cliptable import ClipTable
-    from audiorepro.data.dataset import ClipDataset
-    from audiorepro.frontends import CachedFeatureDataset, make_frontend
-
-    if frames < 16:
-        raise ValueError(f"tagging_data: frames={frames} must be >= 16")
-    holdout = ""
-    if clip_table is not None:
-        table = ClipTable.read(_project_path(clip_table))
-        if data_root is not None:
-            root = _project_path(data_root)
-            if not root.is_dir():
-                raise FileNotFoundError(f"tagging_data: data_root {data_root} is not a folder")
-            table.root = root
-        frontend = frontend or "kaldi_fbank_128"
-        source = f"clip table {Path(clip_table).name} ({table.num_classes} classes)"
-        if not (table.frame["split"] == "valid").any():
-            # AudioSet has no validation split: hold out every 20th training clip
-            train_pos = np.flatnonzero(table.frame["split"].to_numpy() == "train")
-            table.frame.loc[train_pos[::20], "split"] = "valid"
-            holdout = ", valid = every 20th train clip"
-    else:
-        from audiorepro.data.synthetic import default_world
-        world = world if world is not None else default_world(n_clips, seed, progress=progress)
-        table = world.table
-        frontend = frontend or "logmel_64"
-        source = f"synthetic world n{len(table)} seed {seed} ({table.num_classes} classes)"
-    fe = make_frontend(frontend, time_major=False)
-    caps = {"train": max_train, "valid": max_valid, "test": None}
-    out: dict[str, tuple[torch.Tensor, torch.Tensor, list[str]]] = {}
-    for split in ("train", "valid", "test"):
-        sub = table.subset(split)
-        if len(sub) == 0:
-            raise ValueError(f"tagging_data: {source} has no clip in split {split!r}")
-        if caps[split] is not None and caps[split] < len(sub):
-            sub = ClipTable(sub.frame.iloc[:caps[split]], sub.root, sub.classes, sub.name)
-        ds = CachedFeatureDataset(ClipDataset(sub, sample_rate=fe.sample_rate,
-                                              clip_seconds=clip_seconds), fe)
-        feats, ys, ids = [], [], []
-        for i in range(len(ds)):
-            item = ds[i]
-            f = torch.as_tensor(item["features"]).float()          # (n_mels, frames_full)
-            feats.append(_fit_frames(f, frames, time_mode))        # (frames, n_mels)
-            ys.append(torch.as_tensor(item["target"]).float())
-            ids.append(str(item["clip_id"]))
-        out[split] = (torch.stack(feats), torch.stack(ys), ids)
-    mean, std = out["train"][0].mean(), out["train"][0].std().clamp_min(1e-6)
-    norm = {k: ((v[0] - mean) / std, v[1], v[2]) for k, v in out.items()}
-    how = "pooled to" if time_mode == "pool" else "cropped/padded to"
-    desc = f"{source}, {frontend} {how} {frames} frames{holdout}"
-    if max_train is not None or max_valid is not None:
-        desc += f", train/valid capped at {max_train}/{max_valid}"
-    return TaggingData(*norm["train"][:2], *norm["valid"][:2], *norm["test"][:2],
-                       classes=list(table.classes), description=desc, clip_ids_test=norm["test"][2])
+CHAPTER = "atgnn"
+#: the source every ATGNN run executes (part of every run-cache key)
+RUN_CODE = ("audiorepro.papers.atgnn", *caching.CORE_TRAINING_CODE)
+BACKBONE_PREFIXES = ("panns", "ast")
 
 
 # ================================================================================== recipe
@@ -274,7 +156,6 @@ def build_model(name: str, num_classes: int, input_size: tuple[int, int], seed: 
     Shared backbones are trained from scratch here (no pre-trained weights).
     """
     torch.manual_seed(seed)
-    from audiorepro.backbones import build_backbone
     if name.startswith("panns"):
         scale = overrides.pop("scale", 0.25)
         overrides = {"mel_bins": input_size[0], "spec_augment": False, **overrides}
@@ -289,10 +170,13 @@ def build_model(name: str, num_classes: int, input_size: tuple[int, int], seed: 
 
 
 def train_tagger(model: nn.Module, data: TaggingData, recipe: RecipeConfig | Mapping[str, Any],
-                 run_dir: str | Path | None = None, device: str = "cpu"):
+                 run_dir: str | Path | None = None, device: str = "auto", amp: Any = False):
     """Train with the Section III-B recipe on ``data`` (validation mAP selects the best epoch).
 
-    Returns the :class:`~audiorepro.training.FitResult`; a finished ``run_dir`` is reloaded.
+    ``device``: ``"auto"`` (CUDA, else MPS, else CPU; :func:`~audiorepro.training.pick_device`)
+    or a device name; ``amp``: autocast as in :class:`~audiorepro.training.TrainConfig`.
+    Returns the :class:`~audiorepro.training.FitResult` (its model on ``device``); a finished
+    ``run_dir`` is reloaded.
     """
     recipe = recipe if isinstance(recipe, RecipeConfig) else RecipeConfig.from_dict(recipe)
     train = TensorDataset(data.x_train, data.y_train)
@@ -304,25 +188,33 @@ def train_tagger(model: nn.Module, data: TaggingData, recipe: RecipeConfig | Map
                               drop_last=len(train) > recipe.batch_size)   # BN needs batches > 1
     valid_loader = DataLoader(TensorDataset(data.x_valid, data.y_valid), batch_size=64)
     bfn = make_batch_fn(recipe, data.input_size)
-    return fit(model, train_loader, valid_loader, config=recipe.train_config(), batch_fn=bfn,
-               evaluate_fn=make_evaluator(bfn, tagging_metrics), run_dir=run_dir, device=device)
+    return fit(model, train_loader, valid_loader, config={**recipe.train_config(), "amp": amp},
+               batch_fn=bfn, evaluate_fn=make_evaluator(bfn, tagging_metrics, amp=amp),
+               run_dir=run_dir, device=pick_device(device))
 
 
-def evaluate_tagging(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                     batch_size: int = 64) -> dict[str, float]:
-    """``tagging_metrics`` (mAP, AUC, d') of ``model`` on (x, y)."""
-    scores, targets = predict(model, DataLoader(TensorDataset(x, y), batch_size=batch_size))
+def evaluate_tagging(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64,
+                     device: str = "auto", amp: Any = False) -> dict[str, float]:
+    """``tagging_metrics`` (mAP, AUC, d') of ``model`` on x (N, T, F), y (N, S); the model is
+    moved to ``device`` (``"auto"``: see :func:`~audiorepro.training.pick_device`)."""
+    dev = pick_device(device)
+    scores, targets = predict(model.to(dev), DataLoader(TensorDataset(x, y), batch_size=batch_size),
+                              device=dev, amp=amp)
     return {k: float(v) for k, v in tagging_metrics(targets, scores).items()
             if isinstance(v, (int, float, np.floating))}
 
 
 @torch.no_grad()
-def label_attention(model: ATGNN, x: torch.Tensor, stage: int = 0, block: int = 0) -> torch.Tensor:
+def label_attention(model: ATGNN, x: torch.Tensor, stage: int = 0, block: int = 0,
+                    device: str = "auto") -> torch.Tensor:
     """Which patch nodes each label node connects to in one PLG block.
 
     x: (B, T, F) -> (B, S, H, W) neighbour counts on that stage's patch grid (each label has
-    ``k_plg`` neighbours), for ``mlg_stages[stage][block]``.
+    ``k_plg`` neighbours), for ``mlg_stages[stage][block]``. The model runs on ``device`` (it is
+    moved there); the counts are returned on the host for plotting.
     """
+    dev = pick_device(device)
+    model.to(dev)
     if not model.config.use_mlg:
         raise ValueError("label_attention needs a model with MLG blocks (use_mlg=True)")
     plg = model.mlg_stages[stage][block].plg
@@ -336,7 +228,7 @@ def label_attention(model: ATGNN, x: torch.Tensor, stage: int = 0, block: int = 
     was = model.training
     model.eval()
     try:
-        model(x)
+        model(x.to(dev))
     finally:
         h.remove()
         plg.keep_edges = False
@@ -344,12 +236,12 @@ def label_attention(model: ATGNN, x: torch.Tensor, stage: int = 0, block: int = 
     H, W = grids[0]
     idx = plg.last_edges                                       # (B, S, k)
     B, S, _ = idx.shape
-    counts = torch.zeros(B, S, H * W)
-    counts.scatter_add_(2, idx.cpu(), torch.ones(idx.shape))
-    return counts.reshape(B, S, H, W)
+    counts = torch.zeros(B, S, H * W, device=idx.device)
+    counts.scatter_add_(2, idx, torch.ones(idx.shape, device=idx.device))
+    return counts.reshape(B, S, H, W).cpu()
 
 
-# ================================================================================== seeds
+# ================================================================================== rows and seeds
 def table_rows(panns_scale: float = 0.125, ast_scale: str | float = "cpu") -> dict[str, tuple[str, dict[str, Any], str]]:
     """Rows of Tables II/III: name -> (architecture, build overrides, paper row).
 
@@ -371,50 +263,109 @@ def table_rows(panns_scale: float = 0.125, ast_scale: str | float = "cpu") -> di
     return rows
 
 
-def code_digest() -> str:
-    """Digest of the source a training run depends on (this paper's package, the training loop,
-    augmentation, front ends, metrics): part of every run's cache key, so a changed model never
-    reloads a run trained by the old code."""
-    return caching.code_digest(("audiorepro.papers.atgnn", *caching.CORE_TRAINING_CODE))
+def _is_backbone(arch: str) -> bool:
+    return arch.startswith(BACKBONE_PREFIXES)
+
+
+def _run_code(arch: str = "") -> tuple[str, ...]:
+    """Modules a run of ``arch`` executes: this package and the core training code, plus the
+    shared backbones for the PANNs / AST rows."""
+    return RUN_CODE + (("audiorepro.backbones",) if _is_backbone(arch) else ())
+
+
+def code_digest(arch: str = "") -> str:
+    """Digest of the source a training run of ``arch`` depends on (this paper's package, the
+    training loop, augmentation, front ends, metrics, standardiser; the shared backbones for the
+    baseline rows): the ``code`` part of every run's cache key, so a changed model never reloads
+    a run trained by the old code."""
+    return caching.code_digest(_run_code(arch))
 
 
 def run_dir_for(arch: str, overrides: Mapping[str, Any], data: TaggingData,
-                recipe: RecipeConfig) -> Path:
-    """Cache folder of one training run, named by a hash of everything that defines it (so two
-    notebooks asking for the same run share it, and a changed recipe never reuses a stale one)."""
-    from audiorepro import paths
-    key = json.dumps({"arch": arch, "overrides": dict(overrides), "data": data.description,
-                      "sizes": data.sizes(), "recipe": asdict(recipe), "code": code_digest()},
-                     sort_keys=True, default=str)
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    return paths.cache_dir("runs", "atgnn", f"{arch}_s{recipe.seed}_{digest}")
+                recipe: RecipeConfig, amp: Any = False) -> Path:
+    """Cache folder of one training run, named by :func:`audiorepro.caching.run_key` of
+    everything that defines it: (architecture, overrides, recipe, amp) + the data fingerprint +
+    the code digest (two notebooks asking for the same run share it; a changed recipe, data set
+    or source never reuses a stale one). The device is not part of the key."""
+    if not data.fingerprint:
+        raise ValueError("run_dir_for: TaggingData.fingerprint is empty; build the data with "
+                         "tagging_data() or set a fingerprint that identifies it")
+    key = caching.run_key({"arch": arch, "overrides": dict(overrides), "recipe": asdict(recipe),
+                           "amp": amp}, data=data.fingerprint, code=_run_code(arch))
+    return paths.cache_dir("runs", CHAPTER, f"{arch}_s{recipe.seed}_{key}")
 
 
 def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
-              spec: tuple[str, Mapping[str, Any], str] | None = None) -> dict[str, Any]:
-    """Train (or reload) one row for one seed and evaluate it on the test split.
+              spec: tuple[str, Mapping[str, Any], str] | None = None, device: str = "auto",
+              amp: Any = False) -> dict[str, Any]:
+    """Train (or reload) one row for one seed on ``device`` and evaluate it on the test split.
 
     ``spec`` = (architecture, overrides, paper row), default ``table_rows()[name]``; ``seed``
     sets the initialisation, the sampler and the augmentation. Returns a dict with ``model``,
     ``paper row``, ``seed``, ``test mAP``, ``test AUC``, ``params`` (trainable), ``train s``
     and ``result`` (the :class:`~audiorepro.training.FitResult`).
     """
-    from dataclasses import replace
-    from audiorepro.backbones.counting import count_parameters
     arch, kw, paper_row = spec if spec is not None else table_rows()[name]
     rec = replace(recipe, seed=seed)
     model = build_model(arch, data.num_classes, data.input_size, seed=seed, **dict(kw))
-    res = train_tagger(model, data, rec, run_dir=run_dir_for(arch, kw, data, rec))
-    test = evaluate_tagging(res.model, data.x_test, data.y_test)
+    res = train_tagger(model, data, rec, run_dir=run_dir_for(arch, kw, data, rec, amp),
+                       device=device, amp=amp)
+    test = evaluate_tagging(res.model, data.x_test, data.y_test, device=device, amp=amp)
     return {"model": name, "paper row": paper_row, "seed": seed, "test mAP": test["mAP"],
             "test AUC": test["AUC"], "params": count_parameters(res.model)["trainable"],
             "train s": res.duration_s, "result": res}
 
 
-def seed_summary(runs: "pd.DataFrame", metric: str = "test mAP") -> "pd.DataFrame":
+def train_rows(names: Sequence[str], data: TaggingData, recipe: RecipeConfig, seeds: Sequence[int],
+               rows: Mapping[str, tuple[str, Mapping[str, Any], str]] | None = None,
+               device: str = "auto", amp: Any = False) -> pd.DataFrame:
+    """:func:`train_row` for every row of ``names`` (specs from ``rows``, default
+    :func:`table_rows`) and every seed: one line per (row, seed)."""
+    rows = rows if rows is not None else table_rows()
+    unknown = [n for n in names if n not in rows]
+    if unknown:
+        raise KeyError(f"train_rows: unknown row(s) {unknown} in parameter models; known: {sorted(rows)}")
+    return pd.DataFrame([train_row(n, data, recipe, s, spec=rows[n], device=device, amp=amp)
+                         for n in names for s in seeds])
+
+
+def table_summary(runs: pd.DataFrame, rows: Mapping[str, tuple[str, Mapping[str, Any], str]],
+                  input_size: tuple[int, int]) -> pd.DataFrame:
+    """:func:`seed_summary` of ``runs`` plus ``params (M)`` (trainable), ``GMACs`` (one forward
+    at ``input_size`` = (F, T), ATGNN rows only; counted on the meta device) and
+    ``train s (sum)`` over seeds."""
+    summary = seed_summary(runs)
+    first = {m: runs[runs.model == m].iloc[0] for m in summary.model}
+    summary["params (M)"] = [first[m]["params"] / 1e6 for m in summary.model]
+    summary["GMACs"] = [float("nan") if _is_backbone(rows[m][0])
+                        else count_atgnn(first[m]["result"].model, input_size)["gmacs"]
+                        for m in summary.model]
+    summary["train s (sum)"] = [runs[runs.model == m]["train s"].sum() for m in summary.model]
+    return summary
+
+
+def record_table(summary: pd.DataFrame, rows: Mapping[str, tuple[str, Mapping[str, Any], str]],
+                 table: str, data: TaggingData, *, seeds: Sequence[int], frames: int, epochs: int,
+                 scale: str, profile: str) -> list[Path]:
+    """One result record per row of :func:`table_summary` in paper table ``table``: the mean test
+    mAP over seeds, with the seed std and per-seed values in ``params``."""
+    out = []
+    for r in summary.to_dict("records"):
+        arch, kw, _ = rows[r["model"]]
+        out.append(results.record(
+            CHAPTER, table, {"mAP": r["mean"]},
+            params={"paper_row": r["paper row"], "arch": arch, **kw, "seeds": list(seeds),
+                    "mAP_std_over_seeds": r["std"] if r["seeds"] > 1 else None,
+                    "mAP_per_seed": r["per seed"], "frames": frames, "epochs": epochs},
+            dataset=data.description, scale=scale, profile=profile,
+            model=f"{r['model']} ({r['params (M)']:.2f} M, mean of {r['seeds']} seeds)",
+            duration_s=r["train s (sum)"]))
+    return out
+
+
+def seed_summary(runs: pd.DataFrame, metric: str = "test mAP") -> pd.DataFrame:
     """Mean and sample std (ddof=1; NaN with one seed) of ``metric`` over seeds, one row per
     model (first-seen order), with the per-seed values and ``mean +- std`` as text."""
-    import pandas as pd
     rows = []
     for name, g in runs.groupby("model", sort=False):
         v = g[metric].to_numpy(float)
@@ -439,7 +390,7 @@ class SeedComparison:
     spread: float           # larger of the two rows' seed std
 
 
-def compare_seeds(runs: "pd.DataFrame", better: str, worse: str,
+def compare_seeds(runs: pd.DataFrame, better: str, worse: str,
                   metric: str = "test mAP") -> SeedComparison:
     """Is ``better`` above ``worse`` beyond seed noise?
 
@@ -475,6 +426,165 @@ def compare_seeds(runs: "pd.DataFrame", better: str, worse: str,
     return SeedComparison(outcome, verdict, evidence, m, d.tolist(), spread)
 
 
+# ================================================================================== Table I
+def k_spec(k: int) -> tuple[str, dict[str, Any], str]:
+    """The Table I row of ``k``: ``pyr-tiny`` with k neighbours (no override at the default k,
+    so that run is shared with the other notebooks)."""
+    return ("pyr-tiny", {} if k == ATGNNConfig.k else {"k": k}, f"k={k}")
+
+
+def k_sweep(ks: Sequence[int], seeds: Sequence[int], data: TaggingData, recipe: RecipeConfig,
+            device: str = "auto", amp: Any = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train ``pyr-tiny`` for every k of ``ks`` with ``seeds[0]`` (the default k with every seed).
+
+    Returns (``runs``: one line per (k, seed) as :func:`train_row`, ``sweep``: the ``seeds[0]``
+    lines with an integer column ``k``).
+    """
+    if not seeds:
+        raise ValueError("k_sweep: parameter seeds is empty")
+    runs = pd.DataFrame([train_row(f"k={k}", data, recipe, s, spec=k_spec(k), device=device, amp=amp)
+                         for k in ks for s in (seeds if k == ATGNNConfig.k else seeds[:1])])
+    sweep = runs[runs.seed == seeds[0]].assign(k=lambda d: d["model"].str[2:].astype(int))
+    return runs, sweep
+
+
+def record_k_sweep(sweep: pd.DataFrame, data: TaggingData, *, frames: int, epochs: int, seed: int,
+                   scale: str, profile: str) -> list[Path]:
+    """One Table I record (test mAP) per k of :func:`k_sweep`'s ``sweep``."""
+    return [results.record(CHAPTER, "table1", {"mAP": r["test mAP"]},
+                           params={"paper_row": r["paper row"], "k": r["k"], "arch": "pyr-tiny",
+                                   "frames": frames, "epochs": epochs, "seed": seed},
+                           dataset=data.description, scale=scale, profile=profile,
+                           model=f"pyr-tiny k={r['k']} ({r['params'] / 1e6:.2f} M)",
+                           duration_s=r["train s"])
+            for r in sweep.to_dict("records")]
+
+
+# ================================================================================== counts
+#: Tables II / III: dataset -> (paper table, classes, input (F, T))
+COUNT_SETTINGS = {"audioset": ("table2", 527, (128, 1056)), "fsd50k": ("table3", 200, (128, 1024))}
+_VARIANT_ROWS = {"pyr-s": "ATGNN-pyr-s", "pyr-med": "ATGNN-pyr-med", "iso": "ATGNN-iso"}
+#: full-size baselines of Table II: name -> (shared backbone, build arguments, paper row)
+_BASELINES = {"panns": ("panns_cnn14_32k", {}, "PANNs"),
+              "ast": ("ast_base384_f10_t10_527", {"input_tdim": 1024}, "AST")}
+
+
+def _check_names(what: str, names: Sequence[str], known: Mapping[str, Any]) -> None:
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise KeyError(f"parameter {what}: unknown {bad}; known: {sorted(known)}")
+
+
+def count_variants(variants: Sequence[str], datasets: Sequence[str], profile: str,
+                   record: bool = True) -> pd.DataFrame:
+    """Trainable parameters, frozen-table elements of the reference code and GMACs
+    (:func:`~audiorepro.papers.atgnn.model.count_atgnn`, meta device) of every ATGNN variant
+    with and without MLG at each data set's paper input; with ``record``, one Table II / III
+    record per row: ``params`` (trainable) and ``flops`` (the MAC count: the paper's #GFLOPs
+    column is set against MACs, as fvcore counts them)."""
+    _check_names("variants", variants, _VARIANT_ROWS)
+    _check_names("datasets", datasets, COUNT_SETTINGS)
+    rows = []
+    for ds in datasets:
+        table, n_cls, size = COUNT_SETTINGS[ds]
+        for v in variants:
+            for mlg in (True, False):
+                model = build_atgnn(v, num_classes=n_cls, input_size=size, use_mlg=mlg)
+                c = count_atgnn(model, size)
+                row = _VARIANT_ROWS[v] + ("" if mlg else " (-MLG)")
+                rows.append({"dataset": ds, "table": table, "row": row, "variant": v, "MLG": mlg,
+                             "trainable (M)": c["trainable"] / 1e6,
+                             "+ frozen tables in ref. code (M)": c["frozen_tables_ref"] / 1e6,
+                             "GMACs": c["gmacs"]})
+                if record:
+                    results.record(CHAPTER, table, {"params": c["trainable"], "flops": c["gmacs"] * 1e9},
+                                   params={"paper_row": row, "variant": v, "use_mlg": mlg,
+                                           "input": list(size), "num_classes": n_cls,
+                                           "count": "trainable params; FlopCounterMode MACs"},
+                                   dataset=f"none (counted at the {ds} input)", scale="full size",
+                                   profile=profile,
+                                   model=f"{row}, 1 x {size[0]} x {size[1]}, {n_cls} classes")
+                del model
+    return pd.DataFrame(rows)
+
+
+def count_baselines(baselines: Sequence[str], profile: str, record: bool = True) -> pd.DataFrame:
+    """Trainable / all parameters of the full-size shared backbones standing for Table II's
+    baselines (``panns``: PANNs CNN14 32 kHz, ``ast``: AST base384 at 128 x 1024), 527 classes,
+    randomly initialised; with ``record``, one Table II ``params`` record each."""
+    _check_names("baselines", baselines, _BASELINES)
+    rows = []
+    for b in baselines:
+        name, kw, row = _BASELINES[b]
+        model = build_backbone(name, scale=1.0, num_classes=527, **kw)
+        n = count_parameters(model)
+        rows.append({"row": row, "backbone": name, "trainable (M)": n["trainable"] / 1e6,
+                     "all (M)": n["all"] / 1e6})
+        if record:
+            results.record(CHAPTER, "table2", {"params": n["trainable"]},
+                           params={"paper_row": row, "backbone": name, "num_classes": 527,
+                                   "count": "trainable params"},
+                           dataset="none (counted at the audioset input)", scale="full size",
+                           profile=profile, model=f"{row}: shared backbone {name}, 527 classes")
+        del model
+    return pd.DataFrame(rows)
+
+
+# ================================================================================== label graph
+@dataclass
+class LabelGraphStats:
+    """The learned LLG adjacency against the training labels' co-occurrence (S labels).
+
+    ``A``: (S, S) mean of the MLG blocks' adjacencies; ``A_sym`` = (A + A^T) / 2; ``lift``:
+    P(a, b) / (P(a) P(b)) on the training labels; ``prevalence``: (S,) P(a); ``mask``: (S, S)
+    off-diagonal pairs of labels seen in training; ``rho`` / ``p_value``: Spearman correlation of
+    ``A_sym`` and ``lift`` over the masked entries.
+    """
+
+    A: np.ndarray
+    A_sym: np.ndarray
+    lift: np.ndarray
+    prevalence: np.ndarray
+    mask: np.ndarray
+    rho: float
+    p_value: float
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.mask.sum() // 2)
+
+    def summary(self) -> str:
+        init = 1 / np.sqrt(len(self.prevalence))
+        return (f"Spearman(A, lift) over {self.n_pairs} label pairs: {self.rho:.3f} "
+                f"(p = {self.p_value:.2g}); |A| mean {np.abs(self.A).mean():.4f} "
+                f"(init bound {init:.4f})")
+
+
+def adjacency_vs_lift(model: ATGNN, y_train: torch.Tensor) -> LabelGraphStats:
+    """Compare the learned adjacency of ``model`` with the lift of the training labels
+    ``y_train`` (N, S) (see :class:`LabelGraphStats`)."""
+    A = torch.stack(model.adjacency()).mean(0).cpu().numpy()
+    A_sym = (A + A.T) / 2
+    y = y_train.numpy()
+    p = y.mean(0)
+    co = (y.T @ y) / len(y)
+    lift = co / np.maximum(np.outer(p, p), 1e-12)
+    seen = p > 0
+    mask = np.outer(seen, seen) & ~np.eye(len(p), dtype=bool)
+    rho, pval = spearmanr(A_sym[mask], lift[mask])
+    return LabelGraphStats(A, A_sym, lift, p, mask, float(rho), float(pval))
+
+
+def record_label_graph(stats: LabelGraphStats, data: TaggingData, *, frames: int, n_clips: int,
+                       epochs: int, seed: int, profile: str) -> Path:
+    """The ``label_graph`` record of ``pyr-tiny``: Spearman rho and its p-value."""
+    return results.record(CHAPTER, "label_graph", {"spearman_A_vs_lift": stats.rho, "p_value": stats.p_value},
+                          params={"arch": "pyr-tiny", "frames": frames, "n_clips": n_clips,
+                                  "epochs": epochs, "seed": seed},
+                          dataset=data.description, scale=f"{epochs} epochs", profile=profile,
+                          model="pyr-tiny")
+
+
 # ================================================================================== benchmarks
 def benchmark_table(path: str | Path | None = None) -> pd.DataFrame | None:
     """The speed / memory results written by ``benchmarks/bench_atgnn.py`` as a long table.
@@ -485,8 +595,6 @@ def benchmark_table(path: str | Path | None = None) -> pd.DataFrame | None:
     index or nested key path, empty for a top-level scalar) and ``quantity`` / ``value``.
     Raises ValueError naming the file when it is not valid JSON.
     """
-    import json
-    from audiorepro import paths
     p = Path(path) if path is not None else paths.results_dir("benchmarks", "atgnn.json")
     if not p.is_file():
         return None

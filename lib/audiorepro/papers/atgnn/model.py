@@ -1,7 +1,12 @@
-"""ATGNN: Audio Tagging Graph Neural Network (Singh et al., IEEE SPL 2024; ``papers/atgnn.txt``).
+"""ATGNN: Audio Tagging Graph Neural Network (Singh et al., IEEE Signal Processing Letters, 2024).
 
-Architecture (Section II of the paper, details from Vision GNN (ViG, Han et al. 2022) where the
-paper defers to it - see ``REFERENCE_FACTS.md`` section 1):
+Modules, config, counting, loss and the ViG checkpoint filter only; data, training and records
+live in :mod:`audiorepro.papers.atgnn.experiments`.
+
+Architecture (Section II of the paper, details from Vision GNN (ViG, Han et al., "Vision GNN: An
+Image is Worth Graph of Nodes", NeurIPS 2022; official code huawei-noah/Efficient-AI-Backbones,
+``vig_pytorch/vig.py``, ``vig_pytorch/pyramid_vig.py``, ``vig_pytorch/gcn_lib/``) where the paper
+defers to it):
 
 * **PGN** (Patch GNN): a CNN stem turns the ``(B, 1, F, T)`` spectrogram into a grid of patch nodes
   plus a learnable positional encoding; each :class:`Grapher` block applies a linear layer, a
@@ -54,17 +59,18 @@ Speed (``benchmarks/bench_atgnn.py``; every item is exact, tests compare against
 """
 from __future__ import annotations
 
+import copy
 import math
-import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from audiorepro.backbones.counting import count_flops, count_parameters
 
 __all__ = [
     "ATGNNConfig", "PRESETS", "ATGNN", "build_atgnn", "Grapher", "FFN", "MLGBlock", "DropPath",
@@ -229,8 +235,10 @@ def build_atgnn(preset: str = "pyr-s", **overrides: Any) -> "ATGNN":
     """
     if preset not in PRESETS:
         raise KeyError(f"unknown ATGNN preset {preset!r}; known: {sorted(PRESETS)}")
-    from audiorepro.training.config import reject_unknown_fields
-    reject_unknown_fields(ATGNNConfig, overrides, "ATGNN config")
+    unknown = sorted(set(overrides) - {f.name for f in fields(ATGNNConfig)})
+    if unknown:
+        raise KeyError(f"ATGNN config: unknown key(s) {unknown}; known: "
+                       f"{sorted(f.name for f in fields(ATGNNConfig))}")
     return ATGNN(ATGNNConfig(**{**PRESETS[preset], **overrides}))
 
 
@@ -927,12 +935,9 @@ def count_atgnn(model: ATGNN, input_size: tuple[int, int] | None = None, device:
     With ``exclude_position_tables`` the tables are precomputed (as ViG does) before counting,
     so their construction is not counted. ``device="meta"`` counts without computing.
     """
-    from audiorepro.backbones.counting import count_flops, count_parameters
-
     cfg = model.config
     f, t = input_size or cfg.input_size
     params = count_parameters(model)
-    import copy
     m = copy.deepcopy(model).to(device).eval()
     m.requires_grad_(False)
     if exclude_position_tables:
@@ -1070,7 +1075,8 @@ def map_vig_state_dict(vig: Mapping[str, torch.Tensor], model: ATGNN
 def load_vig_weights(model: ATGNN, checkpoint: str | Path | Mapping[str, Any]) -> VigLoadReport:
     """Initialise the PGN of ``model`` from an ImageNet ViG checkpoint (file or state dict).
 
-    The file may hold the state dict directly or under ``state_dict`` / ``model``. The MLG blocks
+    The file may hold the state dict directly or under ``state_dict`` / ``model``; it is loaded
+    onto the device of ``model``'s parameters. The MLG blocks
     and (with a different class count) the classifier keep their initialisation; see
     :func:`map_vig_state_dict` for the mapping rules. Returns a :class:`VigLoadReport`.
     """
@@ -1078,7 +1084,8 @@ def load_vig_weights(model: ATGNN, checkpoint: str | Path | Mapping[str, Any]) -
         path = Path(checkpoint)
         if not path.is_file():
             raise FileNotFoundError(f"ViG checkpoint {path} does not exist")
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        dev = next(iter(model.parameters())).device
+        obj = torch.load(path, map_location=dev, weights_only=True)
     else:
         obj = checkpoint
     for key in ("state_dict", "model"):

@@ -53,3 +53,14 @@ def test_standardise_uses_train_statistics_ddof0_and_leaves_constant_features_un
 def test_standardise_rejects_non_matrix_input():
     with pytest.raises(ValueError, match="2-d"):
         standardise(np.zeros(3))
+
+
+def test_standardise_in_chunks_equals_one_pass():
+    rng = np.random.default_rng(0)
+    train, test = rng.normal(3.0, 2.0, (1000, 4)), rng.normal(3.0, 2.0, (10, 4))
+    one = standardise(train, test, chunk_rows=10_000)
+    chunked = standardise(train, test, chunk_rows=64)
+    for a, b in zip(one, chunked):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(one[0].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(one[0].std(0), 1, atol=1e-4)

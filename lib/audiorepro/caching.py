@@ -70,7 +70,8 @@ def code_digest(modules: Iterable[str | ModuleType], length: int = 16) -> str:
 
 #: what every training run executes besides its paper's package
 CORE_TRAINING_CODE = ("audiorepro.training", "audiorepro.augment", "audiorepro.frontends",
-                      "audiorepro.metrics", "audiorepro.preprocessing")
+                      "audiorepro.metrics", "audiorepro.preprocessing", "audiorepro.data.audio",
+                      "audiorepro.data.dataset")
 
 
 def run_key(params: Mapping[str, Any], data: Any = None,

@@ -2,6 +2,9 @@
 
 Convention (scikit-learn's): statistics fitted on the training rows only; population standard
 deviation (ddof 0); a feature with zero variance is left centred but not scaled (scale 1).
+Memory stays bounded for paper-size inputs: statistics are accumulated over chunks of rows
+(``StandardScaler.partial_fit``) and the output is written chunk by chunk into a ``float32`` array,
+so no float64 copy of a whole split is made.
 """
 from __future__ import annotations
 
@@ -11,22 +14,40 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 
 
-def fit_standardiser(train: Any) -> StandardScaler:
-    """A ``StandardScaler`` fitted on ``train`` (N, D) (numpy array or torch tensor)."""
-    return StandardScaler().fit(_as_numpy(train))
+CHUNK_ROWS = 1 << 18
 
 
-def standardise(train: Any, *others: Any, dtype: Any = np.float32) -> list[np.ndarray]:
+def fit_standardiser(train: Any, chunk_rows: int = CHUNK_ROWS) -> StandardScaler:
+    """A ``StandardScaler`` fitted on ``train`` (N, D) (numpy array or torch tensor), chunk by chunk."""
+    scaler = StandardScaler()
+    _check_2d(train)
+    for start in range(0, max(len(train), 1), chunk_rows):
+        scaler.partial_fit(_as_numpy(train[start:start + chunk_rows]))
+    return scaler
+
+
+def standardise(train: Any, *others: Any, dtype: Any = np.float32,
+                chunk_rows: int = CHUNK_ROWS) -> list[np.ndarray]:
     """``(x - mean) / std`` with mean and std (ddof 0) of ``train`` (N, D); returns the scaled
     ``train`` followed by each of ``others`` (M_i, D), as ``dtype`` arrays."""
-    scaler = fit_standardiser(train)
-    return [scaler.transform(_as_numpy(a)).astype(dtype, copy=False) for a in (train, *others)]
+    scaler = fit_standardiser(train, chunk_rows)
+    out = []
+    for x in (train, *others):
+        _check_2d(x)
+        y = np.empty(tuple(x.shape), dtype=dtype)
+        for start in range(0, len(x), chunk_rows):
+            y[start:start + chunk_rows] = scaler.transform(_as_numpy(x[start:start + chunk_rows]))
+        out.append(y)
+    return out
+
+
+def _check_2d(x: Any) -> None:
+    if len(getattr(x, "shape", np.shape(x))) != 2:
+        raise ValueError(f"standardise expects a 2-d array (rows, features), got shape "
+                         f"{tuple(getattr(x, 'shape', np.shape(x)))}")
 
 
 def _as_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"standardise expects a 2-d array (rows, features), got shape {x.shape}")
-    return x
+    return np.asarray(x, dtype=np.float64)

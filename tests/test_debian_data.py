@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,9 @@ SR_OUT = 16000
 def tone(path: Path, sr: int = 8000, seconds: float = 0.25, freq: float = 440.0,
          channels: int = 1, fmt: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    # a frequency offset (< 10 %) from the file's path keeps every fixture file distinct: the
+    # task builders drop audio whose bytes repeat an earlier clip's
+    freq = freq * (1 + (zlib.crc32("/".join(path.parts[-3:]).encode()) % 1000) * 1e-4)
     t = np.arange(int(sr * seconds)) / sr
     x = 0.3 * np.sin(2 * np.pi * freq * t)
     data = np.stack([x] * channels, 1) if channels > 1 else x
@@ -193,7 +197,7 @@ def fake_renderer(silent_pitch: int | None = None):
     """Renders a MIDI file as sines (pitch frequency) at the note-on times, 16 kHz stereo."""
 
     def render(sf2: Path, midi: Path, out_wav: Path) -> None:
-        _, events = parse_midi_notes(midi.read_bytes())
+        programs, events = parse_midi_notes(midi.read_bytes())
         ons = [(t, p) for t, kind, p in events if kind == 0x9]
         total = ons[-1][0] / 960 + 3.0
         x = np.zeros(int(total * SR_OUT))
@@ -203,7 +207,10 @@ def fake_renderer(silent_pitch: int | None = None):
             start = int(round(t / 960 * SR_OUT))
             n = int(1.2 * SR_OUT)
             f = 440.0 * 2 ** ((p - 69) / 12)
-            x[start:start + n] += 0.3 * np.sin(2 * np.pi * f * np.arange(n) / SR_OUT)
+            # level by program, so that no two instruments render to identical audio
+            program = ([pr for tp, pr in programs if tp <= t] or [0])[-1]   # the last change
+            level = 0.3 - 0.001 * program
+            x[start:start + n] += level * np.sin(2 * np.pi * f * np.arange(n) / SR_OUT)
         sf.write(str(out_wav), np.stack([x, x], 1), SR_OUT)
 
     return render

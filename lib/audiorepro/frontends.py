@@ -56,7 +56,7 @@ from torch import nn
 
 from . import paths
 from .fileio import atomic_save_npy, atomic_write_text
-from .data.audio import resample
+from .data.audio import check_sample_rate, resample
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,7 @@ class FrontEnd(nn.Module):
     when ``time_major=True``). A 1-D wave ``(T,)`` gives ``(n_mels, frames)``.
 
     Subclasses implement :meth:`features` on a 2-D batch and :meth:`num_frames`.
+    Input with NaN or infinite samples raises ``ValueError`` naming the batch rows.
     """
 
     config: FrontEndConfig
@@ -274,6 +275,14 @@ class FrontEnd(nn.Module):
             raise TypeError(f"{type(self).__name__}: wave must be floating point, got {wave.dtype}")
         single = wave.dim() == 1
         x = wave.unsqueeze(0) if single else wave
+        finite = torch.isfinite(x).all(dim=-1)
+        if not bool(finite.all()):
+            bad = torch.nonzero(~finite).flatten().tolist()
+            n_bad = int((~torch.isfinite(x)).sum())
+            where = "the wave" if single else f"batch row(s) {bad[:10]}"
+            raise ValueError(f"{type(self).__name__}: {n_bad} NaN/infinite sample(s) in {where}; "
+                             f"the front end takes finite audio only (check the source file or "
+                             f"the augmentation that produced it)")
         if x.shape[-1] < self.min_samples:
             raise ValueError(f"{type(self).__name__}: wave of {x.shape[-1]} samples is shorter than "
                              f"the {self.min_samples} samples this front end needs "
@@ -287,9 +296,8 @@ class FrontEnd(nn.Module):
     def extract(self, wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Like ``forward`` for a wave (T,) / (B, T) at ``sample_rate``: resampled first (with
         :func:`audiorepro.data.audio.resample`) when it differs from ``config.sample_rate``."""
-        if int(sample_rate) <= 0:
-            raise ValueError(f"{type(self).__name__}.extract: sample_rate={sample_rate} must be > 0")
-        return self(resample(wave, int(sample_rate), self.sample_rate))
+        sr = check_sample_rate(sample_rate, "sample_rate", f"{type(self).__name__}.extract")
+        return self(resample(wave, sr, self.sample_rate))
 
     def extra_repr(self) -> str:
         return f"{self.config}, time_major={self.time_major}"

@@ -10,15 +10,21 @@ import os
 from pathlib import Path
 
 
-def home() -> Path:
-    env = os.environ.get("AUDIOREPRO_HOME")
-    if env:
-        return Path(env).expanduser().resolve()
+def checkout_root() -> Path | None:
+    """The repository root when the package is used from a checkout (a folder with
+    ``pyproject.toml`` and ``lib/audiorepro`` above this file), else ``None``."""
     here = Path(__file__).resolve()
     for parent in here.parents:
         if (parent / "pyproject.toml").is_file() and (parent / "lib" / "audiorepro").is_dir():
             return parent
-    return Path.cwd()
+    return None
+
+
+def home() -> Path:
+    env = os.environ.get("AUDIOREPRO_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    return checkout_root() or Path.cwd()
 
 
 def data_dir(*parts: str) -> Path:

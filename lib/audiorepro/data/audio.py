@@ -1,15 +1,25 @@
 """Audio file I/O with errors that name the bad file.
 
-Handling that is documented rather than an error (each logged once per file at WARNING):
-stereo / multi-channel -> mean over channels; a sample rate other than the requested one ->
-resampled with ``torchaudio.functional.resample``. A path ``"<file>.h5#<row>"`` reads row ``row``
-of a PANNs-style packed HDF5 file (int16 ``waveform`` dataset). Errors (``AudioFileError``): missing file,
-unreadable/corrupt/truncated file, zero samples, NaN or infinite samples.
+Handling that is documented rather than an error (logged at WARNING once per process for each
+kind of conversion, naming the first file it applied to, so a table of 1,000 clips gives one line):
+stereo / multi-channel -> mean over channels (once per channel count); a sample rate other than
+the requested one -> resampled with ``torchaudio.functional.resample`` (once per (file rate,
+requested rate) pair). A path ``"<file>.h5#<row>"`` reads row ``row`` of a PANNs-style packed
+HDF5 file (int16 ``waveform`` dataset).
+
+Errors (``AudioFileError``, naming the file): missing file, a directory in place of the file,
+unreadable/corrupt file, a truncated file (fewer frames than its header declares for the
+requested segment), zero samples, NaN or infinite samples. Bad arguments (``ValueError`` naming
+the parameter and the file): ``sample_rate`` not a positive integer, ``start_s`` negative or not
+finite, ``duration_s`` not positive.
 """
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +34,76 @@ class AudioFileError(IOError):
     """An audio file cannot be used; the message names the file and the reason."""
 
 
+def check_sample_rate(value: object, name: str = "sample_rate", where: str = "") -> int:
+    """``value`` as a positive int; ``ValueError`` naming ``name`` (and ``where``) otherwise.
+
+    Integral floats (``16000.0``) are accepted; booleans, fractions, zero and negatives are not.
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+        math.isfinite(float(value)) and float(value) == int(value) and int(value) > 0
+    if not ok:
+        raise ValueError(f"{name}={value!r} must be a positive integer (Hz)"
+                         + (f" ({where})" if where else ""))
+    return int(value)
+
+
 def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
     """Resample (..., T) ``wave`` from ``orig_sr`` to ``new_sr`` (torchaudio's sinc interpolation)."""
+    orig_sr = check_sample_rate(orig_sr, "orig_sr", "resample")
+    new_sr = check_sample_rate(new_sr, "new_sr", "resample")
     if orig_sr == new_sr:
         return wave
-    return AF.resample(wave, int(orig_sr), int(new_sr))
+    return AF.resample(wave, orig_sr, new_sr)
+
+
+def _check_segment(path: object, start_s: float, duration_s: float | None) -> None:
+    if not isinstance(start_s, numbers.Real) or isinstance(start_s, bool) \
+            or not math.isfinite(float(start_s)) or start_s < 0:
+        raise ValueError(f"load_audio({path}): start_s={start_s!r} must be a finite number >= 0 "
+                         f"(seconds from the start of the file)")
+    if duration_s is not None and (not isinstance(duration_s, numbers.Real)
+                                   or isinstance(duration_s, bool)
+                                   or not math.isfinite(float(duration_s)) or duration_s <= 0):
+        raise ValueError(f"load_audio({path}): duration_s={duration_s!r} must be a finite number "
+                         f"> 0 or None (to the end of the file)")
+
+
+#: WAVE format tags whose block align is one frame: PCM, IEEE float, A-law, mu-law, extensible.
+_FRAME_ALIGNED_WAV_TAGS = (0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE)
+
+
+def wav_declared_frames(path: str | os.PathLike) -> int | None:
+    """Frames a RIFF/WAVE header declares (``data`` chunk size / block align), or ``None`` when
+    the file is not a plain RIFF WAVE, the size is a streaming placeholder (0 or 0xFFFFFFFF, RF64)
+    or the chunks cannot be walked. libsndfile silently shortens a truncated WAV to the bytes
+    present, so this is what a truncation check compares against."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            for _ in range(64):   # a WAV has a handful of chunks before "data"
+                hdr = f.read(8)
+                if len(hdr) < 8:
+                    return None
+                cid, size = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+                if cid == b"fmt ":
+                    fmt = f.read(size + (size & 1))
+                    if len(fmt) < 14:
+                        return None
+                    tag, block_align = struct.unpack("<H", fmt[:2])[0], struct.unpack("<H", fmt[12:14])[0]
+                    if tag not in _FRAME_ALIGNED_WAV_TAGS:
+                        return None   # compressed (ADPCM, GSM ...): a block holds many frames
+                elif cid == b"data":
+                    if not block_align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // block_align
+                else:
+                    f.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return None
+    return None
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None,
@@ -38,15 +113,25 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None,
     Args:
         path: audio file (anything libsndfile reads: WAV, FLAC, OGG, ...).
         sample_rate: resample to this rate; ``None`` keeps the file's rate.
-        start_s, duration_s: read only this segment (seconds).
+        start_s, duration_s: read only this segment (seconds; ``start_s`` >= 0, ``duration_s``
+            > 0 or ``None`` = to the end).
     Returns:
         (waveform (T,), sample_rate)
+    Raises:
+        AudioFileError: missing file, directory, undecodable or truncated file, no samples,
+            NaN/infinite samples (the message names the file).
+        ValueError: a bad ``sample_rate`` / ``start_s`` / ``duration_s`` (names it and the file).
     """
+    if sample_rate is not None:
+        sample_rate = check_sample_rate(sample_rate, "sample_rate", f"load_audio({path})")
+    _check_segment(path, start_s, duration_s)
     if is_hdf5_row(path):
         data, sr = _read_hdf5_row(path, start_s, duration_s)
         path = Path(str(path))
     else:
         path = Path(path)
+        if path.is_dir():
+            raise AudioFileError(f"audio path {path} is a directory, not an audio file")
         if not path.is_file():
             raise AudioFileError(f"audio file not found: {path}")
         try:
@@ -56,6 +141,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None,
             data, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
         except (RuntimeError, sf.LibsndfileError, ValueError, EOFError) as exc:
             raise AudioFileError(f"cannot decode audio file {path}: {exc}") from exc
+        _check_complete(path, info.frames, start, stop, data.shape[0])
     if data.shape[0] == 0:
         raise AudioFileError(f"audio file {path} has no samples"
                              + (f" in the segment starting at {start_s} s" if start_s else ""))
@@ -63,14 +149,33 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None,
         bad = int((~np.isfinite(data)).sum())
         raise AudioFileError(f"audio file {path} contains {bad} NaN/infinite samples")
     if data.shape[1] > 1:
-        _warn_once(path, f"{path}: {data.shape[1]} channels, averaged to mono")
+        _warn_once(("channels", data.shape[1]),
+                   f"{path}: {data.shape[1]} channels, averaged to mono (logged once per process; "
+                   f"further {data.shape[1]}-channel files are averaged without a message)")
         data = data.mean(axis=1, keepdims=True)
     wave = torch.from_numpy(np.ascontiguousarray(data[:, 0]))
     if sample_rate is not None and sr != sample_rate:
-        _warn_once((path, "sr"), f"{path}: sample rate {sr} Hz resampled to {sample_rate} Hz")
+        _warn_once(("resample", int(sr), sample_rate),
+                   f"{path}: sample rate {sr} Hz resampled to {sample_rate} Hz (logged once per "
+                   f"process; further {sr} Hz files are resampled without a message)")
         wave = resample(wave, sr, sample_rate)
         sr = sample_rate
     return wave, int(sr)
+
+
+def _check_complete(path: Path, frames: int, start: int, stop: int | None, got: int) -> None:
+    """Raise when fewer frames were read than the header declares for ``[start, stop)``."""
+    declared = wav_declared_frames(path)
+    if declared is None:
+        declared = int(frames)   # libsndfile's count (e.g. FLAC STREAMINFO)
+    if declared <= 0:
+        return                   # length not declared: nothing to compare
+    end = declared if stop is None else min(stop, declared)
+    expected = max(end - start, 0)
+    if got < expected:
+        raise AudioFileError(f"audio file {path} is truncated: its header declares {declared} "
+                             f"frames, so {expected} were expected from frame {start}, but only "
+                             f"{got} could be read")
 
 
 HDF5_SUFFIXES = (".h5", ".hdf5")

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from .audio import fix_length, load_audio, segment
+from .audio import check_sample_rate, fix_length, load_audio, segment
 from .cliptable import ClipTable
 
 TargetKind = Literal["multihot", "index", "none"]
@@ -37,7 +37,8 @@ class ClipDataset(Dataset):
                  target_column: str | None = None, segment_seconds: float | None = None,
                  seed: int = 0) -> None:
         self.table = table
-        self.sample_rate = int(sample_rate)
+        self.sample_rate = check_sample_rate(sample_rate, "sample_rate",
+                                             f"ClipDataset of clip table {table.name!r}")
         self.clip_samples = None if clip_seconds is None else int(round(clip_seconds * sample_rate))
         self.crop = crop
         self.target = target

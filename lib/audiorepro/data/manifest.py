@@ -23,19 +23,35 @@ notes          provenance of the numbers; "not published / not verified here" wh
 ============== ===============================================================================
 
 ``verify DATASET --root DIR`` reports each row as ``ok`` / ``missing`` / ``wrong size`` /
-``wrong checksum`` / ``wrong count`` (files hashed in 1 MiB chunks with a tqdm bar), runs the
-adapter on the metadata (``--option key=value`` passes adapter options such as
-``metadata_csv=...``), and exits with status 1 when anything is wrong.
+``wrong checksum`` / ``wrong count`` / ``lfs pointer`` (files hashed in 1 MiB chunks with a tqdm
+bar), runs the adapter on the metadata, and exits with status 1 when anything is wrong.
+
+* A ``file`` holding a glob pattern (the Debian rows: ``pkg_1.6.1-1_*.deb``) is expanded under
+  the root: no match = missing; every match is checked for size / checksum as the row says, and
+  the row is ``ok`` when one of them verifies. For the Debian rows the root is the folder the
+  packages were downloaded to (``cache/debian/debs`` by ``python -m audiorepro.data.debian``).
+* A file that is a Git LFS pointer (a small text file starting ``version
+  https://git-lfs.github.com/spec/v1``, left by a clone without ``git lfs pull``) is reported as
+  ``lfs pointer``, never ``ok``.
+* ``--option KEY=VALUE`` passes adapter options, parsed by the type the adapter declares: list
+  options take a comma list (``--option subsets=eval`` or ``subsets=balanced_train,eval``) or
+  JSON (``--option 'splits=["test"]'``); dict options take JSON (``--option
+  'files={"eval.h5": "test"}'``); booleans ``true``/``false``; numbers; anything else is text
+  (``metadata_csv=/path/cremad.csv``). An option the adapter does not have is an error naming it.
+* The manifest is ``$AUDIOREPRO_HOME/data_manifest.csv`` when that file exists, else the
+  repository's ``data_manifest.csv`` when run from a checkout (``--manifest`` overrides both).
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
+import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
@@ -48,6 +64,8 @@ ROLES = ("archive", "metadata", "audio_dir", "features", "table", "generated")
 ALGOS = ("md5", "sha1", "sha256")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aiff", ".aif")
 CHUNK = 1 << 20
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
+GLOB_CHARS = "*?["
 
 
 class ManifestError(ValueError):
@@ -60,7 +78,8 @@ class CheckResult:
 
     item: str
     status: str        # ok | missing | missing (optional) | wrong size | wrong checksum |
-    #                    wrong count | adapter error | skipped | not checked
+    #                    wrong count | lfs pointer | adapter error | bad option | skipped |
+    #                    not checked
     detail: str = ""
 
     @property
@@ -68,14 +87,34 @@ class CheckResult:
         return self.status not in ("ok", "missing (optional)", "skipped", "not checked")
 
 
+def manifest_candidates() -> list[Path]:
+    """Where the manifest is looked for, in order: ``$AUDIOREPRO_HOME/data_manifest.csv`` (when
+    the variable is set), the checkout's ``data_manifest.csv``, then the project home's."""
+    out: list[Path] = []
+    if os.environ.get("AUDIOREPRO_HOME"):
+        out.append(paths.home() / "data_manifest.csv")
+    repo = paths.checkout_root()
+    if repo is not None:
+        out.append(repo / "data_manifest.csv")
+    out.append(paths.home() / "data_manifest.csv")
+    return list(dict.fromkeys(out))
+
+
 def default_manifest_path() -> Path:
-    """``data_manifest.csv`` at the project home (repository root by default)."""
-    return paths.home() / "data_manifest.csv"
+    """The first of :func:`manifest_candidates` that exists (the first one when none does)."""
+    cands = manifest_candidates()
+    return next((c for c in cands if c.is_file()), cands[0])
 
 
 def load_manifest(path: str | os.PathLike | None = None) -> pd.DataFrame:
     """Read and validate the manifest; every cell is text ('' when empty)."""
-    path = Path(path) if path is not None else default_manifest_path()
+    if path is None:
+        path = default_manifest_path()
+        if not path.is_file():
+            raise FileNotFoundError("data manifest not found; looked for "
+                                    + ", ".join(str(c) for c in manifest_candidates())
+                                    + " (pass --manifest PATH)")
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data manifest not found: {path}")
     try:
@@ -137,34 +176,137 @@ def count_audio_files(folder: Path) -> int:
     return sum(1 for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
 
 
+def lfs_pointer_info(path: str | os.PathLike) -> str | None:
+    """``"oid sha256:..., size N"`` when ``path`` is a Git LFS pointer file, else ``None``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return None
+    if not head.startswith(LFS_POINTER_PREFIX):
+        return None
+    fields = dict(line.split(" ", 1) for line in head.decode("utf-8", "replace").splitlines()
+                  if " " in line)
+    return f"oid {fields.get('oid', '?')}, size {fields.get('size', '?')}"
+
+
+def _check_file(item: str, target: Path, row: pd.Series, checksums: bool,
+                progress: bool) -> CheckResult:
+    """Size / checksum / LFS-pointer check of one existing file."""
+    size = target.stat().st_size
+    lfs = lfs_pointer_info(target)
+    if lfs is not None:
+        return CheckResult(item, "lfs pointer", f"{target} is a Git LFS pointer ({lfs}), not the "
+                                                f"file: fetch the content (git lfs pull)")
+    if row["size_bytes"] and size != int(row["size_bytes"]):
+        return CheckResult(item, "wrong size", f"{size} bytes, expected {row['size_bytes']}")
+    if row["checksum"]:
+        if not checksums:
+            return CheckResult(item, "ok", f"{size} bytes (checksum not computed: --no-checksum)")
+        digest = file_digest(target, row["checksum_algo"], progress)
+        if digest.lower() != row["checksum"].lower():
+            return CheckResult(item, "wrong checksum",
+                               f"{row['checksum_algo']} {digest}, expected {row['checksum']}")
+        return CheckResult(item, "ok", f"{row['checksum_algo']} matches")
+    return CheckResult(item, "ok", f"{size} bytes (no published checksum)")
+
+
 def check_row(row: pd.Series, root: Path, checksums: bool = True, progress: bool = True) -> CheckResult:
-    """Check one non-``table`` manifest row against the files under ``root``."""
+    """Check one non-``table`` manifest row against the files under ``root`` (a ``file`` with
+    ``*``, ``?`` or ``[`` is a glob pattern; see the module docstring)."""
     rel = row["file"]
     target = root / rel
     optional = row["role"] == "archive"
+    absent = "missing (optional)" if optional else "missing"
     if row["role"] == "audio_dir":
         if not target.is_dir():
-            return CheckResult(rel, "missing", f"folder {target} not found")
+            return CheckResult(rel, "missing", f"folder {target} not found"
+                               + (" (a file is there)" if target.is_file() else ""))
         if row["count"]:
             n = count_audio_files(target)
             if n != int(row["count"]):
                 return CheckResult(rel, "wrong count", f"{n} audio files, expected {row['count']}")
             return CheckResult(rel, "ok", f"{n} audio files")
         return CheckResult(rel, "ok", "folder present (no published count)")
+    if any(c in rel for c in GLOB_CHARS):
+        matches = sorted(p for p in root.glob(rel) if p.is_file())
+        if not matches:
+            return CheckResult(rel, absent, f"no file matches {target}")
+        results = [_check_file(rel, p, row, checksums, progress) for p in matches]
+        good = [(p, r) for p, r in zip(matches, results) if not r.failed]
+        if good:
+            p, r = good[0]
+            others = [m.name for m in matches if m != p]
+            return CheckResult(rel, "ok", f"{p.name}: {r.detail}"
+                               + (f" (also matched, not checked as this row: {others})" if others else ""))
+        return CheckResult(rel, results[0].status,
+                           "; ".join(f"{p.name}: {r.detail}" for p, r in zip(matches, results)))
+    if target.is_dir():
+        return CheckResult(rel, "missing", f"{target} is a directory, expected a file")
     if not target.is_file():
-        return CheckResult(rel, "missing (optional)" if optional else "missing", str(target))
-    size = target.stat().st_size
-    if row["size_bytes"] and size != int(row["size_bytes"]):
-        return CheckResult(rel, "wrong size", f"{size} bytes, expected {row['size_bytes']}")
-    if row["checksum"]:
-        if not checksums:
-            return CheckResult(rel, "ok", f"{size} bytes (checksum not computed: --no-checksum)")
-        digest = file_digest(target, row["checksum_algo"], progress)
-        if digest.lower() != row["checksum"].lower():
-            return CheckResult(rel, "wrong checksum",
-                               f"{row['checksum_algo']} {digest}, expected {row['checksum']}")
-        return CheckResult(rel, "ok", f"{row['checksum_algo']} matches")
-    return CheckResult(rel, "ok", f"{size} bytes (no published checksum)")
+        return CheckResult(rel, absent, str(target))
+    return _check_file(rel, target, row, checksums, progress)
+
+
+def parse_option_value(key: str, text: str, annotation: Any = None) -> Any:
+    """An adapter option given on the command line as text -> the value the adapter expects.
+
+    JSON for a value starting with ``[`` or ``{``; else by ``annotation`` (the adapter's type
+    hint): dict -> JSON required; list / tuple / Sequence / Iterable -> comma-separated list;
+    bool -> ``true``/``false``/``1``/``0``/``yes``/``no``; int / float -> number; otherwise the
+    text. Raises ``ValueError`` naming the option.
+    """
+    if annotation is None or annotation is inspect.Parameter.empty:
+        ann = ""
+    elif isinstance(annotation, str):   # postponed annotations (from __future__ import ...)
+        ann = annotation
+    else:
+        ann = str(annotation) if getattr(annotation, "__args__", None) else \
+            getattr(annotation, "__name__", str(annotation))
+    ann = ann.lower()
+    stripped = text.strip()
+    if stripped[:1] in ("[", "{"):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"option {key}: {text!r} is not valid JSON ({exc})") from None
+    if "dict" in ann or "mapping" in ann:
+        raise ValueError(f"option {key} takes a JSON object, e.g. --option "
+                         f"'{key}={{\"name\": \"value\"}}'; got {text!r}")
+    if any(w in ann for w in ("sequence", "iterable", "list", "tuple")):
+        return [v.strip() for v in text.split(",") if v.strip()]
+    if ann.startswith("bool"):
+        low = stripped.lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+        raise ValueError(f"option {key} takes true or false; got {text!r}")
+    for typ in (int, float):
+        if ann.startswith(typ.__name__):
+            try:
+                return typ(stripped)
+            except ValueError:
+                raise ValueError(f"option {key} takes {typ.__name__}; got {text!r}") from None
+    return text
+
+
+def parse_adapter_options(fn: Callable, options: dict[str, Any]) -> dict[str, Any]:
+    """Check ``options`` against the adapter ``fn``'s parameters and parse the text values
+    (:func:`parse_option_value`). Raises ``ValueError`` naming an unknown or malformed option."""
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    known = [n for n, p in params.items() if n not in ("root", "out_csv", "on_missing")
+             and p.kind is not inspect.Parameter.VAR_KEYWORD]
+    out = {}
+    for key, value in options.items():
+        if key not in params and not takes_any:
+            raise ValueError(f"no option {key!r}; this adapter takes {known}")
+        if key in ("root", "out_csv", "on_missing"):
+            raise ValueError(f"option {key!r} is set by verify itself")
+        ann = params[key].annotation if key in params else None
+        out[key] = parse_option_value(key, value, ann) if isinstance(value, str) else value
+    return out
 
 
 def check_adapter(dataset: str, adapter: str, root: Path, expected: int | None,
@@ -180,13 +322,23 @@ def check_adapter(dataset: str, adapter: str, root: Path, expected: int | None,
     opts = dict(options)
     if key == "evar":
         opts.setdefault("task", task or dataset)
+    fn = ADAPTERS[key]
+    try:
+        opts = parse_adapter_options(fn, opts)
+    except ValueError as exc:
+        return CheckResult(name, "bad option", str(exc))
+    needed = [n for n, p in inspect.signature(fn).parameters.items()
+              if p.default is inspect.Parameter.empty and n != "root"
+              and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+              and n not in opts]
+    if needed:
+        return CheckResult(name, "skipped", f"needs option(s) {needed}; pass --option "
+                                            f"{needed[0]}=...")
     logger = logging.getLogger("audiorepro.data.adapters")
     level = logger.level
     logger.setLevel(logging.ERROR)   # the missing-audio report is made below, once
     try:
-        table = ADAPTERS[key](root, on_missing="keep", **opts)
-    except TypeError as exc:
-        return CheckResult(name, "skipped", f"needs options ({exc}); pass --option key=value")
+        table = fn(root, on_missing="keep", **opts)
     except Exception as exc:  # report any failure to read the metadata
         return CheckResult(name, "adapter error", f"{type(exc).__name__}: {exc}")
     finally:

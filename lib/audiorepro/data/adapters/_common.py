@@ -22,10 +22,20 @@ class AdapterError(ValueError):
 
 
 def require_file(path: Path, what: str) -> Path:
-    """Return ``path`` if it is a file, else raise :class:`AdapterError` naming ``what``."""
+    """Return ``path`` if it is a usable file, else raise :class:`AdapterError` naming ``what``:
+    absent, a directory, or a Git LFS pointer file left in its place by a clone without
+    ``git lfs pull``."""
+    from ..manifest import lfs_pointer_info
+
     path = Path(path)
+    if path.is_dir():
+        raise AdapterError(f"{what} {path} is a directory, not a file")
     if not path.is_file():
         raise AdapterError(f"{what} not found: {path}")
+    lfs = lfs_pointer_info(path)
+    if lfs is not None:
+        raise AdapterError(f"{what} {path} is a Git LFS pointer ({lfs}), not the file: fetch "
+                           f"the content (git lfs pull)")
     return path
 
 

@@ -89,6 +89,7 @@ def audioset(root: str | os.PathLike, out_csv: str | os.PathLike | None = None,
     Columns added: ``ytid``, ``start_s_in_video``, ``end_s_in_video``, ``subset``.
     """
     root = Path(root)
+    subsets = [subsets] if isinstance(subsets, str) else list(subsets)   # "eval", not "e","v",...
     mdir = root / metadata_dir
     labels_df = read_class_labels(mdir / "class_labels_indices.csv")
     name_of = dict(zip(labels_df["mid"], labels_df["display_name"]))

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..cliptable import ClipTable
 from ._common import (AdapterError, OnMissing, captions_cell, check_unique, finish, log, read_csv,
-                      require_columns, strip_ext)
+                      require_columns, require_file, strip_ext)
 
 CLOTHO_SPLITS = {"development": "train", "validation": "valid", "evaluation": "test"}
 
@@ -28,7 +28,10 @@ def clotho(root: str | os.PathLike, out_csv: str | os.PathLike | None = None,
     Latin-1 is tried second). Splits development/validation/evaluation -> train/valid/test (the
     PaSST paper's train/validation/test). Audio at ``<audio_dirs[split]>/<file_name>``
     (default: folders ``development``, ``validation``, ``evaluation`` as unpacked from the 7z
-    archives). ``clip_id`` = file name without ``.wav``.
+    archives). ``clip_id`` = file name without ``.wav``; a file name found in more than one
+    split (Clotho v2.1 has four such names: different recordings under one name) keeps a row in
+    each split, with ``clip_id`` = ``<native split>/<name without .wav>`` (e.g.
+    ``validation/x``) for those names only, logged in one WARNING line naming them.
     """
     root = Path(root)
     audio_dirs = audio_dirs or {s: s for s in CLOTHO_SPLITS}
@@ -43,7 +46,7 @@ def clotho(root: str | os.PathLike, out_csv: str | os.PathLike | None = None,
             "clip_id": df["file_name"].map(strip_ext),
             "path": audio_dirs[native] + "/" + df["file_name"], "split": split, "labels": "",
             "captions": [captions_cell(row) for row in df[cap_cols].itertuples(index=False)],
-            "source": "Clotho"})
+            "source": "Clotho", "_native": native})
         empty = frame["captions"] == ""
         if empty.any():
             i = int(empty.to_numpy().argmax())
@@ -59,7 +62,16 @@ def clotho(root: str | os.PathLike, out_csv: str | os.PathLike | None = None,
             frame = frame.drop(columns="_fn")
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
-    check_unique(list(frame["clip_id"]), root / "clotho_captions_*.csv", "file name across splits")
+    n_splits = frame.groupby("clip_id")["split"].transform("nunique")
+    shared = (n_splits > 1).to_numpy()
+    if shared.any():
+        names = sorted(set(frame["clip_id"][shared]))
+        frame.loc[shared, "clip_id"] = frame["_native"][shared] + "/" + frame["clip_id"][shared]
+        log.warning("Clotho: %d file name(s) occur in more than one split, kept in each with the "
+                    "split folder prefixed to the clip id (e.g. %r): %s", len(names),
+                    frame["clip_id"][shared].iloc[0], [n + ".wav" for n in names])
+    frame = frame.drop(columns="_native")
+    check_unique(list(frame["clip_id"]), root / "clotho_captions_*.csv", "clip id")
     return finish(frame, root, [], "clotho", out_csv, on_missing)
 
 
@@ -136,7 +148,8 @@ def wavcaps(root: str | os.PathLike, out_csv: str | os.PathLike | None = None,
     which would crop the audio). ``clip_id`` = ``<source>/<stem>``.
     """
     root = Path(root)
-    exclude = {str(e) for e in exclude_ids}
+    sources = [sources] if isinstance(sources, str) else list(sources)
+    exclude = {str(exclude_ids)} if isinstance(exclude_ids, str) else {str(e) for e in exclude_ids}
     frames = []
     for source in sources:
         sdir = root / json_dir / source
@@ -144,6 +157,7 @@ def wavcaps(root: str | os.PathLike, out_csv: str | os.PathLike | None = None,
         if not paths:
             raise AdapterError(f"WavCaps: no JSON file in {sdir}")
         for path in paths:
+            require_file(path, "WavCaps JSON")
             try:
                 obj = json.loads(path.read_text())
             except json.JSONDecodeError as exc:

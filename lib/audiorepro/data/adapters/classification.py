@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
 from ..cliptable import ClipTable
-from ._common import (AdapterError, OnMissing, check_label_text, check_unique, finish, read_csv,
-                      require_columns, require_file, strip_ext)
+from ._common import (AdapterError, OnMissing, check_label_text, check_unique, finish, log,
+                      read_csv, require_columns, require_file, strip_ext)
 
 # ----------------------------------------------------------------------------------- ESC-50
 
@@ -286,17 +287,37 @@ NSYNTH_SPLITS = {"train": "nsynth-train", "valid": "nsynth-valid", "test": "nsyn
 
 
 def nsynth(root: str | os.PathLike, out_csv: str | os.PathLike | None = None,
-           on_missing: OnMissing = "error", label_field: str = "instrument_family_str") -> ClipTable:
+           on_missing: OnMissing = "error", label_field: str = "instrument_family_str",
+           splits: Sequence[str] | None = None) -> ClipTable:
     """NSynth (Engel et al. 2017) from ``nsynth-{train,valid,test}/examples.json``.
 
     Each ``examples.json`` maps ``note_str`` to a record with ``instrument_family_str``, ``pitch``,
     ``velocity``, ``instrument_source_str``, ...; audio at ``nsynth-<split>/audio/<note_str>.wav``
     (as read by nttcslab/eval-audio-repr ``evar/utils/make_metadata.py``). Label = ``label_field``
     (instrument family by default, the fusion paper's task); ``pitch``/``velocity`` kept.
+    ``splits``: which of ``train``/``valid``/``test`` to read (each must be present); ``None``
+    reads the split folders that are there (the three are separate downloads), logging one
+    WARNING line that names the absent ones.
     """
     root = Path(root)
+    if splits is None:
+        present = [s for s, folder in NSYNTH_SPLITS.items() if (root / folder).is_dir()]
+        if not present:
+            raise AdapterError(f"NSynth: none of the split folders {list(NSYNTH_SPLITS.values())} "
+                               f"is under {root}")
+        absent = [NSYNTH_SPLITS[s] for s in NSYNTH_SPLITS if s not in present]
+        if absent:
+            log.warning("NSynth: split folder(s) %s not under %s; reading %s only (pass "
+                        "splits=[...] to require splits)", absent, root, present)
+        splits = present
+    splits = [splits] if isinstance(splits, str) else list(splits)
+    unknown = [s for s in splits if s not in NSYNTH_SPLITS]
+    if unknown or not splits:
+        raise ValueError(f"nsynth splits must be a non-empty subset of {list(NSYNTH_SPLITS)}, "
+                         f"got {splits}")
     frames = []
-    for split, folder in NSYNTH_SPLITS.items():
+    for split in splits:
+        folder = NSYNTH_SPLITS[split]
         path = require_file(root / folder / "examples.json", "NSynth examples.json")
         try:
             records = json.loads(path.read_text())

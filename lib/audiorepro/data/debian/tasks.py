@@ -2,7 +2,9 @@
 
 ``build_task(name) -> ClipTable`` builds (or reads) the sources it needs, derives the task table
 and writes it to ``data_dir("debian", "tasks", NAME + ".csv")`` (paths relative to that folder,
-``../<source>/audio/...``). :data:`TASKS` lists the names. Every split below is fixed (hashes of
+``../<source>/audio/...``). Rows whose audio file has the same bytes as an earlier row's are
+dropped (logged at WARNING, naming them) before folds are dealt and before the table is written,
+so no recording sits in two splits or under two labels. :data:`TASKS` lists the names. Every split below is fixed (hashes of
 documented keys, fixed name lists, or numpy.random.default_rng(seed) for the mixtures), so every run and machine
 gets the same tables.
 
@@ -96,6 +98,16 @@ def _take(table: ClipTable, source: str, frame: pd.DataFrame, labels: pd.Series 
     return out
 
 
+def drop_duplicate_audio(frame: pd.DataFrame, root, name: str) -> pd.DataFrame:
+    """``frame`` (paths relative to the tasks folder) without the rows whose audio file has the
+    same bytes as an earlier row's (SHA-1 of every file), logged in one WARNING line. Identical
+    recordings occur in the packages (e.g. the same silence prompt in every Asterisk language)
+    and would otherwise sit in two splits or under two labels."""
+    base = tasks_dir(root)
+    base.mkdir(parents=True, exist_ok=True)   # the paths go through it (../<source>/...)
+    return ClipTable(frame.reset_index(drop=True), base, name=name).drop_duplicates(content=True).frame
+
+
 def stratified_folds(frame: pd.DataFrame, n_folds: int = 5) -> pd.Series:
     """Fold 1..n of each row: within each label, rows ordered by the hash of ``clip_id`` are
     dealt folds 1, 2, ..., n, 1, ... (balanced classes per fold; fixed)."""
@@ -128,7 +140,7 @@ def _sound_events(root) -> pd.DataFrame:
               ["tag_path", "captions", "image"]),
         _take(hw, "hedgewars", hf, ["game/" + c for c in hf["effect_class"]], []),
     ]
-    frame = pd.concat(parts, ignore_index=True)
+    frame = drop_duplicate_audio(pd.concat(parts, ignore_index=True), root, "sound_events")
     counts = frame["labels"].value_counts()
     frame = frame[frame["labels"].isin(counts[counts >= MIN_EVENT_CLIPS].index)].reset_index(drop=True)
     frame["fold"] = stratified_folds(frame)
@@ -284,7 +296,10 @@ def build_task(name: str, root: str | os.PathLike | None = None, **kwargs) -> Cl
     if len(frame) == 0:
         raise ClipTableError(f"Debian task {name!r} has no clips (sources: {TASK_SOURCES[name]})")
     out = tasks_dir(root)
-    table = ClipTable(frame.reset_index(drop=True), out, name=name)
+    out.mkdir(parents=True, exist_ok=True)
+    # identical audio in two rows (two packages or two labels shipping the same recording)
+    # would leak between splits: every duplicate after the first is dropped, with a log line
+    table = ClipTable(frame.reset_index(drop=True), out, name=name).drop_duplicates(content=True)
     table.write(out / f"{name}.csv")
     return table
 

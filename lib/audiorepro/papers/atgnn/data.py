@@ -128,7 +128,7 @@ def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None,
             root = _project_path(data_root)
             if not root.is_dir():
                 raise FileNotFoundError(f"tagging_data: data_root {data_root} is not a folder")
-            table.root = root
+            table = table.with_root(root)   # refuses clip paths that leave the data root
         frontend = frontend or "kaldi_fbank_128"
         source = f"clip table {Path(clip_table).name} ({table.num_classes} classes)"
         if not (table.frame["split"] == "valid").any():

@@ -1,4 +1,4 @@
-"""Bag-of-codewords pipeline (lib/audiorepro/papers/bow/model.py): patches, counts, head, pooling, caching."""
+"""Bag-of-codewords model and pipeline (lib/audiorepro/papers/bow/): patches, counts, head, pooling, caching."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from audiorepro.data.cliptable import ClipTable
-from audiorepro.papers.bow import model as bow
+from audiorepro.papers import bow
 
 
 def _ramp_chunk() -> torch.Tensor:
@@ -182,6 +182,11 @@ def test_pipeline_end_to_end_and_cache(tmp_path, monkeypatch):
     counts = pipe.counts(4)
     assert counts.shape == (24, 16) and np.all(counts.sum(1) == 143)
     assert pipe.latents("pat").shape == (24 * 120, 8)
+    # one scalar mean / std (ddof 0) over every value of the training chunks
+    train = ch.spec[ch.chunk_mask("train")].astype(np.float64)
+    assert pipe.mean == pytest.approx(train.mean()) and pipe.std == pytest.approx(train.std())
+    z = pipe.standardised(ch.chunk_mask("train"))
+    assert float(z.mean()) == pytest.approx(0.0, abs=1e-4) and float(z.std(unbiased=False)) == pytest.approx(1.0, abs=1e-4)
     # a second pipeline with the same configuration reuses the cached codes (no retraining)
     pipe2 = bow.BowPipeline(ch, cfg, cache_root=tmp_path / "cache")
     assert np.array_equal(pipe2.counts(4), counts) and not pipe2._ae
@@ -213,3 +218,18 @@ def test_vq_autoencoder_codes_in_range():
     assert c.shape == (400,) and int(c.min()) >= 0 and int(c.max()) < 16
     rec, loss = vq(x[:5])
     assert rec.shape == (5, 80) and loss.dim() == 0
+
+
+def test_pipeline_standardisation_over_blocks_matches_numpy(tmp_path):
+    """The scalar mean / std (ddof 0) of the training chunks, accumulated over blocks of 1024
+    chunks, equals numpy's over all values at once."""
+    rng = np.random.default_rng(1)
+    table = ClipTable(pd.DataFrame({"clip_id": ["a", "b", "c"], "path": ["a.wav", "b.wav", "c.wav"],
+                                    "split": ["train", "valid", "test"], "labels": ["x", "x", "y"]}),
+                      tmp_path, ["x", "y"], "blocks")
+    spec = rng.normal(-20.0, 9.0, size=(2600, 96, 100)).astype(np.float16)
+    owner = np.repeat([0, 1, 2], [2500, 50, 50])
+    ch = bow.ChunkSet(spec, owner, table.targets(), table, "k")
+    pipe = bow.BowPipeline(ch, bow.BowConfig(ae_hidden=8), cache_root=tmp_path / "cache")
+    train = spec[:2500].astype(np.float64)
+    assert pipe.mean == pytest.approx(train.mean(), rel=1e-12) and pipe.std == pytest.approx(train.std(), rel=1e-12)

@@ -1,0 +1,890 @@
+"""Experiments of the bag-of-codewords chapter: cached pipeline, head training, sweeps, Table I
+baselines, beyond-the-paper runs and the results registry.
+
+* :class:`BowConfig` / :class:`BowPipeline` - autoencoders, k-means codebooks, codes and counts of
+  a :class:`~audiorepro.papers.bow.data.ChunkSet`, each cached under ``cache/bow/`` with a key
+  from :func:`audiorepro.caching.run_key` (configuration, data key, code);
+* :class:`HeadConfig` / :func:`train_head` / :func:`run_head` - the MLP head (paper III-C)
+  trained with :func:`audiorepro.training.fit` (Huber loss, early stopping on validation 1 s
+  mAP), scored at the 1 s and the clip level;
+* sweeps: :func:`run_grid` (Fig. 2), :func:`run_masking` (Fig. 3) and their summaries
+  :func:`summarize_grid`, :func:`best_config`, :func:`best_per`;
+* Table I: :class:`BaselineConfig`, :func:`table1_baselines`, :func:`train_baseline`,
+  :func:`run_table1`, :func:`table1_frame`;
+* beyond the paper: :func:`train_vq_autoencoder`, :func:`vq_codes`, :func:`run_beyond`;
+* the registry: ``record_*`` write the chapter's tables; :func:`stored_best_config` reads the
+  configuration notebook ``book/bow/02_fig2_grid.ipynb`` chose (and raises
+  :class:`MissingRecordError` naming that notebook when it has not run for the profile),
+  :func:`stored_best_masking` the masking probability of ``03_fig3_masking.ipynb``.
+
+Every training, embedding and evaluation entry point takes ``device="auto"``
+(:func:`audiorepro.training.pick_device`); mixed precision is the ``amp`` field of the configs
+(:class:`audiorepro.training.TrainConfig`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+from audiorepro import caching, paths
+from audiorepro.backbones import build_backbone
+from audiorepro.backbones.counting import count_parameters
+from audiorepro.fileio import atomic_save_npy
+from audiorepro.metrics import mean_average_precision
+from audiorepro.preprocessing import fit_standardiser
+from audiorepro.results import load_records, paper_numbers, record
+from audiorepro.training import fit, pick_device, predict
+
+from .data import CACHE_CODE, ChunkSet, chunk_waves, save_npz
+from .model import (FAMILIES, FAMILY_SIZES, BackboneProbabilities, BowError, BowTagger, PatchAutoencoder,
+                    PatchSpec, VQAutoencoder, assign_codes, bag_of_words, clip_pool, extract_patches,
+                    family_shapes, fit_kmeans, huber_loss, temporal_bigrams)
+
+__all__ = [
+    "MissingRecordError", "BowConfig", "BowPipeline", "HeadConfig", "HeadResult", "train_head",
+    "head_run_dir", "run_head", "run_grid", "run_masking", "train_vq_autoencoder", "vq_dir", "vq_codes",
+    "run_beyond", "BaselineConfig", "table1_baselines", "train_baseline", "run_table1", "GRID_KEYS",
+    "summarize_grid", "best_config", "best_per", "paper_row_of", "masking_row", "paper_masking_points",
+    "codeword_usage", "autoencoder_table", "record_representation", "record_grid", "record_masking",
+    "record_table1", "record_beyond", "stored_best_config", "stored_best_masking", "table1_frame",
+]
+
+#: the notebook whose record (table ``fig2_best``) notebooks 03-05 read
+GRID_NOTEBOOK = "book/bow/02_fig2_grid.ipynb"
+
+
+class MissingRecordError(LookupError):
+    """A notebook needs a result another notebook records first; the message names both."""
+
+
+# ================================================================================ pipeline
+@dataclass(frozen=True)
+class BowConfig:
+    """Everything that determines encoders, codebooks and counts (the cache key).
+
+    Attributes:
+        factor: compression factor F (bottleneck = input size / F; paper 10 or 20).
+        ae_hidden, ae_depth, ae_dropout: autoencoder width (paper 2048), layers per side (3),
+            dropout (0.5).
+        ae_epochs, ae_lr, ae_batch_size: autoencoder training (Adam, MSE; not given by the paper).
+        ae_max_vectors: at most this many vectors per family (random sample of the training
+            chunks) train the autoencoder; ``None`` = all.
+        kmeans_max_vectors: at most this many training latents per family fit k-means.
+        minibatch_above: ``MiniBatchKMeans`` above this many vectors, ``KMeans`` below.
+        kmeans_max_iter: k-means (Lloyd) iterations at most (30: enough on the book data, *ours*).
+        fit_splits: splits whose chunks train autoencoders and k-means (paper: training data).
+        seed: sampling / initialisation seed.
+        patch: the patch geometry.
+        amp: mixed precision of the autoencoder (and VQ autoencoder) training
+            (:attr:`audiorepro.training.TrainConfig.amp`).
+    """
+
+    factor: float = 10
+    ae_hidden: int = 2048
+    ae_depth: int = 3
+    ae_dropout: float = 0.5
+    ae_epochs: int = 5
+    ae_lr: float = 1e-3
+    ae_batch_size: int = 256
+    ae_max_vectors: int | None = None
+    kmeans_max_vectors: int | None = 100000
+    minibatch_above: int = 20000
+    kmeans_max_iter: int = 30
+    fit_splits: tuple[str, ...] = ("train",)
+    seed: int = 0
+    patch: PatchSpec = PatchSpec()
+    amp: Any = False
+
+    def __post_init__(self) -> None:
+        # F = 10 and F = 10.0 are the same configuration (and must share one cache key)
+        try:
+            object.__setattr__(self, "factor", float(self.factor))
+        except (TypeError, ValueError):
+            raise BowError(f"BowConfig: factor={self.factor!r} is not a number") from None
+        object.__setattr__(self, "fit_splits", tuple(self.fit_splits))
+
+    def ae_fields(self) -> dict:
+        """The fields that determine the autoencoders (all but the k-means ones)."""
+        d = asdict(self)
+        for k in ("kmeans_max_vectors", "minibatch_above", "kmeans_max_iter"):
+            d.pop(k)
+        return d
+
+    def kmeans_fields(self) -> dict:
+        return {k: getattr(self, k) for k in ("kmeans_max_vectors", "minibatch_above", "kmeans_max_iter")}
+
+
+class BowPipeline:
+    """Encoders, codebooks, codes and counts of one :class:`ChunkSet` under one :class:`BowConfig`,
+    each computed once and cached under ``cache/bow/`` (``cache_root`` overrides it); the
+    autoencoders train and encode on ``device`` (``"auto"``: :func:`audiorepro.training.pick_device`).
+
+    Standardisation (*ours*): chunks are standardised with the mean / std of all values of the
+    fit-split chunks (one scalar each, :func:`audiorepro.preprocessing.fit_standardiser` on the
+    values as one column: ddof 0) before patching.
+    """
+
+    def __init__(self, chunks: ChunkSet, config: BowConfig = BowConfig(), cache_root: str | Path | None = None,
+                 device: str | torch.device = "auto", progress: bool = False) -> None:
+        self.chunks, self.config = chunks, config
+        self.root = Path(cache_root) if cache_root is not None else paths.cache_dir("bow")
+        self.device = pick_device(device)
+        self.progress = progress
+        fit_mask = chunks.chunk_mask(list(config.fit_splits))
+        if not fit_mask.any():
+            raise BowError(f"BowConfig.fit_splits={config.fit_splits}: no chunk of the table is in these splits")
+        self.fit_mask = fit_mask
+        # the standardiser's statistics, accumulated over blocks of chunks (memory stays small)
+        values = chunks.spec[fit_mask]
+        scaler = fit_standardiser(values[:1024].reshape(-1, 1))
+        for i in range(1024, len(values), 1024):
+            scaler.partial_fit(values[i:i + 1024].reshape(-1, 1).astype(np.float64))
+        self.mean, self.std = float(scaler.mean_[0]), float(scaler.scale_[0])
+        self.shapes = family_shapes(config.patch)
+        self.ae_key = caching.run_key(config.ae_fields(), data=chunks.key, code=CACHE_CODE)
+        self._ae: dict[str, PatchAutoencoder] = {}
+        self._ae_hist: dict[str, Any] = {}
+        self._latents: dict[str, np.ndarray] = {}
+
+    # ----------------------------------------------------------------- helpers
+    def standardised(self, idx: np.ndarray | slice) -> torch.Tensor:
+        """(m, n_mels, n_frames) standardised float32 chunks ``spec[idx]``."""
+        return (torch.from_numpy(self.chunks.spec[idx].astype(np.float32)) - self.mean) / self.std
+
+    def patches(self, idx: np.ndarray | slice) -> dict[str, torch.Tensor]:
+        """Family -> (m, n_f, d_f) patches of the standardised chunks ``idx``."""
+        return extract_patches(self.standardised(idx), self.config.patch)
+
+    def family_vectors(self, family: str, idx: np.ndarray, block: int = 2048) -> torch.Tensor:
+        """(len(idx) * n_f, d_f) vectors of ``family`` of the standardised chunks ``idx``."""
+        out = [self.patches(idx[i:i + block])[family] for i in range(0, len(idx), block)]
+        d = self.shapes[family][1]
+        return torch.cat(out).reshape(-1, d) if out else torch.zeros(0, d)
+
+    def encode_all(self, family: str, encode: Any, block: int = 2048) -> np.ndarray:
+        """``encode`` (B, d_f) -> (B, ...) applied on ``device`` to the ``family`` vectors of every
+        chunk, block by block; returns the concatenated outputs (chunk-major) on the CPU."""
+        parts = []
+        with torch.no_grad():
+            for i in range(0, len(self.chunks.spec), block):
+                x = self.patches(slice(i, i + block))[family]
+                parts.append(encode(x.reshape(-1, x.shape[-1]).to(self.device)).cpu().numpy())
+        return np.concatenate(parts)
+
+    @property
+    def ae_dir(self) -> Path:
+        return self.root / "ae" / self.ae_key
+
+    # ----------------------------------------------------------------- autoencoders
+    def autoencoder(self, family: str) -> PatchAutoencoder:
+        """The trained autoencoder of ``family`` (trained with :func:`audiorepro.training.fit`
+        on the fit-split vectors, 5 % held out for validation; cached with its run directory)."""
+        if family not in FAMILIES:
+            raise BowError(f"unknown family {family!r}; families: {FAMILIES}")
+        if family in self._ae:
+            return self._ae[family]
+        c = self.config
+        torch.manual_seed(c.seed)
+        model = PatchAutoencoder(self.shapes[family][1], c.factor, c.ae_hidden, c.ae_dropout, c.ae_depth)
+        rng = np.random.default_rng([c.seed, FAMILIES.index(family)])
+        vec = self.family_vectors(family, np.flatnonzero(self.fit_mask))
+        if c.ae_max_vectors is not None and len(vec) > c.ae_max_vectors:
+            vec = vec[torch.from_numpy(np.sort(rng.choice(len(vec), c.ae_max_vectors, replace=False)))]
+        perm = torch.from_numpy(rng.permutation(len(vec)))
+        n_val = max(1, len(vec) // 20)
+        val, tr = vec[perm[:n_val]], vec[perm[n_val:]]
+        cfg = {"epochs": c.ae_epochs, "batch_size": c.ae_batch_size, "lr": c.ae_lr, "optimizer": "adam",
+               "monitor": "loss", "mode": "min", "seed": c.seed, "amp": c.amp, "progress": self.progress}
+        res = fit(model, TensorDataset(tr, tr), TensorDataset(val, val), loss_fn=F.mse_loss, config=cfg,
+                  run_dir=self.ae_dir / family, device=self.device)
+        model = res.model.to(self.device).eval()
+        self._ae[family], self._ae_hist[family] = model, res
+        return model
+
+    def autoencoder_history(self, family: str):
+        """The :class:`~audiorepro.training.FitResult` of ``family``'s autoencoder."""
+        self.autoencoder(family)
+        return self._ae_hist[family]
+
+    def reconstruct(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        """Family -> (m, n_f, d_f) reconstructions of the (standardised) patches of chunks ``idx``."""
+        p = self.patches(idx)
+        out = {}
+        for fam, x in p.items():
+            ae = self.autoencoder(fam)
+            with torch.no_grad():
+                out[fam] = ae(x.reshape(-1, x.shape[-1]).to(self.device)).cpu().reshape(x.shape)
+        return out
+
+    def latents(self, family: str) -> np.ndarray:
+        """(M * n_f, bottleneck) float32 bottlenecks of every chunk (chunk-major), cached."""
+        if family in self._latents:
+            return self._latents[family]
+        path = self.ae_dir / f"latents_{family}.npy"
+        if path.is_file():
+            lat = np.load(path)
+        else:
+            lat = self.encode_all(family, self.autoencoder(family).encode).astype(np.float32)
+            atomic_save_npy(path, lat)
+        self._latents[family] = lat
+        return lat
+
+    def reconstruction_mse(self, split: str | Sequence[str] = "valid") -> dict[str, float]:
+        """Family -> mean squared error of the autoencoder on the standardised patches of ``split``."""
+        idx = np.flatnonzero(self.chunks.chunk_mask(split))
+        rec = self.reconstruct(idx)
+        p = self.patches(idx)
+        return {f: float(((rec[f] - p[f]) ** 2).mean()) for f in FAMILIES}
+
+    # ----------------------------------------------------------------- codebooks
+    def codebook_key(self, codebook_size: int) -> str:
+        """Cache key of the D-word codebooks (autoencoders, D, k-means settings, code)."""
+        return caching.run_key({"D": int(codebook_size), "km": self.config.kmeans_fields()}, data=self.ae_key,
+                               code=CACHE_CODE)
+
+    def codebook_dir(self, codebook_size: int) -> Path:
+        return self.root / "codebooks" / self.codebook_key(codebook_size)
+
+    def codebook(self, family: str, codebook_size: int) -> np.ndarray:
+        """(D, bottleneck) k-means centroids of ``family`` fitted on fit-split latents (cached)."""
+        path = self.codebook_dir(codebook_size) / f"centroids_{family}.npy"
+        if path.is_file():
+            return np.load(path)
+        c = self.config
+        n_f = self.shapes[family][0]
+        lat = self.latents(family)
+        lat = lat.reshape(len(self.chunks.spec), n_f, -1)[self.fit_mask].reshape(-1, lat.shape[1])
+        if c.kmeans_max_vectors is not None and len(lat) > c.kmeans_max_vectors:
+            rng = np.random.default_rng([c.seed, 101, FAMILIES.index(family)])
+            lat = lat[np.sort(rng.choice(len(lat), c.kmeans_max_vectors, replace=False))]
+        cent = fit_kmeans(lat, int(codebook_size), seed=c.seed, minibatch_above=c.minibatch_above,
+                          max_iter=c.kmeans_max_iter)
+        atomic_save_npy(path, cent)
+        return cent
+
+    def codes(self, codebook_size: int) -> dict[str, np.ndarray]:
+        """Family -> (M, n_f) int codes of every chunk (cached)."""
+        path = self.codebook_dir(codebook_size) / "codes.npz"
+        if path.is_file():
+            with np.load(path) as z:
+                return {f: z[f].astype(np.int64) for f in FAMILIES}
+        out = {}
+        for fam in FAMILIES:
+            n_f = self.shapes[fam][0]
+            out[fam] = assign_codes(self.latents(fam), self.codebook(fam, codebook_size)).reshape(-1, n_f)
+        dtype = np.int16 if codebook_size <= 32767 else np.int32
+        save_npz(path, **{f: v.astype(dtype) for f, v in out.items()})
+        return out
+
+    def counts(self, codebook_size: int) -> np.ndarray:
+        """(M, 4 D) float32 bag-of-words counts of every chunk; rows sum to 143."""
+        return bag_of_words(self.codes(codebook_size), codebook_size)
+
+
+def autoencoder_table(pipeline: BowPipeline, split: str = "valid") -> pd.DataFrame:
+    """One row per family: vectors per second, input size, bottleneck, parameters of its
+    (trained) autoencoder and the reconstruction MSE on ``split`` (column ``<split> MSE``)."""
+    mse = pipeline.reconstruction_mse(split)
+    rows = []
+    for fam in FAMILIES:
+        ae = pipeline.autoencoder(fam)
+        n, d = pipeline.shapes[fam]
+        rows.append({"family": fam, "vectors per s": n, "input size": d, "bottleneck": ae.bottleneck,
+                     "parameters": sum(p.numel() for p in ae.parameters()), f"{split} MSE": mse[fam]})
+    return pd.DataFrame(rows)
+
+
+def codeword_usage(codes: Mapping[str, np.ndarray], codebook_size: int) -> pd.DataFrame:
+    """Per family: codewords used, perplexity ``exp(entropy)`` of the code distribution and the
+    share of the most frequent codeword, over the given (M, n_f) codes."""
+    rows = []
+    for fam in FAMILIES:
+        c = np.bincount(np.asarray(codes[fam]).reshape(-1), minlength=codebook_size).astype(float)
+        p = c / c.sum()
+        nz = p[p > 0]
+        rows.append({"family": fam, "D": codebook_size, "used": int((c > 0).sum()),
+                     "perplexity": float(np.exp(-(nz * np.log(nz)).sum())), "top share": float(p.max())})
+    return pd.DataFrame(rows)
+
+
+# ================================================================================ head training
+@dataclass
+class HeadConfig:
+    """Head and its training (paper III-C, IV).
+
+    Attributes:
+        hidden, layers, dropout: MLP head (paper: 2 layers of 256 / 512 / 4096, dropout 0.1 / 0.4).
+        mask_p: input-count masking probability (paper best 0.35).
+        input_transform: count scaling (*ours*, see :class:`~audiorepro.papers.bow.model.BowTagger`).
+        epochs, batch_size, lr, patience: Adam training with early stopping on validation 1 s mAP
+            (not given by the paper).
+        seed: initialisation and shuffling seed.
+        amp: mixed precision (:attr:`audiorepro.training.TrainConfig.amp`).
+    """
+
+    hidden: int = 512
+    layers: int = 2
+    dropout: float = 0.4
+    mask_p: float = 0.0
+    input_transform: str = "log1p"
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    patience: int | None = 5
+    seed: int = 0
+    amp: Any = False
+
+
+@dataclass
+class HeadResult:
+    """Scores of one trained head. ``metrics`` keys: ``mAP_1s_<split>`` (chunks) and
+    ``mAP_clip_<split>`` (mean of the chunk probabilities) for each evaluated split, plus
+    ``epochs``; ``fit`` is the :class:`~audiorepro.training.FitResult`."""
+
+    metrics: dict[str, float]
+    fit: Any
+    model: nn.Module
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def train_head(features: np.ndarray, chunks: ChunkSet, codebook_size: int, config: HeadConfig = HeadConfig(),
+               eval_splits: Sequence[str] = ("valid", "test"), run_dir: str | Path | None = None,
+               family_sizes: Sequence[int] = FAMILY_SIZES, device: str | torch.device = "auto",
+               progress: bool = False) -> HeadResult:
+    """Train a :class:`~audiorepro.papers.bow.model.BowTagger` on the train-split chunks of
+    ``features`` (M, n_fam * D) with the clip labels assigned to every chunk, early-stopped on
+    valid-split 1 s mAP, and score ``eval_splits`` at the 1 s and clip level. Uses
+    :func:`audiorepro.training.fit` with Huber loss on ``device``; ``run_dir`` caches the run."""
+    feats = np.asarray(features, dtype=np.float32)
+    if feats.shape[0] != len(chunks.chunk_clip):
+        raise BowError(f"train_head: features have {feats.shape[0]} rows but the ChunkSet has "
+                       f"{len(chunks.chunk_clip)} chunks")
+    y = chunks.chunk_targets().astype(np.float32)
+    tr, va = chunks.chunk_mask("train"), chunks.chunk_mask("valid")
+    if not tr.any() or not va.any():
+        raise BowError("train_head: the table needs train and valid clips")
+    torch.manual_seed(config.seed)
+    model = BowTagger(codebook_size, y.shape[1], config.hidden, config.dropout, config.layers,
+                      config.mask_p, config.input_transform, family_sizes)
+    if model.in_dim != feats.shape[1]:
+        raise BowError(f"train_head: features have {feats.shape[1]} columns, the head expects "
+                       f"{model.in_dim} ({len(family_sizes)} families x D={codebook_size})")
+    ds = lambda m: TensorDataset(torch.from_numpy(feats[m]), torch.from_numpy(y[m]))  # noqa: E731
+    dev = pick_device(device)
+    res = fit(model, ds(tr), ds(va), loss_fn=huber_loss, config=_tagging_fit_config(config, progress),
+              task="tagging", run_dir=run_dir, device=dev)
+    model = res.model.eval()
+    metrics, scores = _score_splits(model, ds, chunks, eval_splits, 1024, dev, config.amp)
+    return HeadResult({"epochs": float(res.epochs_run), **metrics}, res, model, scores)
+
+
+def _tagging_fit_config(config: Any, progress: bool) -> dict[str, Any]:
+    """The :class:`audiorepro.training.TrainConfig` keys of a head or baseline run: Adam, early
+    stopping on validation mAP, with ``config``'s epochs, batch size, lr, patience, seed and amp."""
+    return {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr, "optimizer": "adam",
+            "monitor": "mAP", "mode": "max", "patience": config.patience, "seed": config.seed,
+            "amp": config.amp, "progress": progress}
+
+
+def _score_splits(model: nn.Module, ds: Any, chunks: ChunkSet, eval_splits: Sequence[str], batch_size: int,
+                  device: torch.device, amp: Any) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """``mAP_1s_<split>`` / ``mAP_clip_<split>`` (mean of chunk probabilities per clip) of
+    ``model`` on ``ds(mask)`` for each split with chunks, and the (m, K) chunk scores."""
+    metrics: dict[str, float] = {}
+    scores = {}
+    for split in eval_splits:
+        m = chunks.chunk_mask(split)
+        if not m.any():
+            continue
+        s, t = predict(model, DataLoader(ds(m), batch_size=batch_size, shuffle=False), device=device, amp=amp)
+        metrics[f"mAP_1s_{split}"] = mean_average_precision(t, s)
+        clips, cs = clip_pool(s, chunks.chunk_clip[m])
+        metrics[f"mAP_clip_{split}"] = mean_average_precision(chunks.targets[clips], cs)
+        scores[split] = s
+    return metrics, scores
+
+
+def head_run_dir(pipeline: BowPipeline, codebook_size: int, config: HeadConfig, variant: Any = None,
+                 family_sizes: Sequence[int] = FAMILY_SIZES) -> Path:
+    """Cache folder of one head run: :func:`audiorepro.caching.run_key` of the head config, D,
+    the input ``variant`` (``None``: the pipeline's k-means counts; else a JSON-able description
+    of how the features were made) and ``family_sizes``, with the codebook key as data."""
+    params = {"head": asdict(config), "D": int(codebook_size), "variant": variant,
+              "family_sizes": [int(n) for n in family_sizes]}
+    return pipeline.root / "heads" / caching.run_key(params, data=pipeline.codebook_key(codebook_size),
+                                                     code=CACHE_CODE)
+
+
+def run_head(pipeline: BowPipeline, codebook_size: int, config: HeadConfig = HeadConfig(),
+             features: np.ndarray | None = None, variant: Any = None, family_sizes: Sequence[int] = FAMILY_SIZES,
+             eval_splits: Sequence[str] = ("valid", "test"), device: str | torch.device = "auto",
+             progress: bool = False) -> HeadResult:
+    """:func:`train_head` on ``features`` (default: ``pipeline.counts(codebook_size)``), cached
+    in :func:`head_run_dir`: a repeated run reloads the trained head and only re-scores.
+    Features other than the pipeline's counts need a ``variant`` describing them (cache key)."""
+    if features is None:
+        features = pipeline.counts(codebook_size)
+    elif variant is None:
+        raise BowError("run_head: features other than the pipeline's counts need a `variant` that "
+                       "describes how they were made (it is part of the cache key)")
+    run_dir = head_run_dir(pipeline, codebook_size, config, variant, family_sizes)
+    return train_head(features, pipeline.chunks, codebook_size, config, eval_splits, run_dir=run_dir,
+                      family_sizes=family_sizes, device=device, progress=progress)
+
+
+# ================================================================================ sweeps (Fig. 2, Fig. 3)
+def run_grid(pipelines: Mapping[float, BowPipeline], codebook_sizes: Sequence[int], hiddens: Sequence[int],
+             dropouts: Sequence[float], base: HeadConfig = HeadConfig(), seeds: Sequence[int] = (0,),
+             eval_splits: Sequence[str] = ("valid", "test"), progress: bool = False,
+             device: str | torch.device = "auto") -> pd.DataFrame:
+    """Train one head per (F, D, hidden, dropout, seed) and return a tidy frame.
+
+    ``pipelines`` maps the compression factor F to its :class:`BowPipeline`. Columns: ``F, D,
+    hidden, dropout, seed`` and the :class:`HeadResult` metrics (``mAP_1s_valid``, ...). Head runs
+    are cached (:func:`head_run_dir`), so a repeated sweep only re-scores.
+    """
+    combos = [(f, d, h, p, s) for f in pipelines for d in codebook_sizes for h in hiddens
+              for p in dropouts for s in seeds]
+    rows = []
+    for f, d, h, p, s in tqdm(combos, desc="heads", disable=not progress):
+        cfg = dataclasses.replace(base, hidden=int(h), dropout=float(p), seed=int(s))
+        res = run_head(pipelines[f], d, cfg, eval_splits=eval_splits, device=device)
+        rows.append({"F": f, "D": d, "hidden": h, "dropout": p, "seed": s, **res.metrics})
+    return pd.DataFrame(rows)
+
+
+def run_masking(pipeline: BowPipeline, codebook_size: int, probabilities: Sequence[float],
+                base: HeadConfig = HeadConfig(), seeds: Sequence[int] = (0,),
+                eval_splits: Sequence[str] = ("valid", "test"), device: str | torch.device = "auto") -> pd.DataFrame:
+    """One head per (masking probability p, seed) at a fixed configuration; tidy frame with
+    columns ``p, seed`` and the metrics."""
+    rows = []
+    for p in probabilities:
+        for s in seeds:
+            cfg = dataclasses.replace(base, mask_p=float(p), seed=int(s))
+            res = run_head(pipeline, codebook_size, cfg, eval_splits=eval_splits, device=device)
+            rows.append({"p": float(p), "seed": int(s), **res.metrics})
+    return pd.DataFrame(rows)
+
+
+GRID_KEYS = ("F", "D", "hidden", "dropout")
+
+
+def summarize_grid(df: pd.DataFrame, metric: str = "mAP_1s_valid") -> pd.DataFrame:
+    """Mean (and count) of every metric over seeds per (F, D, hidden, dropout) cell of a
+    :func:`run_grid` frame, sorted by ``metric`` (best first)."""
+    if metric not in df:
+        raise BowError(f"summarize_grid: metric {metric!r} not in the grid columns {list(df.columns)}")
+    metrics = [c for c in df.columns if c.startswith("mAP_")]
+    out = df.groupby(list(GRID_KEYS), as_index=False)[metrics].mean()
+    out["seeds"] = df.groupby(list(GRID_KEYS)).size().to_numpy()
+    return out.sort_values(metric, ascending=False, kind="stable").reset_index(drop=True)
+
+
+def best_config(df: pd.DataFrame, metric: str = "mAP_1s_valid") -> dict[str, Any]:
+    """The (F, D, hidden, dropout) cell of a :func:`run_grid` frame with the highest mean
+    ``metric`` over seeds, as plain Python values plus ``metric`` -> value."""
+    top = summarize_grid(df, metric).iloc[0]
+    return {"F": float(top["F"]), "D": int(top["D"]), "hidden": int(top["hidden"]),
+            "dropout": float(top["dropout"]), metric: float(top[metric])}
+
+
+def best_per(df: pd.DataFrame, by: str, metric: str = "mAP_1s_valid",
+             where: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """For each value of ``by`` (``"D"`` or ``"F"``), the best cell (mean over seeds) among the
+    cells matching ``where`` (e.g. ``{"F": 10}``). Columns: GRID_KEYS and the metrics."""
+    s = summarize_grid(df, metric)
+    for k, v in (where or {}).items():
+        s = s[s[k] == v]
+    if s.empty:
+        raise BowError(f"best_per: no grid cell matches {dict(where or {})}")
+    return s.sort_values(metric, ascending=False).drop_duplicates(by).sort_values(by).reset_index(drop=True)
+
+
+def paper_row_of(cell: Mapping[str, Any]) -> str:
+    """Row name of the paper's text table for a grid cell: ``"D=256, 512 units, dropout 0.4, F=10"``."""
+    return f"D={int(cell['D'])}, {int(cell['hidden'])} units, dropout {float(cell['dropout']):g}, F={float(cell['F']):g}"
+
+
+def masking_row(p: float) -> str:
+    """Row name of a masking probability in the ``fig3`` table: 0.35 -> ``"p=35%"``."""
+    return f"p={100 * float(p):g}%"
+
+
+# ================================================================================ beyond the paper: learned VQ, n-grams
+def train_vq_autoencoder(vectors: torch.Tensor, codebook_size: int, factor: float = 10, hidden: int = 256,
+                         epochs: int = 5, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
+                         init_from: torch.Tensor | None = None, run_dir: str | Path | None = None,
+                         device: str | torch.device = "auto", amp: Any = False) -> VQAutoencoder:
+    """Train a :class:`~audiorepro.papers.bow.model.VQAutoencoder` on (N, in_dim) vectors through
+    :func:`audiorepro.training.fit` (loss = reconstruction MSE + VQ loss). The codebook starts
+    from ``init_from`` (D, bottleneck) if given, else from the encodings of D random vectors
+    (*ours*: avoids dead codewords)."""
+    if vectors.dim() != 2 or len(vectors) < codebook_size:
+        raise BowError(f"train_vq_autoencoder: need (N >= D={codebook_size}, d) vectors, got {tuple(vectors.shape)}")
+    torch.manual_seed(seed)
+    model = VQAutoencoder(vectors.shape[1], codebook_size, factor, hidden, beta=0.25)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        if init_from is not None:
+            model.codebook.weight.copy_(torch.as_tensor(init_from))
+        else:
+            pick = torch.randperm(len(vectors), generator=g)[:codebook_size]
+            model.codebook.weight.copy_(model.ae.encode(vectors[pick]))
+    perm = torch.randperm(len(vectors), generator=g)
+    n_val = max(1, len(vectors) // 20)
+    val, tr = vectors[perm[:n_val]], vectors[perm[n_val:]]
+
+    def batch_fn(m: nn.Module, batch: Any) -> torch.Tensor:
+        x = batch[0]
+        rec, vq = m(x)
+        return F.mse_loss(rec, x) + vq
+
+    cfg = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "amp": amp, "progress": False}
+    res = fit(model, TensorDataset(tr), TensorDataset(val), batch_fn=batch_fn, config=cfg,
+              run_dir=run_dir, device=pick_device(device))
+    return res.model.eval()
+
+
+def vq_dir(pipeline: BowPipeline, codebook_size: int, hidden: int, epochs: int, max_vectors: int | None,
+           init_kmeans: bool) -> Path:
+    """Cache folder of the learned VQ codebooks of :func:`vq_codes` (keyed by the pipeline's
+    autoencoder key, D, the VQ settings and the code)."""
+    params = {"D": int(codebook_size), "hidden": int(hidden), "epochs": int(epochs), "max": max_vectors,
+              "init": bool(init_kmeans)}
+    return pipeline.root / "vq" / caching.run_key(params, data=pipeline.ae_key, code=CACHE_CODE)
+
+
+def vq_codes(pipeline: BowPipeline, codebook_size: int, hidden: int | None = None, epochs: int | None = None,
+             max_vectors: int | None = None, init_kmeans: bool = False,
+             device: str | torch.device = "auto") -> dict[str, np.ndarray]:
+    """Family -> (M, n_f) codes from a learned VQ codebook (straight-through, codebook +
+    commitment loss) trained per family on ``device`` on the fit-split patches of ``pipeline``
+    (same standardisation, bottleneck size and sample of vectors as its autoencoders; ``hidden``
+    / ``epochs`` / ``max_vectors`` default to the pipeline's). ``init_kmeans``: start the codebook
+    from k-means on the initial encodings instead of random encodings. Cached in :func:`vq_dir`."""
+    c = pipeline.config
+    hidden = c.ae_hidden if hidden is None else int(hidden)
+    epochs = c.ae_epochs if epochs is None else int(epochs)
+    max_vectors = c.ae_max_vectors if max_vectors is None else int(max_vectors)
+    folder = vq_dir(pipeline, codebook_size, hidden, epochs, max_vectors, init_kmeans)
+    path = folder / "codes.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return {f: z[f].astype(np.int64) for f in FAMILIES}
+    dev = pick_device(device)
+    out = {}
+    fit_idx = np.flatnonzero(pipeline.fit_mask)
+    for fam in FAMILIES:
+        rng = np.random.default_rng([c.seed, 7, FAMILIES.index(fam)])
+        vec = pipeline.family_vectors(fam, fit_idx)
+        if max_vectors is not None and len(vec) > max_vectors:
+            vec = vec[torch.from_numpy(np.sort(rng.choice(len(vec), max_vectors, replace=False)))]
+        init = None
+        if init_kmeans:
+            torch.manual_seed(c.seed)
+            probe = VQAutoencoder(vec.shape[1], codebook_size, c.factor, hidden)
+            with torch.no_grad():
+                init = torch.from_numpy(fit_kmeans(probe.ae.encode(vec).numpy(), codebook_size, seed=c.seed))
+        model = train_vq_autoencoder(vec, codebook_size, c.factor, hidden, epochs, c.ae_batch_size, c.ae_lr,
+                                     c.seed, init_from=init, run_dir=folder / fam, device=dev, amp=c.amp)
+        n_f = pipeline.shapes[fam][0]
+        out[fam] = pipeline.encode_all(fam, model.to(pipeline.device).codes).reshape(-1, n_f)
+    save_npz(path, **{f: v.astype(np.int32) for f, v in out.items()})
+    return out
+
+
+def run_beyond(pipeline: BowPipeline, codebook_size: int, config: HeadConfig, bigram_blocks: int = 2,
+               device: str | torch.device = "auto") -> dict[str, HeadResult]:
+    """The same head (``config``) on three inputs (the paper's future work, section V), each run
+    cached: ``"k-means counts (paper)"`` (4 D), ``"k-means counts + time bigrams"`` (the counts
+    plus :func:`~audiorepro.papers.bow.model.temporal_bigrams` hashed into ``bigram_blocks`` x D
+    bins per sequence family) and ``"learned VQ counts"`` (counts of :func:`vq_codes`)."""
+    d = int(codebook_size)
+    codes = pipeline.codes(d)
+    counts = bag_of_words(codes, d)
+    n_buckets = int(bigram_blocks) * d
+    bigrams = temporal_bigrams(codes, d, n_buckets=n_buckets, spec=pipeline.config.patch)
+    pf, pt = pipeline.config.patch.patch
+    n_bands, n_steps = pipeline.config.patch.n_mels // pf, pipeline.config.patch.n_frames // pt
+    n_env = pipeline.config.patch.n_frames // pipeline.config.patch.env_frames
+    # vectors per chunk of each D-column block: pat bigrams then env bigrams
+    bigram_sizes = (n_bands * (n_steps - 1),) * int(bigram_blocks) + (n_env - 1,) * int(bigram_blocks)
+    sizes = tuple(pipeline.shapes[f][0] for f in FAMILIES)
+    vq = vq_codes(pipeline, d, device=device)  # VQ settings: the pipeline's (in the codebook key)
+    return {
+        "k-means counts (paper)": run_head(pipeline, d, config, family_sizes=sizes, device=device),
+        "k-means counts + time bigrams": run_head(
+            pipeline, d, config, np.concatenate([counts, bigrams], axis=1),
+            variant={"bigrams": "time", "n_buckets": n_buckets}, family_sizes=sizes + bigram_sizes, device=device),
+        "learned VQ counts": run_head(pipeline, d, config, bag_of_words(vq, d), variant={"codes": "learned VQ", "init_kmeans": False},
+                                      family_sizes=sizes, device=device),
+    }
+
+
+# ================================================================================ Table I: CNN / AST baselines on the same chunks
+@dataclass
+class BaselineConfig:
+    """A shared backbone trained from scratch on the 1 s chunks (Table I baselines).
+
+    Attributes:
+        name: registry name (``panns_cnn14_16k``, ``ast_base384_f10_t10_527``, ...).
+        scale: width preset or multiplier of :func:`~audiorepro.backbones.build_backbone`.
+        build_kwargs: extra builder options (AST: ``{"input_tdim": 100}`` for 1 s inputs).
+        epochs, batch_size, lr, patience, seed: Adam training with binary cross-entropy (the
+            loss of the FSD50K baselines), early stopping on validation 1 s mAP.
+        amp: mixed precision (:attr:`audiorepro.training.TrainConfig.amp`).
+    """
+
+    name: str = "panns_cnn14_16k"
+    scale: Any = "cpu"
+    build_kwargs: dict = field(default_factory=dict)
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-3
+    patience: int | None = 2
+    seed: int = 0
+    amp: Any = False
+
+
+def table1_baselines(cnn_scale: Any = 0.125, ast_scale: Any = "cpu", epochs: int = 3,
+                     patience: int | None = 2) -> dict[str, BaselineConfig]:
+    """The two baselines of the book's Table I under their row names (the names the claims
+    ``beats-cnns`` / ``below-transformer`` compare): CNN14 (PANNs, waveform input) and AST built
+    for 100-frame (1 s) inputs."""
+    return {
+        "CNN14 (CPU-sized, trained here)": BaselineConfig("panns_cnn14_16k", cnn_scale, {}, epochs,
+                                                          patience=patience),
+        "AST (CPU-sized, trained here)": BaselineConfig("ast_base384_f10_t10_527", ast_scale, {"input_tdim": 100},
+                                                        epochs, patience=patience)}
+
+
+def train_baseline(waves: np.ndarray, chunks: ChunkSet, config: BaselineConfig = BaselineConfig(),
+                   eval_splits: Sequence[str] = ("valid", "test"), run_dir: str | Path | None = None,
+                   device: str | torch.device = "auto") -> HeadResult:
+    """Train ``config.name`` from scratch on the train-split 1 s waveforms (M, samples) with clip
+    labels on every chunk, through :func:`audiorepro.training.fit` (as the bag-of-codewords head)
+    on ``device``, and score ``eval_splits`` at the 1 s and clip level (mean of chunk
+    probabilities). Non-waveform backbones get their own front end applied once to every chunk."""
+    w = np.asarray(waves, dtype=np.float32)
+    if w.ndim != 2 or w.shape[0] != len(chunks.chunk_clip):
+        raise BowError(f"train_baseline: waves must be (M={len(chunks.chunk_clip)}, samples), got {w.shape}")
+    dev = pick_device(device)
+    y = torch.from_numpy(chunks.chunk_targets().astype(np.float32))
+    torch.manual_seed(config.seed)
+    net = build_backbone(config.name, scale=config.scale, num_classes=y.shape[1], **config.build_kwargs)
+    x = torch.from_numpy(w)
+    if getattr(net, "input_kind", "wave") != "wave":
+        net.to(dev)
+        with torch.no_grad():
+            x = torch.cat([net.prepare(x[i:i + 256].to(dev)).cpu() for i in range(0, len(x), 256)])
+    model = BackboneProbabilities(net)
+    tr, va = chunks.chunk_mask("train"), chunks.chunk_mask("valid")
+    ds = lambda m: TensorDataset(x[torch.from_numpy(m)], y[torch.from_numpy(m)])  # noqa: E731
+    res = fit(model, ds(tr), ds(va), loss_fn=_bce, config=_tagging_fit_config(config, False), task="tagging",
+              run_dir=run_dir, device=dev)
+    model = res.model.eval()
+    metrics, scores = _score_splits(model, ds, chunks, eval_splits, 64, dev, config.amp)
+    return HeadResult({"epochs": float(res.epochs_run), "params_M": count_parameters(net)["trainable"] / 1e6,
+                       **metrics}, res, model, scores)
+
+
+def _bce(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of (B, K) probabilities, in float32 outside autocast (PyTorch refuses
+    ``binary_cross_entropy`` under CUDA autocast)."""
+    with torch.autocast(probs.device.type, enabled=False):
+        return F.binary_cross_entropy(probs.float().clamp(1e-7, 1 - 1e-7), target.float())
+
+
+def run_table1(pipeline: BowPipeline, codebook_size: int, head: HeadConfig, baselines: Mapping[str, BaselineConfig],
+               device: str | torch.device = "auto") -> dict[str, HeadResult]:
+    """Table I on the same chunks: ``"Bag of codewords"`` (the head ``head`` on the pipeline's
+    D-word counts, cached run) and every baseline of ``baselines`` (row -> config, trained here
+    on the 1 s waveforms of the same chunks), all on ``device``."""
+    runs = {"Bag of codewords": run_head(pipeline, codebook_size, head, device=device)}
+    waves = chunk_waves(pipeline.chunks)
+    for row, cfg in baselines.items():
+        runs[row] = train_baseline(waves, pipeline.chunks, cfg, device=device)
+    return runs
+
+
+def table1_frame(runs: Mapping[str, HeadResult], head: HeadConfig, cell: Mapping[str, Any],
+                 baselines: Mapping[str, BaselineConfig]) -> pd.DataFrame:
+    """One row per model of Table I: ``row`` (paper row name or the book's baseline name),
+    ``model`` (what ran), ``params_M`` (trainable parameters of the classifier: the MLP head for
+    the bag of codewords, the whole backbone otherwise), ``epochs`` and the 1 s / clip mAPs."""
+    rows = []
+    for row, res in runs.items():
+        if row in baselines:
+            b = baselines[row]
+            desc = f"{b.name} scale {b.scale}, from scratch, BCE"
+        else:
+            desc = f"bag of codewords ({paper_row_of(cell)}, masking p={head.mask_p:g}), Huber"
+        n = sum(p.numel() for p in res.model.parameters() if p.requires_grad) / 1e6
+        rows.append({"row": row, "model": desc, "params_M": n, "epochs": int(res.metrics.get("epochs", 0)),
+                     **{k: v for k, v in res.metrics.items() if k.startswith("mAP_")}})
+    return pd.DataFrame(rows)
+
+
+# ================================================================================ results registry
+def record_representation(ae_table: pd.DataFrame, counts: np.ndarray, params: Mapping[str, Any], profile: str,
+                          dataset: str, scale: str, model: str, duration_s: float | None = None,
+                          split: str = "valid") -> None:
+    """Record notebook 01 (table ``representation``): the autoencoders' reconstruction MSE per
+    family (``mse_<family>``, column ``<split> MSE`` of an :func:`autoencoder_table`) and the
+    smallest / largest row sum of the (M, 4 D) ``counts`` (``count_sum_min`` /
+    ``count_sum_max``; 143 with the paper's geometry)."""
+    mse = dict(zip(ae_table["family"], ae_table[f"{split} MSE"]))
+    sums = np.asarray(counts).sum(axis=1)
+    record("bow", "representation", {**{f"mse_{f}": mse[f] for f in FAMILIES},
+                                     "count_sum_min": float(sums.min()), "count_sum_max": float(sums.max())},
+           params=dict(params), dataset=dataset, scale=scale, profile=profile, model=model, duration_s=duration_s)
+
+
+def record_grid(df: pd.DataFrame, profile: str, dataset: str, scale: str, metric: str = "mAP_1s_valid",
+                duration_s: float | None = None, extra_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Record a :func:`run_grid` frame in the results registry and return the best cell.
+
+    Records (chapter ``bow``): every cell (table ``fig2_grid``, metrics averaged over seeds); per
+    codebook size the best cell at the best F (table ``fig2``, rows ``D=<D>``, metric ``mAP_1s`` =
+    valid 1 s mAP as in the paper's Fig. 2); per F the best cell (``fig2`` rows ``F=<F>``); the
+    best cell (table ``fig2_best``, read back by :func:`stored_best_config`) and, under its paper
+    row name, in table ``text``.
+    """
+    extra = dict(extra_params or {})
+    s = summarize_grid(df, metric)
+    metrics = [c for c in s.columns if c.startswith("mAP_")]
+    model = lambda c: f"bag of codewords ({paper_row_of(c)})"  # noqa: E731
+    for c in s.to_dict("records"):
+        record("bow", "fig2_grid", {m: c[m] for m in metrics},
+               {**{k: c[k] for k in GRID_KEYS}, "seeds": int(c["seeds"]), **extra},
+               dataset, scale, profile, model=model(c))
+    best = best_config(df, metric)
+    for c in best_per(df, "D", metric, {"F": best["F"]}).to_dict("records"):
+        record("bow", "fig2", {"mAP_1s": c[metric]},
+               {"paper_row": f"D={int(c['D'])}", **{k: c[k] for k in GRID_KEYS}, **extra},
+               dataset, scale, profile, model=model(c))
+    for c in best_per(df, "F", metric).to_dict("records"):
+        record("bow", "fig2", {"mAP_1s": c[metric]},
+               {"paper_row": f"F={float(c['F']):g}", **{k: c[k] for k in GRID_KEYS}, **extra},
+               dataset, scale, profile, model=model(c))
+    top = s.iloc[0].to_dict()
+    record("bow", "fig2_best", {m: top[m] for m in metrics},
+           {**{k: best[k] for k in GRID_KEYS}, "metric": metric, **extra},
+           dataset, scale, profile, model=model(best), duration_s=duration_s)
+    record("bow", "text", {"mAP_1s": top[metric]},
+           {"paper_row": "run best (Fig. 2 grid)", **{k: best[k] for k in GRID_KEYS}, **extra},
+           dataset, scale, profile, model=model(best))
+    return best
+
+
+def stored_best_config(profile: str, dataset: str | None = None) -> dict[str, Any]:
+    """The best (F, D, hidden, dropout) recorded by notebook ``book/bow/02_fig2_grid.ipynb``
+    (results table ``fig2_best``) for ``profile`` (and ``dataset``), newest record.
+
+    Notebooks 03-05 run at this configuration, so 02 must have run first with the same profile:
+    without such a record this raises :class:`MissingRecordError` naming 02, the profile and the
+    dataset.
+    """
+    recs = load_records("bow", "fig2_best")
+    if not recs.empty:
+        recs = recs[recs["profile"] == profile]
+        if dataset is not None:
+            recs = recs[recs["dataset"] == dataset]
+    if recs.empty:
+        on = f"profile {profile!r}" + (f" and dataset {dataset!r}" if dataset is not None else "")
+        raise MissingRecordError(
+            f"no Fig. 2 grid choice (results table 'fig2_best') recorded for {on}: this notebook runs at "
+            f"the configuration chosen by {GRID_NOTEBOOK}; run {GRID_NOTEBOOK} with the same profile "
+            f"({profile!r}) and data first")
+    last = recs.iloc[-1]
+    return {"F": float(last["param.F"]), "D": int(last["param.D"]), "hidden": int(last["param.hidden"]),
+            "dropout": float(last["param.dropout"])}
+
+
+def paper_masking_points() -> dict[float, float]:
+    """The paper's printed Fig. 3 points from ``lib/audiorepro/papers/bow/paper.yml`` (table
+    ``fig3``): masking percentage -> 1 s mAP (FSD50K). Paper numbers: plot them only labelled as
+    the paper's."""
+    pn = paper_numbers("bow")
+    pn = pn[(pn["table"] == "fig3") & (pn["column"] == "mAP_1s")]
+    return {float(r.row.removeprefix("p=").removesuffix("%")): float(r.value) for r in pn.itertuples()}
+
+
+def record_masking(df: pd.DataFrame, config: Mapping[str, Any], profile: str, dataset: str, scale: str,
+                   metric: str = "mAP_1s_valid", duration_s: float | None = None,
+                   extra_params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Record a :func:`run_masking` frame: one record per p (mean over seeds) in table ``fig3``,
+    row ``p=<percent>%``, metric ``mAP_1s`` = ``metric`` plus every ``mAP_*`` column under its own
+    name. Returns the per-p means (columns ``p`` and the metrics)."""
+    metrics = [c for c in df.columns if c.startswith("mAP_")]
+    if metric not in metrics:
+        raise BowError(f"record_masking: metric {metric!r} not in {metrics}")
+    agg = df.groupby("p", as_index=False)[metrics].mean().sort_values("p").reset_index(drop=True)
+    n_seeds = int(df.groupby("p").size().min())
+    cfg = {k: config[k] for k in GRID_KEYS}
+    for r in agg.to_dict("records"):
+        record("bow", "fig3", {"mAP_1s": r[metric], **{m: r[m] for m in metrics}},
+               {"paper_row": masking_row(r["p"]), "p": float(r["p"]), **cfg, "seeds": n_seeds,
+                **dict(extra_params or {})},
+               dataset, scale, profile, model=f"bag of codewords ({paper_row_of(cfg)}, masking p={r['p']:g})",
+               duration_s=duration_s)
+    return agg
+
+
+def stored_best_masking(profile: str, dataset: str | None = None, metric: str = "mAP_1s") -> float | None:
+    """The masking probability p with the highest validation 1 s mAP recorded by notebook
+    ``book/bow/03_fig3_masking.ipynb`` (table ``fig3``, latest record per p) for ``profile`` (and
+    ``dataset``); ``None`` if there is none (notebooks 04 and 05 then use their ``mask_p``
+    parameter and say so)."""
+    recs = load_records("bow", "fig3")
+    if recs.empty:
+        return None
+    recs = recs[(recs["profile"] == profile) & (recs["metric"] == metric)]
+    if dataset is not None:
+        recs = recs[recs["dataset"] == dataset]
+    if recs.empty:
+        return None
+    last = recs.drop_duplicates("param.p", keep="last")
+    return float(last.loc[last["value"].idxmax(), "param.p"])
+
+
+def record_table1(table: pd.DataFrame, profile: str, dataset: str, scale: str,
+                  duration_s: float | None = None) -> None:
+    """Record a :func:`table1_frame`: table ``table1``, row = ``row``, metric ``mAP`` = test
+    clip-level mAP (the paper's Table I metric) plus every ``mAP_*`` column."""
+    for r in table.to_dict("records"):
+        metrics = {k: v for k, v in r.items() if k.startswith("mAP_")}
+        if "mAP_clip_test" not in metrics:
+            raise BowError(f"record_table1: row {r['row']!r} has no test clip-level mAP")
+        record("bow", "table1", {"mAP": metrics["mAP_clip_test"], **metrics},
+               {"paper_row": r["row"], "params_M": r["params_M"], "epochs": r["epochs"]},
+               dataset, scale, profile, model=r["model"], duration_s=duration_s)
+
+
+def record_beyond(runs: Mapping[str, HeadResult], profile: str, dataset: str, scale: str,
+                  params: Mapping[str, Any] | None = None, duration_s: float | None = None) -> pd.DataFrame:
+    """Record the variants of notebook 05 (table ``beyond``, row = variant, metric ``mAP`` = test
+    clip-level mAP plus every ``mAP_*``) and return them as a frame (one row per variant)."""
+    rows = []
+    for row, res in runs.items():
+        m = {k: v for k, v in res.metrics.items() if k.startswith("mAP_")}
+        if "mAP_clip_test" not in m:
+            raise BowError(f"record_beyond: variant {row!r} has no test clip-level mAP")
+        n = sum(p.numel() for p in res.model.parameters() if p.requires_grad)
+        record("bow", "beyond", {"mAP": m["mAP_clip_test"], **m},
+               {"paper_row": row, "head_params": n, **dict(params or {})}, dataset, scale, profile,
+               model=f"{row}, MLP head", duration_s=duration_s)
+        rows.append({"variant": row, "input size": int(res.model.in_dim), "head params": n,
+                     "epochs": int(res.metrics.get("epochs", 0)), **m})
+    return pd.DataFrame(rows)

@@ -7,6 +7,8 @@
 2. Batch assembly: the DataLoader's default per-item collate (``torch.stack`` of B items) vs.
    the batched fetch of :class:`AVFeatures` (``__getitems__`` + :func:`av_collate`) for one
    epoch of 420 clips of 19 x 128 / 40 x 1024 features.
+
+``--device`` (default ``auto``: a GPU when there is one) sets where the training step runs.
 """
 from __future__ import annotations
 
@@ -15,28 +17,34 @@ import time
 
 import torch
 
-from audiorepro.papers.thgcl import model as T
+from audiorepro.papers import thgcl
+from audiorepro.training import pick_device
 
 
-def bench_step(batch: int, classes: int, pa: int, pv: int, hidden: int, embed: int, reps: int) -> dict:
-    model = T.build_variant("THGCL", classes, pa, pv, hidden=hidden, embed_dim=embed,
-                            graph={"audio_hop_s": (10 - 0.96) / (pa - 1)})
-    fn = T.make_batch_fn("focal+cl")
+def bench_step(batch: int, classes: int, pa: int, pv: int, hidden: int, embed: int, reps: int,
+               device: str = "auto") -> dict:
+    dev = pick_device(device)
+    model = thgcl.build_variant("THGCL", classes, pa, pv, hidden=hidden, embed_dim=embed,
+                                graph={"audio_hop_s": (10 - 0.96) / (pa - 1)}).to(dev)
+    fn = thgcl.make_batch_fn("focal+cl")
     opt = torch.optim.Adam(model.parameters(), lr=0.005)
-    b = {"audio": torch.randn(batch, pa, 128), "video": torch.randn(batch, pv, 1024),
-         "target": (torch.rand(batch, classes) < 0.1).float()}
+    b = {"audio": torch.randn(batch, pa, 128, device=dev), "video": torch.randn(batch, pv, 1024, device=dev),
+         "target": (torch.rand(batch, classes, device=dev) < 0.1).float()}
     fn(model, b)[0].backward()  # warm-up
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync()
     w, c = time.time(), time.process_time()
     for _ in range(reps):
         opt.zero_grad(set_to_none=True)
         fn(model, b)[0].backward()
         opt.step()
-    return {"batch": batch, "P_a": pa, "hidden": hidden, "wall_s_per_step": (time.time() - w) / reps,
-            "cpu_s_per_step": (time.process_time() - c) / reps}
+    sync()
+    return {"device": str(dev), "batch": batch, "P_a": pa, "hidden": hidden,
+            "wall_s_per_step": (time.time() - w) / reps, "cpu_s_per_step": (time.process_time() - c) / reps}
 
 
 def bench_collate(n: int = 420, batch: int = 32) -> dict:
-    ds = T.AVFeatures(torch.randn(n, 19, 128), torch.randn(n, 40, 1024), torch.zeros(n, 44))
+    ds = thgcl.AVFeatures(torch.randn(n, 19, 128), torch.randn(n, 40, 1024), torch.zeros(n, 44))
 
     class PerItem(torch.utils.data.Dataset):  # same items without the batched fetch
         def __len__(self) -> int:
@@ -47,7 +55,7 @@ def bench_collate(n: int = 420, batch: int = 32) -> dict:
 
     out = {}
     for name, loader in (("per_item", torch.utils.data.DataLoader(PerItem(), batch_size=batch)),
-                         ("batched", torch.utils.data.DataLoader(ds, batch_size=batch, collate_fn=T.av_collate))):
+                         ("batched", torch.utils.data.DataLoader(ds, batch_size=batch, collate_fn=thgcl.av_collate))):
         w = time.time()
         for _ in loader:
             pass
@@ -58,10 +66,11 @@ def bench_collate(n: int = 420, batch: int = 32) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
     args = ap.parse_args()
     reps = 2 if args.quick else 5
-    print("paper size :", bench_step(64, 33, 101, 40, 512, 128, reps))
-    print("book size  :", bench_step(32, 44, 19, 40, 64, 64, reps))
+    print("paper size :", bench_step(64, 33, 101, 40, 512, 128, reps, args.device))
+    print("book size  :", bench_step(32, 44, 19, 40, 64, 64, reps, args.device))
     print("collate    :", bench_collate())
 
 

@@ -1,4 +1,4 @@
-"""THGCL chapter: graph construction, edge weights, THGN, losses, TMac feature file (no ../shared)."""
+"""THGCL chapter: graph construction, edge weights, THGN, losses, node features, runs (no files outside the repository)."""
 from __future__ import annotations
 
 import math
@@ -8,6 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from audiorepro.papers.thgcl import data as D
+from audiorepro.papers.thgcl import experiments as E
 from audiorepro.papers.thgcl import model as T
 from audiorepro.backbones.counting import count_parameters
 
@@ -141,7 +143,7 @@ def test_parameter_counts_paper_size():
     per = lambda di, dv: di * 512 + 512 + dv * 512 + 512 + dv * 512 + di * 512 + 3 * 512
     expected = per(128, 1024) + 3 * per(512, 512) + 2 * 513 + 512 * 33 + 33
     assert tmac == expected
-    assert 4.2e6 < tmac < 4.4e6  # REFERENCE_FACTS: TMac ~4.35 M
+    assert 4.2e6 < tmac < 4.4e6  # the TMac architecture: ~4.35 M
     assert 3.5e6 < thgcl < 4.8e6
 
 
@@ -195,13 +197,13 @@ def test_audio_segment_embeddings_shape_and_values():
     sr = 16000
     t = torch.arange(10 * sr) / sr
     wave = torch.stack([0.1 * torch.sin(2 * math.pi * 440 * t), torch.zeros(10 * sr)])
-    emb = T.audio_segment_embeddings(wave, hop_s=0.25)
+    emb = D.audio_segment_embeddings(wave, hop_s=0.25)
     assert emb.shape == (2, 37, 128)  # 998 frames: 1 + (998 - 96) // 25 = 37 segments
     assert torch.allclose(emb[1, :, :64], torch.full((37, 64), math.log(0.01)), atol=1e-5)
     assert torch.allclose(emb[1, :, 64:], torch.zeros(37, 64), atol=1e-5)  # silence: no variation
     gated = wave[0].clone()
     gated[5 * sr:] = 0.0  # tone stops at 5 s: segments straddling 5 s vary strongly in time
-    g = T.audio_segment_embeddings(gated[None], hop_s=0.25)[0]
+    g = D.audio_segment_embeddings(gated[None], hop_s=0.25)[0]
     straddle, steady = g[18, 64:].mean(), emb[0, 18, 64:].mean()  # segment 18: 4.5-5.46 s
     assert straddle > 5 * steady
     assert torch.allclose(g[:17], emb[0, :17], atol=1e-5)  # earlier segments unchanged
@@ -209,9 +211,9 @@ def test_audio_segment_embeddings_shape_and_values():
 
 def test_project_visual_fixed_and_linear():
     x = np.random.default_rng(0).standard_normal((2, 40, 16)).astype(np.float32)
-    p1, p2 = T.project_visual(x, 64, seed=3), T.project_visual(x, 64, seed=3)
+    p1, p2 = D.project_visual(x, 64, seed=3), D.project_visual(x, 64, seed=3)
     assert p1.shape == (2, 40, 64) and np.array_equal(p1, p2)
-    assert np.allclose(T.project_visual(2 * x, 64, 3), 2 * p1, atol=1e-5)
+    assert np.allclose(D.project_visual(2 * x, 64, 3), 2 * p1, atol=1e-5)
 
 
 def test_tmac_feature_file_tiny(tmp_path):
@@ -226,7 +228,7 @@ def test_tmac_feature_file_tiny(tmp_path):
         hf["unique_labels"] = np.array(classes)
         hf["audio_add"] = np.array([f"a{i}".encode() for i in range(n)])
         hf["video_add"] = np.array([f"v{i}".encode() for i in range(n)])
-    f = T.tmac_av_features(path)
+    f = D.tmac_av_features(path)
     assert f["audio"].shape == (n, 101, 128) and f["video"].shape == (n, 40, 1024)
     assert f["target"].shape == (n, 3) and f["target"].sum() == n
     counts = {s: int((f["split"] == s).sum()) for s in ("train", "valid", "test")}
@@ -252,8 +254,8 @@ def test_training_learns_visual_only_signal():
     kw = {"hidden": 16, "num_layers": 2, "embed_dim": 8,
           "graph": {"audio_span": 2, "video_span": 2, "audio_dilation": 1, "video_dilation": 2}}
     cfg = {"epochs": 15, "batch_size": 20, "lr": 0.005, "patience": None}
-    graph = T.train_variant("THGCL", feats, kw, cfg)
-    audio_only = T.train_variant("audio-only MLP", feats, {"hidden": 16}, cfg)
+    graph = E.train_variant("THGCL", feats, kw, cfg)
+    audio_only = E.train_variant("audio-only MLP", feats, {"hidden": 16}, cfg)
     assert graph["test"]["AUC"] > 0.9
     assert audio_only["test"]["AUC"] < 0.8
 
@@ -276,28 +278,28 @@ def test_vggish_encoder_segments_and_shapes():
     enc = build_backbone("vggish_harritaylor_core", scale=0.125).eval()
     sr = 16000
     wave = 0.1 * torch.randn(2, 10 * sr, generator=torch.Generator().manual_seed(0))
-    emb = T.audio_segment_embeddings(wave, hop_s=0.48, encoder=enc, batch_size=7)
+    emb = D.audio_segment_embeddings(wave, hop_s=0.48, encoder=enc, batch_size=7)
     assert emb.shape == (2, 19, 128)  # 998 frames: 1 + (998 - 96) // 48 = 19 segments
     # segment k of clip 1 is exactly VGGish of that 96 x 64 log-mel patch
     from audiorepro.frontends import VGGishConfig, VGGishLogMel
 
     mel = VGGishLogMel(VGGishConfig()).features(wave)  # (2, 64, F)
     patch = mel[1, :, 48 * 5:48 * 5 + 96].T[None, None]  # (1, 1, 96, 64)
-    with torch.no_grad():
-        ref = enc(patch)["embedding"][0]
+    with torch.no_grad():  # the encoder now sits on the device the embedding ran on
+        ref = enc(patch.to(next(enc.parameters()).device))["embedding"][0].cpu()
     assert torch.allclose(emb[1, 5], ref, atol=1e-4)
     with pytest.raises(T.THGCLError, match="audio_encoder"):
-        T.load_audio_encoder("openl3")
+        D.load_audio_encoder("openl3")
     with pytest.raises(T.THGCLError, match="no checkpoint file"):
-        T.load_audio_encoder("vggish:/nonexistent/vggish.pth")
+        D.load_audio_encoder("vggish:/nonexistent/vggish.pth")
 
 
 def test_av_features_batched_fetch_matches_items():
-    ds = T.AVFeatures(np.arange(5 * 3 * 2, dtype=np.float32).reshape(5, 3, 2),
+    ds = D.AVFeatures(np.arange(5 * 3 * 2, dtype=np.float32).reshape(5, 3, 2),
                       np.ones((5, 4, 6), np.float32), np.eye(5, dtype=np.float32))
-    b = T.av_collate(ds.__getitems__([4, 1]))
+    b = D.av_collate(ds.__getitems__([4, 1]))
     assert torch.equal(b["audio"][0], ds[4]["audio"]) and torch.equal(b["target"][1], ds[1]["target"])
-    loader = torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=T.av_collate)
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=D.av_collate)
     shapes = [tuple(x["audio"].shape) for x in loader]
     assert shapes == [(2, 3, 2), (2, 3, 2), (1, 3, 2)]
 
@@ -311,11 +313,11 @@ def test_leader_share_hand_example():
                                          "metric": "mAP", "value": values})
 
     fits = {"A": Fit([0.1, 0.5, 0.6, 0.7]), "B": Fit([0.2, 0.4, 0.65]), "C": Fit([0.0, 0.1, 0.2, 0.9])}
-    share, n = T.leader_share(fits, "A")  # common epochs 1-3, first skipped: A wins 2, loses 3
+    share, n = E.leader_share(fits, "A")  # common epochs 1-3, first skipped: A wins 2, loses 3
     assert (share, n) == (0.5, 2)
-    assert T.leader_share(fits, "A", skip_first=0) == (pytest.approx(1 / 3), 3)
+    assert E.leader_share(fits, "A", skip_first=0) == (pytest.approx(1 / 3), 3)
     with pytest.raises(T.THGCLError, match="leader"):
-        T.leader_share(fits, "D")
+        E.leader_share(fits, "D")
 
 
 def test_parameter_table_paper_sizes():
@@ -327,3 +329,109 @@ def test_parameter_table_paper_sizes():
     # input maps to d = 128: 128x128 + 1024x128 (+ biases)
     assert t.loc["THGCL", "embed_video"] == 1024 * 128 + 128
     assert t.loc["THGCL", "embed_audio"] == 128 * 128 + 128
+
+
+# ------------------------------------------------------------------------------- package layout, caches, device
+def _tiny_features(n: int = 60, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    video = rng.standard_normal((n, 16, 24)).astype(np.float32)
+    video[:, :, 0] += 2.0 * y[:, None]
+    return {"audio": rng.standard_normal((n, 12, 8)).astype(np.float32), "video": video,
+            "target": np.eye(2, dtype=np.float32)[y],
+            "split": np.array(["train"] * (n // 2) + ["valid"] * (n // 4) + ["test"] * (n - n // 2 - n // 4))}
+
+
+_TINY_MODEL = {"hidden": 8, "num_layers": 1, "embed_dim": 8,
+               "graph": {"audio_span": 2, "video_span": 2, "audio_dilation": 1, "video_dilation": 2}}
+
+
+def test_model_module_imports_no_results_training_or_experiments():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(T))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    bad = [m for m in imported if m.startswith(("audiorepro.results", "audiorepro.book", "audiorepro.training",
+                                                "audiorepro.papers.thgcl.experiments", "audiorepro.papers.thgcl.data",
+                                                "audiorepro.papers.thgcl.figures"))]
+    assert bad == [] and "torch" in imported
+
+
+def test_entry_points_default_to_auto_device():
+    import inspect
+
+    for fn in (E.train_variant, E.run_variants, E.evaluate_model, E.kernel_ablation, E.robustness_sweep,
+               D.audio_segment_embeddings, D.load_audio_encoder, D.synthetic_av_features, D.world_features,
+               D.chapter_features):
+        assert inspect.signature(fn).parameters["device"].default == "auto", fn.__name__
+    for fn in (E.train_variant, E.run_variants, E.kernel_ablation, E.robustness_sweep):
+        assert "amp" in inspect.signature(fn).parameters, fn.__name__
+
+
+def test_standardise_nodes_uses_training_clips_only_ddof0():
+    x = np.array([[[1.0], [3.0]], [[5.0], [7.0]], [[100.0], [100.0]]], dtype=np.float32)  # (3, 2, 1)
+    train = np.array([True, True, False])
+    out = E._standardise_nodes(x, train)
+    # training nodes 1, 3, 5, 7: mean 4, population std sqrt(5)
+    assert out[:2].ravel() == pytest.approx((np.array([1, 3, 5, 7]) - 4) / math.sqrt(5), rel=1e-6)
+    assert out[2].ravel() == pytest.approx([96 / math.sqrt(5)] * 2, rel=1e-6)
+
+
+def test_run_cache_key_covers_settings_data_and_code(tmp_path, monkeypatch):
+    from audiorepro import caching
+
+    feats = _tiny_features()
+    cfg = {"epochs": 1, "batch_size": 10, "patience": None}
+
+    def run(data_key: str, **kw) -> set:
+        E.train_variant("THGCL", feats, _TINY_MODEL, {**cfg, **kw}, run_root=tmp_path, data_key=data_key)
+        return {p.name for p in tmp_path.iterdir()}
+
+    first = run("world-a")
+    assert len(first) == 1 and next(iter(first)).startswith("THGCL_")
+    assert run("world-a") == first  # same run: loaded, no new folder
+    assert len(run("world-b")) == 2  # other data
+    assert len(run("world-b", lr=0.001)) == 3  # other settings
+    monkeypatch.setattr(caching, "code_digest", lambda modules, length=16: "0" * length)
+    assert len(run("world-b", lr=0.001)) == 4  # other code: never the old run
+    with pytest.raises(T.THGCLError, match="data_key"):
+        E.train_variant("THGCL", feats, _TINY_MODEL, cfg, run_root=tmp_path)
+
+
+def test_synthetic_features_cache_and_data_key(tmp_path, monkeypatch):
+    from audiorepro.data.synthetic import load_world, make_world
+
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    make_world(tmp_path / "world", n_clips=4, seed=3, progress=False)
+    world = load_world(tmp_path / "world")
+    f1 = D.synthetic_av_features(world, 0.48)
+    cached = list((tmp_path / "cache" / "thgcl" / "features").glob("*.npy"))
+    assert len(cached) == 1 and np.array_equal(np.load(cached[0]), f1["audio"])
+    assert f1["audio"].shape[:2] == (4, 19) and f1["video"].shape[0] == 4 and f1["video"].shape[2] == 1024
+    f2 = D.synthetic_av_features(world, 0.48)
+    assert f2["data_key"] == f1["data_key"] and np.array_equal(f2["audio"], f1["audio"])
+    shifted = D.synthetic_av_features(world, 0.48, {"av_offset_s": 1.0})
+    assert shifted["data_key"] != f1["data_key"] and np.array_equal(shifted["audio"], f1["audio"])
+    assert not np.allclose(shifted["video"], f1["video"])
+    other_hop = D.synthetic_av_features(world, 0.96)
+    assert other_hop["data_key"] != f1["data_key"] and other_hop["audio"].shape[1] == 10
+
+
+def test_graph_weight_tables_match_edge_weights():
+    g = T.build_graph(20, 8, T.GraphConfig(audio_span=2, audio_dilation=3, audio_hop_s=0.25))
+    t = E.node_weight_table(g, 10, "audio", tau=1.0, draws=4)
+    assert t["audio neighbour"].tolist() == [4, 7, 10, 13, 16]
+    assert t["Gaussian (Eq. 1)"].iloc[4] == pytest.approx(math.exp(-36 / (2 * 169)), rel=1e-6)
+    lo, hi = t["Hawkes, random xi (min of 4)"], t["Hawkes, random xi (max of 4)"]
+    assert (lo <= hi).all() and (lo > 0.5).all() and (hi <= 1.0).all()  # sigmoid(.) / tau, tau 1
+    c = E.node_weight_table(g, 5, "cross")
+    assert c["audio neighbour"].tolist() == np.flatnonzero(g.cross_mask[:, 5].numpy()).tolist()
+    assert c["Hawkes xi=0.5 (Eq. 2)"].to_numpy() == pytest.approx(
+        T.edge_weights(g, "cross", "hawkes")[c["audio neighbour"].tolist(), 5].numpy())
+    s = E.edge_weight_summary(g).set_index(["edges", "kernel"])
+    assert s.loc[("audio", "gaussian"), "n edges"] == int(g.audio_mask.sum())
+    assert s.loc[("audio", "gaussian"), "max"] == pytest.approx(1.0)  # self loop
+    with pytest.raises(T.THGCLError, match="family"):
+        E.node_weight_table(g, 0, "video")

@@ -1,6 +1,7 @@
-"""THGCL: temporal heterogeneous graph contrastive learning for audio-visual event classification.
+"""THGCL model: the temporal heterogeneous graph, the THGN layers and model, the losses.
 
-Paper: Y. Chen, Y. Xiao, J. Huang (papers/thgcl_zh.txt, in Chinese; REFERENCE_FACTS.md section 2).
+Paper: Y. Chen, Y. Xiao, J. Huang, *Temporal Heterogeneous Graph Contrastive Learning for
+Multimodal Acoustic Event Classification* (in Chinese; sections 3.1-3.3, Eqs. 1-5).
 Base model: TMac (Liu et al., ACM MM 2023), whose graph construction comes from
 AmirSh15/VAED_HeterGraph ``utils/dataloader.py`` (span / dilation rule reproduced below).
 
@@ -38,41 +39,28 @@ Pieces (all batched: no Python loop over clips in any forward pass):
 * **Losses**: :func:`focal_loss` (sigmoid focal, alpha 0.5, gamma 2 as TMac), :func:`nt_xent`
   (Eq. 4, both directions), :func:`make_batch_fn` builds ``L = w_FL L_FL + w_CL L_CL`` (Eq. 5,
   paper weights 1.0 / 0.1) or plain BCE (the paper's "cross-entropy" curve, multi-label here).
-* **Features** for the synthetic world: :func:`audio_segment_embeddings` (960 ms segments every
-  ``hop_s`` -> 128-d) through the VGGish backbone named by ``audio_encoder``
-  (:func:`load_audio_encoder`: the shared CPU-sized stand-in pre-trained on the world of seed 0,
-  or a user checkpoint; ``"stats"`` = fixed log-mel mean / std, no network) and
-  :func:`project_visual` (the world's 250 ms pseudo-visual vectors -> 1024-d by a fixed random
-  Gaussian projection, documented stand-in for S3D features: it adds no information, it only
-  gives the paper's input width). :func:`tmac_av_features` reads the real TMac feature file.
-* **Notebook helpers**: :func:`run_variants` (train, score, record), :func:`parameter_table`
-  (counts at the paper's sizes), :func:`leader_share` (Fig. 3b), :func:`robustness_sweep`
-  (misalignment / visual-noise sweep beyond the paper), :func:`draw_graph`.
+* **Variants** (:data:`VARIANTS`, :func:`build_variant`) of the chapter's tables and
+  :func:`parameter_table` (trainable parameters at the paper's sizes).
+
+Node features live in :mod:`audiorepro.papers.thgcl.data`, training and recording in
+:mod:`audiorepro.papers.thgcl.experiments`.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "GraphConfig", "TemporalGraph", "temporal_neighbours", "cross_neighbours", "build_graph",
-    "gaussian_weights", "hawkes_weights", "edge_weights", "normalize_adjacency",
+    "KERNELS", "THGCLError", "GraphConfig", "TemporalGraph", "temporal_neighbours", "cross_neighbours",
+    "build_graph", "gaussian_weights", "hawkes_weights", "edge_weights", "normalize_adjacency",
     "GCNLayer", "CrossGAT", "AttentionPool", "THGN", "AudioOnlyMLP", "LateFusionMLP",
-    "focal_loss", "nt_xent", "make_batch_fn", "AVFeatures", "av_collate", "audio_segment_embeddings",
-    "project_visual", "synthetic_av_features", "tmac_av_features", "VARIANTS", "build_variant",
-    "train_variant", "evaluate_model", "THGCLError", "world_features", "run_variants",
-    "chapter_features", "draw_graph", "plot_curves", "load_audio_encoder", "leader_share", "parameter_table",
-    "robustness_sweep",
+    "focal_loss", "nt_xent", "make_batch_fn", "VARIANTS", "build_variant", "parameter_table",
 ]
 
 KERNELS = ("gaussian", "hawkes", "uniform")
@@ -543,217 +531,10 @@ def make_batch_fn(loss: str = "focal+cl", cl_weight: float = 0.1, fl_weight: flo
     return batch_fn
 
 
-# =============================================================================== data
-class AVFeatures(torch.utils.data.Dataset):
-    """Per-clip node features: items ``{"audio" (P_a, D_a), "video" (P_v, D_v), "target" (C,),
-    "index"}`` (float32 tensors)."""
-
-    def __init__(self, audio: np.ndarray | torch.Tensor, video: np.ndarray | torch.Tensor,
-                 target: np.ndarray | torch.Tensor) -> None:
-        self.audio = torch.as_tensor(np.asarray(audio, dtype=np.float32))
-        self.video = torch.as_tensor(np.asarray(video, dtype=np.float32))
-        self.target = torch.as_tensor(np.asarray(target, dtype=np.float32))
-        n = len(self.audio)
-        if len(self.video) != n or len(self.target) != n:
-            raise THGCLError(f"AVFeatures: {n} audio, {len(self.video)} video, {len(self.target)} "
-                             "target rows must match")
-
-    def __len__(self) -> int:
-        return len(self.audio)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"audio": self.audio[i], "video": self.video[i], "target": self.target[i], "index": i}
-
-    def __getitems__(self, idx: Sequence[int]) -> dict[str, Any]:
-        """Batched fetch (used by DataLoader): items of ``idx`` stacked by tensor indexing,
-        ``audio`` (B, P_a, D_a), ``video`` (B, P_v, D_v), ``target`` (B, C), ``index`` (B,)."""
-        i = torch.as_tensor(list(idx), dtype=torch.long)
-        return {"audio": self.audio[i], "video": self.video[i], "target": self.target[i], "index": i}
-
-    def subset(self, idx: np.ndarray | Sequence[int]) -> "AVFeatures":
-        idx = torch.as_tensor(np.asarray(idx, dtype=np.int64))
-        return AVFeatures(self.audio[idx], self.video[idx], self.target[idx])
-
-
-def av_collate(batch: Any) -> dict[str, Any]:
-    """Collate for :class:`AVFeatures` loaders: a batch already stacked by ``__getitems__`` is
-    returned as is (avoids per-item ``torch.stack``); a list of items is collated by default."""
-    if isinstance(batch, dict):
-        return batch
-    return torch.utils.data.default_collate(batch)
-
-
-def audio_segment_embeddings(waves: torch.Tensor, hop_s: float = 0.48, segment_s: float = 0.96,
-                             sample_rate: int = 16000, encoder: nn.Module | None = None,
-                             batch_size: int = 512) -> torch.Tensor:
-    """128-d embeddings of 960 ms audio segments: waves (B, T) 16 kHz -> (B, P_a, 128).
-
-    VGGish log-mel (64 bands, 10 ms hop; :class:`audiorepro.frontends.VGGishLogMel`), segments of
-    ``segment_s`` (96 frames) every ``hop_s``, ``P_a = 1 + (F - 96) // hop``. With ``encoder`` (a
-    VGGish backbone, e.g. from :func:`load_audio_encoder`) each (1, 96, 64) segment goes through
-    it and its ``embedding`` output (N, 128) is returned: the paper's encoding. Without it the
-    embedding is *fixed* log-mel statistics, [mean over time (64), std over time (64)] (no
-    learned weights; kept for tests and as a cheap fallback).
-    """
-    from audiorepro.frontends import VGGishConfig, VGGishLogMel
-
-    if sample_rate != 16000:
-        raise THGCLError(f"audio_segment_embeddings: sample_rate={sample_rate}; VGGish needs 16000")
-    device = waves.device if encoder is None else next(encoder.parameters()).device
-    fe = VGGishLogMel(VGGishConfig()).to(device)
-    frames = round(segment_s / 0.01)
-    hop = max(1, round(hop_s / 0.01))
-    with torch.no_grad():
-        mel = fe.features(waves.float().to(device))  # (B, 64, F)
-        if mel.shape[-1] < frames:
-            raise THGCLError(f"audio_segment_embeddings: {mel.shape[-1]} frames < one segment ({frames})")
-        seg = mel.unfold(-1, frames, hop)  # (B, 64, P_a, frames)
-        if encoder is None:
-            emb = torch.cat([seg.mean(-1), seg.std(-1)], dim=1).transpose(1, 2)  # (B, P_a, 128)
-            return emb.contiguous()
-        b, m, p, f = seg.shape
-        ex = seg.permute(0, 2, 3, 1).reshape(b * p, 1, f, m)  # (B * P_a, 1, 96, 64)
-        was = encoder.training
-        encoder.eval()
-        out = torch.cat([encoder(ex[s:s + batch_size])["embedding"] for s in range(0, len(ex), batch_size)])
-        encoder.train(was)
-        if out.shape[-1] != 128:
-            raise THGCLError(f"audio_segment_embeddings: encoder gives {out.shape[-1]}-d embeddings, "
-                             "expected 128 (a VGGish backbone)")
-    return out.reshape(b, p, -1).float().cpu()
-
-
-def load_audio_encoder(audio_encoder: str, world_seed: int | None = None,
-                       device: str = "cpu") -> tuple[nn.Module | None, str]:
-    """The audio-segment encoder named by ``audio_encoder`` and a key for feature caches.
-
-    ``"stats"``: no network (fixed log-mel statistics). ``"vggish:smoke"`` / ``"vggish:book"``:
-    the shared CPU-sized VGGish (``vggish_harritaylor_core``) pre-trained on the synthetic world
-    by :func:`audiorepro.backbones.pretrain.pretrained_backbone` with that profile.
-    ``"vggish:<path>"``: full-size VGGish built from a user checkpoint (harritaylor /
-    torchvggish ``.pth``). With ``world_seed`` given, a pre-trained encoder whose pre-training
-    world has the same seed raises :class:`THGCLError` (the evaluation world must not overlap).
-    """
-    if audio_encoder == "stats":
-        return None, "stats"
-    if not audio_encoder.startswith("vggish:"):
-        raise THGCLError(f"audio_encoder={audio_encoder!r}: use stats, vggish:smoke, vggish:book "
-                         "or vggish:<checkpoint path>")
-    source = audio_encoder.split(":", 1)[1]
-    if source in ("smoke", "book"):
-        from audiorepro.backbones.pretrain import pretrained_backbone
-
-        model, report = pretrained_backbone("vggish_harritaylor_core", profile=source,
-                                            progress=False, record=False, device=device)
-        cfg = getattr(model, "pretrain_config", {}) or {}
-        pre_seed = cfg.get("world_seed")
-        if world_seed is not None and pre_seed is not None and int(pre_seed) == int(world_seed):
-            raise THGCLError(f"audio_encoder={audio_encoder!r} was pre-trained on the synthetic world "
-                             f"of seed {pre_seed}; evaluate on another world seed (seed={world_seed})")
-        return model.eval(), f"vggish-{source}-{Path(str(report.run_dir)).name}"
-    from audiorepro.backbones import build_backbone
-
-    path = Path(source)
-    if not path.is_file():
-        raise THGCLError(f"audio_encoder={audio_encoder!r}: no checkpoint file {path}")
-    model = build_backbone("vggish_harritaylor_core", checkpoint=str(path)).to(device).eval()
-    st = path.stat()
-    return model, f"vggish-ckpt-{_key([str(path.resolve()), st.st_size, st.st_mtime])}"
-
-
-def project_visual(visual: np.ndarray, out_dim: int = 1024, seed: int = 0) -> np.ndarray:
-    """(N, P_v, D) pseudo-visual vectors -> (N, P_v, out_dim) float32 by a fixed Gaussian matrix
-    (entries N(0, 1/D), seed ``seed``): a stand-in for 1024-d S3D features."""
-    visual = np.asarray(visual, dtype=np.float32)
-    if visual.ndim != 3:
-        raise THGCLError(f"project_visual: visual has shape {visual.shape}, expected (N, P_v, D)")
-    rng = np.random.default_rng(seed)
-    w = rng.standard_normal((visual.shape[2], out_dim)).astype(np.float32) / math.sqrt(visual.shape[2])
-    return visual @ w
-
-
-def _key(obj: Any) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def synthetic_av_features(world: Any, audio_hop_s: float = 0.48, visual: np.ndarray | None = None,
-                          video_dim: int = 1024, projection_seed: int = 0, cache: bool = True,
-                          audio_encoder: str = "stats") -> dict[str, Any]:
-    """Node features of a synthetic world (:class:`audiorepro.data.synthetic.World`).
-
-    Audio: :func:`audio_segment_embeddings` of every clip with the encoder named by
-    ``audio_encoder`` (:func:`load_audio_encoder`; cached under
-    ``cache/thgcl/<world>_hop<ms>_<encoder>.npy``). Video: ``visual`` (default ``world.visual``,
-    or a :func:`~audiorepro.data.synthetic.visual_variant`) through :func:`project_visual`.
-    Returns ``{"audio" (N, P_a, 128), "video" (N, P_v, video_dim), "target" (N, C), "split" (N,),
-    "classes", "clip_id"}``.
-    """
-    from audiorepro import paths
-    from audiorepro.data.audio import load_audio
-
-    table = world.table
-    n = len(table)
-    encoder, enc_key = load_audio_encoder(audio_encoder, int(world.config["seed"]))
-    cache_file = paths.cache_dir("thgcl") / f"{Path(world.root).name}_hop{round(audio_hop_s * 1000)}_{enc_key}.npy"
-    audio = None
-    if cache and cache_file.is_file():
-        audio = np.load(cache_file)
-        if audio.shape[0] != n:
-            audio = None
-    if audio is None:
-        chunks = []
-        for start in range(0, n, 32):
-            waves = [load_audio(table.audio_path(i), sample_rate=16000)[0].reshape(-1)
-                     for i in range(start, min(n, start + 32))]
-            length = min(w.shape[-1] for w in waves)
-            chunks.append(audio_segment_embeddings(torch.stack([w[:length] for w in waves]), audio_hop_s,
-                                                   encoder=encoder).numpy())
-        audio = np.concatenate(chunks).astype(np.float32)
-        if cache:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp.npy")
-            np.save(tmp, audio)
-            os.replace(tmp, cache_file)
-    vis = world.visual if visual is None else visual
-    if len(vis) != n:
-        raise THGCLError(f"synthetic_av_features: visual has {len(vis)} rows for {n} clips")
-    return {"audio": audio, "video": project_visual(np.asarray(vis), video_dim, projection_seed),
-            "target": table.targets().astype(np.float32), "split": table.frame["split"].to_numpy(),
-            "classes": list(table.classes), "clip_id": table.frame["clip_id"].tolist(),
-            "audio_hop_s": float(audio_hop_s)}
-
-
-def tmac_av_features(path: str | os.PathLike, seed: int = 1024,
-                     ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> dict[str, Any]:
-    """The real TMac feature file as node features with THGCL's stratified 0.7/0.1/0.2 split.
-
-    Uses :func:`audiorepro.data.adapters.read_tmac_features`; split stratified by the clip's
-    (first) class with ``seed`` (the THGCL config's 1024). Same keys as :func:`synthetic_av_features`;
-    ``audio_hop_s`` assumes the P_a segments of 0.96 s tile the 10 s clip evenly (101 nodes:
-    0.0904 s), which sets the time matching of the cross-modal edges.
-    """
-    from audiorepro.data.adapters import read_tmac_features
-
-    feats = read_tmac_features(path)
-    label = np.asarray(feats["label_index"])
-    rng = np.random.default_rng(seed)
-    split = np.empty(len(label), dtype=object)
-    for c in np.unique(label):
-        idx = rng.permutation(np.flatnonzero(label == c))
-        n_tr = int(round(ratios[0] * len(idx)))
-        n_va = int(round(ratios[1] * len(idx)))
-        split[idx[:n_tr]] = "train"
-        split[idx[n_tr:n_tr + n_va]] = "valid"
-        split[idx[n_tr + n_va:]] = "test"
-    return {"audio": feats["audio"], "video": feats["video"], "target": feats["target"],
-            "split": split, "classes": feats["classes"],
-            "clip_id": [str(i) for i in range(len(label))],
-            "audio_hop_s": (10.0 - 0.96) / max(1, feats["audio"].shape[1] - 1)}
-
-
 # =============================================================================== variants
 #: name -> model kind, graph kernels (intra, cross), loss; TMac-style has no input maps and no
-#: contrastive heads (its parameter count then matches TMac's, REFERENCE_FACTS: ~4.35 M).
+#: contrastive heads (its parameter count, ~4.35 M at the paper's sizes, then matches the
+#: TMac architecture: 4 TMac layers on 128 / 1024-d inputs, hidden 512, 33 classes).
 VARIANTS: dict[str, dict[str, Any]] = {
     "THGCL": {"model": "thgn", "intra": "gaussian", "cross": "hawkes", "loss": "focal+cl"},
     "TMac-style": {"model": "thgn", "intra": "hawkes", "cross": "hawkes", "loss": "focal",
@@ -788,135 +569,15 @@ def build_variant(name: str, num_classes: int, num_audio: int, num_video: int, a
                 contrastive_heads=v.get("heads", True))
 
 
-def evaluate_model(model: nn.Module, data: AVFeatures, batch_size: int = 256) -> dict[str, float]:
-    """mAP / AUC / d' (:func:`audiorepro.metrics.tagging_metrics`) of ``model`` on ``data``."""
-    from audiorepro.metrics import tagging_metrics
-
-    p = next(model.parameters())
-    was = model.training
-    model.eval()
-    outs = []
-    with torch.no_grad():
-        for s in range(0, len(data), batch_size):
-            a = data.audio[s:s + batch_size].to(p.device)
-            v = data.video[s:s + batch_size].to(p.device)
-            outs.append(model(a, v)["logits"].float().cpu())
-    model.train(was)
-    return tagging_metrics(data.target.numpy(), torch.cat(outs).numpy())
-
-
-def train_variant(name: str, features: Mapping[str, Any], model_kwargs: Mapping[str, Any] | None = None,
-                  train_config: Mapping[str, Any] | None = None, loss_kwargs: Mapping[str, Any] | None = None,
-                  run_root: str | os.PathLike | None = None, data_key: str = "",
-                  device: str = "cpu") -> dict[str, Any]:
-    """Train one variant on ``features`` (train / valid / test split) and score it on test.
-
-    Inputs are standardised per dimension with the training split's mean / std. The graph's
-    audio hop comes from ``features["audio_hop_s"]`` (``model_kwargs["graph"]`` overrides).
-
-    ``run_root``: checkpoint folder root; the run folder name hashes variant, model, loss and
-    training settings and ``data_key``, so notebooks sharing a run (Table 1 and Table 2 both
-    need THGCL) train it once. Returns ``{"name", "model", "fit" (FitResult), "test" (metrics),
-    "params" (trainable count)}``.
-    """
-    from audiorepro.training import fit
-    from audiorepro.backbones.counting import count_parameters
-
-    model_kwargs, loss_kwargs = dict(model_kwargs or {}), dict(loss_kwargs or {})
-    cfg = {"seed": 0, "epochs": 20, "batch_size": 64, "lr": 0.005, "optimizer": "adam", "monitor": "mAP",
-           "mode": "max", "patience": 5, "progress": False, **dict(train_config or {})}
-    split = np.asarray(features["split"])
-    ds = AVFeatures(features["audio"], features["video"], features["target"])
-    train_idx = torch.as_tensor(np.flatnonzero(split == "train"))
-    for name_ in ("audio", "video"):  # per-dimension standardisation with training statistics
-        x = getattr(ds, name_)
-        ref = x[train_idx].reshape(-1, x.shape[-1])
-        setattr(ds, name_, (x - ref.mean(0)) / (ref.std(0) + 1e-5))
-    parts = {s: ds.subset(np.flatnonzero(split == s)) for s in ("train", "valid", "test")}
-    for s, part in parts.items():
-        if len(part) == 0:
-            raise THGCLError(f"train_variant: split {s!r} is empty")
-    torch.manual_seed(int(cfg.get("seed", 0)))
-    graph = {"audio_hop_s": float(features.get("audio_hop_s", GraphConfig.audio_hop_s)),
-             **dict(model_kwargs.get("graph") or {})}
-    model = build_variant(name, ds.target.shape[1], ds.audio.shape[1], ds.video.shape[1],
-                          ds.audio.shape[2], ds.video.shape[2],
-                          **{**model_kwargs, "graph": graph})
-    batch_fn = make_batch_fn(VARIANTS[name]["loss"], **loss_kwargs)
-    run_dir = None
-    if run_root is not None:
-        key = _key({"variant": name, "model": model_kwargs, "loss": loss_kwargs,
-                    "train": {k: v for k, v in cfg.items() if k != "progress"}, "data": data_key})
-        run_dir = Path(run_root) / f"{name.replace(' ', '_').replace('(', '').replace(')', '')}_{key}"
-    result = fit(model, parts["train"], parts["valid"], config=cfg, task="tagging",
-                 batch_fn=batch_fn, run_dir=run_dir, device=device, collate_fn=av_collate)
-    return {"name": name, "model": result.model, "fit": result,
-            "test": evaluate_model(result.model, parts["test"]),
-            "params": count_parameters(result.model)["trainable"]}
-
-
-# =============================================================================== notebooks
-def world_features(n_clips: int, seed: int = 1, audio_hop_s: float = 0.48, audio_encoder: str = "stats",
-                   **visual_params: Any) -> tuple[dict[str, Any], str]:
-    """Features of the shared synthetic world (``default_world(n_clips, seed)``), optionally with
-    the visual stream regenerated by :func:`~audiorepro.data.synthetic.visual_variant`
-    (``av_offset_s``, ``visual_noise``, ...). Returns ``(features, data_key)``."""
-    from audiorepro.data.synthetic import default_world, visual_variant
-
-    world = default_world(n_clips, seed, progress=False)
-    visual = visual_variant(world, **visual_params)[0] if visual_params else None
-    key = f"{Path(world.root).name}_hop{round(audio_hop_s * 1000)}_{audio_encoder}_{_key(visual_params)}"
-    return synthetic_av_features(world, audio_hop_s, visual=visual, audio_encoder=audio_encoder), key
-
-
-def run_variants(names: Sequence[str], features: Mapping[str, Any], model_kwargs: Mapping[str, Any],
-                 train_config: Mapping[str, Any], data_key: str, *, chapter: str = "thgcl",
-                 table: str | None = None, paper_rows: Mapping[str, str] | None = None,
-                 profile: str = "smoke", dataset: str = "synthetic", scale: str = "",
-                 loss_kwargs: Mapping[str, Any] | None = None, extra_params: Mapping[str, Any] | None = None,
-                 record_metrics: Sequence[str] = ("mAP", "AUC", "params")
-                 ) -> tuple["Any", dict[str, dict[str, Any]]]:
-    """Train ``names`` (cached per configuration under ``cache/thgcl/runs``), score them on the
-    test split, and (if ``table``) record ``record_metrics`` (of ``mAP`` / ``AUC`` / ``params``)
-    for each under the paper row ``paper_rows.get(name, name)``. Returns ``(summary DataFrame,
-    results by name)``.
-    """
-    import pandas as pd
-
-    from audiorepro import paths, results
-
-    rows, out = [], {}
-    for name in names:
-        res = train_variant(name, features, model_kwargs, train_config, loss_kwargs,
-                            run_root=paths.cache_dir("thgcl", "runs"), data_key=data_key)
-        out[name] = res
-        row = (paper_rows or {}).get(name, name)
-        metrics = {"mAP": res["test"]["mAP"], "AUC": res["test"]["AUC"], "params": res["params"]}
-        rows.append({"variant": name, "paper row": row, **metrics,
-                     "epochs": res["fit"].epochs_run, "train s": round(res["fit"].duration_s, 1)})
-        if table is not None:
-            size = ", ".join(f"{k} {v}" for k, v in model_kwargs.items() if k != "graph")
-            results.record(chapter, table, {k: metrics[k] for k in record_metrics},
-                           {"paper_row": row, "variant": name, **dict(model_kwargs),
-                            "train": dict(train_config), **dict(extra_params or {})},
-                           dataset=dataset, scale=scale or "n/a", profile=profile,
-                           model=f"{name} ({size})" if VARIANTS[name]["model"] == "thgn" else
-                           f"{name} (hidden {model_kwargs.get('hidden', 512)})",
-                           duration_s=res["fit"].duration_s)
-    return pd.DataFrame(rows), out
-
-
 def parameter_table(names: Sequence[str] = ("THGCL", "TMac-style", "THGCL (TMac layout)"),
                     num_classes: int = 33, num_audio: int = 101, num_video: int = 40,
-                    **model_kwargs: Any) -> "Any":
+                    **model_kwargs: Any) -> pd.DataFrame:
     """Trainable parameters of :data:`VARIANTS` at the paper's sizes, per top-level module.
 
     Counting convention: every trainable weight and bias (``requires_grad``), no buffers (the
     graph masks and edge weights are fixed, not learned), classifier over ``num_classes``.
     Returns a DataFrame with one row per variant and one column per module group plus ``total``.
     """
-    import pandas as pd
-
     rows = []
     for name in names:
         model = build_variant(name, num_classes, num_audio, num_video, **model_kwargs)
@@ -930,148 +591,3 @@ def parameter_table(names: Sequence[str] = ("THGCL", "TMac-style", "THGCL (TMac 
     df = pd.DataFrame(rows, columns=cols + ["total"]).fillna(0)
     return df.astype({c: "int64" for c in df.columns if c != "variant"})
 
-
-def leader_share(fits: Mapping[str, Any], leader: str, metric: str = "mAP",
-                 split: str = "valid", skip_first: int = 1) -> tuple[float, int]:
-    """Share of evaluations at which run ``leader`` has the highest ``split`` ``metric`` among
-    ``fits`` (name -> FitResult), over the epochs every run reached, ignoring the first
-    ``skip_first`` evaluations. Returns ``(share in [0, 1], evaluations compared)``."""
-    if leader not in fits:
-        raise THGCLError(f"leader_share: leader={leader!r} is not one of {list(fits)}")
-    curves = {}
-    for name, fr in fits.items():
-        h = fr.history
-        h = h[(h.metric == metric) & (h.split == split)]
-        curves[name] = h.groupby("epoch")["value"].last()
-    common = sorted(set.intersection(*(set(c.index) for c in curves.values())))[skip_first:]
-    if not common:
-        raise THGCLError("leader_share: the runs share no evaluation after skip_first")
-    wins = [all(curves[leader][e] >= curves[o][e] for o in curves if o != leader) for e in common]
-    return float(np.mean(wins)), len(common)
-
-
-def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequence[str],
-                     n_clips: int, seed: int, audio_encoder: str, model_kwargs: Mapping[str, Any],
-                     train_config: Mapping[str, Any], *, audio_hop_s: float = 0.48,
-                     visual_only_names: Sequence[str] = ("audio-only MLP",), profile: str = "smoke",
-                     table: str | None = "robustness", chapter: str = "thgcl") -> "Any":
-    """Train ``names`` on the synthetic world with each visual condition (label -> keyword
-    arguments of :func:`~audiorepro.data.synthetic.visual_variant`, e.g. ``{"av_offset_s": 1.0}``)
-    and score them on the test split. Variants in ``visual_only_names`` do not read the video
-    (audio-only), so they are trained once, on the first condition, and repeated for the others.
-    Each result is recorded (if ``table``) under the row ``"<variant> @ <condition label>"``.
-    Returns a DataFrame ``condition, variant, mAP, AUC, epochs`` plus one column per visual
-    parameter.
-    """
-    import pandas as pd
-
-    from audiorepro import results
-
-    rows, once = [], {}
-    keys = sorted({k for c in conditions.values() for k in c})
-    for label, visual_params in conditions.items():
-        feats, key, dataset, scale = chapter_features(n_clips, seed, "", audio_hop_s, audio_encoder,
-                                                      **dict(visual_params))
-        for name in names:
-            if name in visual_only_names and name in once:
-                summary = once[name]
-            else:
-                summary, _ = run_variants([name], feats, model_kwargs, train_config, key)
-                if name in visual_only_names:
-                    once[name] = summary
-            r = summary.iloc[0]
-            row = {"condition": label, "variant": name, "mAP": float(r["mAP"]), "AUC": float(r["AUC"]),
-                   "epochs": int(r["epochs"]), **{k: visual_params.get(k, np.nan) for k in keys}}
-            rows.append(row)
-            if table is not None:
-                results.record(chapter, table, {"mAP": row["mAP"], "AUC": row["AUC"]},
-                               {"paper_row": f"{name} @ {label}", "variant": name, "condition": label,
-                                **{k: float(v) for k, v in dict(visual_params).items()},
-                                **dict(model_kwargs), "train": dict(train_config)},
-                               dataset=dataset, scale=f"{n_clips} clips (seed {seed})", profile=profile,
-                               model=f"{name} (hidden {model_kwargs.get('hidden', 512)}, "
-                                     f"{model_kwargs.get('num_layers', 4)} layers)")
-    return pd.DataFrame(rows)
-
-
-def draw_graph(graph: TemporalGraph, intra_kernel: str, cross_kernel: str, ax: Any = None,
-               audio_values: np.ndarray | None = None, video_values: np.ndarray | None = None,
-               tau: float = 1.0, title: str = "") -> Any:
-    """Draw one clip's graph: audio nodes (top row) and video nodes (bottom row) at their start
-    times, intra-modal edges as arcs and cross-modal edges as lines, coloured by edge weight
-    (evaluation weights, ``xi = 0.5``). ``audio_values`` (P_a,) / ``video_values`` (P_v,) colour
-    the nodes (e.g. a feature's energy). Returns the matplotlib axes."""
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(12, 3.6))
-    wa = edge_weights(graph, "audio", intra_kernel, tau).numpy()
-    wv = edge_weights(graph, "video", intra_kernel, tau).numpy()
-    wx = edge_weights(graph, "cross", cross_kernel, tau).numpy()
-    ta, tv = graph.audio_time.numpy(), graph.video_time.numpy()
-    ya, yv = 1.0, 0.0
-    segs, vals = [], []
-    for w, t, y, sign in ((wa, ta, ya, 1.0), (wv, tv, yv, -1.0)):
-        for i, j in zip(*np.nonzero(w)):
-            if j <= i:
-                continue
-            xs = np.linspace(t[i], t[j], 12)
-            h = 0.08 + 0.03 * abs(t[j] - t[i])
-            ys = y + sign * h * np.sin(np.linspace(0, np.pi, 12))
-            segs.append(np.c_[xs, ys])
-            vals.append(w[i, j])
-    for k, j in zip(*np.nonzero(wx)):
-        segs.append(np.array([[tv[j], yv], [ta[k], ya]]))
-        vals.append(wx[k, j])
-    lc = LineCollection(segs, array=np.asarray(vals), cmap="viridis", linewidths=0.8, alpha=0.8)
-    ax.add_collection(lc)
-    plt.colorbar(lc, ax=ax, label="edge weight", pad=0.01)
-    ax.scatter(ta, np.full_like(ta, ya), c=audio_values if audio_values is not None else "tab:blue",
-               cmap="magma", s=18, zorder=3, edgecolors="k", linewidths=0.3)
-    ax.scatter(tv, np.full_like(tv, yv), c=video_values if video_values is not None else "tab:orange",
-               cmap="magma", s=18, zorder=3, marker="s", edgecolors="k", linewidths=0.3)
-    ax.set_yticks([yv, ya], ["video nodes", "audio nodes"])
-    ax.set_xlabel("segment start time (s)")
-    ax.set_xlim(-0.2, max(ta.max(), tv.max()) + 0.3)
-    ax.set_ylim(-0.75, 1.75)
-    ax.set_title(title or f"intra-modal {intra_kernel}, cross-modal {cross_kernel}")
-    return ax
-
-
-def plot_curves(fits: Mapping[str, Any], metrics: Sequence[tuple[str, str]] = (("loss", "train"), ("mAP", "valid")),
-                x: str = "iteration") -> Any:
-    """One panel per ``(metric, split)`` with one line per run (``FitResult.history``)."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.4))
-    axes = np.atleast_1d(axes)
-    for ax, (metric, split) in zip(axes, metrics):
-        for label, fr in fits.items():
-            h = fr.history
-            h = h[(h.metric == metric) & (h.split == split)]
-            ax.plot(h[x], h["value"], marker=".", label=label)
-        ax.set_xlabel(x)
-        ax.set_ylabel(f"{split} {metric}")
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.tight_layout()
-    return fig
-
-
-def chapter_features(n_clips: int, seed: int = 1, tmac_file: str = "", audio_hop_s: float = 0.48,
-                     audio_encoder: str = "stats", **visual_params: Any
-                     ) -> tuple[dict[str, Any], str, str, str]:
-    """Features for a chapter notebook: the real TMac file when ``tmac_file`` is given (paper
-    profile), else the shared synthetic world encoded with ``audio_encoder``
-    (:func:`load_audio_encoder`). Returns ``(features, data_key, dataset, scale)``."""
-    if tmac_file:
-        if visual_params:
-            raise THGCLError("visual_params need the synthetic world; unset tmac_file")
-        feats = tmac_av_features(tmac_file)
-        return (feats, f"tmac_{Path(tmac_file).name}_{len(feats['split'])}",
-                "AudioSet (TMac features)", f"{len(feats['split'])} clips")
-    feats, key = world_features(n_clips, seed, audio_hop_s, audio_encoder, **visual_params)
-    extra = "".join(f", {k} {v}" for k, v in visual_params.items())
-    return (feats, key, f"synthetic world (audio {audio_encoder})",
-            f"{n_clips} clips (seed {seed}{extra})")

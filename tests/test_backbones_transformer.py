@@ -58,7 +58,7 @@ def test_state_dict_matches_manifest_key_by_key(name, builder):
 def test_ast_parameter_count_with_and_without_deit_heads():
     with torch.device("meta"):
         model = build_ast("ast_base384_f10_t10_527")
-    assert count_parameters(model) == 88_132_063                   # REFERENCE_FACTS
+    assert count_parameters(model) == 88_132_063   # official AST (YuanGongND/ast) with its DeiT heads
     heads = sum(p.numel() for n, p in model.named_parameters() if n.startswith("v.head"))
     assert count_parameters(model) - heads == 86_594_063
 

@@ -61,6 +61,16 @@ def test_record_rejects_empty_profile():
         R.record("atgnn", "table3", {"mAP": 0.1}, {}, "synthetic", "small", "")
 
 
+def test_record_rejects_unknown_profile_and_chapter(home):
+    with pytest.raises(R.RegistryError, match="profile 'bok' is not one of"):
+        R.record("atgnn", "table3", {"mAP": 0.1}, {}, "synthetic", "small", "bok")
+    with pytest.raises(R.RegistryError, match="chapter 'atgn' .*'atgnn'.*'backbones'"):
+        R.record("atgn", "table3", {"mAP": 0.1}, {}, "synthetic", "small", "smoke")
+    assert not (home / "results" / "records").exists()           # nothing written
+    R.record("backbones", "pretraining", {"mAP": 0.1}, {}, "synthetic", "small", "book")
+    assert len(R.load_records("backbones")) == 1
+
+
 def _writer(worker: int) -> None:
     for i in range(20):
         R.record("atgnn", "concurrency", {"value": worker * 100 + i}, {"worker": worker},
@@ -100,12 +110,15 @@ def test_load_records_is_tidy_and_latest_wins_per_key():
     assert R.load_records("bow").empty
 
 
-def test_a_corrupt_record_is_named(home):
+def test_a_corrupt_record_is_named_and_skipped(home):
+    # issue #16: one bad file used to stop every reader; now it is skipped with a warning
     _rec()
     bad = home / "results" / "records" / "broken.json"
     bad.write_text("{not json")
-    with pytest.raises(R.RegistryError, match="broken.json"):
-        R.load_records()
+    with pytest.warns(R.CorruptRecordWarning, match="broken.json"):
+        df = R.load_records()
+    assert len(df) == 1
+    assert R.corrupt_records()["file"].tolist() == ["broken.json"]
 
 
 # ------------------------------------------------------------------------- paper numbers
@@ -209,17 +222,42 @@ def test_invalid_verdict_and_unknown_claim_raise():
         R.register_verdict("atgnn", "made-up", "reproduced", "x", "synthetic", "small", "smoke")
 
 
+def _hits(value, n=400):
+    """Per-item 0/1 contributions whose mean is ``value``: the first value * n items are 1, so
+    two rows share their hits (a paired comparison); the metric is their mean."""
+    ids = [f"clip{i:03d}" for i in range(n)]
+    return {"mAP": R.value_items(ids, (np.arange(n) < round(value * n)).astype(float))}
+
+
+# Old semantics (the bug of issue #22): a point-estimate difference decided the verdict, so
+# 0.21 vs. 0.21 was "not reproduced" and any 0.001 was "reproduced". Now the 95 % interval of
+# the paired difference decides: 16 of 400 items differing -> reproduced / not reproduced,
+# identical rows -> inconclusive.
 @pytest.mark.parametrize("with_mlg, without, expected", [
-    (0.25, 0.21, "reproduced"), (0.20, 0.21, "not reproduced"), (0.21, 0.21, "not reproduced")])
+    (0.25, 0.21, "reproduced"), (0.19, 0.23, "not reproduced"), (0.21, 0.21, "inconclusive")])
 def test_comparison_claim_from_records(with_mlg, without, expected):
-    _rec(row="ATGNN-pyr-s", metrics={"mAP": with_mlg})
-    _rec(row="ATGNN-pyr-s (-MLG)", metrics={"mAP": without})
+    R.record("atgnn", "table3", {"mAP": with_mlg}, {"paper_row": "ATGNN-pyr-s"}, "synthetic",
+             "small", "smoke", model="tiny", items=_hits(with_mlg))
+    R.record("atgnn", "table3", {"mAP": without}, {"paper_row": "ATGNN-pyr-s (-MLG)"},
+             "synthetic", "small", "smoke", model="tiny", items=_hits(without))
     v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k", register=True)
     assert v.verdict == expected
     assert v.values == {"ATGNN-pyr-s": with_mlg, "ATGNN-pyr-s (-MLG)": without}
+    assert v.n_items == 400 and v.n_seeds == 1 and v.paired
+    assert v.effect == pytest.approx(with_mlg - without)
+    assert v.interval[0] <= v.effect <= v.interval[1]
     assert (v.dataset, v.scale, v.profile) == ("synthetic", "small", "smoke")
     row = R.claims_table().set_index(["paper", "claim_id"]).loc[("atgnn", "mlg-helps-fsd50k")]
     assert row["verdict"] == expected and f"{with_mlg:.4g}" in row["evidence"]
+    assert (row["lo"], row["hi"]) == pytest.approx(v.interval) and row["n_items"] == 400
+
+
+def test_comparison_without_items_is_inconclusive_not_a_coin_toss():
+    _rec(row="ATGNN-pyr-s", metrics={"mAP": 0.25})
+    _rec(row="ATGNN-pyr-s (-MLG)", metrics={"mAP": 0.21})
+    v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k")
+    assert v.verdict == "inconclusive" and v.interval is None
+    assert "no per-item outputs" in v.evidence and v.effect == pytest.approx(0.04)
 
 
 def test_close_and_spread_claims():
@@ -227,14 +265,25 @@ def test_close_and_spread_claims():
     assert R.evaluate_claim("atgnn", "pyr-s-no-mlg-params").verdict == "reproduced"
     _rec("table2", row="ATGNN-pyr-s (-MLG)", metrics={"params": 30_000_000})  # 9.9 % off
     assert R.evaluate_claim("atgnn", "pyr-s-no-mlg-params").verdict == "not reproduced"
-    for k, m in zip((9, 12, 15, 18), (0.500, 0.503, 0.501, 0.502)):
-        _rec("table1", row=f"k={k}", metrics={"mAP": m})
+    v = R.evaluate_claim("atgnn", "pyr-s-no-mlg-params")
+    assert v.interval == (30_000_000, 30_000_000) and v.n_items is None   # a count: exact
+
+    def k_row(k, m):   # per-item contributions of 2000 items, shared hits: spread m - 0.5
+        R.record("atgnn", "table1", {"mAP": m}, {"paper_row": f"k={k}"}, "synthetic", "small",
+                 "smoke", items=_hits(m, 2000))
+    for k, m in zip((9, 12, 15, 18), (0.500, 0.5015, 0.5005, 0.501)):
+        k_row(k, m)
     assert R.evaluate_claim("atgnn", "k-insensitive").verdict == "not yet measured"  # k=20 missing
-    _rec("table1", row="k=20", metrics={"mAP": 0.504})
+    k_row(20, 0.5015)
     v = R.evaluate_claim("atgnn", "k-insensitive")
-    assert v.verdict == "reproduced" and "spread 0.004" in v.evidence
+    assert v.verdict == "reproduced" and "spread 0.0015" in v.evidence
+    assert v.interval[1] < 0.005
+    k_row(20, 0.52)
+    v = R.evaluate_claim("atgnn", "k-insensitive")
+    assert v.verdict == "not reproduced" and v.interval[0] > 0.005
+    # without per-item outputs: no interval, so no decision (it used to be a point comparison)
     _rec("table1", row="k=20", metrics={"mAP": 0.52})
-    assert R.evaluate_claim("atgnn", "k-insensitive").verdict == "not reproduced"
+    assert R.evaluate_claim("atgnn", "k-insensitive").verdict == "inconclusive"
 
 
 def test_claims_table_shows_latest_verdict_and_filters_profile():
@@ -268,5 +317,5 @@ def test_claim_evidence_names_the_model_that_ran_a_paper_row():
     _rec(row="ATGNN-pyr-s", model="pyr-tiny (C/4)", metrics={"mAP": 0.2})
     _rec(row="ATGNN-pyr-s (-MLG)", model="ATGNN-pyr-s (-MLG)", metrics={"mAP": 0.1})
     v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k")
-    assert v.verdict == "reproduced"
+    assert v.verdict == "inconclusive"            # no per-item outputs: no interval
     assert v.evidence.endswith("; rows as run: ATGNN-pyr-s = pyr-tiny (C/4)")

@@ -25,7 +25,8 @@ __all__ = [
     "as_numpy", "ClassAverage", "average_precision_details", "mean_average_precision",
     "roc_auc_details", "macro_roc_auc", "d_prime", "accuracy", "top_k_accuracy",
     "tagging_metrics", "classification_metrics", "retrieval_ranks", "recall_at_k",
-    "map_at_k", "retrieval_metrics",
+    "map_at_k", "retrieval_metrics", "weighted_average_precision", "weighted_roc_auc",
+    "weighted_mean",
 ]
 
 
@@ -273,3 +274,184 @@ def retrieval_metrics(sim: object, target_index: object, ks: Sequence[int] = (1,
     out["median_rank"] = float(np.median(r))
     out["mean_rank"] = float(np.mean(r))
     return out
+
+
+# ------------------------------------------------------------------ resampled (bootstrap) metrics
+# A bootstrap resample of N items is a row of counts w[n] (how often item n was drawn). The
+# functions below evaluate a metric on B resamples at once, without materialising them: each
+# equals the plain metric on the data set in which item n appears w[b, n] times (tests check
+# this against the functions above on explicit resamples).
+def _check_weights(weights: object, n: int) -> np.ndarray:
+    """(B, n) counts; float32 / float64 arrays are used as they are (no copy)."""
+    w = np.asarray(weights)
+    if w.dtype not in (np.float32, np.float64):
+        w = w.astype(np.float64)
+    if w.ndim == 1:
+        w = w[None, :]
+    if w.ndim != 2 or w.shape[1] != n:
+        raise ValueError(f"weights must be (B, {n}) item counts, got shape {w.shape}")
+    if w.size and w.min() < 0:
+        raise ValueError("weights must be >= 0 (counts of each item in a resample)")
+    return w
+
+
+def _class_bins(t: np.ndarray, s: np.ndarray):
+    """Sparse bin structure of every class for the resampled tagging metrics.
+
+    Per class c the items are sorted by increasing score and grouped by equal score; the groups
+    holding a positive are numbered u = 0..U_c-1 (classes without positives have none). An item
+    below the top positive group falls either in the gap under positive group u (scoring strictly
+    between groups u-1 and u) or is tied with group u; items above the top one never matter.
+    Returns three (U, N) CSR 0/1 matrices over all classes' groups stacked (U = sum_c U_c):
+    ``gap``, ``tie`` and ``pos`` (the positives of each group), and the first row of each class
+    that has positives with the classes' indices.
+    """
+    from scipy import sparse
+
+    n, n_cls = t.shape
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"gap": [], "tie": [], "pos": []}
+    starts, used = [], []
+    k = 0
+    for c in range(n_cls):
+        pos = t[:, c] == 1
+        if not pos.any():
+            continue
+        order = np.argsort(s[:, c], kind="stable")
+        ss = s[order, c]
+        new = np.ones(n, dtype=bool)
+        new[1:] = ss[1:] != ss[:-1]
+        gid = np.cumsum(new) - 1                                   # tie group per sorted item
+        pos_sorted = pos[order]
+        pgroups = np.unique(gid[pos_sorted])                       # positive groups, ascending
+        u_of = np.searchsorted(pgroups, gid)                       # first positive group >= item
+        keep = u_of < pgroups.size                                 # drop items above the top one
+        tied = keep & (pgroups[np.minimum(u_of, pgroups.size - 1)] == gid)
+        gap = keep & ~tied
+        parts["gap"].append((k + u_of[gap], order[gap]))
+        parts["tie"].append((k + u_of[tied], order[tied]))
+        parts["pos"].append((k + u_of[pos_sorted], order[pos_sorted]))
+        starts.append(k)
+        used.append(c)
+        k += pgroups.size
+
+    def csr(pieces: list[tuple[np.ndarray, np.ndarray]]) -> "sparse.csr_matrix":
+        r = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, np.int64)
+        q = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, np.int64)
+        return sparse.csr_matrix((np.ones(r.size, np.float32), (r, q)), shape=(k, n))
+    return csr(parts["gap"]), csr(parts["tie"]), csr(parts["pos"]), np.asarray(starts, np.int64), used
+
+
+def _segment_cumsum(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Cumulative sum of x (K, B) along axis 0 restarted at every segment start (in place)."""
+    if starts.size > 1:
+        totals = np.add.reduceat(x, starts, axis=0)                 # (S, B)
+        x[starts[1:]] -= totals[:-1]          # the running sum restarts at each start
+    return np.cumsum(x, axis=0, out=x)
+
+
+def _resampled_tagging(y_true: object, y_score: object, weights: object, which: str,
+                       chunk_elements: int = 1_000_000) -> np.ndarray:
+    """(B,) macro ``which`` (``"mAP"`` or ``"AUC"``) of B resamples given as item counts (B, N).
+
+    Works on chunks of resamples so that the (U, chunk) intermediates stay near
+    ``chunk_elements`` values (U = positive score groups over all classes). Counts are float32
+    (exact for integers below 2**24); per-class sums are float64.
+    """
+    t, s = _check_2d(y_true, y_score)
+    w = _check_weights(weights, t.shape[0])
+    gap, tie, posm, starts, used = _class_bins(t, s)
+    n_b = w.shape[0]
+    out = np.full(n_b, np.nan)
+    if not used:
+        return out
+    seg_len = np.diff(np.append(starts, posm.shape[0]))
+    step = max(1, int(chunk_elements // max(posm.shape[0], 1)))
+    for lo in range(0, n_b, step):
+        wt = np.ascontiguousarray(w[lo:lo + step].T, dtype=np.float32)   # (N, b)
+        total = wt.sum(axis=0)                                      # (b,) exact counts
+        x_tie = np.asarray(tie @ wt)                                # (U, b) items tied with u
+        below = np.asarray(gap @ wt)
+        below += x_tie
+        _segment_cumsum(below, starts)                              # items scoring <= group u
+        dtp = np.asarray(posm @ wt)                                 # (U, b) positives of u
+        p_tot32 = np.add.reduceat(dtp, starts, axis=0)              # (classes, b)
+        p_tot = p_tot32.astype(np.float64)
+        has_pos = p_tot > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if which == "mAP":
+                # positives scoring >= u = P - (positives below u); items >= u = total - below
+                tp_ge = _segment_cumsum(dtp.copy(), starts)
+                np.subtract(np.repeat(p_tot32, seg_len, axis=0), tp_ge, out=tp_ge)
+                tp_ge += dtp
+                below -= x_tie                                      # strictly below u
+                np.subtract(total[None, :], below, out=below)       # -> items scoring >= u
+                np.maximum(below, 1.0, out=below)                   # 0 only where tp_ge is 0
+                tp_ge /= below
+                tp_ge *= dtp
+                num = np.add.reduceat(tp_ge, starts, axis=0, dtype=np.float64)
+                per = np.where(has_pos, num / np.where(has_pos, p_tot, 1), np.nan)
+            else:
+                x_tie *= 0.5
+                below -= x_tie                                      # below u + half the ties
+                below *= dtp
+                rank_sum = np.add.reduceat(below, starts, axis=0, dtype=np.float64)
+                n_neg = total[None, :].astype(np.float64) - p_tot
+                ok = has_pos & (n_neg > 0)
+                per = np.where(ok, (rank_sum - 0.5 * p_tot ** 2) / np.where(ok, p_tot * n_neg, 1),
+                               np.nan)
+        out[lo:lo + step] = _nan_mean(per.T)
+    return out
+
+
+def _nan_mean(per: np.ndarray) -> np.ndarray:
+    used = np.isfinite(per)
+    with np.errstate(invalid="ignore"):
+        return np.where(used.any(axis=1), np.nansum(per, axis=1) / np.maximum(used.sum(axis=1), 1),
+                        np.nan)
+
+
+def weighted_average_precision(y_true: object, y_score: object, weights: object) -> np.ndarray:
+    r"""Macro mAP of B resamples: (B,) values, NaN where no class has a positive.
+
+    For resample b, item n counts ``weights[b, n]`` times. Per class, with the items grouped by
+    equal score (the thresholds of sklearn's ``precision_recall_curve``):
+    AP = \sum_g \Delta TP_g \cdot TP_{\ge g} / ALL_{\ge g} / P, where \Delta TP_g are the weighted
+    positives of group g, TP_{\ge g} / ALL_{\ge g} the weighted positives / items scoring at
+    least as high, P the weighted positives. Classes without a (weighted) positive are skipped,
+    as in :func:`average_precision_details`. Cost O(B N C) through one sparse product.
+
+    Args:
+        y_true: (N, C) 0/1.  y_score: (N, C).  weights: (B, N) counts (or (N,)).
+    """
+    return _resampled_tagging(y_true, y_score, weights, "mAP")
+
+
+def weighted_roc_auc(y_true: object, y_score: object, weights: object) -> np.ndarray:
+    r"""Macro ROC-AUC of B resamples: (B,) values, NaN where no class is usable.
+
+    Per class, AUC = (\sum_{i \in pos} w_i A_i - P^2 / 2) / (P N_-), with A_i the weighted number
+    of items scoring below item i plus half of those tied with it (itself included), P / N_- the
+    weighted positives / negatives: the Mann-Whitney form of sklearn's ``roc_auc_score`` (ties
+    count one half). Classes without a weighted positive or negative are skipped, as in
+    :func:`roc_auc_details`.
+
+    Args:
+        y_true: (N, C) 0/1.  y_score: (N, C).  weights: (B, N) counts (or (N,)).
+    """
+    return _resampled_tagging(y_true, y_score, weights, "AUC")
+
+
+def weighted_mean(values: object, weights: object) -> np.ndarray:
+    """Mean of per-item ``values`` (N,) over B resamples given as counts ``weights`` (B, N): (B,).
+
+    Accuracy (``values`` = 1 where the prediction is right), R@k (1 where rank <= k) and
+    mAP@k (1 / rank where rank <= k) are such means.
+    """
+    v = as_numpy(values, "values").astype(np.float64)
+    if v.ndim != 1:
+        raise ValueError(f"values must be (N,), got shape {v.shape}")
+    w = _check_weights(weights, v.shape[0])
+    tot = w.sum(axis=1, dtype=np.float64)
+    num = (w @ v.astype(w.dtype)).astype(np.float64)     # no float64 copy of float32 counts
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tot > 0, num / np.where(tot > 0, tot, 1), np.nan)

@@ -25,18 +25,32 @@ Matching a run to a paper row
 Paper numbers are read from the YAML files only and are never written into records:
 :func:`record` refuses metric names starting with ``paper``.
 
-Modules: :mod:`.records` (writing and reading records), :mod:`.papers` (paper numbers,
-discovered from ``lib/audiorepro/papers/*/paper.yml``; paper-vs-run tables), :mod:`.claims`
-(claims and verdicts).
+Per-item outputs and verdicts
+    ``record(..., items=...)`` stores the outputs per test item that computed the metrics
+    (scores and targets per clip, per-query ranks, ...) beside the record, and
+    :func:`evaluate_claim` decides every claim from a paired bootstrap over them, combined with
+    seeds: *reproduced*, *not reproduced*, *inconclusive* or *not yet measured*, each with its
+    effect, 95 % interval, number of items and seeds. A corrupt record file is skipped with a
+    warning naming it (:func:`corrupt_records` lists them), never blocking the other records.
+
+Modules: :mod:`.records` (writing and reading records), :mod:`.items` (per-item outputs and
+the metric functions that recompute a metric from them), :mod:`.stats` (bootstrap and
+decisions), :mod:`.papers` (paper numbers, discovered from
+``lib/audiorepro/papers/*/paper.yml``; paper-vs-run tables), :mod:`.claims` (claims, verdicts
+and their display).
 """
 from __future__ import annotations
 
-from .records import (SCHEMA_VERSION, META_COLUMNS, RegistryError, git_info, load_records,
-                      machine_info, package_versions, record, records_dir)
+from .records import (BOOK_CHAPTERS, PROFILES, SCHEMA_VERSION, META_COLUMNS, CorruptRecordWarning,
+                      RegistryError, corrupt_records, git_info, load_records, machine_info,
+                      package_versions, record, records_dir)
+from .items import (METRIC_FUNCTIONS, ItemSet, ItemsMissing, classification_items, load_items,
+                    metric_function, retrieval_items, tagging_items, value_items)
 from .papers import (PAPER_DIR, RESULT_COLUMNS, UNIT_FACTORS, _paper_yaml, paper_file, paper_info,
                      paper_names, paper_numbers, paper_vs_run, show_paper_vs_run)
 from .claims import (VERDICT_COLOURS, VERDICTS, Verdict, chapter_verdicts, claims, claims_table,
-                     evaluate_claim, load_claim_records, register_verdict)
+                     effect_text, evaluate_claim, load_claim_records, new_run_group,
+                     register_verdict, select_records, verdict_plot)
 
 
 def __getattr__(name: str):

@@ -1,19 +1,60 @@
-"""Headline claims of the papers and this run's verdicts on them."""
+"""Headline claims of the papers and this run's verdicts on them.
+
+One function, :func:`evaluate_claim`, decides every claim a paper file states as a test
+(``lib/audiorepro/papers/<paper>/paper.yml``, ``claims: [{id, text, test}]``), from the records
+of the latest run and their per-item outputs (:mod:`.items`), by a paired bootstrap over test
+items combined with seeds (:mod:`.stats`). Four verdicts:
+
+* **reproduced**: the 95 % interval lies on the paper's side of the claim's threshold;
+* **not reproduced**: it lies on the other side;
+* **inconclusive**: it straddles (or touches) the threshold, or there is no interval because
+  the records hold no per-item outputs; never a coin toss on point estimates;
+* **not yet measured**: a row the claim needs has no record.
+
+Test kinds (values in record units: fractions, raw counts):
+
+* ``comparison``: ``better`` row vs. each ``worse`` row on ``metric`` (``higher_is_better:
+  false`` flips it). Per pair the interval of the difference better - worse; every pair must be
+  reproduced for *reproduced*, any pair not reproduced gives *not reproduced*.
+* ``close``: the interval of the run's ``row``/``metric`` against the band the paper states,
+  its number +- ``rel_tol`` (relative, as the paper file gives it).
+* ``threshold``: the interval of the run's value against ``value`` (``op`` >, >=, <, <=).
+* ``spread``: the interval of max - min over ``rows`` against ``max_spread``.
+* ``manual``: decided by a notebook through :func:`register_verdict`.
+
+Metrics the paper counts in ``M``, ``GFLOPs`` or ``count`` (parameters, operations) are exact
+properties of a model, with no sampling error: their interval is the value itself.
+
+Which records: per claim, the records of the claim's table and rows (after the optional
+profile / dataset / scale filters) of the newest *run group*: the records sharing the newest
+record's ``params["run_group"]`` (:func:`new_run_group`), or, for records without one, the
+records of the newest record's profile, dataset and scale, newest per (row, seed). A row
+missing from that group is *not yet measured*: rows of an older grid never mix with a newer one.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import html
+import math
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-
+from . import stats
+from .items import ItemsMissing, load_items
 from .papers import UNIT_FACTORS, _paper_yaml, paper_file, paper_names, paper_numbers
-from .records import (RegistryError, _check_name, _provenance, _read_all, _write_atomic,
-                      load_records, records_dir)
+from .records import (CorruptRecordWarning, RegistryError, _check_name, _provenance, _read_all,
+                      _write_atomic, records_dir)
 
-VERDICTS = ("reproduced", "not reproduced", "not yet measured")
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not yet measured")
+VERDICT_COLOURS = {"reproduced": "#2e7d32", "not reproduced": "#c62828",
+                   "inconclusive": "#ef6c00", "not yet measured": "#757575"}
+EXACT_UNITS = ("M", "GFLOPs", "count")     # paper columns counting model properties
+EVIDENCE_CHARS = 120                       # evidence shown in a table cell; the rest on demand
 
 
 def claims(paper: str) -> list[dict[str, Any]]:
@@ -35,29 +76,24 @@ def _claim(paper: str, claim_id: str) -> dict[str, Any]:
     raise RegistryError(f"paper {paper!r} has no claim {claim_id!r} (claims: {known})")
 
 
-def register_verdict(chapter: str, claim_id: str, verdict: str, evidence: str, dataset: str,
-                     scale: str, profile: str, paper: str | None = None) -> Path:
-    """Store a verdict on a paper claim (a ``claim`` record in the same registry).
-
-    ``verdict`` is one of ``reproduced``, ``not reproduced``, ``not yet measured``; ``evidence``
-    states what this run measured (numbers computed by the run).
-    """
-    paper = paper or chapter
-    _claim(paper, claim_id)
-    if verdict not in VERDICTS:
-        raise RegistryError(f"verdict {verdict!r} for claim {claim_id!r} is not one of {VERDICTS}")
-    for kind, value in (("evidence", evidence), ("dataset", dataset), ("scale", scale),
-                        ("profile", profile)):
-        _check_name(kind, value)
-    payload = {"kind": "claim", "chapter": chapter, "paper": paper, "claim_id": claim_id,
-               "verdict": verdict, "evidence": evidence, "dataset": dataset, "scale": scale,
-               "profile": profile, **_provenance()}
-    return _write_atomic(payload, records_dir())
+def new_run_group() -> str:
+    """A fresh id for ``params["run_group"]``: give every record of one execution of a table or
+    grid the same one, so verdicts use that execution's rows only."""
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
 
 
+# ------------------------------------------------------------------------------ verdicts
 @dataclass
 class Verdict:
-    """Outcome of :func:`evaluate_claim`; ``values`` holds the run's numbers used (record units)."""
+    """Outcome of :func:`evaluate_claim`.
+
+    ``values``: row -> the run's value (mean over seeds, record units). ``effect``: the tested
+    quantity: for a comparison better - worse of the deciding pair, signed so that positive is
+    the paper's side; for close / threshold the run's value; for spread max - min.
+    ``interval``: its 95 % bootstrap interval (None when there is none). ``reference``: the
+    claim's threshold (0, the threshold's ``{"op", "value"}``, the close band ``[lo, hi]`` or
+    ``max_spread``). ``pairs``: every pair of a comparison with its own numbers.
+    """
 
     claim_id: str
     verdict: str
@@ -66,41 +102,202 @@ class Verdict:
     dataset: str = ""
     scale: str = ""
     profile: str = ""
+    effect: float | None = None
+    interval: tuple[float, float] | None = None
+    n_items: int | None = None
+    n_seeds: int | None = None
+    seed_spread: float | None = None
+    kind: str = ""
+    metric: str = ""
+    reference: Any = None
+    paired: bool | None = None
+    n_boot: int | None = None
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    selection: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def _latest_values(chapter: str, table: str, metric: str, rows: Iterable[str],
-                   profile: str | None, dataset: str | None,
-                   scale: str | None) -> tuple[dict[str, float], pd.DataFrame]:
-    recs = load_records(chapter, table)
-    if not recs.empty:
-        recs = recs[recs["metric"] == metric]
-        for name, value in (("profile", profile), ("dataset", dataset), ("scale", scale)):
-            if value is not None:
-                recs = recs[recs[name] == value]
-        recs = recs[recs["row"].isin(list(rows))].drop_duplicates(subset=["row"], keep="last")
-    values = {} if recs.empty else dict(zip(recs["row"], recs["value"].astype(float)))
-    return values, recs
+def _finite_or_none(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise RegistryError(f"{name} must be a number or None, got {value!r}") from None
+    return v if math.isfinite(v) else None
+
+
+def _plain(value: Any) -> Any:
+    """JSON value with NaN / inf as None and numpy scalars / tuples converted."""
+    if isinstance(value, (np.generic,)):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _notebook_name(notebook: str | None) -> str | None:
+    """``book/atgnn/03_tables_2_3.ipynb`` (or any absolute path) -> ``atgnn/03_tables_2_3``."""
+    if notebook is None or not str(notebook).strip():
+        return None
+    p = Path(str(notebook))
+    stem = p.stem if p.suffix == ".ipynb" else p.name
+    return f"{p.parent.name}/{stem}" if p.parent.name else stem
+
+
+def register_verdict(chapter: str, claim_id: str, verdict: str, evidence: str, dataset: str,
+                     scale: str, profile: str, paper: str | None = None, *,
+                     effect: float | None = None, interval: Sequence[float] | None = None,
+                     n_items: int | None = None, n_seeds: int | None = None,
+                     seed_spread: float | None = None, notebook: str | None = None,
+                     kind: str | None = None, metric: str | None = None, reference: Any = None,
+                     paired: bool | None = None, n_boot: int | None = None,
+                     pairs: Sequence[Mapping[str, Any]] | None = None) -> Path:
+    """Store a verdict on a paper claim (a ``claim`` record in the same registry).
+
+    ``verdict`` is one of :data:`VERDICTS`; ``evidence`` states what this run measured
+    (numbers computed by the run). The keyword fields are stored as structured values
+    (``effect``, ``interval`` (lo, hi), ``n_items``, ``n_seeds``, ``seed_spread``, ...);
+    ``notebook`` names the notebook that decided it (``atgnn/03_tables_2_3``; a path is reduced
+    to chapter/name, never stored whole).
+    """
+    paper = paper or chapter
+    _claim(paper, claim_id)
+    if verdict not in VERDICTS:
+        raise RegistryError(f"verdict {verdict!r} for claim {claim_id!r} is not one of {VERDICTS}")
+    for name, value in (("evidence", evidence), ("dataset", dataset), ("scale", scale),
+                        ("profile", profile)):
+        _check_name(name, value)
+    lo = hi = None
+    if interval is not None:
+        if len(interval) != 2:
+            raise RegistryError(f"claim {claim_id!r}: interval must be (lo, hi), got {interval!r}")
+        lo, hi = (_finite_or_none(v, "interval") for v in interval)
+        if lo is not None and hi is not None and lo > hi:
+            raise RegistryError(f"claim {claim_id!r}: interval ({lo}, {hi}) has lo > hi")
+    for name, value in (("n_items", n_items), ("n_seeds", n_seeds)):
+        if value is not None and (isinstance(value, bool) or int(value) != value or value < 0):
+            raise RegistryError(f"claim {claim_id!r}: {name} must be a count, got {value!r}")
+    payload = {"kind": "claim", "chapter": chapter, "paper": paper, "claim_id": claim_id,
+               "verdict": verdict, "evidence": evidence, "dataset": dataset, "scale": scale,
+               "profile": profile,
+               "effect": _finite_or_none(effect, "effect"),
+               "interval": None if lo is None or hi is None else [lo, hi],
+               "n_items": None if n_items is None else int(n_items),
+               "n_seeds": None if n_seeds is None else int(n_seeds),
+               "seed_spread": _finite_or_none(seed_spread, "seed_spread"),
+               "notebook": _notebook_name(notebook), "test_kind": kind, "metric": metric,
+               "reference": _plain(reference), "paired": paired,
+               "n_boot": None if n_boot is None else int(n_boot),
+               "pairs": _plain(list(pairs or [])), **_provenance()}
+    return _write_atomic(payload, records_dir())
+
+
+# ------------------------------------------------------------------------ record selection
+def _row_of(rec: Mapping[str, Any]) -> str:
+    return str(rec.get("params", {}).get("paper_row") or rec.get("model", ""))
+
+
+def _seed_of(rec: Mapping[str, Any]) -> str | None:
+    seed = rec.get("params", {}).get("seed")
+    return None if seed is None else str(seed)
+
+
+def select_records(chapter: str, table: str, metric: str, rows: Iterable[str],
+                   profile: str | None = None, dataset: str | None = None,
+                   scale: str | None = None) -> tuple[dict[str, list[dict[str, Any]]], str]:
+    """Records a verdict uses: {row: [newest record per seed]} of the latest run group, and a
+    description of the group (see the module docstring). Rows without a record are absent."""
+    rows = set(rows)
+    cands = [r for r in _read_all("result")
+             if r["chapter"] == chapter and r["table"] == table and metric in r["metrics"]
+             and _row_of(r) in rows
+             and all(v is None or r[k] == v for k, v in
+                     (("profile", profile), ("dataset", dataset), ("scale", scale)))]
+    if not cands:
+        return {}, ""
+    cands.sort(key=lambda r: (r["timestamp"], r["record_id"]))
+    newest = cands[-1]
+    group = newest.get("params", {}).get("run_group")
+    if group is not None:
+        chosen = [r for r in cands if r.get("params", {}).get("run_group") == group]
+        how = f"run group {group}"
+    else:
+        ctx = (newest["profile"], newest["dataset"], newest["scale"])
+        chosen = [r for r in cands if r.get("params", {}).get("run_group") is None
+                  and (r["profile"], r["dataset"], r["scale"]) == ctx]
+        how = "newest record per row and seed"
+    out: dict[str, dict[str | None, dict[str, Any]]] = {}
+    for r in chosen:                                   # oldest first: newer ones replace
+        out.setdefault(_row_of(r), {})[_seed_of(r)] = r
+    return {row: list(by_seed.values()) for row, by_seed in out.items()}, how
+
+
+def _runs(recs: list[dict[str, Any]], metric: str) -> tuple[list[stats.Run], str | None]:
+    """Runs of one row with their items; the second value says why items are missing."""
+    runs, missing = [], None
+    for r in recs:
+        items = None
+        if metric in (r.get("items") or {}).get("metrics", {}):
+            try:
+                items = load_items(r["record_id"]).get(metric)
+            except ItemsMissing:
+                missing = "items file missing"
+            except RegistryError as exc:
+                import warnings
+                warnings.warn(str(exc), CorruptRecordWarning, stacklevel=2)
+                missing = "items file unreadable"
+        else:
+            missing = missing or "no per-item outputs"
+        runs.append(stats.Run(_seed_of(r), float(r["metrics"][metric]), items, r["record_id"]))
+    if any(run.items is None for run in runs):
+        return runs, missing or "no per-item outputs"
+    return runs, None
+
+
+# ------------------------------------------------------------------------------ evaluation
+def _fmt(x: float | None, signed: bool = False) -> str:
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    if abs(x) >= 1e4:
+        return f"{x:+,.0f}" if signed else f"{x:,.0f}"
+    return f"{x:+.3g}" if signed else f"{x:.3g}"
+
+
+def _ci(lo: float | None, hi: float | None, signed: bool = False) -> str:
+    return f"[{_fmt(lo, signed)}, {_fmt(hi, signed)}]"
+
+
+def _unit_of(paper: str, table: str, metric: str) -> str | None:
+    tab = _paper_yaml(paper)["tables"].get(table, {})
+    return (tab.get("columns") or {}).get(metric, {}).get("unit")
 
 
 def evaluate_claim(chapter: str, claim_id: str, profile: str | None = None,
                    dataset: str | None = None, scale: str | None = None,
-                   register: bool = False, paper: str | None = None) -> Verdict:
-    """Decide a claim from the latest result records (optionally only of one profile/data/scale).
+                   register: bool = False, paper: str | None = None, *,
+                   notebook: str | None = None, n_boot: int = stats.N_BOOT,
+                   level: float = stats.LEVEL, seed: int = 0) -> Verdict:
+    """Decide a claim from the records of the latest run group (optionally only of one
+    profile / dataset / scale) by a paired bootstrap over their per-item outputs.
 
-    Test kinds (the claim's ``test`` in the paper YAML, values in record units):
-      * ``comparison``: ``better`` row > every ``worse`` row on ``metric``
-        (``higher_is_better: false`` flips it; ``min_margin`` default 0);
-      * ``close``: the run's ``row``/``metric`` within ``rel_tol`` of the paper's number;
-      * ``threshold``: run value ``op`` (>, >=, <, <=) ``value``;
-      * ``spread``: max - min over ``rows`` <= ``max_spread``;
-      * ``manual``: only :func:`register_verdict` decides.
-    A missing record gives ``not yet measured``. With ``register=True`` the verdict is stored.
+    See the module docstring for the test kinds and the four verdicts. ``n_boot`` resamples,
+    ``level`` of the percentile interval, ``seed`` of the resampling (fixed: the verdict does
+    not depend on the machine). With ``register=True`` the verdict is stored with its
+    structured fields and ``notebook`` (the notebook deciding it).
     """
     paper = paper or chapter
     test = _claim(paper, claim_id)["test"]
     kind, table, metric = test.get("kind"), test.get("table"), test.get("metric")
     if kind == "manual":
-        return Verdict(claim_id, "not yet measured", "manual claim: decided by the notebook")
+        return Verdict(claim_id, "not yet measured", "manual claim: decided by the notebook",
+                       kind=kind)
     if kind == "comparison":
         worse = test["worse"] if isinstance(test["worse"], list) else [test["worse"]]
         needed = [test["better"], *worse]
@@ -110,122 +307,400 @@ def evaluate_claim(chapter: str, claim_id: str, profile: str | None = None,
         needed = list(test["rows"])
     else:
         raise RegistryError(f"claim {paper}/{claim_id}: unknown test kind {kind!r}")
-    values, used = _latest_values(chapter, table, metric, needed, profile, dataset, scale)
-    missing = [r for r in needed if r not in values]
+    selected, how = select_records(chapter, table, metric, needed, profile, dataset, scale)
+    missing = [r for r in needed if r not in selected]
     if missing:
-        verdict = Verdict(claim_id, "not yet measured",
-                          f"no record of {table}/{metric} for rows {missing}", values)
+        v = Verdict(claim_id, "not yet measured",
+                    f"no record of {table}/{metric} for rows {missing}"
+                    + (f" in the latest run ({how})" if selected else ""),
+                    {r: float(np.mean([x["metrics"][metric] for x in recs]))
+                     for r, recs in selected.items()}, kind=kind, metric=metric, selection=how)
     else:
-        ok, evidence = _decide(paper, kind, test, values)
-        ran = {r: m for r, m in zip(used["row"], used["model"]) if isinstance(m, str) and m and m != r}
+        v = _decide(paper, claim_id, kind, test, selected, n_boot, level, seed)
+        v.selection = how
+        used = [r for recs in selected.values() for r in recs]
+        ran = {_row_of(r): r.get("model", "") for r in used}
+        ran = {row: m for row, m in ran.items() if isinstance(m, str) and m and m != row}
         if ran:   # a paper row measured with another model (e.g. a CPU stand-in): say which
-            evidence += "; rows as run: " + "; ".join(f"{r} = {m}" for r, m in ran.items())
-        verdict = Verdict(claim_id, "reproduced" if ok else "not reproduced", evidence, values,
-                          ", ".join(sorted(set(used["dataset"]))),
-                          ", ".join(sorted(set(used["scale"]))),
-                          ", ".join(sorted(set(used["profile"]))))
+            v.evidence += "; rows as run: " + "; ".join(f"{r} = {m}" for r, m in ran.items())
+        v.dataset = ", ".join(sorted({r["dataset"] for r in used}))
+        v.scale = ", ".join(sorted({r["scale"] for r in used}))
+        v.profile = ", ".join(sorted({r["profile"] for r in used}))
     if register:
-        if verdict.verdict == "not yet measured":
-            register_verdict(chapter, claim_id, verdict.verdict, verdict.evidence,
-                             dataset or "none", scale or "none", profile or "none", paper=paper)
-        else:
-            register_verdict(chapter, claim_id, verdict.verdict, verdict.evidence, verdict.dataset,
-                             verdict.scale, verdict.profile, paper=paper)
-    return verdict
+        register_verdict(chapter, claim_id, v.verdict, v.evidence, v.dataset or dataset or "none",
+                         v.scale or scale or "none", v.profile or profile or "none", paper=paper,
+                         effect=v.effect, interval=v.interval, n_items=v.n_items,
+                         n_seeds=v.n_seeds, seed_spread=v.seed_spread, notebook=notebook,
+                         kind=kind, metric=metric, reference=v.reference, paired=v.paired,
+                         n_boot=v.n_boot, pairs=v.pairs)
+    return v
 
 
-def _decide(paper: str, kind: str, test: dict[str, Any], values: dict[str, float]) -> tuple[bool, str]:
+def _decide(paper: str, claim_id: str, kind: str, test: dict[str, Any],
+            selected: dict[str, list[dict[str, Any]]], n_boot: int, level: float,
+            seed: int) -> Verdict:
+    v = _decide_kind(paper, claim_id, kind, test, selected, n_boot, level, seed)
+    if v.interval is None:          # nothing was resampled for the deciding pair / row
+        v.n_items = v.paired = v.n_boot = None
+    return v
+
+
+def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
+                 selected: dict[str, list[dict[str, Any]]], n_boot: int, level: float,
+                 seed: int) -> Verdict:
     metric = test["metric"]
+    exact = _unit_of(paper, test["table"], metric) in EXACT_UNITS
+    runs, why = {}, {}
+    for row, recs in selected.items():
+        runs[row], reason = _runs(recs, metric)
+        if reason is not None and not exact:
+            why[row] = reason
+    values = {row: float(np.mean([r.value for r in rs])) for row, rs in runs.items()}
+    recorded = {row: {r.seed: r.value for r in rs} for row, rs in runs.items()}
+    n_seeds = min(len(rs) for rs in runs.values())
+    with_items = {row: rs for row, rs in runs.items() if row not in why}
+    boot = None
+    if exact:
+        # a count of the model, not an estimate: every resample gives the same value
+        samples = {row: np.full(1, values[row]) for row in runs}
+        n_items, paired, nb = None, None, None
+    elif with_items:
+        boot = stats.bootstrap_rows(with_items, n_boot=n_boot, seed=seed)
+        samples = boot.rows
+        n_items, paired, nb = boot.n_items, boot.paired, n_boot
+    else:
+        samples, n_items, paired, nb = {}, None, None, None
+    how = (f"{n_items} items, {n_seeds} seed{'s' * (n_seeds != 1)}, "
+           f"{'paired' if paired else 'unpaired'} bootstrap of {nb} resamples"
+           if n_items is not None else f"exact counts, {n_seeds} seed{'s' * (n_seeds != 1)}"
+           if exact else "")
+    how = f"; {how}" if how else ""
+    base = dict(values=values, n_items=n_items, n_seeds=n_seeds, kind=kind, metric=metric,
+                paired=paired, n_boot=nb)
+    no_items = ("no per-item outputs for rows " + ", ".join(
+        f"{row} ({reason})" if reason != "no per-item outputs" else row
+        for row, reason in why.items()) + ": no interval") if why else ""
+
     if kind == "comparison":
         sign = 1.0 if test.get("higher_is_better", True) else -1.0
-        margin = float(test.get("min_margin", 0.0))
-        best = values[test["better"]]
+        better = test["better"]
         worse = test["worse"] if isinstance(test["worse"], list) else [test["worse"]]
-        ok = all(sign * (best - values[w]) > margin for w in worse)
-        parts = ", ".join(f"{w} {values[w]:.4g}" for w in worse)
+        pairs = []
+        for w in worse:
+            eff = sign * (values[better] - values[w])
+            spread = stats.seed_spread(recorded[better], recorded[w])
+            if better in samples and w in samples:
+                lo, hi = stats.percentile_interval(sign * (samples[better] - samples[w]), level)
+                verdict = stats.side_of(lo, hi, 0.0, claim_above=True)
+            else:
+                lo = hi = None
+                verdict = stats.INCONCLUSIVE
+            pairs.append({"worse": w, "effect": eff, "interval": [lo, hi], "verdict": verdict,
+                          "seed_spread": spread,
+                          "paired": boot.paired_rows(better, w) if boot is not None
+                          and better in boot.rows and w in boot.rows else None})
+        verdict = stats.combine([p["verdict"] for p in pairs])
+        key = {"reproduced": lambda p: p["interval"][0],
+               "not reproduced": lambda p: (p["verdict"] != "not reproduced", p["interval"][1] or 0),
+               "inconclusive": lambda p: (p["verdict"] != "inconclusive",
+                                          -np.inf if p["interval"][0] is None else p["interval"][0])}
+        decisive = min(pairs, key=key[verdict])
         rel = ">" if sign > 0 else "<"
-        return ok, f"this run {metric}: {test['better']} {best:.4g} vs. {parts} (claim: {rel} each)"
-    if kind == "close":
-        pn = paper_numbers(paper)
-        hit = pn[(pn["table"] == test["table"]) & (pn["row"] == test["row"]) & (pn["column"] == metric)]
-        if hit.empty:
-            raise RegistryError(f"claim test of {paper}: no paper number for "
-                                f"{test['table']}/{test['row']}/{metric}")
-        paper_value, unit = float(hit["value"].iloc[0]), hit["unit"].iloc[0]
-        run = values[test["row"]] * UNIT_FACTORS[unit]
-        rel = abs(run - paper_value) / abs(paper_value)
-        ok = rel <= float(test["rel_tol"])
-        return ok, (f"this run {metric} {run:.4g} {unit} vs. paper {paper_value:g} {unit}: "
-                    f"relative difference {rel:.1%} (tolerance {float(test['rel_tol']):.0%})")
-    if kind == "threshold":
-        ops = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}
-        op = test["op"]
-        if op not in ops:
-            raise RegistryError(f"claim test of {paper}: unknown op {op!r}")
-        run = values[test["row"]]
-        ok = bool(ops[op](run, float(test["value"])))
-        return ok, f"this run {metric} {run:.4g} (claim: {op} {test['value']})"
-    spread = max(values.values()) - min(values.values())
-    ok = spread <= float(test["max_spread"])
-    return ok, (f"this run {metric} from {min(values.values()):.4g} to {max(values.values()):.4g}: "
-                f"spread {spread:.4g} (claim: <= {test['max_spread']})")
+        parts = "; ".join(f"vs. {p['worse']} {values[p['worse']]:.4g}: diff {_fmt(p['effect'], True)}"
+                          + (f" {_ci(*p['interval'], signed=True)}" if p["interval"][0] is not None
+                             else "") for p in pairs)
+        evidence = (f"this run {metric}: {better} {values[better]:.4g} {parts} "
+                    f"(claim: {rel} each{'; 95% interval of the difference' if how else ''}{how})")
+        if no_items:
+            evidence += f"; {no_items}"
+        iv = decisive["interval"]
+        return Verdict(claim_id, verdict, evidence, effect=decisive["effect"],
+                       interval=None if iv[0] is None else (iv[0], iv[1]),
+                       seed_spread=decisive["seed_spread"], reference=0.0, pairs=pairs, **base)
+
+    if kind in ("close", "threshold"):
+        row = test["row"]
+        run_value = values[row]
+        spread = stats.seed_spread(recorded[row])
+        lo = hi = None
+        if row in samples:
+            lo, hi = stats.percentile_interval(samples[row], level)
+        if kind == "close":
+            pn = paper_numbers(paper)
+            hit = pn[(pn["table"] == test["table"]) & (pn["row"] == row) & (pn["column"] == metric)]
+            if hit.empty:
+                raise RegistryError(f"claim test of {paper}: no paper number for "
+                                    f"{test['table']}/{row}/{metric}")
+            paper_value, unit = float(hit["value"].iloc[0]), hit["unit"].iloc[0]
+            tol = float(test["rel_tol"])
+            target = paper_value / UNIT_FACTORS[unit]
+            band = sorted((target * (1 - tol), target * (1 + tol)))
+            verdict = stats.in_band(lo, hi, *band) if lo is not None else stats.INCONCLUSIVE
+            f = UNIT_FACTORS[unit]
+            evidence = (f"this run {metric} {_fmt(run_value * f)} {unit}"
+                        + (f" {_ci(lo * f, hi * f)}" if lo is not None else "")
+                        + f" vs. paper {paper_value:g} {unit}: relative difference "
+                        f"{(run_value - target) / target:+.1%} (claim: within "
+                        f"{tol:.0%}, band {_ci(band[0] * f, band[1] * f)}{how})")
+            reference: Any = band
+        else:
+            ops = {">": True, ">=": True, "<": False, "<=": False}
+            op = test["op"]
+            if op not in ops:
+                raise RegistryError(f"claim test of {paper}: unknown op {op!r}")
+            value = float(test["value"])
+            verdict = (stats.side_of(lo, hi, value, claim_above=ops[op]) if lo is not None
+                       else stats.INCONCLUSIVE)
+            evidence = (f"this run {metric} {_fmt(run_value)}"
+                        + (f" {_ci(lo, hi)}" if lo is not None else "")
+                        + f" (claim: {op} {test['value']}{how})")
+            reference = {"op": op, "value": value}
+        if no_items:
+            evidence += f"; {no_items}"
+        return Verdict(claim_id, verdict, evidence, effect=run_value,
+                       interval=None if lo is None else (lo, hi), seed_spread=spread,
+                       reference=reference, **base)
+
+    # spread
+    rows = list(test["rows"])
+    point = max(values[r] for r in rows) - min(values[r] for r in rows)
+    seeds = set.intersection(*(set(recorded[r]) for r in rows))
+    per_seed = {s: max(recorded[r][s] for r in rows) - min(recorded[r][s] for r in rows)
+                for s in seeds}
+    lo = hi = None
+    if all(r in samples for r in rows):
+        stacked = np.stack([np.broadcast_to(samples[r], samples[rows[0]].shape) for r in rows])
+        lo, hi = stats.percentile_interval(stacked.max(axis=0) - stacked.min(axis=0), level)
+    max_spread = float(test["max_spread"])
+    verdict = (stats.side_of(lo, hi, max_spread, claim_above=False) if lo is not None
+               else stats.INCONCLUSIVE)
+    evidence = (f"this run {metric} from {min(values[r] for r in rows):.4g} to "
+                f"{max(values[r] for r in rows):.4g}: spread {point:.4g}"
+                + (f" {_ci(lo, hi)}" if lo is not None else "")
+                + f" (claim: <= {test['max_spread']}{how})")
+    if no_items:
+        evidence += f"; {no_items}"
+    return Verdict(claim_id, verdict, evidence, effect=point,
+                   interval=None if lo is None else (lo, hi),
+                   seed_spread=stats.seed_spread(per_seed), reference=max_spread, **base)
+
+
+# ------------------------------------------------------------------------------ tables
+CLAIM_COLUMNS = ["record_id", "timestamp", "chapter", "paper", "claim_id", "verdict", "evidence",
+                 "dataset", "scale", "profile", "effect", "lo", "hi", "n_items", "n_seeds",
+                 "seed_spread", "notebook", "test_kind", "metric", "reference", "paired", "n_boot"]
 
 
 def load_claim_records() -> pd.DataFrame:
-    """Every stored verdict, oldest first."""
-    cols = ["record_id", "timestamp", "chapter", "paper", "claim_id", "verdict", "evidence",
-            "dataset", "scale", "profile"]
-    recs = [{c: r.get(c) for c in cols} for r in _read_all("claim")]
-    df = pd.DataFrame(recs, columns=cols)
+    """Every stored verdict, oldest first (fields a verdict did not store are None)."""
+    recs = []
+    for r in _read_all("claim"):
+        iv = r.get("interval") or [None, None]
+        recs.append({**{c: r.get(c) for c in CLAIM_COLUMNS}, "lo": iv[0], "hi": iv[1]})
+    df = pd.DataFrame(recs, columns=CLAIM_COLUMNS)
     return df.sort_values(["timestamp", "record_id"], kind="stable").reset_index(drop=True)
+
+
+TABLE_COLUMNS = ["paper", "claim_id", "claim", "test", "verdict", "effect", "lo", "hi", "n_items",
+                 "n_seeds", "seed_spread", "test_kind", "metric", "reference", "notebook",
+                 "evidence", "dataset", "scale", "profile", "timestamp"]
 
 
 def claims_table(papers: Iterable[str] | None = None, profile: str | None = None) -> pd.DataFrame:
     """Every claim of every paper with its latest verdict (or ``not yet measured``).
 
-    Columns: ``paper, claim_id, claim, test, verdict, evidence, dataset, scale, profile, timestamp``.
-    ``profile`` keeps only verdicts registered under that profile.
+    Columns: ``paper, claim_id, claim, test, verdict, effect, lo, hi, n_items, n_seeds,
+    seed_spread, test_kind, metric, reference, notebook, evidence, dataset, scale, profile,
+    timestamp``. ``profile`` keeps only verdicts registered under that profile.
     """
     papers = paper_names() if papers is None else papers
     stored = load_claim_records()
     if profile is not None and not stored.empty:
         stored = stored[stored["profile"] == profile]
     latest = {} if stored.empty else {
-        (r.paper, r.claim_id): r for r in stored.drop_duplicates(["paper", "claim_id"], keep="last").itertuples()}
+        (r["paper"], r["claim_id"]): r
+        for r in stored.drop_duplicates(["paper", "claim_id"], keep="last").to_dict("records")}
     rows = []
     for paper in papers:
         for c in claims(paper):
-            hit = latest.get((paper, c["id"]))
             test = c["test"]
-            desc = ", ".join(f"{k}={v}" for k, v in test.items())
-            row = {"paper": paper, "claim_id": c["id"], "claim": c["text"], "test": desc,
-                   "verdict": "not yet measured", "evidence": "", "dataset": "", "scale": "",
-                   "profile": "", "timestamp": ""}
+            row = {col: None for col in TABLE_COLUMNS}
+            row.update(paper=paper, claim_id=c["id"], claim=c["text"],
+                       test=", ".join(f"{k}={v}" for k, v in test.items()),
+                       verdict="not yet measured", evidence="", dataset="", scale="",
+                       profile="", timestamp="", test_kind=test.get("kind"),
+                       metric=test.get("metric"))
+            hit = latest.get((paper, c["id"]))
             if hit is not None:
-                row.update(verdict=hit.verdict, evidence=hit.evidence, dataset=hit.dataset,
-                           scale=hit.scale, profile=hit.profile, timestamp=hit.timestamp)
+                row.update({k: hit[k] for k in TABLE_COLUMNS if k in hit and k not in
+                            ("paper", "claim_id") and not (k in ("test_kind", "metric")
+                                                           and hit[k] is None)})
             rows.append(row)
-    return pd.DataFrame(rows, columns=["paper", "claim_id", "claim", "test", "verdict", "evidence",
-                                       "dataset", "scale", "profile", "timestamp"])
+    df = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    for col in ("effect", "lo", "hi", "n_items", "n_seeds", "seed_spread"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)    # missing -> NaN
+    return df
 
 
-VERDICT_COLOURS = {"reproduced": "#2e7d32", "not reproduced": "#c62828", "not yet measured": "#9e9e9e"}
+def _num(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
 
 
-def chapter_verdicts(paper: str, profile: str | None = None) -> "pd.io.formats.style.Styler":
-    """The claims of one paper with the latest verdict registered by this run (``profile``:
-    only verdicts of that profile), as a styled table indexed by claim id with the verdict coloured.
+def effect_text(row: Mapping[str, Any]) -> str:
+    """``Δ mAP +0.041 [+0.012, +0.070]`` (or the kind's own wording) of a claims-table row."""
+    effect, lo, hi = _num(row.get("effect")), _num(row.get("lo")), _num(row.get("hi"))
+    if effect is None:
+        return ""
+    kind, metric, ref = row.get("test_kind"), row.get("metric") or "", row.get("reference")
+    ci = "" if lo is None or hi is None else " " + _ci(lo, hi, signed=kind == "comparison")
+    if kind == "comparison":
+        return f"Δ {metric} {_fmt(effect, True)}{ci}"
+    if kind == "close" and isinstance(ref, (list, tuple)) and len(ref) == 2:
+        return f"{metric} {_fmt(effect)}{ci} vs. band {_ci(*ref)}"
+    if kind == "threshold" and isinstance(ref, Mapping):
+        return f"{metric} {_fmt(effect)}{ci} vs. {ref.get('op')} {_fmt(_num(ref.get('value')))}"
+    if kind == "spread":
+        return f"spread {_fmt(effect)}{ci} vs. ≤ {_fmt(_num(ref))}"
+    return f"{_fmt(effect)}{ci}"
 
-    Nothing in it is typed by hand: claim texts (with the paper's numbers) come from
-    ``papers/<paper>.yml``, verdicts and evidence (this run's numbers) from the registry.
+
+def _short(text: str, limit: int = EVIDENCE_CHARS) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def _details(text: str, more: str = "") -> str:
+    """HTML: the first EVIDENCE_CHARS characters, the whole text (and ``more``) on demand."""
+    full = " ".join(str(text or "").split())
+    if len(full) <= EVIDENCE_CHARS and not more:
+        return html.escape(full)
+    body = html.escape(full) + (f"<br><i>{html.escape(more)}</i>" if more else "")
+    return (f"<details><summary>{html.escape(_short(full))}</summary>"
+            f"<div style='font-size:90%'>{body}</div></details>")
+
+
+def _notebook_link(name: Any, link_base: str) -> str:
+    if not name:
+        return ""
+    name = str(name)
+    label = html.escape(name.split("/")[-1])
+    if "/" not in name:
+        return label
+    return f"<a href='{html.escape(link_base + name)}.html'>{label}</a>"
+
+
+def chapter_verdicts(paper: str, profile: str | None = None,
+                     link_base: str = "../") -> "pd.io.formats.style.Styler":
+    """One line per claim of ``paper`` with its latest verdict (``profile``: only verdicts of
+    that profile): claim, verdict (coloured), effect with its 95 % interval, n items, n seeds,
+    the notebook that decided it (a link, relative to ``link_base``) and the evidence, cut to
+    120 characters with the whole text (and the data / scale / profile) on demand.
+
+    ``.data`` holds the plain values (full evidence); nothing in it is typed by hand: claim
+    texts come from the paper file, verdicts and numbers from the registry.
     """
     if paper not in paper_names():
         raise KeyError(f"unknown paper {paper!r}; known: {list(paper_names())}")
     table = claims_table([paper], profile=profile)
-    shown = table[["claim_id", "claim", "verdict", "evidence", "dataset", "scale", "profile"]]
+    shown = pd.DataFrame({
+        "claim_id": table["claim_id"], "claim": table["claim"], "verdict": table["verdict"],
+        "effect [95% interval]": [effect_text(r) for r in table.to_dict("records")],
+        "n items": [("" if _num(x) is None else int(x)) for x in table["n_items"]],
+        "n seeds": [("" if _num(x) is None else int(x)) for x in table["n_seeds"]],
+        "notebook": table["notebook"].fillna(""), "evidence": table["evidence"],
+        "dataset": table["dataset"], "scale": table["scale"], "profile": table["profile"],
+    }).set_index("claim_id")
 
     def colour(value: str) -> str:
         return f"color: {VERDICT_COLOURS[value]}; font-weight: bold" if value in VERDICT_COLOURS else ""
 
-    return (shown.set_index("claim_id").style.map(colour, subset=["verdict"])
-            .set_properties(**{"text-align": "left"}))
+    styler = (shown.style.map(colour, subset=["verdict"])
+              .format(lambda n: _notebook_link(n, link_base), subset=["notebook"])
+              .hide(["dataset", "scale", "profile"], axis="columns")
+              .set_properties(**{"text-align": "left", "vertical-align": "top",
+                                 "white-space": "normal", "overflow-wrap": "anywhere"})
+              .set_properties(subset=["claim"], **{"min-width": "16em"})
+              .set_properties(subset=["evidence"], **{"min-width": "12em"})
+              .set_table_styles([{"selector": "", "props": "table-layout: auto; max-width: 100%; "
+                                                           "font-size: 90%;"}]))
+    for cid, r in shown.iterrows():
+        run = ", ".join(f"{k} {r[k]}" for k in ("profile", "dataset", "scale") if r[k])
+        styler = styler.format(lambda text, run=run: _details(text, f"run: {run}" if run else ""),
+                               subset=pd.IndexSlice[[cid], ["evidence"]])
+    return styler
+
+
+def _margin(row: Mapping[str, Any]) -> tuple[float | None, float | None, float | None, str]:
+    """(point, lo, hi) of a verdict as a margin toward the claim (positive = paper's side), and
+    the unit label: comparison: the difference; threshold: value - threshold (flipped for < / <=);
+    spread: max_spread - spread; close: rel_tol - |relative difference from the paper|."""
+    effect, lo, hi = _num(row.get("effect")), _num(row.get("lo")), _num(row.get("hi"))
+    kind, ref, metric = row.get("test_kind"), row.get("reference"), row.get("metric") or ""
+    if effect is None:
+        return None, None, None, ""
+    if kind == "comparison":
+        return effect, lo, hi, f"Δ {metric}"
+    if kind == "threshold" and isinstance(ref, Mapping):
+        s = 1.0 if ref.get("op") in (">", ">=") else -1.0
+        v = float(ref["value"])
+        ends = None if lo is None else sorted((s * (lo - v), s * (hi - v)))
+        return s * (effect - v), *(ends or (None, None)), f"{metric} vs. threshold"
+    if kind == "spread":
+        m = float(ref)
+        return m - effect, None if hi is None else m - hi, None if lo is None else m - lo, \
+            f"{metric} spread margin"
+    if kind == "close" and isinstance(ref, (list, tuple)) and len(ref) == 2:
+        target = (ref[0] + ref[1]) / 2
+        tol = (ref[1] - ref[0]) / 2 / abs(target)
+
+        def dev(x: float) -> float:
+            return (x - target) / abs(target)
+        point = tol - abs(dev(effect))
+        if lo is None:
+            return point, None, None, "relative to paper"
+        a, b = dev(lo), dev(hi)
+        nearest = 0.0 if a <= 0 <= b else min(abs(a), abs(b))
+        return point, tol - max(abs(a), abs(b)), tol - nearest, "relative to paper"
+    return effect, lo, hi, metric
+
+
+def verdict_plot(paper: str, profile: str | None = None, ax: Any = None) -> Any:
+    """Effects of ``paper``'s claims with their 95 % intervals against zero, one row per claim
+    (matplotlib Figure). Each effect is a margin toward the claim, so right of zero is the
+    paper's side: a comparison's difference, a threshold's distance, max_spread - spread, and
+    for closeness rel_tol - |relative difference| (the paper's band is zero and right of it).
+    Colours are the verdicts'; claims without a number are listed at the axis."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    table = claims_table([paper], profile=profile)
+    n = len(table)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 0.42 * n + 1.3))
+    else:
+        fig = ax.figure
+    labels = []
+    for i, r in enumerate(table.to_dict("records")):
+        y = n - 1 - i
+        point, lo, hi, unit = _margin(r)
+        colour = VERDICT_COLOURS.get(r["verdict"], "#000000")
+        labels.append((y, f"{r['claim_id']}" + (f" ({unit})" if unit else "")))
+        if point is None:
+            ax.annotate(r["verdict"], (0, y), xytext=(4, 0), textcoords="offset points",
+                        va="center", fontsize=8, color=colour)
+            continue
+        if lo is not None and hi is not None:
+            ax.plot([lo, hi], [y, y], color=colour, lw=2.5, solid_capstyle="butt")
+        ax.plot([point], [y], "o", color=colour, ms=5,
+                mfc=colour if lo is not None else "white")
+    ax.axvline(0.0, color="#444444", lw=0.8)
+    ax.set_yticks([y for y, _ in labels], [t for _, t in labels], fontsize=8)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel("margin toward the claim (metric units; closeness: relative)  →  paper's side")
+    ax.set_title(f"{paper}: effects with 95% intervals", fontsize=10)
+    handles = [Line2D([], [], color=c, marker="o", lw=2.5, label=v)
+               for v, c in VERDICT_COLOURS.items()]
+    ax.legend(handles=handles, fontsize=7, frameon=False, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig

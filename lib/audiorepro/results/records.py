@@ -10,6 +10,7 @@ import os
 import platform
 import subprocess
 import uuid
+import warnings
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
@@ -24,6 +25,10 @@ from audiorepro.fileio import atomic_write_text
 
 SCHEMA_VERSION = 1
 _PACKAGES = ("torch", "torchaudio", "numpy", "scikit-learn", "pandas", "audiorepro")
+PROFILES = ("smoke", "book", "paper")
+# Chapters of the book that record results but are not a paper package (papers are discovered:
+# audiorepro.results.paper_names()): the shared backbones' pre-training.
+BOOK_CHAPTERS = ("backbones",)
 
 
 class RegistryError(ValueError):
@@ -143,11 +148,17 @@ def _jsonable(value: Any, where: str) -> Any:
     raise RegistryError(f"{where} has type {type(value).__name__}; use numbers, strings, lists")
 
 
-def _write_atomic(payload: dict[str, Any], folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+def _new_stem() -> tuple[str, datetime]:
+    """A unique, time-ordered record id and its time."""
     now = datetime.now(timezone.utc)
-    name = f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}-{uuid.uuid4().hex[:12]}.json"
-    final = folder / name
+    return f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}-{uuid.uuid4().hex[:12]}", now
+
+
+def _write_atomic(payload: dict[str, Any], folder: Path,
+                  stem: tuple[str, datetime] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    name, now = stem or _new_stem()
+    final = folder / f"{name}.json"
     payload = {**payload, "record_id": final.stem, "timestamp": now.isoformat()}
     atomic_write_text(final, json.dumps(payload, indent=1, sort_keys=True, allow_nan=False), fsync=True)
     return final
@@ -160,7 +171,7 @@ def _provenance() -> dict[str, Any]:
 
 def record(chapter: str, table: str, metrics: Mapping[str, Any], params: Mapping[str, Any],
            dataset: str, scale: str, profile: str, model: str = "", notes: str = "",
-           duration_s: float | None = None) -> Path:
+           duration_s: float | None = None, items: Any = None) -> Path:
     """Append one result record (one run of one table row) and return its file.
 
     Args:
@@ -171,10 +182,21 @@ def record(chapter: str, table: str, metrics: Mapping[str, Any], params: Mapping
         dataset / scale / profile: which data, how much of it, which book profile
             (``smoke`` / ``book`` / ``paper``). model: the model that really ran.
         duration_s: wall time of the run, if measured.
+        items: the per-item outputs that computed ``metrics`` (test clips' scores and targets,
+            per-query ranks, ...: :mod:`audiorepro.results.items`), stored beside the record in
+            ``<record_id>.items.npz`` so that verdicts can resample them. ``params["seed"]``
+            names the seed of the run and ``params["run_group"]`` (:func:`new_run_group`) the
+            execution of a grid / table it belongs to.
     """
     for kind, value in (("chapter", chapter), ("table", table), ("dataset", dataset),
                         ("scale", scale), ("profile", profile)):
         _check_name(kind, value)
+    if profile not in PROFILES:
+        raise RegistryError(f"profile {profile!r} is not one of {PROFILES}")
+    from .papers import paper_file, paper_names   # local: papers imports this module
+    if chapter not in BOOK_CHAPTERS and not paper_file(chapter).is_file():
+        raise RegistryError(f"chapter {chapter!r} is not a chapter that records results "
+                            f"(known: {[*paper_names(), *BOOK_CHAPTERS]})")
     if not isinstance(params, Mapping):
         raise RegistryError(f"params must be a dict, got {type(params).__name__}")
     if duration_s is not None and not (isinstance(duration_s, (int, float))
@@ -186,25 +208,82 @@ def record(chapter: str, table: str, metrics: Mapping[str, Any], params: Mapping
                "dataset": dataset, "scale": scale, "profile": profile, "model": str(model),
                "notes": str(notes), "duration_s": None if duration_s is None else float(duration_s),
                **_provenance()}
-    return _write_atomic(payload, records_dir())
+    stem = _new_stem()
+    if items is not None:   # written first: a record never points at a missing items file
+        from .items import save_items
+        payload["items"] = save_items(items, payload["metrics"], stem[0], records_dir())
+    return _write_atomic(payload, records_dir(), stem)
 
 
 # --------------------------------------------------------------------------------- reading
-def _read_all(kind: str) -> list[dict[str, Any]]:
+class CorruptRecordWarning(UserWarning):
+    """A record file is unreadable or incomplete; readers skip it (see corrupt_records())."""
+
+
+_REQUIRED = {"result": ("chapter", "table", "dataset", "scale", "profile"),
+             "claim": ("chapter", "claim_id", "verdict", "evidence")}
+
+
+def _problem(rec: Any) -> str | None:
+    """Why a parsed record cannot be used, or None."""
+    if not isinstance(rec, dict):
+        return f"not a JSON object but {type(rec).__name__}"
+    for key in ("kind", "record_id", "timestamp"):
+        if not isinstance(rec.get(key), str) or not rec[key]:
+            return f"missing or empty {key!r}"
+    if rec["kind"] not in _REQUIRED:
+        return f"unknown kind {rec['kind']!r}"
+    for key in _REQUIRED[rec["kind"]]:
+        if not isinstance(rec.get(key), str) or not rec[key]:
+            return f"missing or empty {key!r}"
+    if rec["kind"] == "result":
+        metrics = rec.get("metrics")
+        if not isinstance(metrics, dict) or not metrics:
+            return "no 'metrics' object"
+        for name, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"metric {name!r} is not a number: {value!r}"
+            if not math.isfinite(value):
+                return f"metric {name!r} is {value}"
+        if not isinstance(rec.get("params", {}), dict):
+            return "'params' is not an object"
+    return None
+
+
+def _scan() -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """(usable records, corrupt files) of the registry folder."""
     folder = records_dir()
     if not folder.is_dir():
-        return []
-    out = []
+        return [], []
+    good, bad = [], []
     for path in sorted(folder.glob("*.json")):
         try:
             rec = json.loads(path.read_text(encoding="utf8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RegistryError(f"unreadable result record {path}: {exc}") from exc
-        if not isinstance(rec, dict) or "kind" not in rec:
-            raise RegistryError(f"result record {path} has no 'kind' field")
-        if rec["kind"] == kind:
-            out.append(rec)
-    return out
+            problem = _problem(rec)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            problem = f"unreadable: {exc}"
+        if problem is None:
+            good.append(rec)
+        else:
+            bad.append({"file": path.name, "path": str(path), "problem": problem})
+    return good, bad
+
+
+def corrupt_records() -> pd.DataFrame:
+    """Record files that readers skip: columns ``file`` (name in the registry folder),
+    ``path`` and ``problem`` (unreadable JSON, missing ``record_id``, a metric that is a string
+    or NaN, ...). Empty when the registry is sound."""
+    return pd.DataFrame(_scan()[1], columns=["file", "path", "problem"])
+
+
+def _read_all(kind: str) -> list[dict[str, Any]]:
+    """Every usable record of ``kind``; a corrupt file is skipped with a
+    :class:`CorruptRecordWarning` naming it, so one bad file never blocks the others."""
+    good, bad = _scan()
+    for b in bad:
+        warnings.warn(f"skipping corrupt results record {b['path']}: {b['problem']}",
+                      CorruptRecordWarning, stacklevel=3)
+    return [rec for rec in good if rec["kind"] == kind]
 
 
 def _flat_params(params: Mapping[str, Any]) -> dict[str, Any]:

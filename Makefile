@@ -11,11 +11,12 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: lock setup test unit nbval book execute timings html screenshot data bench clean distclean
+.PHONY: lock setup test unit nbval book book-setup mathjax chromium toc execute timings html screenshot data bench clean distclean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.lock
+	@echo "setting up $(VENV): the Python packages of pyproject.toml at the versions of requirements.lock, and the python3 kernel"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24" 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install --quiet -c requirements.lock -e ".[book,dev]" 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
@@ -31,8 +32,23 @@ unit: setup
 nbval: setup
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider --ignore=book/_executed book
 
-## make book: execute every notebook with its book-profile parameter files, then build the HTML
-book: setup execute html screenshot
+## make book: install what the build needs (each step says what), execute every notebook with its
+## book-profile parameter files, then build the HTML (and screenshots when chromium is there)
+book: setup book-setup execute html screenshot
+
+## set-up of the book: MathJax 3 via npm (served by the book itself), chromium via apt-get (screenshots)
+book-setup: mathjax chromium
+
+mathjax: setup
+	$(PY) tools/book_setup.py mathjax
+	$(PY) -m audiorepro.book mathjax
+
+chromium: setup
+	$(PY) tools/book_setup.py chromium
+
+## make toc: regenerate _toc.yml from the book/ folders (the build also does)
+toc: setup
+	$(PY) -m audiorepro.book toc
 
 execute: setup
 	$(PY) -m audiorepro.book execute --profile $(PROFILE)
@@ -42,11 +58,10 @@ execute: setup
 timings: setup
 	$(PY) -m audiorepro.book timings --profile $(PROFILE)
 
-html: setup
-	$(PY) -m audiorepro.book mathjax
+html: setup mathjax
 	$(PY) -m audiorepro.book build
 
-screenshot: setup
+screenshot: setup chromium
 	$(PY) -m audiorepro.book screenshot
 
 data: setup

@@ -1,23 +1,31 @@
 """Book pipeline: conventions check, parameter validation, papermill execution with done markers,
-Jupyter Book build of a mini book (tests/fixtures/book) with local MathJax."""
+generated table of contents, Jupyter Book build of a mini book (tests/fixtures/book) with local
+MathJax. Parameter guards: tests/test_book_parameters.py; commands shown to readers:
+tests/test_book_commands.py."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import runpy
 import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from audiorepro import book as B
 
 FIXTURE = Path(__file__).parent / "fixtures" / "book"
 REPO = Path(__file__).resolve().parents[1]
+GUARD_TOOL = runpy.run_path(str(REPO / "tools" / "add_parameter_guard.py"))
 
 
 @pytest.fixture()
 def mini(tmp_path, monkeypatch) -> B.Layout:
-    """A fresh copy of the mini book (index, one chapter, one notebook with a book variant).
+    """A fresh copy of the mini book (index, one chapter, one notebook with a book variant), its
+    notebook given the parameter guard by tools/add_parameter_guard.py (k > 0).
 
     The library hash is pinned: other work on lib/ during a test must not make copies stale
     (that dependence is tested by test_job_hash_tracks_notebook_and_parameters).
@@ -25,6 +33,8 @@ def mini(tmp_path, monkeypatch) -> B.Layout:
     monkeypatch.setattr(B, "library_hash", lambda: "pinned-library-hash")
     root = tmp_path / "mini"
     shutil.copytree(FIXTURE, root, ignore=shutil.ignore_patterns("_build", "_executed", "_static"))
+    GUARD_TOOL["guard_notebook"](root / "book" / "demo" / "01_demo.ipynb", {"positive": ("k",)},
+                                 log=lambda *_: None)
     return B.Layout(root)
 
 
@@ -55,7 +65,7 @@ def _fake_mathjax(layout: B.Layout) -> None:
 
 # ------------------------------------------------------------------------- check & parameters
 def test_fixture_book_passes_check(mini):
-    assert B.check(mini) == []
+    assert B.check(mini) == [] and B.guard_warnings(mini) == []
     assert B.toc_docnames(mini) == ["book/index", "book/demo/index", "book/demo/01_demo"]
 
 
@@ -90,6 +100,22 @@ def test_unknown_parameter_is_an_error_naming_it_and_the_notebook(mini):
     assert any("epochz" in p for p in B.check(mini))
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("k: 1.5\nprofile: book\n", "parameter 'k' = 1.5 is a float, but its default 3 is an int"),
+    ("k: '12'\nprofile: book\n", "parameter 'k' = '12' is a string, but its default 3 is an int"),
+    ("k: 0\nprofile: book\n", "parameter 'k' = 0 is out of range: it must be > 0"),
+])
+def test_executor_rejects_wrong_type_and_range_before_running(mini, text, expected):
+    (mini.book / "demo" / "params" / "01_demo.book-big.yaml").write_text(text)
+    with pytest.raises(B.ParameterError, match="01_demo.book-big.yaml") as err:
+        B.execute(mini, "book", log=lambda *_: None)
+    assert expected in str(err.value)
+    assert not mini.executed.exists()                     # nothing ran, not even the valid job
+    assert any(expected in p for p in B.check(mini))
+    rc = B.main(["--root", str(mini.root), "execute", "--profile", "book"])
+    assert rc == 1
+
+
 def test_plan_finds_profile_files_variants_and_injects_profile(mini):
     jobs = {j.variant: j for j in B.plan(mini, "book")}
     assert set(jobs) == {None, "big"}
@@ -110,6 +136,20 @@ def test_job_hash_tracks_notebook_and_parameters(mini):
     assert B.job_hash(job, "lib2") != h
     job.parameters = {**job.parameters, "k": 13}
     assert B.job_hash(job, "lib") != h
+
+
+def test_corrupt_done_marker_is_named_and_counts_as_missing(mini):
+    B.execute(mini, "book", log=lambda *_: None)
+    marker = mini.executed / "demo" / "01_demo.ipynb.done"
+    marker.write_text('{"hash": "abc", truncated')
+    _fake_mathjax(mini)
+    with pytest.raises(B.BookError, match=r"corrupt done marker .*01_demo.ipynb.done"):
+        B.build(mini, log=lambda *_: None)
+    lines = []
+    out = {o.job.variant: o.status for o in B.execute(mini, "book", log=lines.append)}
+    assert out == {None: "ran", "big": "skipped"}
+    assert any("corrupt done marker" in ln and str(marker) in ln and "runs again" in ln for ln in lines)
+    assert json.loads(marker.read_text())["profile"] == "book"  # rewritten by the rerun
 
 
 def test_library_hash_follows_source_not_caches(tmp_path):
@@ -192,12 +232,14 @@ def test_external_mathjax_is_detected(tmp_path):
         "sub/b.html: https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"]
 
 
-def test_install_mathjax_copies_script_and_fonts_from_cache(mini, tmp_path):
+def test_copy_mathjax_copies_script_and_fonts_from_the_installed_package(mini, tmp_path):
+    with pytest.raises(B.BookError, match="MathJax 3 is not installed.*make mathjax"):
+        B.copy_mathjax(mini, cache=tmp_path / "npm")  # the library never installs it
     es5 = tmp_path / "npm" / "node_modules" / "mathjax" / "es5"
     (es5 / B.MATHJAX_FONTS).mkdir(parents=True)
     (es5 / B.MATHJAX_FILE).write_text("// mathjax")
     (es5 / B.MATHJAX_FONTS / "MathJax_Zero.woff").write_bytes(b"woff")
-    script = B.install_mathjax(mini, cache=tmp_path / "npm")  # present: npm is not called
+    script = B.copy_mathjax(mini, cache=tmp_path / "npm")
     assert script == mini.mathjax_dir / B.MATHJAX_FILE and script.read_text() == "// mathjax"
     assert (mini.mathjax_dir / B.MATHJAX_FONTS / "MathJax_Zero.woff").read_bytes() == b"woff"
 
@@ -230,8 +272,9 @@ def test_mini_book_builds_with_local_mathjax(mini):
 
 def test_screenshot_without_chromium_is_a_clear_skip(mini, monkeypatch, capsys):
     monkeypatch.setattr(B, "find_chromium", lambda: None)
-    assert B.main(["--root", str(mini.root), "screenshot", "--no-install"]) == 0
-    assert "screenshot skipped: no chromium" in capsys.readouterr().out
+    assert B.main(["--root", str(mini.root), "screenshot"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("screenshot skipped: no chromium browser installed")
 
 
 # ------------------------------------------------------------------------- the real book
@@ -270,3 +313,99 @@ def test_repository_book_passes_check():
     layout = B.Layout(B.default_root())
     assert layout.toc.is_file()
     assert B.check(layout) == []
+
+
+# ------------------------------------------------------------------------- table of contents
+def test_committed_toc_is_the_generated_one():
+    assert (REPO / "_toc.yml").read_text(encoding="utf8") == B.toc_text(REPO), \
+        "_toc.yml is stale: run `python -m audiorepro.book toc`"
+
+
+def test_toc_orders_parts_papers_pages_and_verdicts(tmp_path):
+    from audiorepro.results import paper_file, paper_names
+
+    first, second = paper_names()[:2]    # papers in their paper.yml order
+    book = tmp_path / "book"
+    files = ["index.md", "summary/claims.ipynb", "intro/data.ipynb", "zeta_extra/index.md",
+             f"{second}/index.md", f"{first}/verdicts.ipynb", f"{first}/02_b.ipynb",
+             f"{first}/index.md", f"{first}/01_a.ipynb", f"{first}/notes.md",
+             f"{first}/params/01_a.book.yaml", "_executed/x/index.md", "backbones/01_bb.ipynb",
+             "backbones/index.md"]
+    for name in files:
+        (book / name).parent.mkdir(parents=True, exist_ok=True)
+        (book / name).write_text("")
+    toc = B.generate_toc(tmp_path)
+    assert toc["root"] == "book/index" and toc["format"] == "jb-book"
+    parts = [(p["caption"], p["chapters"][0]["file"],
+              [s["file"] for s in p["chapters"][0].get("sections", [])]) for p in toc["parts"]]
+    caption = lambda paper: yaml.safe_load(paper_file(paper).read_text())["caption"]  # noqa: E731
+    assert parts == [
+        ("The data", "book/intro/data", []),
+        ("Shared backbones", "book/backbones/index", ["book/backbones/01_bb"]),
+        (caption(first), f"book/{first}/index",
+         [f"book/{first}/01_a", f"book/{first}/02_b", f"book/{first}/notes", f"book/{first}/verdicts"]),
+        (caption(second), f"book/{second}/index", []),
+        ("Zeta extra", "book/zeta_extra/index", []),
+        ("Summary", "book/summary/claims", []),
+    ]
+
+
+def test_toc_command_writes_it_and_check_reports_a_stale_one(mini, capsys):
+    text = mini.toc.read_text()
+    mini.toc.write_text(text.replace("        sections:\n          - file: book/demo/01_demo\n", ""))
+    assert any("not the table of contents generated" in p for p in B.check(mini))
+    assert B.main(["--root", str(mini.root), "toc"]) == 0
+    assert "written" in capsys.readouterr().out
+    assert B.toc_docnames(mini) == ["book/index", "book/demo/index", "book/demo/01_demo"]
+    assert B.check(mini) == []
+    assert B.main(["--root", str(mini.root), "toc"]) == 0
+    assert "unchanged" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------- set-up (tools/)
+def _book_setup():
+    spec = importlib.util.spec_from_file_location("book_setup", REPO / "tools" / "book_setup.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_book_setup_says_what_it_installs_and_skips_chromium_without_root(monkeypatch, capsys,
+                                                                         tmp_path):
+    setup = _book_setup()
+    monkeypatch.setattr(setup, "find_chromium", lambda: None)
+    monkeypatch.setattr(setup, "can_apt_install", lambda: False)
+    assert setup.main(["chromium"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "screenshots will be skipped: chromium is not installed and installing it needs root and "
+        "apt-get (Debian: sudo apt-get install chromium)"]
+
+    calls = []
+    monkeypatch.setattr(setup, "can_apt_install", lambda: True)
+    monkeypatch.setattr(setup.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or
+                        subprocess.CompletedProcess(cmd, 0, "", ""))
+    assert setup.main(["chromium"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "installing chromium (Debian package) for screenshots of the built book"
+    assert calls[0][:4] == ["apt-get", "install", "-y", "-q"] and calls[0][-1] == "chromium"
+
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    monkeypatch.setattr(setup.shutil, "which", lambda name: None)  # no npm
+    monkeypatch.setattr(setup, "can_apt_install", lambda: False)
+    assert setup.main(["mathjax"]) == 1
+    assert "npm not found" in capsys.readouterr().err
+    es5 = tmp_path / "cache" / "npm" / "node_modules" / "mathjax" / "es5"
+    es5.mkdir(parents=True)
+    (es5 / B.MATHJAX_FILE).write_text("// mathjax")
+    assert setup.main(["mathjax"]) == 0
+    assert capsys.readouterr().out.startswith("MathJax 3 already installed")
+
+
+def test_make_book_runs_the_set_up_steps():
+    proc = subprocess.run(["make", "-n", "book"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    steps = [next(i for i, ln in enumerate(lines) if needle in ln) for needle in (
+        "tools/book_setup.py mathjax", "audiorepro.book mathjax", "tools/book_setup.py chromium",
+        "audiorepro.book execute", "audiorepro.book build", "audiorepro.book screenshot")]
+    assert steps == sorted(steps)                                  # set-up first, then the book

@@ -4,6 +4,7 @@ Usage: python tools/new_notebook.py SCRIPT.py OUT.ipynb
 
 In SCRIPT, cells are separated by lines ``# %%`` (code), ``# %% [markdown]`` (markdown; each line
 starts with ``# ``) and ``# %% parameters`` (the one parameters cell), the jupytext "percent" style.
+The parameter guard cell (``tools/add_parameter_guard.py``; no ranges) follows the parameters cell.
 """
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import sys
 from pathlib import Path
 
 import nbformat
+
+from add_parameter_guard import insert_guard
+from audiorepro.book import GuardSpec
 
 
 def parse(text: str) -> nbformat.NotebookNode:
@@ -32,6 +36,7 @@ def parse(text: str) -> nbformat.NotebookNode:
             nb.cells.append(cell)
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i:02d}"
+    insert_guard(nb, GuardSpec())
     return nb
 
 

@@ -1,44 +1,56 @@
-"""The book pipeline: papermill execution with done markers, local MathJax, Jupyter Book build.
+"""The book pipeline: parameters checked before anything runs, papermill execution with done
+markers, a generated table of contents, the Jupyter Book build with local MathJax.
 
 Command line (``python -m audiorepro.book COMMAND``; ``--root`` defaults to the checkout)::
 
     execute --profile book [--only PATTERN] [--force]   run notebooks into book/_executed/
-    mathjax                                            npm-install MathJax 3 once, copy it locally
+    toc                                                write _toc.yml, generated from book/
+    mathjax                                            copy the installed MathJax 3 into the book
     build [--allow-stale]                              Jupyter Book v1 HTML into _build/html
     screenshot                                         PNGs of the intro and summary pages
     check                                              notebook conventions (used by the tests)
+    timings --profile book                             wall time of each notebook's last run
+
+Set-up (installing MathJax with npm, Chromium with apt-get) is not done here but by
+``tools/book_setup.py``, which ``make book`` runs: the library only finds and uses what is
+installed.
 
 Conventions
     Notebooks live at ``book/<chapter>/<stem>.ipynb``, are committed without outputs, use the
     ``python3`` kernel and have exactly one cell tagged ``parameters`` whose values are the smoke
-    profile. ``book/<chapter>/params/<stem>.<profile>.yaml`` holds the parameters of a profile
+    profile, followed by the parameter guard cell (:mod:`audiorepro.book.parameters`).
+    ``book/<chapter>/params/<stem>.<profile>.yaml`` holds the parameters of a profile
     (``book``, ``paper``); ``<stem>.<profile>-<variant>.yaml`` adds a variant executed into its own
     copy ``<stem>-<variant>.ipynb`` (a sub-page of the notebook in the built book). A notebook
     without a file for the profile runs with its defaults. When a notebook declares a ``profile``
     parameter, the executor sets it to the profile (unless the parameter file does), so that the
-    notebook's result records name the profile they were computed under.
+    notebook's result records name the profile they were computed under. ``_toc.yml`` is
+    generated from the folders (:mod:`audiorepro.book.toc`).
 
 Execution
-    Each notebook runs with papermill (kernel ``python3``, working directory = its folder) into
-    ``book/_executed/<chapter>/<stem>.ipynb``. A done marker ``<copy>.done`` (JSON) holds the hash
-    of the notebook source, the parameters, the profile and the library source
-    (``lib/audiorepro``); an unchanged hash skips the run. A failing notebook keeps its executed
-    copy (with the traceback) but gets no done marker, the other notebooks still run, and the
-    command exits non-zero naming every failure. Unknown parameter names are an error (papermill
-    itself only warns).
+    Every parameter file is checked first (unknown names, types, the ranges of the notebook's
+    guard cell: :func:`validate_parameters`); one bad file stops the run before any notebook
+    starts. Each notebook then runs with papermill (kernel ``python3``, working directory = its
+    folder) into ``book/_executed/<chapter>/<stem>.ipynb``. A done marker ``<copy>.done`` (JSON)
+    holds the hash of the notebook source, the parameters, the profile and the library source
+    (``lib/audiorepro``, :func:`audiorepro.caching.tree_digest`); an unchanged hash skips the
+    run, a corrupt marker is reported and counts as missing. A failing notebook keeps its
+    executed copy (with the traceback) but gets no done marker, the other notebooks still run,
+    and the command exits non-zero naming every failure.
 
     In an executed copy that received parameters, the original ``parameters`` cell (smoke defaults)
     is tagged ``remove-cell`` and the cell papermill injected stays visible: the reader sees the
     exact values of this run, not defaults that were overridden.
 
 Build
-    A staging folder ``_build/source`` mirrors the repository's ``_config.yml``, ``_toc.yml`` and
-    ``book/``, with every notebook replaced by its executed copy (variants added to the toc under
-    their notebook). ``jupyter-book build -W --keep-going`` makes every Sphinx warning fatal
-    (after reporting all of them): missing toc entries, unreadable notebooks or broken references
-    fail the build. Before building, every toc notebook must have a done marker (a failed or
-    missing execution fails the build) whose hash is current (``--allow-stale`` to downgrade).
-    After the build no HTML page may load MathJax from an external URL.
+    A staging folder ``_build/source`` mirrors the repository's ``_config.yml``, ``_toc.yml``
+    (regenerated first) and ``book/``, with every notebook replaced by its executed copy (variants
+    added to the toc under their notebook). ``jupyter-book build -W --keep-going`` makes every
+    Sphinx warning fatal (after reporting all of them): missing toc entries, unreadable notebooks
+    or broken references fail the build. Before building, every toc notebook must have a done
+    marker (a failed or missing execution fails the build) whose hash is current
+    (``--allow-stale`` to downgrade). After the build no HTML page may load MathJax from an
+    external URL.
 """
 from __future__ import annotations
 
@@ -46,7 +58,6 @@ import argparse
 import fnmatch
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -61,22 +72,26 @@ import yaml
 
 import audiorepro
 from audiorepro import paths
+from audiorepro.caching import stable_digest, tree_digest
 from audiorepro.fileio import atomic_write_text
 
+from .errors import BookError, ParameterError
+from .parameters import (INJECTED_TAG, PARAMS_TAG, GuardSpec, check_parameters, guard_problems,
+                         guard_source, guard_spec, notebook_defaults, parameter_problems,
+                         read_notebook, validate_parameters)
+from .toc import generate_toc, toc_is_current, toc_text, write_toc
+
+__all__ = ["BookError", "ParameterError", "Layout", "Job", "Outcome", "check_parameters",
+           "validate_parameters", "parameter_problems", "GuardSpec", "guard_source", "plan",
+           "execute", "check", "guard_warnings", "generate_toc", "toc_text", "write_toc", "build",
+           "copy_mathjax", "screenshot", "timings", "build_parser", "main"]
+
 KERNEL = "python3"
-PARAMS_TAG = "parameters"
-INJECTED_TAG = "injected-parameters"
+#: make ``check`` report notebooks without parameter guard cell as problems (else warnings)
+REQUIRE_PARAMETER_GUARD = False
 PROFILES = ("smoke", "book", "paper")
 MATHJAX_FILE = "tex-mml-chtml.js"
 MATHJAX_FONTS = Path("output") / "chtml" / "fonts" / "woff-v2"
-
-
-class BookError(RuntimeError):
-    """A notebook, parameter file, toc or build step is wrong; the message names the file."""
-
-
-class ParameterError(BookError):
-    """A parameter file names a parameter the notebook's ``parameters`` cell does not define."""
 
 
 # ------------------------------------------------------------------------------- layout
@@ -177,15 +192,9 @@ def _docname(layout: Layout, path: Path) -> str:
 
 
 # ------------------------------------------------------------------------------- parameters
-def _read_notebook(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BookError(f"unreadable notebook {path}: {exc}") from exc
-
-
 def notebook_parameters(path: Path) -> dict[str, Any]:
-    """Parameters declared in the notebook's ``parameters`` cell (papermill.inspect_notebook)."""
+    """Parameters papermill finds in the notebook's ``parameters`` cell (papermill.inspect_notebook;
+    the executor's checks use :func:`notebook_defaults`, which parses the cell with ``ast``)."""
     import papermill
 
     return dict(papermill.inspect_notebook(str(path)))
@@ -202,17 +211,6 @@ def load_param_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BookError(f"parameter file {path} must be a mapping name: value, got {type(data).__name__}")
     return data
-
-
-def validate_parameters(notebook: Path, parameters: dict[str, Any], source: Path | None,
-                        declared: dict[str, Any] | None = None) -> None:
-    """Raise :class:`ParameterError` naming every parameter the notebook does not declare."""
-    declared = notebook_parameters(notebook) if declared is None else declared
-    unknown = sorted(set(parameters) - set(declared))
-    if unknown:
-        where = f" (from {source})" if source else ""
-        raise ParameterError(f"unknown parameter(s) {unknown}{where} for notebook {notebook}: "
-                             f"its parameters cell declares {sorted(declared)}")
 
 
 @dataclass
@@ -252,16 +250,18 @@ def param_files(notebook: Path, profile: str) -> list[tuple[str | None, Path | N
 
 
 def plan(layout: Layout, profile: str, only: str | None = None) -> list[Job]:
-    """The executions of a profile (validated parameters), in toc order."""
+    """The executions of a profile, in toc order. Every parameter file is validated (names, types,
+    ranges) before any job is returned: :class:`ParameterError` names the file and parameter."""
     jobs = []
     for nb in find_notebooks(layout):
         rel = nb.relative_to(layout.book)
         if only and not (fnmatch.fnmatch(rel.as_posix(), only) or only in rel.as_posix()):
             continue
-        declared = notebook_parameters(nb)
+        content = read_notebook(nb)
+        declared = notebook_defaults(content, str(nb))
         for variant, pfile in param_files(nb, profile):
             params = load_param_file(pfile) if pfile else {}
-            validate_parameters(nb, params, pfile, declared)
+            validate_parameters(nb, params, pfile, content)
             if "profile" in declared and "profile" not in params and (pfile or profile != "smoke"):
                 params["profile"] = profile
             stem = f"{nb.stem}-{variant}" if variant else nb.stem
@@ -272,17 +272,10 @@ def plan(layout: Layout, profile: str, only: str | None = None) -> list[Job]:
 
 # ------------------------------------------------------------------------------- hashing
 def library_hash(pkg: Path | None = None) -> str:
-    """sha256 over the library's source files (``lib/audiorepro``: .py, .yml, .yaml, .csv, .txt).
-
-    Content-based rather than ``git rev-parse HEAD:lib``, so uncommitted edits count too.
-    """
+    """Digest of the library's source files (``lib/audiorepro``: :func:`audiorepro.caching.tree_digest`)
+    and version. Content-based rather than ``git rev-parse HEAD:lib``: uncommitted edits count."""
     pkg = pkg or Path(audiorepro.__file__).resolve().parent
-    h = hashlib.sha256(f"audiorepro {audiorepro.__version__}".encode())
-    for path in sorted(pkg.rglob("*")):
-        if path.suffix in (".py", ".yml", ".yaml", ".csv", ".txt") and "__pycache__" not in path.parts:
-            h.update(path.relative_to(pkg).as_posix().encode())
-            h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
+    return stable_digest({"version": audiorepro.__version__, "source": tree_digest(pkg)}, 64)
 
 
 def job_hash(job: Job, lib_hash: str | None = None) -> str:
@@ -290,15 +283,29 @@ def job_hash(job: Job, lib_hash: str | None = None) -> str:
     payload = {"notebook": hashlib.sha256(job.notebook.read_bytes()).hexdigest(),
                "parameters": job.parameters, "profile": job.profile, "variant": job.variant,
                "library": lib_hash or library_hash()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return stable_digest(payload, 64)
 
 
-def read_marker(job: Job) -> dict[str, Any] | None:
-    if not job.marker.is_file():
+def load_marker(path: Path) -> dict[str, Any] | None:
+    """A done marker's content (None when there is none); :class:`BookError` naming the file when
+    it is not a JSON object."""
+    if not path.is_file():
         return None
     try:
-        return json.loads(job.marker.read_text(encoding="utf8"))
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(path.read_text(encoding="utf8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BookError(f"corrupt done marker {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise BookError(f"corrupt done marker {path}: a JSON object expected, got {type(data).__name__}")
+    return data
+
+
+def read_marker(job: Job, log=print) -> dict[str, Any] | None:
+    """The job's done marker; a corrupt one is logged and counts as missing (the job runs again)."""
+    try:
+        return load_marker(job.marker)
+    except BookError as exc:
+        log(f"warning: {exc}; treated as missing (the notebook runs again)")
         return None
 
 
@@ -378,7 +385,7 @@ def execute(layout: Layout, profile: str = "book", only: str | None = None, forc
     for i, job in enumerate(jobs, 1):
         head = f"[{i}/{len(jobs)}] {job.notebook.relative_to(layout.book).as_posix()}" + (
             f" [{job.variant}]" if job.variant else "")
-        marker = read_marker(job)
+        marker = read_marker(job, log)
         if not force and marker and marker.get("hash") == job_hash(job, lib_hash) \
                 and job.output.is_file():
             log(f"{head}: unchanged, skipped (done marker {job.marker.name})")
@@ -424,16 +431,36 @@ def timings(layout: Layout, profile: str = "book") -> "pd.DataFrame":
 
 # ------------------------------------------------------------------------------- check
 def check(layout: Layout) -> list[str]:
-    """Problems with the book's notebooks, parameter files and toc (empty list = all good)."""
+    """Problems with the book's notebooks, parameter files and toc (empty list = all good).
+
+    Notebooks without a parameter guard cell are listed by :func:`guard_warnings` (problems only
+    when :data:`REQUIRE_PARAMETER_GUARD` is set)."""
+    problems, warnings = _check(layout)
+    return problems + (warnings if REQUIRE_PARAMETER_GUARD else [])
+
+
+def guard_warnings(layout: Layout) -> list[str]:
+    """Notebooks without a parameter guard cell (``tools/add_parameter_guard.py`` adds it)."""
+    return _check(layout)[1]
+
+
+def _check(layout: Layout) -> tuple[list[str], list[str]]:
     problems: list[str] = []
+    warnings: list[str] = []
     try:
         toc = set(toc_docnames(layout))
     except BookError as exc:
-        return [str(exc)]
+        return [str(exc)], []
+    try:
+        if not toc_is_current(layout.root, layout.toc):
+            problems.append(f"{layout.toc.name}: not the table of contents generated from the book/ "
+                            "folders (run `python -m audiorepro.book toc`)")
+    except BookError as exc:
+        problems.append(str(exc))
     for nb_path in find_notebooks(layout):
         rel = nb_path.relative_to(layout.root)
         try:
-            nb = _read_notebook(nb_path)
+            nb = read_notebook(nb_path)
         except BookError as exc:
             problems.append(str(exc))
             continue
@@ -450,28 +477,49 @@ def check(layout: Layout) -> list[str]:
             problems.append(f"{rel}: outputs committed in cells {dirty} (clear them)")
         if _docname(layout, nb_path) not in toc:
             problems.append(f"{rel}: not listed in {layout.toc.name}")
-        if len(tagged) == 1:
-            source = "".join(nb["cells"][tagged[0]].get("source", ""))
-            assigned = re.findall(r"^(\w+)\s*(?::[^=]*)?=", source, flags=re.M)
-            unparsed = sorted(set(assigned) - set(notebook_parameters(nb_path)))
-            if unparsed:
-                problems.append(f"{rel}: papermill cannot parse parameter(s) {unparsed} (one "
-                                "`name = value  # comment` per line, no quotes or '=' in comments)")
-            declared = notebook_parameters(nb_path)
-            for profile in PROFILES:
-                for _variant, pfile in param_files(nb_path, profile):
-                    if pfile is None:
-                        continue
-                    try:
-                        params = load_param_file(pfile)
-                        validate_parameters(nb_path, params, pfile)
-                    except BookError as exc:
-                        problems.append(str(exc))
-                        continue
-                    if "profile" in declared and params.get("profile") != profile:
-                        problems.append(f"{pfile.relative_to(layout.root)}: sets profile "
-                                        f"{params.get('profile')!r}, want {profile!r} (records of a "
-                                        "run by plain papermill -f would be mislabelled)")
+        if len(tagged) != 1:
+            continue
+        try:
+            declared = notebook_defaults(nb, str(rel))
+        except BookError as exc:
+            problems.append(str(exc))
+            continue
+        unparsed = sorted(set(declared) - set(notebook_parameters(nb_path)))
+        if unparsed:
+            problems.append(f"{rel}: papermill cannot parse parameter(s) {unparsed} (one "
+                            "`name = value  # comment` per line, no quotes or '=' in comments)")
+        guard_errors, guard_missing = guard_problems(nb, str(rel))
+        problems += guard_errors
+        warnings += guard_missing
+        try:
+            spec = guard_spec(nb, str(rel)) or GuardSpec()
+        except BookError:  # reported by guard_problems
+            spec = GuardSpec()
+        for profile in PROFILES:
+            for _variant, pfile in param_files(nb_path, profile):
+                if pfile is None:
+                    continue
+                try:
+                    params = load_param_file(pfile)
+                except BookError as exc:
+                    problems.append(str(exc))
+                    continue
+                prel = pfile.relative_to(layout.root)
+                unknown = {k: v for k, v in params.items() if k not in declared}
+                problems += [f"{prel}: {p} (notebook {rel})"
+                             for p in parameter_problems(declared, unknown, spec)]
+                # types and ranges: errors once the notebook has its guard cell (whose types=
+                # tools/add_parameter_guard.py widens to what the parameter files use)
+                typed = [f"{prel}: {p} (notebook {rel})" for p in parameter_problems(
+                    declared, {k: v for k, v in params.items() if k in declared}, spec)]
+                if guard_missing:
+                    warnings += [f"{t}; tools/add_parameter_guard.py would allow it" for t in typed]
+                else:
+                    problems += typed
+                if "profile" in declared and params.get("profile") != profile:
+                    problems.append(f"{pfile.relative_to(layout.root)}: sets profile "
+                                    f"{params.get('profile')!r}, want {profile!r} (records of a "
+                                    "run by plain papermill -f would be mislabelled)")
     for name in sorted(toc):
         if not any((layout.root / f"{name}{s}").is_file() for s in (".md", ".ipynb")):
             problems.append(f"{layout.toc.name}: entry {name!r} has no file {name}.md / .ipynb")
@@ -481,29 +529,27 @@ def check(layout: Layout) -> list[str]:
         stem = pfile.name.split(".")[0]
         if not (pfile.parent.parent / f"{stem}.ipynb").is_file():
             problems.append(f"{pfile.relative_to(layout.root)}: no notebook {stem}.ipynb beside params/")
-    return problems
+    return problems, warnings
 
 
 # ------------------------------------------------------------------------------- mathjax
-def install_mathjax(layout: Layout, cache: Path | None = None) -> Path:
-    """``npm install mathjax@3`` into ``cache`` (skipped when present), copy it to book/_static/mathjax.
+def mathjax_source(cache: Path | None = None) -> Path:
+    """MathJax 3's ``es5`` folder as ``tools/book_setup.py mathjax`` installs it (npm package
+    ``mathjax@3`` under ``cache/npm``); :class:`BookError` when it is not installed."""
+    es5 = (cache or paths.cache_dir("npm")) / "node_modules" / "mathjax" / "es5"
+    if not (es5 / MATHJAX_FILE).is_file():
+        raise BookError(f"MathJax 3 is not installed ({es5 / MATHJAX_FILE} missing): "
+                        "`make mathjax` (python tools/book_setup.py mathjax) installs it with npm")
+    return es5
+
+
+def copy_mathjax(layout: Layout, cache: Path | None = None) -> Path:
+    """Copy the installed MathJax 3 (:func:`mathjax_source`) into ``book/_static/mathjax``.
 
     Copies ``es5/tex-mml-chtml.js`` and the CHTML web fonts it loads relative to its own location
     (``output/chtml/fonts/woff-v2``). Returns the copied script.
     """
-    cache = cache or paths.cache_dir("npm")
-    es5 = cache / "node_modules" / "mathjax" / "es5"
-    if not (es5 / MATHJAX_FILE).is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise BookError("npm not found: install Node.js/npm (Debian package 'npm') to serve "
-                            "MathJax locally")
-        cache.mkdir(parents=True, exist_ok=True)
-        cmd = [npm, "install", "mathjax@3", "--prefix", str(cache), "--no-audit", "--no-fund",
-               "--loglevel=error"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0 or not (es5 / MATHJAX_FILE).is_file():
-            raise BookError(f"`{' '.join(cmd)}` failed ({proc.returncode}): {proc.stderr.strip()}")
+    es5 = mathjax_source(cache)
     dest = layout.mathjax_dir
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(es5 / MATHJAX_FILE, dest / MATHJAX_FILE)
@@ -539,9 +585,10 @@ def build_status(layout: Layout, toc: set[str]) -> tuple[list[Job], list[str], l
             errors.append(f"{rel}: not executed (run `python -m audiorepro.book execute`)")
             continue
         try:
-            marker = json.loads(marker_path.read_text()) if marker_path.is_file() else None
-        except (OSError, json.JSONDecodeError):
-            marker = None
+            marker = load_marker(marker_path)
+        except BookError as exc:
+            errors.append(f"{rel}: {exc} (rerun `python -m audiorepro.book execute --only {rel}`)")
+            continue
         if marker is None:
             errors.append(f"{rel}: executed copy has no done marker (its last run failed)")
             continue
@@ -550,7 +597,11 @@ def build_status(layout: Layout, toc: set[str]) -> tuple[list[Job], list[str], l
             if job.notebook != nb:
                 continue
             label = f"{rel} [{job.variant}]" if job.variant else str(rel)
-            m = read_marker(job)
+            try:
+                m = load_marker(job.marker)
+            except BookError as exc:
+                errors.append(f"{label}: {exc} (rerun `python -m audiorepro.book execute`)")
+                continue
             if m is None:
                 errors.append(f"{label}: no successful run for profile {profile!r}")
                 continue
@@ -602,7 +653,10 @@ def jupyter_book_command(source: Path, output_root: Path) -> list[str]:
 
 
 def build(layout: Layout, allow_stale: bool = False, log=print) -> Path:
-    """Stage executed notebooks and build the HTML book into ``_build/html``; return its folder."""
+    """Regenerate ``_toc.yml``, stage executed notebooks and build the HTML book into
+    ``_build/html``; return its folder."""
+    if write_toc(layout.root, layout.toc):
+        log(f"{layout.toc.name} regenerated from the book/ folders")
     problems = check(layout)
     if problems:
         raise BookError("book check failed:\n  " + "\n  ".join(problems))
@@ -616,7 +670,7 @@ def build(layout: Layout, allow_stale: bool = False, log=print) -> Path:
         raise BookError("cannot build the book:\n  " + "\n  ".join(errors))
     if not (layout.mathjax_dir / MATHJAX_FILE).is_file():
         raise BookError(f"no local MathJax at {layout.mathjax_dir / MATHJAX_FILE}: run "
-                        "`python -m audiorepro.book mathjax` first")
+                        "`make mathjax` first")
     src = stage(layout, jobs)
     cmd = jupyter_book_command(src, layout.root)
     log("$ jupyter-book " + " ".join(cmd[3:]))
@@ -647,6 +701,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 def find_chromium() -> str | None:
+    """Path of an installed Chromium / Chrome (``tools/book_setup.py chromium`` installs one)."""
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         found = shutil.which(name)
         if found:
@@ -654,27 +709,14 @@ def find_chromium() -> str | None:
     return None
 
 
-def _try_install_chromium(log=print) -> str | None:
-    if os.name != "posix" or os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return None
-    log("chromium not found: trying `apt-get install -y chromium` ...")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "install", "-y", "chromium"], ["apt-get", "update"],
-                ["apt-get", "install", "-y", "chromium"]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if proc.returncode == 0 and find_chromium():
-            return find_chromium()
-    return find_chromium()
-
-
-def screenshot(layout: Layout, pages: dict[str, str] | None = None, install: bool = True,
-               log=print) -> list[Path]:
-    """PNG screenshots of built pages into ``_build/screenshots/``; [] when chromium is missing."""
+def screenshot(layout: Layout, pages: dict[str, str] | None = None, log=print) -> list[Path]:
+    """PNG screenshots of built pages into ``_build/screenshots/``; [] (one line said) when no
+    Chromium is installed."""
     pages = pages or SCREENSHOT_PAGES
-    browser = find_chromium() or (_try_install_chromium(log) if install else None)
+    browser = find_chromium()
     if browser is None:
-        log("screenshot skipped: no chromium browser found and it could not be installed "
-            "(Debian: apt-get install chromium). This is a check, not a build failure.")
+        log("screenshot skipped: no chromium browser installed (`make chromium` installs the Debian "
+            "package when run as root). This is a check, not a build failure.")
         return []
     out_dir = layout.build_dir / "screenshots"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -701,7 +743,8 @@ def screenshot(layout: Layout, pages: dict[str, str] | None = None, install: boo
 
 
 # ------------------------------------------------------------------------------- CLI
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m audiorepro.book``."""
     parser = argparse.ArgumentParser(prog="python -m audiorepro.book", description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=None, help="book root (default: the checkout)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -709,15 +752,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex.add_argument("--profile", default="book", choices=PROFILES)
     ex.add_argument("--only", default=None, help="glob or substring of book/<chapter>/<stem>.ipynb")
     ex.add_argument("--force", action="store_true", help="ignore done markers")
-    sub.add_parser("mathjax", help="install MathJax 3 locally (npm) into book/_static/mathjax")
+    sub.add_parser("toc", help="write _toc.yml, generated from the book/ folders")
+    sub.add_parser("mathjax", help="copy the installed MathJax 3 (make mathjax) into book/_static/mathjax")
     bd = sub.add_parser("build", help="build the HTML book from the executed copies")
     bd.add_argument("--allow-stale", action="store_true", help="warn instead of failing on stale copies")
-    sc = sub.add_parser("screenshot", help="PNG of the intro and summary pages")
-    sc.add_argument("--no-install", action="store_true", help="do not try apt-get install chromium")
+    sub.add_parser("screenshot", help="PNG of the intro and summary pages (needs chromium)")
     sub.add_parser("check", help="check notebook conventions and the toc")
     tm = sub.add_parser("timings", help="wall time of each notebook of a profile (from done markers)")
     tm.add_argument("--profile", default="book", choices=PROFILES)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     layout = Layout((args.root or default_root()).resolve())
     try:
         if args.command == "execute":
@@ -734,17 +781,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"  {o.job.notebook}{f' [{o.job.variant}]' if o.job.variant else ''}: "
                           f"{o.error} (executed copy with traceback: {o.job.output})", file=sys.stderr)
                 return 1
+        elif args.command == "toc":
+            changed = write_toc(layout.root, layout.toc)
+            print(f"{layout.toc}: {'written' if changed else 'unchanged'}")
         elif args.command == "mathjax":
-            print(f"MathJax: {install_mathjax(layout)}")
+            print(f"MathJax: {copy_mathjax(layout)}")
         elif args.command == "build":
             build(layout, allow_stale=args.allow_stale)
         elif args.command == "screenshot":
-            screenshot(layout, install=not args.no_install)
+            screenshot(layout)
         elif args.command == "check":
-            problems = check(layout)
+            problems, warnings = _check(layout)
+            if REQUIRE_PARAMETER_GUARD:
+                problems, warnings = problems + warnings, []
             for p in problems:
                 print(f"  - {p}")
-            print(f"check: {len(problems)} problem(s)")
+            for w in warnings:
+                print(f"  warning: {w}")
+            print(f"check: {len(problems)} problem(s), {len(warnings)} warning(s)")
             return 1 if problems else 0
         elif args.command == "timings":
             table = timings(layout, args.profile)
@@ -758,6 +812,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

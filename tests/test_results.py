@@ -12,11 +12,7 @@ import pytest
 from audiorepro import results as R
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    """Every test writes its records into its own AUDIOREPRO_HOME."""
-    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("home")   # every test writes into its own AUDIOREPRO_HOME (conftest)
 
 
 def _rec(table="table3", metrics=None, row=None, model="tiny", profile="smoke", **params):

@@ -396,14 +396,13 @@ def test_visual_variant_matches_regenerated_world(world12, tmp_path):
         S.visual_variant(w, snr_db_range=(0, 1))
 
 
-def test_cli_and_default_world(tmp_path, monkeypatch):
+def test_cli_and_default_world(tmp_path, monkeypatch, home):
     out = tmp_path / "cli"
     assert S.main(["--out", str(out), "--n-clips", "2", "--seed", "3", "--param", "av_offset_s=0.25"]) == 0
     cfg = json.loads((out / "world.json").read_text())
     assert cfg["n_clips"] == 2 and cfg["seed"] == 3 and cfg["params"]["av_offset_s"] == 0.25
-    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path / "home"))
     w = S.default_world(n_clips=2, seed=5, progress=False)
-    assert w.root == tmp_path / "home" / "data" / "synthetic" / "n2_s5" and len(w.table) == 2
+    assert w.root == home / "data" / "synthetic" / "n2_s5" and len(w.table) == 2
     assert S.world_dir_name(2, 5, av_offset_s=0.5).startswith("n2_s5_")
 
 

@@ -15,10 +15,7 @@ from audiorepro.results import stats
 claims_mod = importlib.import_module("audiorepro.results.claims")   # R.claims is the function
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("home")   # every test writes into its own AUDIOREPRO_HOME (conftest)
 
 
 def _ids(n, prefix="clip"):

@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: lock setup test unit nbval book book-setup mathjax chromium toc execute timings html screenshot data bench clean distclean
+.PHONY: lock setup test unit nbval paper-check book book-setup mathjax chromium toc execute timings html screenshot data bench clean distclean
 
 setup: $(STAMP)
 
@@ -23,14 +23,19 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (audiorepro)" >/dev/null
 	@touch $(STAMP)
 
-## make test: unit tests, then every notebook at its smoke defaults under nbval
-test: setup unit nbval
+## make test: unit tests, every notebook at its smoke defaults under nbval, then the paper-check
+test: setup unit nbval paper-check
 
 unit: setup
 	$(PY) -m pytest -q tests
 
 nbval: setup
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider --ignore=book/_executed book
+
+## make paper-check: every notebook with a params/<stem>.paper-check.yaml runs its paper profile on the
+## official-format miniatures and checkpoints with shrunken budgets (private home: _paper_check/)
+paper-check: setup
+	$(PY) -m audiorepro.book paper-check
 
 ## make book: install what the build needs (each step says what), execute every notebook with its
 ## book-profile parameter files, then build the HTML (and screenshots when chromium is there)

@@ -752,6 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--profile", default="book", choices=PROFILES)
     ex.add_argument("--only", default=None, help="glob or substring of book/<chapter>/<stem>.ipynb")
     ex.add_argument("--force", action="store_true", help="ignore done markers")
+    pc = sub.add_parser("paper-check", help="the paper profile on official-format miniatures with "
+                        "shrunken budgets (params/<stem>.paper-check.yaml)")
+    pc.add_argument("--only", default=None, help="glob or substring of book/<chapter>/<stem>.ipynb")
     sub.add_parser("toc", help="write _toc.yml, generated from the book/ folders")
     sub.add_parser("mathjax", help="copy the installed MathJax 3 (make mathjax) into book/_static/mathjax")
     bd = sub.add_parser("build", help="build the HTML book from the executed copies")
@@ -780,6 +783,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for o in failed:
                     print(f"  {o.job.notebook}{f' [{o.job.variant}]' if o.job.variant else ''}: "
                           f"{o.error} (executed copy with traceback: {o.job.output})", file=sys.stderr)
+                return 1
+        elif args.command == "paper-check":
+            from .paper_check import run as paper_check
+
+            t0 = time.perf_counter()
+            checked = paper_check(layout, args.only)
+            failed = [c for c in checked if c.problems]
+            print(f"paper-check: {len(checked) - len(failed)} passed, {len(failed)} failed "
+                  f"in {time.perf_counter() - t0:.1f} s")
+            if failed:
                 return 1
         elif args.command == "toc":
             changed = write_toc(layout.root, layout.toc)

@@ -1,0 +1,6 @@
+"""``python -m audiorepro.data.miniatures build [--out DIR] [--only NAME ...] [--force]``."""
+import sys
+
+from . import main
+
+sys.exit(main())

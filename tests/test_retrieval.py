@@ -1,4 +1,5 @@
-"""Dual-encoder text-to-audio retrieval (lib/audiorepro/papers/retrieval/model.py)."""
+"""Dual-encoder text-to-audio retrieval (the package audiorepro.papers.retrieval: model, loss,
+augmentation, training and evaluation, the text-encoder registry)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from audiorepro.papers.retrieval import model as R
+from audiorepro.papers import retrieval as R
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -180,7 +181,8 @@ def test_training_learns_to_retrieve_on_separable_toy_data():
         feats.append(f)
     model = R.DualEncoder(MeanAudio(16), BagText(16), shared_dim=32)
     before = R.evaluate_retrieval(model, R.EvalSet(cs, feats))
-    res = R._train(model, cs, feats, cs, feats, {"epochs": 30, "batch_size": 6, "lr": 1e-2}, 0.0, 0, None)
+    res = R.train_retrieval(model, cs, feats, cs, feats, {"epochs": 30, "batch_size": 6, "lr": 1e-2},
+                            0.0, 0, None, device="cpu")
     after = R.evaluate_retrieval(res.model, R.EvalSet(cs, feats))
     assert after["mAP@10"] > 0.8 and after["mAP@10"] > before["mAP@10"] + 0.2
     idx, sim = R.rank(res.model, ["the piano is loud"], R.embed_audio(res.model, R.EvalSet(cs, feats)), k=3)
@@ -188,11 +190,38 @@ def test_training_learns_to_retrieve_on_separable_toy_data():
 
 
 # ----------------------------------------------------------------------------- text encoder
-def test_text_model_resolution_names_what_is_missing(tmp_path):
+def test_text_model_resolution_names_what_is_missing(tmp_path, monkeypatch):
     with pytest.raises(R.TextModelMissing, match="config.json"):
         R.resolve_text_model(str(tmp_path))
+    # a name of the registry that is not in the (here: empty) local Hugging Face cache
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    with pytest.raises(R.TextModelMissing, match="'bert-base' \\(bert-base-uncased\\) is not available offline"):
+        R.resolve_text_model("bert-base")
     with pytest.raises(R.TextModelMissing, match="not available offline"):
-        R.resolve_text_model("no-such-org/no-such-model-xyz")
+        R.resolve_text_model("roberta-large")
+
+
+def test_text_model_names_outside_the_registry_are_refused(tmp_path):
+    """Issue #16: a text_model value never imports a module or fetches a repository by name."""
+    import sys
+    accepted = R.accepted_text_models()
+    for name in ("minilm", "bert-small", "bert-base-uncased", "bert-large-uncased", "roberta-base",
+                 "roberta-large", "prajjwal1/bert-small", "sentence-transformers/all-MiniLM-L6-v2"):
+        assert name in accepted
+    assert "this" not in sys.modules
+    for bad in ("pypi:this", "this", "no-such-org/no-such-model-xyz", "gpt2", str(tmp_path / "absent"), ""):
+        with pytest.raises(R.UnknownTextModel, match="unknown text encoder|non-empty") as err:
+            R.resolve_text_model(bad)
+        if bad:
+            assert "roberta-large" in str(err.value) and "local" in str(err.value)
+    assert "this" not in sys.modules        # the Zen of Python module was never imported
+    # a local folder with a transformers config is accepted as it is
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text("{}")
+    assert R.resolve_text_model(str(tmp_path / "mine")) == tmp_path / "mine"
+    with pytest.raises(R.UnknownTextModel):
+        R.TextEncoder("pypi:this")
 
 
 def test_minilm_text_encoder_cls_truncation_and_layers():
@@ -251,5 +280,52 @@ def test_guarded_verdict_rejects_comparisons_at_chance(tmp_path, monkeypatch):
     rec("CNN10 + bert-base", chance - 0.01)
     v = R.guarded_verdict("cnn14-beats-cnn10", "smoke", 32, register=False)
     assert v.verdict == "not reproduced" and "chance" in v.evidence
+    # above chance the registry's own verdict and evidence stand unchanged
     rec("CNN14 + bert-base", chance + 0.2)
-    assert R.guarded_verdict("cnn14-beats-cnn10", "smoke", 32, register=False).verdict == "reproduced"
+    plain = results.evaluate_claim("retrieval", "cnn14-beats-cnn10", profile="smoke", register=False)
+    guarded = R.guarded_verdict("cnn14-beats-cnn10", "smoke", 32, register=False)
+    assert plain.verdict not in ("not yet measured", "not reproduced")
+    assert (guarded.verdict, guarded.evidence) == (plain.verdict, plain.evidence)
+
+
+# ----------------------------------------------------------------------------- devices and caches
+def test_entry_points_take_device_auto_and_amp():
+    """Issue #15: every training / embedding / evaluation entry point defaults to device "auto"."""
+    import inspect
+    from pathlib import Path
+
+    from audiorepro.papers.retrieval import experiments as E
+    for fn in (E.load_stand_in, E.stand_in_embeddings, E.embed_sources, E.embed_audio, E.embed_text,
+               E.evaluate_retrieval, E.rank, E.train_retrieval, E.run_experiment, E.run_stand_in,
+               E.run_table3, E.run_table4, E.run_segment_lengths, E.search_index):
+        assert inspect.signature(fn).parameters["device"].default == "auto", fn.__name__
+    for fn in (E.train_retrieval, E.run_experiment, E.run_stand_in, E.run_table3, E.run_table4,
+               E.run_segment_lengths):
+        assert inspect.signature(fn).parameters["amp"].default is False, fn.__name__
+    for src in Path(E.__file__).parent.glob("*.py"):
+        text = src.read_text()
+        assert 'device="cpu"' not in text and "device='cpu'" not in text, src.name
+
+
+def test_run_cache_reloads_a_finished_run_and_is_keyed_by_the_features(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    cs = tiny_set(4)
+    g = torch.Generator().manual_seed(0)
+    feats = [torch.randn(128, 20, generator=g) for _ in range(4)]
+    cfg = {"epochs": 2, "batch_size": 4, "lr": 1e-2}
+
+    def train(f):
+        torch.manual_seed(0)
+        model = R.DualEncoder(MeanAudio(8), BagText(8), shared_dim=8)
+        return R.train_retrieval(model, cs, f, cs, f, cfg, run_name="toy", device="cpu")
+    first = train(feats)
+    again = train(feats)
+    assert not first.from_cache and again.from_cache and again.run_dir == first.run_dir
+    assert first.run_dir.parent == tmp_path / "cache" / "retrieval"
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+    # same clips and captions, other features (e.g. another segment length): another run
+    other = train([f + 1.0 for f in feats])
+    assert not other.from_cache and other.run_dir != first.run_dir
+    assert R.pairs_fingerprint(cs, feats) == R.pairs_fingerprint(cs, [f.clone() for f in feats])
+    assert R.pairs_fingerprint(cs, feats) != R.pairs_fingerprint(cs, feats[::-1])

@@ -1,7 +1,8 @@
 """Retrieval chapter: the paper's data sets through the adapters, frozen stand-in embeddings,
-text fine-tuning with its own learning rate (lib/audiorepro/papers/retrieval/model.py)."""
+text fine-tuning with its own learning rate (audiorepro.papers.retrieval data and experiments)."""
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from audiorepro.papers.retrieval import model as R
+from audiorepro.papers import retrieval as R
+from audiorepro.papers.retrieval import experiments as E
 from test_retrieval import BagText  # tiny trainable text encoder (tests/ is on sys.path)
 
 FIX = Path(__file__).parent / "fixtures" / "retrieval"
@@ -83,7 +85,7 @@ def test_cached_audio_collate_and_pairs_keep_embeddings_whole():
 
 
 def test_text_layers_get_their_own_smaller_learning_rate():
-    """One step of _train: the text parameters move by about lr_text, the projection by lr."""
+    """One step of train_retrieval: the text parameters move by about lr_text, the projection by lr."""
     torch.manual_seed(0)
     cs = R.CaptionSet("t", pd.DataFrame({"clip_id": list("abcd"), "path": list("abcd"),
                                           "split": "train",
@@ -93,8 +95,9 @@ def test_text_layers_get_their_own_smaller_learning_rate():
     model = R.DualEncoder(R.CachedAudio(8), BagText(8), shared_dim=8)
     t0 = model.text.emb.weight.detach().clone()
     p0 = model.audio_proj.weight.detach().clone()
-    res = R._train(model, cs, feats, cs, feats, {"epochs": 1, "batch_size": 4, "lr": 1e-2,
-                                                  "restore_best": False}, 0.0, 0, None, text_lr=1e-4)
+    res = R.train_retrieval(model, cs, feats, cs, feats, {"epochs": 1, "batch_size": 4, "lr": 1e-2,
+                                                           "restore_best": False}, 0.0, 0, None,
+                            text_lr=1e-4, device="cpu")
     dt = (res.model.text.emb.weight - t0).abs().max().item()
     dp = (res.model.audio_proj.weight - p0).abs().max().item()
     # Adam's first step moves each parameter by about its lr
@@ -105,8 +108,14 @@ def test_cached_audio_standardises_with_training_statistics():
     e = torch.tensor([[1.0, 10.0], [3.0, 10.0], [5.0, 10.0]])
     ca = R.CachedAudio(2).fit(e)
     assert torch.allclose(ca.mean, torch.tensor([3.0, 10.0]))
-    assert torch.allclose(ca.std, torch.tensor([2.0, 1e-6]))       # sample std; constant dim clamped
-    assert torch.allclose(ca(torch.tensor([[7.0, 10.0]])), torch.tensor([[2.0, 0.0]]))
+    # population std (ddof 0, the project's one standardiser): sqrt(((1-3)^2 + 0 + (5-3)^2) / 3);
+    # a constant dimension is centred, not scaled
+    assert torch.allclose(ca.std, torch.tensor([math.sqrt(8 / 3), 1.0]))
+    assert torch.allclose(ca(torch.tensor([[7.0, 10.0], [3.0, 11.0]])),
+                          torch.tensor([[4 / math.sqrt(8 / 3), 0.0], [0.0, 1.0]]))
+    from audiorepro.preprocessing import standardise
+    new = torch.tensor([[0.5, 9.0], [6.0, 10.5]])
+    assert torch.allclose(ca(new), torch.from_numpy(standardise(e, new)[1]), atol=1e-6)
     # nearly parallel raw vectors become well separated after standardisation
     g = torch.Generator().manual_seed(0)
     raw = torch.full((20, 8), 5.0) + 0.01 * torch.randn(20, 8, generator=g)
@@ -116,16 +125,16 @@ def test_cached_audio_standardises_with_training_statistics():
 
 def test_short_clips_are_padded_with_their_minimum_for_the_cnns():
     x = torch.tensor([[1.0, 2.0], [3.0, 0.5]])
-    y = R._pad_min(x, 4)
+    y = E._pad_min(x, 4)
     assert y.shape == (2, 4) and torch.equal(y[:, :2], x) and bool((y[:, 2:] == 0.5).all())
-    assert R._pad_min(torch.zeros(2, 5), 4).shape == (2, 5)
+    assert E._pad_min(torch.zeros(2, 5), 4).shape == (2, 5)
 
 
 def test_caption_world_guard_covers_every_pretraining_profile():
     """The stand-ins of every pre-training profile learned from the world the guard refuses."""
     import pytest
     from audiorepro.backbones import pretrain
-    from audiorepro.papers.retrieval import model as retrieval
+    from audiorepro.papers import retrieval
     assert {p["seed"] for p in pretrain.PROFILES.values()} == {retrieval.PRETRAIN_WORLD_SEED}
     with pytest.raises(ValueError, match="world_seed=0 is the world"):
         retrieval.caption_sources(synthetic_clips=4, world_seed=retrieval.PRETRAIN_WORLD_SEED, real=False)

@@ -1,0 +1,59 @@
+"""PaSST text-to-audio retrieval: P. Primus, K. Koutini, G. Widmer, "Advancing Natural-Language
+Based Audio Retrieval with PaSST and Large Audio-Caption Data Sets", DCASE Workshop 2023.
+
+A dual encoder (audio: PaSST or a PANNs CNN; text: a BERT-like transformer) projects recordings
+and captions into one shared space, trained with a symmetric contrastive loss.
+
+* :mod:`.model` - caption preprocessing, the text-encoder registry and wrapper, the audio
+  encoders, the dual encoder, the loss and the keyword caption augmentation;
+* :mod:`.data` - caption sets in the roles of ClothoV2 / AudioCaps / WavCaps (the book's synthetic
+  world and Debian recordings, or the real data sets through the adapters), cached log-mels;
+* :mod:`.experiments` - frozen pre-trained audio stand-ins, training and evaluation, the runs of
+  Table 3, Table 4 and Fig. 1 (recorded in the results registry), the search demo, verdicts;
+* :mod:`.figures` - the chapter's plots;
+* ``paper.yml`` - the paper's own numbers and claims.
+"""
+from audiorepro.papers.retrieval.data import (FEATURE_CODE, PAPER_NAMES, PAPER_ORDER,
+                                              PRETRAIN_WORLD_SEED, CaptionSet, caption_set_from_table,
+                                              caption_sources, combine, compose_mixture_caption,
+                                              load_sources, logmel_features, paper_caption_sources,
+                                              pretrain_set, sets_of_combo, sources_table,
+                                              synthetic_captions)
+from audiorepro.papers.retrieval.experiments import (METRICS, STAND_INS, EvalSet, PairDataset,
+                                                     RunSpec, chance_retrieval, collate_pairs,
+                                                     embed_audio, embed_sources, embed_text,
+                                                     evaluate_retrieval, guarded_verdict,
+                                                     load_stand_in, pairs_fingerprint, query_hits,
+                                                     rank, run_experiment, run_segment_lengths,
+                                                     run_stand_in, run_table3, run_table4,
+                                                     search_index, stand_in_embeddings,
+                                                     table3_specs, train_retrieval)
+from audiorepro.papers.retrieval.figures import (plot_query_hits, plot_segment_lengths, plot_table3,
+                                                 plot_table4)
+from audiorepro.papers.retrieval.model import (AUDIO_ENCODERS, SILENCE_LOGMEL, TEXT_MODELS,
+                                               AudioEncoder, CachedAudio, DualEncoder, TextEncoder,
+                                               TextModelMissing, UnknownTextModel,
+                                               accepted_text_models, build_audio_encoder,
+                                               contrastive_loss, keyword_rephrasings,
+                                               preprocess_caption, resolve_text_model)
+
+__all__ = [
+    # model
+    "AUDIO_ENCODERS", "SILENCE_LOGMEL", "TEXT_MODELS", "AudioEncoder", "CachedAudio", "DualEncoder",
+    "TextEncoder", "TextModelMissing", "UnknownTextModel", "accepted_text_models",
+    "build_audio_encoder", "contrastive_loss", "keyword_rephrasings", "preprocess_caption",
+    "resolve_text_model",
+    # data
+    "FEATURE_CODE", "PAPER_NAMES", "PAPER_ORDER", "PRETRAIN_WORLD_SEED", "CaptionSet",
+    "caption_set_from_table", "caption_sources", "combine", "compose_mixture_caption",
+    "load_sources", "logmel_features", "paper_caption_sources", "pretrain_set", "sets_of_combo",
+    "sources_table", "synthetic_captions",
+    # experiments
+    "METRICS", "STAND_INS", "EvalSet", "PairDataset", "RunSpec", "chance_retrieval",
+    "collate_pairs", "embed_audio", "embed_sources", "embed_text", "evaluate_retrieval",
+    "guarded_verdict", "load_stand_in", "pairs_fingerprint", "query_hits", "rank",
+    "run_experiment", "run_segment_lengths", "run_stand_in", "run_table3", "run_table4",
+    "search_index", "stand_in_embeddings", "table3_specs", "train_retrieval",
+    # figures
+    "plot_query_hits", "plot_segment_lengths", "plot_table3", "plot_table4",
+]

@@ -1,0 +1,343 @@
+"""Caption data of the retrieval chapter: caption sets in the roles of the paper's three data sets.
+
+* :class:`CaptionSet` - audio-caption pairs of one source (clip id, path, split, captions,
+  keywords); :func:`combine`, :func:`pretrain_set`.
+* :func:`caption_sources` - the book's three caption sets: the synthetic world (5 captions per
+  clip, keywords; the ClothoV2 role), real Tux Paint effects with their captions (AudioCaps role)
+  and mixtures of real effects with captions composed from their parts (WavCaps role).
+* :func:`paper_caption_sources` / :func:`load_sources` - Clotho v2 / AudioCaps / WavCaps under a
+  ``data_root`` through :mod:`audiorepro.data.adapters`, or the book's sets.
+* :func:`logmel_features` - cached log-mel features of every clip of a caption set.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from audiorepro import caching
+from audiorepro.backbones.pretrain import PROFILES as _PRETRAIN_PROFILES
+from audiorepro.data.adapters import adapt
+from audiorepro.data.audio import load_audio
+from audiorepro.data.cliptable import split_captions, split_labels
+from audiorepro.data.debian.tasks import build_task
+from audiorepro.data.synthetic import default_world
+from audiorepro.frontends import FeatureCache, make_frontend
+
+from audiorepro.papers.retrieval.model import join_words
+
+__all__ = [
+    "FEATURE_CODE", "PRETRAIN_WORLD_SEED", "CaptionSet", "combine", "synthetic_captions",
+    "caption_set_from_table", "compose_mixture_caption", "caption_sources", "PAPER_NAMES",
+    "PAPER_ORDER", "paper_caption_sources", "load_sources", "sets_of_combo", "pretrain_set",
+    "sources_table", "logmel_features",
+]
+
+#: world seed the pre-trained audio stand-ins learned from (read from
+#: :mod:`audiorepro.backbones.pretrain`'s profiles): the caption data of this chapter must come
+#: from another world
+PRETRAIN_WORLD_SEED: int = int(_PRETRAIN_PROFILES["book"]["seed"])
+#: the code behind the cached log-mel features (:func:`logmel_features`): a change of any of these
+#: modules gives new cache keys (:func:`audiorepro.caching.run_key`)
+FEATURE_CODE: tuple[str, ...] = ("audiorepro.papers.retrieval.data", "audiorepro.frontends",
+                                 "audiorepro.data.audio")
+
+
+@dataclass
+class CaptionSet:
+    """Audio-caption pairs of one source: ``frame`` with columns ``clip_id, path (absolute),
+    split, captions (list[str]), keywords (list[str]), source``."""
+
+    name: str
+    frame: pd.DataFrame
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        need = ["clip_id", "path", "split", "captions", "keywords", "source"]
+        miss = [c for c in need if c not in self.frame.columns]
+        if miss:
+            raise ValueError(f"CaptionSet {self.name!r} lacks column(s) {miss}")
+        bad = [i for i, c in enumerate(self.frame["captions"]) if not c]
+        if bad:
+            raise ValueError(f"CaptionSet {self.name!r}: row {bad[0]} "
+                             f"({self.frame['clip_id'].iloc[bad[0]]!r}) has no caption")
+        self.frame = self.frame.reset_index(drop=True)
+
+    def subset(self, split: str | Sequence[str] | None = None, n: int | None = None) -> "CaptionSet":
+        f = self.frame
+        if split is not None:
+            f = f[f["split"].isin([split] if isinstance(split, str) else list(split))]
+        if n is not None:
+            f = f.iloc[:n]
+        return CaptionSet(self.name, f, self.note)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def n_captions(self) -> int:
+        return int(sum(len(c) for c in self.frame["captions"]))
+
+
+def combine(sets: Sequence[CaptionSet], name: str | None = None) -> CaptionSet:
+    """Concatenation of caption sets (clip ids must be unique across them)."""
+    if not sets:
+        raise ValueError("combine: no caption set given")
+    f = pd.concat([s.frame for s in sets], ignore_index=True)
+    dup = f["clip_id"][f["clip_id"].duplicated()]
+    if len(dup):
+        raise ValueError(f"combine: clip id {dup.iloc[0]!r} occurs in two caption sets")
+    return CaptionSet(name or " + ".join(s.name for s in sets), f)
+
+
+def synthetic_captions(n_clips: int, seed: int = 0, clip_seconds: float = 10.0) -> CaptionSet:
+    """The synthetic world ``default_world(n_clips, seed, clip_seconds)`` as a caption set
+    (5 captions per clip; keywords = labels, scene, timbre of the main event)."""
+    w = default_world(n_clips, seed, clip_seconds=clip_seconds, progress=False)
+    f = w.table.frame
+    kw = [split_labels(lab) + [str(s).replace("_", " ")] + ([str(t)] if isinstance(t, str) and t else [])
+          for lab, s, t in zip(f["labels"], f["scene"], f["timbre"])]
+    frame = pd.DataFrame({"clip_id": f["clip_id"], "path": [str(w.table.audio_path(i)) for i in range(len(f))],
+                          "split": f["split"], "captions": [split_captions(c) for c in f["captions"]],
+                          "keywords": kw, "source": "synthetic"})
+    return CaptionSet("synthetic", frame, f"synthetic world n{n_clips}_s{seed} ({clip_seconds:g} s "
+                      "clips): 5 captions per clip")
+
+
+def caption_set_from_table(table: Any, name: str | None = None) -> CaptionSet:
+    """A :class:`CaptionSet` from a clip table with a ``captions`` column, e.g. made by the
+    adapters of :mod:`audiorepro.data.adapters.captions` (Clotho v2, AudioCaps, WavCaps).
+    Keywords: the ``keywords`` column (Clotho metadata, ``;``-separated) if present, else the
+    labels. Paths are resolved against the table's root."""
+    f = table.frame
+    if "captions" not in f.columns:
+        raise ValueError(f"clip table {table.name!r} has no captions column")
+    if "keywords" in f.columns:
+        kws = [[k.strip() for k in str(c).split(";") if k.strip()] if isinstance(c, str) else []
+               for c in f["keywords"]]
+    else:
+        kws = [split_labels(c) for c in f["labels"]]
+    src = f["source"] if "source" in f.columns else table.name
+    frame = pd.DataFrame({"clip_id": f["clip_id"], "path": [str(table.audio_path(i)) for i in range(len(f))],
+                          "split": f["split"], "captions": [split_captions(c) for c in f["captions"]],
+                          "keywords": kws, "source": src})
+    return CaptionSet(name or table.name, frame, f"clip table {table.name!r}")
+
+
+def _tux_caption_frame() -> pd.DataFrame:
+    t = build_task("captions")
+    f = t.frame
+    kw = [[p for p in str(tp).split("/") if p] + [str(st)] for tp, st in zip(f["tag_path"], f["stamp"])]
+    return pd.DataFrame({"clip_id": f["clip_id"], "path": [str(t.audio_path(i)) for i in range(len(f))],
+                         "split": f["split"], "captions": [split_captions(c) for c in f["captions"]],
+                         "keywords": kw, "source": "tuxpaint"})
+
+
+def _phrase_of_event(row: pd.Series) -> str:
+    """Noun phrase of one sound_events clip: its Tux Paint caption, else the Hedgewars effect name."""
+    cap = str(row.get("captions") or "").split("|")[0].strip().rstrip(".")
+    if cap and cap.lower() != "nan":
+        return cap[0].lower() + cap[1:]
+    name = str(row["clip_id"]).split("-effect-")[-1]
+    name = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).replace("_", " ").lower()
+    name = re.sub(r"\d+$", "", name).strip() or "game"
+    return f"a {name} sound effect"
+
+
+_MIX_TEMPLATES = ("{a} together with {b}.", "{a} mixed with {b}.", "The sound of {a} and {b}.",
+                  "{a} along with {b}.", "{a} over {b}.")
+
+
+def compose_mixture_caption(phrases: Sequence[str], rng: np.random.Generator) -> str:
+    """One caption for a mixture of sounds described by noun ``phrases`` (2+), e.g.
+    ``["a frog", "a crow"] -> "A frog mixed with a crow."``."""
+    phrases = [p for p in phrases if p]
+    if not phrases:
+        raise ValueError("compose_mixture_caption: no phrase")
+    if len(phrases) == 1:
+        out = f"The sound of {phrases[0]}."
+    else:
+        a = join_words(phrases[:-1]) if len(phrases) > 2 else phrases[0]
+        tpl = _MIX_TEMPLATES[int(rng.integers(len(_MIX_TEMPLATES)))]
+        out = tpl.format(a=a, b=phrases[-1])
+    return out[0].upper() + out[1:]
+
+
+def _mixture_set(seed: int = 0) -> CaptionSet:
+    ev = build_task("sound_events").frame.set_index("clip_id")
+    mix = build_task("effect_mixtures", seed=seed)
+    rng = np.random.default_rng(seed + 17)
+    caps, kws = [], []
+    for comp, labels in zip(mix.frame["components"], mix.frame["labels"]):
+        ids = str(comp).split("|")
+        phrases = [_phrase_of_event(ev.loc[c].rename(None).to_dict() | {"clip_id": c}) for c in ids]
+        caps.append([compose_mixture_caption(phrases, rng)])
+        kws.append([lab.split("/")[-1] for lab in str(labels).split(";") if lab])
+    f = mix.frame
+    frame = pd.DataFrame({"clip_id": f["clip_id"], "path": [str(mix.audio_path(i)) for i in range(len(f))],
+                          "split": f["split"], "captions": caps, "keywords": kws, "source": "mixtures"})
+    return CaptionSet("mixtures", frame, "mixtures of 2-4 real effects, captions composed from parts")
+
+
+def caption_sources(synthetic_clips: int = 200, seed: int = 0, real: bool = True,
+                    world_seed: int = PRETRAIN_WORLD_SEED + 1,
+                    real_clips: int = 0) -> dict[str, CaptionSet]:
+    """The book's three caption data sets (the roles of the paper's three sets).
+
+    ``synthetic`` (the target, like ClothoV2: 5 human-like captions per clip, keywords = labels,
+    scene, timbre; test split used for evaluation), ``tuxpaint`` (real effects, one short human
+    caption each, like AudioCaps' one caption per clip) and ``mixtures`` (real effects mixed, a
+    caption composed from the parts' descriptions, like WavCaps' synthetic captions).
+    Without the Debian sources (``DebianSourceUnavailable``) or with ``real=False`` the two real
+    sets are replaced by synthetic worlds of other seeds (``note`` says so).
+
+    ``world_seed``: seed of the synthetic world; it must differ from :data:`PRETRAIN_WORLD_SEED`
+    (the world the pre-trained audio stand-ins learned from). ``seed``: mixture draws.
+    ``real_clips``: keep the first that many clips of each other set (0: all).
+    """
+    if world_seed == PRETRAIN_WORLD_SEED:
+        raise ValueError(f"caption_sources: world_seed={world_seed} is the world the pre-trained "
+                         "audio stand-ins were trained on; choose another seed")
+    out = {"synthetic": synthetic_captions(synthetic_clips, world_seed)}
+
+    def cut(d: dict[str, CaptionSet]) -> dict[str, CaptionSet]:
+        return {k: v if k == "synthetic" or not real_clips else v.subset(n=real_clips)
+                for k, v in d.items()}
+    if real:
+        try:
+            out["tuxpaint"] = CaptionSet("tuxpaint", _tux_caption_frame(),
+                                         "Tux Paint effects with their English captions")
+            out["mixtures"] = _mixture_set(seed)
+            return cut(out)
+        except Exception as exc:  # DebianSourceUnavailable or data errors: fall back
+            warnings.warn(f"real caption sets unavailable ({type(exc).__name__}: {exc}); "
+                          "using synthetic stand-ins")
+    n = max(50, synthetic_clips // 2)
+    for k, (name, s) in enumerate((("tuxpaint", world_seed + 101), ("mixtures", world_seed + 202))):
+        cs = synthetic_captions(n, s)
+        cs.frame["source"] = name
+        cs.frame["clip_id"] = name + "/" + cs.frame["clip_id"].astype(str)
+        out[name] = CaptionSet(name, cs.frame, f"STAND-IN: synthetic world n{n}_s{s}")
+    return cut(out)
+
+
+#: caption set name -> the paper's data set it stands for (book sets and the real ones)
+PAPER_NAMES: dict[str, str] = {"synthetic": "ClothoV2", "tuxpaint": "AudioCaps", "mixtures": "WavCaps",
+                               "clotho": "ClothoV2", "audiocaps": "AudioCaps", "wavcaps": "WavCaps"}
+#: the paper's order of the three sets (Table 4)
+PAPER_ORDER: tuple[str, ...] = ("AudioCaps", "WavCaps", "ClothoV2")
+
+
+def paper_caption_sources(data_root: str | Path, on_missing: str = "error",
+                          options: Mapping[str, Mapping[str, Any]] | None = None
+                          ) -> dict[str, CaptionSet]:
+    """The paper's three data sets as caption sets, through :func:`audiorepro.data.adapters.adapt`:
+    ``<data_root>/clotho`` (Clotho v2, the target), ``<data_root>/audiocaps``,
+    ``<data_root>/wavcaps`` (native metadata as downloaded; see
+    :mod:`audiorepro.data.adapters.captions`). ``options[name]`` go to that adapter (e.g.
+    ``{"wavcaps": {"exclude_ids": [...], "sources": ["FreeSound"]}}``). Returns ``{"clotho",
+    "audiocaps", "wavcaps"}`` in that order; the target is ``clotho``.
+    """
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"data_root {root} is not a folder (expected clotho/, audiocaps/, "
+                                "wavcaps/ inside)")
+    missing = [n for n in ("clotho", "audiocaps", "wavcaps") if not (root / n).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"data_root {root}: missing folder(s) {missing} (one per data set: "
+                                "clotho/, audiocaps/, wavcaps/)")
+    opts = dict(options or {})
+    out = {}
+    for n in ("clotho", "audiocaps", "wavcaps"):
+        out[n] = caption_set_from_table(adapt(n, root / n, on_missing=on_missing, **dict(opts.get(n, {}))), n)
+    return out
+
+
+def load_sources(data_root: str | Path | None = None, synthetic_clips: int = 200, seed: int = 0,
+                 real: bool = True, real_clips: int = 0, world_seed: int = PRETRAIN_WORLD_SEED + 1,
+                 options: Mapping[str, Mapping[str, Any]] | None = None
+                 ) -> tuple[dict[str, CaptionSet], str]:
+    """``(sources, target)`` for the notebooks: with ``data_root`` the paper's sets
+    (:func:`paper_caption_sources`, target ``clotho``), otherwise the book's
+    (:func:`caption_sources`, target ``synthetic``). :data:`PAPER_NAMES` maps either to the
+    paper's names."""
+    if data_root:
+        return paper_caption_sources(data_root, options=options), "clotho"
+    return caption_sources(synthetic_clips, seed, real=real, world_seed=world_seed,
+                           real_clips=real_clips), "synthetic"
+
+
+def sets_of_combo(combo: str, sources: Mapping[str, CaptionSet]) -> tuple[str, ...]:
+    """Source names of a ``+``-joined combination of the paper's names, e.g.
+    ``"AudioCaps+ClothoV2"`` -> ``("tuxpaint", "synthetic")`` for the book's sets."""
+    names = [p.strip() for p in combo.split("+") if p.strip()]
+    by_paper = {PAPER_NAMES[k]: k for k in sources}
+    bad = [n for n in names if n not in by_paper]
+    if bad or not names:
+        raise ValueError(f"combination {combo!r}: unknown set(s) {bad}; use {list(PAPER_ORDER)} "
+                         "joined by +")
+    return tuple(by_paper[n] for n in sorted(set(names), key=PAPER_ORDER.index))
+
+
+def pretrain_set(sources: Mapping[str, CaptionSet], names: Sequence[str], target: str = "synthetic"
+                 ) -> CaptionSet:
+    """Union of the named sets (source names or the paper's names, :data:`PAPER_NAMES`); of the
+    ``target`` set only its train split (its valid/test clips are held out), of the others every
+    split (as the paper pools AudioCaps/WavCaps)."""
+    by_paper = {PAPER_NAMES[k]: k for k in sources if k in PAPER_NAMES}
+    names = [n if n in sources else by_paper.get(n, n) for n in names]
+    bad = [n for n in names if n not in sources]
+    if bad:
+        raise KeyError(f"pretrain_set: unknown caption set(s) {bad}; known: {sorted(sources)}")
+    return combine([sources[n].subset("train") if n == target else sources[n] for n in names])
+
+
+def sources_table(sources: Mapping[str, CaptionSet], example: bool = True) -> pd.DataFrame:
+    """One row per caption set: its paper role (:data:`PAPER_NAMES`), clips, captions, note and
+    (``example``) its first caption."""
+    return pd.DataFrame([{"set": k, "paper role": PAPER_NAMES[k], "clips": len(v),
+                          "captions": v.n_captions, "note": v.note,
+                          **({"example caption": v.frame["captions"].iloc[0][0]} if example else {})}
+                         for k, v in sources.items()])
+
+
+def logmel_features(cs: CaptionSet, max_seconds: float = 10.0, frontend: str = "passt",
+                    **frontend_kw: Any) -> list[Tensor]:
+    """Log-mel of every clip of ``cs`` with a :mod:`audiorepro.frontends` preset (default
+    ``passt``: list of (128, T_i) float16, T_i <= 100 x max_seconds + 1; ``panns_32k`` /
+    ``panns_16k``: (64, T_i)), cached on disk per clip (:class:`~audiorepro.frontends.FeatureCache`
+    under a :func:`audiorepro.caching.run_key` of the front end and :data:`FEATURE_CODE`; an entry
+    is found by clip id and path)."""
+    fe = make_frontend(frontend, **frontend_kw)
+    sr = int(fe.config.sample_rate)
+    cache = FeatureCache()
+    params = {"what": "retrieval-logmel", "frontend": fe.config.to_dict(),
+              "max_seconds": float(max_seconds)}
+    key = {**params, "run_key": caching.run_key(params, code=FEATURE_CODE)}
+    out = []
+    for cid, path in zip(cs.frame["clip_id"], cs.frame["path"]):
+        arr = cache.load(key, cid, path)
+        if arr is None:
+            audio_log = logging.getLogger(load_audio.__module__)
+            level = audio_log.level
+            audio_log.setLevel(logging.ERROR)  # no "resampled to 32000 Hz" line per 16 kHz file
+            try:
+                wave, _ = load_audio(path, sr, duration_s=max_seconds)
+            except Exception as exc:
+                raise RuntimeError(f"caption set {cs.name!r}, clip {cid!r}: cannot read {path} "
+                                   f"({type(exc).__name__}: {exc})") from exc
+            finally:
+                audio_log.setLevel(level)
+            with torch.no_grad():
+                arr = fe(wave[None])[0].to(torch.float16).numpy()
+            cache.save(key, cid, arr, path)
+        out.append(torch.from_numpy(arr))
+    return out

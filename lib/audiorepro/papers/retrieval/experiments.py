@@ -1,0 +1,693 @@
+"""Experiments of the retrieval chapter: frozen audio stand-ins, training, evaluation, records.
+
+* Pre-trained stand-ins (:data:`STAND_INS`, :func:`load_stand_in`, :func:`stand_in_embeddings`,
+  :func:`embed_sources`): the CPU-sized PaSST-N/S/S20, CNN10, CNN14 of
+  :mod:`audiorepro.backbones.pretrain` as *frozen* audio encoders; clip embeddings are cached on
+  disk and standardised with the pre-training clips' statistics
+  (:class:`~audiorepro.papers.retrieval.model.CachedAudio`).
+* :class:`PairDataset` / :class:`EvalSet` / :func:`collate_pairs` - caption-audio pairs for
+  training (keyword swap, random crops) and captions x unique audios for evaluation.
+* :func:`train_retrieval` / :func:`evaluate_retrieval` / :func:`rank` - training through the
+  shared :func:`audiorepro.training.fit`, evaluation with
+  :func:`audiorepro.metrics.retrieval_metrics`, top-k search.
+* :class:`RunSpec`, :func:`run_experiment`, :func:`run_stand_in` - one table row; and the
+  notebooks' experiments :func:`run_table3`, :func:`run_table4`, :func:`run_segment_lengths`,
+  :func:`search_index`, which record their results through :mod:`audiorepro.results`.
+* :func:`guarded_verdict` - a claim verdict with a chance-level guard.
+
+Every entry point that trains, embeds or evaluates takes ``device`` (``"auto"``: see
+:func:`audiorepro.training.pick_device`); training entry points also take ``amp``
+(:class:`audiorepro.training.TrainConfig`).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from audiorepro import caching, paths, results
+from audiorepro import metrics as M
+from audiorepro.backbones.pretrain import family_of, features_to_input, pretrained_backbone
+from audiorepro.frontends import FeatureCache
+from audiorepro.training import fit, pick_device
+
+from audiorepro.papers.retrieval.data import (FEATURE_CODE, PAPER_NAMES, PAPER_ORDER,
+                                              CaptionSet, combine, logmel_features, pretrain_set,
+                                              sets_of_combo)
+from audiorepro.papers.retrieval.model import (SILENCE_LOGMEL, CachedAudio, DualEncoder, TextEncoder,
+                                               build_audio_encoder, contrastive_loss,
+                                               keyword_rephrasings)
+
+__all__ = [
+    "STAND_INS", "load_stand_in", "stand_in_embeddings", "embed_sources", "PairDataset", "EvalSet",
+    "collate_pairs", "pairs_fingerprint", "embed_audio", "embed_text", "evaluate_retrieval",
+    "chance_retrieval", "rank", "train_retrieval", "RunSpec", "run_experiment", "run_stand_in",
+    "guarded_verdict", "table3_specs", "run_table3", "run_table4", "run_segment_lengths",
+    "search_index", "query_hits", "METRICS", "EMBEDDING_CODE", "RUN_CODE",
+]
+
+#: the code behind the cached stand-in embeddings (:func:`stand_in_embeddings`: log-mels, the
+#: backbones, this module) and behind the cached training runs (:func:`train_retrieval`): a change of
+#: any of these modules gives new cache keys (:func:`audiorepro.caching.run_key`)
+EMBEDDING_CODE: tuple[str, ...] = (*FEATURE_CODE, "audiorepro.papers.retrieval.experiments",
+                                   "audiorepro.backbones")
+RUN_CODE: tuple[str, ...] = ("audiorepro.papers.retrieval", *caching.CORE_TRAINING_CODE,
+                             "audiorepro.backbones")
+#: the metrics of the paper's tables, in their column order
+METRICS: tuple[str, ...] = ("mAP@10", "R@1", "R@5", "R@10")
+
+# ===================================================================================== stand-ins
+#: audio encoders with a pre-trained CPU-sized stand-in (:func:`audiorepro.backbones.pretrain.
+#: pretrained_backbone`, trained on the synthetic world ``default_world(1000, seed=0)``, 2 s crops).
+STAND_INS: dict[str, str] = {
+    "PaSST-S": "passt_s_swa_p16_s10_128_998_527",       # stride 10, 10 s positions
+    "PaSST-N": "passt_s_p16_s16_128_1000_527",          # stride 16 (no overlap), 10 s positions
+    "PaSST-S20": "passt_s_20sec_p16_s10_128_2000_527",  # stride 10, 20 s positions
+    "CNN10": "panns_cnn10_32k",                         # PANNs 32 kHz front end
+    "CNN14": "panns_cnn14_16k",                         # PANNs 16 kHz front end
+}
+
+
+def load_stand_in(name: str, profile: str = "book", device: str = "auto") -> tuple[nn.Module, Any]:
+    """(backbone in eval mode, pre-training report) of the stand-in of audio encoder ``name``
+    (:data:`STAND_INS`); the first call pre-trains it on ``device`` (cached under
+    ``cache/pretrained``)."""
+    if name not in STAND_INS:
+        raise KeyError(f"no pre-trained stand-in for audio encoder {name!r}; known: {sorted(STAND_INS)}")
+    return pretrained_backbone(STAND_INS[name], scale="cpu", profile=profile, progress=False,
+                               record=False, device=pick_device(device))
+
+
+def _pad_min(x: Tensor, frames: int) -> Tensor:
+    """(M, T) features padded on the right to at least ``frames`` frames with their minimum."""
+    if x.shape[-1] >= frames:
+        return x
+    return F.pad(x, (0, frames - x.shape[-1]), value=float(x.min()))
+
+
+def stand_in_embeddings(name: str, cs: CaptionSet, profile: str = "book",
+                        segment_seconds: float | None = None, max_seconds: float = 10.0,
+                        batch_size: int = 8, device: str = "auto") -> list[Tensor]:
+    """Frozen embeddings (list of (D,) float32 CPU tensors) of every clip of ``cs`` by the
+    pre-trained stand-in of ``name``, computed on ``device`` and cached on disk per clip (key:
+    :func:`audiorepro.caching.run_key` of the stand-in run, segment, front end and
+    :data:`EMBEDDING_CODE`).
+
+    Input: the backbone's own front end (PaSST: 128-bin log-mel at 32 kHz; CNN10: PANNs 32 kHz;
+    CNN14: PANNs 16 kHz) of the first ``max_seconds`` of each clip. PaSST embeds non-overlapping
+    segments of ``segment_seconds`` (default: its positional length) and averages them (paper
+    3.4); the CNNs embed the whole clip. D: 192 (PaSST), 128 (CNN10), 512 (CNN14) at CPU scale.
+    """
+    dev = pick_device(device)
+    model, report = load_stand_in(name, profile, dev)
+    model = model.to(dev)
+    fam = family_of(STAND_INS[name])
+    fe_cfg = dict(model.pretrain_config["frontend"])
+    preset = fe_cfg.pop("preset")
+    seg = None
+    if fam == "passt":
+        seg = model.input_tdim if segment_seconds is None else int(round(segment_seconds * 100))
+        if model.input_tdim < seg < model.input_tdim + model.patch_size:
+            seg = model.input_tdim   # "10 s" of a 998-frame model: its full positional length
+        if not model.patch_size <= seg <= model.input_tdim:
+            raise ValueError(f"stand_in_embeddings({name}): segment_seconds={segment_seconds} gives "
+                             f"{seg} frames; the positions of {STAND_INS[name]} cover "
+                             f"{model.input_tdim} frames")
+    params = {"what": "retrieval-stand-in", "run": Path(report.run_dir).name, "segment": seg,
+              "max_seconds": float(max_seconds), "frontend": preset, **fe_cfg}
+    key = {**params, "run_key": caching.run_key(params, code=EMBEDDING_CODE)}
+    cache = FeatureCache()
+    out: list[Tensor | None] = []
+    todo = []
+    for i, (cid, path) in enumerate(zip(cs.frame["clip_id"], cs.frame["path"])):
+        arr = cache.load(key, cid, path)
+        out.append(None if arr is None else torch.from_numpy(arr))
+        if arr is None:
+            todo.append(i)
+    if todo:
+        sub = CaptionSet(cs.name, cs.frame.iloc[todo], cs.note)
+        feats = logmel_features(sub, max_seconds=max_seconds, frontend=preset, **fe_cfg)
+        with torch.no_grad():
+            for k in range(0, len(todo), batch_size):
+                chunk = [feats[j].float() for j in range(k, min(k + batch_size, len(todo)))]
+                lens = torch.tensor([c.shape[-1] for c in chunk])
+                x = torch.zeros(len(chunk), chunk[0].shape[0], int(lens.max()))
+                for b, c in enumerate(chunk):
+                    x[b, :, :c.shape[-1]] = c
+                if fam == "passt":
+                    emb = model.embed_long(x.unsqueeze(1).to(dev), segment_frames=seg, lengths=lens)
+                else:   # CNNs: one clip at a time (no padding inside the global pooling);
+                    # clips under 1 s are padded with their own minimum (CNN14 needs >= ~0.3 s)
+                    emb = torch.cat([model(features_to_input(fam, _pad_min(c, 100)[None]).to(dev))["embedding"]
+                                     for c in chunk])
+                for b, j in enumerate(todo[k:k + len(chunk)]):
+                    v = emb[b].float().cpu()
+                    cache.save(key, cs.frame["clip_id"].iloc[j], v.numpy(), cs.frame["path"].iloc[j])
+                    out[j] = v
+    return [v for v in out]  # type: ignore[misc]
+
+
+def embed_sources(encoder: str, sources: Mapping[str, CaptionSet], profile: str = "book",
+                  segment_seconds: float | None = None, max_seconds: float = 10.0,
+                  device: str = "auto") -> dict[str, list[Tensor]]:
+    """:func:`stand_in_embeddings` of every caption set: ``{name: [(D,) per clip]}``."""
+    return {k: stand_in_embeddings(encoder, v, profile, segment_seconds, max_seconds, device=device)
+            for k, v in sources.items()}
+
+
+# ===================================================================================== pairs
+class PairDataset(torch.utils.data.Dataset):
+    """One training item per clip: ``{"x": (128, T) log-mel, "caption": str, "audio_id": int}``.
+
+    Each access draws one of the clip's captions at random; with probability ``p_swap`` it is
+    replaced by one of its keyword rephrasings (paper 2.6: p = 0.3 during fine-tuning).
+    ``repeats`` lists every clip that many times per epoch; ``crop_frames`` cuts a random
+    window of that many frames from longer clips (``None``: whole clip).
+    """
+
+    def __init__(self, cs: CaptionSet, features: Sequence[Tensor], p_swap: float = 0.0,
+                 n_rephrasings: int = 5, repeats: int = 1, seed: int = 0,
+                 crop_frames: int | None = None) -> None:
+        if len(features) != len(cs):
+            raise ValueError(f"PairDataset: {len(features)} feature arrays for {len(cs)} clips of {cs.name!r}")
+        if not 0.0 <= p_swap <= 1.0:
+            raise ValueError(f"PairDataset: p_swap must lie in [0, 1], got {p_swap}")
+        self.cs, self.features, self.p_swap, self.repeats = cs, list(features), float(p_swap), int(repeats)
+        self.captions = list(cs.frame["captions"])
+        self.aug = [[keyword_rephrasings(c, kw, n_rephrasings, seed) for c in caps]
+                    for caps, kw in zip(self.captions, cs.frame["keywords"])] if p_swap > 0 else None
+        self.rng = np.random.default_rng(seed)
+        self.crop_frames = crop_frames
+
+    def __len__(self) -> int:
+        return len(self.features) * self.repeats
+
+    def __getitem__(self, i: int) -> dict:
+        j = i % len(self.features)
+        k = int(self.rng.integers(len(self.captions[j])))
+        cap = self.captions[j][k]
+        if self.aug is not None and self.rng.random() < self.p_swap:
+            alts = self.aug[j][k]
+            cap = alts[int(self.rng.integers(len(alts)))]
+        x = self.features[j]
+        if self.crop_frames is not None and x.dim() == 2 and x.shape[-1] > self.crop_frames:
+            s = int(self.rng.integers(x.shape[-1] - self.crop_frames + 1))
+            x = x[:, s:s + self.crop_frames]
+        return {"x": x.float(), "caption": cap, "audio_id": j}
+
+
+class EvalSet(torch.utils.data.Dataset):
+    """Unique audios of a caption set for evaluation: item ``{"x", "audio_id"}``; ``captions``
+    and ``target`` list every caption with the index of its audio."""
+
+    def __init__(self, cs: CaptionSet, features: Sequence[Tensor]) -> None:
+        if len(features) != len(cs):
+            raise ValueError(f"EvalSet: {len(features)} feature arrays for {len(cs)} clips of {cs.name!r}")
+        self.cs, self.features = cs, list(features)
+        self.captions = [c for caps in cs.frame["captions"] for c in caps]
+        self.target = np.array([i for i, caps in enumerate(cs.frame["captions"]) for _ in caps], np.int64)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"x": self.features[i].float(), "audio_id": i}
+
+
+def collate_pairs(items: list[dict]) -> dict:
+    """Pad log-mels to the longest item with the log-mel of silence: ``x`` (B, 1, 128, T),
+    ``lengths`` (B,), ``audio_id`` (B,), ``caption`` (list, if present). Items whose ``x`` is a
+    (D,) embedding are stacked to ``x`` (B, D) with ``lengths`` None."""
+    if items[0]["x"].dim() == 1:   # pre-computed embeddings (D,) -> (B, D)
+        out = {"x": torch.stack([it["x"] for it in items]), "lengths": None,
+               "audio_id": torch.tensor([it["audio_id"] for it in items])}
+        if "caption" in items[0]:
+            out["caption"] = [it["caption"] for it in items]
+        return out
+    t = max(it["x"].shape[-1] for it in items)
+    x = torch.full((len(items), 1, items[0]["x"].shape[0], t), SILENCE_LOGMEL)
+    for b, it in enumerate(items):
+        x[b, 0, :, :it["x"].shape[-1]] = it["x"]
+    out = {"x": x, "lengths": torch.tensor([it["x"].shape[-1] for it in items]),
+           "audio_id": torch.tensor([it["audio_id"] for it in items])}
+    if "caption" in items[0]:
+        out["caption"] = [it["caption"] for it in items]
+    return out
+
+
+def _pair_batch_fn(model: nn.Module, batch: dict) -> Tensor:
+    m = model.module if hasattr(model, "module") else model
+    lengths = (batch["lengths"] if m.audio.kind == "passt"
+               and bool((batch["lengths"] != batch["x"].shape[-1]).any()) else None)
+    a, t = model(batch["x"], batch["caption"], lengths)
+    return contrastive_loss(a, t, batch["audio_id"], m.tau)
+
+
+def pairs_fingerprint(cs: CaptionSet, features: Sequence[Tensor]) -> str:
+    """Fingerprint of training / validation data: the caption set's rows
+    (:func:`audiorepro.caching.table_fingerprint`), its keywords and the bytes of every feature
+    array (two sets of the same clips with other features, e.g. another segment length, differ)."""
+    h = hashlib.sha256()
+    for f in features:
+        a = f.detach().cpu().contiguous()
+        h.update(f"{tuple(a.shape)}{a.dtype}".encode())
+        h.update(a.numpy().tobytes())
+    return caching.stable_digest({"rows": caching.table_fingerprint(cs.frame),
+                                  "keywords": [list(k) for k in cs.frame["keywords"]],
+                                  "features": h.hexdigest()})
+
+
+# ===================================================================================== evaluation
+@torch.no_grad()
+def embed_audio(model: DualEncoder, ds: EvalSet, batch_size: int = 16, device: str = "auto") -> Tensor:
+    """(N, shared_dim) CPU embeddings of the unique audios of ``ds`` (eval mode; the model is
+    moved to ``device``)."""
+    dev = pick_device(device)
+    was = model.training
+    model.to(dev).eval()
+    out = []
+    try:
+        for i in range(0, len(ds), batch_size):
+            b = collate_pairs([ds[j] for j in range(i, min(i + batch_size, len(ds)))])
+            lengths = b["lengths"].to(dev) if getattr(model.audio, "kind", "") == "passt" else None
+            out.append(model.embed_audio(b["x"].to(dev), lengths).cpu())
+    finally:
+        model.train(was)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def embed_text(model: DualEncoder, captions: Sequence[str], batch_size: int = 256,
+               device: str = "auto") -> Tensor:
+    """(Q, shared_dim) CPU caption embeddings (eval mode; the model is moved to ``device``)."""
+    was = model.training
+    model.to(pick_device(device)).eval()
+    try:
+        return torch.cat([model.embed_text(list(captions[i:i + batch_size])).cpu()
+                          for i in range(0, len(captions), batch_size)])
+    finally:
+        model.train(was)
+
+
+def evaluate_retrieval(model: DualEncoder, ds: EvalSet, device: str = "auto") -> dict[str, float]:
+    """R@1/5/10, mAP@10 (fractions), median/mean rank over captions x unique audios."""
+    a = embed_audio(model, ds, device=device)
+    t = embed_text(model, ds.captions, device=device)
+    return M.retrieval_metrics((t @ a.t()).numpy(), ds.target)
+
+
+def chance_retrieval(n_audio: int, k: int = 10) -> dict[str, float]:
+    """Expected R@1/5/10 and mAP@k of a random ranking of ``n_audio`` audios (one relevant each):
+    R@j = min(j, N) / N, mAP@k = (1/N) sum_{r=1}^{min(k, N)} 1/r."""
+    if n_audio < 1:
+        raise ValueError(f"chance_retrieval: n_audio must be >= 1, got {n_audio}")
+    out = {f"R@{j}": min(j, n_audio) / n_audio for j in (1, 5, 10)}
+    out[f"mAP@{k}"] = sum(1.0 / r for r in range(1, min(k, n_audio) + 1)) / n_audio
+    return out
+
+
+def rank(model: DualEncoder, queries: Sequence[str], audio_emb: Tensor, k: int = 5,
+         device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` audios per query: (indices (Q, k), cosine similarities (Q, k))."""
+    q = embed_text(model, list(queries), device=device)
+    s = q @ audio_emb.t()
+    v, i = s.topk(min(k, s.shape[1]), dim=1)
+    return i.numpy(), v.numpy()
+
+
+def guarded_verdict(claim_id: str, profile: str, n_test_audio: int, margin: float = 0.02,
+                    register: bool = True, metric: str = "mAP@10") -> Any:
+    """:func:`audiorepro.results.evaluate_claim` with a chance-level guard.
+
+    If no run compared by the claim beats the expected ``metric`` of a random ranking of the
+    ``n_test_audio`` test audios by more than ``margin`` (fraction), the comparison is noise:
+    the verdict becomes ``not reproduced`` and the evidence says so. Otherwise the registry's
+    verdict stands. Registers the verdict when ``register``.
+    """
+    v = results.evaluate_claim("retrieval", claim_id, profile=profile, register=False)
+    chance = chance_retrieval(n_test_audio)[metric]
+    if v.verdict != "not yet measured" and max(v.values.values()) <= chance + margin:
+        v.verdict = "not reproduced"
+        v.evidence = (f"all compared runs are within {margin:.2f} of chance ({metric} of a random "
+                      f"ranking of {n_test_audio} audios = {chance:.4f}); their order is noise. "
+                      + v.evidence)
+    if register:
+        if v.verdict == "not yet measured":
+            results.register_verdict("retrieval", claim_id, v.verdict, v.evidence, "none", "none",
+                                     profile)
+        else:
+            results.register_verdict("retrieval", claim_id, v.verdict, v.evidence, v.dataset,
+                                     v.scale, v.profile)
+    return v
+
+
+# ===================================================================================== training
+def train_retrieval(model: DualEncoder, train: CaptionSet, train_feats: Sequence[Tensor],
+                    valid: CaptionSet, valid_feats: Sequence[Tensor], config: Mapping[str, Any],
+                    p_swap: float = 0.0, seed: int = 0, crop_frames: int | None = None,
+                    text_lr: float | None = None, run_name: str | None = None,
+                    init_from: str | Path | None = None, device: str = "auto",
+                    amp: bool | str = False) -> Any:
+    """Train ``model`` on ``train`` pairs with :func:`audiorepro.training.fit` on ``device``,
+    monitoring validation mAP@10 (best weights restored). Returns the ``FitResult``.
+
+    Trainable text-encoder parameters get ``text_lr`` (default ``lr / 10``), the rest the
+    configuration's ``lr``. ``amp``: autocast mode (:class:`audiorepro.training.TrainConfig`;
+    an ``amp`` key of ``config`` wins). ``run_name``: checkpoint under
+    ``cache/retrieval/<run_name>-<key>`` (key: :func:`audiorepro.caching.run_key` of the
+    configuration, the model, :func:`pairs_fingerprint` of the data and the code) so a finished
+    run is loaded instead of retrained. ``init_from``: a state-dict file loaded first
+    (pre-train -> fine-tune).
+    """
+    dev = pick_device(device)
+    if init_from is not None:
+        model.load_state_dict(torch.load(init_from, map_location="cpu", weights_only=True))
+    cfg = {"monitor": "mAP@10", "mode": "max", "progress": False, "seed": seed, "amp": amp,
+           **dict(config)}
+    lr = float(cfg.get("lr", 1e-3))
+    text_ids = {id(p) for p in model.text.parameters()}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in text_ids]
+    tpar = [p for p in model.text.parameters() if p.requires_grad]
+    groups = [{"params": rest, "lr": lr}]
+    if tpar:
+        groups.append({"params": tpar, "lr": lr / 10 if text_lr is None else float(text_lr)})
+    ds = PairDataset(train, train_feats, p_swap=p_swap, seed=seed, crop_frames=crop_frames)
+    bs = int(cfg.get("batch_size", 32))
+    loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, collate_fn=collate_pairs,
+                                         generator=torch.Generator().manual_seed(seed),
+                                         drop_last=len(ds) > bs)
+    run_dir = None
+    if run_name:
+        init = None if init_from is None else caching.tree_digest(Path(init_from), (Path(init_from).suffix,))
+        params = {"cfg": cfg, "p_swap": p_swap, "crop": crop_frames, "text_lr": text_lr,
+                  "init": init, "model": repr(model)[:20000],
+                  "text": str(getattr(model.text, "folder", getattr(model.text, "name", "")))}
+        data = {"train": pairs_fingerprint(train, train_feats),
+                "valid": pairs_fingerprint(valid, valid_feats)}
+        run_dir = paths.cache_dir("retrieval", f"{run_name}-{caching.run_key(params, data, RUN_CODE)}")
+    return fit(model, loader, EvalSet(valid, valid_feats), config=cfg, batch_fn=_pair_batch_fn,
+               evaluate_fn=lambda m, d: evaluate_retrieval(m, getattr(d, "dataset", d), device=dev),
+               run_dir=run_dir, device=dev, params=groups)
+
+
+# ===================================================================================== experiments
+@dataclass
+class RunSpec:
+    """One row of a retrieval table.
+
+    Attributes:
+        audio: :data:`AUDIO_ENCODERS` name; audio_kw: its builder options (scale, patchout ...).
+        text: text-encoder name; text_layers: keep the first k layers (``None``: all).
+        pretrain: caption sets (source or paper names, :data:`PAPER_NAMES`) whose clips of every split,
+            except the target's valid/test clips, are used for pre-training.
+        finetune_epochs: epochs of fine-tuning on the target's train split after pre-training
+            (0: none); p_swap: keyword-caption swap probability while fine-tuning.
+        paper_row: the paper's row this run stands for.
+        text_train_layers: top text-encoder layers fine-tuned (0: frozen; the paper trains all).
+    """
+
+    audio: str = "PaSST-N"
+    audio_kw: dict = field(default_factory=lambda: {"scale": "cpu"})
+    text: str = "minilm"
+    text_layers: int | None = None
+    pretrain: tuple[str, ...] = PAPER_ORDER
+    finetune_epochs: int = 0
+    p_swap: float = 0.0
+    paper_row: str = ""
+    text_train_layers: int = 0
+
+    @property
+    def label(self) -> str:
+        t = self.text if self.text_layers is None else f"{self.text}-L{self.text_layers}"
+        if self.text_train_layers:
+            t += f" (top {self.text_train_layers} layers trained)"
+        out = f"{self.audio} + {t}, pre-train {'+'.join(self.pretrain)}"
+        if self.finetune_epochs:
+            out += f", fine-tune{' + keywords' if self.p_swap > 0 else ''}"
+        return out
+
+
+def run_experiment(spec: RunSpec, sources: Mapping[str, CaptionSet], features: Mapping[str, list],
+                   pretrain_cfg: Mapping[str, Any], finetune_cfg: Mapping[str, Any],
+                   text_encoders: dict | None = None, crop_frames: int | None = 500,
+                   segment_frames: int | None = 500, seed: int = 0, target: str = "synthetic",
+                   audio_module: nn.Module | None = None, text_lr: float | None = None,
+                   standardize: bool = True, device: str = "auto",
+                   amp: bool | str = False) -> dict[str, Any]:
+    """Pre-train (and optionally fine-tune) one :class:`RunSpec` on ``device``, evaluate on the
+    target's test split. ``features[name]`` = :func:`logmel_features` of ``sources[name]`` (same
+    order), or, with ``audio_module`` = :class:`CachedAudio`, the frozen
+    :func:`stand_in_embeddings`. ``text_encoders`` caches loaded text encoders between runs (their
+    caption caches too; a run that fine-tunes text layers trains a copy). ``text_lr``: learning
+    rate of the fine-tuned text layers (default: a tenth of the configuration's ``lr``, which the
+    projections use). ``standardize``: fit a :class:`CachedAudio` to the pre-training clips'
+    embeddings first. ``amp``: autocast mode of the training loop.
+
+    Returns ``{"metrics": test metrics (fractions), "valid": best validation metrics,
+    "model": DualEncoder, "params": audio/text parameter counts, "history": DataFrame}``.
+    """
+    dev = pick_device(device)
+    torch.manual_seed(seed)
+    text_encoders = {} if text_encoders is None else text_encoders
+    tkey = (spec.text, spec.text_layers)
+    if tkey not in text_encoders:
+        text_encoders[tkey] = TextEncoder(spec.text, num_layers=spec.text_layers)
+    text = text_encoders[tkey]
+    if spec.text_train_layers:
+        text = copy.deepcopy(text).set_trainable_layers(spec.text_train_layers)
+    audio = audio_module if audio_module is not None else build_audio_encoder(
+        spec.audio, segment_frames=segment_frames, **spec.audio_kw)
+    model = DualEncoder(audio, text)
+    feat_of = {cid: f for n in sources for cid, f in zip(sources[n].frame["clip_id"], features[n])}
+    tgt = sources[target]
+    valid, test = tgt.subset("valid"), tgt.subset("test")
+    fv = [feat_of[c] for c in valid.frame["clip_id"]]
+    pre = pretrain_set(sources, spec.pretrain, target)
+    fp = [feat_of[c] for c in pre.frame["clip_id"]]
+    if isinstance(audio, CachedAudio) and not audio.fitted and standardize:
+        audio.fit(fp)   # statistics of the pre-training clips only
+    hist = []
+    train_kw = dict(seed=seed, crop_frames=crop_frames, text_lr=text_lr, device=dev, amp=amp)
+    res = train_retrieval(model, pre, fp, valid, fv, pretrain_cfg, p_swap=0.0, **train_kw)
+    hist.append(res.history.assign(stage="pre-train"))
+    best = res.best_metrics
+    if spec.finetune_epochs:
+        ft = tgt.subset("train")
+        ff = [feat_of[c] for c in ft.frame["clip_id"]]
+        cfg = {**dict(finetune_cfg), "epochs": int(spec.finetune_epochs)}
+        res = train_retrieval(res.model, ft, ff, valid, fv, cfg, p_swap=spec.p_swap, **train_kw)
+        hist.append(res.history.assign(stage="fine-tune"))
+        best = res.best_metrics
+    model = res.model
+    metrics = evaluate_retrieval(model, EvalSet(test, [feat_of[c] for c in test.frame["clip_id"]]),
+                                 device=dev)
+    n_audio = sum(p.numel() for p in model.audio.parameters())
+    return {"metrics": metrics, "valid": best, "model": model,
+            "params": {"audio_params": n_audio, "text_params": sum(p.numel() for p in text.parameters())},
+            "history": pd.concat(hist, ignore_index=True)}
+
+
+def run_stand_in(spec: RunSpec, sources: Mapping[str, CaptionSet], embeddings: Mapping[str, list],
+                 pretrain_cfg: Mapping[str, Any], finetune_cfg: Mapping[str, Any],
+                 text_encoders: dict | None = None, seed: int = 0, target: str = "synthetic",
+                 text_lr: float | None = None, device: str = "auto",
+                 amp: bool | str = False) -> dict[str, Any]:
+    """:func:`run_experiment` on frozen stand-in ``embeddings`` (of ``spec.audio``, from
+    :func:`embed_sources`): standardised with the pre-training clips' statistics, then the
+    projections, the temperature and ``spec.text_train_layers`` text layers are trained."""
+    dim = int(next(iter(embeddings.values()))[0].shape[0])
+    return run_experiment(spec, sources, embeddings, pretrain_cfg, finetune_cfg, text_encoders,
+                          crop_frames=None, seed=seed, target=target,
+                          audio_module=CachedAudio(dim, spec.audio), text_lr=text_lr,
+                          device=device, amp=amp)
+
+
+# ===================================================================================== notebooks
+def _cosine_cfg(epochs: int | None, batch_size: int, lr: float) -> dict[str, Any]:
+    """The notebooks' training configuration (cosine schedule); ``epochs`` None: set per run."""
+    cfg = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "schedule": "cosine"}
+    return cfg if epochs is not None else {k: v for k, v in cfg.items() if k != "epochs"}
+
+
+def _text_label(spec: RunSpec, text: nn.Module) -> str:
+    """How a run's text encoder is named in records: ``MiniLM-L6 (frozen)`` etc."""
+    name = "MiniLM" if spec.text == "minilm" else spec.text
+    k = getattr(text, "trainable_layers", 0)
+    return (f"{name}-L{getattr(text, 'num_layers', '?')} "
+            f"({'top %d layers trained' % k if k else 'frozen'})")
+
+
+def table3_specs(small_text_layers: int = 2, text_train_layers: int = 0, finetune_epochs: int = 1,
+                 p_swap: float = 0.3) -> dict[str, RunSpec]:
+    """The rows of Table 3 the book runs, by key: each names the paper row it stands for."""
+    t = dict(text_train_layers=text_train_layers)
+    return {
+        "passt_n": RunSpec("PaSST-N", paper_row="PaSST-N + bert-base", **t),
+        "passt_n_small_text": RunSpec("PaSST-N", text_layers=small_text_layers,
+                                      paper_row="PaSST-N + bert-small",
+                                      text_train_layers=min(text_train_layers, small_text_layers)),
+        "passt_s": RunSpec("PaSST-S", paper_row="PaSST-S + bert-base", **t),
+        "cnn10": RunSpec("CNN10", paper_row="CNN10 + bert-base", **t),
+        "cnn14": RunSpec("CNN14", paper_row="CNN14 + bert-base", **t),
+        "finetune": RunSpec("PaSST-N", finetune_epochs=finetune_epochs,
+                            paper_row="PaSST-N + roberta-large, fine-tuned", **t),
+        "finetune_keywords": RunSpec("PaSST-N", finetune_epochs=finetune_epochs, p_swap=p_swap,
+                                     paper_row="PaSST-N + roberta-large, fine-tuned + GPT-augment",
+                                     **t),
+    }
+
+
+def _test_description(sources: Mapping[str, CaptionSet], target: str) -> str:
+    return (f"{target} test split ({len(sources[target].subset('test'))} audios, "
+            "captions x unique audios)")
+
+
+def run_table3(rows: Sequence[str], specs: Mapping[str, RunSpec], sources: Mapping[str, CaptionSet],
+               target: str, embeddings: Mapping[str, Mapping[str, list]], *, pretrain_epochs: int,
+               batch_size: int, lr: float, text_lr: float, seed: int, profile: str,
+               world_seed: int, real_clips: int, stand_in_profile: str, device: str = "auto",
+               amp: bool | str = False) -> tuple[dict[str, dict], pd.DataFrame]:
+    """Train and score the Table 3 ``rows`` (keys of ``specs``) on the frozen stand-in
+    ``embeddings[audio encoder]``, record each (table ``table3``, under its ``paper_row``; the
+    ``passt_n`` row also as the pre-trained-only ``PaSST-N + roberta-large``) and return
+    ``(runs by key, table of this run's metrics with the expected random ranking last)``.
+    Fine-tuning uses ``lr / 2.5``."""
+    unknown = [r for r in rows if r not in specs]
+    if unknown:
+        raise KeyError(f"rows: unknown row(s) {unknown}; choose from {list(specs)}")
+    pre_cfg = _cosine_cfg(pretrain_epochs, batch_size, lr)
+    ft_cfg = _cosine_cfg(None, batch_size, lr / 2.5)
+    text_cache: dict = {}
+    scale_note = (f"{target} n{len(sources[target])} (world seed {world_seed}) + other sets of "
+                  f"{real_clips or 'all'} clips; {pretrain_epochs} pre-train epochs; "
+                  f"stand-ins: {stand_in_profile} profile")
+    dataset = _test_description(sources, target)
+    runs = {}
+    for key in rows:
+        spec = specs[key]
+        t0 = time.time()
+        out = run_stand_in(spec, sources, embeddings[spec.audio], pre_cfg, ft_cfg, text_cache,
+                           seed=seed, target=target, text_lr=text_lr, device=device, amp=amp)
+        runs[key] = out
+        model_name = (f"{spec.audio} stand-in (frozen, {STAND_INS[spec.audio]} at CPU scale) + "
+                      + _text_label(spec, out["model"].text)
+                      + (", fine-tuned" if spec.finetune_epochs else "")
+                      + (f" + keyword swap p={spec.p_swap}" if spec.p_swap else ""))
+        m = {k: out["metrics"][k] for k in METRICS}
+        params = {"row": key, "label": spec.label, **out["params"], "pretrain_epochs": pretrain_epochs,
+                  "finetune_epochs": spec.finetune_epochs, "text_lr": text_lr, "seed": seed}
+        results.record("retrieval", "table3", m, {"paper_row": spec.paper_row, **params},
+                       dataset=dataset, scale=scale_note, profile=profile, model=model_name,
+                       duration_s=time.time() - t0)
+        if key == "passt_n":  # the pre-trained-only baseline of the fine-tuning section
+            results.record("retrieval", "table3", m, {"paper_row": "PaSST-N + roberta-large", **params},
+                           dataset=dataset, scale=scale_note, profile=profile, model=model_name)
+    chance = chance_retrieval(len(sources[target].subset("test")))
+    table = pd.DataFrame([{"row": k, "run": specs[k].label, **{m: runs[k]["metrics"][m] for m in METRICS}}
+                          for k in runs]
+                         + [{"row": "chance", "run": "random ranking (expected)",
+                             **{m: chance[m] for m in METRICS}}])
+    return runs, table
+
+
+def run_table4(combos: Sequence[str], sources: Mapping[str, CaptionSet], target: str,
+               embeddings: Mapping[str, list], *, epochs: int, batch_size: int, lr: float,
+               text_lr: float, text_train_layers: int, seed: int, profile: str, world_seed: int,
+               real_clips: int, stand_in_profile: str, device: str = "auto",
+               amp: bool | str = False) -> pd.DataFrame:
+    """PaSST-N stand-in (frozen ``embeddings``) + MiniLM pre-trained on each ``+``-joined
+    combination of the paper's set names (:func:`sets_of_combo`), scored on the target's test
+    split and recorded (table ``table4``, row: the paper's names). Returns this run's table."""
+    cfg = _cosine_cfg(epochs, batch_size, lr)
+    rows, text_cache = [], {}
+    for combo in combos:
+        names = sets_of_combo(combo, sources)
+        paper_row = " + ".join(PAPER_NAMES[n] for n in names)
+        t0 = time.time()
+        out = run_stand_in(RunSpec("PaSST-N", pretrain=names, text_train_layers=text_train_layers),
+                           sources, embeddings, cfg, cfg, text_cache, seed=seed, target=target,
+                           text_lr=text_lr, device=device, amp=amp)
+        results.record("retrieval", "table4", {"mAP@10": out["metrics"]["mAP@10"]},
+                       {"paper_row": paper_row, "sets": list(names), **out["params"], "epochs": epochs,
+                        "text_train_layers": text_train_layers, "text_lr": text_lr},
+                       dataset=_test_description(sources, target),
+                       scale=(f"{target} n{len(sources[target])} (world seed {world_seed}) + other "
+                              f"sets of {real_clips or 'all'} clips; {epochs} epochs; stand-ins: "
+                              f"{stand_in_profile}"),
+                       profile=profile, duration_s=time.time() - t0,
+                       model=f"PaSST-N stand-in (frozen) + MiniLM-L6 (top {text_train_layers} layers trained)")
+        rows.append({"pre-training sets": " + ".join(names), "paper role": paper_row,
+                     "train clips": len(pretrain_set(sources, names, target)),
+                     **{k: out["metrics"][k] for k in METRICS}})
+    return pd.DataFrame(rows)
+
+
+def run_segment_lengths(cs: CaptionSet, curves: Mapping[str, Sequence[float]], *, epochs: int,
+                        batch_size: int, lr: float, text_lr: float, text_train_layers: int,
+                        seed: int, profile: str, world_seed: int, stand_in_profile: str,
+                        device: str = "auto", amp: bool | str = False) -> pd.DataFrame:
+    """Fig. 1: for each stand-in encoder of ``curves`` and each of its segment lengths (s), embed
+    the 20 s clips of ``cs`` (mean over segments; embedding CPU time measured), train on the
+    train split, score the test split and record (table ``fig1``; the PaSST-S20 rows are
+    ``segment <s> s``, the others ``<encoder>, segment <s> s``). Returns this run's table."""
+    sources = {"synthetic": cs}
+    test_set = cs.subset("test")
+    cfg = _cosine_cfg(epochs, batch_size, lr)
+    rows, text_cache = [], {}
+    for enc, segments in curves.items():
+        for sec in segments:
+            c0 = time.process_time()
+            emb = embed_sources(enc, sources, stand_in_profile, segment_seconds=sec, max_seconds=20.0,
+                                device=device)
+            embed_cpu = time.process_time() - c0
+            t0 = time.time()
+            out = run_stand_in(RunSpec(enc, pretrain=("synthetic",), text_train_layers=text_train_layers),
+                               sources, emb, cfg, cfg, text_cache, seed=seed, text_lr=text_lr,
+                               device=device, amp=amp)
+            m = {k: out["metrics"][k] for k in METRICS}
+            row = f"segment {sec:g} s" if enc == "PaSST-S20" else f"{enc}, segment {sec:g} s"
+            results.record("retrieval", "fig1", m,
+                           {"paper_row": row, "encoder": enc, "segment_seconds": sec, **out["params"],
+                            "epochs": epochs, "embed_cpu_s": embed_cpu},
+                           dataset=(f"synthetic world seed {world_seed}, 20 s clips, test split "
+                                    f"({len(test_set)} audios)"),
+                           scale=f"n{len(cs)}; stand-ins: {stand_in_profile}", profile=profile,
+                           model=f"{enc} stand-in ({STAND_INS[enc]}, CPU scale, frozen) + MiniLM-L6",
+                           duration_s=time.time() - t0)
+            rows.append({"encoder": enc, "segment (s)": sec, **m,
+                         "embedding CPU s (cached afterwards)": embed_cpu})
+    return pd.DataFrame(rows)
+
+
+def search_index(model: DualEncoder, sources: Mapping[str, CaptionSet],
+                 embeddings: Mapping[str, list], sets: Sequence[str] = ("synthetic:test", "tuxpaint"),
+                 device: str = "auto") -> tuple[CaptionSet, Tensor]:
+    """``(index set, (N, shared_dim) audio embeddings)`` of the clips of ``sets`` (``name`` or
+    ``name:split``) from their frozen stand-in ``embeddings``, projected by ``model``."""
+    parts = []
+    for s in sets:
+        name, _, split = s.partition(":")
+        if name not in sources:
+            raise KeyError(f"search_index: unknown caption set {name!r}; known: {sorted(sources)}")
+        parts.append(sources[name].subset(split) if split else sources[name])
+    index_set = combine(parts, name="index")
+    emb_of = {c: e for k in sources for c, e in zip(sources[k].frame["clip_id"], embeddings[k])}
+    index_emb = [emb_of[c] for c in index_set.frame["clip_id"]]
+    return index_set, embed_audio(model, EvalSet(index_set, index_emb), device=device)
+
+
+def query_hits(index_set: CaptionSet, idx: Sequence[int], sims: Sequence[float]) -> pd.DataFrame:
+    """The ranked hits of one query: rank, clip id, cosine, the clip's first caption."""
+    f = index_set.frame
+    return pd.DataFrame({"rank": range(1, len(idx) + 1), "clip": f["clip_id"].iloc[list(idx)].values,
+                         "cosine": np.round(np.asarray(sims), 3),
+                         "its caption": [f["captions"].iloc[i][0] for i in idx]})

@@ -1,0 +1,78 @@
+"""Figures of the retrieval chapter (this run's numbers only; the paper's are never plotted here)."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from audiorepro.papers.retrieval.data import CaptionSet
+
+__all__ = ["plot_table3", "plot_table4", "plot_segment_lengths", "plot_query_hits"]
+
+
+def plot_table3(table: pd.DataFrame, runs: Mapping[str, dict], chance_map10: float,
+                target: str) -> Figure:
+    """Left: test mAP@10 of every row of ``table`` (from :func:`run_table3`, chance row included);
+    right: validation mAP@10 per epoch of each run (pre-training, then fine-tuning) and the
+    expected mAP@10 of a random ranking ``chance_map10`` (fraction)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3))
+    axes[0].barh(table["run"], table["mAP@10"] * 100)
+    axes[0].set_xlabel(f"mAP@10 (%) on the {target} test split - this run")
+    axes[0].invert_yaxis()
+    for key, out in runs.items():
+        h = out["history"]
+        v = h[(h.metric == "mAP@10") & (h.split == "valid")].reset_index(drop=True)
+        axes[1].plot(range(1, len(v) + 1), v["value"] * 100, marker="o", label=key)
+    axes[1].axhline(chance_map10 * 100, color="gray", ls="--", label="chance")
+    axes[1].set_xlabel("epoch (pre-training, then fine-tuning)")
+    axes[1].set_ylabel("valid mAP@10 (%)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_table4(table: pd.DataFrame, chance_map10: float, target: str) -> Figure:
+    """Test mAP@10 per pre-training combination (``table`` from :func:`run_table4`) and the
+    expected mAP@10 of a random ranking."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.barh(table["paper role"], table["mAP@10"] * 100)
+    ax.axvline(chance_map10 * 100, color="gray", ls="--", label="random ranking")
+    ax.set_xlabel(f"mAP@10 (%) on the {target} test split - this run")
+    ax.legend(fontsize=7)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def plot_segment_lengths(table: pd.DataFrame, chance_map10: float, profile: str) -> Figure:
+    """Test mAP@10 against the segment length, one curve per encoder (``table`` from
+    :func:`run_segment_lengths`), and the expected mAP@10 of a random ranking."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for enc, g in table.groupby("encoder"):
+        ax.plot(g["segment (s)"], g["mAP@10"] * 100, marker="o", label=f"{enc} stand-in")
+    ax.axhline(chance_map10 * 100, color="gray", ls="--", label="random ranking")
+    ax.set_xlabel("segment length (s)")
+    ax.set_ylabel("mAP@10 (%) - this run")
+    ax.set_title(f"segment length, {profile} profile (20 s clips)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_query_hits(query: str, index_set: CaptionSet, spectra: Sequence[Tensor],
+                    idx: Sequence[int], sims: Sequence[float]) -> Figure:
+    """The log-mel spectrograms ``spectra[i]`` ((mel, frames)) of the hits ``idx`` of ``query``
+    in ``index_set``, titled with their source and cosine similarity ``sims``."""
+    fig, axes = plt.subplots(1, len(idx), figsize=(3.2 * len(idx), 2.4), squeeze=False)
+    for ax, i, v in zip(axes[0], idx, sims):
+        r = index_set.frame.iloc[i]
+        ax.imshow(spectra[i].float().numpy(), origin="lower", aspect="auto", cmap="magma")
+        ax.set_title(f"{r['source']}: cos {v:.2f}", fontsize=8)
+        ax.set_xlabel("frames (10 ms)")
+    axes[0][0].set_ylabel("mel bin")
+    fig.suptitle(f"query: {query!r}", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -32,7 +32,7 @@ unit: setup
 nbval: setup
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider --ignore=book/_executed book
 
-## make paper-check: every notebook with a params/<stem>.paper-check.yaml runs its paper profile on the
+## make paper-check: every notebook with a params/<stem>.papercheck.yaml runs its paper profile on the
 ## official-format miniatures and checkpoints with shrunken budgets (private home: _paper_check/)
 paper-check: setup
 	$(PY) -m audiorepro.book paper-check

@@ -753,7 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--only", default=None, help="glob or substring of book/<chapter>/<stem>.ipynb")
     ex.add_argument("--force", action="store_true", help="ignore done markers")
     pc = sub.add_parser("paper-check", help="the paper profile on official-format miniatures with "
-                        "shrunken budgets (params/<stem>.paper-check.yaml)")
+                        "shrunken budgets (params/<stem>.papercheck.yaml)")
     pc.add_argument("--only", default=None, help="glob or substring of book/<chapter>/<stem>.ipynb")
     sub.add_parser("toc", help="write _toc.yml, generated from the book/ folders")
     sub.add_parser("mathjax", help="copy the installed MathJax 3 (make mathjax) into book/_static/mathjax")

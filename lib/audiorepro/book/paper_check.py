@@ -2,7 +2,8 @@
 
 The paper profile (``book/<chapter>/params/<stem>.paper.yaml``) is what a researcher with the
 official datasets, checkpoints and a GPU runs. It cannot run here at full size, so ``paper-check``
-proves the same code path: for every notebook that has ``params/<stem>.paper-check.yaml``, it runs
+proves the same code path: for every notebook that has ``params/<stem>.papercheck.yaml`` (or
+``<stem>.papercheck-<variant>.yaml`` for the paper variant ``<stem>.paper-<variant>.yaml``), it runs
 the notebook with the paper parameters updated by that file. The override may only
 
 * shrink budgets (epochs, iterations, clips per split, seeds, repeats), and
@@ -30,7 +31,7 @@ from typing import Any, Callable
 
 from .errors import BookError
 
-SUFFIX = "paper-check"
+SUFFIX = "papercheck"   # not <stem>.paper-<variant>.yaml: that would be a variant of the paper profile
 DATA_KEYS = ("data_root", "clip_table", "tmac_file", "features_file")
 
 
@@ -126,7 +127,8 @@ def missing_claim_rows(records: list[dict[str, Any]]) -> list[str]:
 
 
 def run(layout: Any, only: str | None = None, log: Callable[[str], None] = print) -> list[CheckResult]:
-    """Execute every notebook that has a ``.paper-check.yaml`` and check its records."""
+    """Execute every paper job (variants too) that has a ``<stem>.papercheck[-<variant>].yaml``
+    and check its records."""
     from . import Job, load_param_file, param_files, plan, run_job, validate_parameters
     from .parameters import read_notebook
 
@@ -135,15 +137,15 @@ def run(layout: Any, only: str | None = None, log: Callable[[str], None] = print
     home.mkdir(parents=True, exist_ok=True)
     jobs = []
     for job in plan(layout, "paper", only):
-        if job.variant:
-            continue
-        override = job.notebook.parent / "params" / f"{job.notebook.stem}.{SUFFIX}.yaml"
+        tail = f"-{job.variant}" if job.variant else ""
+        override = job.notebook.parent / "params" / f"{job.notebook.stem}.{SUFFIX}{tail}.yaml"
         if not override.is_file():
             continue
         params = {**job.parameters, **load_param_file(override), "profile": "paper"}
         validate_parameters(job.notebook, params, override, read_notebook(job.notebook))
-        out = layout.root / "_build" / "paper_check" / job.notebook.relative_to(layout.book)
-        jobs.append(Job(job.notebook, "paper", None, override, params, out))
+        out = (layout.root / "_build" / "paper_check" / job.notebook.relative_to(layout.book).parent
+               / f"{job.notebook.stem}{tail}.ipynb")
+        jobs.append(Job(job.notebook, "paper", job.variant, override, params, out))
     if not jobs:
         raise BookError(f"no notebook under {layout.book} has a params/<stem>.{SUFFIX}.yaml"
                         + (f" matching {only!r}" if only else ""))

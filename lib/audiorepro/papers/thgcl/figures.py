@@ -13,7 +13,7 @@ from matplotlib.collections import LineCollection
 
 from audiorepro.papers.thgcl.model import TemporalGraph, edge_weights
 
-__all__ = ["draw_graph", "graph_panels", "plot_curves", "table1_figure", "table2_figure",
+__all__ = ["draw_graph", "graph_panels", "weight_matrices", "plot_curves", "table1_figure", "table2_figure",
            "robustness_figure"]
 
 
@@ -72,6 +72,29 @@ def graph_panels(graph: TemporalGraph, audio_values: np.ndarray | None = None,
     return fig
 
 
+def weight_matrices(graphs: Mapping[str, TemporalGraph], tau: float = 1.0) -> plt.Figure:
+    """The evaluation edge weights (``xi = 0.5``) as matrices, one row per graph (``graphs``:
+    label -> graph, e.g. the book's and the paper's node counts): audio-audio under the Gaussian
+    (Eq. 1) and the Hawkes kernel (Eq. 2), and video -> audio under both (rows: audio nodes;
+    white: no edge). One colour scale for the whole figure, so flat weights look flat."""
+    panels = (("audio", "gaussian"), ("audio", "hawkes"), ("cross", "gaussian"), ("cross", "hawkes"))
+    fig, axes = plt.subplots(len(graphs), len(panels), figsize=(3.3 * len(panels), 3.0 * len(graphs)),
+                             squeeze=False)
+    image = None
+    for row, (label, graph) in zip(axes, graphs.items()):
+        for ax, (family, kernel) in zip(row, panels):
+            mask = getattr(graph, f"{family}_mask").numpy()
+            w = np.where(mask, edge_weights(graph, family, kernel, tau).numpy(), np.nan)
+            image = ax.imshow(w, vmin=0.0, vmax=1.0 / tau, cmap="viridis", aspect="auto",
+                              interpolation="nearest")
+            ax.set_title(f"{label}: {'audio-audio' if family == 'audio' else 'video -> audio'}, "
+                         f"{kernel}", fontsize=9)
+            ax.set_xlabel("video node" if family == "cross" else "audio node")
+            ax.set_ylabel("audio node")
+    fig.colorbar(image, ax=axes, label="edge weight (evaluation)", shrink=0.8)
+    return fig
+
+
 def _curve_panel(ax: plt.Axes, fits: Mapping[str, Any], metric: str, split: str, x: str,
                  relative: bool = False) -> None:
     """One line per run (``FitResult.curve``) of ``split`` ``metric`` against ``x``; with
@@ -100,13 +123,29 @@ def plot_curves(fits: Mapping[str, Any], metrics: Sequence[tuple[str, str]] = ((
     return fig
 
 
-def table1_figure(summary: pd.DataFrame, fits: Mapping[str, Any], xlabel: str = "test mAP",
+def _seed_bars(ax: plt.Axes, per_seed: pd.DataFrame, labels: Mapping[str, str],
+               horizontal: bool = False) -> None:
+    """Mean test mAP per variant (bars; ``labels``: variant -> tick label) with one dot per seed."""
+    for i, name in enumerate(labels):
+        v = per_seed.loc[per_seed["variant"] == name, "mAP"].to_numpy()
+        if horizontal:
+            ax.barh(i, v.mean(), color=f"C{i}", alpha=0.7)
+            ax.scatter(v, np.full(len(v), i), color="k", s=12, zorder=3)
+        else:
+            ax.bar(i, v.mean(), color=f"C{i}", alpha=0.7)
+            ax.scatter(np.full(len(v), i), v, color="k", s=12, zorder=3)
+    (ax.set_yticks if horizontal else ax.set_xticks)(range(len(labels)), list(labels.values()))
+
+
+def table1_figure(per_seed: pd.DataFrame, fits: Mapping[str, Any], xlabel: str = "test mAP",
                   title: str = "") -> plt.Figure:
-    """Left: test mAP per variant (``summary`` of :func:`~audiorepro.papers.thgcl.experiments.run_variants`);
-    right: validation mAP per epoch of each run (name -> ``FitResult``)."""
+    """Left: mean test mAP per variant with one dot per seed (``per_seed`` of
+    :func:`~audiorepro.papers.thgcl.experiments.run_variants`); right: validation mAP per epoch
+    of each run (name -> ``FitResult``, e.g. the first seed's)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    summary.plot.barh(x="variant", y="mAP", ax=axes[0], legend=False)
-    axes[0].set_xlabel(xlabel)
+    names = list(dict.fromkeys(per_seed["variant"]))
+    _seed_bars(axes[0], per_seed, {n: n for n in names}, horizontal=True)
+    axes[0].set_xlabel(xlabel + " (bars: mean over seeds, dots: seeds)")
     _curve_panel(axes[1], fits, "mAP", "valid", "epoch")
     axes[1].legend(fontsize=8)
     if title:
@@ -119,11 +158,7 @@ def table2_figure(per_seed: pd.DataFrame, settings: Mapping[str, str], title: st
     """Mean test mAP per setting (bars; ``settings``: variant -> label) with one dot per seed
     (``per_seed`` of :func:`~audiorepro.papers.thgcl.experiments.kernel_ablation`)."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for i, name in enumerate(settings):
-        v = per_seed.loc[per_seed["variant"] == name, "mAP"].to_numpy()
-        ax.bar(i, v.mean(), color=f"C{i}", alpha=0.7)
-        ax.scatter(np.full(len(v), i), v, color="k", s=12, zorder=3)
-    ax.set_xticks(range(len(settings)), list(settings.values()))
+    _seed_bars(ax, per_seed, settings)
     ax.set_ylabel("test mAP")
     ax.set_title(title)
     fig.tight_layout()
@@ -136,6 +171,8 @@ def robustness_figure(sweep: pd.DataFrame, names: Sequence[str], floor: str = "a
     and against the visual noise (aligned), one line per variant (``floor`` dashed); ``sweep`` as
     :func:`~audiorepro.papers.thgcl.experiments.robustness_sweep` returns it."""
     sweep = sweep.copy()
+    if "seed" in sweep:    # one point per (condition, variant): the mean over seeds
+        sweep = sweep.groupby(["condition", "variant"], as_index=False, sort=False).mean(numeric_only=True)
     sweep["av_offset_s"] = sweep.get("av_offset_s", pd.Series(np.nan, index=sweep.index)).fillna(0.0)
     sweep["visual_noise"] = sweep.get("visual_noise", pd.Series(np.nan, index=sweep.index)).fillna(aligned_noise)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)

@@ -1,7 +1,7 @@
 """THGCL model: the temporal heterogeneous graph, the THGN layers and model, the losses.
 
 Paper: Y. Chen, Y. Xiao, J. Huang, *Temporal Heterogeneous Graph Contrastive Learning for
-Multimodal Acoustic Event Classification* (in Chinese; sections 3.1-3.3, Eqs. 1-5).
+Multimodal Acoustic Event Classification* (in Chinese; sections 2.1-2.3, Eqs. 1-5).
 Base model: TMac (Liu et al., ACM MM 2023), whose graph construction comes from
 AmirSh15/VAED_HeterGraph ``utils/dataloader.py`` (span / dilation rule reproduced below).
 

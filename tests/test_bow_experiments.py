@@ -1,6 +1,7 @@
 """Bag-of-codewords experiments (lib/audiorepro/papers/bow/experiments.py, data.py): grid summaries,
 registry round trips and the 02 -> 03-05 dependency, masking records, head run caches, 1 s waveforms
-for the baselines, temporal bigrams, learned VQ codes."""
+for the baselines, temporal bigrams, learned VQ codes, per-seed records with per-clip outputs and
+the claims decided from them."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 from audiorepro import results
 from audiorepro.data.cliptable import ClipTable
+from audiorepro.metrics import mean_average_precision
 from audiorepro.papers import bow
 from audiorepro.papers.bow.model import BackboneProbabilities
 
@@ -49,19 +51,18 @@ def test_summarize_and_best_config_hand_computed():
         bow.summarize_grid(g, "nope")
 
 
-def test_record_grid_roundtrip_and_verdicts(home):
+def test_record_grid_roundtrip_records_validation_only(home):
     g = _grid()
     best = bow.record_grid(g, "book", "toy", "8 heads")
     assert bow.stored_best_config("book", "toy") == {k: best[k] for k in bow.GRID_KEYS}
-    fig2 = results.paper_vs_run("bow", "fig2", profile="book", formatted=False)
-    got = dict(zip(fig2["row"], fig2["this run"]))
-    assert got["D=16"] == pytest.approx(0.31) and got["D=64"] == pytest.approx(0.45)
-    assert got["F=10"] == pytest.approx(0.45) and got["F=20"] == pytest.approx(0.34)
-    # the claims read the rows record_grid wrote (the verdict itself is results.claims' business)
-    v = results.evaluate_claim("bow", "f10-beats-f20", profile="book")
-    assert v.verdict != "not yet measured" and v.values == {"F=10": pytest.approx(0.45), "F=20": pytest.approx(0.34)}
-    # D=256 and D=1024 were not run: the claim stays open
-    assert results.evaluate_claim("bow", "d256-best", profile="book").verdict == "not yet measured"
+    cells = results.load_records("bow", "fig2_grid")
+    assert len(cells["record_id"].unique()) == 4 and set(cells["param.seeds"]) == {2}
+    text = results.paper_vs_run("bow", "text", profile="book", formatted=False)
+    got = dict(zip(text["row"], text["this run"]))
+    assert got["run best (Fig. 2 grid)"] == pytest.approx(0.45)   # validation 1 s mAP of the best cell
+    # the claim rows are recorded per seed with test outputs (record_seed_runs), not by record_grid
+    assert results.load_records("bow", "fig2").empty
+    assert results.evaluate_claim("bow", "f10-beats-f20", profile="book").verdict == "not yet measured"
 
 
 def test_missing_grid_choice_names_notebook_02_and_the_profile(home):
@@ -81,14 +82,15 @@ def test_missing_grid_choice_names_notebook_02_and_the_profile(home):
 def test_masking_records_and_best_p(home):
     assert bow.masking_row(0.35) == "p=35%" and bow.masking_row(0.0) == "p=0%"
     assert bow.paper_masking_points() == {0.0: 0.35, 35.0: 0.38}  # the yml's printed Fig. 3 points
+    assert bow.masking_claim_probabilities() == [0.0, 0.35]        # the rows of claim masking-helps
     df = pd.DataFrame({"p": [0.0, 0.0, 0.35, 0.35], "seed": [0, 1, 0, 1],
-                       "mAP_1s_valid": [0.2, 0.4, 0.5, 0.3], "mAP_clip_test": [0.1, 0.1, 0.2, 0.2]})
+                       "mAP_1s_valid": [0.2, 0.4, 0.5, 0.3], "mAP_clip_valid": [0.1, 0.1, 0.2, 0.2]})
     cell = {"F": 10.0, "D": 16, "hidden": 256, "dropout": 0.4}
     agg = bow.record_masking(df, cell, "book", "toy", "4 heads")
     assert agg["mAP_1s_valid"].tolist() == pytest.approx([0.3, 0.4])
     assert bow.stored_best_masking("book", "toy") == 0.35
-    v = results.evaluate_claim("bow", "masking-helps", profile="book")
-    assert v.verdict != "not yet measured" and v.values == {"p=0%": pytest.approx(0.3), "p=35%": pytest.approx(0.4)}
+    # the validation curve is not what the claim compares: no per-seed test rows yet
+    assert results.evaluate_claim("bow", "masking-helps", profile="book").verdict == "not yet measured"
 
 
 def test_bowconfig_int_and_float_factor_share_a_key():
@@ -127,6 +129,12 @@ def test_chunk_waves_align_with_spectrogram_chunks(home):
     # chunk 3 = clip 1, second 1: samples 16000..31999 of clip 1
     t = np.arange(16000, 32000) / 16000
     assert np.allclose(w[3], 0.01 * 1 + 0.001 * t, atol=1e-6)
+    # the clip length is a parameter: 1 s windows give one chunk (and one waveform) per clip
+    short = bow.compute_chunks(_table(home), max_seconds=1.0)
+    assert short.max_seconds == 1.0 and len(short.spec) == 8 and np.array_equal(short.chunk_clip, np.arange(8))
+    assert bow.chunk_waves(short).shape == (8, 16000)
+    assert np.allclose(bow.chunk_waves(short)[1], 0.01 + 0.001 * np.arange(16000) / 16000, atol=1e-6)
+    assert bow.compute_chunks(_table(home), max_seconds=1.0).max_seconds == 1.0   # from the cache
 
 
 def test_probabilities_wrapper_and_baseline_shapes(home):
@@ -173,3 +181,122 @@ def test_head_run_dir_keys_everything_that_changes_the_run(home):
     res = bow.run_head(pipe, 4, head, device="auto")
     again = bow.run_head(pipe, 4, head)  # reloaded from its run directory, re-scored
     assert again.fit.from_cache and again.metrics == pytest.approx(res.metrics)
+
+
+# ------------------------------------------------------------------ per-seed records and verdicts
+def _toy_chunks(n_clips: int = 60, per_clip: int = 3, n_classes: int = 4, seed: int = 0) -> bow.ChunkSet:
+    """A ChunkSet of ``n_clips`` test clips (``per_clip`` chunks each) with random multi-hot
+    targets (every class has positives); no audio is needed to record outputs."""
+    rng = np.random.default_rng(seed)
+    targets = (rng.random((n_clips, n_classes)) < 0.3).astype(np.float32)
+    targets[np.arange(n_classes), np.arange(n_classes)] = 1
+    frame = pd.DataFrame({"split": ["test"] * n_clips})
+    table = type("Table", (), {"frame": frame})()
+    return bow.ChunkSet(np.zeros((n_clips * per_clip, 1, 1), np.float16), np.repeat(np.arange(n_clips), per_clip),
+                        targets, table, "toy")
+
+
+def _result(chunks: bow.ChunkSet, noise: float, seed: int) -> bow.HeadResult:
+    """A head result whose chunk scores are the targets plus ``noise`` x uniform noise."""
+    rng = np.random.default_rng(seed)
+    y = chunks.chunk_targets()
+    s = (y + noise * rng.random(y.shape)).astype(np.float32)
+    clips, cs = bow.clip_pool(s, chunks.chunk_clip)
+    m = {"mAP_clip_test": mean_average_precision(chunks.targets[clips], cs), "mAP_1s_test": mean_average_precision(y, s),
+         "mAP_1s_valid": 0.5, "epochs": 1.0}
+    return bow.HeadResult(m, None, torch.nn.Linear(2, 3), {"test": s})
+
+
+def test_clip_items_pool_chunks_by_hand():
+    ch = _toy_chunks(n_clips=2, per_clip=2, n_classes=2)
+    res = bow.HeadResult({}, None, torch.nn.Linear(1, 1), {"test": np.array([[0.2, 0.0], [0.4, 1.0], [1.0, 0.5], [0.0, 0.5]], np.float32)})
+    items = bow.clip_items(res, ch)
+    assert list(items.ids) == ["clip0", "clip1"]
+    assert np.allclose(items.scores, [[0.3, 0.5], [0.5, 0.5]]) and np.array_equal(items.targets, ch.targets)
+    with pytest.raises(bow.BowError, match="'valid'"):
+        bow.clip_items(res, ch, "valid")
+
+
+def test_decide_claims_from_hand_made_per_item_records(home):
+    """masking-helps decided by bow.decide_claims from per-seed records with per-clip outputs:
+    a large gap -> reproduced, identical rows -> inconclusive, a reversed gap -> not reproduced;
+    the newest run group decides."""
+    ch = _toy_chunks()
+    good = {s: _result(ch, 0.3, s) for s in range(3)}      # scores close to the targets: mAP near 1
+    bad = {s: _result(ch, 20.0, 10 + s) for s in range(3)}   # noise dominates: mAP near chance
+    assert min(r.metrics["mAP_clip_test"] for r in good.values()) > 0.9
+    assert max(r.metrics["mAP_clip_test"] for r in bad.values()) < 0.7
+
+    def decide(better, worse):
+        group = results.new_run_group()
+        table = bow.record_seed_runs("fig3", {"p=35%": better, "p=0%": worse}, ch, "book", "toy", "60 clips", group,
+                                     valid_1s=True)
+        assert len(table) == 6 and sorted(set(table["seed"])) == [0, 1, 2]
+        return bow.decide_claims("book", "03_fig3_masking").set_index("claim").loc["masking-helps"]
+
+    v = decide(good, bad)
+    assert v["verdict"] == "reproduced" and v["items"] == 60 and v["seeds"] == 3 and v["lo"] > 0.1
+    expect = np.mean([good[s].metrics["mAP_clip_test"] - bad[s].metrics["mAP_clip_test"] for s in range(3)])
+    assert v["effect"] == pytest.approx(expect)
+    recs = results.load_records("bow", "fig3")
+    assert set(recs.loc[recs["metric"] == "mAP_1s", "value"]) == {0.5}   # the validation 1 s mAP beside it
+    assert decide(good, good)["verdict"] == "inconclusive"
+    assert decide(bad, good)["verdict"] == "not reproduced"
+    stored = results.claims_table(["bow"], profile="book").set_index("claim_id")
+    assert stored.loc["masking-helps", "verdict"] == "not reproduced"
+    assert stored.loc["masking-helps", "notebook"] == "bow/03_fig3_masking"
+
+
+def test_record_seed_runs_refuses_runs_without_test_outputs_or_group(home):
+    ch = _toy_chunks()
+    res = _result(ch, 0.3, 0)
+    with pytest.raises(bow.BowError, match="run_group"):
+        bow.record_seed_runs("fig3", {"p=0%": {0: res}}, ch, "book", "toy", "60 clips", "")
+    no_test = bow.HeadResult({"mAP_1s_valid": 0.4}, None, res.model, {})
+    with pytest.raises(bow.BowError, match=r"'p=0%', seed 0 has no test"):
+        bow.record_seed_runs("fig3", {"p=0%": {0: no_test}}, ch, "book", "toy", "60 clips", "g")
+
+
+def test_table1_claims_without_runs_are_not_yet_measured(home):
+    out = bow.decide_claims("book", "book/bow/04_table1.ipynb").set_index("claim")
+    assert list(out.index) == ["headline-clip-map", "beats-cnns", "below-transformer"]
+    assert set(out["verdict"]) == {"not yet measured"}
+    assert "needs FSD50K" in out.loc["headline-clip-map", "evidence"]
+    with pytest.raises(KeyError, match="decides no claim"):
+        bow.decide_claims("book", "01_representation")
+
+
+def test_run_beyond_rows_and_raw_counts_ablation(home):
+    ch = bow.compute_chunks(_table(home))
+    pipe = bow.BowPipeline(ch, bow.BowConfig(ae_hidden=16, ae_epochs=1, ae_batch_size=64), cache_root=home / "cache")
+    head = bow.HeadConfig(hidden=8, epochs=1, batch_size=8)
+    runs = bow.run_beyond(pipe, 4, head, bigram_blocks=1, seeds=(0, 1))
+    assert list(runs) == ["k-means counts (paper)", "k-means counts + time bigrams", "learned VQ counts", bow.RAW_COUNTS_ROW]
+    assert all(sorted(by_seed) == [0, 1] for by_seed in runs.values())
+    assert runs[bow.RAW_COUNTS_ROW][0].model.input_transform == "none"
+    assert runs["k-means counts (paper)"][0].model.input_transform == "log1p"
+    # raw counts and log1p(counts) of the same chunk reach the MLP differently
+    x = torch.from_numpy(pipe.counts(4)[:2]).float()
+    assert not torch.allclose(runs[bow.RAW_COUNTS_ROW][0].model.transform(x), runs["k-means counts (paper)"][0].model.transform(x))
+    table = bow.seed_table(runs)
+    assert len(table) == 8 and set(table["seed"]) == {0, 1}
+
+
+def test_load_table_world_or_a_users_clip_table(home):
+    table, dataset, suffix = bow.load_table(n_clips=24, seed=0)
+    assert dataset == "synthetic world (seed 0)" and suffix == "" and len(table) == 24
+    _table(home).write(home / "mine.csv")
+    table, dataset, suffix = bow.load_table(str(home / "mine.csv"), task="my task")
+    assert len(table) == 8 and dataset == "clip table my task" and suffix == " | my task"
+    assert bow.load_table(str(home / "mine.csv"))[2] == f" | {table.name}"
+    # runs on it are recorded under the task, never in a claim's rows
+    ch = _toy_chunks()
+    bow.record_seed_runs("fig3", {"p=35%": {0: _result(ch, 0.3, 0)}, "p=0%": {0: _result(ch, 20.0, 1)}}, ch,
+                         "book", dataset, "8 clips", "g1", row_suffix=suffix)
+    assert set(results.load_records("bow", "fig3")["row"]) == {"p=35% | my task", "p=0% | my task"}
+    assert results.evaluate_claim("bow", "masking-helps", profile="book").verdict == "not yet measured"
+    no_test = _table(home)
+    no_test.frame["split"] = no_test.frame["split"].replace("test", "valid")
+    no_test.write(home / "no_test.csv")
+    with pytest.raises(bow.BowError, match=r"no_test\.csv: no clip in split\(s\) \['test'\]"):
+        bow.load_table(str(home / "no_test.csv"))

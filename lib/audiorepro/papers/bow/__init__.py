@@ -19,8 +19,10 @@ Where each part lives:
 
 Notebooks: ``from audiorepro.papers import bow`` and ``bow.<name>`` for the names below.
 """
-from .data import ChunkSet, chunk_waves, compute_chunks
-from .experiments import (GRID_KEYS, BaselineConfig, BowConfig, BowPipeline, HeadConfig, HeadResult,
+from .data import SPLITS, ChunkSet, chunk_waves, compute_chunks, load_table
+from .experiments import (CHAPTER, CLAIM_METRIC, NOTEBOOK_CLAIMS, clip_items, decide_claims, grid_claim_runs,
+                          masking_claim_probabilities, masking_claim_runs, record_seed_runs, seed_table,
+                          table1_models, row_summary, RAW_COUNTS_ROW, GRID_KEYS, BaselineConfig, BowConfig, BowPipeline, HeadConfig, HeadResult,
                           MissingRecordError, autoencoder_table, best_config, best_per, codeword_usage,
                           head_run_dir, masking_row, paper_masking_points, paper_row_of, record_beyond,
                           record_grid, record_masking, record_representation, record_table1, run_beyond,
@@ -41,14 +43,16 @@ __all__ = [
     "bag_of_words", "ngram_counts", "temporal_bigrams", "CountMasking", "BowTagger", "huber_loss",
     "clip_pool", "VQAutoencoder",
     # data
-    "ChunkSet", "compute_chunks", "chunk_waves",
+    "ChunkSet", "compute_chunks", "chunk_waves", "load_table", "SPLITS",
     # experiments
     "MissingRecordError", "BowConfig", "BowPipeline", "HeadConfig", "HeadResult", "train_head", "head_run_dir",
     "run_head", "run_grid", "run_masking", "train_vq_autoencoder", "vq_codes", "run_beyond", "BaselineConfig",
     "table1_baselines", "train_baseline", "run_table1", "table1_frame", "GRID_KEYS", "summarize_grid",
     "best_config", "best_per", "paper_row_of", "masking_row", "paper_masking_points", "codeword_usage",
     "autoencoder_table", "record_representation", "record_grid", "record_masking", "record_table1",
-    "record_beyond", "stored_best_config", "stored_best_masking",
+    "record_beyond", "stored_best_config", "stored_best_masking", "CHAPTER", "CLAIM_METRIC", "NOTEBOOK_CLAIMS",
+    "clip_items", "record_seed_runs", "seed_table", "table1_models", "grid_claim_runs", "masking_claim_probabilities",
+    "masking_claim_runs", "decide_claims", "row_summary", "RAW_COUNTS_ROW",
     # figures
     "plot_families", "plot_reconstructions", "plot_codeword_usage", "plot_counts", "plot_grid", "plot_curve",
     "plot_table1",

@@ -4,7 +4,9 @@
 * :class:`ChunkSet` / :func:`compute_chunks` - every clip log-melled with the ``bow_96`` front end
   and cut into non-overlapping 1 s chunks, cached under ``cache/bow/chunks/``;
 * :func:`chunk_waves` - the (M, 16000) waveforms of the same chunks (input of the Table I
-  baselines).
+  baselines);
+* :func:`load_table` - the notebooks' data: the synthetic world, or a user's clip table (e.g. the
+  FSD50K table written by :func:`audiorepro.data.adapters.classification.fsd50k`).
 
 :data:`CACHE_CODE` names the code every cached artefact of the chapter depends on (the ``code``
 part of each :func:`audiorepro.caching.run_key`).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,9 +29,13 @@ from audiorepro.fileio import atomic_write
 from audiorepro.frontends import make_frontend, preset_config
 from audiorepro.training import pick_device
 
-from .model import chunk_spectrogram
+from .model import BowError, chunk_spectrogram
 
-__all__ = ["CACHE_CODE", "ChunkSet", "compute_chunks", "chunk_waves", "save_npz"]
+__all__ = ["CACHE_CODE", "ChunkSet", "compute_chunks", "chunk_waves", "save_npz", "load_table", "SPLITS"]
+
+#: the splits every table of the chapter needs (train: encoders, codebooks, heads; valid:
+#: selection and early stopping; test: the claims)
+SPLITS = ("train", "valid", "test")
 
 #: Source the chapter's caches depend on: a change in any of them gives new cache keys.
 CACHE_CODE = ("audiorepro.papers.bow", *caching.CORE_TRAINING_CODE, "audiorepro.data.audio")
@@ -51,6 +58,8 @@ class ChunkSet:
         table: the clip table (N rows).
         key: the chunk cache key (data fingerprint, front end, code); the data part of every
             later cache key.
+        max_seconds: the clip length the chunks were cut from (each clip's first
+            ``max_seconds``; ``None``: whole clips), as given to :func:`compute_chunks`.
     """
 
     spec: np.ndarray
@@ -58,6 +67,7 @@ class ChunkSet:
     targets: np.ndarray
     table: ClipTable
     key: str
+    max_seconds: float | None = 10.0
 
     @property
     def splits(self) -> np.ndarray:
@@ -83,7 +93,8 @@ def compute_chunks(table: ClipTable, frontend: str = "bow_96", max_seconds: floa
                    cache: bool = True, progress: bool = False, device: str | torch.device = "auto") -> ChunkSet:
     """Log-mel every clip of ``table`` with the ``frontend`` preset and cut it into 1 s chunks.
 
-    A clip is read whole (or up to ``max_seconds``), its spectrogram cut with
+    A clip is read up to ``max_seconds`` (default 10 s: the synthetic world's clip length;
+    ``None`` reads whole clips, e.g. FSD50K's clips of up to 30 s), its spectrogram cut with
     :func:`~audiorepro.papers.bow.model.chunk_spectrogram`; clips shorter than 1 s give one padded
     chunk. The front end runs on ``device`` (``"auto"``: see
     :func:`audiorepro.training.pick_device`). Cached under ``cache/bow/chunks/<key>.npz``; the key
@@ -98,7 +109,7 @@ def compute_chunks(table: ClipTable, frontend: str = "bow_96", max_seconds: floa
     targets = table.targets()
     if cache and path.is_file():
         with np.load(path) as z:
-            return ChunkSet(z["spec"], z["chunk_clip"], targets, table, key)
+            return ChunkSet(z["spec"], z["chunk_clip"], targets, table, key, max_seconds)
     dev = pick_device(device)
     fe = make_frontend(frontend, device=dev)
     specs, owner = [], []
@@ -116,15 +127,16 @@ def compute_chunks(table: ClipTable, frontend: str = "bow_96", max_seconds: floa
     chunk_clip = np.concatenate(owner) if owner else np.zeros(0, np.int64)
     if cache:
         save_npz(path, spec=spec, chunk_clip=chunk_clip)
-    return ChunkSet(spec, chunk_clip, targets, table, key)
+    return ChunkSet(spec, chunk_clip, targets, table, key, max_seconds)
 
 
-def chunk_waves(chunks: ChunkSet, max_seconds: float | None = 10.0) -> np.ndarray:
+def chunk_waves(chunks: ChunkSet) -> np.ndarray:
     """(M, sample_rate) float32 one-second waveforms aligned with ``chunks`` (chunk ``j`` of clip
     ``i`` = samples ``[j s, (j + 1) s)`` of the clip, as :func:`compute_chunks` cuts the
-    spectrogram); a short clip is zero-padded to its chunk count. Sample rate: the ``bow_96``
-    front end's (16 kHz)."""
+    spectrogram, from the same clip window ``chunks.max_seconds``); a short clip is zero-padded
+    to its chunk count. Sample rate: the ``bow_96`` front end's (16 kHz)."""
     sr = preset_config("bow_96").sample_rate
+    max_seconds = chunks.max_seconds
     table = chunks.table
     out = np.zeros((len(chunks.chunk_clip), sr), np.float32)
     for i in np.unique(chunks.chunk_clip):
@@ -151,3 +163,37 @@ def _isnan(v: Any) -> bool:
         return v is None or (isinstance(v, float) and math.isnan(v)) or str(v) in ("", "nan", "<NA>")
     except TypeError:
         return False
+
+
+def _project_path(p: str | Path) -> Path:
+    """``p`` as given when it exists (or is absolute), else relative to the project home."""
+    p = Path(p)
+    return p if p.is_absolute() or p.exists() else paths.home() / p
+
+
+def load_table(clip_table: str | Path | None = None, data_root: str | Path | None = None, n_clips: int = 24,
+               seed: int = 0, task: str | None = None) -> tuple[ClipTable, str, str]:
+    """The data of a notebook: ``(table, dataset, row_suffix)``.
+
+    Without ``clip_table``: the synthetic world ``default_world(n_clips, seed)``, dataset
+    ``"synthetic world (seed <seed>)"`` and no row suffix (its rows are the rows the claims of
+    ``paper.yml`` compare). With ``clip_table`` (a clip-table CSV in the project's format, e.g.
+    FSD50K's from :func:`audiorepro.data.adapters.classification.fsd50k`; relative audio paths
+    resolved against ``data_root`` when given, else the CSV's folder): that table, dataset
+    ``"clip table <task>"`` (``task`` defaults to the table's name) and the row suffix
+    ``" | <task>"``, so that the runs are recorded under the user's task and never beside a
+    paper number or in a claim's rows. Every split of :data:`SPLITS` needs at least one clip."""
+    if not clip_table:
+        from audiorepro.data.synthetic import default_world
+        world = default_world(n_clips=n_clips, seed=seed, progress=False)
+        return world.table, f"synthetic world (seed {seed})", ""
+    table = ClipTable.read(_project_path(clip_table))
+    if data_root:
+        table = table.with_root(_project_path(data_root))
+    name = task or table.name
+    splits = set(table.frame["split"].astype(str))
+    missing = [s for s in SPLITS if s not in splits]
+    if missing:
+        raise BowError(f"clip table {clip_table}: no clip in split(s) {missing} (the chapter needs {list(SPLITS)}: "
+                       "train fits encoders and heads, valid selects, test decides)")
+    return table, f"clip table {name}", f" | {name}"

@@ -15,7 +15,15 @@ baselines, beyond-the-paper runs and the results registry.
 * the registry: ``record_*`` write the chapter's tables; :func:`stored_best_config` reads the
   configuration notebook ``book/bow/02_fig2_grid.ipynb`` chose (and raises
   :class:`MissingRecordError` naming that notebook when it has not run for the profile),
-  :func:`stored_best_masking` the masking probability of ``03_fig3_masking.ipynb``.
+  :func:`stored_best_masking` the masking probability of ``03_fig3_masking.ipynb``;
+* verdicts: every row a claim compares is recorded once per seed by :func:`record_seed_runs`
+  with its per-clip test outputs (:func:`clip_items`) and the notebook run's ``run_group``;
+  :func:`decide_claims` decides a notebook's claims with
+  :func:`audiorepro.results.evaluate_claim` (paired bootstrap over test clips and seeds).
+
+Selection on validation only: grid cells, the masking probability and early stopping use the
+validation split; the test split is scored only for the configurations a claim compares
+(:func:`grid_claim_runs`, :func:`masking_claim_runs`, the Table I and beyond rows).
 
 Every training, embedding and evaluation entry point takes ``device="auto"``
 (:func:`audiorepro.training.pick_device`); mixed precision is the ``amp`` field of the configs
@@ -36,13 +44,14 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from audiorepro import caching, paths
+from audiorepro import caching, paths, results
 from audiorepro.backbones import build_backbone
 from audiorepro.backbones.counting import count_parameters
 from audiorepro.fileio import atomic_save_npy
 from audiorepro.metrics import mean_average_precision
 from audiorepro.preprocessing import fit_standardiser
 from audiorepro.results import load_records, paper_numbers, record
+from audiorepro.results.items import ItemSet
 from audiorepro.training import fit, pick_device, predict
 
 from .data import CACHE_CODE, ChunkSet, chunk_waves, save_npz
@@ -57,7 +66,22 @@ __all__ = [
     "summarize_grid", "best_config", "best_per", "paper_row_of", "masking_row", "paper_masking_points",
     "codeword_usage", "autoencoder_table", "record_representation", "record_grid", "record_masking",
     "record_table1", "record_beyond", "stored_best_config", "stored_best_masking", "table1_frame",
+    "CHAPTER", "CLAIM_METRIC", "NOTEBOOK_CLAIMS", "clip_items", "record_seed_runs", "seed_table",
+    "grid_claim_runs", "masking_claim_probabilities", "masking_claim_runs", "decide_claims", "table1_models", "row_summary", "RAW_COUNTS_ROW",
 ]
+
+CHAPTER = "bow"
+#: the metric every comparative claim of the chapter is decided on: clip-level test mAP (mean of
+#: the 1 s chunk probabilities per clip). The bootstrap resamples test *clips*: the 1 s chunks
+#: of one clip share its labels and are not independent test items.
+CLAIM_METRIC = "mAP"
+#: the claims each notebook decides (claim ids of ``paper.yml``)
+NOTEBOOK_CLAIMS = {
+    "02_fig2_grid": ("d256-best", "f10-beats-f20"),
+    "03_fig3_masking": ("masking-helps",),
+    "04_table1": ("headline-clip-map", "beats-cnns", "below-transformer"),
+    "05_beyond": ("ngrams-help", "learned-codebook-helps"),
+}
 
 #: the notebook whose record (table ``fig2_best``) notebooks 03-05 read
 GRID_NOTEBOOK = "book/bow/02_fig2_grid.ipynb"
@@ -521,6 +545,59 @@ def masking_row(p: float) -> str:
     return f"p={100 * float(p):g}%"
 
 
+def _cell_seeds(df: pd.DataFrame, cell: Mapping[str, Any]) -> list[int]:
+    sel = np.ones(len(df), dtype=bool)
+    for k in GRID_KEYS:
+        sel &= (df[k] == cell[k]).to_numpy()
+    return sorted(int(x) for x in df.loc[sel, "seed"].unique())
+
+
+def grid_claim_runs(pipelines: Mapping[float, BowPipeline], grid: pd.DataFrame, base: HeadConfig = HeadConfig(),
+                    metric: str = "mAP_1s_valid", device: str | torch.device = "auto"
+                    ) -> tuple[dict[str, dict[int, HeadResult]], dict[str, dict[str, Any]]]:
+    """The rows the Fig. 2 claims compare, chosen on validation and scored once on test.
+
+    ``grid``: a :func:`run_grid` frame scored on validation only. Rows ``D=<D>``: per codebook
+    size the best cell (mean ``metric`` over seeds) at the best cell's F; rows ``F=<F>``: per F
+    the best cell. Every seed of each chosen cell is re-scored (the trained heads are cached)
+    on validation and test. Returns ({row: {seed: HeadResult}}, {row: cell}).
+    """
+    best = best_config(grid, metric)
+    cells: dict[str, dict[str, Any]] = {}
+    for c in best_per(grid, "D", metric, {"F": best["F"]}).to_dict("records"):
+        cells[f"D={int(c['D'])}"] = c
+    for c in best_per(grid, "F", metric).to_dict("records"):
+        cells[f"F={float(c['F']):g}"] = c
+    runs: dict[str, dict[int, HeadResult]] = {}
+    for row, c in cells.items():
+        runs[row] = {}
+        for seed in _cell_seeds(grid, c):
+            cfg = dataclasses.replace(base, hidden=int(c["hidden"]), dropout=float(c["dropout"]), seed=seed)
+            runs[row][seed] = run_head(pipelines[float(c["F"])], int(c["D"]), cfg,
+                                       eval_splits=("valid", "test"), device=device)
+    return runs, {row: {k: c[k] for k in GRID_KEYS} for row, c in cells.items()}
+
+
+def masking_claim_probabilities(claim_id: str = "masking-helps") -> list[float]:
+    """The masking probabilities the claim ``claim_id`` of ``paper.yml`` compares (its rows
+    ``p=<percent>%``), in increasing order."""
+    test = next(c["test"] for c in results.claims(CHAPTER) if c["id"] == claim_id)
+    rows = [test["better"], *(test["worse"] if isinstance(test["worse"], list) else [test["worse"]])]
+    return sorted(float(r.removeprefix("p=").removesuffix("%")) / 100 for r in rows)
+
+
+def masking_claim_runs(pipeline: BowPipeline, codebook_size: int, base: HeadConfig, seeds: Sequence[int],
+                       probabilities: Sequence[float] | None = None,
+                       device: str | torch.device = "auto") -> dict[str, dict[int, HeadResult]]:
+    """The Fig. 3 rows the claim compares (default :func:`masking_claim_probabilities`; fixed by
+    the paper, not selected), every seed scored on validation and test: {``p=<percent>%``: {seed:
+    HeadResult}}. The heads are the cached ones of :func:`run_masking`."""
+    ps = masking_claim_probabilities() if probabilities is None else list(probabilities)
+    return {masking_row(p): {int(s): run_head(pipeline, codebook_size, dataclasses.replace(base, mask_p=float(p), seed=int(s)),
+                                             eval_splits=("valid", "test"), device=device) for s in seeds}
+            for p in ps}
+
+
 # ================================================================================ beyond the paper: learned VQ, n-grams
 def train_vq_autoencoder(vectors: torch.Tensor, codebook_size: int, factor: float = 10, hidden: int = 256,
                          epochs: int = 5, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
@@ -604,12 +681,20 @@ def vq_codes(pipeline: BowPipeline, codebook_size: int, hidden: int | None = Non
     return out
 
 
+#: the row of :func:`run_beyond` whose head reads the raw counts (ablation of ``log1p``)
+RAW_COUNTS_ROW = "k-means raw counts (no log1p)"
+
+
 def run_beyond(pipeline: BowPipeline, codebook_size: int, config: HeadConfig, bigram_blocks: int = 2,
-               device: str | torch.device = "auto") -> dict[str, HeadResult]:
-    """The same head (``config``) on three inputs (the paper's future work, section V), each run
-    cached: ``"k-means counts (paper)"`` (4 D), ``"k-means counts + time bigrams"`` (the counts
-    plus :func:`~audiorepro.papers.bow.model.temporal_bigrams` hashed into ``bigram_blocks`` x D
-    bins per sequence family) and ``"learned VQ counts"`` (counts of :func:`vq_codes`)."""
+               device: str | torch.device = "auto", seeds: Sequence[int] = (0,)) -> dict[str, dict[int, HeadResult]]:
+    """The same head (``config``, one run per head seed of ``seeds``) on three inputs (the
+    paper's future work, section V), each run cached: ``"k-means counts (paper)"`` (4 D),
+    ``"k-means counts + time bigrams"`` (the counts plus
+    :func:`~audiorepro.papers.bow.model.temporal_bigrams` hashed into ``bigram_blocks`` x D bins
+    per sequence family) and ``"learned VQ counts"`` (counts of :func:`vq_codes`); and the
+    ablation of the head's input scaling, :data:`RAW_COUNTS_ROW`: the same k-means counts fed raw
+    (``input_transform="none"``, the paper's "counts") instead of ``log1p`` (ours). Returns
+    {row: {seed: HeadResult}}."""
     d = int(codebook_size)
     codes = pipeline.codes(d)
     counts = bag_of_words(codes, d)
@@ -622,14 +707,22 @@ def run_beyond(pipeline: BowPipeline, codebook_size: int, config: HeadConfig, bi
     bigram_sizes = (n_bands * (n_steps - 1),) * int(bigram_blocks) + (n_env - 1,) * int(bigram_blocks)
     sizes = tuple(pipeline.shapes[f][0] for f in FAMILIES)
     vq = vq_codes(pipeline, d, device=device)  # VQ settings: the pipeline's (in the codebook key)
-    return {
-        "k-means counts (paper)": run_head(pipeline, d, config, family_sizes=sizes, device=device),
-        "k-means counts + time bigrams": run_head(
-            pipeline, d, config, np.concatenate([counts, bigrams], axis=1),
-            variant={"bigrams": "time", "n_buckets": n_buckets}, family_sizes=sizes + bigram_sizes, device=device),
-        "learned VQ counts": run_head(pipeline, d, config, bag_of_words(vq, d), variant={"codes": "learned VQ", "init_kmeans": False},
-                                      family_sizes=sizes, device=device),
-    }
+    with_bigrams = np.concatenate([counts, bigrams], axis=1)
+    vq_counts = bag_of_words(vq, d)
+    out: dict[str, dict[int, HeadResult]] = {"k-means counts (paper)": {}, "k-means counts + time bigrams": {},
+                                             "learned VQ counts": {}, RAW_COUNTS_ROW: {}}
+    for seed in seeds:
+        cfg = dataclasses.replace(config, seed=int(seed))
+        out["k-means counts (paper)"][int(seed)] = run_head(pipeline, d, cfg, family_sizes=sizes, device=device)
+        out["k-means counts + time bigrams"][int(seed)] = run_head(
+            pipeline, d, cfg, with_bigrams, variant={"bigrams": "time", "n_buckets": n_buckets},
+            family_sizes=sizes + bigram_sizes, device=device)
+        out["learned VQ counts"][int(seed)] = run_head(
+            pipeline, d, cfg, vq_counts, variant={"codes": "learned VQ", "init_kmeans": False},
+            family_sizes=sizes, device=device)
+        out[RAW_COUNTS_ROW][int(seed)] = run_head(pipeline, d, dataclasses.replace(cfg, input_transform="none"),
+                                                  family_sizes=sizes, device=device)
+    return out
 
 
 # ================================================================================ Table I: CNN / AST baselines on the same chunks
@@ -707,33 +800,39 @@ def _bce(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def run_table1(pipeline: BowPipeline, codebook_size: int, head: HeadConfig, baselines: Mapping[str, BaselineConfig],
-               device: str | torch.device = "auto") -> dict[str, HeadResult]:
-    """Table I on the same chunks: ``"Bag of codewords"`` (the head ``head`` on the pipeline's
-    D-word counts, cached run) and every baseline of ``baselines`` (row -> config, trained here
-    on the 1 s waveforms of the same chunks), all on ``device``."""
-    runs = {"Bag of codewords": run_head(pipeline, codebook_size, head, device=device)}
+               device: str | torch.device = "auto", seeds: Sequence[int] = (0,)) -> dict[str, dict[int, HeadResult]]:
+    """Table I on the same chunks, one run per seed of ``seeds`` (the head's and each baseline's
+    initialisation and shuffling seed): ``"Bag of codewords"`` (the head ``head`` on the
+    pipeline's D-word counts, cached run) and every baseline of ``baselines`` (row -> config,
+    trained here on the 1 s waveforms of the same chunks), all on ``device``. Returns {row:
+    {seed: HeadResult}}."""
+    runs: dict[str, dict[int, HeadResult]] = {"Bag of codewords": {}, **{row: {} for row in baselines}}
     waves = chunk_waves(pipeline.chunks)
-    for row, cfg in baselines.items():
-        runs[row] = train_baseline(waves, pipeline.chunks, cfg, device=device)
+    for seed in seeds:
+        runs["Bag of codewords"][int(seed)] = run_head(pipeline, codebook_size, dataclasses.replace(head, seed=int(seed)),
+                                                       device=device)
+        for row, cfg in baselines.items():
+            runs[row][int(seed)] = train_baseline(waves, pipeline.chunks, dataclasses.replace(cfg, seed=int(seed)),
+                                                  device=device)
     return runs
 
 
-def table1_frame(runs: Mapping[str, HeadResult], head: HeadConfig, cell: Mapping[str, Any],
+def table1_models(head: HeadConfig, cell: Mapping[str, Any], baselines: Mapping[str, BaselineConfig]) -> dict[str, str]:
+    """Row of Table I -> the model that really ran (recorded as ``model``)."""
+    out = {"Bag of codewords": f"bag of codewords ({paper_row_of(cell)}, masking p={head.mask_p:g}), Huber"}
+    for row, b in baselines.items():
+        out[row] = f"{b.name} scale {b.scale}, from scratch, BCE"
+    return out
+
+
+def table1_frame(runs: Mapping[str, Mapping[int, HeadResult]], head: HeadConfig, cell: Mapping[str, Any],
                  baselines: Mapping[str, BaselineConfig]) -> pd.DataFrame:
-    """One row per model of Table I: ``row`` (paper row name or the book's baseline name),
-    ``model`` (what ran), ``params_M`` (trainable parameters of the classifier: the MLP head for
-    the bag of codewords, the whole backbone otherwise), ``epochs`` and the 1 s / clip mAPs."""
-    rows = []
-    for row, res in runs.items():
-        if row in baselines:
-            b = baselines[row]
-            desc = f"{b.name} scale {b.scale}, from scratch, BCE"
-        else:
-            desc = f"bag of codewords ({paper_row_of(cell)}, masking p={head.mask_p:g}), Huber"
-        n = sum(p.numel() for p in res.model.parameters() if p.requires_grad) / 1e6
-        rows.append({"row": row, "model": desc, "params_M": n, "epochs": int(res.metrics.get("epochs", 0)),
-                     **{k: v for k, v in res.metrics.items() if k.startswith("mAP_")}})
-    return pd.DataFrame(rows)
+    """One line per model of Table I and seed: ``row`` (paper row name or the book's baseline
+    name), ``seed``, ``model`` (what ran), ``params_M`` (trainable parameters of the classifier:
+    the MLP head for the bag of codewords, the whole backbone otherwise), ``epochs`` and the 1 s
+    / clip mAPs."""
+    models = table1_models(head, cell, baselines)
+    return seed_table(runs, models)
 
 
 # ================================================================================ results registry
@@ -753,36 +852,29 @@ def record_representation(ae_table: pd.DataFrame, counts: np.ndarray, params: Ma
 
 def record_grid(df: pd.DataFrame, profile: str, dataset: str, scale: str, metric: str = "mAP_1s_valid",
                 duration_s: float | None = None, extra_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Record a :func:`run_grid` frame in the results registry and return the best cell.
+    """Record the validation side of a :func:`run_grid` frame and return the best cell (by
+    ``metric``, mean over seeds).
 
-    Records (chapter ``bow``): every cell (table ``fig2_grid``, metrics averaged over seeds); per
-    codebook size the best cell at the best F (table ``fig2``, rows ``D=<D>``, metric ``mAP_1s`` =
-    valid 1 s mAP as in the paper's Fig. 2); per F the best cell (``fig2`` rows ``F=<F>``); the
-    best cell (table ``fig2_best``, read back by :func:`stored_best_config`) and, under its paper
-    row name, in table ``text``.
+    Records (chapter ``bow``): every cell (table ``fig2_grid``, validation metrics averaged over
+    seeds); the best cell (table ``fig2_best``, read back by :func:`stored_best_config`) and,
+    under the row ``run best (Fig. 2 grid)``, in table ``text`` (``mAP_1s`` = its validation 1 s
+    mAP, the paper's Fig. 2 quantity). The rows the Fig. 2 claims compare are recorded per seed
+    with test outputs by :func:`record_seed_runs` (see :func:`grid_claim_runs`).
     """
     extra = dict(extra_params or {})
     s = summarize_grid(df, metric)
     metrics = [c for c in s.columns if c.startswith("mAP_")]
     model = lambda c: f"bag of codewords ({paper_row_of(c)})"  # noqa: E731
     for c in s.to_dict("records"):
-        record("bow", "fig2_grid", {m: c[m] for m in metrics},
+        record(CHAPTER, "fig2_grid", {m: c[m] for m in metrics},
                {**{k: c[k] for k in GRID_KEYS}, "seeds": int(c["seeds"]), **extra},
                dataset, scale, profile, model=model(c))
     best = best_config(df, metric)
-    for c in best_per(df, "D", metric, {"F": best["F"]}).to_dict("records"):
-        record("bow", "fig2", {"mAP_1s": c[metric]},
-               {"paper_row": f"D={int(c['D'])}", **{k: c[k] for k in GRID_KEYS}, **extra},
-               dataset, scale, profile, model=model(c))
-    for c in best_per(df, "F", metric).to_dict("records"):
-        record("bow", "fig2", {"mAP_1s": c[metric]},
-               {"paper_row": f"F={float(c['F']):g}", **{k: c[k] for k in GRID_KEYS}, **extra},
-               dataset, scale, profile, model=model(c))
     top = s.iloc[0].to_dict()
-    record("bow", "fig2_best", {m: top[m] for m in metrics},
+    record(CHAPTER, "fig2_best", {m: top[m] for m in metrics},
            {**{k: best[k] for k in GRID_KEYS}, "metric": metric, **extra},
            dataset, scale, profile, model=model(best), duration_s=duration_s)
-    record("bow", "text", {"mAP_1s": top[metric]},
+    record(CHAPTER, "text", {"mAP_1s": top[metric]},
            {"paper_row": "run best (Fig. 2 grid)", **{k: best[k] for k in GRID_KEYS}, **extra},
            dataset, scale, profile, model=model(best))
     return best
@@ -824,9 +916,11 @@ def paper_masking_points() -> dict[float, float]:
 def record_masking(df: pd.DataFrame, config: Mapping[str, Any], profile: str, dataset: str, scale: str,
                    metric: str = "mAP_1s_valid", duration_s: float | None = None,
                    extra_params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Record a :func:`run_masking` frame: one record per p (mean over seeds) in table ``fig3``,
-    row ``p=<percent>%``, metric ``mAP_1s`` = ``metric`` plus every ``mAP_*`` column under its own
-    name. Returns the per-p means (columns ``p`` and the metrics)."""
+    """Record the validation curve of a :func:`run_masking` frame: one record per p (mean over
+    seeds) in table ``fig3_curve``, row ``p=<percent>%``, metric ``mAP_1s`` = ``metric`` plus every
+    ``mAP_*`` column under its own name (read back by :func:`stored_best_masking`). The rows the
+    claim compares are recorded per seed with test outputs by :func:`record_seed_runs` (table
+    ``fig3``). Returns the per-p means (columns ``p`` and the metrics)."""
     metrics = [c for c in df.columns if c.startswith("mAP_")]
     if metric not in metrics:
         raise BowError(f"record_masking: metric {metric!r} not in {metrics}")
@@ -834,7 +928,7 @@ def record_masking(df: pd.DataFrame, config: Mapping[str, Any], profile: str, da
     n_seeds = int(df.groupby("p").size().min())
     cfg = {k: config[k] for k in GRID_KEYS}
     for r in agg.to_dict("records"):
-        record("bow", "fig3", {"mAP_1s": r[metric], **{m: r[m] for m in metrics}},
+        record(CHAPTER, "fig3_curve", {"mAP_1s": r[metric], **{m: r[m] for m in metrics}},
                {"paper_row": masking_row(r["p"]), "p": float(r["p"]), **cfg, "seeds": n_seeds,
                 **dict(extra_params or {})},
                dataset, scale, profile, model=f"bag of codewords ({paper_row_of(cfg)}, masking p={r['p']:g})",
@@ -844,10 +938,10 @@ def record_masking(df: pd.DataFrame, config: Mapping[str, Any], profile: str, da
 
 def stored_best_masking(profile: str, dataset: str | None = None, metric: str = "mAP_1s") -> float | None:
     """The masking probability p with the highest validation 1 s mAP recorded by notebook
-    ``book/bow/03_fig3_masking.ipynb`` (table ``fig3``, latest record per p) for ``profile`` (and
+    ``book/bow/03_fig3_masking.ipynb`` (table ``fig3_curve``, latest record per p) for ``profile`` (and
     ``dataset``); ``None`` if there is none (notebooks 04 and 05 then use their ``mask_p``
     parameter and say so)."""
-    recs = load_records("bow", "fig3")
+    recs = load_records(CHAPTER, "fig3_curve")
     if recs.empty:
         return None
     recs = recs[(recs["profile"] == profile) & (recs["metric"] == metric)]
@@ -859,32 +953,142 @@ def stored_best_masking(profile: str, dataset: str | None = None, metric: str = 
     return float(last.loc[last["value"].idxmax(), "param.p"])
 
 
-def record_table1(table: pd.DataFrame, profile: str, dataset: str, scale: str,
-                  duration_s: float | None = None) -> None:
-    """Record a :func:`table1_frame`: table ``table1``, row = ``row``, metric ``mAP`` = test
-    clip-level mAP (the paper's Table I metric) plus every ``mAP_*`` column."""
-    for r in table.to_dict("records"):
-        metrics = {k: v for k, v in r.items() if k.startswith("mAP_")}
-        if "mAP_clip_test" not in metrics:
-            raise BowError(f"record_table1: row {r['row']!r} has no test clip-level mAP")
-        record("bow", "table1", {"mAP": metrics["mAP_clip_test"], **metrics},
-               {"paper_row": r["row"], "params_M": r["params_M"], "epochs": r["epochs"]},
-               dataset, scale, profile, model=r["model"], duration_s=duration_s)
+def clip_items(result: HeadResult, chunks: ChunkSet, split: str = "test") -> ItemSet:
+    """The per-clip outputs behind ``mAP_clip_<split>`` of ``result``: clip ids (rows of the clip
+    table), clip probabilities (mean of the clip's 1 s chunk probabilities) and clip targets, as
+    :func:`audiorepro.results.tagging_items` (their mAP is the recorded value)."""
+    if split not in result.scores:
+        raise BowError(f"clip_items: the run has no {split!r} scores (scored splits: {sorted(result.scores)}); "
+                       f"run it with eval_splits including {split!r}")
+    clips, cs = clip_pool(result.scores[split], chunks.chunk_clip[chunks.chunk_mask(split)])
+    return results.tagging_items([f"clip{int(c)}" for c in clips], cs, chunks.targets[clips])
 
 
-def record_beyond(runs: Mapping[str, HeadResult], profile: str, dataset: str, scale: str,
-                  params: Mapping[str, Any] | None = None, duration_s: float | None = None) -> pd.DataFrame:
-    """Record the variants of notebook 05 (table ``beyond``, row = variant, metric ``mAP`` = test
-    clip-level mAP plus every ``mAP_*``) and return them as a frame (one row per variant)."""
-    rows = []
-    for row, res in runs.items():
-        m = {k: v for k, v in res.metrics.items() if k.startswith("mAP_")}
-        if "mAP_clip_test" not in m:
-            raise BowError(f"record_beyond: variant {row!r} has no test clip-level mAP")
-        n = sum(p.numel() for p in res.model.parameters() if p.requires_grad)
-        record("bow", "beyond", {"mAP": m["mAP_clip_test"], **m},
-               {"paper_row": row, "head_params": n, **dict(params or {})}, dataset, scale, profile,
-               model=f"{row}, MLP head", duration_s=duration_s)
-        rows.append({"variant": row, "input size": int(res.model.in_dim), "head params": n,
-                     "epochs": int(res.metrics.get("epochs", 0)), **m})
-    return pd.DataFrame(rows)
+def _trainable(model: nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def seed_table(runs: Mapping[str, Mapping[int, HeadResult]], models: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One line per row and seed of ``runs`` ({row: {seed: HeadResult}}): ``row``, ``seed``,
+    ``model`` (``models[row]``, else the row), ``params_M`` (trainable parameters of the
+    classifier), ``epochs`` and every ``mAP_*`` metric."""
+    out = []
+    for row, by_seed in runs.items():
+        for seed, res in sorted(by_seed.items()):
+            out.append({"row": row, "seed": int(seed), "model": (models or {}).get(row, row),
+                        "params_M": _trainable(res.model) / 1e6, "epochs": int(res.metrics.get("epochs", 0)),
+                        **{k: v for k, v in res.metrics.items() if k.startswith("mAP_")}})
+    return pd.DataFrame(out)
+
+
+def row_summary(seeds: pd.DataFrame, chance: float, metric: str = "mAP_clip_test") -> pd.DataFrame:
+    """Per row of a :func:`seed_table`: number of seeds, mean / min / max of ``metric`` over
+    seeds and the mean divided by ``chance`` (the expected mAP of a random ranking on the same
+    test clips, :func:`audiorepro.backbones.pretrain.chance_map`)."""
+    if not chance > 0:
+        raise BowError(f"row_summary: chance must be > 0, got {chance!r}")
+    g = seeds.groupby("row", sort=False)[metric]
+    out = pd.DataFrame({"seeds": g.size(), "mean": g.mean(), "min": g.min(), "max": g.max()})
+    out["÷ chance"] = out["mean"] / chance
+    return out.reset_index().rename(columns={"mean": f"{metric} (mean)"})
+
+
+def record_seed_runs(table: str, runs: Mapping[str, Mapping[int, HeadResult]], chunks: ChunkSet, profile: str,
+                     dataset: str, scale: str, run_group: str, models: Mapping[str, str] | None = None,
+                     params: Mapping[str, Any] | None = None, row_params: Mapping[str, Mapping[str, Any]] | None = None,
+                     duration_s: float | None = None, valid_1s: bool = False, row_suffix: str = "") -> pd.DataFrame:
+    """Record every row and seed of ``runs`` ({row: {seed: HeadResult}}) in ``table``: one
+    record per seed, metric :data:`CLAIM_METRIC` (``mAP``) = clip-level test mAP with its
+    per-clip outputs (:func:`clip_items`) for the paired bootstrap, plus every ``mAP_*`` metric
+    (and, with ``valid_1s``, ``mAP_1s`` = validation 1 s mAP, the quantity of the paper's Figs. 2
+    and 3). Params: ``paper_row``, ``seed``, ``run_group`` (one per notebook run, shared by every
+    row it compares), ``epochs``, ``trainable_params``, ``params`` and ``row_params[row]``.
+    ``row_suffix`` (from :func:`~audiorepro.papers.bow.data.load_table`: ``" | <task>"`` for a
+    user's clip table) is appended to every recorded row name, so such runs never enter a claim
+    or stand beside a paper number. Returns :func:`seed_table`."""
+    if not run_group:
+        raise BowError(f"record_seed_runs: table {table!r} needs a run_group (results.new_run_group())")
+    for row, by_seed in runs.items():
+        for seed, res in sorted(by_seed.items()):
+            m = {k: v for k, v in res.metrics.items() if k.startswith("mAP_")}
+            if "mAP_clip_test" not in m:
+                raise BowError(f"record_seed_runs: table {table!r}, row {row!r}, seed {seed} has no test "
+                               "clip-level mAP (score the test split)")
+            metrics = {CLAIM_METRIC: m["mAP_clip_test"], **m}
+            if valid_1s:
+                metrics["mAP_1s"] = m["mAP_1s_valid"]
+            prm = {"paper_row": f"{row}{row_suffix}", "seed": int(seed), "run_group": run_group,
+                   "epochs": int(res.metrics.get("epochs", 0)), "trainable_params": _trainable(res.model),
+                   **dict(params or {}), **dict((row_params or {}).get(row, {}))}
+            record(CHAPTER, table, metrics, prm, dataset, scale, profile, model=(models or {}).get(row, row),
+                   duration_s=duration_s, items={CLAIM_METRIC: clip_items(res, chunks)})
+    return seed_table(runs, models)
+
+
+def record_table1(runs: Mapping[str, Mapping[int, HeadResult]], chunks: ChunkSet, models: Mapping[str, str],
+                  profile: str, dataset: str, scale: str, run_group: str,
+                  duration_s: float | None = None, row_suffix: str = "") -> pd.DataFrame:
+    """Record :func:`run_table1` runs per seed (table ``table1``, row = paper row or the book's
+    baseline name, metric ``mAP`` = test clip-level mAP, the paper's Table I metric, with per-clip
+    outputs); see :func:`record_seed_runs`."""
+    return record_seed_runs("table1", runs, chunks, profile, dataset, scale, run_group, models,
+                            duration_s=duration_s, row_suffix=row_suffix)
+
+
+def record_beyond(runs: Mapping[str, Mapping[int, HeadResult]], chunks: ChunkSet, profile: str, dataset: str,
+                  scale: str, run_group: str, params: Mapping[str, Any] | None = None,
+                  duration_s: float | None = None, row_suffix: str = "") -> pd.DataFrame:
+    """Record the variants of notebook 05 per seed (table ``beyond``, row = variant, metric
+    ``mAP`` = test clip-level mAP with per-clip outputs); see :func:`record_seed_runs`."""
+    return record_seed_runs("beyond", runs, chunks, profile, dataset, scale, run_group,
+                            {row: f"{row}, MLP head" for row in runs}, params=params, duration_s=duration_s,
+                            row_suffix=row_suffix)
+
+
+def _manual_verdict(claim_id: str, profile: str, notebook: str, register: bool) -> results.Verdict:
+    """``headline-clip-map``: an absolute mAP on FSD50K, decided only by a run on FSD50K. The
+    book has no FSD50K path yet, so the verdict is *not yet measured*, with this run's number
+    (newest ``table1`` record of the profile) as evidence."""
+    recs = load_records(CHAPTER, "table1")
+    if not recs.empty:
+        recs = recs[(recs["profile"] == profile) & (recs["metric"] == CLAIM_METRIC)
+                    & (recs["row"] == "Bag of codewords")]
+    if recs.empty:
+        evidence, dataset, scale = "needs FSD50K; no Table I run of this profile yet", "none", "none"
+    else:
+        group = recs["param.run_group"].iloc[-1] if "param.run_group" in recs else None
+        last = recs[recs["param.run_group"] == group] if isinstance(group, str) else recs.tail(1)
+        dataset, scale = str(last["dataset"].iloc[-1]), str(last["scale"].iloc[-1])
+        evidence = (f"needs FSD50K; this run: clip-level test mAP {last['value'].mean():.4f} (mean of "
+                    f"{len(last)} seed(s)) on {dataset} ({scale}), not comparable with the paper's number")
+    if register:
+        results.register_verdict(CHAPTER, claim_id, "not yet measured", evidence, dataset, scale, profile,
+                                 notebook=notebook, kind="manual", metric=CLAIM_METRIC)
+    return results.Verdict(claim_id, "not yet measured", evidence, dataset=dataset, scale=scale, profile=profile,
+                           kind="manual", metric=CLAIM_METRIC)
+
+
+def decide_claims(profile: str, notebook: str, claims: Sequence[str] | None = None,
+                  register: bool = True) -> pd.DataFrame:
+    """Decide the claims of ``notebook`` (a name of :data:`NOTEBOOK_CLAIMS` or a path to it;
+    ``claims`` overrides the list) from the records of ``profile`` with
+    :func:`audiorepro.results.evaluate_claim` (paired bootstrap over the test clips, combined
+    with seeds; the newest run group) and register each verdict. Manual claims (an absolute mAP
+    on FSD50K) are *not yet measured* until an FSD50K run exists. Returns one line per claim:
+    verdict, effect, 95 % interval and its width, items, seeds and the evidence."""
+    name = Path(str(notebook)).stem
+    if claims is None:
+        if name not in NOTEBOOK_CLAIMS:
+            raise KeyError(f"decide_claims: notebook {notebook!r} decides no claim; known: {sorted(NOTEBOOK_CLAIMS)}")
+        claims = NOTEBOOK_CLAIMS[name]
+    kinds = {c["id"]: c["test"].get("kind") for c in results.claims(CHAPTER)}
+    out = []
+    for cid in claims:
+        if kinds.get(cid) == "manual":
+            v = _manual_verdict(cid, profile, f"{CHAPTER}/{name}", register)
+        else:
+            v = results.evaluate_claim(CHAPTER, cid, profile=profile, register=register, notebook=f"{CHAPTER}/{name}")
+        lo, hi = v.interval if v.interval is not None else (np.nan, np.nan)
+        out.append({"claim": cid, "verdict": v.verdict, "effect": v.effect, "lo": lo, "hi": hi,
+                    "interval width": hi - lo, "items": v.n_items, "seeds": v.n_seeds, "evidence": v.evidence})
+    return pd.DataFrame(out)

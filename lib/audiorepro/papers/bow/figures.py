@@ -156,12 +156,18 @@ def plot_curve(x: Sequence[float], runs: Mapping[str, Sequence[float]], paper: M
 
 
 def plot_table1(table: pd.DataFrame, title: str = ""):
-    """Bars of test mAP at the 1 s and clip level for each model of a :func:`table1_frame`.
-    Returns the Figure."""
+    """Bars of test mAP at the 1 s and clip level for each model of a :func:`table1_frame` (with
+    a ``seed`` column: the mean over seeds, the seeds' range as an error bar). Returns the Figure."""
+    cols = ["mAP_1s_test", "mAP_clip_test"]
+    by = table.groupby("row", sort=False)
+    mean, lo, hi = by[cols + ["params_M"]].mean().reset_index(), by[cols].min(), by[cols].max()
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    x = np.arange(len(table))
-    for k, (col, lab) in enumerate((("mAP_1s_test", "1 s chunks"), ("mAP_clip_test", "clip (mean of 1 s)"))):
-        ax.bar(x + (k - 0.5) * 0.38, table[col], width=0.38, label=lab)
+    x = np.arange(len(mean))
+    for k, (col, lab) in enumerate(zip(cols, ("1 s chunks", "clip (mean of 1 s)"))):
+        m = mean[col].to_numpy()
+        err = np.stack([m - lo.loc[mean["row"], col].to_numpy(), hi.loc[mean["row"], col].to_numpy() - m])
+        ax.bar(x + (k - 0.5) * 0.38, m, width=0.38, yerr=err, capsize=3, label=lab)
+    table = mean
     ax.set_xticks(x, [f"{r}\n{p:.2f} M params" for r, p in zip(table["row"], table["params_M"])], fontsize=7)
     ax.set_ylabel("test mAP (this run)")
     ax.legend(fontsize=8)

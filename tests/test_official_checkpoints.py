@@ -49,3 +49,12 @@ def test_official_file_loads_strictly_through_build_backbone(name, folder):
         mine = key if key in own else key.replace("module.", "")
         assert torch.equal(own[mine].float(), want[key].float()), key
     del model
+
+
+def test_a_model_loaded_from_an_official_file_gives_finite_outputs(folder):
+    path = write_official_checkpoint("panns_cnn10_32k", folder)
+    model = build_backbone("panns_cnn10_32k", checkpoint=path).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 32000))
+    logits = out if torch.is_tensor(out) else next(iter(out.values())) if isinstance(out, dict) else out[0]
+    assert torch.isfinite(logits).all()

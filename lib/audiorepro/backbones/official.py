@@ -81,7 +81,8 @@ def _manifest(name: str) -> dict[str, Any]:
 
 def official_state_dict(name: str, seed: int = 0) -> "dict[str, torch.Tensor]":
     """The state dict of the official file ``name`` with seeded random values (normal(0, 0.02)
-    for floats, zeros for integer buffers), in the manifest's key order."""
+    for weights; BatchNorm running means 0 and variances 1, so a forward pass is finite; zeros for
+    integer buffers), in the manifest's key order."""
     spec = OFFICIAL_CHECKPOINTS[name]
     gen = torch.Generator().manual_seed(seed)
     out: dict[str, torch.Tensor] = {}
@@ -89,8 +90,12 @@ def official_state_dict(name: str, seed: int = 0) -> "dict[str, torch.Tensor]":
         if spec.keys == "core" and key.startswith("pproc."):
             continue
         dt = DTYPES[dtype]
-        out[key] = (torch.randn(shape, generator=gen) * 0.02).to(dt) if dt.is_floating_point \
-            else torch.zeros(shape, dtype=dt)
+        if key.endswith("running_var"):          # BatchNorm statistics a trained model could have
+            out[key] = torch.ones(shape, dtype=dt)
+        elif key.endswith("running_mean") or not dt.is_floating_point:
+            out[key] = torch.zeros(shape, dtype=dt)
+        else:
+            out[key] = (torch.randn(shape, generator=gen) * 0.02).to(dt)
     return out
 
 

@@ -17,6 +17,9 @@ def test_recipe_masks_scale_and_train_config():
     r = RecipeConfig()
     bfn = make_batch_fn(r, (64, 256))
     assert bfn.masks == (24, 48)                    # 48 * 64 / 128, 192 * 256 / 1024
+    assert make_batch_fn(r, (128, 1056)).masks == (48, 192)     # the paper's values at 1056
+    assert make_batch_fn(r, (128, 1024)).masks == (48, 192)
+    assert make_batch_fn(r, (64, 1056)).masks == (24, 192)
     cfg = r.train_config()
     assert cfg["lr"] == 5e-4 and cfg["warmup_iters"] == 1000 and cfg["step_gamma"] == 0.5
     assert cfg["step_start_epoch"] == 10 and cfg["step_every_epochs"] == 5 and cfg["batch_size"] == 24
@@ -127,22 +130,91 @@ def test_seed_summary_mean_and_std():
     assert s["test mAP (mean +- std)"][0] == "0.300 +- 0.141"
 
 
-def test_compare_seeds_outcomes():
-    from audiorepro.papers.atgnn import compare_seeds
-    # paired differences +0.10 and +0.12, spread max(std) = 0.0141: clearly better
-    c = compare_seeds(_runs({"a": [0.30, 0.32], "b": [0.20, 0.20]}), "a", "b")
-    assert c.outcome == "better" and c.verdict == "reproduced"
-    assert np.allclose(c.diffs, [0.10, 0.12]) and abs(c.mean_diff - 0.11) < 1e-12
-    # mirror case
-    c = compare_seeds(_runs({"a": [0.20, 0.20], "b": [0.30, 0.32]}), "a", "b")
-    assert c.outcome == "reversed" and c.verdict == "not reproduced"
-    # same sign but mean difference 0.01 < seed std 0.0707: inconclusive
-    c = compare_seeds(_runs({"a": [0.21, 0.31], "b": [0.20, 0.30]}), "a", "b")
-    assert c.outcome == "inconclusive" and "inconclusive at this scale" in c.evidence
-    # sign flips across seeds
-    assert compare_seeds(_runs({"a": [0.3, 0.1], "b": [0.2, 0.2]}), "a", "b").outcome == "inconclusive"
-    # one seed can never decide
-    assert compare_seeds(_runs({"a": [0.9], "b": [0.1]}), "a", "b").outcome == "inconclusive"
+def _tagging_records(rows, run_group, n=200, classes=5, seeds=(0, 1, 2), table="table2"):
+    """Hand-made per-seed records with per-item outputs: rows = {row: "signal" | "noise" | name
+    of an earlier row (identical outputs)}."""
+    from audiorepro import results
+    from audiorepro.metrics import tagging_metrics
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        y = (rng.random((n, classes)) < 0.3).astype(float)
+        y[np.arange(n), rng.integers(0, classes, n)] = 1.0
+        made = {}
+        for row, kind in rows.items():
+            if kind in made:
+                scores = made[kind]
+            elif kind == "signal":
+                scores = y + 0.3 * rng.standard_normal(y.shape)
+            else:
+                scores = rng.standard_normal(y.shape)
+            made[row] = scores
+            m = tagging_metrics(y, scores)
+            results.record("atgnn", table, {"mAP": float(m["mAP"])},
+                           params={"paper_row": row, "seed": seed, "run_group": run_group},
+                           dataset="hand-made", scale="test", profile="smoke",
+                           items=results.tagging_items([f"clip{i}" for i in range(n)], scores, y))
+
+
+def test_decide_claims_from_hand_made_item_records(tmp_path, monkeypatch):
+    from audiorepro import results
+    from audiorepro.papers.atgnn import decide_claims
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    better, worse = "ATGNN-pyr-s | synthetic world", "ATGNN-pyr-s (-MLG) | synthetic world"
+    # a large true gap: scores that follow the targets vs. random scores
+    _tagging_records({better: "signal", worse: "noise"}, results.new_run_group())
+    v = decide_claims("smoke", "03_tables_2_3", claims=["mlg-helps-synthetic"]).iloc[0]
+    assert v["verdict"] == "reproduced" and v["seeds"] == 3 and v["items"] == 200
+    assert 0 < v["lo"] <= v["effect"] <= v["hi"]
+    # the reversed gap
+    _tagging_records({better: "noise", worse: "signal"}, results.new_run_group())
+    v = decide_claims("smoke", "03_tables_2_3", claims=["mlg-helps-synthetic"]).iloc[0]
+    assert v["verdict"] == "not reproduced" and v["hi"] < 0
+    # identical outputs: no evidence either way (the newest run group only)
+    _tagging_records({better: "noise", worse: better}, results.new_run_group())
+    table = decide_claims("smoke", "03_tables_2_3")
+    v = table.set_index("claim").loc["mlg-helps-synthetic"]
+    assert v["verdict"] == "inconclusive" and v["effect"] == 0.0
+    # the notebook's other claims: their rows have no record
+    assert (table.set_index("claim").loc["mlg-helps-audioset", "verdict"] == "not yet measured")
+    stored = results.claims_table(["atgnn"], profile="smoke").set_index("claim_id")
+    assert stored.loc["mlg-helps-synthetic", "verdict"] == "inconclusive"
+    assert stored.loc["mlg-helps-synthetic", "notebook"] == "atgnn/03_tables_2_3"
+    with pytest.raises(KeyError, match="decides no claim"):
+        decide_claims("smoke", "99_nothing")
+
+
+def test_decide_adjacency_claim_needs_every_seed(tmp_path, monkeypatch):
+    from audiorepro.papers.atgnn import LabelGraphStats, decide_adjacency_claim
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    z = np.zeros((2, 2))
+
+    def st(rho, p):
+        return LabelGraphStats(z, z, z, np.ones(2), np.ones((2, 2), bool), rho, p)
+    d = _toy_data()
+    kw = dict(data=d, seeds=[0, 1], profile="smoke", notebook="atgnn/04_label_graph", register=False)
+    assert decide_adjacency_claim([st(0.3, 1e-4), st(0.2, 1e-3)], **kw)[0] == "reproduced"
+    assert decide_adjacency_claim([st(0.3, 1e-4), st(0.2, 0.2)], **kw)[0] == "inconclusive"
+    assert decide_adjacency_claim([st(-0.3, 1e-4), st(-0.2, 1e-3)], **kw)[0] == "not reproduced"
+    assert decide_adjacency_claim([st(0.3, 1e-4), st(-0.2, 1e-3)], **kw)[0] == "inconclusive"
+
+
+def test_record_row_names_what_ran():
+    from audiorepro.papers.atgnn import record_row
+    synth = _toy_data()
+    synth.description = "synthetic world n24 seed 0 (44 classes)"
+    real = _toy_data(classes=527)
+    real.description = "clip table audioset_balanced.csv (527 classes), kaldi_fbank_128"
+    user = _toy_data(classes=3)
+    user.description = "clip table my_birds.csv (3 classes), kaldi_fbank_128 pooled to 64 frames"
+    assert user.task == "my_birds" and synth.task == "synthetic world"
+    assert record_row("ATGNN-pyr-s", "pyr-s", {}, user) == "ATGNN-pyr-s | my_birds"
+    assert record_row("ATGNN-pyr-s", "pyr-tiny", {}, user) == "ATGNN-pyr-s | my_birds"
+    assert record_row("ATGNN-pyr-s", "pyr-s", {}, synth) == "ATGNN-pyr-s | synthetic world"
+    assert record_row("ATGNN-pyr-s", "pyr-s", {}, real) == "ATGNN-pyr-s"
+    assert record_row("ATGNN-pyr-s", "pyr-tiny", {}, real) == "ATGNN-pyr-s | scaled model"
+    assert record_row("PANNs", "panns_cnn14_16k", {"scale": 1.0}, real) == "PANNs"
+    assert record_row("PANNs", "panns_cnn14_16k", {"scale": 0.125}, real) == "PANNs | scaled model"
+    assert record_row("AST", "ast_base384_f10_t10_527", {"scale": "base"}, real) == "AST"
 
 
 def _toy_data(fingerprint="toy", n=(2, 2, 2), frames=16, mels=8, classes=2, seed=0):
@@ -197,7 +269,8 @@ def test_train_row_trains_once_then_reloads(tmp_path, monkeypatch):
     r = RecipeConfig(epochs=1, batch_size=4, warmup_iters=1)
     first = train_row("pyr-tiny", d, r, seed=0)
     assert not first["result"].from_cache and 0.0 <= first["test mAP"] <= 1.0
-    assert first["paper row"] == "ATGNN-pyr-s" and first["params"] > 0
+    assert first["paper row"] == "ATGNN-pyr-s | toy" and first["params"] > 0
+    assert first["items"].n == 4 and first["items"].scores.shape == (4, 4)
     again = train_row("pyr-tiny", d, r, seed=0)
     assert again["result"].from_cache and again["test mAP"] == pytest.approx(first["test mAP"])
 
@@ -211,8 +284,12 @@ def test_entry_points_default_to_the_auto_device():
 
 def test_k_spec_shares_the_default_run():
     from audiorepro.papers.atgnn import ATGNNConfig, k_spec
-    assert k_spec(ATGNNConfig.k) == ("pyr-tiny", {}, f"k={ATGNNConfig.k}")
-    assert k_spec(20) == ("pyr-tiny", {"k": 20}, "k=20")
+    from audiorepro.papers.atgnn import table_rows
+    assert k_spec(ATGNNConfig.k) == ("pyr-tiny", {"use_mlg": False}, f"k={ATGNNConfig.k}")
+    assert k_spec(ATGNNConfig.k)[:2] == table_rows()["pyr-tiny (-MLG)"][:2]
+    assert k_spec(20) == ("pyr-tiny", {"use_mlg": False, "k": 20}, "k=20")
+    assert k_spec(ATGNNConfig.k, mlg=True)[:2] == table_rows()["pyr-tiny"][:2]
+    assert k_spec(20, mlg=True) == ("pyr-tiny", {"k": 20}, "k=20 (+MLG)")
 
 
 def test_adjacency_vs_lift_hand_computed():
@@ -240,22 +317,35 @@ def test_adjacency_vs_lift_hand_computed():
     assert s.rho == pytest.approx(1.0) and "3 label pairs" in s.summary()
 
 
-def test_record_table_writes_one_record_per_row(tmp_path, monkeypatch):
+def test_record_runs_writes_one_record_per_row_and_seed(tmp_path, monkeypatch):
     import pandas as pd
     from audiorepro import results
-    from audiorepro.papers.atgnn import record_table, seed_summary, table_rows
+    from audiorepro.metrics import tagging_metrics
+    from audiorepro.papers.atgnn import record_runs, table_rows
     monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
-    runs = pd.DataFrame([{"model": m, "paper row": table_rows()[m][2], "seed": s, "test mAP": v,
-                          "params": 1e6, "train s": 2.0}
-                         for m, vals in {"pyr-tiny": [0.3, 0.5], "panns": [0.2, 0.2]}.items()
-                         for s, v in enumerate(vals)])
-    summary = seed_summary(runs).assign(**{"params (M)": 1.0, "train s (sum)": 4.0})
-    record_table(summary, table_rows(), "table2", _toy_data(), seeds=[0, 1], frames=16, epochs=1,
-                 scale="1 epoch", profile="smoke")
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], float)
+    lines = []
+    for m, per_seed in {"pyr-tiny": [[0.9, 0.1, 0.8, 0.2], [0.2, 0.9, 0.1, 0.5]],
+                        "panns": [[0.5, 0.5, 0.5, 0.5], [0.1, 0.2, 0.3, 0.4]]}.items():
+        for seed, col in enumerate(per_seed):
+            scores = np.stack([np.array(col), 1 - np.array(col)], 1)
+            mt = tagging_metrics(y, scores)
+            lines.append({"model": m, "paper row": table_rows()[m][2] + " | synthetic world",
+                          "seed": seed, "test mAP": float(mt["mAP"]), "test AUC": float(mt["AUC"]),
+                          "params": 1e6, "train s": 2.0,
+                          "items": results.tagging_items(["a", "b", "c", "d"], scores, y)})
+    runs = pd.DataFrame(lines)
+    record_runs(runs, table_rows(), "table2", _toy_data(), run_group="g1", frames=16, epochs=1,
+                scale="1 epoch", profile="smoke")
     recs = results.load_records("atgnn", "table2")
-    got = dict(zip(recs["row"], recs["value"]))
-    assert got == pytest.approx({"ATGNN-pyr-s": 0.4, "PANNs": 0.2})
-    assert set(recs["metric"]) == {"mAP"} and set(recs["param.arch"]) == {"pyr-tiny", "panns_cnn14_16k"}
+    recs = recs[recs.metric == "mAP"]
+    assert len(recs) == 4 and set(recs["param.seed"]) == {0, 1}
+    got = {(r, s): v for r, s, v in zip(recs["row"], recs["param.seed"], recs["value"])}
+    want = {(l["paper row"], l["seed"]): l["test mAP"] for l in lines}
+    assert got == pytest.approx(want)
+    assert set(recs["param.run_group"]) == {"g1"}
+    items = results.load_items(recs["record_id"].iloc[0])["mAP"]
+    assert items.n == 4 and items.scores.shape == (4, 2)
 
 
 def test_code_digest_tracks_the_model_source(monkeypatch):
@@ -342,3 +432,86 @@ def test_count_helpers_name_a_bad_parameter():
     with pytest.raises(KeyError, match="baselines.*cnn6"):
         count_baselines(["cnn6"], profile="smoke", record=False)
     assert len(count_baselines([], profile="smoke", record=False)) == 0
+
+
+def test_train_row_initialises_the_pgn_from_an_official_vig_file(tmp_path, monkeypatch):
+    from audiorepro.backbones.official import write_official_checkpoint
+    from audiorepro.papers.atgnn import checkpoint_digest, run_dir_for, train_row
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    def official_file(folder):
+        # random weights in the official format; BN running variances made valid (the writer
+        # draws them from N(0, 0.02), negative half the time: a forward would give NaN)
+        path = write_official_checkpoint("vig_pyramid_s_224_1000", folder)
+        sd = torch.load(path, weights_only=True)
+        sd = {k: (v.abs() + 1.0 if k.endswith("running_var") else v) for k, v in sd.items()}
+        torch.save(sd, path)
+        return path
+    ckpt = official_file(tmp_path / "vig")
+    d = _toy_data(n=(2, 2, 2), frames=32, mels=32, classes=3)
+    r = RecipeConfig(epochs=1, batch_size=2, warmup_iters=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                 # a 27 M model on a shared machine: no thread thrash
+    try:
+        row = train_row("pyr-s", d, r, seed=0, checkpoint=ckpt)
+    finally:
+        torch.set_num_threads(threads)
+    assert row["init"].startswith("loaded ") and not row["init"].startswith("loaded 0 ")
+    # the initialisation is part of the run's identity; another file -> another run
+    other = tmp_path / "other.pth"
+    sd = torch.load(ckpt, weights_only=True)
+    torch.save({k: v + 1.0 if v.is_floating_point() else v for k, v in sd.items()}, other)
+    assert checkpoint_digest(ckpt) != checkpoint_digest(other)
+    dirs = {run_dir_for("pyr-s", {}, d, r, init=i) for i in ("", checkpoint_digest(ckpt),
+                                                           checkpoint_digest(other))}
+    assert len(dirs) == 3
+    # baselines ignore it; a missing file is named
+    with pytest.raises(FileNotFoundError, match="parameter checkpoint"):
+        train_row("pyr-s", d, r, seed=0, checkpoint=tmp_path / "missing.pth")
+    from audiorepro.papers.atgnn import train_rows
+    with pytest.raises(KeyError, match="checkpoints names architecture"):
+        train_rows(["pyr-tiny"], d, r, [0], checkpoints={"pyr-s": ckpt})
+
+
+def test_plg_directions_hand_computed():
+    from audiorepro.papers.atgnn.model import ATGNNConfig, plg_features
+    lq = torch.tensor([[[1.0, -2.0]]])                    # one label node, C = 2
+    pk = torch.tensor([[[0.0, 0.0], [3.0, -1.0], [5.0, 9.0]]])
+    idx = torch.tensor([[[0, 1]]])                         # neighbours: patches 0 and 1
+    # [l, max_j (x_j - l)] interleaved: x - l = (-1, 2), (2, 1) -> max (2, 2)
+    assert plg_features(lq, pk, idx, "x_minus_l").tolist() == [[[1.0, 2.0, -2.0, 2.0]]]
+    # [l, max_j (l - x_j)]: l - x = (1, -2), (-2, -1) -> max (1, -1)
+    assert plg_features(lq, pk, idx, "l_minus_x").tolist() == [[[1.0, 1.0, -2.0, -1.0]]]
+    with pytest.raises(ValueError, match="plg_direction"):
+        ATGNNConfig(plg_direction="both")
+
+
+def test_per_sample_mixup_mixes_each_clip_with_its_own_weight():
+    r = RecipeConfig(mixup_prob=1.0, mixup_per_sample=True, time_mask=0, freq_mask=0,
+                     scale_masks=False)
+    bfn = make_batch_fn(r, (8, 16))
+    n = 8
+    x = torch.zeros(n, 16, 8)
+    y = torch.eye(n)                                      # clip i carries only label i
+
+    class Keep(torch.nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(1, 2))[:, None].expand(-1, n)
+    m = Keep().train()
+    _, _, ym = bfn(m, (x, y))
+    assert torch.allclose(ym.sum(1), torch.ones(n))      # convex mixtures of one-hot rows
+    own = ym.diagonal()
+    assert len(set(own.round(decimals=5).tolist())) > 1  # one weight per clip, not per batch
+    r0 = RecipeConfig(mixup_prob=0.0, mixup_per_sample=True, time_mask=0, freq_mask=0,
+                      scale_masks=False)
+    _, _, y0 = make_batch_fn(r0, (8, 16))(m, (x, y))
+    assert torch.equal(y0, y)                             # probability 0: nothing mixed
+
+
+def test_table_rows_reference_options_only_when_not_default():
+    from audiorepro.papers.atgnn import table_rows
+    assert table_rows()["pyr-tiny"][1] == {}
+    rows = table_rows(drop_path=0.1, plg_direction="l_minus_x")
+    assert rows["pyr-tiny (-MLG)"][1] == {"use_mlg": False, "drop_path": 0.1,
+                                          "plg_direction": "l_minus_x"}
+    assert rows["iso"][1] == {"drop_path": 0.1, "plg_direction": "l_minus_x"}
+    assert "drop_path" not in rows["panns"][1]

@@ -5,20 +5,21 @@ D. Stowell; IEEE Signal Processing Letters, 2024) - the book's chapter ``atgnn``
   counting, the label-noise-robust BCE and the ImageNet ViG checkpoint filter;
 * :mod:`.data` - the synthetic world or a clip table (AudioSet, FSD50K) as tagging tensors;
 * :mod:`.experiments` - the Section III-B recipe with the shared loop, the rows of Tables I-III,
-  seed summaries and verdict helpers, counts, the label-graph analysis and the result records;
+  per-seed records with per-item outputs, the claims decided by the library, counts, the label-graph analysis and the result records;
 * :mod:`.figures` - the chapter's plots;
 * ``paper.yml`` - the paper's own numbers and claims.
 
 Notebooks use ``from audiorepro.papers import atgnn`` and the names below.
 """
 from .data import TaggingData, tagging_data
-from .experiments import (COUNT_SETTINGS, LabelGraphStats, RecipeConfig, SeedComparison,
+from .experiments import (COUNT_SETTINGS, NOTEBOOK_CLAIMS, LabelGraphStats, RecipeConfig,
                           WaveToLogits, adjacency_vs_lift, benchmark_table, build_model,
-                          code_digest, compare_seeds, count_baselines, count_variants,
-                          evaluate_tagging, k_spec, k_sweep, label_attention, make_batch_fn,
-                          record_k_sweep, record_label_graph, record_table, run_dir_for,
-                          seed_summary, table_rows, table_summary, train_row, train_rows,
-                          train_tagger)
+                          checkpoint_digest, code_digest, count_baselines, count_variants,
+                          decide_adjacency_claim, decide_claims, evaluate_tagging, item_ids,
+                          k_spec, k_sweep, label_attention, make_batch_fn, predict_tagging,
+                          record_k_sweep, record_label_graph, record_row, record_runs,
+                          run_dir_for, seed_summary, table_rows, table_summary, train_row,
+                          train_rows, train_tagger)
 from .figures import (plot_counts, plot_k_sweep, plot_label_attention, plot_label_graph,
                       plot_table_runs)
 from .model import ATGNN, PRESETS, ATGNNConfig, build_atgnn, count_atgnn, load_vig_weights
@@ -30,11 +31,12 @@ __all__ = [
     "TaggingData", "tagging_data",
     # experiments
     "RecipeConfig", "make_batch_fn", "train_tagger", "build_model", "WaveToLogits",
-    "evaluate_tagging", "label_attention", "table_rows", "run_dir_for", "code_digest",
-    "train_row", "train_rows", "table_summary", "record_table", "seed_summary", "SeedComparison",
-    "compare_seeds", "k_spec", "k_sweep", "record_k_sweep", "COUNT_SETTINGS", "count_variants",
-    "count_baselines", "LabelGraphStats", "adjacency_vs_lift", "record_label_graph",
-    "benchmark_table",
+    "evaluate_tagging", "predict_tagging", "item_ids", "label_attention", "table_rows",
+    "run_dir_for", "code_digest", "checkpoint_digest", "train_row", "train_rows",
+    "table_summary", "record_runs", "record_row", "seed_summary", "NOTEBOOK_CLAIMS",
+    "decide_claims", "decide_adjacency_claim", "k_spec", "k_sweep", "record_k_sweep",
+    "COUNT_SETTINGS", "count_variants", "count_baselines", "LabelGraphStats",
+    "adjacency_vs_lift", "record_label_graph", "benchmark_table",
     # figures
     "plot_counts", "plot_k_sweep", "plot_table_runs", "plot_label_graph", "plot_label_attention",
 ]

@@ -61,6 +61,16 @@ class TaggingData:
         y = getattr(self, f"y_{split}").numpy()
         return y.T @ y
 
+    @property
+    def task(self) -> str:
+        """``synthetic world`` or the clip table's file stem (the user's task name)."""
+        d = self.description
+        if d.startswith("synthetic world"):
+            return "synthetic world"
+        if d.startswith("clip table "):
+            return Path(d[len("clip table "):].split(" (")[0]).stem
+        return d.split(",")[0]
+
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.y_train), "valid": len(self.y_valid), "test": len(self.y_test)}
 

@@ -14,7 +14,7 @@ import pandas as pd
 from audiorepro import results
 from audiorepro.papers.atgnn.data import TaggingData
 from audiorepro.papers.atgnn.experiments import CHAPTER, LabelGraphStats, label_attention
-from audiorepro.papers.atgnn.model import ATGNN, ATGNNConfig
+from audiorepro.papers.atgnn.model import ATGNN
 
 __all__ = ["plot_counts", "plot_k_sweep", "plot_table_runs", "plot_label_graph",
            "plot_label_attention"]
@@ -40,22 +40,24 @@ def plot_counts(counts: pd.DataFrame, profile: str) -> plt.Figure | None:
     return fig
 
 
-def plot_k_sweep(sweep: pd.DataFrame, at_default: pd.Series, seeds: Sequence[int],
-                 profile: str) -> plt.Figure:
-    """Test mAP against k (this run, ``seeds[0]``) next to the paper's Table I, plus the seeds
-    at the default k (``at_default``: their test mAP) when there are several."""
+def plot_k_sweep(runs: pd.DataFrame, profile: str, dataset: str = "synthetic world") -> plt.Figure:
+    """Test mAP against k of :func:`~audiorepro.papers.atgnn.experiments.k_sweep` (crosses:
+    seeds; line: mean over seeds; one line per MLG setting) next to the paper's Table I."""
     pn = results.paper_numbers(CHAPTER)
     pn = pn[pn.table == "table1"]
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     ax.plot([int(r.split("=")[1]) for r in pn.row], pn.value, "s--", label="paper (Table I, %)")
-    ax.plot(sweep["k"], 100 * sweep["test mAP"], "o-", label=f"this run, seed {seeds[0]} (%)")
-    if len(at_default) > 1:
-        ax.scatter([ATGNNConfig.k] * len(at_default), 100 * at_default, marker="x", color="k",
-                   label=f"k={ATGNNConfig.k}, seeds {list(seeds)}")
+    seeds = sorted(runs["seed"].unique())
+    for i, (mlg, g) in enumerate(runs.groupby("MLG") if "MLG" in runs else [(False, runs)]):
+        mean = g.groupby("k")["test mAP"].mean()
+        name = "with MLG" if mlg else "without MLG"
+        ax.plot(mean.index, 100 * mean.to_numpy(), "o-", color=f"C{i + 1}",
+                label=f"this run {name}, mean of seeds {seeds} (%)")
+        ax.scatter(g["k"], 100 * g["test mAP"], marker="x", color=f"C{i + 1}", s=14)
     ax.set_xlabel("k")
     ax.set_ylabel("mAP (%)")
     ax.legend(fontsize=7)
-    ax.set_title(f"mAP vs. k ({profile} profile, synthetic world)", fontsize=9)
+    ax.set_title(f"mAP vs. k ({profile} profile, {dataset})", fontsize=9)
     fig.tight_layout()
     return fig
 

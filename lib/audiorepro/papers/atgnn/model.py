@@ -34,8 +34,9 @@ Departures from the reference code, on purpose:
 * the k-NN search is chunked over query nodes (:func:`knn_graph`): peak memory O(chunk * M + N * k)
   instead of O(N * M);
 * ``k`` and the dilation are capped at run time to the number of key nodes (small inputs).
-* PLG direction: ``max_j (x_j - l_i)`` over the label's patch neighbours, the max-relative form of
-  Eq. 1 (the public reimplementation uses ``l_i - x_j``; the paper's Eq. 4 is ambiguous).
+* PLG direction: ``max_j (x_j - l_i)`` over the label's patch neighbours by default, the
+  max-relative form of Eq. 1; ``plg_direction="l_minus_x"`` gives the public reimplementation's
+  ``l_i - x_j`` (the paper's Eq. 4 is ambiguous).
 
 Tensor layout inside blocks: ``(B, C, H, W)`` for patch grids, ``(B, C, S, 1)`` for label nodes,
 held in **channels-last** memory format from the stem on, so that the graph code's node-major
@@ -77,7 +78,7 @@ __all__ = [
     "knn_graph", "topk_smallest", "gather_max", "sincos_pos_2d", "relative_pos_term", "relative_pos_rows",
     "count_atgnn", "position_table_elements",
     "load_vig_weights", "map_vig_state_dict", "VigLoadReport", "knn_peak_memory",
-    "atgnn_loss", "LabelNoiseRobustBCE",
+    "atgnn_loss", "LabelNoiseRobustBCE", "PLG_DIRECTIONS", "plg_features",
 ]
 
 
@@ -102,6 +103,9 @@ class ATGNNConfig:
         head_dim: width of the 1x1-conv patch head (1024 in ViG / ATGNN).
         drop_path: stochastic depth, rising linearly to this value. dropout: head dropout.
         mlg_ffn: FFN after each PLG update (as in the public reimplementation).
+        plg_direction: ``"x_minus_l"`` aggregates ``max_j (x_j - l_i)`` (the max-relative form of
+            Eq. 1; default), ``"l_minus_x"`` ``max_j (l_i - x_j)`` as the public reimplementation
+            (the paper's Eq. 4 does not fix the order).
         knn_chunk: max elements of one (B, chunk, M) distance block in the k-NN search.
     """
 
@@ -124,6 +128,7 @@ class ATGNNConfig:
     drop_path: float = 0.0
     dropout: float = 0.0
     mlg_ffn: bool = True
+    plg_direction: str = "x_minus_l"
     knn_chunk: int = 1 << 22
 
     def __post_init__(self) -> None:
@@ -159,6 +164,8 @@ class ATGNNConfig:
             bad("reduce_ratios", "needs one ratio per stage")
         if self.k < 1 or self.k_plg < 1:
             bad("k", "k and k_plg must be >= 1")
+        if self.plg_direction not in PLG_DIRECTIONS:
+            bad("plg_direction", f"must be one of {PLG_DIRECTIONS}")
         if self.num_classes < 1:
             bad("num_classes", "must be >= 1")
         down = self.down_factor
@@ -679,16 +686,42 @@ class Downsample(nn.Module):
         return self.conv(x)
 
 
+PLG_DIRECTIONS = ("x_minus_l", "l_minus_x")
+
+
+def plg_features(lq: torch.Tensor, pk: torch.Tensor, idx: torch.Tensor,
+                 direction: str = "x_minus_l") -> torch.Tensor:
+    """PLG input ``[l_i, max_j (x_j - l_i)]`` (``x_minus_l``) or ``[l_i, max_j (l_i - x_j)]``
+    (``l_minus_x``, the public reimplementation), interleaved as in ViG.
+
+    lq: (B, S, C) label nodes, pk: (B, N, C) patch nodes, idx: (B, S, k) -> (B, S, 2C).
+    ``max_j (l_i - x_j)`` is computed exactly as the max-relative of the negated nodes,
+    ``max_j ((-x_j) - (-l_i))``, with the centre channels negated back.
+    """
+    if direction == "x_minus_l":
+        return _max_relative(lq, pk, idx)
+    if direction != "l_minus_x":
+        raise ValueError(f"plg_direction {direction!r} must be one of {PLG_DIRECTIONS}")
+    z = _max_relative(-lq, -pk, idx)
+    B, S, C2 = z.shape
+    sign = torch.tensor([-1.0, 1.0], dtype=z.dtype, device=z.device)
+    return (z.view(B, S, C2 // 2, 2) * sign).view(B, S, C2)
+
+
 class PLGConv(nn.Module):
     """Patch-Label graph conv (Eq. 4): each label node takes its ``k`` nearest patch nodes
-    (L2-normalised Euclidean), ``[l_i, max_j (x_j - l_i)]`` -> grouped 1x1 conv 2C -> C + BN + GELU.
+    (L2-normalised Euclidean), ``[l_i, max_j (x_j - l_i)]`` (or ``max_j (l_i - x_j)``:
+    :func:`plg_features`) -> grouped 1x1 conv 2C -> C + BN + GELU.
 
     lab (B, C, S, 1), patches (B, C, N, 1) -> (B, C, S, 1).
     """
 
-    def __init__(self, channels: int, k: int = 9, chunk: int = 1 << 22) -> None:
+    def __init__(self, channels: int, k: int = 9, chunk: int = 1 << 22,
+                 direction: str = "x_minus_l") -> None:
         super().__init__()
-        self.k, self.chunk = k, chunk
+        if direction not in PLG_DIRECTIONS:
+            raise ValueError(f"plg_direction {direction!r} must be one of {PLG_DIRECTIONS}")
+        self.k, self.chunk, self.direction = k, chunk, direction
         self.nn = nn.Sequential(nn.Conv2d(2 * channels, channels, 1, groups=4),
                                 nn.BatchNorm2d(channels), nn.GELU())
         self.keep_edges = False
@@ -701,7 +734,8 @@ class PLGConv(nn.Module):
             idx = knn_graph(lq.detach(), pk.detach(), self.k, 1, chunk_elements=self.chunk)
         if self.keep_edges:
             self.last_edges = idx
-        return _image(_pointwise(self.nn, _max_relative(lq, pk, idx)), lq.shape[1], 1)
+        return _image(_pointwise(self.nn, plg_features(lq, pk, idx, self.direction)),
+                      lq.shape[1], 1)
 
 
 class MLGBlock(nn.Module):
@@ -712,11 +746,11 @@ class MLGBlock(nn.Module):
     """
 
     def __init__(self, channels: int, num_classes: int, k: int = 9, drop_path: float = 0.0,
-                 ffn: bool = True, chunk: int = 1 << 22) -> None:
+                 ffn: bool = True, chunk: int = 1 << 22, plg_direction: str = "x_minus_l") -> None:
         super().__init__()
         self.adj = nn.Parameter(torch.empty(num_classes, num_classes))
         nn.init.uniform_(self.adj, -1.0 / math.sqrt(num_classes), 1.0 / math.sqrt(num_classes))
-        self.plg = PLGConv(channels, k, chunk)
+        self.plg = PLGConv(channels, k, chunk, plg_direction)
         self.drop_path = DropPath(drop_path)
         self.ffn = FFN(channels, 4 * channels, drop_path) if ffn else nn.Identity()
 
@@ -804,7 +838,8 @@ class ATGNN(nn.Module):
                 [nn.Identity() if s == 0 or ch[s] == ch[s - 1] and cfg.variant == "isotropic"
                  else _conv_bn(ch[s - 1], ch[s]) for s in range(len(ch))])
             self.mlg_stages = nn.ModuleList([
-                nn.ModuleList([MLGBlock(c, S, cfg.k_plg, cfg.drop_path, cfg.mlg_ffn, cfg.knn_chunk)
+                nn.ModuleList([MLGBlock(c, S, cfg.k_plg, cfg.drop_path, cfg.mlg_ffn, cfg.knn_chunk,
+                                       cfg.plg_direction)
                                for _ in range(p)]) for c, p in zip(ch, cfg.mlg_blocks)])
             self.label_readout = nn.Parameter(torch.empty(S, ch[-1]))
             nn.init.uniform_(self.label_readout, -1.0 / math.sqrt(ch[-1]), 1.0 / math.sqrt(ch[-1]))

@@ -97,6 +97,17 @@ def _names_data(rec: dict[str, Any], pointers: list[str]) -> bool:
     return any(p in text or Path(p).name in text for p in pointers)
 
 
+def _strings(value: Any) -> list[str]:
+    """Every string inside a parameter value (dicts and lists walked)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
 def missing_claim_rows(records: list[dict[str, Any]]) -> list[str]:
     """Claims whose table has records in ``records`` but not one of the rows the claim compares."""
     from audiorepro.results import claims, paper_names
@@ -149,8 +160,8 @@ def run(layout: Any, only: str | None = None, log: Callable[[str], None] = print
     if not jobs:
         raise BookError(f"no notebook under {layout.book} has a params/<stem>.{SUFFIX}.yaml"
                         + (f" matching {only!r}" if only else ""))
-    named = {Path(str(v)).name for job in jobs for v in job.parameters.values()
-             if isinstance(v, str) and v.startswith("checkpoints/")}
+    named = {Path(v).name for job in jobs for v in _strings(job.parameters)
+             if v.startswith("checkpoints/")}
     prepare(home, named, log)
     results, all_new = [], []
     for i, job in enumerate(jobs, 1):

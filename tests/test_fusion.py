@@ -195,9 +195,10 @@ def test_linear_eval_rejects_bad_labels():
 
 
 def test_evaluate_task_folds():
-    x, y = _blobs(60, 0, 6.0)
-    frame = pd.DataFrame({"clip_id": [f"c{i}" for i in range(60)], "path": "x.wav", "split": "cv",
-                          "labels": [f"k{v}" for v in y], "fold": np.arange(60) % 3 + 1})
+    # 300 clips: validation is a random 10 % of the two training folds (20 clips)
+    x, y = _blobs(300, 0, 6.0)
+    frame = pd.DataFrame({"clip_id": [f"c{i}" for i in range(300)], "path": "x.wav", "split": "cv",
+                          "labels": [f"k{v}" for v in y], "fold": np.arange(300) % 3 + 1})
     table = ClipTable(frame, ".", name="blobs")
     res = EX.evaluate_task(x, table, use_folds=True, lrs=(1e-2,), seeds=(0,), epochs=40, patience=10)
     assert set(res.runs["fold"]) == {1, 2, 3} and res.accuracy > 0.85
@@ -357,37 +358,164 @@ def test_backbone_setup_synthetic_pretrained_uses_cached_standin(monkeypatch):
 
 
 # ------------------------------------------------------------------------------ Table III helpers
-def _comparison(label, weights, base, fused):
-    acc = pd.DataFrame([{t: 0.1 for t in base}, base], index=[1, 2])
-    return EX.FusionComparison(EX.BackboneSetup(label, "crepe_tiny", weights=weights), acc, 1, 2, 2,
-                               base, fused, {t: 0.01 for t in fused})
+def _outputs(acc_by_seed, n=10, prefix="c"):
+    """TaskOutputs whose seed s gets round(acc * n) of n clips right."""
+    vals = np.zeros((len(acc_by_seed), n))
+    for s, a in enumerate(acc_by_seed):
+        vals[s, :int(round(a * n))] = 1.0 / n
+    return EX.TaskOutputs(np.array([f"{prefix}{i}" for i in range(n)]), list(range(len(acc_by_seed))),
+                          vals)
+
+
+def _comparison(label, weights, base, fused, test_fused=None):
+    setup = EX.BackboneSetup(label, "crepe_tiny", weights=weights)
+    out = lambda accs: {t: _outputs([a]) for t, a in accs.items()}
+    rows = [EX.FusedRow(label, None, "last layer #2", out(base)),
+            EX.FusedRow(f"{label}-Fusion", (1, 2), "validation", out(fused)),
+            EX.FusedRow(f"{label}-Fusion ({EX.SELECTED_ON_TEST})", (1, 2), "test",
+                        out(test_fused or fused))]
+    frame = pd.DataFrame([{"task": t, "layer": l, "accuracy": 0.1 if l == 1 else base[t],
+                           "valid_accuracy": 0.1} for t in base for l in (1, 2)])
+    run = EX.LayerwiseRun(setup, frame, {})
+    return EX.FusionComparison(setup, run, 1, 2, 1, 2, 2, rows)
 
 
 def test_table3_frames_and_records(monkeypatch):
     a = _comparison("CNN14-synthetic-standin", "synthetic-pretrained",
                     {"ESC-50": 0.5, "GTZAN": 0.6}, {"ESC-50": 0.7, "GTZAN": 0.5})
     b = _comparison("CREPE-tiny", "pretrained", {"ESC-50": 0.2, "GTZAN": 0.4},
-                    {"ESC-50": 0.3, "GTZAN": 0.45})
+                    {"ESC-50": 0.3, "GTZAN": 0.4})
     rows, stds, choice = EX.table3_frames([a, b])
     assert list(rows.columns) == ["ESC-50", "GTZAN", "Avg."]
     assert rows.loc["CNN14-synthetic-standin: difference", "ESC-50"] == pytest.approx(0.2)
-    assert rows.loc["CREPE-tiny-Fusion#1#2", "Avg."] == pytest.approx(0.375)
-    assert list(stds.index) == ["CNN14-synthetic-standin-Fusion#1#2", "CREPE-tiny-Fusion#1#2"]
+    assert rows.loc["CREPE-tiny-Fusion#1#2", "Avg."] == pytest.approx(0.35)
+    assert f"CREPE-tiny-Fusion#1#2 ({EX.SELECTED_ON_TEST})" in rows.index
     assert choice.loc["CREPE-tiny", "last layer"] == 2
-    recorded, verdicts = [], []
+    recorded = []
     monkeypatch.setattr(EX.results, "record", lambda *a, **k: recorded.append((a, k)))
-    monkeypatch.setattr(EX.results, "register_verdict", lambda *a, **k: verdicts.append((a, k)))
-    EX.record_table3(a, {"run_id": "r1"}, dataset="d", scale="s", profile="smoke")
-    assert [(r[0][:2], r[1]["params"]["paper_row"]) for r in recorded] == [
-        (("fusion", "table3"), "CNN14-synthetic-standin"),
-        (("fusion", "table3"), "CNN14-synthetic-standin-Fusion")]
-    assert recorded[1][0][2] == {"ESC-50": 0.7, "GTZAN": 0.5}     # no Avg: not all nine tasks
-    assert recorded[1][1]["params"]["layers"] == "Fusion#1#2" and recorded[1][1]["params"]["run_id"] == "r1"
-    # GTZAN claim: decided on the stand-ins only (CREPE's rise does not count)
-    assert EX.register_standin_gtzan_verdict([a, b], "d", "s", "smoke") == "reproduced"
-    assert verdicts[0][0][:3] == ("fusion", "standin-gtzan-degrades", "reproduced")
-    assert "-10.0 points" in verdicts[0][0][3]
-    assert EX.register_standin_gtzan_verdict([b], "d", "s", "smoke") is None
+    EX.record_table3(a, {"run_group": "g1"}, dataset="d", scale="s", profile="smoke")
+    assert [r[1]["params"]["paper_row"] for r in recorded] == [
+        "CNN14-synthetic-standin", "CNN14-synthetic-standin-Fusion",
+        f"CNN14-synthetic-standin-Fusion ({EX.SELECTED_ON_TEST})"]
+    assert recorded[1][0][2] == pytest.approx({"ESC-50": 0.7, "GTZAN": 0.5})   # no Avg: not nine tasks
+    assert recorded[1][1]["params"]["layers"] == "Fusion#1#2"
+    assert all(r[1]["params"]["seed"] == 0 and r[1]["params"]["run_group"] == "g1" for r in recorded)
+    assert set(recorded[1][1]["items"]) == {"ESC-50", "GTZAN"}
+
+
+def test_seed_record_avg_items_reproduce_the_mean_of_task_accuracies():
+    outs = {t: _outputs([0.1 * (i + 1), 0.5], n=10, prefix=t) for i, t in enumerate(FU.PAPER_TASKS)}
+    metrics, items = EX.seed_record(outs, 0)
+    assert metrics["Avg"] == pytest.approx(np.mean([0.1 * (i + 1) for i in range(9)]))
+    assert metrics["SPCV2"] == pytest.approx(0.3)
+    from audiorepro.results.items import normalise
+    normalise(items, metrics)            # raises unless the items give the recorded values
+    assert EX.seed_record(outs, 1)[0]["Avg"] == pytest.approx(0.5)
+
+
+def test_linear_eval_values_sum_to_the_per_seed_test_accuracy_and_fold_mean():
+    xtr, ytr = _blobs(60, 0, 1.0)
+    xva, yva = _blobs(20, 1, 1.0)
+    xte, yte = _blobs(30, 2, 1.0)
+    res = EX.linear_eval(xtr, ytr, xva, yva, xte, yte, 3, lrs=(1e-2,), seeds=(0, 1), epochs=10)
+    chosen = res.runs[res.runs["lr"] == res.lr].set_index("seed")["test_accuracy"]
+    assert res.values.shape == (2, 30)
+    assert res.seed_accuracies() == pytest.approx(chosen.to_dict())
+    assert res.valid_accuracy == pytest.approx(res.runs["valid_accuracy"].mean())
+    # folds of unequal size: the weighted values sum to the mean of the fold accuracies
+    x, y = _blobs(50, 0, 2.0)
+    frame = pd.DataFrame({"clip_id": [f"c{i}" for i in range(50)], "path": "x.wav", "split": "cv",
+                          "labels": [f"k{v}" for v in y], "fold": [1] * 10 + [2] * 15 + [3] * 25})
+    folds = EX.evaluate_task(x, ClipTable(frame, ".", name="f"), use_folds=True, lrs=(1e-2,),
+                             seeds=(0,), epochs=10, patience=5)
+    assert sorted(folds.test_index.tolist()) == list(range(50))
+    assert folds.values.sum() == pytest.approx(folds.accuracy)
+
+
+def _records(tmp_path, monkeypatch, base_acc, fused_acc, seeds=3, n=60):
+    """Per-seed table3 records of the VGGish stand-in's two rows on the nine tasks."""
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    rng = np.random.default_rng(0)
+
+    def outs(acc):
+        o = {}
+        for t in FU.PAPER_TASKS:
+            vals = np.zeros((seeds, n))
+            for s in range(seeds):
+                vals[s, rng.permutation(n)[:int(round(acc[t] * n))]] = 1.0 / n
+            o[t] = EX.TaskOutputs(np.array([f"{t}-{i}" for i in range(n)]), list(range(seeds)), vals)
+        return o
+
+    base = outs(base_acc)
+    fused = base if fused_acc is None else outs(fused_acc)
+    for row, o in (("VGGish-synthetic-standin", base), ("VGGish-synthetic-standin-Fusion", fused)):
+        EX.record_row("table3", row, o, {"run_group": "g"}, "d", "s", "smoke", "m")
+
+
+def test_decide_claims_from_per_item_records(tmp_path, monkeypatch):
+    # a large true gap: fusion 0.9 vs. last layer 0.3 on every task, GTZAN reversed
+    base = {t: 0.3 for t in FU.PAPER_TASKS} | {"GTZAN": 0.9}
+    fused = {t: 0.9 for t in FU.PAPER_TASKS} | {"GTZAN": 0.3}
+    _records(tmp_path, monkeypatch, base, fused)
+    ids = ["vggish-standin-fusion-avg", "vggish-standin-gtzan-degrades", "cnn14-standin-fusion-avg"]
+    out = EX.decide_claims("smoke", notebook="fusion/02_table3", claim_ids=ids).set_index("claim")
+    assert out.loc["vggish-standin-fusion-avg", "verdict"] == "reproduced"
+    assert out.loc["vggish-standin-fusion-avg", "effect"] == pytest.approx(
+        np.mean([0.6] * 8 + [-0.6]))
+    assert out.loc["vggish-standin-fusion-avg", "n seeds"] == 3
+    assert out.loc["vggish-standin-gtzan-degrades", "verdict"] == "reproduced"
+    assert out.loc["cnn14-standin-fusion-avg", "verdict"] == "not yet measured"
+    from audiorepro import results
+    stored = results.claims_table(["fusion"]).set_index("claim_id")
+    assert stored.loc["vggish-standin-fusion-avg", "notebook"] == "fusion/02_table3"
+
+
+def test_decide_claims_identical_rows_are_inconclusive(tmp_path, monkeypatch):
+    _records(tmp_path, monkeypatch, {t: 0.5 for t in FU.PAPER_TASKS}, None)
+    out = EX.decide_claims("smoke", claim_ids=["vggish-standin-fusion-avg",
+                                               "vggish-standin-gtzan-degrades"]).set_index("claim")
+    assert set(out["verdict"]) == {"inconclusive"}
+    assert (out["effect"] == 0).all() and (out["lo"] <= 0).all() and (out["hi"] >= 0).all()
+
+
+def _layer_run(label, weights, late_peak_last: bool, n=40):
+    """Layers 1-3; ESC-50 (D_L) and SPCV2 (D_M) with their accuracy peaks placed by hand."""
+    setup = EX.BackboneSetup(label, "crepe_tiny", weights=weights)
+    acc = {"ESC-50": [0.3, 0.5, 0.9] if late_peak_last else [0.6, 0.6, 0.6],
+           "SPCV2": [0.3, 0.9, 0.4] if late_peak_last else [0.6, 0.6, 0.6]}
+    rng = np.random.default_rng(1)
+    outputs, rows = {}, []
+    for t, accs in acc.items():
+        order = rng.permutation(n)
+        for layer, a in zip((1, 2, 3), accs):
+            vals = np.zeros((2, n))
+            vals[:, order[:int(a * n)]] = 1.0 / n
+            outputs[(t, layer)] = EX.TaskOutputs(np.array([f"{t}{i}" for i in range(n)]), [0, 1], vals)
+            rows.append({"task": t, "layer": layer, "accuracy": a, "valid_accuracy": a})
+    return EX.LayerwiseRun(setup, pd.DataFrame(rows), outputs)
+
+
+def test_layer_claim_decided_by_bootstrap_of_peak_positions(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    clear = _layer_run("A-synthetic-standin", "synthetic-pretrained", True)
+    b = EX.layer_trend_bootstrap(clear)
+    assert b["effect"] == pytest.approx(1.0)      # ESC-50 peaks at position 2, SPCV2 at 1
+    assert b["verdict"] == "reproduced" and b["n_items"] == 40 and b["n_seeds"] == 2
+    flat = _layer_run("B-synthetic-standin", "synthetic-pretrained", False)
+    assert EX.layer_trend_bootstrap(flat)["effect"] == 0.0
+    out = EX.decide_claims("smoke", claim_ids=["standin-layers-task-dependent",
+                                               "layers-task-dependent"],
+                           layerwise={"A": clear, "B": flat}, dataset="d", scale="s")
+    # every stand-in must show it; B's identical layers cannot: not reproduced or inconclusive
+    assert list(out["claim"]) == ["standin-layers-task-dependent"]   # no CREPE run: not decided
+    assert out["verdict"].iloc[0] != "reproduced"
+    # a random-initialisation control never counts for a claim
+    control = EX.BackboneSetup("C-random", "crepe_tiny", weights="random")
+    assert not any(rule(control) for rule in EX.LAYER_CLAIMS.values())
+    assert EX.LAYER_CLAIMS["layers-task-dependent"](EX.BackboneSetup("C", "crepe_tiny"))
+    only = EX.decide_claims("smoke", claim_ids=["standin-layers-task-dependent"],
+                            layerwise={"A": clear}, dataset="d", scale="s")
+    assert only["verdict"].iloc[0] == "reproduced"
 
 
 def test_plot_fusion_gain_draws_one_bar_per_task_and_backbone():
@@ -395,7 +523,113 @@ def test_plot_fusion_gain_draws_one_bar_per_task_and_backbone():
 
     matplotlib.use("Agg")
     a = _comparison("A", "random", {"ESC-50": 0.5, "GTZAN": 0.6}, {"ESC-50": 0.7, "GTZAN": 0.5})
-    b = _comparison("B", "random", {"ESC-50": 0.2, "GTZAN": 0.4}, {"ESC-50": 0.3, "GTZAN": 0.45})
+    b = _comparison("B", "random", {"ESC-50": 0.2, "GTZAN": 0.4}, {"ESC-50": 0.3, "GTZAN": 0.5})
     ax = FI.plot_fusion_gain(EX.table3_frames([a, b])[0], "smoke")
     heights = sorted(round(p.get_height(), 6) for p in ax.patches)
-    assert heights == sorted([20.0, -10.0, 10.0, 5.0])
+    assert heights == sorted([20.0, -10.0, 10.0, 10.0])
+
+
+def test_cached_layerwise_outputs_round_trip(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    x, y = _blobs(40, 0, 4.0)
+    frame = pd.DataFrame({"clip_id": [f"c{i}" for i in range(40)], "path": "x.wav",
+                          "split": (["train"] * 6 + ["valid"] * 2 + ["test"] * 2) * 4,
+                          "labels": [f"k{v}" for v in y]})
+    tables = {"ESC-50": ClipTable(frame, ".", name="blobs")}
+    setup = EX.BackboneSetup("b", "crepe_tiny", weights="random")
+    embs = {"ESC-50": {1: x, 2: -x}}
+    kw = dict(lrs=(1e-2,), seeds=(0, 1), epochs=10, patience=5)
+    first, outs = EX.cached_layerwise_outputs(setup, tables, embeddings=embs, eval_kw=kw)
+    again, outs2 = EX.cached_layerwise_outputs(setup, tables, embeddings={}, eval_kw=kw)
+    assert list(again["layer"]) == [1, 2] and "valid_accuracy" in again.columns
+    o, o2 = outs[("ESC-50", 2)], outs2[("ESC-50", 2)]
+    assert o2.ids.tolist() == [f"c{i}" for i in range(40) if i % 10 >= 8] == o.ids.tolist()
+    assert np.array_equal(o.values, o2.values) and o2.seeds == [0, 1]
+    assert o2.accuracy() == pytest.approx(float(first.set_index("layer").loc[2, "accuracy"]))
+
+
+def test_fold_split_validates_on_a_random_tenth_of_the_training_folds():
+    folds = np.repeat([1, 2, 3, 4, 5], 40)
+    tr, va, te = EX.fold_split(folds, 3)
+    assert te.sum() == 40 and (folds[te] == 3).all()
+    assert va.sum() == 16 and not (va & te).any() and not (va & tr).any()   # 10 % of 160
+    assert (tr | va | te).all() and set(folds[va]) <= {1, 2, 4, 5} and len(set(folds[va])) > 1
+    assert np.array_equal(EX.fold_split(folds, 3)[1], va)                 # same on every call
+    assert not np.array_equal(EX.fold_split(folds, 4)[1] & (folds != 3), va)
+    with pytest.raises(FU.FusionError, match="fold 1"):
+        EX.fold_split(np.array([1, 1, 2]), 1)
+
+
+def test_compare_fusion_cnn14_baseline_is_fc1_and_layers_are_chosen_on_validation(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path / "home"))
+    table = _tone_table(tmp_path, n_per_class=8)
+    tables = {"ESC-50": table, "SPCV2": table}
+    setup = EX.BackboneSetup("CNN14-random", "panns_cnn14_16k", weights="random", scale=0.125,
+                             seconds=0.5)
+    kw = dict(lrs=(1e-2,), seeds=(0, 1), epochs=5, patience=2)
+    seen = []
+    real = EX.choose_fusion_layers
+    monkeypatch.setattr(EX, "choose_fusion_layers", lambda acc, *a, **k: seen.append(acc) or real(acc, *a, **k))
+    comp = EX.compare_fusion(setup, tables, kw)
+    base = comp.rows[0]
+    assert base.selection == EX.FC1_BASELINE and base.layers is None
+    frame = EX.cached_layerwise(EX.replace(setup, taps=["embedding"]), tables, eval_kw=kw)
+    assert list(frame["layer"].unique()) == ["embedding"]
+    assert base.accuracy()["ESC-50"] == pytest.approx(
+        float(frame.set_index("task").loc["ESC-50", "accuracy"]))
+    # the first choice is made on the validation matrix, the second (shown only) on test
+    assert seen[0].equals(comp.run.acc_valid) and seen[1].equals(comp.run.acc)
+    assert (comp.m, comp.l) == real(comp.run.acc_valid)[:2]
+    assert [r.row for r in comp.rows] == ["CNN14-random", "CNN14-random-Fusion",
+                                         f"CNN14-random-Fusion ({EX.SELECTED_ON_TEST})"]
+    assert all(set(r.outputs) == {"ESC-50", "SPCV2"} for r in comp.rows)
+    assert EX.paper_layers(EX.BackboneSetup("CNN14", "panns_cnn14_16k"), range(1, 7)) == (3, 6)
+    assert EX.paper_layers(setup, range(1, 7)) is None          # not the official model
+
+
+def test_user_task_reads_a_clip_table_keeps_every_class_and_refuses_paper_names(tmp_path):
+    rows = [{"clip_id": f"{c}{i}", "path": f"{c}{i}.wav", "labels": c,
+             "split": ["train", "train", "train", "valid", "test"][i % 5]}
+            for c in ("cat", "dog", "owl") for i in range(10)]
+    csv = tmp_path / "mine.csv"
+    ClipTable(pd.DataFrame(rows), tmp_path, name="mine").write(csv)
+    tables = D.user_task(csv, "birds-and-pets", {"train": 2, "valid": 1, "test": 3})
+    table = tables["birds-and-pets"]
+    frame = table.frame
+    # caps below the number of classes are raised to it: every class keeps a clip per split
+    assert frame.groupby("split")["labels"].nunique().to_dict() == {"test": 3, "train": 3, "valid": 3}
+    assert (frame["split"] == "test").sum() == 3 and (frame["split"] == "train").sum() == 3
+    assert D.notebook_tasks(["ESC-50"], None, clip_table=csv, task_name="x")["x"].num_classes == 3
+    with pytest.raises(ValueError, match="task key of the paper"):
+        D.user_task(csv, "ESC-50")
+    with pytest.raises(ValueError, match="task_name"):
+        D.user_task(csv, "")
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        D.user_task(tmp_path / "nope.csv", "x")
+    multi = pd.DataFrame(rows).assign(labels=lambda f: f["labels"].where(f.index != 4, "cat;dog"))
+    ClipTable(multi, tmp_path, name="m").write(tmp_path / "multi.csv")
+    with pytest.raises(Exception, match="row 4 .*2 labels"):
+        D.user_task(tmp_path / "multi.csv", "x")
+
+
+def test_fusion_layers_for_a_users_single_task_uses_the_rule_with_every_task_in_both_roles():
+    acc = pd.DataFrame({"mine": [0.9, 0.5, 0.7, 0.6]}, index=[1, 2, 3, 4])
+    assert EX.fusion_layers(acc) == (1, 3)        # L: best after the first; M: best before L
+    paper = pd.DataFrame({"ESC-50": [0.1, 0.2, 0.9], "SPCV2": [0.2, 0.8, 0.1]}, index=[1, 2, 3])
+    assert EX.fusion_layers(paper) == EX.choose_fusion_layers(paper)[:2] == (2, 3)
+
+
+def test_checkpoint_setup_recognises_official_files_and_names_the_paper_row(tmp_path):
+    from audiorepro.backbones.official import OFFICIAL_CHECKPOINTS
+    f = tmp_path / OFFICIAL_CHECKPOINTS["panns_cnn14_16k"].file_name
+    f.write_bytes(b"")                       # the name decides; the builder reads the file
+    s = EX.checkpoint_setup(f, seconds=2.0)
+    assert (s.label, s.backbone, s.weights, s.seconds) == ("CNN14", "panns_cnn14_16k", "pretrained", 2.0)
+    assert s.build_kw == {"checkpoint": str(f), "spec_augment": False}
+    assert EX.paper_layers(s, range(1, 7)) == (3, 6)     # its Fusion#3#6 row is the paper's
+    with pytest.raises(FU.FusionError, match="not found"):
+        EX.checkpoint_setup(tmp_path / "missing.pth")
+    other = tmp_path / "my_model.pth"
+    other.write_bytes(b"")
+    with pytest.raises(FU.FusionError, match="my_model.pth"):
+        EX.checkpoint_setup(other)

@@ -11,15 +11,17 @@ Multilayer Features of a Pre-trained Model*, EUSIPCO 2022.
 * ``paper.yml`` - the paper's own numbers and claims.
 """
 from .data import (ANALOGUES, MUSIC_STYLES, TaskUnavailable, fusion_tasks, load_tasks,
-                   music_style_table, paper_tasks, subsample, task_overview)
-from .experiments import (BackboneSetup, FusionComparison, LayerEmbedder, LinearEvalResult,
-                          accuracy_matrix, accuracy_record, cached_layerwise, choose_fusion_layers,
-                          compare_fusion, embed_table, embed_tasks, evaluate_task, group_means,
-                          latest_table3, layer_trend_table, layer_trend_verdict,
-                          layerwise_accuracy, layerwise_matrices, linear_eval, paper_table4,
-                          peak_layers, peak_table, record_layerwise, record_table3,
-                          register_layer_verdict, register_standin_gtzan_verdict,
-                          register_standin_layer_verdict, table3_frames, task_groups)
+                   music_style_table, notebook_tasks, paper_tasks, subsample,
+                   task_overview, user_task)
+from .experiments import (FC1_BASELINE, LAYER_CLAIMS, SELECTED_ON_TEST, BackboneSetup, FusedRow,
+                          FusionComparison, LayerEmbedder, LayerwiseRun, LinearEvalResult,
+                          TaskOutputs, accuracy_matrix, accuracy_record, cached_layerwise,
+                          cached_layerwise_outputs, checkpoint_setup, choose_fusion_layers, compare_fusion,
+                          decide_claims, embed_table, fusion_layers, embed_tasks, evaluate_task, group_means,
+                          latest_table3, layer_trend_bootstrap, layer_trend_table,
+                          layer_trend_verdict, layerwise_accuracy, layerwise_runs, linear_eval,
+                          paper_layers, paper_table, paper_table4, peak_layers, peak_table, record_layerwise,
+                          record_row, record_table3, resolution_table, seed_record, table3_frames, task_groups)
 from .figures import plot_fusion_gain, plot_layer_heatmap, plot_layer_heatmaps
 from .model import (LATE_TASKS, PAPER_FUSION_LAYERS, PAPER_TASKS, FusionError, eq1_time_features,
                     eq2_fuse, eq3_pool, fused_embedding, layer_embeddings, layer_features)
@@ -27,18 +29,20 @@ from .model import (LATE_TASKS, PAPER_FUSION_LAYERS, PAPER_TASKS, FusionError, e
 __all__ = [
     # data
     "ANALOGUES", "MUSIC_STYLES", "TaskUnavailable", "fusion_tasks", "load_tasks",
-    "music_style_table", "paper_tasks", "subsample", "task_overview",
+    "music_style_table", "notebook_tasks", "paper_tasks", "subsample", "task_overview",
+    "user_task",
     # model
     "LATE_TASKS", "PAPER_FUSION_LAYERS", "PAPER_TASKS", "FusionError", "eq1_time_features",
     "eq2_fuse", "eq3_pool", "fused_embedding", "layer_embeddings", "layer_features",
     # experiments
-    "BackboneSetup", "FusionComparison", "LayerEmbedder", "LinearEvalResult", "accuracy_matrix",
-    "accuracy_record", "cached_layerwise", "choose_fusion_layers", "compare_fusion",
-    "embed_table", "embed_tasks", "evaluate_task", "group_means", "latest_table3",
-    "layer_trend_table", "layer_trend_verdict", "layerwise_accuracy", "layerwise_matrices",
-    "linear_eval", "paper_table4", "peak_layers", "peak_table", "record_layerwise",
-    "record_table3", "register_layer_verdict", "register_standin_gtzan_verdict",
-    "register_standin_layer_verdict", "table3_frames", "task_groups",
+    "FC1_BASELINE", "LAYER_CLAIMS", "SELECTED_ON_TEST", "BackboneSetup", "FusedRow", "FusionComparison",
+    "LayerEmbedder", "LayerwiseRun", "LinearEvalResult", "TaskOutputs", "accuracy_matrix",
+    "accuracy_record", "cached_layerwise", "cached_layerwise_outputs", "checkpoint_setup", "choose_fusion_layers",
+    "compare_fusion", "decide_claims", "embed_table", "fusion_layers", "embed_tasks", "evaluate_task",
+    "group_means", "latest_table3", "layer_trend_bootstrap", "layer_trend_table",
+    "layer_trend_verdict", "layerwise_accuracy", "layerwise_runs", "linear_eval", "paper_layers",
+    "paper_table", "paper_table4", "peak_layers", "peak_table", "record_layerwise", "record_row",
+    "record_table3", "resolution_table", "seed_record", "table3_frames", "task_groups",
     # figures
     "plot_fusion_gain", "plot_layer_heatmap", "plot_layer_heatmaps",
 ]

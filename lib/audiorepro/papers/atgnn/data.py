@@ -26,6 +26,8 @@ from audiorepro.training import pick_device
 __all__ = ["TaggingData", "tagging_data"]
 
 SPLITS = ("train", "valid", "test")
+#: ``source`` values the official adapters write (audiorepro.data.adapters.audioset / fsd50k)
+OFFICIAL_SOURCES = ("AudioSet", "FSD50K")
 
 
 @dataclass
@@ -46,6 +48,9 @@ class TaggingData:
     description: str
     clip_ids_test: list[str] = field(default_factory=list)
     fingerprint: str = ""
+    #: "AudioSet" / "FSD50K" when the clip table was made by that dataset's official adapter
+    #: (its ``source`` column), whatever the number of classes present; "" otherwise
+    official_dataset: str = ""
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -147,12 +152,15 @@ def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None,
             table.frame.loc[train_pos[::20], "split"] = "valid"
             holdout = ", valid = every 20th train clip"
         origin = {"table": caching.table_fingerprint(table), "root": str(table.root)}
+        sources = set(table.frame["source"].astype(str)) if "source" in table.frame.columns else set()
+        official = sources.pop() if len(sources) == 1 and sources <= set(OFFICIAL_SOURCES) else ""
     else:
         world = world if world is not None else default_world(n_clips, seed, progress=progress)
         table = world.table
         frontend = frontend or "logmel_64"
         source = f"synthetic world n{len(table)} seed {seed} ({table.num_classes} classes)"
         origin = {"world": caching.stable_digest(world.config)}
+        official = ""
     fe = make_frontend(frontend, time_major=False)
     dev = pick_device(device)
     caps = {"train": max_train, "valid": max_valid, "test": None}
@@ -183,4 +191,4 @@ def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None,
         "clip_seconds": clip_seconds, "caps": caps, "classes": list(table.classes)})
     return TaggingData(xs[0], out["train"][1], xs[1], out["valid"][1], xs[2], out["test"][1],
                        classes=list(table.classes), description=desc, clip_ids_test=out["test"][2],
-                       fingerprint=fingerprint)
+                       fingerprint=fingerprint, official_dataset=official)

@@ -513,14 +513,15 @@ PAPER_CLASS_COUNTS = (527, 200)
 
 def record_row(paper_row: str, arch: str, overrides: Mapping[str, Any], data: TaggingData) -> str:
     """The row name a run is recorded under: the paper's row only for a paper-size model on a
-    clip table of the paper's data sets (527 or 200 classes); else ``"<paper row> | synthetic
+    clip table of the paper's data sets (527 or 200 classes, or made by the AudioSet / FSD50K
+    adapter: a copy or an official-format miniature of them, which the record's dataset names); else ``"<paper row> | synthetic
     world"``, ``"<paper row> | <task>"`` (a user's clip table: its file stem) or ``"<paper
     row> | scaled model"`` (a CPU-sized model on the paper's data), so that no run stands beside
     a paper number it does not correspond to, and the synthetic-world claims of ``paper.yml``
     (``*-synthetic``) never mix with the AudioSet / FSD50K ones."""
     if data.task == SYNTHETIC:
         return f"{paper_row} | {SYNTHETIC}"
-    if data.num_classes not in PAPER_CLASS_COUNTS:
+    if data.num_classes not in PAPER_CLASS_COUNTS and not data.official_dataset:
         return f"{paper_row} | {data.task}"
     return paper_row if _paper_size(arch, overrides) else f"{paper_row} | scaled model"
 

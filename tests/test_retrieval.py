@@ -270,22 +270,120 @@ def test_chance_level_matches_random_rankings():
     assert R.chance_retrieval(3)["R@5"] == 1.0
 
 
-def test_guarded_verdict_rejects_comparisons_at_chance(tmp_path, monkeypatch):
+def _ranks_records(rows_ranks, seeds=(0, 1, 2), run_group=None):
+    """Hand-made table3 records: per row and seed, the given per-query ranks as items."""
     from audiorepro import results
-    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
-    rec = lambda row, v: results.record("retrieval", "table3", {"mAP@10": v}, {"paper_row": row},
-                                        dataset="toy", scale="toy", profile="smoke")
-    chance = R.chance_retrieval(32)["mAP@10"]
-    rec("CNN14 + bert-base", chance + 0.005)
-    rec("CNN10 + bert-base", chance - 0.01)
-    v = R.guarded_verdict("cnn14-beats-cnn10", "smoke", 32, register=False)
-    assert v.verdict == "not reproduced" and "chance" in v.evidence
-    # above chance the registry's own verdict and evidence stand unchanged
-    rec("CNN14 + bert-base", chance + 0.2)
-    plain = results.evaluate_claim("retrieval", "cnn14-beats-cnn10", profile="smoke", register=False)
-    guarded = R.guarded_verdict("cnn14-beats-cnn10", "smoke", 32, register=False)
-    assert plain.verdict not in ("not yet measured", "not reproduced")
-    assert (guarded.verdict, guarded.evidence) == (plain.verdict, plain.evidence)
+    group = run_group or results.new_run_group()
+    for row, per_seed in rows_ranks.items():
+        for seed in seeds:
+            ranks = np.asarray(per_seed(seed))
+            ids = [f"clip{q // 5}#{q % 5}" for q in range(len(ranks))]
+            m = {"mAP@10": float(np.mean(np.where(ranks <= 10, 1.0 / ranks, 0.0))),
+                 "R@1": float(np.mean(ranks <= 1))}
+            results.record("retrieval", "table3", m,
+                           {"paper_row": row, "seed": seed, "run_group": group},
+                           items=results.retrieval_items(ids, ranks), dataset="toy", scale="toy",
+                           profile="smoke", model=f"hand-made {row}")
+    return group
+
+
+def test_decide_claims_from_hand_made_per_query_records(home):
+    """Issue #22: a large gap between two rows -> reproduced (effect = the hand-computed
+    difference of mAP@10 means), a reversed gap -> not reproduced, identical rows ->
+    inconclusive, a row never recorded -> not yet measured; verdicts registered with the
+    notebook that decided them."""
+    from audiorepro import results
+    rng = np.random.default_rng(0)
+    good = {s: np.where(rng.random(200) < 0.8, 1, 2) for s in (0, 1, 2)}        # ranks 1-2
+    poor = {s: rng.integers(5, 41, 200) for s in (0, 1, 2)}                     # ranks 5-40
+
+    def m10(r):
+        return np.mean(np.where(r <= 10, 1.0 / r, 0.0))
+    _ranks_records({"CNN14 + bert-base": good.get, "CNN10 + bert-base": poor.get})
+    out = R.decide_claims("smoke", notebook="book/retrieval/01_table3.ipynb",
+                          claims=["cnn14-beats-cnn10", "headline-map10"]).set_index("claim")
+    v = out.loc["cnn14-beats-cnn10"]
+    assert v["verdict"] == "reproduced"
+    assert v["effect"] == pytest.approx(np.mean([m10(good[s]) - m10(poor[s]) for s in good]), abs=1e-6)
+    assert 0 < v["lo"] <= v["effect"] <= v["hi"] and v["items"] == 200 and v["seeds"] == 3
+    assert out.loc["headline-map10", "verdict"] == "not yet measured"
+    stored = results.load_claim_records()
+    assert set(stored["notebook"]) == {"retrieval/01_table3"}
+    assert stored.iloc[-2]["verdict"] == "reproduced"
+
+    _ranks_records({"CNN14 + bert-base": poor.get, "CNN10 + bert-base": good.get})   # reversed
+    assert R.decide_claims("smoke", "01_table3", claims=["cnn14-beats-cnn10"],
+                           register=False)["verdict"].item() == "not reproduced"
+    _ranks_records({"CNN14 + bert-base": poor.get, "CNN10 + bert-base": poor.get})   # identical
+    same = R.decide_claims("smoke", "01_table3", claims=["cnn14-beats-cnn10"], register=False)
+    assert same["verdict"].item() == "inconclusive" and same["effect"].item() == 0.0
+    with pytest.raises(KeyError, match="04_search_demo"):
+        R.decide_claims("smoke", "04_search_demo")
+    assert set(R.NOTEBOOK_CLAIMS["01_table3"]) | set(R.NOTEBOOK_CLAIMS["02_table4"]) | set(
+        R.NOTEBOOK_CLAIMS["03_segment_length"]) == {c["id"] for c in results.claims("retrieval")}
+
+
+def test_retrieval_outputs_reproduce_the_metrics():
+    """The per-query ranks of retrieval_outputs recompute every retrieval metric; query ids are
+    <clip id>#<caption index>, the same in every run on the set."""
+    from audiorepro.results import metric_function
+    torch.manual_seed(0)
+    cs = tiny_set(6)
+    feats = [torch.randn(128, 20) for _ in range(6)]
+    model = R.DualEncoder(MeanAudio(8), BagText(8), shared_dim=8)
+    ds = R.EvalSet(cs, feats)
+    metrics, items = R.retrieval_outputs(model, ds, device="auto")
+    assert list(items.ids[:3]) == ["c0#0", "c0#1", "c1#0"] and items.n == 12
+    for name in R.METRICS:
+        assert metric_function(name).full(items) == pytest.approx(metrics[name], abs=1e-12)
+    assert metrics == pytest.approx(R.evaluate_retrieval(model, ds, device="auto"))
+
+
+def test_run_table4_records_every_seed_with_items_and_one_run_group(home, monkeypatch):
+    """Issue #22: one record per (row, seed), each with per-query items, params seed and a run
+    group shared by the call; seed_summary gives mean, sd (ddof 1) and mAP@10 / chance."""
+    from audiorepro import results
+    from audiorepro.papers.retrieval import experiments as E
+    cs = tiny_set(6)
+    cs.frame["split"] = ["train", "train", "train", "valid", "test", "test"]
+    other = tiny_set(3)
+    other.frame["clip_id"] = ["t0", "t1", "t2"]
+    sources = {"synthetic": cs, "tuxpaint": other}
+    ranks_of = {0: [1, 2, 1, 3], 1: [1, 1, 2, 2], 2: [2, 4, 1, 1]}
+
+    def fake_run(spec, sources, emb, *a, seed=0, **kw):
+        r = np.array(ranks_of[seed]) + (1 if spec.pretrain == ("synthetic",) else 0)
+        m = {"mAP@10": float(np.mean(1.0 / r)), "R@1": float(np.mean(r <= 1)),
+             "R@5": float(np.mean(r <= 5)), "R@10": 1.0}
+        return {"metrics": m, "items": results.retrieval_items(["c4#0", "c4#1", "c5#0", "c5#1"], r),
+                "params": {"audio_params": 1, "text_params": 2}}
+    monkeypatch.setattr(E, "run_stand_in", fake_run)
+    per_seed = R.run_table4(["ClothoV2", "AudioCaps+ClothoV2"], sources, "synthetic", {},
+                            epochs=1, batch_size=2, lr=1e-3, text_lr=1e-4, text_train_layers=0,
+                            seeds=[0, 1, 2], profile="smoke", world_seed=1, real_clips=0,
+                            stand_in_profile="smoke")
+    assert len(per_seed) == 6 and sorted(per_seed["seed"].unique()) == [0, 1, 2]
+    recs = [r for r in results.records_dir().glob("*.json")]
+    df = results.load_records()
+    assert len(df) == 6 and df["param.run_group"].nunique() == 1
+    assert sorted(df["param.seed"]) == [0, 0, 1, 1, 2, 2] and len(recs) == 6
+    assert len(list(results.records_dir().glob("*.items.npz"))) == 6
+    import json
+    stored = [json.loads(f.read_text()) for f in recs]
+    roles = {tuple(sorted(r["params"]["role_sources"])) for r in stored}
+    assert roles == {("ClothoV2",), ("AudioCaps", "ClothoV2")}     # each role's source is named
+    assert all(r["params"]["role_sources"]["ClothoV2"].startswith("synthetic:") for r in stored)
+    summ = R.seed_summary(per_seed, 2, by="paper role").set_index("paper role")
+    own = [np.mean(1.0 / (np.array(ranks_of[s]) + 1)) for s in (0, 1, 2)]
+    assert summ.loc["ClothoV2", "mAP@10 mean"] == pytest.approx(np.mean(own))
+    assert summ.loc["ClothoV2", "mAP@10 sd"] == pytest.approx(np.std(own, ddof=1))
+    assert summ.loc["ClothoV2", "mAP@10 / chance"] == pytest.approx(np.mean(own) / 0.75)
+    v = results.evaluate_claim("retrieval", "all-data-best", profile="smoke")
+    assert v.verdict == "not yet measured"        # five of the seven combinations never ran
+    with pytest.raises(ValueError, match="seeds is empty"):
+        R.run_table4(["ClothoV2"], sources, "synthetic", {}, epochs=1, batch_size=2, lr=1e-3,
+                     text_lr=1e-4, text_train_layers=0, seeds=[], profile="smoke", world_seed=1,
+                     real_clips=0, stand_in_profile="smoke")
 
 
 # ----------------------------------------------------------------------------- devices and caches
@@ -296,7 +394,8 @@ def test_entry_points_take_device_auto_and_amp():
 
     from audiorepro.papers.retrieval import experiments as E
     for fn in (E.load_stand_in, E.stand_in_embeddings, E.embed_sources, E.embed_audio, E.embed_text,
-               E.evaluate_retrieval, E.rank, E.train_retrieval, E.run_experiment, E.run_stand_in,
+               E.evaluate_retrieval, E.retrieval_outputs, E.rank, E.train_retrieval,
+               E.run_experiment, E.run_stand_in,
                E.run_table3, E.run_table4, E.run_segment_lengths, E.search_index):
         assert inspect.signature(fn).parameters["device"].default == "auto", fn.__name__
     for fn in (E.train_retrieval, E.run_experiment, E.run_stand_in, E.run_table3, E.run_table4,
@@ -329,3 +428,110 @@ def test_run_cache_reloads_a_finished_run_and_is_keyed_by_the_features(tmp_path,
     assert not other.from_cache and other.run_dir != first.run_dir
     assert R.pairs_fingerprint(cs, feats) == R.pairs_fingerprint(cs, [f.clone() for f in feats])
     assert R.pairs_fingerprint(cs, feats) != R.pairs_fingerprint(cs, feats[::-1])
+
+
+# ----------------------------------------------------------------------------- chosen text encoders
+def _tiny_bert(folder):
+    """A randomly initialised 3-layer BERT (hidden 16) with a 14-word WordPiece vocabulary."""
+    tf = pytest.importorskip("transformers")
+    folder.mkdir()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "dog", "barks", "rain", "piano",
+             "the", "is", "loud", "sound"]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tf.BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    tf.BertModel(tf.BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=3,
+                               num_attention_heads=2, intermediate_size=32,
+                               max_position_embeddings=64)).save_pretrained(folder)
+    return folder
+
+
+def _tiny_roberta(folder):
+    """A randomly initialised 2-layer RoBERTa (hidden 16) with a byte-level BPE of a few words."""
+    import json
+    tf = pytest.importorskip("transformers")
+    folder.mkdir()
+    words = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", "a", "Ġa", "Ġdog", "Ġbarks", "Ġrain",
+             "Ġpiano", "Ġthe", "Ġis", "Ġloud", "Ġsound"]
+    (folder / "vocab.json").write_text(json.dumps({w: i for i, w in enumerate(words)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tf.RobertaTokenizerFast(vocab_file=str(folder / "vocab.json"),
+                            merges_file=str(folder / "merges.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    tf.RobertaModel(tf.RobertaConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=32,
+                                     max_position_embeddings=66, pad_token_id=1)).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("make,layers", [(_tiny_bert, 3), (_tiny_roberta, 2)])
+def test_text_encoder_chosen_by_local_folder_trains(tmp_path, make, layers):
+    """Issue #21: BERT- and RoBERTa-type text encoders chosen by a local folder (tiny random
+    models saved here): [CLS] vectors of the model's width, truncation to the first k layers,
+    top layers fine-tuned by train_retrieval, and table3_specs using them for every row."""
+    folder = make(tmp_path / "text")
+    enc = R.TextEncoder(str(folder))
+    assert enc.num_layers == layers and enc.dim == 16 and enc.folder == folder
+    out = enc(["A dog barks.", "a dog barks", "rain " * 50])
+    assert out.shape == (3, 16) and torch.allclose(out[0], out[1])
+    small = R.TextEncoder(str(folder), num_layers=1)
+    assert small.num_layers == 1 and small.count_parameters() < enc.count_parameters()
+    enc.set_trainable_layers(1)
+    top = [p.detach().clone() for p in enc._layers()[-1].parameters()]
+    low = [p.detach().clone() for p in enc._layers()[0].parameters()]
+    cs = tiny_set(4)
+    feats = [torch.randn(128, 20, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+    torch.manual_seed(0)
+    model = R.DualEncoder(MeanAudio(8), enc, shared_dim=8)
+    res = R.train_retrieval(model, cs, feats, cs, feats, {"epochs": 2, "batch_size": 4, "lr": 1e-2},
+                            text_lr=1e-2, device="auto")
+    layers_now = res.model.text._layers()
+    assert any(not torch.equal(a, b.detach().cpu()) for a, b in zip(top, layers_now[-1].parameters()))
+    assert all(torch.equal(a, b.detach().cpu()) for a, b in zip(low, layers_now[0].parameters()))
+    specs = R.table3_specs(small_text_layers=1, text_model=str(folder))
+    assert {s.text for s in specs.values()} == {str(folder)}
+    assert specs["passt_n_small_text"].text_layers == 1
+    other = R.table3_specs(text_model=str(folder), small_text_model="bert-small")
+    assert other["passt_n_small_text"].text == "bert-small" and other["passt_n_small_text"].text_layers is None
+    with pytest.raises(ValueError, match="text_model is empty"):
+        R.table3_specs(text_model=" ")
+
+
+def test_table3_coverage_names_every_paper_row_once():
+    """Issue #21: every Table 3 row is either run (by a key of table3_specs) or marked not
+    runnable here with its reason; a row the chapter forgot raises, naming it."""
+    from audiorepro import results
+    cov = R.table3_coverage()
+    paper_rows = set(results.paper_numbers("retrieval").query("table == 'table3'")["row"])
+    assert set(cov["paper row"]) == paper_rows and len(cov) == len(paper_rows)
+    run = cov[cov["this chapter"].str.startswith("run: ")]
+    assert set(run["paper row"]) == {s.paper_row for s in R.table3_specs().values()} | {
+        "PaSST-N + roberta-large"}
+    assert set(cov["paper row"]) - set(run["paper row"]) == set(R.TABLE3_NOT_RUN)
+    specs = R.table3_specs()
+    del specs["cnn10"]
+    with pytest.raises(KeyError, match="CNN10 \\+ bert-base"):
+        R.table3_coverage(specs)
+
+
+def test_table2_parameters_counts_and_rows(home):
+    """Issue #21: Table 2's parameter counts: the published CNN10 counts 6.3 M (the paper's
+    number, within 1 %), its CPU stand-in far fewer, recorded under '<row> | CPU stand-in' so
+    that no stand-in count stands beside the paper's number."""
+    from audiorepro import results
+    from audiorepro.backbones.counting import count_parameters
+    from audiorepro.backbones.registry import build_backbone
+    out = R.table2_parameters("smoke", rows=["CNN10"]).set_index("size")
+    full, cpu = int(out.loc["full", "parameters"]), int(out.loc["cpu", "parameters"])
+    assert full == pytest.approx(6.3e6, rel=0.01)
+    assert cpu == count_parameters(build_backbone("panns_cnn10_32k", scale="cpu"))["all"] < full / 2
+    table = results.paper_vs_run("retrieval", "table2", profile="smoke", formatted=False)
+    got = table[table["metric"] == "params"].set_index("row")
+    assert got.loc["CNN10", "this run"] == pytest.approx(full / 1e6)
+    assert got.loc["CNN10", "paper"] == 6.3
+    assert got.loc["CNN10 | CPU stand-in", "this run"] == pytest.approx(cpu / 1e6)
+    assert np.isnan(got.loc["CNN10 | CPU stand-in", "paper"])
+    with pytest.raises(KeyError, match="PaSST-XL"):
+        R.table2_parameters("smoke", rows=["PaSST-XL"])
+    with pytest.raises(ValueError, match="huge"):
+        R.table2_parameters("smoke", scales=["huge"])

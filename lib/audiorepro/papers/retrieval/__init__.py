@@ -9,7 +9,8 @@ and captions into one shared space, trained with a symmetric contrastive loss.
 * :mod:`.data` - caption sets in the roles of ClothoV2 / AudioCaps / WavCaps (the book's synthetic
   world and Debian recordings, or the real data sets through the adapters), cached log-mels;
 * :mod:`.experiments` - frozen pre-trained audio stand-ins, training and evaluation, the runs of
-  Table 3, Table 4 and Fig. 1 (recorded in the results registry), the search demo, verdicts;
+  Table 3, Table 4 and Fig. 1 (recorded per seed with per-query ranks), the search demo,
+  the claims decided by the results library;
 * :mod:`.figures` - the chapter's plots;
 * ``paper.yml`` - the paper's own numbers and claims.
 """
@@ -19,15 +20,18 @@ from audiorepro.papers.retrieval.data import (FEATURE_CODE, PAPER_NAMES, PAPER_O
                                               load_sources, logmel_features, paper_caption_sources,
                                               pretrain_set, sets_of_combo, sources_table,
                                               synthetic_captions)
-from audiorepro.papers.retrieval.experiments import (METRICS, STAND_INS, EvalSet, PairDataset,
-                                                     RunSpec, chance_retrieval, collate_pairs,
-                                                     embed_audio, embed_sources, embed_text,
-                                                     evaluate_retrieval, guarded_verdict,
+from audiorepro.papers.retrieval.experiments import (METRICS, NOTEBOOK_CLAIMS, STAND_INS,
+                                                     TABLE2_BACKBONES, TABLE3_NOT_RUN, EvalSet,
+                                                     PairDataset, RunSpec, chance_retrieval,
+                                                     collate_pairs, decide_claims, embed_audio,
+                                                     embed_sources, embed_text, evaluate_retrieval,
                                                      load_stand_in, pairs_fingerprint, query_hits,
                                                      rank, run_experiment, run_segment_lengths,
                                                      run_stand_in, run_table3, run_table4,
-                                                     search_index, stand_in_embeddings,
-                                                     table3_specs, train_retrieval)
+                                                     search_index, seed_summary,
+                                                     stand_in_embeddings, table3_coverage,
+                                                     table2_parameters, table3_specs,
+                                                     retrieval_outputs, train_retrieval)
 from audiorepro.papers.retrieval.figures import (plot_query_hits, plot_segment_lengths, plot_table3,
                                                  plot_table4)
 from audiorepro.papers.retrieval.model import (AUDIO_ENCODERS, SILENCE_LOGMEL, TEXT_MODELS,
@@ -49,11 +53,14 @@ __all__ = [
     "load_sources", "logmel_features", "paper_caption_sources", "pretrain_set", "sets_of_combo",
     "sources_table", "synthetic_captions",
     # experiments
-    "METRICS", "STAND_INS", "EvalSet", "PairDataset", "RunSpec", "chance_retrieval",
-    "collate_pairs", "embed_audio", "embed_sources", "embed_text", "evaluate_retrieval",
-    "guarded_verdict", "load_stand_in", "pairs_fingerprint", "query_hits", "rank",
-    "run_experiment", "run_segment_lengths", "run_stand_in", "run_table3", "run_table4",
-    "search_index", "stand_in_embeddings", "table3_specs", "train_retrieval",
+    "METRICS", "NOTEBOOK_CLAIMS", "STAND_INS", "TABLE2_BACKBONES", "TABLE3_NOT_RUN", "EvalSet", "PairDataset", "RunSpec",
+    "chance_retrieval", "collate_pairs", "decide_claims", "embed_audio", "embed_sources",
+    "embed_text", "evaluate_retrieval", "load_stand_in", "pairs_fingerprint", "query_hits",
+    "rank", "run_experiment", "run_segment_lengths", "run_stand_in", "run_table3", "run_table4",
+    "search_index", "seed_summary", "stand_in_embeddings", "table2_parameters", "table3_coverage",
+    "table3_specs",
+    "retrieval_outputs",
+    "train_retrieval",
     # figures
     "plot_query_hits", "plot_segment_lengths", "plot_table3", "plot_table4",
 ]

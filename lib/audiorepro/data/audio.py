@@ -27,6 +27,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from ..fileio import atomic_write
+
 log = logging.getLogger(__name__)
 
 
@@ -209,9 +211,8 @@ def save_audio(path: str | os.PathLike, wave: torch.Tensor | np.ndarray, sample_
     path.parent.mkdir(parents=True, exist_ok=True)
     data = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
     data = np.clip(data.astype(np.float32), -1.0, 1.0)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    sf.write(str(tmp), data, sample_rate, subtype="PCM_16", format=path.suffix[1:].upper())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: sf.write(f, data, sample_rate, subtype="PCM_16",
+                                          format=path.suffix[1:].upper()), binary=True)
     return path
 
 

@@ -57,6 +57,7 @@ import pandas as pd
 
 from .. import paths
 from ..fileio import atomic_save_npy, atomic_write_text
+from .audio import save_audio
 from .cliptable import ClipTable, join_captions, join_labels
 from .synth import dsp
 from .synth.captions import CaptionEvent, make_captions
@@ -538,15 +539,11 @@ _WORKER: dict = {}
 
 
 def _make_clip(index: int) -> tuple[dict, list[dict], np.ndarray]:
-    import soundfile as sf
 
     w = _WORKER
     spec = clip_spec(w["seed"], index, w["clip_seconds"], w["params"])
     audio = render_clip(spec, w["sample_rate"])
-    path = Path(w["audio_dir"]) / f"{spec.clip_id}.flac"
-    tmp = path.with_name(f".{path.name}.tmp.flac")
-    sf.write(str(tmp), audio, w["sample_rate"], subtype="PCM_16", format="FLAC")
-    os.replace(tmp, path)
+    save_audio(Path(w["audio_dir"]) / f"{spec.clip_id}.flac", audio, w["sample_rate"])
     caps = clip_captions(spec, w["params"].n_captions)
     return _clip_row(spec, w["params"], caps), _event_rows(spec), render_visual(spec, w["params"])
 
@@ -735,7 +732,6 @@ def visual_variant(world: World, **visual_params: Any) -> tuple[np.ndarray, pd.D
 
 # =========================================================================== isolated events
 def _make_event_clip(index: int) -> dict:
-    import soundfile as sf
 
     w = _WORKER
     classes, per_class, seed, sr, secs = w["classes"], w["per_class"], w["seed"], w["sample_rate"], w["clip_seconds"]
@@ -753,10 +749,7 @@ def _make_event_clip(index: int) -> dict:
     if peak > PEAK_LIMIT:
         mix *= PEAK_LIMIT / peak
     cid = f"evt{seed}_{index:06d}"
-    path = Path(w["audio_dir"]) / f"{cid}.flac"
-    tmp = path.with_name(f".{path.name}.tmp.flac")
-    sf.write(str(tmp), mix.astype(np.float32), sr, subtype="PCM_16", format="FLAC")
-    os.replace(tmp, path)
+    save_audio(Path(w["audio_dir"]) / f"{cid}.flac", mix.astype(np.float32), sr)
     return {"clip_id": cid, "path": f"audio/{cid}.flac", "labels": label, "parent": get_class(label).parent,
             "pitch": fac["midi"], "pitch_hz": fac["pitch_hz"], "timbre": fac["timbre"], "rate_hz": fac["rate_hz"],
             "onset_s": onset, "offset_s": round(onset + fac["duration_s"], 3), "event_seed": fac["seed"]}

@@ -54,7 +54,6 @@ VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not yet measured")
 VERDICT_COLOURS = {"reproduced": "#2e7d32", "not reproduced": "#c62828",
                    "inconclusive": "#ef6c00", "not yet measured": "#757575"}
 EXACT_UNITS = ("M", "GFLOPs", "count")     # paper columns counting model properties
-EVIDENCE_CHARS = 120                       # evidence shown in a table cell; the rest on demand
 
 
 def claims(paper: str) -> list[dict[str, Any]]:
@@ -467,17 +466,25 @@ def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
     seeds = set.intersection(*(set(recorded[r]) for r in rows))
     per_seed = {s: max(recorded[r][s] for r in rows) - min(recorded[r][s] for r in rows)
                 for s in seeds}
-    lo = hi = None
+    lo = hi = noise = None
     if all(r in samples for r in rows):
         stacked = np.stack([np.broadcast_to(samples[r], samples[rows[0]].shape) for r in rows])
         lo, hi = stats.percentile_interval(stacked.max(axis=0) - stacked.min(axis=0), level)
+        # max - min of noisy rows is biased upward: the spread that rows equal in truth would show
+        # at this test size (each row's resamples centred on zero) is the test's noise floor
+        centred = stacked - stacked.mean(axis=1, keepdims=True)
+        noise = float(np.quantile(centred.max(axis=0) - centred.min(axis=0), level))
     max_spread = float(test["max_spread"])
     verdict = (stats.side_of(lo, hi, max_spread, claim_above=False) if lo is not None
                else stats.INCONCLUSIVE)
+    if noise is not None and verdict == stats.NOT_REPRODUCED and point - noise <= max_spread:
+        verdict = stats.INCONCLUSIVE          # noise alone could lift the spread above the bound
     evidence = (f"this run {metric} from {min(values[r] for r in rows):.4g} to "
                 f"{max(values[r] for r in rows):.4g}: spread {point:.4g}"
                 + (f" {_ci(lo, hi)}" if lo is not None else "")
-                + f" (claim: <= {test['max_spread']}{how})")
+                + f" (claim: <= {test['max_spread']}{how})"
+                + (f"; noise floor {noise:.4g} (the spread of equal rows at this test size)"
+                   if noise is not None else ""))
     if no_items:
         evidence += f"; {no_items}"
     return Verdict(claim_id, verdict, evidence, effect=point,
@@ -564,19 +571,9 @@ def effect_text(row: Mapping[str, Any]) -> str:
     return f"{_fmt(effect)}{ci}"
 
 
-def _short(text: str, limit: int = EVIDENCE_CHARS) -> str:
+def _short(text: str, limit: int) -> str:
     text = " ".join(str(text or "").split())
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
-
-
-def _details(text: str, more: str = "") -> str:
-    """HTML: the first EVIDENCE_CHARS characters, the whole text (and ``more``) on demand."""
-    full = " ".join(str(text or "").split())
-    if len(full) <= EVIDENCE_CHARS and not more:
-        return html.escape(full)
-    body = html.escape(full) + (f"<br><i>{html.escape(more)}</i>" if more else "")
-    return (f"<details><summary>{html.escape(_short(full))}</summary>"
-            f"<div style='font-size:90%'>{body}</div></details>")
 
 
 def _notebook_link(name: Any, link_base: str) -> str:
@@ -589,44 +586,90 @@ def _notebook_link(name: Any, link_base: str) -> str:
     return f"<a href='{html.escape(link_base + name)}.html'>{label}</a>"
 
 
-def chapter_verdicts(paper: str, profile: str | None = None,
-                     link_base: str = "../") -> "pd.io.formats.style.Styler":
-    """One line per claim of ``paper`` with its latest verdict (``profile``: only verdicts of
-    that profile): claim, verdict (coloured), effect with its 95 % interval, n items, n seeds,
-    the notebook that decided it (a link, relative to ``link_base``) and the evidence, cut to
-    120 characters with the whole text (and the data / scale / profile) on demand.
+CLAIM_CHARS = 90        # claim text shown on a line; the rest and the evidence on demand
 
-    ``.data`` holds the plain values (full evidence); nothing in it is typed by hand: claim
-    texts come from the paper file, verdicts and numbers from the registry.
+
+def _claim_cell(claim: str, evidence: str, run: str, claim_id: str = "") -> str:
+    """HTML: the claim cut to CLAIM_CHARS characters; on demand the rest of it, this run's
+    evidence, the run (profile, data, scale) that gave it and the claim's id (the label of its
+    plot row)."""
+    full = " ".join(str(claim or "").split())
+    more = [html.escape(full)] if len(full) > CLAIM_CHARS else []
+    if str(evidence or "").strip():
+        more.append(f"<b>evidence:</b> {html.escape(' '.join(str(evidence).split()))}")
+    if run:
+        more.append(f"<i>run: {html.escape(run)}</i>")
+    if claim_id:
+        more.append(f"<i>claim id: {html.escape(claim_id)}</i>")
+    if not more:
+        return html.escape(full)
+    return (f"<details><summary>{html.escape(_short(full, CLAIM_CHARS))}</summary>"
+            f"<div style='font-size:90%'>{'<br>'.join(more)}</div></details>")
+
+
+def chapter_verdicts(paper: str | Sequence[str] | None, profile: str | None = None,
+                     link_base: str = "../") -> "pd.io.formats.style.Styler":
+    """One line per claim with its latest verdict (``profile``: only verdicts of that
+    profile): claim, verdict (coloured), effect with its 95 % interval, n items, n seeds and the
+    notebook that decided it (a link, relative to ``link_base``). The claim is cut to
+    :data:`CLAIM_CHARS` characters; its whole text, this run's evidence and the data / scale /
+    profile open on demand (``<details>``).
+
+    ``paper``: one paper (rows indexed by claim id), or several / ``None`` for every paper
+    (rows indexed by paper and claim id, the paper shown once per group).
+
+    ``.data`` holds the plain values (full claim and evidence); nothing in it is typed by hand:
+    claim texts come from the paper file, verdicts and numbers from the registry.
     """
-    if paper not in paper_names():
-        raise KeyError(f"unknown paper {paper!r}; known: {list(paper_names())}")
-    table = claims_table([paper], profile=profile)
+    single = isinstance(paper, str)
+    papers = [paper] if single else list(paper_names() if paper is None else paper)
+    unknown = [p for p in papers if p not in paper_names()]
+    if unknown:
+        raise KeyError(f"unknown paper {unknown[0]!r}; known: {list(paper_names())}")
+    table = claims_table(papers, profile=profile)
     shown = pd.DataFrame({
-        "claim_id": table["claim_id"], "claim": table["claim"], "verdict": table["verdict"],
+        "paper": table["paper"], "claim_id": table["claim_id"], "claim": table["claim"],
+        "verdict": table["verdict"],
         "effect [95% interval]": [effect_text(r) for r in table.to_dict("records")],
         "n items": [("" if _num(x) is None else int(x)) for x in table["n_items"]],
         "n seeds": [("" if _num(x) is None else int(x)) for x in table["n_seeds"]],
         "notebook": table["notebook"].fillna(""), "evidence": table["evidence"],
         "dataset": table["dataset"], "scale": table["scale"], "profile": table["profile"],
-    }).set_index("claim_id")
+    })
+    shown = (shown.drop(columns="paper").set_index("claim_id") if single
+             else shown.set_index(["paper", "claim_id"]))
+    shown.index.names = [None] * shown.index.nlevels
 
     def colour(value: str) -> str:
-        return f"color: {VERDICT_COLOURS[value]}; font-weight: bold" if value in VERDICT_COLOURS else ""
+        return (f"color: {VERDICT_COLOURS[value]}; font-weight: bold"
+                if value in VERDICT_COLOURS else "")
 
+    # a book page's column is ~700 px at a 1280 px window: the claim id (long, unbreakable)
+    # goes into the claim's details; only the paper (once per group) is a row heading
     styler = (shown.style.map(colour, subset=["verdict"])
               .format(lambda n: _notebook_link(n, link_base), subset=["notebook"])
-              .hide(["dataset", "scale", "profile"], axis="columns")
+              .hide(["evidence", "dataset", "scale", "profile"], axis="columns")
               .set_properties(**{"text-align": "left", "vertical-align": "top",
-                                 "white-space": "normal", "overflow-wrap": "anywhere"})
-              .set_properties(subset=["claim"], **{"min-width": "16em"})
-              .set_properties(subset=["evidence"], **{"min-width": "12em"})
-              .set_table_styles([{"selector": "", "props": "table-layout: auto; max-width: 100%; "
-                                                           "font-size: 90%;"}]))
-    for cid, r in shown.iterrows():
+                                 "white-space": "normal", "padding": "3px 5px"})
+              .set_properties(subset=["claim"], **{"min-width": "13em",
+                                                   "overflow-wrap": "anywhere"})
+              .set_properties(subset=["notebook"], **{"overflow-wrap": "anywhere"})
+              .set_properties(subset=["effect [95% interval]"], **{"min-width": "8em"})
+              .set_properties(subset=["n items", "n seeds"], **{"text-align": "right"})
+              .set_table_styles([
+                  {"selector": "", "props": "table-layout: auto; width: 100%; max-width: 100%; "
+                                            "font-size: 85%; border-collapse: collapse;"},
+                  {"selector": "th", "props": "text-align: left; vertical-align: top; "
+                                              "padding: 3px 5px;"},
+                  {"selector": "tbody tr", "props": "border-top: 1px solid #dddddd;"}]))
+    styler = (styler.hide(axis="index") if single
+              else styler.hide(level=1, axis="index"))
+    for key, r in shown.iterrows():
         run = ", ".join(f"{k} {r[k]}" for k in ("profile", "dataset", "scale") if r[k])
-        styler = styler.format(lambda text, run=run: _details(text, f"run: {run}" if run else ""),
-                               subset=pd.IndexSlice[[cid], ["evidence"]])
+        cid = key if single else key[1]
+        styler = styler.format(
+            lambda text, ev=r["evidence"], run=run, cid=cid: _claim_cell(text, ev, run, cid),
+            subset=pd.IndexSlice[[key], ["claim"]])
     return styler
 
 
@@ -669,38 +712,62 @@ def verdict_plot(paper: str, profile: str | None = None, ax: Any = None) -> Any:
     (matplotlib Figure). Each effect is a margin toward the claim, so right of zero is the
     paper's side: a comparison's difference, a threshold's distance, max_spread - spread, and
     for closeness rel_tol - |relative difference| (the paper's band is zero and right of it).
-    Colours are the verdicts'; claims without a number are listed at the axis."""
+    Colours are the verdicts'; claims without a number are named at the zero line.
+
+    Without ``ax``, margins in the metric's units and relative ones (closeness to a printed
+    number) get two panels side by side sharing the rows, so a large relative miss does not
+    squash the metric differences; the first panel carries the row labels. With ``ax``, one
+    panel holds everything."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
     table = claims_table([paper], profile=profile)
     n = len(table)
+    rows = [(n - 1 - i, r, *_margin(r)) for i, r in enumerate(table.to_dict("records"))]
+    relative = any(unit == "relative to paper" and point is not None
+                   for _, _, point, _, _, unit in rows)
+    split = ax is None and relative and any(
+        unit != "relative to paper" and point is not None for _, _, point, _, _, unit in rows)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 0.42 * n + 1.3))
+        fig, axes = plt.subplots(1, 2 if split else 1, sharey=True, squeeze=False,
+                                 figsize=(6.6, 0.3 * n + 1.6),    # fits a 676 px page column
+                                 gridspec_kw={"width_ratios": [3, 1.3]} if split else None)
+        axes = list(axes[0])
     else:
-        fig = ax.figure
-    labels = []
-    for i, r in enumerate(table.to_dict("records")):
-        y = n - 1 - i
-        point, lo, hi, unit = _margin(r)
+        fig, axes = ax.figure, [ax]
+    main, rel = axes[0], axes[-1]
+    for y, r, point, lo, hi, unit in rows:
+        a = rel if split and unit == "relative to paper" else main
         colour = VERDICT_COLOURS.get(r["verdict"], "#000000")
-        labels.append((y, f"{r['claim_id']}" + (f" ({unit})" if unit else "")))
         if point is None:
-            ax.annotate(r["verdict"], (0, y), xytext=(4, 0), textcoords="offset points",
-                        va="center", fontsize=8, color=colour)
+            main.annotate(r["verdict"], (0.01, y), xycoords=main.get_yaxis_transform(),
+                          va="center", ha="left", fontsize=7, color=colour)
             continue
         if lo is not None and hi is not None:
-            ax.plot([lo, hi], [y, y], color=colour, lw=2.5, solid_capstyle="butt")
-        ax.plot([point], [y], "o", color=colour, ms=5,
-                mfc=colour if lo is not None else "white")
-    ax.axvline(0.0, color="#444444", lw=0.8)
-    ax.set_yticks([y for y, _ in labels], [t for _, t in labels], fontsize=8)
-    ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlabel("margin toward the claim (metric units; closeness: relative)  →  paper's side")
-    ax.set_title(f"{paper}: effects with 95% intervals", fontsize=10)
+            a.plot([lo, hi], [y, y], color=colour, lw=2.5, solid_capstyle="butt")
+        a.plot([point], [y], "o", color=colour, ms=5, mfc=colour if lo is not None else "white")
+    for a in axes:
+        a.axvline(0.0, color="#444444", lw=0.8)
+        a.grid(axis="y", color="#eeeeee", lw=0.6)
+        a.set_axisbelow(True)
+        a.tick_params(axis="x", labelsize=8)
+    main.set_yticks([y for y, *_ in rows], [r["claim_id"] for _, r, *_ in rows], fontsize=7.5)
+    main.set_ylim(-0.7, n - 0.3)
+    if split:
+        main.set_xlabel("margin toward the claim (metric units)  →", fontsize=8)
+        rel.set_xlabel("closeness (relative)  →", fontsize=8)
+        rel.xaxis.set_major_locator(plt.MaxNLocator(3))
+    else:
+        units = "metric units; closeness: relative" if relative else "metric units"
+        main.set_xlabel(f"margin toward the claim ({units})  →  paper's side", fontsize=8)
     handles = [Line2D([], [], color=c, marker="o", lw=2.5, label=v)
                for v, c in VERDICT_COLOURS.items()]
-    ax.legend(handles=handles, fontsize=7, frameon=False, loc="upper left",
-              bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
+    # title and legend above the panels, in the figure's top band (tight_layout keeps it free)
+    h = fig.get_figheight()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / h))
+    fig.text(0.01, 1 - 0.04 / h, f"{paper}: effects with 95% intervals", fontsize=10, ha="left",
+             va="top")
+    fig.legend(handles=handles, fontsize=7, frameon=False, ncol=4, loc="upper left",
+               bbox_to_anchor=(0.01, 1 - 0.26 / h), borderaxespad=0.0, handlelength=1.5,
+               columnspacing=1.0)
     return fig

@@ -8,8 +8,10 @@ Readers never mistake one for a result: they only read final names.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
@@ -95,3 +97,41 @@ def atomic_save_torch(obj: Any, path: str | os.PathLike, fsync: bool = True) -> 
     import torch
 
     return atomic_write(path, lambda f: torch.save(obj, f), binary=True, fsync=fsync)
+
+
+def file_digest(path: str | os.PathLike, algo: str = "md5", progress: bool = True) -> str:
+    """Hex digest of ``path``, streamed in 1 MiB chunks (a tqdm bar on stderr when ``progress``)."""
+    path = Path(path)
+    h = hashlib.new(algo)
+    bar = None
+    if progress:
+        from tqdm import tqdm  # only for the bar
+        bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"{algo} {path.name}",
+                   leave=False, file=sys.stderr)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return h.hexdigest()
+
+
+#: first bytes of a Git LFS pointer file (left in place of a large file by a clone without
+#: ``git lfs pull``)
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
+
+
+def lfs_pointer_info(path: str | os.PathLike) -> str | None:
+    """``"oid sha256:..., size N"`` when ``path`` is a Git LFS pointer file, else ``None``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return None
+    if not head.startswith(LFS_POINTER_PREFIX):
+        return None
+    fields = dict(line.split(" ", 1) for line in head.decode("utf-8", "replace").splitlines()
+                  if " " in line)
+    return f"oid {fields.get('oid', '?')}, size {fields.get('size', '?')}"

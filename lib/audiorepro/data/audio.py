@@ -186,6 +186,41 @@ HDF5_SUFFIXES = (".h5", ".hdf5")
 HDF5_DEFAULT_SAMPLE_RATE = 32000
 
 
+def split_hdf5_path(path: str | os.PathLike) -> tuple[Path, int]:
+    """``"dir/file.h5#12"`` -> ``(Path("dir/file.h5"), 12)``; raises if there is no ``#index``."""
+    text = str(path)
+    if "#" not in text:
+        raise ValueError(f"not an HDF5 row path (file.h5#index): {text!r}")
+    file, idx = text.rsplit("#", 1)
+    try:
+        return Path(file), int(idx)
+    except ValueError:
+        raise ValueError(f"HDF5 row path {text!r}: {idx!r} is not an integer row") from None
+
+
+def read_hdf5_clip(path: str | os.PathLike, dataset: str = "waveform") -> tuple[np.ndarray, int | None]:
+    """Read one packed clip ``"<file>.h5#<row>"`` -> (float32 waveform (T,), sample rate or None).
+
+    int16 data are scaled by 1/32768 (PANNs stores ``float32_to_int16`` of [-1, 1] audio).
+    The hook ``load_audio`` needs for ``#`` paths.
+    """
+    import h5py  # only for packed HDF5 rows
+
+    file, idx = split_hdf5_path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"HDF5 file not found: {file}")
+    with h5py.File(file, "r") as hf:
+        if dataset not in hf:
+            raise KeyError(f"{file}: no dataset {dataset!r}")
+        n = hf[dataset].shape[0]
+        if not 0 <= idx < n:
+            raise IndexError(f"{file}: row {idx} out of range 0..{n - 1}")
+        x = np.asarray(hf[dataset][idx])
+        sr = int(hf.attrs["sample_rate"]) if "sample_rate" in hf.attrs else None
+    wave = x.astype(np.float32) / 32768.0 if x.dtype == np.int16 else x.astype(np.float32)
+    return wave, sr
+
+
 def is_hdf5_row(path: str | os.PathLike) -> bool:
     """True for the packed-clip convention ``"<file>.h5#<row>"`` (see data.adapters.audioset)."""
     text = str(path)
@@ -193,8 +228,6 @@ def is_hdf5_row(path: str | os.PathLike) -> bool:
 
 
 def _read_hdf5_row(path: str | os.PathLike, start_s: float, duration_s: float | None) -> tuple[np.ndarray, int]:
-    from .adapters.audioset import read_hdf5_clip
-
     try:
         wave, sr = read_hdf5_clip(path)
     except (OSError, KeyError, IndexError, ValueError) as exc:

@@ -47,7 +47,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -275,16 +275,12 @@ class ClipTable:
     def content_hash(self, i: int) -> str:
         """SHA-1 of row ``i``'s audio bytes: the whole file, or for ``file.h5#row`` the packed
         row's samples. Raises ``FileNotFoundError`` naming the file when it is absent."""
-        from .audio import is_hdf5_row
+        from .audio import is_hdf5_row, read_hdf5_clip
 
         p = self.audio_path(i)
         if is_hdf5_row(p):
-            from .adapters.audioset import read_hdf5_clip
-
             wave, _ = read_hdf5_clip(p)
             return hashlib.sha1(np.ascontiguousarray(wave).tobytes()).hexdigest()
-        from .manifest import file_digest
-
         return file_digest(p, "sha1", progress=False)
 
     def _duplicate_groups(self, content: bool) -> list[tuple[str, list[int]]]:

@@ -56,6 +56,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from .. import paths
+from ..fileio import LFS_POINTER_PREFIX, file_digest, lfs_pointer_info
 
 MANIFEST_COLUMNS = ("dataset", "kind", "used_by", "source", "licence", "version", "role", "file",
                     "size_bytes", "checksum_algo", "checksum", "count", "adapter", "notes")
@@ -64,7 +65,6 @@ ROLES = ("archive", "metadata", "audio_dir", "features", "table", "generated", "
 ALGOS = ("md5", "sha1", "sha256")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aiff", ".aif")
 CHUNK = 1 << 20
-LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
 GLOB_CHARS = "*?["
 
 
@@ -188,43 +188,9 @@ def verify_installed_files(dataset: str, site: str | os.PathLike,
     return out
 
 
-def file_digest(path: str | os.PathLike, algo: str = "md5", progress: bool = True) -> str:
-    """Hex digest of ``path``, streamed in 1 MiB chunks (tqdm bar when ``progress``)."""
-    path = Path(path)
-    h = hashlib.new(algo)
-    size = path.stat().st_size
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"{algo} {path.name}",
-                   leave=False, file=sys.stderr)
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-            if bar is not None:
-                bar.update(len(chunk))
-    if bar is not None:
-        bar.close()
-    return h.hexdigest()
-
-
 def count_audio_files(folder: Path) -> int:
     """Number of audio files (by extension) under ``folder``, recursively."""
     return sum(1 for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
-
-
-def lfs_pointer_info(path: str | os.PathLike) -> str | None:
-    """``"oid sha256:..., size N"`` when ``path`` is a Git LFS pointer file, else ``None``."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1024)
-    except OSError:
-        return None
-    if not head.startswith(LFS_POINTER_PREFIX):
-        return None
-    fields = dict(line.split(" ", 1) for line in head.decode("utf-8", "replace").splitlines()
-                  if " " in line)
-    return f"oid {fields.get('oid', '?')}, size {fields.get('size', '?')}"
 
 
 def _check_file(item: str, target: Path, row: pd.Series, checksums: bool,

@@ -40,7 +40,7 @@ import numpy as np
 from audiorepro import metrics as M
 from audiorepro.fileio import atomic_write
 
-from .records import RegistryError, records_dir
+from .base import RegistryError, records_dir
 
 ITEMS_SUFFIX = ".items.npz"
 TOLERANCE = 1e-4            # items must reproduce the recorded value to this (absolute)

@@ -11,28 +11,13 @@ import pandas as pd
 import yaml
 
 
-from .records import RegistryError, load_records
+from .base import PAPER_DIR, RegistryError, paper_file, paper_names
+from .records import load_records
 
-PAPER_DIR = Path(__file__).resolve().parents[1] / "papers"
 # Factor from the record's unit (fraction / raw count) to the paper column's unit.
 UNIT_FACTORS = {"fraction": 1.0, "%": 100.0, "M": 1e-6, "GFLOPs": 1e-9, "count": 1.0, "s": 1.0,
                 "as recorded": 1.0}
 RESULT_COLUMNS = ("paper", "this run", "dataset", "scale", "profile", "model")
-
-
-def paper_file(paper: str) -> Path:
-    """``lib/audiorepro/papers/<paper>/paper.yml``."""
-    return PAPER_DIR / paper / "paper.yml"
-
-
-def paper_names() -> tuple[str, ...]:
-    """Every paper package that has a ``paper.yml``, in book order (the file's ``order`` key,
-    then the name). Nothing is listed by hand: a new package folder is a new paper."""
-    found = []
-    for path in PAPER_DIR.glob("*/paper.yml"):
-        data = yaml.safe_load(path.read_text(encoding="utf8")) or {}
-        found.append((float(data.get("order", 1e9)), path.parent.name))
-    return tuple(name for _, name in sorted(found))
 
 
 # --------------------------------------------------------------------------------- paper numbers

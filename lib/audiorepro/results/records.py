@@ -23,16 +23,15 @@ import pandas as pd
 from audiorepro import paths
 from audiorepro.fileio import atomic_write_text
 
+from .base import RegistryError, paper_file, paper_names, records_dir
+from .items import save_items
+
 SCHEMA_VERSION = 1
 _PACKAGES = ("torch", "torchaudio", "numpy", "scikit-learn", "pandas", "audiorepro")
 PROFILES = ("smoke", "book", "paper")
 # Chapters of the book that record results but are not a paper package (papers are discovered:
 # audiorepro.results.paper_names()): the shared backbones' pre-training.
 BOOK_CHAPTERS = ("backbones",)
-
-
-class RegistryError(ValueError):
-    """A record, a paper file or a claim is malformed; the message names the file / key."""
 
 
 # ---------------------------------------------------------------------------------- provenance
@@ -96,11 +95,6 @@ def machine_info() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------- writing
-def records_dir() -> Path:
-    """Folder of the record files (``$AUDIOREPRO_HOME/results/records``)."""
-    return paths.results_dir("records")
-
-
 def _check_name(kind: str, name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise RegistryError(f"{kind} must be a non-empty string, got {name!r}")
@@ -193,7 +187,6 @@ def record(chapter: str, table: str, metrics: Mapping[str, Any], params: Mapping
         _check_name(kind, value)
     if profile not in PROFILES:
         raise RegistryError(f"profile {profile!r} is not one of {PROFILES}")
-    from .papers import paper_file, paper_names   # local: papers imports this module
     if chapter not in BOOK_CHAPTERS and not paper_file(chapter).is_file():
         raise RegistryError(f"chapter {chapter!r} is not a chapter that records results "
                             f"(known: {[*paper_names(), *BOOK_CHAPTERS]})")
@@ -210,7 +203,6 @@ def record(chapter: str, table: str, metrics: Mapping[str, Any], params: Mapping
                **_provenance()}
     stem = _new_stem()
     if items is not None:   # written first: a record never points at a missing items file
-        from .items import save_items
         payload["items"] = save_items(items, payload["metrics"], stem[0], records_dir())
     return _write_atomic(payload, records_dir(), stem)
 

@@ -9,6 +9,7 @@ from typing import Iterable, Literal, Sequence
 
 import pandas as pd
 
+from ...fileio import lfs_pointer_info
 from ..cliptable import CAPTION_SEP, LABEL_SEP, ClipTable, ClipTableError, join_captions
 
 log = logging.getLogger("audiorepro.data.adapters")
@@ -25,8 +26,6 @@ def require_file(path: Path, what: str) -> Path:
     """Return ``path`` if it is a usable file, else raise :class:`AdapterError` naming ``what``:
     absent, a directory, or a Git LFS pointer file left in its place by a clone without
     ``git lfs pull``."""
-    from ..manifest import lfs_pointer_info
-
     path = Path(path)
     if path.is_dir():
         raise AdapterError(f"{what} {path} is a directory, not a file")

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..audio import read_hdf5_clip, split_hdf5_path  # packed-clip reading is audio I/O
 from ..cliptable import ClipTable
 from ._common import (AdapterError, OnMissing, check_label_text, finish, log, read_csv,
                       require_columns, require_file)
@@ -215,40 +216,6 @@ def audioset_hdf5(root: str | os.PathLike, out_csv: str | os.PathLike | None = N
 def _ytid_of(audio_name: str) -> str:
     stem = audio_name[:-4] if audio_name.endswith(".wav") else audio_name
     return stem[1:] if stem.startswith("Y") else stem
-
-
-def split_hdf5_path(path: str | os.PathLike) -> tuple[Path, int]:
-    """``"dir/file.h5#12"`` -> ``(Path("dir/file.h5"), 12)``; raises if there is no ``#index``."""
-    text = str(path)
-    if "#" not in text:
-        raise ValueError(f"not an HDF5 row path (file.h5#index): {text!r}")
-    file, idx = text.rsplit("#", 1)
-    try:
-        return Path(file), int(idx)
-    except ValueError:
-        raise ValueError(f"HDF5 row path {text!r}: {idx!r} is not an integer row") from None
-
-
-def read_hdf5_clip(path: str | os.PathLike, dataset: str = "waveform") -> tuple[np.ndarray, int | None]:
-    """Read one packed clip ``"<file>.h5#<row>"`` -> (float32 waveform (T,), sample rate or None).
-
-    int16 data are scaled by 1/32768 (PANNs stores ``float32_to_int16`` of [-1, 1] audio).
-    The hook ``load_audio`` needs for ``#`` paths.
-    """
-    h5py = _h5py()
-    file, idx = split_hdf5_path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"HDF5 file not found: {file}")
-    with h5py.File(file, "r") as hf:
-        if dataset not in hf:
-            raise KeyError(f"{file}: no dataset {dataset!r}")
-        n = hf[dataset].shape[0]
-        if not 0 <= idx < n:
-            raise IndexError(f"{file}: row {idx} out of range 0..{n - 1}")
-        x = np.asarray(hf[dataset][idx])
-        sr = int(hf.attrs["sample_rate"]) if "sample_rate" in hf.attrs else None
-    wave = x.astype(np.float32) / 32768.0 if x.dtype == np.int16 else x.astype(np.float32)
-    return wave, sr
 
 
 # ------------------------------------------------------------------------ TMac feature file

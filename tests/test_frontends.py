@@ -161,6 +161,21 @@ def test_kaldi_vectorized_equals_torchaudio_fbank():
     torch.testing.assert_close(loop(x), y, rtol=1e-4, atol=1e-4)
 
 
+def test_kaldi_vectorized_rounds_like_kaldi_on_tones_and_quiet_input():
+    # a pure tone leaves most bins near the eps floor, where a different rounding order of the
+    # pre-emphasis (e.g. a fused d - a * d_prev) moves the log by up to 3e-3
+    x = torch.stack([tone(1000.0, 1.0, 16000), tone(3000.0, 1.0, 16000, amp=0.01),
+                     1e-4 * noise(1.0, 16000, 1, seed=12)[0] + 0.5])
+    fast = make_frontend("kaldi_fbank_128", target_frames=None, normalize=False)(x)
+    lib = make_frontend("kaldi_fbank_128", target_frames=None, normalize=False, library=True)(x)
+    for i in range(3):
+        w = x[i] - x[i].mean()
+        ref = kaldi.fbank(w.unsqueeze(0), htk_compat=True, sample_frequency=16000, use_energy=False,
+                          window_type="hanning", num_mel_bins=128, dither=0.0, frame_shift=10)
+        torch.testing.assert_close(lib[i].T, ref, rtol=0, atol=0)  # library=True is kaldi.fbank
+        torch.testing.assert_close(fast[i].T, ref, rtol=1e-5, atol=1e-5)
+
+
 def test_kaldi_normalisation_padding_and_crop():
     raw_fe = make_frontend("kaldi_fbank_128", target_frames=None, normalize=False)
     fe = make_frontend("kaldi_fbank_128")  # 1056 frames, AST AudioSet stats
@@ -475,3 +490,141 @@ def test_cached_feature_dataset(tmp_path):
         CachedFeatureDataset(ClipDataset(table, 16000, 1.0, crop="random"), fe, cache)
     with pytest.raises(CacheError, match="sample_rate"):
         CachedFeatureDataset(ClipDataset(table, 32000, 1.0), fe, cache)
+
+
+# ----------------------------------------------------------------------------- implementations
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_fast_path_equals_library_path(name):
+    # the default (hand-written where faster) and the library-only implementation agree
+    fast, lib = make_frontend(name), make_frontend(name, library=True)
+    assert not fast.library and lib.library
+    sr = fast.sample_rate
+    x = torch.cat([noise(1.3, sr, batch=2, seed=13), tone(440.0, 1.3, sr, batch=1) + noise(1.3, sr, 1, 14)])
+    torch.testing.assert_close(fast(x), lib(x), rtol=1e-4, atol=1e-4)
+
+
+def test_vggish_examples_accept_a_library_frontend():
+    x = noise(2.0, 16000, batch=1, seed=15)[0]
+    lib = make_frontend("vggish", library=True)
+    torch.testing.assert_close(vggish_examples(x, frontend=lib), vggish_examples(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_batch_cut_into_chunks_equals_whole_batch(name, monkeypatch):
+    import audiorepro.frontends as fr
+
+    fe = make_frontend(name)
+    x = noise(1.0, fe.sample_rate, batch=5, seed=16)
+    whole = fe(x)
+    calls = []
+    attr = "_mel" if name == "passt" else "features"  # what the chunks go through
+    inner = getattr(fe, attr)
+    monkeypatch.setattr(fe, attr, lambda w, *a: calls.append(w.shape[0]) or inner(w, *a))
+    monkeypatch.setattr(fr, "CHUNK_FLOATS", 1)  # one clip per chunk
+    chunked = fe(x)
+    assert calls == [1] * 5
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_passt_draws_one_band_per_call_for_the_whole_batch(monkeypatch):
+    import audiorepro.frontends as fr
+
+    fe = make_frontend("passt").train()
+    x = noise(0.5, 32000, batch=4, seed=17)
+    torch.manual_seed(5)
+    whole = fe(x)
+    after_whole = torch.rand(1)
+    monkeypatch.setattr(fr, "CHUNK_FLOATS", 1)
+    torch.manual_seed(5)
+    chunked = fe(x)
+    torch.testing.assert_close(chunked, whole)          # same band edges for every chunk
+    torch.testing.assert_close(torch.rand(1), after_whole)  # and the same two random draws
+
+
+@pytest.mark.parametrize("name", ["kaldi_fbank_128", "vggish", "passt", "bow_96", "panns_32k"])
+def test_banded_mel_product_equals_dense_product(name):
+    from audiorepro.frontends import _mel_blocks, _mel_product
+
+    fe = make_frontend(name)
+    w = {"kaldi_fbank_128": lambda: fe.mel_banks, "passt": lambda: fe.mel_banks,
+         "vggish": lambda: fe.mel_matrix.T}.get(name, lambda: fe.mel_scale.fb.T)()
+    blocks = _mel_blocks(w)
+    covered = torch.zeros_like(w, dtype=torch.bool)
+    for r0, r1, lo, hi in blocks:
+        covered[r0:r1, lo:hi] = True
+    assert bool(covered[w != 0].all()) and sum(r1 - r0 for r0, r1, _, _ in blocks) == w.shape[0]
+    assert covered.float().mean() < 0.5  # most of the dense product is skipped
+    spec = torch.rand(2, w.shape[1], 7)
+    torch.testing.assert_close(_mel_product(w, blocks, spec), w @ spec, rtol=1e-5, atol=1e-6)
+
+
+def test_finite_check_rejects_nan_and_inf_but_not_large_finite_values():
+    fe = make_frontend("logmel_64")
+    big = torch.full((1, 16000), 3e38)  # finite samples whose sum overflows to inf
+    assert fe(big).shape == (1, 64, 101)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.zeros(3, 16000)
+        x[1, 7] = bad
+        with pytest.raises(ValueError, match=r"1 NaN/infinite sample\(s\) in batch row\(s\) \[1\]"):
+            fe(x)
+    with pytest.raises(ValueError, match="in the wave"):
+        fe(torch.tensor([float("nan")] * 16000))
+
+
+def test_cache_read_plain_and_mapped(tmp_path):
+    cache = FeatureCache(tmp_path)
+    key = {"k": 2}
+    arr = np.arange(12, dtype=np.float32).reshape(3, 4)
+    p = cache.save(key, "a", arr)
+    for mode in FeatureCache.READ_MODES:
+        got = cache.load(key, "a", mode=mode)
+        np.testing.assert_array_equal(got, arr)
+        got[0, 0] = -1.0  # writable; a mapped entry is copy-on-write: the file keeps its data
+    np.testing.assert_array_equal(FeatureCache.read(p), arr)
+    assert cache.load(key, "missing", mode="mmap") is None
+    empty = cache.save(key, "empty", np.zeros((0, 4), np.float32))  # cannot be mapped: read
+    assert FeatureCache.read(empty, "mmap").shape == (0, 4)
+    p.write_bytes(b"garbage")
+    assert all(cache.load(key, "a", mode=m) is None for m in FeatureCache.READ_MODES)
+    assert cache.entry(cache.folder(key), "a") == p
+
+
+def test_npy_reader_equals_np_load_and_refuses_bad_files(tmp_path):
+    from audiorepro.frontends import _read_npy
+
+    arrays = [np.random.default_rng(0).standard_normal((128, 1056)).astype(np.float32),
+              np.arange(5), np.float64(3.5), np.zeros((0, 4), np.float32),
+              np.asfortranarray(np.arange(12.0).reshape(3, 4)), np.array(["ab", "c"]),
+              np.arange(3, dtype=">f4"), np.array([True, False]), np.ones((2, 2), np.complex64),
+              np.zeros(2, dtype=[("a", "<f4"), ("b", "<i2")])]  # structured: left to np.load
+    for i, a in enumerate(arrays):
+        p = tmp_path / f"a{i}.npy"
+        np.save(p, a)
+        got, ref = _read_npy(p), np.load(p)
+        assert got.dtype == ref.dtype and got.shape == ref.shape, i
+        assert got.flags.f_contiguous == ref.flags.f_contiguous, i
+        np.testing.assert_array_equal(got, ref)
+    full = (tmp_path / "a0.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(full[:-100])
+    with pytest.raises(ValueError, match="truncated"):
+        _read_npy(tmp_path / "cut.npy")
+    np.save(tmp_path / "obj.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    for name in ("cut.npy", "obj.npy"):  # unreadable -> a miss, never a crash or a pickle
+        assert all(FeatureCache.read(tmp_path / name, m) is None for m in FeatureCache.READ_MODES)
+    with pytest.raises(ValueError, match="mode='nope'"):
+        FeatureCache.read(tmp_path / "a0.npy", "nope")
+
+
+def test_cached_feature_dataset_mapped_hits_equal_computed_features(tmp_path):
+    table = _tiny_table(tmp_path)
+    ds = ClipDataset(table, sample_rate=16000, clip_seconds=1.0)
+    fe = make_frontend("kaldi_fbank_128", target_frames=None)
+    cache = FeatureCache(tmp_path / "cache")
+    assert CachedFeatureDataset(ds, fe, cache).precompute(batch_size=3) == 3
+    mapped = CachedFeatureDataset(ds, fe, cache, read_mode="mmap")
+    for i in range(3):
+        feats = mapped[i]["features"]
+        torch.testing.assert_close(feats, fe(ds[i]["wave"]))
+        feats.add_(1.0)  # in-place use of a hit does not change the cache file
+        torch.testing.assert_close(mapped[i]["features"], fe(ds[i]["wave"]))
+    assert mapped[1]["clip_id"] == "c1" and mapped.fingerprint(1).startswith("audio/c1.wav|")

@@ -16,10 +16,19 @@ Inputs are ``model.example_input(batch, seconds)`` (10 s clips by default). When
 would exceed ``--max-gmacs`` the clip length is shortened (the ``input`` column shows the tensor
 actually used; models with a fixed input length, such as AST, ignore the length).
 
+``--pretrain-budget PROFILE`` measures instead what the stand-in pre-training of that profile
+(:mod:`audiorepro.backbones.pretrain`) costs: for each of its backbones, the wall and process-CPU
+time of one training step at the profile's batch size and crop (random features of the right
+shape, SpecAugment, forward, BCE, backward, AdamW step) and of scoring one batch of whole 10 s
+clips as the validation does, extrapolated to the profile's steps per epoch, epochs and
+validation split (clip counts of the profile's world: 70 / 10 / 20 % train / valid / test). The
+features are not computed here (they are cached once per clip; see bench_frontends.py).
+
 Usage::
 
     .venv/bin/python benchmarks/bench_backbones.py [--threads 2] [--batch 1] [--reps 3]
         [--scales 0.25 1.0] [--names panns_cnn14_16k vggish_tcvrick ...] [--json out.json]
+    .venv/bin/python benchmarks/bench_backbones.py --pretrain-budget book [--threads 2]
 """
 from __future__ import annotations
 
@@ -107,6 +116,50 @@ def bench_one(name: str, scale: float, batch: int, seconds: float, reps: int,
                 fwdbwd_gflops_per_s=both_flops / 1e9 / t_both)
 
 
+def pretrain_budget(profile: str, reps: int) -> list[dict[str, Any]]:
+    """Measured cost of the stand-in pre-training of ``profile`` (see the module docstring)."""
+    import torch.nn.functional as F
+
+    from audiorepro.augment import SpecAugment
+    from audiorepro.backbones import pretrain as P
+
+    prof = P.PROFILES[profile]
+    n_train, n_valid = int(round(0.7 * prof["n_clips"])), int(round(0.1 * prof["n_clips"]))
+    rows = []
+    for name in P.CPU_BACKBONES:
+        cfg = P.pretrain_config(name, "cpu", profile)
+        fam, crop, bs = cfg["family"], int(cfg["crop_frames"]), int(cfg["batch_size"])
+        mels = 128 if fam in ("ast", "passt") else 64
+        model = P._build(cfg, 44, seed=0).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]))
+        spec = SpecAugment(int(round(cfg["freq_mask_frac"] * mels)),
+                           int(round(cfg["time_mask_frac"] * crop))).train()
+        x, y = torch.randn(bs, mels, crop), (torch.rand(bs, 44) < 0.05).float()
+        clips = torch.randn(bs, mels, 1000)
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            F.binary_cross_entropy_with_logits(P._logits(model, fam, spec(x)), y).backward()
+            opt.step()
+
+        def score() -> None:
+            with torch.no_grad():
+                P.clip_logits(model, fam, clips, crop, 998, cfg["clip_pooling"])
+
+        c0 = time.process_time()
+        t_step = time_it(step, reps)
+        model.eval()
+        t_eval = time_it(score, reps)
+        cpu = (time.process_time() - c0) / (2 * (reps + 1))
+        steps = -(-n_train // bs) * int(cfg["epochs"])
+        evals = -(-n_valid // bs) * int(cfg["epochs"])
+        rows.append(dict(name=name, epochs=int(cfg["epochs"]), crop_frames=crop, batch=bs,
+                         step_s=t_step, eval_batch_s=t_eval, cpu_s_per_call=cpu,
+                         train_s=steps * t_step, valid_s=evals * t_eval,
+                         total_s=steps * t_step + evals * t_eval))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=2)
@@ -118,9 +171,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-gmacs", type=float, default=60.0,
                    help="shorten the clip when one forward exceeds this many GMACs")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.add_argument("--pretrain-budget", default=None, metavar="PROFILE",
+                   help="measure the stand-in pre-training of this profile instead")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.pretrain_budget:
+        peak = matmul_gflops()
+        print(f"torch {torch.__version__}, {args.threads} threads; dense torch.mm: {peak:.1f} GFLOP/s "
+              f"(a loaded machine shows a lower number)")
+        rows = pretrain_budget(args.pretrain_budget, args.reps)
+        for r in rows:
+            print(f"{r['name']:34s} {r['epochs']:3d} epochs, crop {r['crop_frames']:4d} frames, batch "
+                  f"{r['batch']}: step {r['step_s']:.3f} s, valid batch {r['eval_batch_s']:.3f} s -> "
+                  f"train {r['train_s']:6.0f} s + valid {r['valid_s']:4.0f} s = {r['total_s']:6.0f} s",
+                  flush=True)
+        print(f"all {len(rows)}: {sum(r['total_s'] for r in rows):.0f} s "
+              f"({sum(r['total_s'] for r in rows) / 60:.1f} min) of training and validation, plus "
+              f"world generation, feature caching and the one test scoring per backbone; "
+              f"mm now {matmul_gflops():.1f} GFLOP/s")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"matmul_gflops_per_s": peak, "threads": args.threads, "rows": rows}, f, indent=1)
+        return 0
     names = args.names or list_backbones(available_only=True)
     peak = matmul_gflops()
     print(f"torch {torch.__version__}, {args.threads} threads; dense torch.mm 2048x2048 float32: "

@@ -5,12 +5,16 @@ Everything runs in a private AUDIOREPRO_HOME (world, feature cache, run folders,
 """
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from audiorepro import caching
 from audiorepro.data.cliptable import ClipTable
 from audiorepro.data.synthetic import load_world, make_world
 from audiorepro.backbones import pretrain as P
@@ -30,18 +34,24 @@ def home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def table(home) -> ClipTable:
-    """12 clips of 2 s: 8 train, the other 4 valid (an easy subset: the model may memorise it)."""
+def world(home):
+    """12 clips of 2 s: 7 train, 3 valid, 2 test (an easy subset: the model may memorise it),
+    with the world's event table (crop targets from the events inside each crop)."""
     make_world(home / "world", n_clips=12, seed=0, clip_seconds=2.0, progress=False)
-    world = load_world(home / "world")
-    frame = world.table.frame.copy()
-    frame["split"] = ["train"] * 8 + ["valid"] * 4
-    return ClipTable(frame, world.table.root, world.table.classes, world.table.name)
+    w = load_world(home / "world")
+    frame = w.table.frame.copy()
+    frame["split"] = ["train"] * 7 + ["valid"] * 3 + ["test"] * 2
+    return dataclasses.replace(w, table=ClipTable(frame, w.table.root, w.table.classes, w.table.name))
 
 
 @pytest.fixture(scope="module")
-def first_run(table):
-    return P.pretrained_backbone("panns_cnn10_32k", world=table, epochs=4, lr=3e-3, **TINY)
+def table(world) -> ClipTable:
+    return world.table
+
+
+@pytest.fixture(scope="module")
+def first_run(world):
+    return P.pretrained_backbone("panns_cnn10_32k", world=world, epochs=4, lr=3e-3, **TINY)
 
 
 def test_loss_decreases_and_report(first_run, table):
@@ -61,42 +71,106 @@ def test_loss_decreases_and_report(first_run, table):
     assert not model.training and model.use_spec_augment       # builder default restored
     assert (rep.run_dir / "done.json").is_file() and (rep.run_dir / "pretrain.json").is_file()
     assert rep.run_dir.name.startswith("panns_cnn10_32k_0.125_")
+    assert rep.config["crop_labels"] == "events"
+    assert next(model.parameters()).device == P.pick_device("auto")
 
 
-def test_cache_hit_returns_identical_weights_without_training(first_run, table, monkeypatch):
+def test_test_split_scored_once_with_the_kept_weights(first_run, table):
+    """The test metrics are those of the kept (best-valid) weights on whole test clips."""
+    model, rep = first_run
+    test_t = table.subset("test")
+    assert json.loads((rep.run_dir / P.TEST_FILE).read_text())["n"] == len(test_t) == 2
+    with np.load(rep.run_dir / P.TEST_ITEMS) as z:
+        assert list(z["ids"]) == list(test_t.frame["clip_id"])
+        assert np.array_equal(z["targets"], test_t.targets())
+        scores = z["scores"]
+    cfg = rep.config
+    ds, _, valid = P._features(test_t, cfg, torch.device("cpu"), False)
+    feats = torch.stack([ds[i]["features"] for i in range(len(ds))])
+    with torch.no_grad():
+        own = torch.sigmoid(P.clip_logits(model, "panns", feats, cfg["crop_frames"], valid,
+                                          cfg["clip_pooling"])).numpy()
+    assert np.allclose(own, scores, atol=1e-5)
+    from audiorepro.metrics import tagging_metrics
+    assert rep.test_metrics["mAP"] == pytest.approx(tagging_metrics(test_t.targets(), scores)["mAP"])
+    assert rep.chance == pytest.approx({"valid": P.chance_map(table, "valid"),
+                                        "test": P.chance_map(table, "test")})
+    assert rep.over_chance("test") == pytest.approx(rep.test_metrics["mAP"] / rep.chance["test"])
+    row = P.pretraining_table([rep]).iloc[0]
+    assert row["test mAP"] == pytest.approx(rep.test_metrics["mAP"])
+    assert row["test mAP / chance"] == pytest.approx(rep.over_chance("test"))
+
+
+def test_cache_hit_returns_identical_weights_without_training(first_run, world, monkeypatch):
     model, rep = first_run
 
     def boom(*a, **k):
         raise AssertionError("a cache hit must neither train nor compute features")
     monkeypatch.setattr(P, "fit", boom)
     monkeypatch.setattr(P, "_features", boom)
-    model2, rep2 = P.pretrained_backbone("panns_cnn10_32k", world=table, epochs=4, lr=3e-3, **TINY)
+    model2, rep2 = P.pretrained_backbone("panns_cnn10_32k", world=world, epochs=4, lr=3e-3, **TINY)
     assert rep2.from_cache and rep2.run_dir == rep.run_dir
     sd1, sd2 = model.state_dict(), model2.state_dict()
     assert sd1.keys() == sd2.keys()
     assert all(torch.equal(sd1[k], sd2[k]) for k in sd1)
     assert rep2.metrics == pytest.approx(rep.metrics)
+    assert rep2.test_metrics == pytest.approx(rep.test_metrics)
     assert rep2.history.equals(rep.history)
 
 
-def test_config_change_gives_new_cache_dir(first_run, table):
+def test_config_change_gives_new_cache_dir(first_run, world):
     _, rep = first_run
-    _, rep2 = P.pretrained_backbone("panns_cnn10_32k", world=table, epochs=1, lr=3e-3, **TINY)
+    _, rep2 = P.pretrained_backbone("panns_cnn10_32k", world=world.table, epochs=1, lr=3e-3,
+                                    crop_labels="clip", **TINY)
     assert rep2.run_dir != rep.run_dir and not rep2.from_cache
     assert (rep.run_dir / "done.json").is_file() and (rep2.run_dir / "done.json").is_file()
     stored = json.loads((rep2.run_dir / "pretrain.json").read_text())
-    assert stored["epochs"] == 1
-    # other data -> other hash as well
+    assert stored["epochs"] == 1 and stored["crop_labels"] == "clip"
+
+
+def test_cache_key_is_run_key_of_config_data_and_code(world, monkeypatch):
+    """run_dir_for = caching.run_key(config, table fingerprint, backbones + core training code):
+    other data, a changed backbone or training-loop source -> another folder."""
+    table = world.table
+    cfg = P.pretrain_config("panns_cnn10_32k", 0.125, "smoke", table)
+    base = P.run_dir_for(cfg)
+    params = {k: v for k, v in cfg.items() if k != "data"}
+    key = caching.run_key(params, data=caching.table_fingerprint(table),
+                          code=("audiorepro.backbones", *caching.CORE_TRAINING_CODE))
+    assert base.name == f"panns_cnn10_32k_0.125_{key}"
+    assert P.run_dir_for(P.pretrain_config("panns_cnn10_32k", 0.125, "smoke", table)) == base
     other = ClipTable(table.frame.iloc[:11].copy(), table.root, table.classes, table.name)
-    cfg_a = P.pretrain_config("panns_cnn10_32k", 0.125, "smoke", table)
-    cfg_b = P.pretrain_config("panns_cnn10_32k", 0.125, "smoke", other)
-    assert P.run_dir_for(cfg_a) != P.run_dir_for(cfg_b)
+    relabelled = table.frame.copy()
+    relabelled.loc[0, "labels"] = "siren"
+    others = {P.run_dir_for(P.pretrain_config("panns_cnn10_32k", 0.125, "smoke", other)),
+              P.run_dir_for(P.pretrain_config("panns_cnn10_32k", 0.125, "smoke",
+                                              ClipTable(relabelled, table.root, table.classes))),
+              P.run_dir_for(P.pretrain_config("panns_cnn10_32k", 0.125, "smoke", table, lr=0.1))}
+    assert base not in others and len(others) == 3
+    real = caching._module_digest
+    for module in ("audiorepro.backbones", "audiorepro.training"):
+        monkeypatch.setattr(caching, "_module_digest",
+                            lambda name, m=module: real(name) + ("x" if name == m else ""))
+        assert P.run_dir_for(cfg) != base, module
+    monkeypatch.setattr(caching, "_module_digest",
+                        lambda name: real(name) + ("x" if name == "audiorepro.papers.atgnn" else ""))
+    assert P.run_dir_for(cfg) == base          # code the run does not execute is not in the key
 
 
-def test_result_recorded_once(first_run, table):
-    from audiorepro.results import load_records
+def test_device_defaults_to_auto():
+    for fn in (P.pretrained_backbone, P.pretrain_all):
+        assert inspect.signature(fn).parameters["device"].default == "auto", fn.__name__
+
+
+def test_bare_clip_table_needs_clip_labels(table):
+    with pytest.raises(P.PretrainError, match="crop_labels"):
+        P.pretrained_backbone("panns_cnn10_32k", world=table, epochs=1, **TINY)
+
+
+def test_result_recorded_once(first_run, world):
+    from audiorepro.results import load_items, load_records
     _, rep = first_run
-    P.pretrained_backbone("panns_cnn10_32k", world=table, epochs=4, lr=3e-3, **TINY)  # cache hit
+    P.pretrained_backbone("panns_cnn10_32k", world=world, epochs=4, lr=3e-3, **TINY)  # cache hit
 
     def mine():
         recs = load_records(chapter="backbones", table="pretraining")
@@ -104,13 +178,21 @@ def test_result_recorded_once(first_run, table):
                     & (recs["param.epochs"] == 4)]
     recs = mine()
     assert recs["record_id"].nunique() == 1
-    assert recs.set_index("metric")["value"]["mAP"] == pytest.approx(rep.metrics["mAP"])
+    values = recs.set_index("metric")["value"]
+    assert values["mAP"] == pytest.approx(rep.metrics["mAP"])
+    assert values["test_mAP"] == pytest.approx(rep.test_metrics["mAP"])
+    assert values["chance_mAP"] == pytest.approx(rep.chance["valid"])
+    assert values["test_chance_mAP"] == pytest.approx(rep.chance["test"])
+    assert values["test_mAP_over_chance"] == pytest.approx(rep.test_metrics["mAP"] / rep.chance["test"])
+    assert values["mAP_over_chance"] == pytest.approx(rep.metrics["mAP"] / rep.chance["valid"])
     assert (recs["profile"] == "smoke").all()
+    items = load_items(recs["record_id"].iloc[0])["test_mAP"]
+    assert items.n == 2
     # a deleted record is written again on the next call
     path = json.loads((rep.run_dir / "record.json").read_text())["path"]
     import os
     os.unlink(path)
-    P.pretrained_backbone("panns_cnn10_32k", world=table, epochs=4, lr=3e-3, **TINY)
+    P.pretrained_backbone("panns_cnn10_32k", world=world, epochs=4, lr=3e-3, **TINY)
     assert mine()["record_id"].nunique() == 1
 
 
@@ -188,3 +270,63 @@ def test_seeded_initialisation_ignores_global_rng():
     torch.manual_seed(123)
     P._build(cfg, 4, seed=0)
     assert torch.equal(torch.get_rng_state(), state)      # the caller's RNG is untouched
+
+
+def test_crop_targets_hand_computed():
+    # clip 0: class 2 in frames [50, 150), class 0 in [300, 310) (10 frames, short)
+    # clip 1: class 1 in [0, 1000); padding row (class -1)
+    ev = torch.tensor([[[2., 50., 150.], [0., 300., 310.]],
+                       [[1., 0., 1000.], [-1., -1., -1.]]])
+    y = P.crop_targets(ev, torch.tensor([100, 400]), 100, 3, min_overlap=30)
+    # crop [100, 200) of clip 0 overlaps class 2 by 50 >= 30; class 0 not at all
+    assert y.tolist() == [[0, 0, 1], [0, 1, 0]]
+    # crop [130, 230): class 2 overlaps 20 < min(30, 50) -> off
+    assert P.crop_targets(ev[:1], torch.tensor([130]), 100, 3, 30).tolist() == [[0, 0, 0]]
+    # crop [250, 305): the 10-frame event overlaps 5 frames = half its duration -> on
+    assert P.crop_targets(ev[:1], torch.tensor([205]), 100, 3, 30).tolist() == [[1, 0, 0]]
+    assert P.crop_targets(ev[:1], torch.tensor([206]), 100, 3, 30).tolist() == [[1, 0, 0]]
+    assert P.crop_targets(ev[:1], torch.tensor([204]), 100, 3, 30).tolist() == [[0, 0, 0]]
+
+
+def test_event_frames_and_train_crops():
+    events = pd.DataFrame({"clip_id": ["a", "a", "b", "b", "z"], "label": ["x", "y", "y", "x", "x"],
+                           "parent": ["p", "p", "p", "p", "p"],
+                           "onset_s": [0.5, 1.0, 0.0, 2.0, 0.0], "offset_s": [1.5, 2.0, 1.0, 3.0, 1.0],
+                           "audible": [True, True, True, False, True]})
+    ev = P.event_frames(events, ["a", "b"], ["x", "y"])
+    assert ev.shape == (2, 2, 3)
+    assert ev[0].tolist() == [[0., 50., 150.], [1., 100., 200.]]
+    assert ev[1].tolist() == [[1., 0., 100.], [-1., -1., -1.]]       # inaudible event dropped
+    with_parent = P.event_frames(events, ["a"], ["p", "x", "y"])     # ontology world
+    assert sorted(with_parent[0, :, 0].tolist()) == [0., 0., 1., 2.]
+    with pytest.raises(P.PretrainError, match="'a'.*'y'"):
+        P.event_frames(events, ["a"], ["x"])
+    # TrainCrops: crops of the requested length, targets from the crop's own events
+    feats = torch.arange(2 * 3 * 300, dtype=torch.float32).reshape(2, 3, 300)
+    crops = P.TrainCrops(100, 300, ev, min_overlap=30, seed=0)
+    out = crops({"features": feats, "target": torch.ones(2, 2), "index": torch.tensor([0, 1])})
+    assert out["features"].shape == (2, 3, 100)
+    starts = [int(out["features"][i, 0, 0] - feats[i, 0, 0]) for i in range(2)]
+    assert all(torch.equal(out["features"][i], feats[i, :, s:s + 100]) for i, s in enumerate(starts))
+    expected = P.crop_targets(ev, torch.tensor(starts), 100, 2, 30)
+    assert torch.equal(out["target"], expected)
+    again = P.TrainCrops(100, 300, ev, min_overlap=30, seed=0)(
+        {"features": feats, "target": torch.ones(2, 2), "index": torch.tensor([0, 1])})
+    assert torch.equal(again["features"], out["features"])              # seeded generator
+    clip = P.TrainCrops(100, 300, None)({"features": feats, "target": torch.ones(2, 2),
+                                         "index": torch.tensor([0, 1])})
+    assert torch.equal(clip["target"], torch.ones(2, 2))                 # clip labels kept
+
+
+def test_clip_pooling_max_and_whole():
+    torch.manual_seed(0)
+    model = P._build(P.pretrain_config("ast", "cpu", "smoke"), 5).eval()   # input_tdim 100
+    feats = torch.randn(2, 128, 250)
+    with torch.no_grad():
+        got = P.clip_logits(model, "ast", feats, 100, 250, pooling="max")
+        parts = [model(feats[..., s:s + 100].transpose(1, 2))["logits"] for s in (0, 100, 150)]
+    assert torch.allclose(got, torch.stack(parts).max(0).values, atol=1e-5)
+    with pytest.raises(ValueError, match="whole"):
+        P.clip_logits(model, "ast", feats, 100, 250, pooling="whole")
+    with pytest.raises(P.PretrainError, match="clip_pooling"):
+        P.pretrain_config("ast", clip_pooling="whole")

@@ -228,6 +228,9 @@ class PannsCNN(Backbone):
         classes_num: outputs of ``fc_audioset`` (527 for AudioSet).
         scale: channel-width multiplier (widths rounded to multiples of 8); 1.0 = official.
         spec_augment: apply SpecAugmentation in training mode (official: yes).
+        conv_dropout, fc_dropout: dropout after every conv block / before ``fc1`` and on the
+            embedding in training mode (official: 0.2 / 0.5); no parameters, so checkpoints
+            load whatever the values.
     """
 
     input_kind = "wave"
@@ -235,8 +238,13 @@ class PannsCNN(Backbone):
     def __init__(self, arch: str = "cnn14", sample_rate: int = 32000, window_size: int = 1024,
                  hop_size: int = 320, mel_bins: int = 64, fmin: float = 50.0,
                  fmax: float = 14000.0, classes_num: int = AUDIOSET_CLASSES, scale: float = 1.0,
-                 spec_augment: bool = True, name: str = "") -> None:
+                 spec_augment: bool = True, name: str = "", conv_dropout: float = 0.2,
+                 fc_dropout: float = 0.5) -> None:
         super().__init__()
+        for what, p in (("conv_dropout", conv_dropout), ("fc_dropout", fc_dropout)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"PANNs {what}={p} must be in [0, 1)")
+        self.conv_dropout, self.fc_dropout = float(conv_dropout), float(fc_dropout)
         if arch not in ARCH_WIDTHS:
             raise ValueError(f"PANNs arch must be one of {list(ARCH_WIDTHS)}, got {arch!r}")
         self.arch, self.name = arch, name or f"panns_{arch}"
@@ -309,12 +317,12 @@ class PannsCNN(Backbone):
         for i in range(1, self.n_blocks + 1):
             pool = (1, 1) if (self.arch == "cnn14" and i == 6) else (2, 2)
             x = getattr(self, f"conv_block{i}")(x, pool_size=pool, pool_type="avg")
-            x = F.dropout(x, p=0.2, training=self.training)
+            x = F.dropout(x, p=self.conv_dropout, training=self.training)
         x = torch.mean(x, dim=3)
         x = torch.max(x, dim=2).values + torch.mean(x, dim=2)
-        x = F.dropout(x, p=0.5, training=self.training)
+        x = F.dropout(x, p=self.fc_dropout, training=self.training)
         x = self.embedding_tap(F.relu_(self.fc1(x)))
-        embedding = F.dropout(x, p=0.5, training=self.training)
+        embedding = F.dropout(x, p=self.fc_dropout, training=self.training)
         logits = self.fc_audioset(x)
         return {"logits": logits, "clipwise_output": torch.sigmoid(logits), "embedding": embedding}
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import logging
 import shutil
@@ -47,31 +46,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import paths
+from .. import caching, paths
 from ..augment import SpecAugment, mixup
 from ..data.cliptable import ClipTable
 from ..data.audio import load_audio
 from ..data.dataset import ClipDataset
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write, atomic_write_text
 from ..frontends import CachedFeatureDataset, FeatureCache, FrontEnd, make_frontend
 from ..metrics import tagging_metrics
-from ..training import balanced_sampler, fit, make_loader
+from ..training import balanced_sampler, fit, make_loader, pick_device
 from ..training import checkpoint as ckpt
 from ..training.config import TrainConfig
 from ..training.history import history_frame
 from . import Backbone, build_backbone
 from .counting import count_parameters
 
-__all__ = ["PRETRAIN_VERSION", "CPU_BACKBONES", "ALIASES", "PROFILES", "BACKBONE_SETTINGS",
+__all__ = ["PRETRAIN_CODE", "CPU_BACKBONES", "ALIASES", "PROFILES", "BACKBONE_SETTINGS",
            "NAME_EPOCHS", "PretrainReport", "PretrainError", "pretrained_backbone", "pretrain_all",
            "pretrain_config", "resolve_name", "family_of", "features_to_input", "clip_logits",
-           "FeatureMixup", "pretraining_table", "run_dir_for", "backbone_overview",
+           "TrainCrops", "event_frames", "crop_targets", "pretraining_table", "run_dir_for", "backbone_overview",
            "reference_manifest_dir", "chance_map", "profile_table"]
 
-#: bump when the training recipe changes in a way the configuration does not capture
-PRETRAIN_VERSION = 2
+#: the code a pre-training run executes (the ``code`` part of its cache key, :func:`run_dir_for`)
+PRETRAIN_CODE: tuple[str, ...] = ("audiorepro.backbones", *caching.CORE_TRAINING_CODE)
 CHAPTER = "backbones"
 TABLE = "pretraining"
+TEST_FILE = "test.json"          # test metrics of the kept weights (in the run folder)
+TEST_ITEMS = "test_items.npz"    # test clips' ids, scores and targets (the record's items)
 
 #: The five CPU-sized backbones every chapter may ask for (registry names).
 CPU_BACKBONES: tuple[str, ...] = ("panns_cnn14_16k", "panns_cnn10_32k", "vggish_harritaylor_core",
@@ -152,14 +153,10 @@ def _crop_frames(fam: str, crop_seconds: float) -> int:
 
 
 # ------------------------------------------------------------------------------ configuration
-def _table_digest(table: ClipTable) -> str:
-    cols = [c for c in ("clip_id", "path", "split", "labels") if c in table.frame.columns]
-    text = table.frame[cols].to_csv(index=False) + "|" + ",".join(table.classes)
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def _world_table(world: Any, profile: dict[str, Any], progress: bool) -> tuple[ClipTable, str]:
-    """(clip table, dataset label) of ``world`` (a World, a ClipTable or None = the profile's)."""
+def _world_table(world: Any, profile: dict[str, Any], progress: bool
+                 ) -> tuple[ClipTable, str, pd.DataFrame | None]:
+    """(clip table, dataset label, event table or None) of ``world`` (a World, a ClipTable or
+    None = the profile's world)."""
     if world is None:
         from ..data.synthetic import default_world
         world = default_world(n_clips=profile["n_clips"], seed=profile["seed"], progress=progress)
@@ -167,16 +164,20 @@ def _world_table(world: Any, profile: dict[str, Any], progress: bool) -> tuple[C
     if not isinstance(table, ClipTable):
         raise PretrainError(f"world must be a synthetic World or a ClipTable, got {type(world).__name__}")
     root = getattr(world, "root", table.root)
-    return table, f"synthetic world {Path(root).name} ({len(table)} clips)"
+    events = getattr(world, "events", None)
+    return table, f"synthetic world {Path(root).name} ({len(table)} clips)", events
 
 
 def pretrain_config(name: str, scale: str | float = "cpu", profile: str = "book",
                     table: ClipTable | None = None, **overrides: Any) -> dict[str, Any]:
-    """The full configuration of one pre-training run (what the cache hash covers).
+    """The full configuration of one pre-training run (what the cache key covers).
 
     Keyword overrides replace entries of the profile / family settings (``epochs``,
     ``batch_size``, ``crop_seconds``, ``lr``, ``weight_decay``, ``mixup_alpha``,
-    ``freq_mask_frac``, ``time_mask_frac``, ``warmup_epochs``, ``balanced``, ``seed``, ``build``).
+    ``freq_mask_frac``, ``time_mask_frac``, ``warmup_epochs``, ``balanced``, ``seed``, ``build``,
+    ``crop_labels`` (``events``: the classes sounding in each crop, from the world's event
+    table; ``clip``: the clip's labels), ``min_overlap_s``, ``clip_pooling`` (``mean`` | ``max``
+    over the windows of a clip at evaluation; ``whole``: CNNs see the whole clip at once)).
     """
     name = resolve_name(name)
     fam = family_of(name)
@@ -189,32 +190,43 @@ def pretrain_config(name: str, scale: str | float = "cpu", profile: str = "book"
     for k in [k for k in fam_cfg if k.startswith("epochs_")]:
         fam_cfg.pop(k)
     cfg: dict[str, Any] = dict(
-        version=PRETRAIN_VERSION, backbone=name, family=fam, scale=scale, profile=profile,
+        backbone=name, family=fam, scale=scale, profile=profile,
         n_clips=prof["n_clips"], world_seed=prof["seed"], epochs=epochs,
         batch_size=prof["batch_size"], crop_seconds=prof["crop_seconds"], warmup_epochs=1.0,
-        balanced=True, seed=0, clip_seconds=10.0, **fam_cfg)
+        balanced=True, seed=0, clip_seconds=10.0, crop_labels="events", min_overlap_s=0.3,
+        clip_pooling="mean", **fam_cfg)
     unknown = sorted(set(overrides) - set(cfg) - {"frontend"})
     if unknown:
         raise PretrainError(f"pretrain_config: unknown override(s) {unknown}; known: {sorted(cfg)}")
     cfg.update(overrides)
+    if cfg["crop_labels"] not in ("events", "clip"):
+        raise PretrainError(f"pretrain_config: crop_labels={cfg['crop_labels']!r} must be "
+                            "'events' or 'clip'")
+    if cfg["clip_pooling"] not in ("mean", "max", "whole") or (
+            cfg["clip_pooling"] == "whole" and fam != "panns"):
+        raise PretrainError(f"pretrain_config: clip_pooling={cfg['clip_pooling']!r} must be "
+                            "'mean', 'max' or (PANNs only) 'whole'")
     preset, fe_over = _frontend_spec(fam, name)
     cfg["frontend"] = {"preset": preset, **fe_over}
     cfg["crop_frames"] = _crop_frames(fam, float(cfg["crop_seconds"]))
     if fam == "ast":   # AST takes exactly input_tdim frames: build it for the crop length
         cfg["build"] = {**cfg["build"], "input_tdim": cfg["crop_frames"]}
     if table is not None:
-        cfg["data"] = {"table": table.name, "digest": _table_digest(table), "n": len(table),
-                       "classes": len(table.classes)}
+        cfg["data"] = {"table": table.name, "fingerprint": caching.table_fingerprint(table),
+                       "n": len(table), "classes": len(table.classes)}
     return cfg
 
 
-def _config_hash(cfg: Mapping[str, Any]) -> str:
-    return hashlib.sha1(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
 def run_dir_for(cfg: Mapping[str, Any]) -> Path:
-    """``cache/pretrained/<backbone>_<scale>_<hash>`` of a configuration."""
-    return paths.cache_dir("pretrained", f"{cfg['backbone']}_{cfg['scale']}_{_config_hash(cfg)}")
+    """``cache/pretrained/<backbone>_<scale>_<key>`` of a configuration, where ``key`` is
+    :func:`audiorepro.caching.run_key` of the configuration (without its ``data`` entry), the
+    clip table's :func:`~audiorepro.caching.table_fingerprint` and the source of
+    :data:`PRETRAIN_CODE`: a changed recipe, clip table, backbone or training loop never reloads
+    an old stand-in."""
+    params = {k: v for k, v in cfg.items() if k != "data"}
+    data = (cfg.get("data") or {}).get("fingerprint")
+    key = caching.run_key(params, data=data, code=PRETRAIN_CODE)
+    return paths.cache_dir("pretrained", f"{cfg['backbone']}_{cfg['scale']}_{key}")
 
 
 def _train_config(cfg: Mapping[str, Any], progress: bool) -> TrainConfig:
@@ -269,56 +281,129 @@ def _windows(valid: int, length: int) -> list[int]:
 
 
 def clip_logits(model: nn.Module, family: str, feats: torch.Tensor, crop_frames: int,
-                valid_frames: int | None = None) -> torch.Tensor:
+                valid_frames: int | None = None, pooling: str = "mean") -> torch.Tensor:
     """Clip-level logits (B, C) of whole clips (B, M, F).
 
-    CNNs (``panns``) see the first ``valid_frames`` frames at once; ``vggish`` averages the
-    logits of all complete 0.96 s examples; ``ast`` / ``passt`` average the logits of
-    non-overlapping ``crop_frames`` windows (the last one aligned with the clip end).
+    The clip (its first ``valid_frames`` frames) is cut into non-overlapping windows of
+    ``crop_frames`` (the last one aligned with the clip end; VGGish: its complete 0.96 s
+    examples) and the windows' logits are pooled: ``mean`` or ``max`` over windows. ``whole``
+    (CNNs only, ``panns``): the network sees the whole clip at once.
     """
+    if pooling not in ("mean", "max", "whole"):
+        raise ValueError(f"clip_logits: pooling={pooling!r} must be 'mean', 'max' or 'whole'")
     valid = min(int(valid_frames or feats.shape[-1]), feats.shape[-1])
     feats = feats[..., :valid]
-    if family == "panns":
+    if pooling == "whole":
+        if family != "panns":
+            raise ValueError(f"clip_logits: pooling='whole' needs a CNN (panns), not {family!r}")
         return _logits(model, family, feats)
     if family == "vggish":
         n = valid // VGGISH_EXAMPLE_FRAMES
         if n < 1:
             raise ValueError(f"clip of {valid} frames is shorter than one VGGish example")
-        return _logits(model, family, feats[..., :n * VGGISH_EXAMPLE_FRAMES])
-    if valid < crop_frames:
-        feats = F.pad(feats, (0, crop_frames - valid))
-        valid = crop_frames
-    starts = _windows(valid, crop_frames)
-    segs = torch.stack([feats[..., s:s + crop_frames] for s in starts], 1)   # (B, W, M, L)
-    b, w = segs.shape[:2]
-    out = _logits(model, family, segs.reshape(b * w, *segs.shape[2:]))
-    return out.reshape(b, w, -1).mean(1)
+        x = features_to_input(family, feats[..., :n * VGGISH_EXAMPLE_FRAMES])
+        out = model(x)["logits"].reshape(feats.shape[0], n, -1)
+    else:
+        if valid < crop_frames:
+            feats = F.pad(feats, (0, crop_frames - valid))
+            valid = crop_frames
+        starts = _windows(valid, crop_frames)
+        segs = torch.stack([feats[..., s:s + crop_frames] for s in starts], 1)   # (B, W, M, L)
+        b, w = segs.shape[:2]
+        out = _logits(model, family, segs.reshape(b * w, *segs.shape[2:])).reshape(b, w, -1)
+    return out.max(1).values if pooling == "max" else out.mean(1)
 
 
-def _random_crop(feats: torch.Tensor, length: int, valid: int) -> torch.Tensor:
-    """Independent random crops (B, M, length) from the first ``valid`` frames (global RNG)."""
-    b = feats.shape[0]
-    valid = min(valid, feats.shape[-1])
-    if valid <= length:
-        out = feats[..., :valid]
-        return F.pad(out, (0, length - valid)) if valid < length else out
-    starts = torch.randint(0, valid - length + 1, (b,)).tolist()
-    return torch.stack([feats[i, :, s:s + length] for i, s in enumerate(starts)])
+def event_frames(events: pd.DataFrame | None, clip_ids: Sequence[str], classes: Sequence[str],
+                 frames_per_second: float = FRAMES_PER_SECOND) -> torch.Tensor | None:
+    """The audible events of each clip as a padded (N, K, 3) float tensor of (class index,
+    onset frame, offset frame) rows in ``clip_ids`` order; padding rows have class -1.
+
+    ``events``: the world's event table (columns ``clip_id``, ``label``, ``onset_s``,
+    ``offset_s``, optional ``audible`` and ``parent``: a parent that is one of ``classes``, as in
+    a world made with ``parent_labels=True``, sounds when its child does); ``None`` gives
+    ``None``. Labels outside ``classes`` raise :class:`PretrainError` naming the clip.
+    """
+    if events is None:
+        return None
+    ev = events[events["audible"].astype(bool)] if "audible" in events.columns else events
+    pos = {str(c): i for i, c in enumerate(clip_ids)}
+    cidx = {c: i for i, c in enumerate(classes)}
+    parents = ev["parent"] if "parent" in ev.columns else [None] * len(ev)
+    rows: list[list[tuple[float, float, float]]] = [[] for _ in clip_ids]
+    for cid, lab, par, on, off in zip(ev["clip_id"].astype(str), ev["label"], parents,
+                                      ev["onset_s"], ev["offset_s"]):
+        if cid not in pos:
+            continue
+        if lab not in cidx:
+            raise PretrainError(f"event table: clip {cid!r} has event label {lab!r}, which is not "
+                                f"one of the table's {len(cidx)} classes")
+        for name in (lab, par) if par in cidx else (lab,):   # parent labels of ontology worlds
+            rows[pos[cid]].append((float(cidx[name]), on * frames_per_second,
+                                   off * frames_per_second))
+    k = max(1, max(len(r) for r in rows) if rows else 1)
+    out = torch.full((len(rows), k, 3), -1.0)
+    for i, r in enumerate(rows):
+        if r:
+            out[i, :len(r)] = torch.tensor(r)
+    return out
 
 
-class FeatureMixup:
-    """``fit(mixup=...)`` hook: mixes ``batch["features"]`` and ``batch["target"]`` with a
-    random partner (one ``lam ~ Beta(alpha, alpha)`` per batch). Its ``generator`` is saved in
-    the run's checkpoints, so a resumed run draws the same mixes."""
+def crop_targets(events: torch.Tensor, starts: torch.Tensor, length: int, num_classes: int,
+                 min_overlap: float) -> torch.Tensor:
+    """Multi-hot targets (B, C) of crops ``[start, start + length)`` from the events inside them.
 
-    def __init__(self, alpha: float, seed: int = 0) -> None:
+    ``events``: (B, K, 3) rows (class, onset frame, offset frame) of each crop's clip (class -1 =
+    padding, see :func:`event_frames`). A class is active when one of its events overlaps the
+    crop by at least ``min(min_overlap, half the event's duration)`` frames (and by more than 0).
+    """
+    cls, on, off = events.unbind(-1)
+    s = starts.to(events.dtype)[:, None]
+    overlap = (torch.minimum(off, s + length) - torch.maximum(on, s)).clamp(min=0)
+    need = torch.minimum(torch.full_like(on, float(min_overlap)), 0.5 * (off - on))
+    active = (cls >= 0) & (overlap > 0) & (overlap >= need)
+    y = torch.zeros(events.shape[0], num_classes)
+    b, k = active.nonzero(as_tuple=True)
+    y[b, cls[b, k].long()] = 1.0
+    return y
+
+
+class TrainCrops:
+    """``fit(mixup=...)`` hook of pre-training: turns a batch of whole clips into training crops.
+
+    ``batch["features"]`` (B, M, F) -> independent random crops (B, M, ``length``) from the
+    first ``valid`` frames; ``batch["target"]`` -> the crops' targets: with ``events`` (from
+    :func:`event_frames`, indexed by ``batch["index"]``) the classes sounding inside each crop
+    (:func:`crop_targets`), else the clip's labels; then mixup with a random partner when
+    ``alpha > 0`` (one ``lam ~ Beta(alpha, alpha)`` per batch). All draws come from
+    ``generator``, which is saved in the run's checkpoints, so a resumed run draws the same crops.
+    """
+
+    def __init__(self, length: int, valid: int, events: torch.Tensor | None = None,
+                 min_overlap: float = 0.0, alpha: float = 0.0, seed: int = 0) -> None:
         if alpha < 0:
             raise ValueError(f"mixup_alpha={alpha} must be >= 0")
-        self.alpha = float(alpha)
+        self.length, self.valid = int(length), int(valid)
+        self.events, self.min_overlap, self.alpha = events, float(min_overlap), float(alpha)
         self.generator = torch.Generator().manual_seed(int(seed) + 7919)
 
     def __call__(self, batch: dict) -> dict:
-        x, y, _ = mixup(batch["features"], batch["target"].float(), self.alpha, self.generator)
+        feats = batch["features"]
+        b = feats.shape[0]
+        valid = min(self.valid, feats.shape[-1])
+        if valid <= self.length:
+            starts = torch.zeros(b, dtype=torch.long)
+            x = F.pad(feats[..., :valid], (0, self.length - valid))
+        else:
+            starts = torch.randint(0, valid - self.length + 1, (b,), generator=self.generator)
+            x = torch.stack([feats[i, :, s:s + self.length] for i, s in enumerate(starts.tolist())])
+        y = batch["target"].float()
+        if self.events is not None:
+            idx = torch.as_tensor(batch["index"]).cpu().long()
+            y = crop_targets(self.events[idx], starts, self.length, y.shape[-1],
+                             self.min_overlap).to(y.device)
+        if self.alpha > 0:
+            x, y, _ = mixup(x, y, self.alpha, self.generator)
         return {**batch, "features": x, "target": y}
 
 
@@ -330,7 +415,11 @@ class PretrainReport:
     Attributes:
         name: registry name; scale / profile: as asked; config: the run configuration.
         metrics: validation ``mAP`` / ``AUC`` / ``d_prime`` / ``loss`` of the kept (best) epoch,
-            computed on the world's ``valid`` split.
+            computed on the world's ``valid`` split (which chose the epoch).
+        test_metrics: the same metrics of the kept weights on the ``test`` split, computed once
+            after training (empty if the table has no test split).
+        chance: expected mAP of a random ranking per split (:func:`chance_map`), ``valid`` and
+            (with a test split) ``test``.
         history: tidy fit history (epoch, iteration, split, metric, value).
         best_epoch, epochs_run, iterations: bookkeeping of the run.
         train_seconds: wall time of the training itself (of the original run if cached).
@@ -357,7 +446,15 @@ class PretrainReport:
     dataset: str
     run_dir: Path
     input_frames: int
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    chance: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def over_chance(self, split: str = "test") -> float:
+        """mAP of ``split`` (``valid`` | ``test``) divided by its chance mAP (NaN if unknown)."""
+        m = (self.metrics if split == "valid" else self.test_metrics).get("mAP", float("nan"))
+        c = self.chance.get(split, float("nan"))
+        return float(m / c) if c and np.isfinite(c) else float("nan")
 
     def curves(self) -> pd.DataFrame:
         """One row per epoch: train loss, valid loss / mAP / AUC (wide form)."""
@@ -396,7 +493,23 @@ def _build(cfg: Mapping[str, Any], num_classes: int, seed: int | None = None) ->
         return build_backbone(cfg["backbone"], scale=cfg["scale"], num_classes=num_classes, **kw)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return build_backbone(cfg["backbone"], scale=cfg["scale"], num_classes=num_classes, **kw)
+        model = build_backbone(cfg["backbone"], scale=cfg["scale"], num_classes=num_classes, **kw)
+        if cfg["family"] == "vggish":
+            _vgg_init(model)
+        return model
+
+
+def _vgg_init(model: nn.Module) -> None:
+    """Kaiming-normal initialisation (ReLU gain, zero biases) of every convolution (fan-out, as
+    torchvision's VGG) and linear layer (fan-in) for training VGGish from scratch: PyTorch's
+    default initialisation shrinks the signal through its eleven plain (normalisation-free)
+    layers (embedding std 0.01 on book features), torchvision's N(0, 0.01) linear layers even
+    more (0.002); this keeps it near 0.13 through every layer."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out" if isinstance(m, nn.Conv2d) else "fan_in",
+                                    nonlinearity="relu")
+            nn.init.zeros_(m.bias)
 
 
 def _finalise(model: Backbone, cfg: Mapping[str, Any]) -> Backbone:
@@ -436,37 +549,62 @@ def _features(table: ClipTable, cfg: Mapping[str, Any], device: torch.device,
 
 
 def _record(report: PretrainReport) -> Path | None:
-    from ..results import record
+    """One results record per finished run: validation and test metrics, chance mAP per split
+    and mAP / chance; the test clips' scores are stored as the record's items."""
+    from ..results import record, tagging_items
     m = {k: v for k, v in report.metrics.items() if k in ("mAP", "AUC", "d_prime")
          and np.isfinite(v)}
     if not m:
         return None
+    m.update({f"test_{k}": v for k, v in report.test_metrics.items()
+              if k in ("mAP", "AUC", "d_prime") and np.isfinite(v)})
+    for split, c in report.chance.items():
+        m[f"{'' if split == 'valid' else 'test_'}chance_mAP"] = c
+        ratio = report.over_chance(split)
+        if np.isfinite(ratio):
+            m[f"{'' if split == 'valid' else 'test_'}mAP_over_chance"] = ratio
     m["params_trainable"] = report.n_params["trainable"]
     params = {k: v for k, v in report.config.items() if k not in ("data",)}
     params.update(best_epoch=report.best_epoch, epochs_run=report.epochs_run)
+    items = None
+    if "test_mAP" in m and (report.run_dir / TEST_ITEMS).is_file():
+        with np.load(report.run_dir / TEST_ITEMS) as z:
+            items = {"test_mAP": tagging_items(z["ids"], z["scores"], z["targets"], metric="mAP")}
     return record(CHAPTER, TABLE, m, params, dataset=report.dataset, scale=str(report.scale),
                   profile=report.profile,
                   model=f"{report.name} scale={report.scale} ({report.n_params['trainable']:,} params)",
                   notes="stand-in for the official weights: supervised pre-training on the "
-                        "synthetic world (audiorepro.backbones.pretrain)",
-                  duration_s=report.train_seconds)
+                        "synthetic world (audiorepro.backbones.pretrain); epoch chosen on the "
+                        "valid split, test split scored once with the kept weights",
+                  duration_s=report.train_seconds, items=items)
 
 
 def _make_report(cfg: dict, run_dir: Path, model: Backbone, rows: list[dict], best: dict,
-                 summary: dict, from_cache: bool, classes: list[str], dataset: str) -> PretrainReport:
+                 summary: dict, from_cache: bool, table: ClipTable, dataset: str) -> PretrainReport:
     metrics = {k: float(v) for k, v in best.items() if k not in ("epoch", "iteration")}
+    test = json.loads((run_dir / TEST_FILE).read_text()) if (run_dir / TEST_FILE).is_file() else {}
+    chance = {split: chance_map(table, split) for split in ("valid", "test") if _has_split(table, split)}
     return PretrainReport(
         name=cfg["backbone"], scale=cfg["scale"], profile=cfg["profile"], config=cfg,
         metrics=metrics, history=history_frame(rows), best_epoch=int(best.get("epoch", 0)),
         epochs_run=int(summary["epochs_run"]), iterations=int(summary["iterations"]),
         train_seconds=float(summary["duration_s"]), from_cache=from_cache,
-        n_params=count_parameters(model), classes=list(classes), dataset=dataset,
-        run_dir=run_dir, input_frames=int(cfg["crop_frames"]))
+        n_params=count_parameters(model), classes=list(table.classes), dataset=dataset,
+        run_dir=run_dir, input_frames=int(cfg["crop_frames"]),
+        test_metrics={k: float(v) for k, v in test.get("metrics", {}).items()}, chance=chance)
+
+
+def _has_split(table: ClipTable, split: str) -> bool:
+    """``split`` has at least one clip with a positive label."""
+    frame = table.frame
+    if "split" not in frame.columns or not (frame["split"] == split).any():
+        return False
+    return bool(table.subset(split).targets().sum() > 0)
 
 
 def pretrained_backbone(name: str, scale: str | float = "cpu", profile: str = "book",
                         world: Any = None, force: bool = False, progress: bool = True,
-                        device: str | torch.device = "cpu", record: bool = True,
+                        device: str | torch.device = "auto", record: bool = True,
                         **overrides: Any) -> tuple[Backbone, PretrainReport]:
     """A CPU-sized backbone pre-trained on the synthetic world (trained once, then cached).
 
@@ -475,25 +613,32 @@ def pretrained_backbone(name: str, scale: str | float = "cpu", profile: str = "b
             ``ast_base384_f10_t10_527``, ``passt_s_swa_p16_s10_128_998_527``, other PANNs /
             VGGish / PaSST names) or an alias from :data:`ALIASES` (``vggish``, ``ast``, ``passt_s``).
         scale: size passed to ``build_backbone`` (default ``"cpu"``, the registry's 2-core size).
-        profile: ``book`` (world of 1000 clips) or ``smoke`` (24 clips, 1 epoch, seconds).
+        profile: ``book`` (see :data:`PROFILES`) or ``smoke`` (24 clips, 1 epoch, seconds).
         world: a :class:`~audiorepro.data.synthetic.World` or :class:`ClipTable` with ``train`` and
-            ``valid`` splits to use instead of the profile's world.
+            ``valid`` splits (and, to be scored once after training, ``test``) to use instead of
+            the profile's world. A bare ClipTable has no event table: pass
+            ``crop_labels="clip"``.
         force: delete a cached run and train again.
         progress: progress bars (feature caching, epochs).
-        device: where to train.
-        record: write the validation metrics to the results registry (chapter ``backbones``,
-            table ``pretraining``) once per finished run.
+        device: where to compute features and train (``"auto"``: CUDA, else MPS, else CPU;
+            :func:`audiorepro.training.pick_device`). Not part of the cache key.
+        record: write the validation and test metrics to the results registry (chapter
+            ``backbones``, table ``pretraining``) once per finished run.
         **overrides: configuration entries (see :func:`pretrain_config`).
     Returns:
-        ``(model, report)``: the model in ``eval()`` mode with the best validation-mAP weights,
-        its output layer over the world's classes (``report.classes``); AST is built for
-        ``report.input_frames`` frames. The model carries ``pretrain_config``.
+        ``(model, report)``: the model on ``device`` in ``eval()`` mode with the best
+        validation-mAP weights, its output layer over the world's classes (``report.classes``);
+        AST is built for ``report.input_frames`` frames. The model carries ``pretrain_config``.
     """
     name = resolve_name(name)
     if profile not in PROFILES:
         raise PretrainError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    table, dataset = _world_table(world, PROFILES[profile], progress)
+    dev = pick_device(device)
+    table, dataset, events = _world_table(world, PROFILES[profile], progress)
     cfg = pretrain_config(name, scale, profile, table, **overrides)
+    if cfg["crop_labels"] == "events" and events is None:
+        raise PretrainError(f"{dataset}: crop_labels='events' needs the world's event table; pass "
+                            "a synthetic World (not a bare ClipTable) or crop_labels='clip'")
     run_dir = run_dir_for(cfg)
     with _locked(run_dir):
         if force:
@@ -501,20 +646,20 @@ def pretrained_backbone(name: str, scale: str | float = "cpu", profile: str = "b
                 if child.name != ".lock":
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
         summary = ckpt.read_done(run_dir)
-        if summary is not None:           # cache hit: no data, no training
+        if summary is not None:           # cache hit: no training
             model = _build(cfg, len(table.classes))
             res = ckpt.load_result(run_dir)
             model.load_state_dict(res["model"])
+            model.to(dev)
+            if not (run_dir / TEST_FILE).is_file() and _has_split(table, "test"):
+                _score_test(model, cfg, table, run_dir, dev, progress)   # interrupted after fit
             report = _make_report(cfg, run_dir, model, res["rows"], dict(res["best_metrics"]),
-                                  summary, True, table.classes, dataset)
-            model = _finalise(model, cfg)
-            if record:
-                _record_once(report)
-            return model, report
-        atomic_write_text(run_dir / "pretrain.json", json.dumps(cfg, indent=1, sort_keys=True,
-                                                                default=str))
-        report, model = _train(cfg, table, dataset, run_dir, torch.device(device), progress)
-        model = _finalise(model, cfg)
+                                  summary, True, table, dataset)
+        else:
+            atomic_write_text(run_dir / "pretrain.json", json.dumps(cfg, indent=1, sort_keys=True,
+                                                                    default=str))
+            report, model = _train(cfg, table, events, dataset, run_dir, dev, progress)
+        model = _finalise(model.to(dev), cfg)
         if record:
             _record_once(report)
         return model, report
@@ -534,9 +679,48 @@ def _record_once(report: PretrainReport) -> None:
         atomic_write_text(marker, json.dumps({"path": str(path)}))
 
 
-def _train(cfg: dict, table: ClipTable, dataset: str, run_dir: Path, device: torch.device,
-           progress: bool) -> tuple[PretrainReport, Backbone]:
-    fam = cfg["family"]
+@torch.no_grad()
+def _clip_scores(model: nn.Module, cfg: Mapping[str, Any], loader: Any, valid_frames: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(logits (N, C), targets (N, C), clip ids) of whole clips (:func:`clip_logits`), eval mode."""
+    was = model.training
+    model.eval()
+    outs, tgts, ids = [], [], []
+    try:
+        for batch in loader:
+            feats = batch["features"].to(device)
+            outs.append(clip_logits(model, cfg["family"], feats, int(cfg["crop_frames"]),
+                                    valid_frames, cfg["clip_pooling"]).float().cpu())
+            tgts.append(batch["target"].float().cpu())
+            ids += [str(c) for c in batch["clip_id"]]
+    finally:
+        model.train(was)
+    return torch.cat(outs), torch.cat(tgts), ids
+
+
+def _clip_metrics(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    m = tagging_metrics(y.numpy(), torch.sigmoid(logits).numpy())
+    m["loss"] = float(F.binary_cross_entropy_with_logits(logits, y))
+    return m
+
+
+def _score_test(model: nn.Module, cfg: Mapping[str, Any], table: ClipTable, run_dir: Path,
+                device: torch.device, progress: bool) -> dict[str, float]:
+    """Score the kept weights once on the ``test`` split; write ``test.json`` (metrics) and
+    ``test_items.npz`` (clip ids, sigmoid scores, targets) into the run folder."""
+    test_ds, _, valid_frames = _features(table.subset("test"), cfg, device, progress)
+    loader = make_loader(test_ds, int(cfg["batch_size"]), shuffle=False, seed=0)
+    logits, y, ids = _clip_scores(model, cfg, loader, valid_frames, device)
+    metrics = _clip_metrics(logits, y)
+    arrays = dict(ids=np.asarray(ids), targets=y.numpy().astype(np.uint8),
+                  scores=torch.sigmoid(logits).numpy())
+    atomic_write(run_dir / TEST_ITEMS, lambda f: np.savez_compressed(f, **arrays), binary=True)
+    atomic_write_text(run_dir / TEST_FILE, json.dumps({"metrics": metrics, "n": len(ids)}, indent=1))
+    return metrics
+
+
+def _train(cfg: dict, table: ClipTable, events: pd.DataFrame | None, dataset: str, run_dir: Path,
+           device: torch.device, progress: bool) -> tuple[PretrainReport, Backbone]:
     try:
         train_t, valid_t = table.subset("train"), table.subset("valid")
     except Exception as exc:
@@ -545,10 +729,13 @@ def _train(cfg: dict, table: ClipTable, dataset: str, run_dir: Path, device: tor
         raise PretrainError(f"{dataset}: empty train ({len(train_t)}) or valid ({len(valid_t)}) split")
     train_ds, frontend, valid_frames = _features(train_t, cfg, device, progress)
     valid_ds, _, _ = _features(valid_t, cfg, device, progress)
-    crop = int(cfg["crop_frames"])
-    n_mels = frontend.n_mels
-    spec = SpecAugment(int(round(cfg["freq_mask_frac"] * n_mels)),
+    fam, crop = cfg["family"], int(cfg["crop_frames"])
+    spec = SpecAugment(int(round(cfg["freq_mask_frac"] * frontend.n_mels)),
                        int(round(cfg["time_mask_frac"] * crop))).train()
+    ev = (event_frames(events, list(train_t.frame["clip_id"].astype(str)), table.classes)
+          if cfg["crop_labels"] == "events" else None)
+    crops = TrainCrops(crop, valid_frames, ev, float(cfg["min_overlap_s"]) * FRAMES_PER_SECOND,
+                       float(cfg["mixup_alpha"]), int(cfg["seed"]))
 
     sampler = balanced_sampler(train_t.targets(), num_samples=len(train_t), seed=int(cfg["seed"])) \
         if cfg["balanced"] else None
@@ -557,51 +744,47 @@ def _train(cfg: dict, table: ClipTable, dataset: str, run_dir: Path, device: tor
     valid_loader = make_loader(valid_ds, int(cfg["batch_size"]), shuffle=False, seed=0)
 
     def batch_fn(model: nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = _random_crop(batch["features"], crop, valid_frames)        # (B, M, crop)
-        x = spec(x)
+        x = spec(batch["features"])                       # (B, M, crop), cropped by TrainCrops
         y = batch["target"].float()
         logits = _logits(model, fam, x)
         return F.binary_cross_entropy_with_logits(logits, y), logits, y
 
-    @torch.no_grad()
     def evaluate(model: nn.Module, loader: Any) -> dict[str, float]:
-        was = model.training
-        model.eval()
-        outs, tgts = [], []
-        try:
-            for batch in loader:
-                feats = batch["features"].to(device)
-                outs.append(clip_logits(model, fam, feats, crop, valid_frames).float().cpu())
-                tgts.append(batch["target"].float())
-        finally:
-            model.train(was)
-        logits, y = torch.cat(outs), torch.cat(tgts)
-        m = tagging_metrics(y.numpy(), torch.sigmoid(logits).numpy())
-        m["loss"] = float(F.binary_cross_entropy_with_logits(logits, y))
-        return m
+        logits, y, _ = _clip_scores(model, cfg, loader, valid_frames, device)
+        return _clip_metrics(logits, y)
 
     model = _build(cfg, len(table.classes), seed=int(cfg["seed"]))
-    mix = FeatureMixup(float(cfg["mixup_alpha"]), int(cfg["seed"])) if cfg["mixup_alpha"] > 0 else None
     t0 = time.perf_counter()
     res = fit(model, train_loader, valid_loader, config=_train_config(cfg, progress),
-              batch_fn=batch_fn, evaluate_fn=evaluate, run_dir=run_dir, device=device, mixup=mix)
+              batch_fn=batch_fn, evaluate_fn=evaluate, run_dir=run_dir, device=device, mixup=crops)
     summary = ckpt.read_done(run_dir) or {"epochs_run": res.epochs_run, "iterations": res.iterations,
                                           "duration_s": time.perf_counter() - t0}
+    if _has_split(table, "test"):
+        _score_test(res.model, cfg, table, run_dir, device, progress)
     report = _make_report(cfg, run_dir, res.model, res.history.to_dict("records"),
-                          dict(res.best_metrics), summary, bool(res.from_cache), table.classes, dataset)
+                          dict(res.best_metrics), summary, bool(res.from_cache), table, dataset)
     return report, res.model
 
 
 def pretrain_all(names: Sequence[str] = CPU_BACKBONES, scale: str | float = "cpu",
                  profile: str = "book", world: Any = None, progress: bool = True,
+                 device: str | torch.device = "auto",
                  **kw: Any) -> dict[str, tuple[Backbone, PretrainReport]]:
-    """:func:`pretrained_backbone` for several backbones (same world) -> ``{name: (model, report)}``."""
+    """:func:`pretrained_backbone` for several backbones (same world, loaded once) ->
+    ``{name: (model, report)}``."""
+    if world is None and profile in PROFILES:
+        from ..data.synthetic import default_world
+        prof = PROFILES[profile]
+        world = default_world(n_clips=prof["n_clips"], seed=prof["seed"], progress=progress)
     return {resolve_name(n): pretrained_backbone(n, scale=scale, profile=profile, world=world,
-                                                  progress=progress, **kw) for n in names}
+                                                  progress=progress, device=device, **kw)
+            for n in names}
 
 
 def pretraining_table(reports: Mapping[str, PretrainReport] | Sequence[PretrainReport]) -> pd.DataFrame:
-    """One row per pre-trained backbone: size, crop, epochs, training time and validation scores."""
+    """One row per pre-trained backbone: size, crop, epochs, training time, validation scores
+    (which chose the epoch) and the test scores of the kept weights, each next to the expected
+    mAP of a random ranking on that split and the ratio of the two."""
     reps = list(reports.values()) if isinstance(reports, Mapping) else list(reports)
     rows = []
     for r in reps:
@@ -613,6 +796,12 @@ def pretraining_table(reports: Mapping[str, PretrainReport] | Sequence[PretrainR
             "train time (s)": round(r.train_seconds, 1),
             "valid mAP": r.metrics.get("mAP", float("nan")),
             "valid AUC": r.metrics.get("AUC", float("nan")),
+            "valid chance mAP": r.chance.get("valid", float("nan")),
+            "valid mAP / chance": r.over_chance("valid"),
+            "test mAP": r.test_metrics.get("mAP", float("nan")),
+            "test AUC": r.test_metrics.get("AUC", float("nan")),
+            "test chance mAP": r.chance.get("test", float("nan")),
+            "test mAP / chance": r.over_chance("test"),
             "from cache": r.from_cache,
         })
     return pd.DataFrame(rows)
@@ -620,12 +809,12 @@ def pretraining_table(reports: Mapping[str, PretrainReport] | Sequence[PretrainR
 
 # ------------------------------------------------------------------------------ overview (book page)
 def reference_manifest_dir() -> Path | None:
-    """Folder of the reference state-dict manifests (made from the official code): the test
-    fixtures of the repository, else ``../shared/reference_state_dicts``; ``None`` if absent."""
+    """Folder of the reference state-dict manifests (made from the official code with random
+    initialisation): ``tests/fixtures/reference_state_dicts`` of the checkout (or of
+    ``AUDIOREPRO_HOME``); ``None`` if absent (an installed package without the tests)."""
     repo = Path(__file__).resolve().parents[3]          # lib/audiorepro/backbones -> checkout
     for cand in (repo / "tests" / "fixtures" / "reference_state_dicts",
-                 paths.home() / "tests" / "fixtures" / "reference_state_dicts",
-                 repo.parent / "shared" / "reference_state_dicts"):
+                 paths.home() / "tests" / "fixtures" / "reference_state_dicts"):
         if cand.is_dir():
             return cand
     return None

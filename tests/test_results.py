@@ -156,7 +156,8 @@ def test_paper_vs_run_pivot_on_hand_made_records():
     _rec(row="ATGNN-pyr-s", metrics={"mAP": 0.9}, profile="book")       # other profile
 
     df = R.paper_vs_run("atgnn", "table3", profile="smoke").set_index(["row", "metric"])
-    assert list(df.columns) == ["unit", "paper", "this run", "dataset", "scale", "profile", "model"]
+    assert list(df.columns) == ["unit", "paper", "this run", "seeds", "dataset", "scale", "profile",
+                                "model"]
     assert df.loc[("ATGNN-pyr-s", "mAP"), "paper"] == "0.583"
     assert df.loc[("ATGNN-pyr-s", "mAP"), "this run"] == "0.250"
     assert df.loc[("ATGNN-pyr-s", "mAP"), "model"] == "pyr-s C/4"
@@ -175,6 +176,22 @@ def test_paper_vs_run_pivot_on_hand_made_records():
     num = R.paper_vs_run("atgnn", "table3", profile="book", formatted=False).set_index(["row", "metric"])
     assert num.loc[("ATGNN-pyr-s", "mAP"), "this run"] == pytest.approx(0.9)
     assert np.isnan(num.loc[("ATGNN-pyr-s (-MLG)", "params"), "this run"])
+
+
+def test_paper_vs_run_averages_the_seeds_of_the_latest_run_group_only():
+    old_group, new_group = R.new_run_group(), R.new_run_group()
+    for seed, value in enumerate([0.9, 0.8, 0.7]):                     # superseded run
+        _rec(row="ATGNN-pyr-s", metrics={"mAP": value}, seed=seed, run_group=old_group)
+    for seed, value in enumerate([0.30, 0.40, 0.65]):                  # the latest run
+        _rec(row="ATGNN-pyr-s", metrics={"mAP": value}, seed=seed, run_group=new_group)
+    _rec(row="ATGNN-pyr-s", metrics={"mAP": 0.1}, seed=1, run_group=old_group)  # late write, old run
+    _rec(row="ATGNN-pyr-s", metrics={"mAP": 0.5}, seed=2, run_group=new_group)  # seed 2 rerun: wins
+
+    num = R.paper_vs_run("atgnn", "table3", profile="smoke", formatted=False).set_index(["row", "metric"])
+    # the newest record belongs to new_group: mean of its newest record per seed (0.30, 0.40, 0.50)
+    assert num.loc[("ATGNN-pyr-s", "mAP"), "this run"] == pytest.approx(0.40)
+    assert num.loc[("ATGNN-pyr-s", "mAP"), "seeds"] == 3
+    assert num.loc[("PSLA", "mAP"), "seeds"] == 0                      # not measured
 
 
 def test_percent_columns_convert_fractions():

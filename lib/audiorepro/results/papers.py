@@ -84,8 +84,9 @@ def paper_vs_run(chapter: str, table: str, paper: str | None = None, profile: st
     """The paper's table next to this run's numbers.
 
     Rows are matched by (row, metric): the record's ``paper_row`` / ``model`` against the paper's
-    row name, the record's metric against the paper's column key. The latest record wins.
-    Returns columns ``row, metric, unit, paper, this run, dataset, scale, profile, model``;
+    row name, the record's metric against the paper's column key. ``this run`` is the mean over
+    the seeds of the row's latest run (:func:`latest_run_means`), ``seeds`` their number.
+    Returns columns ``row, metric, unit, paper, this run, seeds, dataset, scale, profile, model``;
     ``this run`` is empty where no record exists (not measured), ``paper`` is empty where the
     paper prints no number. With ``formatted=True`` numbers are strings with the column's
     stated number of decimals (the paper's own precision) in the paper's unit; otherwise floats.
@@ -102,27 +103,26 @@ def paper_vs_run(chapter: str, table: str, paper: str | None = None, profile: st
     for name, value in (("profile", profile), ("dataset", dataset), ("scale", scale)):
         if value is not None and not recs.empty:
             recs = recs[recs[name] == value]
-    if not recs.empty:
-        recs = recs.drop_duplicates(subset=["row", "metric"], keep="last")
+    recs = latest_run_means(recs)
     columns = tab["columns"]
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for r in pn.itertuples():
         out[(r.row, r.column)] = {"row": r.row, "metric": r.column, "unit": r.unit,
-                                  "paper": r.value, "this run": np.nan, "dataset": "", "scale": "",
-                                  "profile": "", "model": ""}
+                                  "paper": r.value, "this run": np.nan, "seeds": 0, "dataset": "",
+                                  "scale": "", "profile": "", "model": ""}
     for r in recs.itertuples():
         spec = columns.get(r.metric, {"unit": "as recorded"})
         unit = spec["unit"]
         entry = out.setdefault((r.row, r.metric), {"row": r.row, "metric": r.metric, "unit": unit,
                                                    "paper": np.nan})
-        entry.update({"this run": r.value * UNIT_FACTORS[unit], "dataset": r.dataset,
+        entry.update({"this run": r.value * UNIT_FACTORS[unit], "seeds": int(r.seeds), "dataset": r.dataset,
                       "scale": r.scale, "profile": r.profile, "model": r.model})
     row_order = {name: i for i, name in enumerate(tab["rows"] or {})}
     col_order = {name: i for i, name in enumerate(columns)}
     items = sorted(out.values(), key=lambda e: (row_order.get(e["row"], len(row_order)), e["row"],
                                                 col_order.get(e["metric"], len(col_order)),
                                                 e["metric"]))
-    df = pd.DataFrame(items, columns=["row", "metric", "unit", "paper", "this run", "dataset",
+    df = pd.DataFrame(items, columns=["row", "metric", "unit", "paper", "this run", "seeds", "dataset",
                                       "scale", "profile", "model"])
     if formatted and not df.empty:
         dec = [int(columns.get(m, {}).get("decimals", 3)) for m in df["metric"]]
@@ -140,6 +140,39 @@ def paper_vs_run(chapter: str, table: str, paper: str | None = None, profile: st
                            f"{run_part}. Numbers in the paper's units with the paper's precision; "
                            "empty 'this run' = not measured.")
     return df
+
+
+def latest_run_means(recs: pd.DataFrame) -> pd.DataFrame:
+    """One line per (row, metric) of :func:`~audiorepro.results.records.load_records` output: the
+    mean over seeds of the row's latest run, with ``seeds`` (how many were averaged).
+
+    The latest run of a row is the run group (``params["run_group"]``) of its newest record; a row
+    whose newest record has no run group takes the newest record per seed among the records without
+    one of the same profile, dataset and scale. Records of superseded runs never enter the mean.
+    The other columns are those of the newest record.
+    """
+    if recs.empty:
+        return recs.assign(seeds=pd.Series(dtype=int))
+    group_col = "param.run_group" if "param.run_group" in recs else None
+    seed_col = "param.seed" if "param.seed" in recs else None
+    out = []
+    for _, part in recs.groupby(["row", "metric"], sort=False):
+        newest = part.iloc[-1]                     # load_records sorts by time
+        if group_col and isinstance(newest[group_col], str):
+            run = part[part[group_col] == newest[group_col]]
+        else:
+            run = part[(part[group_col].isna() if group_col else True)
+                       & (part["profile"] == newest["profile"]) & (part["dataset"] == newest["dataset"])
+                       & (part["scale"] == newest["scale"])]
+        if seed_col:
+            run = run.assign(_seed=run[seed_col].astype(str)).drop_duplicates("_seed", keep="last")
+        else:
+            run = run.iloc[[-1]]
+        line = newest.copy()
+        line["value"] = float(run["value"].mean())
+        line["seeds"] = len(run)
+        out.append(line)
+    return pd.DataFrame(out).reset_index(drop=True)
 
 
 def show_paper_vs_run(chapter: str, table: str, **kwargs: Any) -> "pd.io.formats.style.Styler":

@@ -458,3 +458,24 @@ def test_verdict_plot_puts_relative_margins_in_their_own_panel(monkeypatch):
     fig, ax = plt.subplots()
     assert R.verdict_plot("atgnn", ax=ax) is fig and len(fig.axes) == 1    # one panel given
     plt.close(fig)
+
+
+def test_decide_claims_of_a_notebook_registers_each_and_uses_custom_deciders(home):
+    rng = np.random.default_rng(5)
+    base = rng.random(200)
+    _record_rows({PAIR[0]: base + 0.2, PAIR[1]: base}, seed=0, group="g1")
+    custom = {"headline-fsd50k": lambda: R.Verdict("headline-fsd50k", "not yet measured", "needs FSD50K"),
+              "skipped": lambda: None}
+    table = R.decide_claims("atgnn", "smoke", "book/atgnn/03_tables_2_3.ipynb",
+                            {"03_tables_2_3": ["mlg-helps-fsd50k", "headline-fsd50k", "skipped"]},
+                            custom=custom)
+    assert list(table["claim"]) == ["mlg-helps-fsd50k", "headline-fsd50k"]      # None: left out
+    first = table.iloc[0]
+    assert first["verdict"] == "reproduced" and first["items"] == 200 and first["seeds"] == 1
+    assert first["effect"] == pytest.approx(0.2) and first["lo"] <= 0.2 <= first["hi"]
+    assert first["interval width"] == pytest.approx(first["hi"] - first["lo"])
+    registered = R.load_claim_records()
+    assert set(registered["claim_id"]) >= {"mlg-helps-fsd50k"}
+    assert set(registered.loc[registered["claim_id"] == "mlg-helps-fsd50k", "notebook"]) == {"atgnn/03_tables_2_3"}
+    with pytest.raises(R.RegistryError, match="decides no claim"):
+        R.decide_claims("atgnn", "smoke", "99_nothing", {"03_tables_2_3": []})

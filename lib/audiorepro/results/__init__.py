@@ -49,7 +49,7 @@ from .items import (METRIC_FUNCTIONS, ItemSet, ItemsMissing, classification_item
 from .papers import (PAPER_DIR, RESULT_COLUMNS, UNIT_FACTORS, _paper_yaml, paper_file, paper_info,
                      paper_names, paper_numbers, paper_vs_run, show_paper_vs_run)
 from .claims import (VERDICT_COLOURS, VERDICTS, Verdict, chapter_verdicts, claims, claims_table,
-                     effect_text, evaluate_claim, load_claim_records, new_run_group,
+                     decide_claims, effect_text, evaluate_claim, load_claim_records, new_run_group,
                      register_verdict, select_records, verdict_plot)
 
 

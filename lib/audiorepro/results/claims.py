@@ -498,6 +498,47 @@ CLAIM_COLUMNS = ["record_id", "timestamp", "chapter", "paper", "claim_id", "verd
                  "seed_spread", "notebook", "test_kind", "metric", "reference", "paired", "n_boot"]
 
 
+def decide_claims(chapter: str, profile: str | None, notebook: str,
+                  by_notebook: Mapping[str, Sequence[str]] | None = None,
+                  claim_ids: Sequence[str] | None = None, *, register: bool = True,
+                  dataset: Mapping[str, str] | None = None,
+                  custom: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Decide the claims one notebook of ``chapter`` is responsible for, register them, and
+    return one line per claim.
+
+    ``claim_ids`` (default: ``by_notebook[<notebook stem>]``) are decided by
+    :func:`evaluate_claim` on the records of ``profile`` (paired bootstrap over the test items
+    of the latest run group, seeds combined); ``dataset`` restricts a claim to one dataset's
+    records (claim id -> dataset); ``custom`` maps a claim id to a callable ``() -> Verdict |
+    None`` for claims decided by chapter code (a manual claim, a layer-wise trend), ``None``
+    meaning "not decided by this run" (the claim is left out). Columns: ``claim, verdict,
+    effect, lo, hi, interval width, items, seeds, seed spread, evidence``.
+    """
+    name = Path(str(notebook)).stem
+    if claim_ids is None:
+        known = dict(by_notebook or {})
+        if name not in known:
+            raise RegistryError(f"decide_claims: notebook {notebook!r} decides no claim of "
+                                f"{chapter!r}; notebooks that do: {sorted(known)} (or pass claim_ids)")
+        claim_ids = known[name]
+    where = f"{chapter}/{name}"
+    lines = []
+    for cid in claim_ids:
+        if custom and cid in custom:
+            v = custom[cid]()
+            if v is None:
+                continue
+        else:
+            v = evaluate_claim(chapter, cid, profile=profile, register=register, notebook=where,
+                               dataset=(dataset or {}).get(cid))
+        lo, hi = v.interval if v.interval is not None else (np.nan, np.nan)
+        lines.append({"claim": cid, "verdict": v.verdict, "effect": v.effect, "lo": lo, "hi": hi,
+                      "interval width": hi - lo, "items": v.n_items, "seeds": v.n_seeds,
+                      "seed spread": v.seed_spread, "evidence": v.evidence})
+    return pd.DataFrame(lines, columns=["claim", "verdict", "effect", "lo", "hi", "interval width",
+                                        "items", "seeds", "seed spread", "evidence"])
+
+
 def load_claim_records() -> pd.DataFrame:
     """Every stored verdict, oldest first (fields a verdict did not store are None)."""
     recs = []

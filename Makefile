@@ -33,9 +33,10 @@ nbval: setup
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider --ignore=book/_executed book
 
 ## make paper-check: every notebook with a params/<stem>.papercheck.yaml runs its paper profile on the
-## official-format miniatures and checkpoints with shrunken budgets (private home: _paper_check/)
+## official-format miniatures and checkpoints with shrunken budgets (private home: _paper_check/, or
+## $AUDIOREPRO_HOME); ONLY=atgnn/ runs one chapter (a glob or substring of <chapter>/<stem>.ipynb)
 paper-check: setup
-	$(PY) -m audiorepro.book paper-check
+	$(PY) -m audiorepro.book paper-check $(if $(ONLY),--only '$(ONLY)')
 
 ## make book: install what the build needs (each step says what), execute every notebook with its
 ## book-profile parameter files, then build the HTML (and screenshots when chromium is there)

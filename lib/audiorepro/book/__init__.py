@@ -4,6 +4,8 @@ markers, a generated table of contents, the Jupyter Book build with local MathJa
 Command line (``python -m audiorepro.book COMMAND``; ``--root`` defaults to the checkout)::
 
     execute --profile book [--only PATTERN] [--force]   run notebooks into book/_executed/
+    paper-check [--only PATTERN]                       the paper profile on official-format
+                                                       miniatures (:mod:`.paper_check`)
     toc                                                write _toc.yml, generated from book/
     mathjax                                            copy the installed MathJax 3 into the book
     build [--allow-stale]                              Jupyter Book v1 HTML into _build/html
@@ -756,7 +758,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--force", action="store_true", help="ignore done markers")
     pc = sub.add_parser("paper-check", help="the paper profile on official-format miniatures with "
                         "shrunken budgets (params/<stem>.papercheck.yaml)")
-    pc.add_argument("--only", default=None, help="glob or substring of book/<chapter>/<stem>.ipynb")
+    pc.add_argument("--only", default=None, help="glob or substring of <chapter>/<stem>.ipynb "
+                    "(atgnn/ runs one chapter)")
     sub.add_parser("toc", help="write _toc.yml, generated from the book/ folders")
     sub.add_parser("mathjax", help="copy the installed MathJax 3 (make mathjax) into book/_static/mathjax")
     bd = sub.add_parser("build", help="build the HTML book from the executed copies")
@@ -795,6 +798,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"paper-check: {len(checked) - len(failed)} passed, {len(failed)} failed "
                   f"in {time.perf_counter() - t0:.1f} s")
             if failed:
+                print("FAILED:", file=sys.stderr)
+                for c in failed:
+                    print(f"  {c.notebook}:" + "".join(f"\n    - {p}" for p in c.problems),
+                          file=sys.stderr)
                 return 1
         elif args.command == "toc":
             changed = write_toc(layout.root, layout.toc)

@@ -18,11 +18,17 @@ hit of :class:`~audiorepro.frontends.CachedFeatureDataset` for each ``FeatureCac
 followed by the batch collation that copies the features (where a mapped hit pays its page
 faults).
 
+Beside each preset, the FFTs alone of the same frames (``FFT alone``): the best of three library
+routines (``torch.fft.rfft`` in the front ends' chunks, split over the threads as they are;
+``torch.fft.rfft`` of the whole (frames, n_fft) batch; ``scipy.fft.rfft`` with ``workers``),
+on ``--threads`` threads (wall) and on 1 thread (CPU time). No front end can be faster than its
+FFTs, so when they alone stay below the target the table says so.
+
 A target is ``met`` when the wall time reaches it, or ``met (1 thread, CPU time)`` when one
-core's CPU time does; otherwise ``missed`` - unless the load average exceeded the number of
-cores during the run, then ``not assessable (load ...)``: the table never reports a miss that
-other processes may have caused. Every number is measured by this run (best and median of
-``--repeats``).
+core's CPU time does; otherwise ``missed`` (``missed - FFT alone ...`` when the FFTs alone
+already miss it) - unless the load average exceeded the number of cores during the run, then
+``not assessable (load ...)``: the table never reports a miss that other processes may have
+caused. Every number is measured by this run (best and median of ``--repeats``).
 """
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
+import scipy.fft
 import torch
 from torch.utils.data import default_collate
 
@@ -43,6 +50,7 @@ from audiorepro.benchmarking import timeit
 from audiorepro.data.audio import save_audio
 from audiorepro.data.cliptable import ClipTable
 from audiorepro.data.dataset import ClipDataset
+from audiorepro import frontends
 from audiorepro.frontends import (PRESETS, CachedFeatureDataset, FeatureCache, make_frontend,
                                   vggish_examples)
 
@@ -84,14 +92,62 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int,
     return {k: (min(walls[k]), statistics.median(walls[k]), min(cpus[k])) for k in fns}
 
 
-def verdict(x_wall: float, x_cpu: float | None, target: float, load: float, cores: int) -> str:
+def verdict(x_wall: float, x_cpu: float | None, target: float, load: float, cores: int,
+            fft_alone: tuple[float, float | None] | None = None) -> str:
+    """``fft_alone``: (wall, 1-thread CPU) x real time of the FFTs alone (see :func:`fft_alone`)."""
     if x_wall >= target:
         return "met"
     if x_cpu is not None and x_cpu >= target:
         return "met (1 thread, CPU time)"
     if load > cores:
         return f"not assessable (load {load:.1f} > {cores} cores)"
+    if fft_alone is not None and max(v for v in fft_alone if v is not None) < target:
+        return (f"missed - FFT alone {max(v for v in fft_alone if v is not None):.0f}x < target: "
+                "impossible on this CPU")
     return "missed"
+
+
+def fft_alone(n_frames: int, n_fft: int, repeats: int, threads: int,
+              device: str) -> dict[str, tuple[float, str]]:
+    """Seconds of the FFTs alone of ``n_frames`` real ``n_fft``-point frames, best library
+    routine: ``{"wall": (best wall on threads, routine), "cpu": (best 1-thread CPU, routine)}``."""
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    x = torch.randn(n_frames, n_fft, device=device)
+    rows = max(1, frontends.CHUNK_FLOATS // n_fft) if device == "cpu" else n_frames
+    outs = [torch.empty(rows, n_fft // 2 + 1, dtype=torch.complex64, device=device)
+            for _ in range(max(1, threads))]
+
+    def chunked() -> None:
+        starts = list(range(0, n_frames, rows))
+        parts = min(torch.get_num_threads(), len(starts)) if device == "cpu" else 1
+        step = -(-len(starts) // parts)
+
+        def run(todo: list[int], out: torch.Tensor) -> None:
+            for c0 in todo:
+                n = min(n_frames, c0 + rows) - c0
+                torch.fft.rfft(x[c0:c0 + n], out=out[:n])
+        if parts == 1:
+            run(starts, outs[0])
+        else:  # the front ends' split of the chunks over threads
+            frontends._in_threads([lambda i=i: run(starts[i * step:(i + 1) * step], outs[i])
+                                   for i in range(parts)])
+
+    routines = {"torch.fft.rfft in chunks": chunked,
+                "torch.fft.rfft whole batch": lambda: torch.fft.rfft(x)}
+    if device == "cpu":
+        xn = x.numpy()
+        routines["scipy.fft.rfft"] = lambda: scipy.fft.rfft(xn, workers=torch.get_num_threads())
+    best: dict[str, tuple[float, str]] = {}
+    for label, n in (("wall", threads), ("cpu", 1)):
+        if label == "cpu" and device != "cpu":
+            continue
+        torch.set_num_threads(n)
+        t = interleaved(routines, repeats, sync)
+        k = 0 if label == "wall" else 2
+        name = min(t, key=lambda r: t[r][k])
+        best[label] = (t[name][k], name)
+    torch.set_num_threads(threads)
+    return best
 
 
 @torch.no_grad()
@@ -108,9 +164,17 @@ def bench_presets(batch: int, seconds: float, repeats: int, threads: int, device
                   {v: (lambda x, fe=fe: vggish_examples(x, frontend=fe)) for v, fe in vgg.items()}))
     rows = []
     audio_s = batch * seconds
+    ffts: dict[tuple[int, int], dict[str, tuple[float, str]]] = {}
     for name, sr, fns in cases:
         x = 0.1 * torch.randn(batch, int(seconds * sr), device=device)
         shape = tuple(fns["fast"](x[:1]).shape[1:])
+        fe = make_frontend("vggish" if name == "vggish_examples" else name)
+        frames = fe.raw_frames(x.shape[-1]) if hasattr(fe, "raw_frames") else fe.num_frames(x.shape[-1])
+        key = (batch * frames, fe.fft_size)
+        if key not in ffts:
+            ffts[key] = fft_alone(*key, repeats, threads, device)
+        fft = ffts[key]
+        fft_x = (audio_s / fft["wall"][0], audio_s / fft["cpu"][0] if "cpu" in fft else None)
         torch.set_num_threads(threads)
         multi = interleaved({v: (lambda f=f: f(x)) for v, f in fns.items()}, repeats, sync)
         single = None
@@ -128,8 +192,15 @@ def bench_presets(batch: int, seconds: float, repeats: int, threads: int, device
                          f"x RT {threads} thr wall median": round(audio_s / median),
                          "x RT per CPU-s (1 thr)": round(x_cpu) if x_cpu else None,
                          "speed vs library": round(speedup, 2),
+                         f"FFT alone x RT {threads} thr wall": round(fft_x[0]),
+                         "FFT alone x RT per CPU-s": round(fft_x[1]) if fft_x[1] else None,
                          f"target {TARGET_X_REALTIME:.0f}x": verdict(audio_s / best, x_cpu,
-                                                                    TARGET_X_REALTIME, load, cores)})
+                                                                    TARGET_X_REALTIME, load, cores,
+                                                                    fft_x)})
+    print("FFT alone, fastest routine: " + "; ".join(
+        f"{n} x {n_fft}-point: " + ", ".join(f"{'wall' if k == 'wall' else '1-thread CPU'} {v[1]}"
+                                             for k, v in fft.items())
+        for (n, n_fft), fft in sorted(ffts.items())))
     return pd.DataFrame(rows)
 
 

@@ -503,6 +503,24 @@ def test_fast_path_equals_library_path(name):
     torch.testing.assert_close(fast(x), lib(x), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("preset, overrides", [
+    ("panns_16k", {"top_db": 80.0}),             # dB with top_db: AmplitudeToDB on the whole clip
+    ("panns_32k", {"power": 1.0}),               # magnitude, dB
+    ("bow_96", {"center": False, "frames_per_hop": False}),
+    ("logmel_64", {"pad_mode": "constant"}),     # centred, not reflect: F.pad clip by clip
+    ("bow_96", {"f_min": 300.0, "f_max": 6000.0}),  # only the bins some filter uses
+])
+def test_fast_path_equals_library_path_off_the_presets(preset, overrides):
+    from audiorepro.frontends import preset_config
+
+    cfg = preset_config(preset, **overrides)
+    fast, lib = frontend_from_config(cfg), frontend_from_config(cfg, library=True)
+    x = torch.cat([noise(0.7, cfg.sample_rate, batch=2, seed=21), tone(1000.0, 0.7, cfg.sample_rate, batch=1)])
+    y = fast(x)
+    assert y.shape == (3, cfg.n_mels, fast.num_frames(x.shape[-1]))
+    torch.testing.assert_close(y, lib(x), rtol=1e-4, atol=1e-4)
+
+
 def test_vggish_examples_accept_a_library_frontend():
     x = noise(2.0, 16000, batch=1, seed=15)[0]
     lib = make_frontend("vggish", library=True)
@@ -510,20 +528,48 @@ def test_vggish_examples_accept_a_library_frontend():
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_batch_cut_into_chunks_equals_whole_batch(name, monkeypatch):
+def test_chunks_and_threads_equal_one_pass(name, monkeypatch):
+    # the CPU pipeline cuts each clip's frames into chunks and splits the chunks over threads:
+    # same numbers as one chunk per clip on one thread, every frame transformed exactly once
     import audiorepro.frontends as fr
 
     fe = make_frontend(name)
-    x = noise(1.0, fe.sample_rate, batch=5, seed=16)
-    whole = fe(x)
-    calls = []
-    attr = "_mel" if name == "passt" else "features"  # what the chunks go through
-    inner = getattr(fe, attr)
-    monkeypatch.setattr(fe, attr, lambda w, *a: calls.append(w.shape[0]) or inner(w, *a))
-    monkeypatch.setattr(fr, "CHUNK_FLOATS", 1)  # one clip per chunk
-    chunked = fe(x)
-    assert calls == [1] * 5
-    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
+    x = noise(1.0, fe.sample_rate, batch=3, seed=16)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        monkeypatch.setattr(fr, "CHUNK_FLOATS", 1 << 30)
+        whole = fe(x)
+        # frames transformed per clip (Kaldi pads its output to target_frames afterwards)
+        frames = fe.raw_frames(x.shape[-1]) if name == "kaldi_fbank_128" else whole.shape[-1]
+        ffts = []
+        rfft = torch.fft.rfft
+        monkeypatch.setattr(torch.fft, "rfft", lambda t, *a, **k: ffts.append(t.shape[0]) or rfft(t, *a, **k))
+        monkeypatch.setattr(fr, "CHUNK_FLOATS", 7 * fe.fft_size)  # 7 frames per chunk
+        for n_threads in (1, 2, 3):
+            torch.set_num_threads(n_threads)
+            ffts.clear()
+            torch.testing.assert_close(fe(x), whole, rtol=1e-5, atol=1e-5)
+            assert max(ffts) == 7 and sum(ffts) == 3 * frames
+            assert torch.get_num_threads() == n_threads  # the workers' setting does not leak
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_failing_chunk_raises_in_the_caller_and_restores_threads(monkeypatch):
+    import audiorepro.frontends as fr
+
+    fe = make_frontend("logmel_64")
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(fr, "CHUNK_FLOATS", 512 * 10)
+    monkeypatch.setattr(torch.fft, "rfft", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(RuntimeError, match="boom"):
+            fe(noise(1.0, 16000, batch=2))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_passt_draws_one_band_per_call_for_the_whole_batch(monkeypatch):
@@ -541,21 +587,47 @@ def test_passt_draws_one_band_per_call_for_the_whole_batch(monkeypatch):
     torch.testing.assert_close(torch.rand(1), after_whole)  # and the same two random draws
 
 
-@pytest.mark.parametrize("name", ["kaldi_fbank_128", "vggish", "passt", "bow_96", "panns_32k"])
-def test_banded_mel_product_equals_dense_product(name):
-    from audiorepro.frontends import _mel_blocks, _mel_product
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_sparse_mel_product_equals_dense_product(name):
+    # the mel product as embedding_bag over the non-zero weights: every FFT bin lies under at
+    # most two triangular filters, and the sums equal the dense product
+    import torch.nn.functional as F
+
+    from audiorepro.frontends import _sparse_mel
 
     fe = make_frontend(name)
     w = {"kaldi_fbank_128": lambda: fe.mel_banks, "passt": lambda: fe.mel_banks,
          "vggish": lambda: fe.mel_matrix.T}.get(name, lambda: fe.mel_scale.fb.T)()
-    blocks = _mel_blocks(w)
-    covered = torch.zeros_like(w, dtype=torch.bool)
-    for r0, r1, lo, hi in blocks:
-        covered[r0:r1, lo:hi] = True
-    assert bool(covered[w != 0].all()) and sum(r1 - r0 for r0, r1, _, _ in blocks) == w.shape[0]
-    assert covered.float().mean() < 0.5  # most of the dense product is skipped
-    spec = torch.rand(2, w.shape[1], 7)
-    torch.testing.assert_close(_mel_product(w, blocks, spec), w @ spec, rtol=1e-5, atol=1e-6)
+    bins, starts, vals = _sparse_mel(w)
+    assert len(bins) == int((w != 0).sum()) <= 2 * w.shape[1]
+    assert torch.bincount(bins, minlength=w.shape[1]).max() <= 2
+    assert starts.tolist() == [int((w[:m] != 0).sum()) for m in range(w.shape[0])]
+    spec_t = torch.rand(w.shape[1], 7, dtype=torch.float64).float()  # (bins, frames)
+    torch.testing.assert_close(F.embedding_bag(bins, spec_t, starts, mode="sum", per_sample_weights=vals),
+                               w @ spec_t, rtol=1e-5, atol=1e-6)
+    empty = torch.zeros(3, 5)  # a filter with no weight gives 0 (no bins at all: all zeros)
+    empty[1, 2] = 0.5
+    b, st, v = _sparse_mel(empty)
+    torch.testing.assert_close(F.embedding_bag(b, torch.ones(5, 2), st, mode="sum", per_sample_weights=v),
+                               torch.tensor([[0.0, 0.0], [0.5, 0.5], [0.0, 0.0]]))
+
+
+def test_centred_reflect_framing_equals_torch_stft_framing():
+    from audiorepro.frontends import _centred_frames
+
+    x = torch.arange(40, dtype=torch.float32)
+    for n_fft, hop, win in ((16, 4, 16), (16, 5, 10), (8, 3, 6)):
+        n = 1 + 40 // hop
+        padded = torch.nn.functional.pad(x[None], (n_fft // 2, n_fft // 2), mode="reflect")[0]
+        off = (n_fft - win) // 2
+        expect = padded.unfold(0, n_fft, hop)[:n, off:off + win]
+        frames_of = _centred_frames(n_fft, hop, win, n)
+        torch.testing.assert_close(frames_of(x), expect, rtol=0, atol=0)
+        torch.testing.assert_close(frames_of(x + 1), expect + 1, rtol=0, atol=0)  # buffer reused
+        short = torch.nn.functional.pad(x[None, :-3], (n_fft // 2, n_fft // 2), mode="reflect")[0]
+        torch.testing.assert_close(frames_of(x[:-3]), short.unfold(0, n_fft, hop)[:n, off:off + win],
+                                   rtol=0, atol=0)  # another length: a new buffer
+    assert _centred_frames(8, 3, 8, 2)(x)[0, :4].tolist() == [4.0, 3.0, 2.0, 1.0]  # x[4..1]
 
 
 def test_finite_check_rejects_nan_and_inf_but_not_large_finite_values():

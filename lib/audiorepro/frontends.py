@@ -43,6 +43,8 @@ import logging
 import math
 import os
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -229,12 +231,14 @@ class PasstConfig(FrontEndConfig):
 
 
 # ============================================================================ modules
-#: On the CPU a batch is cut into chunks of about this many framed samples (frames x FFT size,
-#: float32: 8 MB), so that the frames and their spectrum stay in the L2/L3 caches instead of
-#: going through memory. Measured on the project's 2-core machine (1 thread, process CPU time,
-#: 8 random 10-s clips, whole batch -> chunks): bow_96 164 -> 71 ms, passt 80 -> 39 ms,
-#: kaldi_fbank_128 28 -> 24 ms, logmel_64 15 -> 14 ms.
-CHUNK_FLOATS = 1 << 21
+#: On the CPU the frames are transformed in chunks of about this many FFT input floats (1 MB),
+#: with buffers reused from chunk to chunk, so that a chunk's frames, spectrum and power stay in
+#: the 2 MB L2 cache of a core. Measured on the project's 2-core machine (1 thread, process CPU
+#: time): ``torch.fft.rfft`` of 8,000 2048-point frames 17-19 ms in chunks of 32-128 frames,
+#: 27-35 ms in chunks of 1,000-4,000, 57 ms as one (8000, 2048) batch; whole front ends (8 x 10 s
+#: clips) for chunks of 2^15 / 2^16 / 2^17 / 2^18 / 2^19 floats: bow_96 73 / 54 / 45 / 42 / 50 ms,
+#: passt 43 / 34 / 30 / 27 / 32 ms (smaller chunks pay the per-call overhead of each operation).
+CHUNK_FLOATS = 1 << 18
 
 
 class FrontEnd(nn.Module):
@@ -245,7 +249,13 @@ class FrontEnd(nn.Module):
     ``fft_size`` (FFT length of a frame). ``library=True`` computes the same features with the
     library's own functions only (``torchaudio`` transforms, ``kaldi.fbank``, or the official
     code's operations); the default path is whichever is faster in
-    ``benchmarks/bench_frontends.py`` (each class says which parts are hand-written and why).
+    ``benchmarks/bench_frontends.py`` (each class says which parts are hand-written and why):
+    all four default paths share :func:`_frames_to_mel` (chunked FFTs, sparse mel product,
+    threads). Measured on the project's 2-core machine (8 x 10 s clips, 1 thread, process CPU
+    time, loaded machine, best of 7; default / previous default / library): kaldi_fbank_128
+    15.7 / 17.4 / 39.5 ms, panns_16k 11.7 / 13.3 / 29.5, panns_32k 22.4 / 26.3 / 90.6, vggish
+    12.6 / 12.1 / 19.9, passt 25.8 / 37.1 / 176.4, bow_96 44.7 / 55.9 / 186.6, logmel_64
+    11.2 / 13.0 / 21.6; largest difference from the library's output 3.8e-6 (log / dB units).
     Input with NaN or infinite samples raises ``ValueError`` naming the batch rows.
     """
 
@@ -294,17 +304,18 @@ class FrontEnd(nn.Module):
                          f"or the augmentation that produced it)")
 
     def _batch(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`features` of a checked (B, T) batch (in cache-sized chunks on the CPU)."""
-        return self._in_chunks(self.features, x)
+        """:meth:`features` of a checked (B, T) batch."""
+        return self.features(x)
 
-    def _in_chunks(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """``fn`` on chunks of the batch of about :data:`CHUNK_FLOATS` framed samples (CPU only;
-        on a GPU the whole batch at once)."""
-        per_clip = (x.shape[-1] // self.config.hop_length + 1) * self.fft_size
-        n = max(1, CHUNK_FLOATS // per_clip)
-        if x.device.type != "cpu" or n >= x.shape[0]:
-            return fn(x)
-        return torch.cat([fn(x[i:i + n]) for i in range(0, x.shape[0], n)])
+    def _set_mel(self, weights: torch.Tensor) -> None:
+        """Keep the (M, F) mel matrix ``weights`` as the buffers of :func:`_sparse_mel` (moved
+        by ``.to(device)`` with the module)."""
+        for name, t in zip(("mel_bins", "mel_starts", "mel_weights"), _sparse_mel(weights)):
+            self.register_buffer(name, t, persistent=False)
+
+    @property
+    def _mel_sparse(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.mel_bins, self.mel_starts, self.mel_weights
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if not torch.is_tensor(wave):
@@ -337,73 +348,148 @@ class FrontEnd(nn.Module):
         return f"{self.config}, time_major={self.time_major}" + (", library=True" if self.library else "")
 
 
-def _power(spec: torch.Tensor) -> torch.Tensor:
-    """``|X|^2`` of a complex tensor as ``re^2 + im^2``, squaring ``spec`` in place (pass a
-    temporary). Measured on (2, 1000, 513) spectra, 1 thread: 0.54 ms, against 0.89 ms for
-    ``addcmul(re * re, im, im)`` and about 5x more for ``abs().square()`` (complex ``abs`` is a
-    ``hypot`` per bin) or ``view_as_real(X).pow(2).sum(-1)`` (a reduction over a length-2 axis)."""
-    r = torch.view_as_real(spec)
-    r.square_()
-    return torch.add(r[..., 0], r[..., 1])
+def _sparse_mel(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A (M, F) mel matrix as the input of ``F.embedding_bag(mode="sum")``: the FFT bins of its
+    non-zero weights filter by filter, where each filter's list starts, and the weights."""
+    nz = (weights != 0).nonzero()  # row-major: filter by filter, bins ascending
+    starts = torch.searchsorted(nz[:, 0].contiguous(),
+                                torch.arange(weights.shape[0], device=weights.device))
+    return nz[:, 1].contiguous(), starts, weights[nz[:, 0], nz[:, 1]].contiguous()
 
 
-def _mel_blocks(weights: torch.Tensor, groups: int = 8) -> list[tuple[int, int, int, int]]:
-    """Row blocks of a (M, F) mel matrix: ``groups`` runs of consecutive filters, each with the
-    range of FFT bins where it is non-zero: ``[(row0, row1, bin0, bin1), ...]``."""
-    nonzero = (weights != 0).cpu()
-    m = weights.shape[0]
-    blocks = []
-    for g in range(groups):
-        r0, r1 = g * m // groups, (g + 1) * m // groups
-        cols = nonzero[r0:r1].any(dim=0).nonzero().flatten()
-        if r1 > r0:
-            lo, hi = (int(cols[0]), int(cols[-1]) + 1) if len(cols) else (0, 0)
-            blocks.append((r0, r1, lo, hi))
-    return blocks
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+#: The threads are used only in the process that imported this module: a forked child (e.g. a
+#: DataLoader worker) runs the chunks in its own thread (its parent's pool threads do not exist
+#: there; a child forked after the parent used the pool was seen to hang with 2 threads).
+_IMPORT_PID = os.getpid()
 
 
-def _mel_product(weights: torch.Tensor, blocks: list[tuple[int, int, int, int]],
-                 spec: torch.Tensor) -> torch.Tensor:
-    """``weights @ spec`` for a (M, F) mel matrix and (B, F, N) spectra -> (B, M, N), block by
-    block over the bins each block of filters covers (the skipped products are exact zeros).
+def _in_threads(tasks: list[Callable[[], None]]) -> None:
+    """Run ``tasks`` at once on worker threads of one process-wide pool, each worker with one
+    intra-op thread (``torch.set_num_threads(1)``: the tasks are the parallel work, so their
+    operations must not start thread teams of their own), then restore this thread's
+    ``torch.get_num_threads()`` (``set_num_threads`` also sets MKL's process-wide count).
+    Torch operations release the GIL, so the tasks run in parallel."""
+    global _POOL
+    n = torch.get_num_threads()
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < len(tasks):
+            _POOL = ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="frontend")
+        pool = _POOL
 
-    Every FFT bin lies under at most two triangular filters, so the dense product spends most
-    of its work on zeros; measured per 10-s clip (1 thread): bow_96 2.4 -> 0.6 ms, passt 1.6 -> 0.3 ms.
+    def one_thread(task: Callable[[], None]) -> None:
+        torch.set_num_threads(1)
+        task()
+    try:
+        for f in [pool.submit(one_thread, t) for t in tasks]:
+            f.result()
+    finally:
+        torch.set_num_threads(n)
+
+
+def _frames_to_mel(waves: torch.Tensor, n_frames: int,
+                   framer: Callable[[], Callable[[torch.Tensor], torch.Tensor]],
+                   fill: Callable[[torch.Tensor, torch.Tensor], object], n_fft: int,
+                   mel: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                   magnitude: bool = False,
+                   post: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """(B, T) waves -> (B, M, n_frames) mel spectra ``W |rfft(frame, n_fft)|^2`` (``|.|`` with
+    ``magnitude``), ``W`` given by :func:`_sparse_mel`.
+
+    ``framer()`` makes a function ``frames_of(wave)`` giving the (n_frames, win) frames of one
+    (T,) wave (a view, or a view of a padded / pre-emphasised copy of that clip, made clip by
+    clip: whole-batch copies of 8 x 10 s clips were 10 MB of fresh pages at every call);
+    ``fill(frames, buf)`` writes a chunk's windowed frames into ``buf`` ((n, n_fft), zero
+    outside what ``fill`` writes, reused from chunk to chunk). On the CPU a clip's frames go
+    through in chunks of about :data:`CHUNK_FLOATS` FFT input floats (on a GPU a clip at a
+    time). Per chunk: ``rfft`` into a reused buffer, ``re^2 + im^2`` written bins-major, and the
+    mel product as ``F.embedding_bag`` (each mel band a weighted sum of the rows of its bins:
+    the ~2 non-zero weights per bin only, written straight into the (M, N) layout); ``post``
+    (e.g. the log), in place on each chunk's (M, n) mel spectra while they are in the cache.
+    With ``torch.get_num_threads()`` > 1 the chunks are split into that many runs done on
+    threads (:func:`_in_threads`): one hand-over per call instead of one per operation.
+
+    Measured on the project's 2-core machine, 8,000 frames of bow_96 (2048 points, 96 bands;
+    1 thread, CPU time): mel product 1.4-2.5 ms against 5-9 ms for dense blocks of filters
+    (the previous version) and 17 ms for the dense product; ``re^2 + im^2`` 0.8 + 5.3 ms
+    against 32 ms for the complex ``abs().square()`` of ``MelSpectrogram``.
     """
-    out = spec.new_empty(spec.shape[0], weights.shape[0], spec.shape[-1])
-    for r0, r1, lo, hi in blocks:
-        if hi > lo:
-            torch.matmul(weights[r0:r1, lo:hi], spec[:, lo:hi], out=out[:, r0:r1])
-        else:
-            out[:, r0:r1] = 0.0
+    idx, starts, vals = mel
+    B, N, bins = waves.shape[0], n_frames, n_fft // 2 + 1
+    # only the bins some filter uses (e.g. PaSST's 0-15 kHz of 16 kHz) are squared and summed
+    lo, hi = (int(idx.min()), int(idx.max()) + 1) if idx.numel() else (0, 1)
+    idx = idx - lo
+    cpu = waves.device.type == "cpu"
+    rows = max(1, min(N, CHUNK_FLOATS // n_fft)) if cpu else max(1, N)
+    out = waves.new_empty(B, starts.shape[0], N)
+    chunks = [(b, c0) for b in range(B) for c0 in range(0, N, rows)]
+    threads = torch.get_num_threads() if cpu and os.getpid() == _IMPORT_PID else 1
+    parts = max(1, min(threads, len(chunks)))
+    complex_dtype = torch.complex64 if waves.dtype == torch.float32 else torch.complex128
+
+    def run(todo: list[tuple[int, int]]) -> None:
+        buf = waves.new_zeros(rows, n_fft)
+        spec = torch.empty(rows, bins, dtype=complex_dtype, device=waves.device)
+        power_t = waves.new_empty(hi - lo, rows)  # (bins, frames): the rows embedding_bag sums
+        frames_of, clip, frames = framer(), -1, waves
+        for b, c0 in todo:
+            if b != clip:
+                clip, frames = b, frames_of(waves[b])
+            n = min(N, c0 + rows) - c0
+            fill(frames[c0:c0 + n], buf[:n])
+            re_im = torch.view_as_real(torch.fft.rfft(buf[:n], out=spec[:n]))[:, lo:hi].square_()
+            power = power_t[:, :n]
+            torch.add(re_im[..., 0], re_im[..., 1], out=power.T)
+            if magnitude:
+                power.sqrt_()
+            mel_chunk = F.embedding_bag(idx, power, starts, mode="sum", per_sample_weights=vals)
+            out[b, :, c0:c0 + n] = mel_chunk if post is None else post(mel_chunk)
+
+    if parts == 1:
+        run(chunks)
+    else:
+        step = -(-len(chunks) // parts)
+        _in_threads([lambda todo=chunks[i:i + step]: run(todo) for i in range(0, len(chunks), step)])
     return out
 
 
-def _windowed_rfft(frames: torch.Tensor, window: torch.Tensor, n_fft: int, offset: int) -> torch.Tensor:
-    """rfft of (B, N, win) frames times ``window``, placed at ``offset`` in zero-filled n_fft-point
-    frames -> (B, N, n_fft // 2 + 1) complex.
+def _windowed(window: torch.Tensor, offset: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``fill`` of :func:`_frames_to_mel`: frames times ``window`` at ``offset`` of the n_fft-point
+    buffer (``torch.stft``'s framing, offset ``(n_fft - win) // 2``, without multiplying the zero
+    part of its n_fft-point window)."""
+    end = offset + window.shape[-1]
+    return lambda frames, buf: torch.mul(frames, window, out=buf[:, offset:end])
 
-    This is ``torch.stft``'s framing (offset ``(n_fft - win) // 2``, same numbers bit for bit)
-    without multiplying the zero part of its n_fft-point window: measured per 10-s clip
-    (1 thread) bow_96 (480-sample window, 2048-point FFT) 12.9 -> 4.5 ms, passt 2.4 -> 2.1 ms,
-    logmel_64 and panns_32k unchanged (0.8 and 2.5 ms).
+
+def _centred_frames(n_fft: int, hop: int, win: int, n_frames: int, pad_mode: str = "reflect",
+                    center: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A ``frames_of`` for :func:`_frames_to_mel`: the (n_frames, win) samples of a (T,) wave
+    that ``torch.stft(center=...)`` multiplies by its window (a view of the wave or of its padded
+    copy).
+
+    Reflect padding is written into one buffer reused from clip to clip (a copy and two
+    reversed edges of ``n_fft // 2`` samples): ``F.pad(mode="reflect")`` took 4 ms per 10-s
+    32 kHz clip on the project's machine, as long as the clip's FFTs.
     """
-    win = frames.shape[-1]
-    buf = frames.new_empty(*frames.shape[:-1], n_fft)
-    buf[..., :offset].zero_()
-    buf[..., offset + win:].zero_()
-    torch.mul(frames, window, out=buf[..., offset:offset + win])
-    return torch.fft.rfft(buf)
+    off, half = (n_fft - win) // 2, n_fft // 2
+    padded: list[torch.Tensor] = []
 
-
-def _centred_frames(x: torch.Tensor, n_fft: int, hop: int, win: int, n_frames: int,
-                    pad_mode: str = "reflect", center: bool = True) -> torch.Tensor:
-    """The (B, n_frames, win) samples ``torch.stft(center=...)`` multiplies by its window (a view
-    of ``x`` or of its padded copy)."""
-    if center:
-        x = F.pad(x.unsqueeze(0), (n_fft // 2, n_fft // 2), mode=pad_mode).squeeze(0)
-    off = (n_fft - win) // 2
-    return x.unfold(-1, n_fft, hop)[:, :n_frames, off:off + win]
+    def frames_of(x: torch.Tensor) -> torch.Tensor:
+        if center and pad_mode == "reflect":
+            t = x.shape[-1]
+            if not padded or padded[0].shape[-1] != t + 2 * half or padded[0].dtype != x.dtype \
+                    or padded[0].device != x.device:
+                padded[:] = [x.new_empty(t + 2 * half)]
+            y = padded[0]
+            y[half:half + t] = x
+            y[:half] = x[1:half + 1].flip(0)
+            y[half + t:] = x[t - half - 1:t - 1].flip(0)
+            x = y
+        elif center:
+            x = F.pad(x.unsqueeze(0), (half, half), mode=pad_mode).squeeze(0)
+        return x.unfold(-1, n_fft, hop)[:n_frames, off:off + win]
+    return frames_of
 
 
 def time_major(features: torch.Tensor) -> torch.Tensor:
@@ -416,9 +502,9 @@ class KaldiFbank(FrontEnd):
 
     Output ``(B, 128, target_frames)``; normalised unless ``config.normalize`` is False.
     ``library=True`` (or ``config.vectorized=False``) loops over the batch calling
-    ``torchaudio.compliance.kaldi.fbank``; the default is a batched copy of its operations, kept
-    because it is faster in ``benchmarks/bench_frontends.py`` (1.9-2.3x the library's speed,
-    1 thread, CPU time, 8 x 10 s clips; the library call is per clip and rebuilds the mel banks
+    ``torchaudio.compliance.kaldi.fbank``; the default is a copy of its operations on the frames
+    (:func:`_frames_to_mel`), kept because it is faster in ``benchmarks/bench_frontends.py``
+    (about 2.5x, see :class:`FrontEnd`; the library call is per clip and rebuilds the mel banks
     and a log energy it does not return on every call).
     """
 
@@ -443,7 +529,7 @@ class KaldiFbank(FrontEnd):
                                        c.high_freq, 100.0, -500.0, 1.0)
         self.register_buffer("mel_banks", F.pad(banks, (0, 1)).float(), persistent=False)  # (M, P/2+1)
         self.register_buffer("window", torch.hann_window(self.win, periodic=False), persistent=False)
-        self._blocks = _mel_blocks(self.mel_banks)
+        self._set_mel(self.mel_banks)
 
     def num_frames(self, num_samples: int) -> int:
         if self.config.target_frames is not None:
@@ -469,24 +555,28 @@ class KaldiFbank(FrontEnd):
         """Batched ``kaldi.fbank`` for our settings, its operations in its order; (B, T) -> (B, M, frames).
 
         Per-frame DC removal, pre-emphasis ``d[i] - a d[i-1]`` (``d[-1] = d[0]``), Hann window,
-        zero padding to 512 (written into one zero-filled buffer, so ``rfft`` does not pad a
-        copy), ``|rfft|^2``, mel banks, ``log(max(x, eps))``.
+        zero padding to 512 (written into a zero-filled buffer, so ``rfft`` does not pad a
+        copy), ``|rfft|^2``, mel banks (:func:`_frames_to_mel`), ``log(max(x, eps))``.
         """
         a = self.config.preemphasis
-        frames = x.unfold(-1, self.win, self.shift)  # (B, N, win) view, snip_edges=True
-        d = frames - frames.mean(dim=-1, keepdim=True)  # remove_dc_offset
-        buf = x.new_empty(*d.shape[:-1], self.padded)
-        buf[..., self.win:].zero_()
-        body = buf[..., :self.win]
-        # d - a * shifted(d), rounded as kaldi.fbank rounds it (a * d first, then the difference;
-        # a fused alpha-subtraction rounds once and moves near-silent bins by up to 3e-3 in log)
-        torch.mul(d[..., :-1], a, out=body[..., 1:])
-        torch.mul(d[..., :1], a, out=body[..., :1])
-        torch.sub(d, body, out=body)
-        body.mul_(self.window)
-        power = _power(torch.fft.rfft(buf))  # (B, N, P/2+1)
-        mel = _mel_product(self.mel_banks, self._blocks, power.transpose(1, 2))  # (B, M, N)
-        return mel.clamp_min_(torch.finfo(torch.float32).eps).log_()
+        win, window = self.win, self.window
+
+        def fill(frames: torch.Tensor, buf: torch.Tensor) -> None:
+            d = frames - frames.mean(dim=-1, keepdim=True)  # remove_dc_offset
+            body = buf[:, :win]
+            # d - a * shifted(d), rounded as kaldi.fbank rounds it (a * d first, then the
+            # difference; a fused alpha-subtraction rounds once and moves near-silent bins by
+            # up to 3e-3 in log)
+            torch.mul(d[:, :-1], a, out=body[:, 1:])
+            torch.mul(d[:, :1], a, out=body[:, :1])
+            torch.sub(d, body, out=body)
+            body.mul_(window)
+
+        framer = lambda: lambda w: w.unfold(-1, win, self.shift)  # noqa: E731 - (N, win) view, snip_edges
+        eps = torch.finfo(torch.float32).eps
+        return _frames_to_mel(x, self.raw_frames(x.shape[-1]), framer, fill, self.padded,
+                              self._mel_sparse,
+                              post=lambda m: m.clamp_min_(eps).log_())  # (B, M, N)
 
     @property
     def min_samples(self) -> int:
@@ -513,12 +603,12 @@ class LogMel(FrontEnd):
     Output (B, n_mels, frames).
 
     ``library=True`` runs ``torchaudio.transforms.MelSpectrogram`` (then the log). The default
-    computes the same numbers with three hand-written parts, each faster in
-    ``benchmarks/bench_frontends.py``: :func:`_windowed_rfft` (``torch.stft``'s framing without
-    multiplying the zero part of the window; bow_96 has a 480-sample window in a 2048-point
-    FFT), :func:`_power` (MelSpectrogram squares a complex ``abs``) and :func:`_mel_product`
-    (the mel product without its zero blocks): 1.7-1.8x (panns_16k, panns_32k, logmel_64) and
-    2.0-2.3x (bow_96) the speed of MelSpectrogram (1 thread, CPU time, 8 x 10 s clips).
+    computes the same numbers with :func:`_frames_to_mel`: ``torch.stft``'s framing without
+    multiplying the zero part of the window (:func:`_windowed`; bow_96 has a 480-sample window
+    in a 2048-point FFT), reflect padding clip by clip (:func:`_centred_frames`),
+    ``re^2 + im^2`` (MelSpectrogram squares a complex ``abs``), the mel product over the
+    non-zero weights only and the log on each chunk; faster in
+    ``benchmarks/bench_frontends.py`` (1.9-4x, see :class:`FrontEnd`).
     """
 
     config: LogMelConfig
@@ -545,7 +635,7 @@ class LogMel(FrontEnd):
                                      top_db=c.top_db) if c.log == "db" else None
         if self.to_db is not None:
             self.to_db.amin = c.amin
-        self._blocks = _mel_blocks(self.mel_scale.fb.T)
+        self._set_mel(self.mel_scale.fb.T)
 
     @property
     def min_samples(self) -> int:
@@ -567,18 +657,24 @@ class LogMel(FrontEnd):
         if self.library:  # torchaudio MelSpectrogram = Spectrogram(power) + MelScale
             m = self.mel_scale(self.spectrogram(wave))[..., :n]
         else:
-            frames = _centred_frames(wave, c.n_fft, c.hop_length, c.win_length, n, c.pad_mode, c.center)
-            power = _power(_windowed_rfft(frames, self.spectrogram.window, c.n_fft,
-                                          (c.n_fft - c.win_length) // 2))  # (B, N, n_fft/2+1)
-            if c.power == 1.0:
-                power = power.sqrt_()
+            framer = lambda: _centred_frames(c.n_fft, c.hop_length, c.win_length, n, c.pad_mode, c.center)  # noqa: E731
+            fill = _windowed(self.spectrogram.window, (c.n_fft - c.win_length) // 2)
             # what MelScale computes, (B, M, N) directly
-            m = _mel_product(self.mel_scale.fb.T, self._blocks, power.transpose(1, 2))
+            post = None
+            if self.to_db is None:
+                post = lambda m: m.add_(c.log_offset).log_()  # noqa: E731
+            elif c.top_db is None:  # AmplitudeToDB: 10 log10(max(x, amin)) - 10 log10(max(amin, ref))
+                sub = self.to_db.multiplier * self.to_db.db_multiplier
+                post = lambda m: m.clamp_min_(c.amin).log10_().mul_(self.to_db.multiplier).sub_(sub)  # noqa: E731
+            m = _frames_to_mel(wave, n, framer, fill, c.n_fft, self._mel_sparse,
+                               magnitude=c.power == 1.0, post=post)
+            if post is not None:
+                return m
         if self.to_db is not None:
             # AmplitudeToDB's top_db clamps per spectrogram only for >= 3-D input with a
             # channel axis; apply it per clip by adding a channel axis.
             return self.to_db(m.unsqueeze(1)).squeeze(1)
-        return torch.log(m + c.log_offset) if self.library else m.add_(c.log_offset).log_()
+        return torch.log(m + c.log_offset)
 
 
 def vggish_mel_matrix(n_mels: int = 64, n_bins: int = 257, sample_rate: int = 16000,
@@ -610,9 +706,8 @@ class VGGishLogMel(FrontEnd):
     ``library=True`` frames with ``torch.stft`` (not centred; the 400-sample window sits in the
     middle of the 512-point frame, so the wave is padded by 56 samples on both sides) and takes
     the complex ``abs``. The default frames as VGGish's own ``mel_features.frame`` +
-    ``rfft(frame, 512)`` do (:func:`_windowed_rfft`), takes ``sqrt(re^2 + im^2)`` and skips the
-    zero blocks of the mel product (:func:`_mel_product`); kept because it is faster in
-    ``benchmarks/bench_frontends.py`` (1.5-1.7x, 1 thread, CPU time, 8 x 10 s clips).
+    ``rfft(frame, 512)`` do and takes ``sqrt(re^2 + im^2)`` (:func:`_frames_to_mel`); kept
+    because it is faster in ``benchmarks/bench_frontends.py`` (about 1.6x, see :class:`FrontEnd`).
     """
 
     config: VGGishConfig
@@ -627,7 +722,7 @@ class VGGishLogMel(FrontEnd):
         self.register_buffer("window", window.float(), persistent=False)
         mel = vggish_mel_matrix(c.n_mels, c.n_fft // 2 + 1, c.sample_rate, c.f_min, c.f_max)
         self.register_buffer("mel_matrix", mel.float(), persistent=False)  # (n_fft/2+1, M)
-        self._blocks = _mel_blocks(self.mel_matrix.T)
+        self._set_mel(self.mel_matrix.T)
 
     def num_frames(self, num_samples: int) -> int:
         c = self.config
@@ -652,10 +747,10 @@ class VGGishLogMel(FrontEnd):
                               hop_length=c.hop_length, win_length=c.win_length, window=self.window,
                               center=False, return_complex=True)  # (B, n_fft/2+1, N)
             return torch.log(torch.matmul(self.mel_matrix.T, spec.abs()) + c.log_offset)
-        frames = wave.unfold(-1, c.win_length, c.hop_length)  # (B, N, win) view
-        mag = _power(_windowed_rfft(frames, self.window, c.n_fft, 0)).sqrt_()  # (B, N, n_fft/2+1)
-        mel = _mel_product(self.mel_matrix.T, self._blocks, mag.transpose(1, 2))  # (B, M, N)
-        return mel.add_(c.log_offset).log_()
+        framer = lambda: lambda w: w.unfold(-1, c.win_length, c.hop_length)  # noqa: E731 - (N, win) view
+        return _frames_to_mel(wave, self.num_frames(wave.shape[-1]), framer, _windowed(self.window, 0),
+                              c.n_fft, self._mel_sparse,
+                              magnitude=True, post=lambda m: m.add_(c.log_offset).log_())  # (B, M, N)
 
     def examples(self, wave: torch.Tensor, pad_short: bool = False) -> torch.Tensor:
         """(T,) -> (N, 1, 96, 64) or (B, T) -> (B, N, 1, 96, 64): non-overlapping 0.96 s examples
@@ -704,9 +799,9 @@ class PasstMel(FrontEnd):
 
     ``library=True`` runs the official code's operations (``conv1d`` pre-emphasis,
     ``torch.stft``, ``view_as_real(X) ** 2`` summed over the last axis, dense mel product). The
-    default computes the same numbers with the pre-emphasis by slicing, :func:`_windowed_rfft`,
-    :func:`_power` and :func:`_mel_product`; kept because it is faster in
-    ``benchmarks/bench_frontends.py`` (4.7x, 1 thread, CPU time, 8 x 10 s clips).
+    default computes the same numbers with the pre-emphasis by slicing, clip by clip, and
+    :func:`_frames_to_mel`; kept because it is faster in ``benchmarks/bench_frontends.py``
+    (about 7x, see :class:`FrontEnd`).
     """
 
     config: PasstConfig
@@ -723,7 +818,7 @@ class PasstMel(FrontEnd):
         self.register_buffer("mel_banks", self._banks(c.f_min, c.fmax_effective), persistent=False)
         self.register_buffer("preemphasis_kernel", torch.tensor([[[-c.preemphasis, 1.0]]]),
                              persistent=False)
-        self._blocks = _mel_blocks(self.mel_banks)
+        self._set_mel(self.mel_banks)
 
     def _banks(self, fmin: float, fmax: float) -> torch.Tensor:
         c = self.config
@@ -750,7 +845,7 @@ class PasstMel(FrontEnd):
 
     def _batch(self, x: torch.Tensor) -> torch.Tensor:
         banks = self._draw_banks()
-        return self._in_chunks(lambda chunk: self._mel(chunk, banks), x)
+        return self._mel(x, banks)
 
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         return self._mel(wave.float(), self._draw_banks())
@@ -764,13 +859,16 @@ class PasstMel(FrontEnd):
                               return_complex=True)
             mel = torch.matmul(banks, (torch.view_as_real(spec) ** 2).sum(dim=-1))
             return (torch.log(mel + c.log_offset) + c.norm_add) / c.norm_div
-        x = w[:, 1:] - c.preemphasis * w[:, :-1]  # the conv1d by slicing (same rounding), (B, T-1)
-        frames = _centred_frames(x, c.n_fft, c.hop_length, c.win_length,
-                                 self.num_frames(w.shape[-1]))
-        power = _power(_windowed_rfft(frames, self.window, c.n_fft, (c.n_fft - c.win_length) // 2))
-        blocks = self._blocks if banks is self.mel_banks else _mel_blocks(banks)
-        mel = _mel_product(banks, blocks, power.transpose(1, 2))  # (B, M, N)
-        return mel.add_(c.log_offset).log_().add_(c.norm_add).div_(c.norm_div)
+        n = self.num_frames(w.shape[-1])
+
+        def framer() -> Callable[[torch.Tensor], torch.Tensor]:
+            centred = _centred_frames(c.n_fft, c.hop_length, c.win_length, n)
+            # the conv1d by slicing (same rounding), clip by clip: (T - 1,)
+            return lambda x: centred(x[1:] - c.preemphasis * x[:-1])
+        fill = _windowed(self.window, (c.n_fft - c.win_length) // 2)
+        sparse = self._mel_sparse if banks is self.mel_banks else _sparse_mel(banks)
+        post = lambda m: m.add_(c.log_offset).log_().add_(c.norm_add).div_(c.norm_div)  # noqa: E731
+        return _frames_to_mel(w, n, framer, fill, c.n_fft, sparse, post=post)  # (B, M, N)
 
 
 # ============================================================================ presets

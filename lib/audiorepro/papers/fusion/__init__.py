@@ -5,6 +5,8 @@ Multilayer Features of a Pre-trained Model*, EUSIPCO 2022.
   layer framing of each backbone (pure tensor functions);
 * :mod:`.data` - the nine downstream tasks: offline analogues from real Debian recordings, or the
   paper's datasets in EVAR layout;
+* :mod:`.prepare` - EVAR's preparation of that layout from the official downloads (16 kHz audio,
+  EVAR's metadata CSVs);
 * :mod:`.experiments` - backbone setups, cached per-layer embeddings, the linear evaluation, the
   paper's layer choice, Table III comparisons, result records and verdicts;
 * :mod:`.figures` - layer-wise heatmaps and the fusion-gain bars;
@@ -22,6 +24,7 @@ from .experiments import (FC1_BASELINE, LAYER_CLAIMS, SELECTED_ON_TEST, Backbone
                           layer_trend_verdict, layerwise_accuracy, layerwise_runs, linear_eval,
                           paper_layers, paper_table, paper_table4, peak_layers, peak_table, record_layerwise,
                           record_row, record_table3, resolution_table, seed_record, table3_frames, task_groups)
+from .prepare import evar_metadata, prepare_evar_layout
 from .figures import plot_fusion_gain, plot_layer_heatmap, plot_layer_heatmaps
 from .model import (LATE_TASKS, PAPER_FUSION_LAYERS, PAPER_TASKS, FusionError, eq1_time_features,
                     eq2_fuse, eq3_pool, fused_embedding, layer_embeddings, layer_features)
@@ -30,7 +33,7 @@ __all__ = [
     # data
     "ANALOGUES", "MUSIC_STYLES", "TaskUnavailable", "fusion_tasks", "load_tasks",
     "music_style_table", "notebook_tasks", "paper_tasks", "subsample", "task_overview",
-    "user_task",
+    "user_task", "evar_metadata", "prepare_evar_layout",
     # model
     "LATE_TASKS", "PAPER_FUSION_LAYERS", "PAPER_TASKS", "FusionError", "eq1_time_features",
     "eq2_fuse", "eq3_pool", "fused_embedding", "layer_embeddings", "layer_features",

@@ -54,7 +54,7 @@ from audiorepro.data.debian.tasks import build_task
 from audiorepro.data.synthetic import make_event_table
 from audiorepro.fileio import atomic_write_text
 
-__all__ = ["user_task", "notebook_tasks", "SAMPLE_RATE", "ANALOGUES", "EVAR_NAMES", "MUSIC_STYLES", "MUSIC_STYLE_COUNTS",
+__all__ = ["user_task", "notebook_tasks", "project_path", "SAMPLE_RATE", "ANALOGUES", "EVAR_NAMES", "MUSIC_STYLES", "MUSIC_STYLE_COUNTS",
            "TaskUnavailable", "subsample", "render_groove", "music_style_table", "fusion_tasks",
            "paper_tasks", "task_overview", "load_tasks"]
 
@@ -100,7 +100,12 @@ class TaskUnavailable(RuntimeError):
 def subsample(table: ClipTable, max_per_split: Mapping[str, int] | int | None) -> ClipTable:
     """At most ``max_per_split[split]`` clips of each split (an int applies to every split),
     taken round-robin over the classes, each class in the order of the SHA-1 of its clip ids
-    (fixed on every machine). ``None`` keeps everything. Classes are kept as they are."""
+    (fixed on every machine). ``None`` keeps everything. Classes are kept as they are.
+
+    The ``cv`` split of a leave-one-fold-out task (EVAR's ESC-50 and US8K: a ``fold`` column)
+    is capped with the picks also spread over the folds: pick k goes, where its class allows,
+    to the k-th fold in turn (else to the fold with the fewest picks), so that every fold kept
+    leaves clips for training when it is the test fold."""
     if max_per_split is None:
         return table
     frame = table.frame
@@ -116,6 +121,9 @@ def subsample(table: ClipTable, max_per_split: Mapping[str, int] | int | None) -
         for _, cg in grp.groupby("labels", sort=True):
             order = sorted(cg.index, key=lambda i: hashlib.sha1(str(frame.at[i, "clip_id"]).encode()).hexdigest())
             queues.append(order)
+        if str(split) == "cv" and "fold" in frame.columns:
+            keep += _spread_over_folds(queues, frame.loc[grp.index, "fold"].astype(int), cap)
+            continue
         chosen: list[int] = []
         depth = 0
         while len(chosen) < cap:
@@ -126,6 +134,31 @@ def subsample(table: ClipTable, max_per_split: Mapping[str, int] | int | None) -
         keep += chosen
     sub = frame.loc[sorted(keep)].copy()
     return ClipTable(sub, table.root, table.classes, table.name)
+
+
+def _spread_over_folds(queues: list[list[int]], fold: pd.Series, cap: int) -> list[int]:
+    """``cap`` rows: class round-robin over ``queues`` (each in hash order), pick k taken from
+    fold ``folds[k % F]`` when its class has a clip there, else from the class's fold with the
+    fewest picks so far (ties: the hash order)."""
+    folds = sorted(fold.unique())
+    queues = [list(q) for q in queues]
+    count = {f: 0 for f in folds}
+    chosen: list[int] = []
+    k = c = 0
+    while len(chosen) < cap and any(queues):
+        q = queues[c % len(queues)]
+        c += 1
+        if not q:
+            continue
+        want = folds[k % len(folds)]
+        pick = next((i for i in q if fold[i] == want), None)
+        if pick is None:
+            pick = min(q, key=lambda i: (count[fold[i]], q.index(i)))
+        q.remove(pick)
+        count[fold[pick]] += 1
+        chosen.append(pick)
+        k += 1
+    return chosen
 
 
 # ============================================================================ music style proxy
@@ -325,17 +358,42 @@ def task_overview(tables: Mapping[str, ClipTable | Exception]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("paper task")
 
 
+def project_path(p: str | os.PathLike) -> Path:
+    """``p`` as given when it exists (or is absolute), else relative to the project home
+    (:func:`audiorepro.paths.home`): how notebook parameters name files."""
+    path = Path(p)
+    return path if path.is_absolute() or path.exists() else paths.home() / path
+
+
 def load_tasks(names: list[str], max_per_split: Mapping[str, int] | int | None = None,
                data_root: str | os.PathLike | None = None,
-               metadata_dir: str | os.PathLike | None = None, real_data: bool = True
+               metadata_dir: str | os.PathLike | None = None, real_data: bool = True,
+               download_roots: Mapping[str, str | os.PathLike] | None = None
                ) -> dict[str, ClipTable | Exception]:
     """A notebook's task set: the paper's real datasets in EVAR layout when ``data_root`` is
     given (``metadata_dir`` defaults to ``<data_root>/metadata``), else the offline analogues of
     :func:`fusion_tasks` (``real_data=False``: synthetic stand-ins only); ``max_per_split`` caps
-    either."""
+    either. With ``download_roots`` (task -> official download folder) the EVAR layout of
+    those tasks is first prepared into ``data_root`` from the downloads
+    (:func:`audiorepro.papers.fusion.prepare.prepare_evar_layout`; skipped when current).
+    Relative paths are taken from the project home when they do not exist here."""
+    if download_roots and not data_root:
+        raise ValueError("load_tasks: download_roots needs data_root (the folder the EVAR layout "
+                         "is prepared into)")
     if data_root:
-        meta = metadata_dir or Path(data_root) / "metadata"
-        return {k: subsample(v, max_per_split) for k, v in paper_tasks(data_root, meta, names).items()}
+        root = project_path(data_root)
+        if download_roots:
+            from .prepare import prepare_evar_layout
+            unknown = [t for t in download_roots if t not in EVAR_NAMES
+                       and t not in EVAR_NAMES.values()]
+            if unknown:
+                raise KeyError(f"load_tasks: unknown task(s) {unknown} in download_roots; known: "
+                               f"{list(EVAR_NAMES)}")
+            wanted = {t for n in (names or list(EVAR_NAMES)) for t in (n, EVAR_NAMES.get(n))}
+            prepare_evar_layout({t: project_path(d) for t, d in download_roots.items()
+                                 if t in wanted}, root)
+        meta = project_path(metadata_dir) if metadata_dir else root / "metadata"
+        return {k: subsample(v, max_per_split) for k, v in paper_tasks(root, meta, names).items()}
     return fusion_tasks(names, max_per_split=max_per_split, real_data=real_data)
 
 
@@ -357,8 +415,7 @@ def user_task(clip_table: str | os.PathLike, task_name: str,
     if name in PAPER_TASKS or name == "Avg":
         raise ValueError(f"user_task: task_name={name!r} is a task key of the paper; choose "
                          "another name so that your results are never shown beside the paper's")
-    path = Path(clip_table)
-    path = path if path.is_absolute() or path.exists() else paths.home() / path
+    path = project_path(clip_table)
     if not path.is_file():
         raise FileNotFoundError(f"user_task: clip_table {str(clip_table)!r} not found")
     table = ClipTable.read(path, name=name)
@@ -379,10 +436,13 @@ def user_task(clip_table: str | os.PathLike, task_name: str,
 
 def notebook_tasks(tasks: list[str], max_per_split: Mapping[str, int] | int | None = None,
                    data_root: str | os.PathLike | None = None, real_data: bool = True,
-                   clip_table: str | os.PathLike | None = None, task_name: str = ""
+                   clip_table: str | os.PathLike | None = None, task_name: str = "",
+                   download_roots: Mapping[str, str | os.PathLike] | None = None
                    ) -> dict[str, ClipTable | Exception]:
     """The task set of a notebook: the user's own task when ``clip_table`` is given
-    (:func:`user_task`; ``tasks`` is then ignored), else :func:`load_tasks`."""
+    (:func:`user_task`; ``tasks`` is then ignored), else :func:`load_tasks` (``download_roots``:
+    prepare the EVAR layout in ``data_root`` from the official downloads first)."""
     if clip_table:
         return user_task(clip_table, task_name, max_per_split)
-    return load_tasks(tasks, max_per_split, data_root or None, real_data=real_data)
+    return load_tasks(tasks, max_per_split, data_root or None, real_data=real_data,
+                      download_roots=download_roots or None)

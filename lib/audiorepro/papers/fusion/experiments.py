@@ -162,10 +162,29 @@ class BackboneSetup:
 
     def build(self, device: str | torch.device = "auto") -> Backbone:
         """The backbone in eval mode, with the weights named by ``weights`` (a synthetic-world
-        stand-in is pre-trained on ``device`` when it is not cached yet)."""
+        stand-in is pre-trained on ``device`` when it is not cached yet). A ``checkpoint`` in
+        ``build_kw`` that does not exist here is taken relative to the project home. The last
+        model built is kept: building the same backbone again (another tap set of it, or its
+        fused layers) returns that model instead of loading the checkpoint again."""
         if self.weights not in WEIGHTS:
             raise FusionError(f"{self.label}: weights={self.weights!r} must be one of {list(WEIGHTS)}")
+        memo = caching.stable_digest({k: v for k, v in self.cache_key().items()
+                                      if k not in ("label", "taps", "max_dim", "seconds")}, 16)
+        memo += f"@{pick_device(device)}"
+        if memo not in _LAST_BUILT:
+            _LAST_BUILT.clear()              # one model at a time (a full-size one is ~350 MB)
+            _LAST_BUILT[memo] = self._build(device)
+        return _LAST_BUILT[memo]
+
+    def _build(self, device: str | torch.device) -> Backbone:
         kw = dict(self.build_kw)
+        if kw.get("checkpoint"):
+            from .data import project_path
+            path = project_path(kw["checkpoint"])
+            if not path.is_file():
+                raise FusionError(f"{self.label}: checkpoint {str(kw['checkpoint'])!r} not found "
+                                  f"(build_kw of backbone setup {self.label!r})")
+            kw["checkpoint"] = str(path)
         if self.weights == "random":
             torch.manual_seed(int(self.seed))
             if self.backbone.startswith("crepe"):
@@ -199,6 +218,9 @@ class BackboneSetup:
         return f"{self.label} ({self.backbone}{size}, {what}, {self.seconds:g} s clips)"
 
 
+#: the model :meth:`BackboneSetup.build` built last, under its memo key
+_LAST_BUILT: dict[str, Backbone] = {}
+
 #: registry name of each backbone with an official checkpoint -> the paper's row name
 PAPER_BACKBONES = {"vggish_harritaylor_core": "VGGish", "panns_cnn14_16k": "CNN14",
                    "ast_base384_f10_t10_527": "AST"}
@@ -210,7 +232,9 @@ def checkpoint_setup(checkpoint: str | Path, seconds: float = 10.0) -> BackboneS
     labelled with the paper's row name so that its rows are the paper's (``CNN14``,
     ``CNN14-Fusion#3#6``)."""
     from audiorepro.backbones.official import OFFICIAL_CHECKPOINTS
-    path = Path(checkpoint)
+
+    from .data import project_path
+    path = project_path(checkpoint)
     if not path.is_file():
         raise FusionError(f"checkpoint {str(checkpoint)!r} not found")
     hits = [name for name, spec in OFFICIAL_CHECKPOINTS.items()
@@ -1229,10 +1253,10 @@ def paper_table4() -> pd.DataFrame:
     return paper_table("table4")
 
 
-def latest_table3(profile: str) -> tuple[pd.DataFrame, pd.Series] | None:
+def latest_table3(profile: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """This book's ``table3`` records of the latest run of 02_table3 under ``profile`` (its run
-    group): ``(accuracy % (rows x tasks + Avg), mean over seeds; model that ran per row)``, or
-    ``None`` without records."""
+    group): ``(accuracy % (rows x tasks + Avg), mean over seeds; per row the model that ran and
+    the data it ran on (columns ``model``, ``dataset``))``, or ``None`` without records."""
     recs = results.load_records("fusion", "table3")
     recs = recs[recs["profile"] == profile] if not recs.empty else recs
     if recs.empty:
@@ -1246,5 +1270,5 @@ def latest_table3(profile: str) -> tuple[pd.DataFrame, pd.Series] | None:
     ours = recs.pivot_table(index="row", columns="metric", values="value", aggfunc="mean",
                             sort=False)
     ours = 100 * ours[[c for c in PAPER_TASKS + ["Avg"] if c in ours.columns]]
-    models = recs.drop_duplicates("row", keep="last").set_index("row")["model"]
+    models = recs.drop_duplicates("row", keep="last").set_index("row")[["model", "dataset"]]
     return ours, models

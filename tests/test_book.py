@@ -138,6 +138,21 @@ def test_job_hash_tracks_notebook_and_parameters(mini):
     assert B.job_hash(job, "lib") != h
 
 
+def test_a_verdicts_page_is_stale_once_a_record_changes_and_a_table_page_is_not(mini, home):
+    from audiorepro import results
+
+    table_job = B.plan(mini, "book")[0]
+    reader = B.Job(table_job.notebook.with_name("verdicts.ipynb"), "book", None, None, {}, table_job.output)
+    reader.notebook.write_text(table_job.notebook.read_text())
+    before = (B.job_hash(table_job, "lib"), B.job_hash(reader, "lib"))
+    assert B.job_hash(reader, "lib") == before[1]                     # nothing changed: current
+    results.record("atgnn", "table3", {"mAP": 0.5}, {}, "synthetic", "small", "smoke", model="m")
+    assert B.job_hash(table_job, "lib") == before[0]                   # a table page: unaffected
+    assert B.job_hash(reader, "lib") != before[1]                      # the verdicts page reruns
+    assert B.reads_registry(Path("book/summary/claims.ipynb"))
+    assert not B.reads_registry(Path("book/atgnn/03_tables_2_3.ipynb"))
+
+
 def test_corrupt_done_marker_is_named_and_counts_as_missing(mini):
     B.execute(mini, "book", log=lambda *_: None)
     marker = mini.executed / "demo" / "01_demo.ipynb.done"

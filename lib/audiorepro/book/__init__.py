@@ -280,11 +280,32 @@ def library_hash(pkg: Path | None = None) -> str:
     return stable_digest({"version": audiorepro.__version__, "source": tree_digest(pkg)}, 64)
 
 
+def reads_registry(notebook: Path) -> bool:
+    """Whether ``notebook`` only shows what other notebooks recorded (a chapter's ``verdicts``
+    page, the ``summary`` chapter): its executed copy is current only for the registry it read."""
+    return notebook.stem == "verdicts" or notebook.parent.name == "summary"
+
+
+def registry_digest() -> str:
+    """Digest of the results registry as it stands (name, size and modification time of every
+    record file): changes whenever a notebook records a result or registers a verdict."""
+    from audiorepro.results import records_dir
+
+    folder = records_dir()
+    files = sorted(folder.iterdir()) if folder.is_dir() else []
+    return stable_digest([(f.name, st.st_size, st.st_mtime_ns)
+                          for f in files for st in [f.stat()] if f.is_file()], 64)
+
+
 def job_hash(job: Job, lib_hash: str | None = None) -> str:
-    """Hash of (notebook source, parameters, profile, variant, library source)."""
+    """Hash of (notebook source, parameters, profile, variant, library source) and, for a notebook
+    that reads the registry (:func:`reads_registry`), the registry's state: a verdicts page or
+    the summary is rerun when any record changed after it ran, never served stale."""
     payload = {"notebook": hashlib.sha256(job.notebook.read_bytes()).hexdigest(),
                "parameters": job.parameters, "profile": job.profile, "variant": job.variant,
                "library": lib_hash or library_hash()}
+    if reads_registry(job.notebook):
+        payload["registry"] = registry_digest()
     return stable_digest(payload, 64)
 
 

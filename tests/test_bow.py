@@ -99,6 +99,29 @@ def test_fit_kmeans_finds_separated_clusters_and_switches_to_minibatch():
         bow.fit_kmeans(x[:2], 3)
 
 
+def test_fit_kmeans_with_fewer_vectors_than_codewords_keeps_them_and_unused_words():
+    """A tiny dataset (the FSD50K miniature: 13 whole-chunk vectors for D = 256): with
+    fewer='repeat' each vector is its own codeword and the padded words are never assigned."""
+    x = np.array([[0, 0], [4, 0], [0, 4]], np.float32)
+    with pytest.raises(bow.BowError, match="fewer='repeat'"):
+        bow.fit_kmeans(x, 5)
+    with pytest.raises(bow.BowError, match="fewer="):
+        bow.fit_kmeans(x, 5, fewer="pad")
+    cent = bow.fit_kmeans(x, 5, fewer="repeat")
+    assert cent.shape == (5, 2) and np.array_equal(cent[:3], x) and np.array_equal(cent[3:], x[[0, 0]])
+    assert bow.assign_codes(x, cent).tolist() == [0, 1, 2]
+    probe = np.array([[0.1, 0.0], [-3, -3], [3.9, 0.2], [0, 0]], np.float32)
+    assert bow.assign_codes(probe, cent).tolist() == [0, 0, 1, 0]
+
+
+def test_assign_codes_gives_equal_centroids_the_lowest_index():
+    cent = np.array([[5, 5], [1, 1], [1, 1], [1, 1], [9, 9]], np.float32)
+    x = np.array([[1, 1], [1.2, 0.9], [8, 8], [5, 4]], np.float32)
+    assert bow.assign_codes(x, cent).tolist() == [1, 1, 4, 0]
+    # blocks do not change it
+    assert bow.assign_codes(np.repeat(x, 3, axis=0), cent, block=2).tolist() == [1, 1, 1, 1, 1, 1, 4, 4, 4, 0, 0, 0]
+
+
 def test_ngram_counts_hand_computed():
     codes = np.array([[[0, 1, 1, 2]]])  # one chunk, one sequence, D = 3
     bi = bow.ngram_counts(codes, 3, n=2)
@@ -208,6 +231,17 @@ def test_tone_vs_noise_is_learnable(tmp_path, monkeypatch):
     res = bow.train_head(pipe.counts(8), ch, 8, bow.HeadConfig(hidden=32, dropout=0.1, epochs=20, batch_size=8,
                                                                patience=None))
     assert res.metrics["mAP_clip_test"] > 0.9
+
+
+def test_vq_autoencoder_with_fewer_vectors_than_codewords():
+    x = torch.randn(3, 20)
+    with pytest.warns(UserWarning, match="3 vectors for D=8"):
+        vq = bow.train_vq_autoencoder(x, 8, hidden=16, epochs=1, batch_size=2)
+    assert vq.codebook.weight.shape[0] == 8
+    c = vq.codes(x)
+    assert c.shape == (3,) and int(c.min()) >= 0 and int(c.max()) < 8
+    with pytest.raises(bow.BowError, match="N >= 2"):
+        bow.train_vq_autoencoder(x[:1], 8, hidden=16, epochs=1)
 
 
 def test_vq_autoencoder_codes_in_range():

@@ -164,6 +164,53 @@ def test_vq_codes_cached_and_in_range(home):
     assert all(np.array_equal(again[f], codes[f]) for f in bow.FAMILIES)
 
 
+def test_pipeline_codebook_larger_than_the_data_warns_and_uses_only_real_words(home):
+    """8 training chunks give 8 whole-chunk (o) latents: at D = 16 the o codebook holds them and 8
+    unused words, so every chunk's o code is one of the first 8 and each training chunk has its own."""
+    ch = bow.compute_chunks(_table(home))
+    pipe = bow.BowPipeline(ch, bow.BowConfig(ae_hidden=16, ae_epochs=1, ae_batch_size=64), cache_root=home / "cache")
+    with pytest.warns(UserWarning, match="family 'o' has 8 training latents for D=16") as caught:
+        codes = pipe.codes(16)
+    assert not any("'pat'" in str(w.message) for w in caught)   # 960 patch latents fill D = 16
+    assert int(codes["o"].max()) < 8 and int(codes["pat"].max()) >= 8
+    train = ch.chunk_mask("train")
+    lat = pipe.latents("o")[train]
+    assert len(np.unique(codes["o"][train])) == len(np.unique(lat, axis=0))
+    assert np.all(pipe.counts(16).sum(1) == 143)
+
+
+def test_finished_runs_keep_no_resume_checkpoint_and_reload_from_cache(home):
+    """A done autoencoder / head run keeps done.json and result.pt only (no 140 MB resume
+    checkpoint per paper-sized autoencoder) and a new pipeline reloads the same weights."""
+    ch = bow.compute_chunks(_table(home))
+    cfg = bow.BowConfig(ae_hidden=16, ae_epochs=1, ae_batch_size=64)
+    pipe = bow.BowPipeline(ch, cfg, cache_root=home / "cache")
+    ae = pipe.autoencoder("o")
+    run = pipe.ae_dir / "o"
+    assert (run / "done.json").is_file() and (run / "result.pt").is_file() and not (run / "checkpoint.pt").exists()
+    again = bow.BowPipeline(ch, cfg, cache_root=home / "cache")
+    assert again.autoencoder_history("o").from_cache
+    assert all(torch.equal(a, b) for a, b in zip(ae.state_dict().values(), again.autoencoder("o").state_dict().values()))
+    head = bow.run_head(pipe, 4, bow.HeadConfig(hidden=8, epochs=1, batch_size=8))
+    folder = bow.head_run_dir(pipe, 4, bow.HeadConfig(hidden=8, epochs=1, batch_size=8))
+    assert (folder / "done.json").is_file() and not (folder / "checkpoint.pt").exists()
+    assert bow.run_head(pipe, 4, bow.HeadConfig(hidden=8, epochs=1, batch_size=8)).metrics == head.metrics
+
+
+def test_load_table_fsd50k_is_the_papers_data(home):
+    """A table the FSD50K adapter writes (source FSD50K on every row) is recorded under the paper's
+    rows, named by its path; with a task name, or another source, under the user's task."""
+    t = _table(home)
+    t.frame["source"] = "FSD50K"
+    t.write(home / "fsd.csv")
+    table, dataset, suffix = bow.load_table(str(home / "fsd.csv"))
+    assert suffix == "" and dataset == f"FSD50K ({home / 'fsd.csv'}, 2 classes)" and len(table) == 8
+    assert bow.load_table(str(home / "fsd.csv"), task="mine")[1:] == ("clip table mine", " | mine")
+    t.frame.loc[0, "source"] = "ESC-50"
+    t.write(home / "mixed.csv")
+    assert bow.load_table(str(home / "mixed.csv"))[2] == " | mixed"
+
+
 def test_head_run_dir_keys_everything_that_changes_the_run(home):
     ch = bow.compute_chunks(_table(home))
     pipe = bow.BowPipeline(ch, bow.BowConfig(ae_hidden=16, ae_epochs=1, ae_batch_size=64), cache_root=home / "cache")

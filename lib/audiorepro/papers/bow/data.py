@@ -5,8 +5,9 @@
   and cut into non-overlapping 1 s chunks, cached under ``cache/bow/chunks/``;
 * :func:`chunk_waves` - the (M, 16000) waveforms of the same chunks (input of the Table I
   baselines);
-* :func:`load_table` - the notebooks' data: the synthetic world, or a user's clip table (e.g. the
-  FSD50K table written by :func:`audiorepro.data.adapters.classification.fsd50k`).
+* :func:`load_table` - the notebooks' data: the synthetic world, FSD50K through the clip table its
+  adapter writes (:func:`audiorepro.data.adapters.classification.fsd50k`; the paper's rows), or a
+  user's clip table (rows of the user's task).
 
 :data:`CACHE_CODE` names the code every cached artefact of the chapter depends on (the ``code``
 part of each :func:`audiorepro.caching.run_key`).
@@ -31,7 +32,8 @@ from audiorepro.training import pick_device
 
 from .model import BowError, chunk_spectrogram
 
-__all__ = ["CACHE_CODE", "ChunkSet", "compute_chunks", "chunk_waves", "save_npz", "load_table", "SPLITS"]
+__all__ = ["CACHE_CODE", "ChunkSet", "compute_chunks", "chunk_waves", "save_npz", "load_table", "SPLITS",
+           "PAPER_SOURCE"]
 
 #: the splits every table of the chapter needs (train: encoders, codebooks, heads; valid:
 #: selection and early stopping; test: the claims)
@@ -171,18 +173,29 @@ def _project_path(p: str | Path) -> Path:
     return p if p.is_absolute() or p.exists() else paths.home() / p
 
 
+#: the ``source`` value the FSD50K adapter (:func:`audiorepro.data.adapters.classification.fsd50k`)
+#: writes in every row: a table of it is the paper's dataset (Table I, Figs. 2-3)
+PAPER_SOURCE = "FSD50K"
+
+
 def load_table(clip_table: str | Path | None = None, data_root: str | Path | None = None, n_clips: int = 24,
                seed: int = 0, task: str | None = None) -> tuple[ClipTable, str, str]:
     """The data of a notebook: ``(table, dataset, row_suffix)``.
 
     Without ``clip_table``: the synthetic world ``default_world(n_clips, seed)``, dataset
     ``"synthetic world (seed <seed>)"`` and no row suffix (its rows are the rows the claims of
-    ``paper.yml`` compare). With ``clip_table`` (a clip-table CSV in the project's format, e.g.
-    FSD50K's from :func:`audiorepro.data.adapters.classification.fsd50k`; relative audio paths
-    resolved against ``data_root`` when given, else the CSV's folder): that table, dataset
-    ``"clip table <task>"`` (``task`` defaults to the table's name) and the row suffix
-    ``" | <task>"``, so that the runs are recorded under the user's task and never beside a
-    paper number or in a claim's rows. Every split of :data:`SPLITS` needs at least one clip."""
+    ``paper.yml`` compare). With ``clip_table`` (a clip-table CSV in the project's format; relative
+    audio paths resolved against ``data_root`` when given, else the CSV's folder):
+
+    * FSD50K as its adapter writes it (:func:`audiorepro.data.adapters.classification.fsd50k`:
+      every row's ``source`` is :data:`PAPER_SOURCE`) and no ``task``: the paper's dataset, so
+      dataset ``"FSD50K (<clip_table>, <K> classes)"`` and no row suffix (the runs are recorded
+      under the paper's rows and decide its claims);
+    * any other table, or a ``task`` name: dataset ``"clip table <task>"`` (``task`` defaults to
+      the table's name) and the row suffix ``" | <task>"``, so that the runs are recorded under
+      the user's task and never beside a paper number or in a claim's rows.
+
+    Every split of :data:`SPLITS` needs at least one clip."""
     if not clip_table:
         from audiorepro.data.synthetic import default_world
         world = default_world(n_clips=n_clips, seed=seed, progress=False)
@@ -190,10 +203,13 @@ def load_table(clip_table: str | Path | None = None, data_root: str | Path | Non
     table = ClipTable.read(_project_path(clip_table))
     if data_root:
         table = table.with_root(_project_path(data_root))
-    name = task or table.name
     splits = set(table.frame["split"].astype(str))
     missing = [s for s in SPLITS if s not in splits]
     if missing:
         raise BowError(f"clip table {clip_table}: no clip in split(s) {missing} (the chapter needs {list(SPLITS)}: "
                        "train fits encoders and heads, valid selects, test decides)")
+    sources = set(table.frame["source"].astype(str)) if "source" in table.frame.columns else set()
+    if not task and sources == {PAPER_SOURCE}:
+        return table, f"{PAPER_SOURCE} ({clip_table}, {table.num_classes} classes)", ""
+    name = task or table.name
     return table, f"clip table {name}", f" | {name}"

@@ -214,15 +214,25 @@ class PatchAutoencoder(nn.Module):
 
 # ================================================================================ codebooks and counts
 def fit_kmeans(latents: np.ndarray, n_clusters: int, seed: int = 0, minibatch_above: int = 20000,
-               max_iter: int = 100, batch_size: int = 4096, n_init: int = 1) -> np.ndarray:
+               max_iter: int = 100, batch_size: int = 4096, n_init: int = 1, fewer: str = "error") -> np.ndarray:
     """k-means centroids (n_clusters, d) of ``latents`` (N, d) with scikit-learn: ``KMeans`` for
-    N <= ``minibatch_above``, ``MiniBatchKMeans`` above. N < n_clusters raises."""
+    N <= ``minibatch_above``, ``MiniBatchKMeans`` above.
+
+    N < n_clusters (a dataset too small for the codebook, e.g. the whole-chunk family of a few
+    hundred training chunks at D = 1024): ``fewer="error"`` raises; ``fewer="repeat"`` returns the
+    N latents themselves (each its own cluster: the k-means optimum for k >= N, inertia 0)
+    followed by n_clusters - N copies of the first latent, which :func:`assign_codes` never picks
+    (ties go to the lowest index), so the codebook has N usable words and D - N unused ones."""
     x = np.ascontiguousarray(latents, dtype=np.float32)
     if x.ndim != 2:
         raise BowError(f"fit_kmeans: latents must be (N, d), got {x.shape}")
+    if fewer not in ("error", "repeat"):
+        raise BowError(f"fit_kmeans: fewer={fewer!r}; choose 'error' or 'repeat'")
     if len(x) < n_clusters:
-        raise BowError(f"fit_kmeans: {len(x)} vectors < D={n_clusters} codewords; use more data "
-                       "or a smaller codebook_size")
+        if fewer == "error" or len(x) == 0:
+            raise BowError(f"fit_kmeans: {len(x)} vectors < D={n_clusters} codewords; use more data "
+                           "or a smaller codebook_size (or fewer='repeat')")
+        return np.concatenate([x, np.repeat(x[:1], n_clusters - len(x), axis=0)])
     if len(x) <= minibatch_above:
         km = KMeans(n_clusters, n_init=n_init, max_iter=max_iter, random_state=seed)
     else:
@@ -234,7 +244,9 @@ def fit_kmeans(latents: np.ndarray, n_clusters: int, seed: int = 0, minibatch_ab
 
 def assign_codes(latents: torch.Tensor | np.ndarray, centroids: torch.Tensor | np.ndarray,
                  block: int = 65536) -> np.ndarray:
-    """Index of the nearest centroid (squared Euclidean, as ``KMeans.predict``) of each row.
+    """Index of the nearest centroid (squared Euclidean, as ``KMeans.predict``) of each row; of
+    equal centroids (the unused words of :func:`fit_kmeans` with ``fewer="repeat"``) only the
+    lowest index is ever assigned.
 
     latents (N, d), centroids (D, d) -> (N,) int64.
     """
@@ -242,13 +254,23 @@ def assign_codes(latents: torch.Tensor | np.ndarray, centroids: torch.Tensor | n
     c = torch.as_tensor(np.asarray(centroids, dtype=np.float32) if isinstance(centroids, np.ndarray) else centroids).float()
     if x.dim() != 2 or c.dim() != 2 or x.shape[1] != c.shape[1]:
         raise BowError(f"assign_codes: latents {tuple(x.shape)} and centroids {tuple(c.shape)} must be (N, d), (D, d)")
+    keep = None
+    uniq, inverse = torch.unique(c, dim=0, return_inverse=True)
+    if len(uniq) < len(c):  # duplicated centroids: only the first copy of each can be assigned
+        first = torch.full((len(uniq),), len(c), dtype=torch.long).scatter_reduce(
+            0, inverse, torch.arange(len(c)), reduce="amin")
+        keep = first.sort().values
+        c = c[keep]
     c2 = (c * c).sum(1)
     out = []
     for i in range(0, len(x), block):
         xb = x[i:i + block]
         d = c2[None, :] - 2 * xb @ c.T  # |x|^2 is constant per row
         out.append(d.argmin(1))
-    return torch.cat(out).numpy().astype(np.int64) if out else np.zeros(0, np.int64)
+    if not out:
+        return np.zeros(0, np.int64)
+    idx = torch.cat(out)
+    return (keep[idx] if keep is not None else idx).numpy().astype(np.int64)
 
 
 def bag_of_words(codes: Mapping[str, np.ndarray], codebook_size: int,

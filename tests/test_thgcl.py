@@ -237,7 +237,7 @@ def test_tmac_feature_file_tiny(tmp_path):
     for c in range(3):
         assert f["target"][f["split"] == "train", c].sum() > 0
     m = T.build_variant("THGCL", 3, 101, 40, hidden=16, num_layers=1).eval()
-    out = m(torch.as_tensor(f["audio"][:2]), torch.as_tensor(f["video"][:2]))
+    out = m(torch.as_tensor(f["audio"].rows([0, 1])), torch.as_tensor(f["video"].rows([0, 1])))
     assert out["logits"].shape == (2, 3)
 
 

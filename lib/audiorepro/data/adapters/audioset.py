@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -221,8 +221,8 @@ def _ytid_of(audio_name: str) -> str:
 # ------------------------------------------------------------------------ TMac feature file
 
 
-def read_tmac_features(path: str | os.PathLike, audio_dim: int = 128,
-                       video_dim: int = 1024) -> dict[str, np.ndarray | list[str]]:
+def read_tmac_features(path: str | os.PathLike, audio_dim: int = 128, video_dim: int = 1024,
+                       arrays: bool = True) -> dict[str, Any]:
     """Read the TMac / THGCL AudioSet feature file ``AudioSet_embedds_all.h5``.
 
     Real layout, from the loader of the code TMac builds on (AmirSh15/VAED_HeterGraph
@@ -237,7 +237,10 @@ def read_tmac_features(path: str | os.PathLike, audio_dim: int = 128,
     Returns a dict: ``audio`` float32 (N, P_a, audio_dim), ``video`` float32 (N, P_v, video_dim),
     ``target`` float32 (N, C) multi-hot, ``label_index`` int64 (N,) (argmax of ``target``),
     ``classes`` list[str] (C), ``label`` list[str] (N) (``;``-joined names), ``audio_add`` /
-    ``video_add`` list[str] (N) (empty strings when absent).
+    ``video_add`` list[str] (N) (empty strings when absent), ``audio_shape`` / ``video_shape``
+    (tuples). With ``arrays=False`` the node features are not read (``audio`` / ``video`` are
+    ``None``; shapes and labels are checked as usual): an AudioSet-size file (~18 GB) is then
+    indexed without loading it; read its rows on demand with h5py.
     """
     h5py = _h5py()
     path = require_file(Path(path), "TMac feature file")
@@ -249,17 +252,18 @@ def read_tmac_features(path: str | os.PathLike, audio_dim: int = 128,
         for key in ("audio", "video", "label"):
             if key not in hf:
                 raise AdapterError(f"{path}: no dataset {key!r}; has {list(hf.keys())}")
-        audio = np.asarray(hf["audio"][()], dtype=np.float32)
-        video = np.asarray(hf["video"][()], dtype=np.float32)
+        audio_shape, video_shape = tuple(hf["audio"].shape), tuple(hf["video"].shape)
+        audio = np.asarray(hf["audio"][()], dtype=np.float32) if arrays else None
+        video = np.asarray(hf["video"][()], dtype=np.float32) if arrays else None
         raw_label = hf["label"][()]
         classes = [_text(c) for c in hf["unique_labels"][()]] if "unique_labels" in hf else None
         adds = {k: [_text(a) for a in hf[k][()]] if k in hf else None
                 for k in ("audio_add", "video_add")}
-    n = audio.shape[0]
-    if audio.ndim != 3 or audio.shape[2] != audio_dim:
-        raise AdapterError(f"{path}: 'audio' has shape {audio.shape}, expected (N, P_a, {audio_dim})")
-    if video.ndim != 3 or video.shape[2] != video_dim or video.shape[0] != n:
-        raise AdapterError(f"{path}: 'video' has shape {video.shape}, expected ({n}, P_v, "
+    n = audio_shape[0]
+    if len(audio_shape) != 3 or audio_shape[2] != audio_dim:
+        raise AdapterError(f"{path}: 'audio' has shape {audio_shape}, expected (N, P_a, {audio_dim})")
+    if len(video_shape) != 3 or video_shape[2] != video_dim or video_shape[0] != n:
+        raise AdapterError(f"{path}: 'video' has shape {video_shape}, expected ({n}, P_v, "
                            f"{video_dim})")
     raw_label = np.asarray(raw_label)
     if raw_label.ndim == 1 and raw_label.dtype.kind in "SOU":
@@ -289,7 +293,8 @@ def read_tmac_features(path: str | os.PathLike, audio_dim: int = 128,
     if target.shape[0] != n:
         raise AdapterError(f"{path}: {target.shape[0]} labels for {n} clips")
     return {"audio": audio, "video": video, "target": target, "label_index": label_index,
-            "classes": list(classes), "label": names,
+            "classes": list(classes), "label": names, "audio_shape": audio_shape,
+            "video_shape": video_shape,
             "audio_add": adds["audio_add"] or [""] * n, "video_add": adds["video_add"] or [""] * n}
 
 
@@ -304,7 +309,7 @@ def tmac_features(root: str | os.PathLike, out_csv: str | os.PathLike | None = N
     :func:`read_tmac_features`.
     """
     root = Path(root)
-    feats = read_tmac_features(root / file)
+    feats = read_tmac_features(root / file, arrays=False)   # labels only: the file may be ~18 GB
     n = len(feats["label"])
     width = max(1, len(str(n - 1)))
     frame = pd.DataFrame({"clip_id": [f"{i:0{width}d}" for i in range(n)],

@@ -6,7 +6,8 @@ Multimodal Acoustic Event Classification* (in Chinese); its printed numbers are 
 * :mod:`.model` - the temporal heterogeneous graph (Eqs. 1-2), the THGN layers and model, the
   focal / NT-Xent losses (Eqs. 4-5), the chapter's variants and parameter counts;
 * :mod:`.data` - node features: the synthetic audio-visual world (VGGish segment embeddings,
-  projected pseudo-visual vectors) and the real TMac feature file;
+  projected pseudo-visual vectors), the real TMac feature file and a user's clip table of
+  features (both read streaming);
 * :mod:`.experiments` - training with :func:`audiorepro.training.fit`, run caches, evaluation,
   recording per seed with per-item outputs (Tables 1-2, Fig. 3, the robustness sweep, parameter
   counts) and the verdicts (:func:`decide_claims`);
@@ -14,9 +15,10 @@ Multimodal Acoustic Event Classification* (in Chinese); its printed numbers are 
 
 Notebooks: ``from audiorepro.papers import thgcl`` and call ``thgcl.<name>``.
 """
-from .data import (AVFeatures, audio_segment_embeddings, av_collate, chapter_features,
-                   load_audio_encoder, project_visual, synthetic_av_features, tmac_av_features,
-                   world_features)
+from .data import (CLIP_TABLE_FORMAT, AVFeatures, H5Array, StreamedAVFeatures,
+                   audio_segment_embeddings, av_collate, chapter_features, clip_table_av_features,
+                   load_audio_encoder, node_statistics, project_visual, stratified_split,
+                   synthetic_av_features, tmac_av_features, world_features)
 from .experiments import (CLAIMS_BY_NOTEBOOK, chance_table, decide_claims, edge_weight_summary,
                           evaluate_model, kernel_ablation, leader_share, node_weight_table,
                           predict_scores, record_param_counts, robustness_conditions,
@@ -28,7 +30,8 @@ from .model import (THGN, VARIANTS, GraphConfig, TemporalGraph, THGCLError, buil
                     parameter_table)
 
 __all__ = [
-    "AVFeatures", "audio_segment_embeddings", "av_collate", "chapter_features",
+    "CLIP_TABLE_FORMAT", "AVFeatures", "H5Array", "StreamedAVFeatures", "clip_table_av_features",
+    "node_statistics", "stratified_split", "audio_segment_embeddings", "av_collate", "chapter_features",
     "load_audio_encoder", "project_visual", "synthetic_av_features", "tmac_av_features",
     "world_features", "CLAIMS_BY_NOTEBOOK", "chance_table", "decide_claims", "edge_weight_summary",
     "evaluate_model", "kernel_ablation", "leader_share", "node_weight_table", "predict_scores",

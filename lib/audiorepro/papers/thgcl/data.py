@@ -12,8 +12,12 @@
 * :func:`synthetic_av_features` / :func:`world_features`: node features of a synthetic world
   (audio embeddings cached under ``cache/thgcl/features``, keyed by :func:`audiorepro.caching.run_key`
   over the hop, the encoder, the world's configuration and the code that computes them);
-  :func:`tmac_av_features`: the real TMac feature file with THGCL's stratified split;
-  :func:`chapter_features`: either one, as the chapter's notebooks ask for it.
+  :func:`tmac_av_features`: the real TMac feature file with THGCL's stratified split, read
+  *streaming* (:class:`H5Array`, :class:`StreamedAVFeatures`: rows are read on demand, so an
+  AudioSet-size file of ~18 GB trains in bounded memory); :func:`clip_table_av_features`: a
+  user's own audio-visual data (a clip table whose ``path`` column points at rows of a features
+  HDF5 in the TMac layout, :data:`CLIP_TABLE_FORMAT`); :func:`chapter_features`: one of them, as
+  the chapter's notebooks ask for it.
 
 Every feature dict carries ``data_key``, the fingerprint the run caches of
 :mod:`audiorepro.papers.thgcl.experiments` are keyed with.
@@ -35,14 +39,18 @@ from audiorepro.backbones import build_backbone
 from audiorepro.backbones.pretrain import pretrained_backbone
 from audiorepro.data.adapters import read_tmac_features
 from audiorepro.data.audio import load_audio
+from audiorepro.data.cliptable import ClipTable
+from audiorepro.data.miniatures import README as MINIATURE_README
 from audiorepro.data.synthetic import World, default_world, visual_variant
 from audiorepro.frontends import VGGishConfig, VGGishLogMel
 from audiorepro.papers.thgcl.model import THGCLError
 from audiorepro.training import pick_device
 
-__all__ = ["CACHE_CODE", "TMAC_DATASET", "AVFeatures", "av_collate", "audio_segment_embeddings", "load_audio_encoder",
-           "project_visual", "synthetic_av_features", "tmac_av_features", "world_features",
-           "chapter_features"]
+__all__ = ["CACHE_CODE", "TMAC_DATASET", "CLIP_TABLE_FORMAT", "AVFeatures", "H5Array",
+           "StreamedAVFeatures", "av_collate", "node_statistics", "stratified_split",
+           "audio_segment_embeddings", "load_audio_encoder", "project_visual",
+           "synthetic_av_features", "tmac_av_features", "clip_table_av_features",
+           "world_features", "chapter_features"]
 
 #: the code every THGCL cache (audio features, trained runs) is keyed with: the paper's package,
 #: the training loop and its helpers, and the backbones (VGGish encoder, parameter counting)
@@ -83,6 +91,184 @@ class AVFeatures(torch.utils.data.Dataset):
     def subset(self, idx: np.ndarray | Sequence[int]) -> "AVFeatures":
         idx = torch.as_tensor(np.asarray(idx, dtype=np.int64))
         return AVFeatures(self.audio[idx], self.video[idx], self.target[idx])
+
+    @property
+    def audio_shape(self) -> tuple[int, int]:
+        """(P_a, D_a): audio nodes per clip and their width."""
+        return tuple(self.audio.shape[1:])
+
+    @property
+    def video_shape(self) -> tuple[int, int]:
+        """(P_v, D_v): video nodes per clip and their width."""
+        return tuple(self.video.shape[1:])
+
+
+# =============================================================================== streamed features
+_HANDLES: dict[tuple[str, int, int], Any] = {}
+
+
+def _h5_file(path: str) -> Any:
+    """A read-only ``h5py.File`` of ``path`` kept open for this process (a DataLoader worker
+    opens its own; a rewritten file, new modification time, is reopened)."""
+    import h5py
+
+    try:
+        key = (path, os.getpid(), os.stat(path).st_mtime_ns)
+    except OSError as exc:
+        raise THGCLError(f"features file {path}: {exc}") from None
+    hf = _HANDLES.get(key)
+    if hf is None or not hf.id.valid:
+        try:
+            hf = _HANDLES[key] = h5py.File(path, "r")
+        except OSError as exc:
+            raise THGCLError(f"features file {path}: cannot read it as HDF5 ({exc})") from None
+    return hf
+
+
+class H5Array:
+    """One (N, P, D) dataset of an HDF5 file, read on demand: ``shape``, ``len`` and
+    :meth:`rows` (float32 rows in the order asked). Holds no data and no open handle when
+    pickled, so DataLoader workers can use it."""
+
+    def __init__(self, path: str | os.PathLike, key: str) -> None:
+        self.path, self.key = str(Path(path).resolve()), key
+        hf = _h5_file(self.path)
+        if key not in hf:
+            raise THGCLError(f"features file {self.path}: no dataset {key!r}; has {sorted(hf.keys())}")
+        self.shape = tuple(int(n) for n in hf[key].shape)
+        if len(self.shape) != 3:
+            raise THGCLError(f"features file {self.path}: dataset {key!r} has shape {self.shape}, "
+                             "expected (clips, nodes, dim)")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"H5Array({self.path!r}, {self.key!r}, shape={self.shape})"
+
+    def rows(self, idx: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows ``idx`` (any order, repeats allowed) as float32 ``(len(idx), P, D)``: one read
+        of the sorted distinct rows (a slice when they are contiguous)."""
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            return np.empty((0, *self.shape[1:]), np.float32)
+        if idx.min() < 0 or idx.max() >= self.shape[0]:
+            raise THGCLError(f"features file {self.path}: row {int(idx.max() if idx.max() >= self.shape[0] else idx.min())} "
+                             f"outside dataset {self.key!r} of {self.shape[0]} rows")
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        ds = _h5_file(self.path)[self.key]
+        if uniq[-1] - uniq[0] + 1 == len(uniq):
+            block = ds[int(uniq[0]):int(uniq[-1]) + 1]
+        else:
+            block = ds[uniq.tolist()]
+        return np.asarray(block, dtype=np.float32)[inverse]
+
+
+def _read_rows(array: Any, rows: np.ndarray) -> np.ndarray:
+    if isinstance(array, (H5Array, _RowView)):
+        return array.rows(rows)
+    return np.asarray(array[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
+
+
+def node_statistics(array: Any, rows: Sequence[int] | np.ndarray, chunk_clips: int = 256
+                    ) -> np.ndarray:
+    """Per-dimension mean and scale ``(2, D)`` of the nodes of clips ``rows`` of an (N, P, D)
+    array (:class:`H5Array` or numpy), accumulated ``chunk_clips`` clips at a time with
+    scikit-learn's ``StandardScaler.partial_fit``: the project's standardiser convention
+    (:mod:`audiorepro.preprocessing`: ddof 0, a zero-variance dimension keeps scale 1) in memory
+    bounded by one chunk."""
+    from sklearn.preprocessing import StandardScaler
+
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    if rows.size == 0:
+        raise THGCLError("node_statistics: no training clips")
+    scaler = StandardScaler()
+    for start in range(0, len(rows), chunk_clips):
+        x = _read_rows(array, rows[start:start + chunk_clips])
+        scaler.partial_fit(x.reshape(-1, x.shape[-1]).astype(np.float64))
+    return np.stack([scaler.mean_, scaler.scale_]).astype(np.float64)
+
+
+class StreamedAVFeatures(torch.utils.data.Dataset):
+    """Node features read on demand: rows ``rows`` of (N, P, D) ``audio`` / ``video`` arrays
+    (:class:`H5Array` or numpy), standardised per dimension with ``audio_stats`` / ``video_stats``
+    (:func:`node_statistics`: ``(x - mean) / scale`` in float64, then float32, as
+    :func:`audiorepro.preprocessing.standardise`). Only ``target`` (N, C) is held in memory.
+
+    Optional perturbation of the (standardised) video nodes, for the robustness sweep on
+    features: ``video_shift`` nodes of delay (the video shows an event ``video_shift`` nodes
+    after the sound; the first nodes become 0, the training mean) and Gaussian noise of standard
+    deviation ``video_noise`` (in units of the standardised features), the same draw for a clip
+    at every read (generator seeded by ``(noise_seed, row)``).
+
+    Items and batches as :class:`AVFeatures` (``__getitems__`` reads a batch in one go).
+    """
+
+    def __init__(self, audio: Any, video: Any, target: np.ndarray | torch.Tensor,
+                 rows: Sequence[int] | np.ndarray | None = None, audio_stats: np.ndarray | None = None,
+                 video_stats: np.ndarray | None = None, video_shift: int = 0, video_noise: float = 0.0,
+                 noise_seed: int = 0) -> None:
+        self.audio_array, self.video_array = audio, video
+        target = torch.as_tensor(np.asarray(target, dtype=np.float32))
+        n = len(target)
+        if len(audio) != n or len(video) != n:
+            raise THGCLError(f"StreamedAVFeatures: {len(audio)} audio, {len(video)} video, {n} target "
+                             "rows must match")
+        self.rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+        self.full_target = target
+        self.target = target[torch.as_tensor(self.rows)]
+        self.audio_stats, self.video_stats = audio_stats, video_stats
+        if int(video_shift) != video_shift or video_shift < 0 or video_noise < 0:
+            raise THGCLError(f"StreamedAVFeatures: video_shift={video_shift!r} must be a whole number "
+                             f">= 0 and video_noise={video_noise!r} >= 0")
+        self.video_shift, self.video_noise, self.noise_seed = int(video_shift), float(video_noise), int(noise_seed)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def audio_shape(self) -> tuple[int, int]:
+        return tuple(self.audio_array.shape[1:])
+
+    @property
+    def video_shape(self) -> tuple[int, int]:
+        return tuple(self.video_array.shape[1:])
+
+    @staticmethod
+    def _scale(x: np.ndarray, stats: np.ndarray | None) -> np.ndarray:
+        if stats is None:
+            return x.astype(np.float32, copy=False)
+        return ((x.astype(np.float64) - stats[0]) / stats[1]).astype(np.float32)
+
+    def _video(self, rows: np.ndarray) -> np.ndarray:
+        v = self._scale(_read_rows(self.video_array, rows), self.video_stats)
+        if self.video_shift:
+            k = min(self.video_shift, v.shape[1])
+            v = np.concatenate([np.zeros_like(v[:, :k]), v[:, :v.shape[1] - k]], axis=1)
+        if self.video_noise:
+            for j, r in enumerate(rows):
+                rng = np.random.default_rng([self.noise_seed, int(r)])
+                v[j] += (self.video_noise * rng.standard_normal(v.shape[1:])).astype(np.float32)
+        return v
+
+    def __getitems__(self, idx: Sequence[int]) -> dict[str, Any]:
+        """Batch of items ``idx``: ``audio`` (B, P_a, D_a), ``video`` (B, P_v, D_v), ``target``
+        (B, C), ``index`` (B,)."""
+        i = np.asarray(list(idx), dtype=np.int64)
+        rows = self.rows[i]
+        return {"audio": torch.from_numpy(self._scale(_read_rows(self.audio_array, rows), self.audio_stats)),
+                "video": torch.from_numpy(self._video(rows)),
+                "target": self.target[torch.as_tensor(i)], "index": torch.as_tensor(i)}
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = self.__getitems__([i])
+        return {"audio": item["audio"][0], "video": item["video"][0], "target": item["target"][0],
+                "index": int(i)}
+
+    def subset(self, idx: np.ndarray | Sequence[int]) -> "StreamedAVFeatures":
+        return StreamedAVFeatures(self.audio_array, self.video_array, self.full_target,
+                                  self.rows[np.asarray(idx, dtype=np.int64)], self.audio_stats,
+                                  self.video_stats, self.video_shift, self.video_noise, self.noise_seed)
 
 
 def av_collate(batch: Any) -> dict[str, Any]:
@@ -241,18 +427,12 @@ def synthetic_av_features(world: World, audio_hop_s: float = 0.48,
             "data_key": data_key}
 
 
-def tmac_av_features(path: str | os.PathLike, seed: int = 1024,
-                     ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> dict[str, Any]:
-    """The real TMac feature file as node features with THGCL's stratified 0.7/0.1/0.2 split.
-
-    Uses :func:`audiorepro.data.adapters.read_tmac_features`; split stratified by the clip's
-    (first) class with ``seed`` (the THGCL config's 1024). Same keys as :func:`synthetic_av_features`;
-    ``audio_hop_s`` assumes the P_a segments of 0.96 s tile the 10 s clip evenly (101 nodes:
-    0.0904 s), which sets the time matching of the cross-modal edges. ``data_key`` digests the
-    file's name and size, the clip count, the classes and the split recipe (contents not read).
-    """
-    feats = read_tmac_features(path)
-    label = np.asarray(feats["label_index"])
+def stratified_split(label_index: np.ndarray, seed: int = 1024,
+                     ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> np.ndarray:
+    """THGCL's split: per class (``label_index``, the clip's first class) a permutation with
+    ``seed``, the first ``round(0.7 n)`` clips train, the next ``round(0.1 n)`` valid, the rest
+    test. Returns an (N,) object array of ``"train"`` / ``"valid"`` / ``"test"``."""
+    label = np.asarray(label_index)
     rng = np.random.default_rng(seed)
     split = np.empty(len(label), dtype=object)
     for c in np.unique(label):
@@ -262,13 +442,133 @@ def tmac_av_features(path: str | os.PathLike, seed: int = 1024,
         split[idx[:n_tr]] = "train"
         split[idx[n_tr:n_tr + n_va]] = "valid"
         split[idx[n_tr + n_va:]] = "test"
+    return split
+
+
+def _tmac_hop(num_audio: int) -> float:
+    """Start-time step of the audio nodes when ``num_audio`` 0.96 s segments tile a 10 s clip
+    evenly (the TMac file: 101 nodes, 0.0904 s)."""
+    return (10.0 - 0.96) / max(1, num_audio - 1)
+
+
+def tmac_av_features(path: str | os.PathLike, seed: int = 1024,
+                     ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> dict[str, Any]:
+    """The real TMac feature file as node features with THGCL's stratified 0.7/0.1/0.2 split.
+
+    Labels and shapes come from :func:`audiorepro.data.adapters.read_tmac_features` with
+    ``arrays=False``; ``audio`` / ``video`` are :class:`H5Array` views of the file, read per
+    batch (:class:`StreamedAVFeatures`), never loaded whole. Split: :func:`stratified_split`
+    by the clip's (first) class with ``seed`` (the THGCL config's 1024). Same keys as
+    :func:`synthetic_av_features` plus ``source`` (the file); ``audio_hop_s`` assumes the P_a
+    segments of 0.96 s tile the 10 s clip evenly (101 nodes: 0.0904 s), which sets the time
+    matching of the cross-modal edges. ``data_key`` digests the file's name and size, the clip
+    count, the classes and the split recipe (contents not read).
+    """
+    feats = read_tmac_features(path, arrays=False)
+    split = stratified_split(feats["label_index"], seed, ratios)
+    audio, video = H5Array(path, "audio"), H5Array(path, "video")
     data_key = caching.stable_digest({"file": Path(path).name, "size": Path(path).stat().st_size,
-                                      "clips": len(label), "classes": list(feats["classes"]),
+                                      "clips": len(split), "classes": list(feats["classes"]),
                                       "split_seed": int(seed), "ratios": list(ratios)})
-    return {"audio": feats["audio"], "video": feats["video"], "target": feats["target"],
+    return {"audio": audio, "video": video, "target": feats["target"],
             "split": split, "classes": feats["classes"],
-            "clip_id": [str(i) for i in range(len(label))],
-            "audio_hop_s": (10.0 - 0.96) / max(1, feats["audio"].shape[1] - 1), "data_key": data_key}
+            "clip_id": [str(i) for i in range(len(split))],
+            "audio_hop_s": _tmac_hop(audio.shape[1]), "data_key": data_key,
+            "stats_key": caching.stable_digest([data_key, Path(path).stat().st_mtime_ns]),
+            "source": str(path)}
+
+
+#: what a user's clip table must carry for THGCL (the ``clip_table`` parameter of the notebooks)
+CLIP_TABLE_FORMAT = """\
+A clip table (audiorepro.data.cliptable: columns clip_id, path, split, labels) whose path column
+points at rows of ONE features HDF5 in the TMac layout, as <file>#<row> (the file relative to the
+CSV's folder or absolute; the tmac_features adapter writes such a table for the official file):
+  audio  (N, P_a, D_a) float  audio node features per clip (e.g. VGGish embeddings of 0.96 s segments)
+  video  (N, P_v, D_v) float  visual node features per clip (e.g. S3D embeddings of video chunks)
+optional file attributes audio_hop_s (start-time step of the audio nodes in seconds; default: P_a
+segments of 0.96 s tiling a 10 s clip) and video_chunk_s (default 0.25). split: train / valid /
+test on every row, or all on every row (THGCL's stratified 0.7/0.1/0.2 split, seed 1024). labels:
+class names separated by ';' (the vocabulary: the table's, or its <stem>.classes.txt)."""
+
+
+def clip_table_av_features(clip_table: str | os.PathLike, seed: int = 1024,
+                           ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> dict[str, Any]:
+    """A user's own audio-visual data (:data:`CLIP_TABLE_FORMAT`) as node features, read
+    streaming like the TMac file (:class:`H5Array`). Errors (:class:`THGCLError`) name the
+    table, the row, the clip and the column or the file.
+
+    Returns the keys of :func:`tmac_av_features`; ``target`` and ``classes`` come from the
+    table's labels, ``split`` from its ``split`` column, the graph's time steps from the file's
+    attributes.
+    """
+    csv = Path(clip_table)
+    table = ClipTable.read(csv)
+    if len(table) == 0:
+        raise THGCLError(f"clip table {csv}: no rows")
+    files, rows = [], []
+    for i, (cid, cell) in enumerate(zip(table.frame["clip_id"], table.frame["path"])):
+        where = f"clip table {csv}, row {i + 2} (clip {cid!r}), column 'path'"
+        file, sep, row = str(cell).rpartition("#")
+        if not sep or not row.strip().isdigit():
+            raise THGCLError(f"{where}: {cell!r} is not <features file>#<row> (THGCL reads node "
+                             "features; see thgcl.CLIP_TABLE_FORMAT)")
+        fp = Path(file)
+        files.append(fp if fp.is_absolute() else table.root / fp)
+        rows.append(int(row))
+    distinct = sorted({str(f.resolve()) for f in files})
+    if len(distinct) != 1:
+        raise THGCLError(f"clip table {csv}, column 'path': rows point at {len(distinct)} features "
+                         f"files ({distinct[:3]}); put every clip in one HDF5 file")
+    h5 = Path(distinct[0])
+    if not h5.is_file():
+        raise THGCLError(f"clip table {csv}, column 'path': features file {h5} not found")
+    audio, video = H5Array(h5, "audio"), H5Array(h5, "video")
+    if len(audio) != len(video):
+        raise THGCLError(f"features file {h5}: 'audio' has {len(audio)} rows, 'video' {len(video)}")
+    bad = [i for i, r in enumerate(rows) if r >= len(audio)]
+    if bad:
+        raise THGCLError(f"clip table {csv}, row {bad[0] + 2} (clip {table.frame['clip_id'].iloc[bad[0]]!r}), "
+                         f"column 'path': row {rows[bad[0]]} of {h5.name}, which has {len(audio)} rows")
+    target = table.targets()
+    splits = table.frame["split"].astype(str).str.strip().to_numpy()
+    if set(splits) == {"all"}:
+        label_index = np.where(target.sum(1) > 0, target.argmax(1), -1)
+        split = stratified_split(label_index, seed, ratios)
+    else:
+        odd = [i for i, v in enumerate(splits) if v not in ("train", "valid", "test")]
+        if odd:
+            raise THGCLError(f"clip table {csv}, row {odd[0] + 2} (clip {table.frame['clip_id'].iloc[odd[0]]!r}), "
+                             f"column 'split': {splits[odd[0]]!r}; use train, valid and test (or "
+                             "all on every row for THGCL's stratified split)")
+        split = splits.astype(object)
+    attrs = _h5_file(str(h5)).attrs
+    hop = float(attrs.get("audio_hop_s", _tmac_hop(audio.shape[1])))
+    chunk = float(attrs.get("video_chunk_s", 0.25))
+    # the file rows this table reads: a view whose row i is the table's row i
+    audio_v, video_v = _RowView(audio, rows), _RowView(video, rows)
+    st = h5.stat()
+    data_key = caching.stable_digest({"table": caching.table_fingerprint(table),
+                                      "file": h5.name, "size": st.st_size, "mtime": st.st_mtime_ns,
+                                      "split_seed": int(seed), "ratios": list(ratios),
+                                      "hop": hop, "chunk": chunk})
+    return {"audio": audio_v, "video": video_v, "target": target.astype(np.float32), "split": split,
+            "classes": list(table.classes), "clip_id": table.frame["clip_id"].astype(str).tolist(),
+            "audio_hop_s": hop, "video_chunk_s": chunk, "data_key": data_key, "stats_key": data_key,
+            "source": str(csv)}
+
+
+class _RowView:
+    """Rows ``rows`` of an :class:`H5Array` as an (len(rows), P, D) array read on demand."""
+
+    def __init__(self, array: H5Array, rows: Sequence[int]) -> None:
+        self.array, self.index = array, np.asarray(rows, dtype=np.int64)
+        self.shape = (len(self.index), *array.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def rows(self, idx: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self.array.rows(self.index[np.asarray(idx, dtype=np.int64)])
 
 
 def world_features(n_clips: int, seed: int = 1, audio_hop_s: float = 0.48, audio_encoder: str = "stats",
@@ -283,17 +583,54 @@ def world_features(n_clips: int, seed: int = 1, audio_hop_s: float = 0.48, audio
 
 
 def chapter_features(n_clips: int, seed: int = 1, tmac_file: str = "", audio_hop_s: float = 0.48,
-                     audio_encoder: str = "stats", *, device: str = "auto", **visual_params: Any
-                     ) -> tuple[dict[str, Any], str, str, str]:
+                     audio_encoder: str = "stats", *, clip_table: str = "", task: str = "",
+                     device: str = "auto", **visual_params: Any) -> tuple[dict[str, Any], str, str, str]:
     """Features for a chapter notebook: the real TMac file when ``tmac_file`` is given (paper
-    profile), else the shared synthetic world encoded with ``audio_encoder``
-    (:func:`load_audio_encoder`, on ``device``). Returns ``(features, data_key, dataset, scale)``."""
-    if tmac_file:
+    profile), a user's clip table (:data:`CLIP_TABLE_FORMAT`, recorded under ``task``) when
+    ``clip_table`` is given, else the shared synthetic world encoded with ``audio_encoder``
+    (:func:`load_audio_encoder`, on ``device``). Relative ``tmac_file`` / ``clip_table`` paths
+    that do not exist from the working folder are taken relative to the project home.
+
+    ``visual_params`` (``av_offset_s``, ``visual_noise``, ...) regenerate the synthetic world's
+    visual stream; on a features file only ``av_offset_s`` (a delay of the video nodes by
+    ``round(av_offset_s / video_chunk_s)`` nodes) and ``visual_noise`` (Gaussian noise of that
+    standard deviation on the standardised video features) exist, applied by
+    :class:`StreamedAVFeatures` (``features["video_perturbation"]``).
+    ``dataset`` is :data:`TMAC_DATASET` for the feature file (the claims on the paper's
+    absolute numbers are decided on it only), with ``", official-format miniature <folder>"``
+    added when the file is a miniature (its folder has the miniature's ``MINIATURE.txt``).
+    Returns ``(features, data_key, dataset, scale)``.
+    """
+    if tmac_file and clip_table:
+        raise THGCLError(f"tmac_file={tmac_file!r} and clip_table={clip_table!r}: give one")
+    if tmac_file or clip_table:
+        given = Path(tmac_file or clip_table)
+        path = given if given.is_absolute() or given.exists() else paths.home() / given
+        if clip_table and not task:
+            raise THGCLError(f"clip_table={clip_table!r} needs task (the name your records are "
+                             "filed under; a user's data is never compared with a paper number)")
+        feats = tmac_av_features(path) if tmac_file else clip_table_av_features(path)
+        feats["source"] = str(given)
+        if clip_table:
+            feats["task"] = str(task)
         if visual_params:
-            raise THGCLError(f"visual parameters {sorted(visual_params)} need the synthetic world; "
-                             "unset tmac_file")
-        feats = tmac_av_features(tmac_file)
-        return feats, feats["data_key"], TMAC_DATASET, f"{len(feats['split'])} clips"
+            unknown = sorted(set(visual_params) - {"av_offset_s", "visual_noise"})
+            if unknown:
+                raise THGCLError(f"visual parameters {unknown} need the synthetic world; on a "
+                                 "features file only av_offset_s and visual_noise exist")
+            chunk = float(feats.get("video_chunk_s", 0.25))
+            pert = {"video_shift": int(round(float(visual_params.get("av_offset_s", 0.0)) / chunk)),
+                    "video_noise": float(visual_params.get("visual_noise", 0.0))}
+            feats["video_perturbation"] = pert
+            feats["data_key"] = caching.stable_digest({"data": feats["data_key"], "perturbation": pert})
+        if clip_table:
+            dataset = f"{task} (clip table {given.name})"
+        elif (path.parent / MINIATURE_README).is_file():   # never decides a claim on the paper's data
+            dataset = f"{TMAC_DATASET}, official-format miniature {path.parent.name}"
+        else:
+            dataset = TMAC_DATASET
+        extra = "".join(f", {k} {v}" for k, v in visual_params.items())
+        return feats, feats["data_key"], dataset, f"{len(feats['split'])} clips ({given.name}{extra})"
     feats, key = world_features(n_clips, seed, audio_hop_s, audio_encoder, device=device, **visual_params)
     extra = "".join(f", {k} {v}" for k, v in visual_params.items())
     return (feats, key, f"synthetic world (audio {audio_encoder})",

@@ -32,13 +32,15 @@ from torch import nn
 from audiorepro import caching, paths, results
 from audiorepro.backbones.counting import count_parameters
 from audiorepro.metrics import tagging_metrics
-from audiorepro.papers.thgcl.data import (CACHE_CODE, TMAC_DATASET, AVFeatures, av_collate,
-                                          chapter_features)
+from audiorepro.fileio import atomic_save_npy
+from audiorepro.papers.thgcl.data import (CACHE_CODE, TMAC_DATASET, AVFeatures, StreamedAVFeatures,
+                                          av_collate, chapter_features, node_statistics)
 from audiorepro.papers.thgcl.model import (VARIANTS, GraphConfig, TemporalGraph, THGCLError,
                                            build_variant, edge_weights, hawkes_weights,
                                            make_batch_fn, parameter_table)
 from audiorepro.preprocessing import standardise
 from audiorepro.training import fit, pick_device
+from audiorepro.training.checkpoint import CHECKPOINT, DONE
 
 __all__ = ["DEFAULT_TRAIN", "PAPER_PROTOCOL", "train_config", "CLAIMS_BY_NOTEBOOK",
            "PAPER_DATA_CLAIMS", "LARGEST_OFFSET", "NOISIEST", "predict_scores", "evaluate_model",
@@ -53,9 +55,10 @@ DEFAULT_TRAIN: dict[str, Any] = {"seed": 0, "epochs": 20, "batch_size": 64, "lr"
 
 
 # =============================================================================== training
-def predict_scores(model: nn.Module, data: AVFeatures, batch_size: int = 256,
+def predict_scores(model: nn.Module, data: AVFeatures | StreamedAVFeatures, batch_size: int = 256,
                    device: str = "auto") -> np.ndarray:
-    """(N, C) logits of ``model`` on ``data``, computed on ``device`` (the model is moved there)."""
+    """(N, C) logits of ``model`` on ``data`` (in memory or streamed: read ``batch_size`` clips
+    at a time), computed on ``device`` (the model is moved there)."""
     dev = pick_device(device)
     model.to(dev)
     was = model.training
@@ -63,9 +66,8 @@ def predict_scores(model: nn.Module, data: AVFeatures, batch_size: int = 256,
     outs = []
     with torch.no_grad():
         for s in range(0, len(data), batch_size):
-            a = data.audio[s:s + batch_size].to(dev)
-            v = data.video[s:s + batch_size].to(dev)
-            outs.append(model(a, v)["logits"].float().cpu())
+            batch = data.__getitems__(range(s, min(len(data), s + batch_size)))
+            outs.append(model(batch["audio"].to(dev), batch["video"].to(dev))["logits"].float().cpu())
     model.train(was)
     return torch.cat(outs).numpy()
 
@@ -96,7 +98,7 @@ def train_config(epochs: int, batch_size: int, lr: float, patience: int | None, 
     return cfg
 
 
-def evaluate_model(model: nn.Module, data: AVFeatures, batch_size: int = 256,
+def evaluate_model(model: nn.Module, data: AVFeatures | StreamedAVFeatures, batch_size: int = 256,
                    device: str = "auto") -> dict[str, float]:
     """mAP / AUC / d' (:func:`audiorepro.metrics.tagging_metrics`) of ``model`` on ``data``,
     computed on ``device`` (the model is moved there)."""
@@ -113,6 +115,35 @@ def _standardise_nodes(x: np.ndarray, train: np.ndarray) -> np.ndarray:
     out[train] = scaled_train.reshape(-1, *x.shape[1:])
     out[~train] = scaled_rest.reshape(-1, *x.shape[1:])
     return out
+
+
+_STATS: dict[tuple[str, str], np.ndarray] = {}
+
+
+def _streamed_dataset(features: Mapping[str, Any], train: np.ndarray) -> StreamedAVFeatures:
+    """Features read on demand (a features file: :func:`~audiorepro.papers.thgcl.data.tmac_av_features`,
+    :func:`~audiorepro.papers.thgcl.data.clip_table_av_features`), standardised with the
+    training clips' node statistics (:func:`~audiorepro.papers.thgcl.data.node_statistics`,
+    computed once per file and split, kept under ``cache/thgcl/features``) and perturbed by
+    ``features["video_perturbation"]`` if any."""
+    key = str(features.get("stats_key") or features.get("data_key") or "")
+    rows = np.flatnonzero(train)
+    stats = {}
+    for m in ("audio", "video"):
+        cached = _STATS.get((key, m))
+        file = paths.cache_dir("thgcl", "features") / f"stats_{m}_{key}.npy" if key else None
+        if cached is None and file is not None and file.is_file():
+            cached = np.load(file)
+        if cached is None:
+            cached = node_statistics(features[m], rows)
+            if file is not None:
+                atomic_save_npy(file, cached)
+        if key:
+            _STATS[(key, m)] = cached
+        stats[m] = cached
+    return StreamedAVFeatures(features["audio"], features["video"], features["target"],
+                              audio_stats=stats["audio"], video_stats=stats["video"],
+                              **dict(features.get("video_perturbation") or {}))
 
 
 def _run_dir(run_root: str | os.PathLike, name: str, params: Mapping[str, Any], data_key: str) -> Path:
@@ -148,14 +179,19 @@ def train_variant(name: str, features: Mapping[str, Any], model_kwargs: Mapping[
             raise THGCLError(f"train_variant: split {s!r} is empty (features['split'] has "
                              f"{sorted(set(split.tolist()))})")
     train = split == "train"
-    ds = AVFeatures(_standardise_nodes(features["audio"], train), _standardise_nodes(features["video"], train),
-                    features["target"])
+    if isinstance(features["audio"], (np.ndarray, torch.Tensor)):
+        ds: AVFeatures | StreamedAVFeatures = AVFeatures(_standardise_nodes(features["audio"], train),
+                                                         _standardise_nodes(features["video"], train),
+                                                         features["target"])
+    else:   # a features file, read per batch
+        ds = _streamed_dataset(features, train)
     parts = {s: ds.subset(np.flatnonzero(split == s)) for s in ("train", "valid", "test")}
     torch.manual_seed(int(cfg.get("seed", 0)))
     graph = {"audio_hop_s": float(features.get("audio_hop_s", GraphConfig.audio_hop_s)),
+             **({"video_chunk_s": float(features["video_chunk_s"])} if "video_chunk_s" in features else {}),
              **dict(model_kwargs.get("graph") or {})}
-    model = build_variant(name, ds.target.shape[1], ds.audio.shape[1], ds.video.shape[1],
-                          ds.audio.shape[2], ds.video.shape[2], **{**model_kwargs, "graph": graph})
+    (p_a, d_a), (p_v, d_v) = ds.audio_shape, ds.video_shape
+    model = build_variant(name, ds.target.shape[1], p_a, p_v, d_a, d_v, **{**model_kwargs, "graph": graph})
     batch_fn = make_batch_fn(VARIANTS[name]["loss"], **loss_kwargs)
     run_dir = None
     if run_root is not None:
@@ -169,6 +205,10 @@ def train_variant(name: str, features: Mapping[str, Any], model_kwargs: Mapping[
     dev = pick_device(device)
     result = fit(model, parts["train"], parts["valid"], config=cfg, task="tagging",
                  batch_fn=batch_fn, run_dir=run_dir, device=dev, collate_fn=av_collate)
+    if run_dir is not None and (run_dir / DONE).is_file():
+        # a finished run is reloaded from its result; its resume state (weights + Adam moments,
+        # ~3x the weights: ~57 MB at the paper's sizes) is no longer needed
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)
     test_idx = np.flatnonzero(split == "test")
     scores = predict_scores(result.model, parts["test"], device=dev)
     targets = parts["test"].target.numpy()
@@ -204,6 +244,11 @@ def run_variants(names: Sequence[str], features: Mapping[str, Any], model_kwargs
     Returns ``(per-seed DataFrame, {name: {seed: result of train_variant}})``; the DataFrame has
     one row per (variant, seed): ``variant, paper row, seed, mAP, AUC, params, epochs, train s``
     (:func:`seed_summary` gives mean / std over seeds).
+
+    Features of a user's clip table (``features["task"]``, see
+    :func:`~audiorepro.papers.thgcl.data.chapter_features`) are recorded under
+    ``"<paper row> | <task>"``: never beside a paper number they do not correspond to. The
+    record's ``params["data"]`` names the features file or clip table (``features["source"]``).
     """
     if seeds is None:
         seeds = [int(dict(train_config).get("seed", DEFAULT_TRAIN["seed"]))]
@@ -220,19 +265,31 @@ def run_variants(names: Sequence[str], features: Mapping[str, Any], model_kwargs
                                 run_root=paths.cache_dir("thgcl", "runs"), data_key=data_key,
                                 device=device, amp=amp)
             out.setdefault(name, {})[seed] = res
-            row = (paper_rows or {}).get(name, name)
+            row = _user_row((paper_rows or {}).get(name, name), features)
             metrics = {"mAP": res["test"]["mAP"], "AUC": res["test"]["AUC"], "params": res["params"]}
             rows.append({"variant": name, "paper row": row, "seed": seed, **metrics,
                          "epochs": res["fit"].epochs_run, "train s": round(res["fit"].duration_s, 1)})
             if table is not None:
                 results.record(chapter, table, {k: metrics[k] for k in record_metrics},
                                {"paper_row": row, "variant": name, **dict(model_kwargs),
-                                "train": config, **dict(extra_params or {}), "seed": seed,
-                                "run_group": run_group},
+                                "train": config, **_data_param(features), **dict(extra_params or {}),
+                                "seed": seed, "run_group": run_group},
                                dataset=dataset, scale=scale or "n/a", profile=profile,
                                model=_model_label(name, model_kwargs), duration_s=res["fit"].duration_s,
                                items=res["items"])
     return pd.DataFrame(rows), out
+
+
+def _user_row(row: str, features: Mapping[str, Any]) -> str:
+    """``row``, or ``"<row> | <task>"`` for a user's clip table (``features["task"]``)."""
+    task = features.get("task")
+    return f"{row} | {task}" if task else row
+
+
+def _data_param(features: Mapping[str, Any]) -> dict[str, str]:
+    """``{"data": <features file or clip table>}`` for a record (nothing for the synthetic world,
+    which the record's dataset and scale name)."""
+    return {"data": str(features["source"])} if features.get("source") else {}
 
 
 def seed_summary(per_seed: pd.DataFrame, metrics: Sequence[str] = ("mAP", "AUC"),
@@ -289,7 +346,8 @@ def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequenc
                      table: str | None = "robustness", chapter: str = "thgcl", device: str = "auto",
                      amp: bool | str = False, seeds: Sequence[int] | None = None,
                      row_labels: Mapping[str, str] | None = None,
-                     run_group: str | None = None) -> pd.DataFrame:
+                     run_group: str | None = None, tmac_file: str = "", clip_table: str = "",
+                     task: str = "") -> pd.DataFrame:
     """Train ``names`` on the synthetic world with each visual condition (label -> keyword
     arguments of :func:`~audiorepro.data.synthetic.visual_variant`, e.g. ``{"av_offset_s": 1.0}``)
     once per training seed and score them on the test split (the same clips in every condition).
@@ -300,14 +358,20 @@ def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequenc
     ``params`` holding ``seed``, ``condition`` and ``run_group``.
     Returns a DataFrame ``condition, variant, seed, mAP, AUC, epochs`` plus one column per visual
     parameter.
+
+    With ``tmac_file`` or ``clip_table`` (and ``task``) the sweep runs on that features file
+    instead: the conditions perturb its video nodes (``av_offset_s``: a delay by whole video
+    chunks, ``visual_noise``: Gaussian noise on the standardised video features; see
+    :func:`~audiorepro.papers.thgcl.data.chapter_features`).
     """
     if table is not None and run_group is None:
         run_group = results.new_run_group()
     rows, once = [], {}
     keys = sorted({k for c in conditions.values() for k in c})
     for label, visual_params in conditions.items():
-        feats, key, dataset, _ = chapter_features(n_clips, seed, "", audio_hop_s, audio_encoder,
-                                                  device=device, **dict(visual_params))
+        feats, key, dataset, scale = chapter_features(n_clips, seed, tmac_file, audio_hop_s, audio_encoder,
+                                                      clip_table=clip_table, task=task, device=device,
+                                                      **dict(visual_params))
         for name in names:
             if name in visual_only_names and name in once:
                 per_seed, runs = once[name]
@@ -322,13 +386,14 @@ def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequenc
                        **{k: visual_params.get(k, np.nan) for k in keys}}
                 rows.append(row)
                 if table is not None:
-                    row_label = f"{name} @ {(row_labels or {}).get(label, label)}"
+                    row_label = _user_row(f"{name} @ {(row_labels or {}).get(label, label)}", feats)
                     results.record(chapter, table, {"mAP": row["mAP"], "AUC": row["AUC"]},
                                    {"paper_row": row_label, "variant": name, "condition": label,
                                     **{k: float(v) for k, v in dict(visual_params).items()},
+                                    **dict(feats.get("video_perturbation") or {}),
                                     **dict(model_kwargs), "train": dict(train_config),
-                                    "seed": row["seed"], "run_group": run_group},
-                                   dataset=dataset, scale=f"{n_clips} clips (seed {seed})", profile=profile,
+                                    **_data_param(feats), "seed": row["seed"], "run_group": run_group},
+                                   dataset=dataset, scale=scale, profile=profile,
                                    model=f"{name} (hidden {model_kwargs.get('hidden', 512)}, "
                                          f"{model_kwargs.get('num_layers', 4)} layers, {label})",
                                    items=runs[name][row["seed"]]["items"])
@@ -339,16 +404,19 @@ def record_param_counts(profile: str = "smoke",
                         rows: Sequence[tuple[str, str]] = (("THGCL", "THGCL"), ("TMac", "TMac-style")),
                         names: Sequence[str] = ("THGCL", "TMac-style", "THGCL (TMac layout)"),
                         chapter: str = "thgcl", table: str = "param_count",
-                        run_group: str | None = None) -> pd.DataFrame:
+                        run_group: str | None = None, notebook_data: str = "") -> pd.DataFrame:
     """Count the trainable parameters of ``names`` at the paper's sizes
     (:func:`~audiorepro.papers.thgcl.model.parameter_table`) and record the total of each paper
     row's variant (``rows``: pairs paper row, variant; an exact count, no seed and no items).
-    Returns the per-module table."""
+    ``notebook_data`` (the data the notebook ran on; the counts do not depend on it) is kept in
+    the records' ``params``. Returns the per-module table."""
     by_module = parameter_table(tuple(names))
     total = dict(zip(by_module["variant"], by_module["total"]))
     run_group = run_group or results.new_run_group()
     for row, name in rows:
-        results.record(chapter, table, {"params": total[name]}, {"paper_row": row, "run_group": run_group},
+        results.record(chapter, table, {"params": total[name]},
+                       {"paper_row": row, "run_group": run_group,
+                        **({"notebook_data": str(notebook_data)} if notebook_data else {})},
                        dataset="model size only", scale="paper sizes", profile=profile,
                        model=f"{name} as built here (hidden 512, 4 layers, 33 classes)")
     return by_module

@@ -138,3 +138,141 @@ def test_caption_world_guard_covers_every_pretraining_profile():
     assert {p["seed"] for p in pretrain.PROFILES.values()} == {retrieval.PRETRAIN_WORLD_SEED}
     with pytest.raises(ValueError, match="world_seed=0 is the world"):
         retrieval.caption_sources(synthetic_clips=4, world_seed=retrieval.PRETRAIN_WORLD_SEED, real=False)
+
+
+# ----------------------------------------------------------------------------- issue #15: paper path
+def _user_table(folder: Path, n: int = 6, seconds: float = 0.5, sr: int = 32000) -> Path:
+    """A user's captioned clip table: ``n`` noise clips (train/valid/test) with captions."""
+    import numpy as np
+    from audiorepro.data.audio import save_audio
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    splits = (["train"] * (n - 3) + ["valid", "test", "test"])[:n]
+    rows = []
+    for i, split in enumerate(splits):
+        save_audio(folder / f"c{i}.wav", rng.normal(0, 0.1 * (i + 1), int(sr * seconds)).astype("float32"), sr)
+        rows.append({"clip_id": f"c{i}", "path": f"c{i}.wav", "split": split, "labels": f"k{i}",
+                     "captions": f"sound number {i}|a clip of level {i}"})
+    pd.DataFrame(rows).to_csv(folder / "mine.csv", index=False)
+    return folder / "mine.csv"
+
+
+def test_first_per_split_keeps_the_first_clips_of_every_split_in_order():
+    cs = R.CaptionSet("t", pd.DataFrame({"clip_id": list("abcdefg"), "path": list("abcdefg"),
+                                          "split": ["train", "test", "train", "valid", "train",
+                                                    "test", "test"],
+                                          "captions": [["x"]] * 7, "keywords": [[]] * 7,
+                                          "source": "t"}))
+    assert list(R.first_per_split(cs, 2).frame["clip_id"]) == ["a", "b", "c", "d", "f"]
+    assert list(R.first_per_split(cs, 1).frame["clip_id"]) == ["a", "b", "d"]
+    assert R.first_per_split(cs, 0) is cs
+
+
+def test_load_sources_shrinks_the_paper_sets_per_split_and_keeps_every_split(tmp_path):
+    root = _paper_root(tmp_path)
+    kw = dict(on_missing="keep", options={"wavcaps": {"sources": ["FreeSound"]}})  # no audio here
+    full, _ = R.load_sources(root, **kw)
+    srcs, target = R.load_sources(root, real_clips=1, target_clips=1, **kw)
+    assert target == "clotho" and list(srcs) == ["clotho", "audiocaps", "wavcaps"]
+    assert len(srcs["audiocaps"]) == 1 and len(srcs["wavcaps"]) == 1
+    per_split = full["clotho"].frame.groupby("split").size()
+    assert dict(srcs["clotho"].frame.groupby("split").size()) == {s: 1 for s in per_split.index}
+
+
+def test_a_users_clip_table_is_its_own_task_never_a_paper_table(home, monkeypatch):
+    """clip_table + task: the user's captioned clips alone, found relative to the project home,
+    pre-trained on their own train split and recorded in table <task> (not table3), naming the
+    clip table; a task named like a paper set, an empty task, a missing split or both data
+    parameters are refused."""
+    import numpy as np
+    from audiorepro import results
+    csv = _user_table(home / "mydata")
+    srcs, target = R.load_sources(clip_table="mydata/mine.csv", task="my_sounds")
+    assert target == "my_sounds" and list(srcs) == ["my_sounds"]
+    cs = srcs["my_sounds"]
+    assert cs.frame["captions"].iloc[1] == ["sound number 1", "a clip of level 1"]
+    assert cs.frame["keywords"].iloc[1] == ["k1"] and Path(cs.frame["path"].iloc[1]).is_file()
+    assert R.sets_of_combo("my_sounds", srcs) == ("my_sounds",)
+    assert R.sources_table(srcs)["paper role"].iloc[0] == "none (your data)"
+    for bad, match in (({"task": ""}, "task is empty"), ({"task": "ClothoV2"}, "paper's data sets"),
+                       ({"task": "x", "data_root": str(home)}, "not both")):
+        with pytest.raises(ValueError, match=match):
+            R.load_sources(clip_table=str(csv), **bad)
+    f = pd.read_csv(csv)
+    f[f["split"] != "valid"].to_csv(home / "mydata" / "novalid.csv", index=False)
+    with pytest.raises(ValueError, match=r"split\(s\) \['valid'\]"):
+        R.load_sources(clip_table=str(home / "mydata" / "novalid.csv"), task="x")
+
+    seen = []
+
+    def fake_run(spec, sources, emb, *a, seed=0, target="", **kw):
+        seen.append((spec.audio, spec.pretrain, target))
+        r = np.array([1, 2, 1, 3])
+        return {"metrics": {"mAP@10": float(np.mean(1 / r)), "R@1": 0.5, "R@5": 1.0, "R@10": 1.0},
+                "items": results.retrieval_items(["c4#0", "c4#1", "c5#0", "c5#1"], r),
+                "params": {"audio_params": 1, "text_params": 2}, "model": None}
+    monkeypatch.setattr(E, "run_stand_in", fake_run)
+    specs = R.table3_specs()
+    R.run_table3(["cnn14", "wavcaps_cnn14"], specs, srcs, target, {"CNN14": {}}, pretrain_epochs=1,
+                 batch_size=2, lr=1e-3, text_lr=1e-4, seeds=[0], profile="smoke", world_seed=1,
+                 real_clips=0, stand_in_profile="smoke", data={"clip_table": "mydata/mine.csv"})
+    # every row pre-trains on the user's set (not the paper's three), whatever its paper recipe
+    assert seen == [("CNN14", ("my_sounds",), "my_sounds")] * 2
+    df = results.load_records()
+    assert set(df["table"]) == {"my_sounds"} and set(df["param.clip_table"]) == {"mydata/mine.csv"}
+    assert results.evaluate_claim("retrieval", "cnn14-beats-cnn10", profile="smoke").verdict == \
+        "not yet measured"
+
+
+def test_the_wavcaps_row_runs_the_previous_systems_recipe(tmp_path):
+    """headline-map10 compares with WavCaps' system: CNN14, pre-trained on WavCaps only, then
+    fine-tuned on the target; its pre-training set holds the WavCaps clips and nothing else."""
+    spec = R.table3_specs(finetune_epochs=3)["wavcaps_cnn14"]
+    assert (spec.audio, spec.pretrain, spec.finetune_epochs, spec.p_swap) == ("CNN14", ("WavCaps",), 3, 0.0)
+    assert spec.paper_row == "WavCaps (CNN14 + bert-base, fine-tuned)"
+    srcs, target = R.load_sources(_paper_root(tmp_path), on_missing="keep",
+                                  options={"wavcaps": {"sources": ["FreeSound"]}})
+    pre = R.pretrain_set(srcs, spec.pretrain, target)
+    assert list(pre.frame["clip_id"]) == list(srcs["wavcaps"].frame["clip_id"])
+
+
+def test_official_checkpoint_embeddings_are_the_loaded_models_and_cached(home, monkeypatch):
+    """checkpoint_embeddings: an official-format PANNs file, loaded strictly through
+    build_backbone, embeds each clip exactly as the model does on its 32 kHz waveform (a clip
+    under 1 s zero-padded to 1 s); a second call reads the disk cache without building a model;
+    a missing file or an encoder without a release is named."""
+    from audiorepro.backbones import build_backbone
+    from audiorepro.backbones.official import write_official_checkpoint
+    from audiorepro.data.audio import load_audio
+    ckpt = write_official_checkpoint("panns_cnn10_32k", home / "checkpoints")
+    _user_table(home / "mydata", n=4, seconds=0.5)
+    srcs, target = R.load_sources(clip_table="mydata/mine.csv", task="mine")
+    cs = srcs[target]
+    embs = R.checkpoint_embeddings("CNN10", cs, "checkpoints/" + ckpt.name)
+    assert len(embs) == 4 and all(e.shape == (512,) and e.dtype == torch.float32 for e in embs)
+    model = build_backbone("panns_cnn10_32k", checkpoint=ckpt).eval()
+    wave, _ = load_audio(cs.frame["path"].iloc[2], 32000)
+    assert wave.shape[-1] == 16000
+    with torch.no_grad():
+        want = model(F.pad(wave, (0, 16000))[None])["embedding"][0]
+    assert torch.allclose(embs[2], want, atol=1e-5)
+    import audiorepro.backbones.registry as reg
+    monkeypatch.setattr(reg, "build_backbone", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    again = R.embed_sources("CNN10", srcs, checkpoint=str(ckpt))[target]
+    assert all(torch.equal(a, b) for a, b in zip(again, embs))
+    with pytest.raises(FileNotFoundError, match=r"checkpoints\['CNN10'\]"):
+        R.checkpoint_embeddings("CNN10", cs, "checkpoints/nothing.pth")
+    with pytest.raises(KeyError, match="PaSST-L"):
+        R.checkpoint_embeddings("PaSST-L", cs, str(ckpt))
+    assert "Cnn10_mAP=0.380.pth" in R.audio_label("CNN10", ckpt)
+    assert "stand-in" in R.audio_label("CNN10", "")
+
+
+def test_passt_segments_follow_the_positional_length():
+    class P:
+        input_tdim, patch_size = 998, 16
+    assert E._segment_frames(P, "x", None) == 998
+    assert E._segment_frames(P, "x", 10.0) == 998     # 1000 frames of a 998-frame model
+    assert E._segment_frames(P, "x", 2.0) == 200
+    with pytest.raises(ValueError, match="cover 998 frames"):
+        E._segment_frames(P, "x", 15.0)

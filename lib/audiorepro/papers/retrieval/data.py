@@ -23,11 +23,11 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from audiorepro import caching
+from audiorepro import caching, paths
 from audiorepro.backbones.pretrain import PROFILES as _PRETRAIN_PROFILES
 from audiorepro.data.adapters import adapt
 from audiorepro.data.audio import load_audio
-from audiorepro.data.cliptable import split_captions, split_labels
+from audiorepro.data.cliptable import ClipTable, split_captions, split_labels
 from audiorepro.data.debian.tasks import build_task
 from audiorepro.data.synthetic import default_world
 from audiorepro.frontends import FeatureCache, make_frontend
@@ -37,8 +37,8 @@ from audiorepro.papers.retrieval.model import join_words
 __all__ = [
     "FEATURE_CODE", "PRETRAIN_WORLD_SEED", "CaptionSet", "combine", "synthetic_captions",
     "caption_set_from_table", "compose_mixture_caption", "caption_sources", "PAPER_NAMES",
-    "PAPER_ORDER", "paper_caption_sources", "load_sources", "sets_of_combo", "pretrain_set",
-    "sources_table", "logmel_features",
+    "PAPER_ORDER", "paper_caption_sources", "user_caption_set", "load_sources", "sets_of_combo",
+    "pretrain_set", "sources_table", "logmel_features", "first_per_split", "project_path",
 ]
 
 #: world seed the pre-trained audio stand-ins learned from (read from
@@ -261,30 +261,86 @@ def paper_caption_sources(data_root: str | Path, on_missing: str = "error",
     return out
 
 
+def project_path(p: str | Path) -> Path:
+    """``p`` as given when it exists (or is absolute), else relative to the project home
+    (:func:`audiorepro.paths.home`, e.g. ``data/miniatures`` of a private ``AUDIOREPRO_HOME``)."""
+    p = Path(p).expanduser()
+    return p if p.is_absolute() or p.exists() else paths.home() / p
+
+
+def first_per_split(cs: CaptionSet, n: int) -> CaptionSet:
+    """The first ``n`` clips of every split of ``cs`` in table order (``n`` 0: all)."""
+    if not n:
+        return cs
+    return CaptionSet(cs.name, cs.frame.groupby("split", sort=False).head(int(n)), cs.note)
+
+
+def user_caption_set(clip_table: str | Path, task: str) -> CaptionSet:
+    """A user's captioned audio: a clip table (:mod:`audiorepro.data.cliptable`; captions in the
+    ``captions`` column, ``|``-separated; keywords from a ``keywords`` column or the labels) read
+    as the caption set named ``task``. It needs ``train``, ``valid`` and ``test`` clips."""
+    if not str(task).strip():
+        raise ValueError(f"clip_table {clip_table}: parameter task is empty; name the user's task "
+                         "(its records are stored under it, never beside a paper number)")
+    if str(task) in PAPER_NAMES or str(task) in PAPER_NAMES.values():
+        raise ValueError(f"task {task!r} is a name of the paper's data sets; name the user's own task")
+    path = project_path(clip_table)
+    cs = caption_set_from_table(ClipTable.read(path), str(task))
+    missing = [s for s in ("train", "valid", "test") if not (cs.frame["split"] == s).any()]
+    if missing:
+        raise ValueError(f"clip_table {path}: no clip of split(s) {missing} (the retrieval runs "
+                         "train on train, keep the epoch of the best valid mAP@10, score test)")
+    cs.note = f"clip table {path.name} (task {task})"
+    return cs
+
+
 def load_sources(data_root: str | Path | None = None, synthetic_clips: int = 200, seed: int = 0,
                  real: bool = True, real_clips: int = 0, world_seed: int = PRETRAIN_WORLD_SEED + 1,
-                 options: Mapping[str, Mapping[str, Any]] | None = None
-                 ) -> tuple[dict[str, CaptionSet], str]:
-    """``(sources, target)`` for the notebooks: with ``data_root`` the paper's sets
-    (:func:`paper_caption_sources`, target ``clotho``), otherwise the book's
-    (:func:`caption_sources`, target ``synthetic``). :data:`PAPER_NAMES` maps either to the
-    paper's names."""
-    if data_root:
-        return paper_caption_sources(data_root, options=options), "clotho"
-    return caption_sources(synthetic_clips, seed, real=real, world_seed=world_seed,
-                           real_clips=real_clips), "synthetic"
+                 options: Mapping[str, Mapping[str, Any]] | None = None,
+                 clip_table: str | Path | None = None, task: str = "",
+                 target_clips: int = 0, on_missing: str = "drop") -> tuple[dict[str, CaptionSet], str]:
+    """``(sources, target)`` for the notebooks: with ``clip_table`` the user's captioned clip
+    table alone (:func:`user_caption_set`, target ``task``); with ``data_root`` the paper's sets
+    (:func:`paper_caption_sources`, target ``clotho``; ``real_clips``: keep the first that many
+    clips of AudioCaps and WavCaps; ``on_missing``: what the adapters do with a listed clip whose
+    audio is absent - ``drop`` (default: AudioCaps' YouTube clips are never all downloadable; the
+    adapter logs how many it left out) or ``error``); otherwise the book's (:func:`caption_sources`, target
+    ``synthetic``). ``target_clips``: keep the first that many clips of every split of the target
+    (0: all; :func:`first_per_split`). :data:`PAPER_NAMES` maps the paper's sets to their names.
+    ``data_root`` and ``clip_table`` that do not exist as given are taken relative to the project
+    home (:func:`project_path`)."""
+    if clip_table and data_root:
+        raise ValueError("give data_root (the paper's three sets) or clip_table (your own "
+                         "captioned audio), not both")
+    if clip_table:
+        out, target = {str(task): user_caption_set(clip_table, task)}, str(task)
+    elif data_root:
+        out = paper_caption_sources(project_path(data_root), on_missing=on_missing, options=options)
+        out = {k: v if k == "clotho" or not real_clips else v.subset(n=real_clips)
+               for k, v in out.items()}
+        target = "clotho"
+    else:
+        out = caption_sources(synthetic_clips, seed, real=real, world_seed=world_seed,
+                              real_clips=real_clips)
+        target = "synthetic"
+    out[target] = first_per_split(out[target], target_clips)
+    return out, target
 
 
 def sets_of_combo(combo: str, sources: Mapping[str, CaptionSet]) -> tuple[str, ...]:
     """Source names of a ``+``-joined combination of the paper's names, e.g.
-    ``"AudioCaps+ClothoV2"`` -> ``("tuxpaint", "synthetic")`` for the book's sets."""
+    ``"AudioCaps+ClothoV2"`` -> ``("tuxpaint", "synthetic")`` for the book's sets. A source
+    name (e.g. a user's task) stands for itself."""
     names = [p.strip() for p in combo.split("+") if p.strip()]
-    by_paper = {PAPER_NAMES[k]: k for k in sources}
+    by_paper = {PAPER_NAMES[k]: k for k in sources if k in PAPER_NAMES}
+    by_paper.update({k: k for k in sources})
     bad = [n for n in names if n not in by_paper]
     if bad or not names:
-        raise ValueError(f"combination {combo!r}: unknown set(s) {bad}; use {list(PAPER_ORDER)} "
-                         "joined by +")
-    return tuple(by_paper[n] for n in sorted(set(names), key=PAPER_ORDER.index))
+        raise ValueError(f"combination {combo!r}: unknown set(s) {bad}; use "
+                         f"{sorted(set(by_paper) - set(sources)) or list(sources)} joined by +")
+    srcs = list(dict.fromkeys(by_paper[n] for n in names))
+    return tuple(sorted(srcs, key=lambda k: PAPER_ORDER.index(PAPER_NAMES[k]) if k in PAPER_NAMES
+                        else len(PAPER_ORDER)))
 
 
 def pretrain_set(sources: Mapping[str, CaptionSet], names: Sequence[str], target: str = "synthetic"
@@ -303,7 +359,8 @@ def pretrain_set(sources: Mapping[str, CaptionSet], names: Sequence[str], target
 def sources_table(sources: Mapping[str, CaptionSet], example: bool = True) -> pd.DataFrame:
     """One row per caption set: its paper role (:data:`PAPER_NAMES`), clips, captions, note and
     (``example``) its first caption."""
-    return pd.DataFrame([{"set": k, "paper role": PAPER_NAMES[k], "clips": len(v),
+    return pd.DataFrame([{"set": k, "paper role": PAPER_NAMES.get(k, "none (your data)"),
+                          "clips": len(v),
                           "captions": v.n_captions, "note": v.note,
                           **({"example caption": v.frame["captions"].iloc[0][0]} if example else {})}
                          for k, v in sources.items()])

@@ -29,6 +29,7 @@ Every entry point that trains, embeds or evaluates takes ``device`` (``"auto"``:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -44,18 +45,20 @@ from torch import Tensor, nn
 from audiorepro import caching, paths, results
 from audiorepro import metrics as M
 from audiorepro.backbones.pretrain import family_of, features_to_input, pretrained_backbone
+from audiorepro.data.audio import load_audio
 from audiorepro.frontends import FeatureCache
 from audiorepro.training import fit, pick_device
 
 from audiorepro.papers.retrieval.data import (FEATURE_CODE, PAPER_NAMES, PAPER_ORDER,
                                               CaptionSet, combine, logmel_features, pretrain_set,
-                                              sets_of_combo)
+                                              project_path, sets_of_combo)
 from audiorepro.papers.retrieval.model import (SILENCE_LOGMEL, CachedAudio, DualEncoder, TextEncoder,
                                                build_audio_encoder, contrastive_loss,
                                                keyword_rephrasings)
 
 __all__ = [
-    "STAND_INS", "load_stand_in", "stand_in_embeddings", "embed_sources", "PairDataset", "EvalSet",
+    "STAND_INS", "load_stand_in", "stand_in_embeddings", "OFFICIAL_BACKBONES", "audio_label",
+    "checkpoint_embeddings", "embed_sources", "PairDataset", "EvalSet",
     "collate_pairs", "pairs_fingerprint", "embed_audio", "embed_text", "evaluate_retrieval",
     "chance_retrieval", "rank", "train_retrieval", "RunSpec", "run_experiment", "run_stand_in",
     "retrieval_outputs", "seed_summary", "decide_claims", "NOTEBOOK_CLAIMS", "table3_specs",
@@ -122,15 +125,8 @@ def stand_in_embeddings(name: str, cs: CaptionSet, profile: str = "book",
     fam = family_of(STAND_INS[name])
     fe_cfg = dict(model.pretrain_config["frontend"])
     preset = fe_cfg.pop("preset")
-    seg = None
-    if fam == "passt":
-        seg = model.input_tdim if segment_seconds is None else int(round(segment_seconds * 100))
-        if model.input_tdim < seg < model.input_tdim + model.patch_size:
-            seg = model.input_tdim   # "10 s" of a 998-frame model: its full positional length
-        if not model.patch_size <= seg <= model.input_tdim:
-            raise ValueError(f"stand_in_embeddings({name}): segment_seconds={segment_seconds} gives "
-                             f"{seg} frames; the positions of {STAND_INS[name]} cover "
-                             f"{model.input_tdim} frames")
+    seg = (_segment_frames(model, f"stand_in_embeddings({name}, {STAND_INS[name]})", segment_seconds)
+           if fam == "passt" else None)
     params = {"what": "retrieval-stand-in", "run": Path(report.run_dir).name, "segment": seg,
               "max_seconds": float(max_seconds), "frontend": preset, **fe_cfg}
     key = {**params, "run_key": caching.run_key(params, code=EMBEDDING_CODE)}
@@ -165,10 +161,116 @@ def stand_in_embeddings(name: str, cs: CaptionSet, profile: str = "book",
     return [v for v in out]  # type: ignore[misc]
 
 
+#: audio encoder -> the registry backbone of its released AudioSet checkpoint, loaded by
+#: :func:`checkpoint_embeddings` through ``build_backbone(name, checkpoint=path)``: PaSST-N
+#: ``passt-s-f128-p16-s16-ap.468.pt``, PaSST-S ``passt-s-f128-p16-s10-ap.476-swa.pt``, PaSST-S20
+#: the 20 s release of kkoutini/PaSST, CNN10 / CNN14 the PANNs 32 kHz files ``Cnn10_mAP=0.380.pth``
+#: / ``Cnn14_mAP=0.431.pth`` (qiuqiangkong/audioset_tagging_cnn)
+OFFICIAL_BACKBONES: dict[str, str] = {
+    "PaSST-N": "passt_s_p16_s16_128_1000_527", "PaSST-S": "passt_s_swa_p16_s10_128_998_527",
+    "PaSST-S20": "passt_s_20sec_p16_s10_128_2000_527", "CNN10": "panns_cnn10_32k",
+    "CNN14": "panns_cnn14_32k",
+}
+
+
+def audio_label(encoder: str, checkpoint: str | Path = "") -> str:
+    """How an audio encoder is named in records: the official checkpoint file it was loaded from
+    (full size, frozen), or its synthetic-world stand-in (labelled as such)."""
+    if checkpoint:
+        return (f"{encoder} ({OFFICIAL_BACKBONES[encoder]}, full size, frozen, weights "
+                f"{Path(checkpoint).name})")
+    return f"{encoder} stand-in (frozen, {STAND_INS[encoder]} at CPU scale, synthetic pre-training)"
+
+
+def _segment_frames(model: nn.Module, name: str, segment_seconds: float | None) -> int:
+    """Frames per PaSST segment: its positional length, or ``segment_seconds`` (100 frames/s)."""
+    seg = model.input_tdim if segment_seconds is None else int(round(segment_seconds * 100))
+    if model.input_tdim < seg < model.input_tdim + model.patch_size:
+        seg = model.input_tdim   # "10 s" of a 998-frame model: its full positional length
+    if not model.patch_size <= seg <= model.input_tdim:
+        raise ValueError(f"{name}: segment_seconds={segment_seconds} gives {seg} frames; the "
+                         f"positions of the model cover {model.input_tdim} frames")
+    return seg
+
+
+def checkpoint_embeddings(name: str, cs: CaptionSet, checkpoint: str | Path,
+                          segment_seconds: float | None = None, max_seconds: float = 10.0,
+                          batch_size: int = 4, device: str = "auto") -> list[Tensor]:
+    """Frozen embeddings (list of (D,) float32 CPU tensors) of every clip of ``cs`` by audio
+    encoder ``name`` at full size with the official weights ``checkpoint`` (a released file,
+    loaded strictly by ``build_backbone(OFFICIAL_BACKBONES[name], checkpoint=...)``; a relative
+    path not found as given is taken relative to the project home), computed on ``device`` and
+    cached on disk per clip (key: the backbone, the file's name, size and modification time,
+    the segment, ``max_seconds`` and :data:`EMBEDDING_CODE`).
+
+    Input: the first ``max_seconds`` of each clip. PaSST: the official PaSST log-mel
+    (:func:`logmel_features`, preset ``passt``: 128 bins at 32 kHz), cut into non-overlapping
+    segments of ``segment_seconds`` (default: the positional length, 10 s) whose embeddings are
+    averaged (paper section 3.4); D 768. PANNs: the 32 kHz waveform through the model's own
+    front end (STFT and log-mel modules of the checkpoint), clips under 1 s zero-padded to 1 s;
+    D 512 (CNN10) or 2048 (CNN14)."""
+    from audiorepro.backbones.registry import build_backbone
+    if name not in OFFICIAL_BACKBONES:
+        raise KeyError(f"checkpoints: no official checkpoint for audio encoder {name!r}; known: "
+                       f"{sorted(OFFICIAL_BACKBONES)}")
+    path = project_path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoints[{name!r}]: file {path} not found (the released "
+                                f"weights of {OFFICIAL_BACKBONES[name]})")
+    backbone = OFFICIAL_BACKBONES[name]
+    dev = pick_device(device)
+    st = path.stat()
+    params = {"what": "retrieval-official", "backbone": backbone, "file": path.name,
+              "size": st.st_size, "mtime_ns": st.st_mtime_ns, "segment_seconds": segment_seconds,
+              "max_seconds": float(max_seconds)}
+    key = {**params, "run_key": caching.run_key(params, code=EMBEDDING_CODE)}
+    cache = FeatureCache()
+    out: list[Tensor | None] = []
+    todo = []
+    for i, (cid, p) in enumerate(zip(cs.frame["clip_id"], cs.frame["path"])):
+        arr = cache.load(key, cid, p)
+        out.append(None if arr is None else torch.from_numpy(arr))
+        if arr is None:
+            todo.append(i)
+    if not todo:
+        return out   # type: ignore[return-value]
+    model = build_backbone(backbone, checkpoint=path).eval().to(dev)
+    sub = CaptionSet(cs.name, cs.frame.iloc[todo], cs.note)
+    with torch.no_grad():
+        if hasattr(model, "embed_long"):   # PaSST
+            seg = _segment_frames(model, name, segment_seconds)
+            feats = logmel_features(sub, max_seconds=max_seconds, frontend="passt")
+            embs = []
+            for k in range(0, len(todo), batch_size):
+                chunk = [f.float() for f in feats[k:k + batch_size]]
+                lens = torch.tensor([c.shape[-1] for c in chunk])
+                x = torch.full((len(chunk), 1, chunk[0].shape[0], int(lens.max())), SILENCE_LOGMEL)
+                for b, c in enumerate(chunk):
+                    x[b, 0, :, :c.shape[-1]] = c
+                embs.extend(model.embed_long(x.to(dev), segment_frames=seg, lengths=lens))
+        else:                               # PANNs: waveform in, one clip at a time
+            sr = int(getattr(model, "sample_rate", 32000))
+            embs = []
+            for p in sub.frame["path"]:
+                wave, _ = load_audio(p, sr, duration_s=max_seconds)
+                wave = F.pad(wave, (0, max(0, sr - wave.shape[-1])))
+                embs.append(model(wave[None].to(dev))["embedding"][0])
+    for j, e in zip(todo, embs):
+        v = e.float().cpu()
+        cache.save(key, cs.frame["clip_id"].iloc[j], v.numpy(), cs.frame["path"].iloc[j])
+        out[j] = v
+    return out   # type: ignore[return-value]
+
+
 def embed_sources(encoder: str, sources: Mapping[str, CaptionSet], profile: str = "book",
                   segment_seconds: float | None = None, max_seconds: float = 10.0,
-                  device: str = "auto") -> dict[str, list[Tensor]]:
-    """:func:`stand_in_embeddings` of every caption set: ``{name: [(D,) per clip]}``."""
+                  device: str = "auto", checkpoint: str | Path = "") -> dict[str, list[Tensor]]:
+    """Frozen embeddings of every caption set, ``{name: [(D,) per clip]}``: of the official
+    weights ``checkpoint`` (:func:`checkpoint_embeddings`) or, when it is empty, of the
+    synthetic-world stand-in (:func:`stand_in_embeddings`, pre-training ``profile``)."""
+    if checkpoint:
+        return {k: checkpoint_embeddings(encoder, v, checkpoint, segment_seconds, max_seconds,
+                                         device=device) for k, v in sources.items()}
     return {k: stand_in_embeddings(encoder, v, profile, segment_seconds, max_seconds, device=device)
             for k, v in sources.items()}
 
@@ -556,6 +658,10 @@ def table3_specs(small_text_layers: int = 2, text_train_layers: int = 0, finetun
         "finetune_keywords": RunSpec("PaSST-N", finetune_epochs=finetune_epochs, p_swap=p_swap,
                                      paper_row="PaSST-N + roberta-large, fine-tuned + GPT-augment",
                                      **t),
+        # the recipe of the previous state of the art (WavCaps, Mei et al. 2023): CNN14 + the
+        # text encoder, pre-trained on WavCaps, fine-tuned on the target - run here, not copied
+        "wavcaps_cnn14": RunSpec("CNN14", pretrain=("WavCaps",), finetune_epochs=finetune_epochs,
+                                 paper_row="WavCaps (CNN14 + bert-base, fine-tuned)", **t),
     }
 
 
@@ -614,7 +720,6 @@ TABLE3_NOT_RUN: dict[str, str] = {
                               "bert rows",
     "PaSST-L + bert-base": "no PaSST-L stand-in: at CPU size it would equal the PaSST-S stand-in",
     "DCASE baseline (CNN14 + all-mpnet-base-v2)": "a published system of other authors",
-    "WavCaps (CNN14 + bert-base, fine-tuned)": "a published system of other authors",
 }
 
 
@@ -637,6 +742,23 @@ def table3_coverage(specs: Mapping[str, RunSpec] | None = None) -> pd.DataFrame:
             raise KeyError(f"table3_coverage: paper row {r!r} is neither run nor listed in "
                            "TABLE3_NOT_RUN")
     return pd.DataFrame(out)
+
+
+def _world(target: str, world_seed: int) -> str:
+    """`` (world seed N)`` for the book's synthetic target, nothing for real data."""
+    return f" (world seed {world_seed})" if target == "synthetic" else ""
+
+
+def _text_of(run: Mapping[str, Any]) -> Any:
+    """The text encoder of a run's model (``None`` when the run holds no model)."""
+    return getattr(run.get("model"), "text", None)
+
+
+def _table_of(paper_table: str, target: str) -> str:
+    """The table a run is recorded in: the paper's (``table3`` ...) when the target is one of
+    the paper's sets or the book's stand-in for it, else the user's task name (never beside a
+    paper number it does not correspond to)."""
+    return paper_table if target in PAPER_NAMES else str(target)
 
 
 def _test_description(sources: Mapping[str, CaptionSet], target: str) -> str:
@@ -678,47 +800,54 @@ def run_table3(rows: Sequence[str], specs: Mapping[str, RunSpec], sources: Mappi
                batch_size: int, lr: float, text_lr: float, seeds: Sequence[int], profile: str,
                world_seed: int, real_clips: int, stand_in_profile: str,
                run_group: str | None = None, device: str = "auto",
-               amp: bool | str = False) -> tuple[dict[str, list[dict]], pd.DataFrame]:
-    """Train and score the Table 3 ``rows`` (keys of ``specs``) on the frozen stand-in
-    ``embeddings[audio encoder]``, once per seed of ``seeds``; record each (row, seed) (table
-    ``table3``, under its ``paper_row``; the ``passt_n`` row also as the pre-trained-only
-    ``PaSST-N + roberta-large``, the baseline of the fine-tuning claim) with its per-query test
-    ranks and one ``run_group`` (new unless given). Returns ``(runs: {key: [run per seed]},
+               amp: bool | str = False, checkpoints: Mapping[str, str] | None = None,
+               data: Mapping[str, Any] | None = None) -> tuple[dict[str, list[dict]], pd.DataFrame]:
+    """Train and score the Table 3 ``rows`` (keys of ``specs``) on the frozen audio
+    ``embeddings[audio encoder]`` (:func:`embed_sources`: official ``checkpoints[encoder]`` or
+    the stand-in), once per seed of ``seeds``; record each (row, seed) (table ``table3``, under
+    its ``paper_row``; the ``passt_n`` row also as the pre-trained-only ``PaSST-N +
+    roberta-large``, the baseline of the fine-tuning claim) with its per-query test ranks and
+    one ``run_group`` (new unless given). ``data``: the data parameters (``data_root`` /
+    ``clip_table``), stored in every record. A target that is not one of the paper's sets (a
+    user's clip table, its task name) is recorded in table ``<target>`` and every row is
+    pre-trained on the target's train split alone. Returns ``(runs: {key: [run per seed]},
     per-seed table: row, run, seed, R@k, mAP@10)``. Fine-tuning uses ``lr / 2.5``."""
     unknown = [r for r in rows if r not in specs]
     if unknown:
         raise KeyError(f"rows: unknown row(s) {unknown}; choose from {list(specs)}")
     seeds = _check_seeds(seeds, "run_table3")
     run_group = run_group or results.new_run_group()
+    checkpoints, table, own = dict(checkpoints or {}), _table_of("table3", target), target not in PAPER_NAMES
     pre_cfg = _cosine_cfg(pretrain_epochs, batch_size, lr)
     ft_cfg = _cosine_cfg(None, batch_size, lr / 2.5)
     text_cache: dict = {}
-    scale_note = (f"{target} n{len(sources[target])} (world seed {world_seed}) + other sets of "
+    scale_note = (f"{target} n{len(sources[target])}{_world(target, world_seed)} + other sets of "
                   f"{real_clips or 'all'} clips; {pretrain_epochs} pre-train epochs; "
                   f"stand-ins: {stand_in_profile} profile")
     dataset = _test_description(sources, target)
     runs: dict[str, list[dict]] = {}
     lines = []
     for key in rows:
-        spec = specs[key]
+        spec = dataclasses.replace(specs[key], pretrain=(target,)) if own else specs[key]
         for seed in seeds:
             t0 = time.time()
             out = run_stand_in(spec, sources, embeddings[spec.audio], pre_cfg, ft_cfg, text_cache,
                                seed=seed, target=target, text_lr=text_lr, device=device, amp=amp)
             runs.setdefault(key, []).append(out)
-            model_name = (f"{spec.audio} stand-in (frozen, {STAND_INS[spec.audio]} at CPU scale) + "
-                          + _text_label(spec, out["model"].text)
+            model_name = (audio_label(spec.audio, checkpoints.get(spec.audio, "")) + " + "
+                          + _text_label(spec, _text_of(out))
                           + (", fine-tuned" if spec.finetune_epochs else "")
                           + (f" + keyword swap p={spec.p_swap}" if spec.p_swap else ""))
-            params = {"row": key, "label": spec.label,
+            params = {"row": key, "label": spec.label, **dict(data or {}),
+                      "checkpoint": checkpoints.get(spec.audio, ""),
                       "role_sources": _role_sources(sources, spec.pretrain), **out["params"],
                       "pretrain_epochs": pretrain_epochs, "finetune_epochs": spec.finetune_epochs,
                       "text_lr": text_lr}
             kw = dict(seed=seed, run_group=run_group, dataset=dataset, scale=scale_note,
                       profile=profile, model=model_name)
-            _record("table3", spec.paper_row, out, METRICS, params, duration_s=time.time() - t0, **kw)
+            _record(table, spec.paper_row, out, METRICS, params, duration_s=time.time() - t0, **kw)
             if key == "passt_n":  # the pre-trained-only baseline of the fine-tuning claim
-                _record("table3", "PaSST-N + roberta-large", out, METRICS,
+                _record(table, "PaSST-N + roberta-large", out, METRICS,
                         {**params, "stands_for": "pre-trained only (no fine-tuning), same run "
                                                  "as PaSST-N + bert-base"}, **kw)
             lines.append({"row": key, "run": spec.label, "seed": seed,
@@ -731,33 +860,38 @@ def run_table4(combos: Sequence[str], sources: Mapping[str, CaptionSet], target:
                text_lr: float, text_train_layers: int, seeds: Sequence[int], profile: str,
                world_seed: int, real_clips: int, stand_in_profile: str,
                run_group: str | None = None, device: str = "auto",
-               amp: bool | str = False) -> pd.DataFrame:
-    """PaSST-N stand-in (frozen ``embeddings``) + MiniLM pre-trained on each ``+``-joined
-    combination of the paper's set names (:func:`sets_of_combo`), once per seed, scored on the
-    target's test split and recorded per seed with its per-query ranks (table ``table4``, row:
-    the paper's names; one ``run_group``). Returns the per-seed table."""
+               amp: bool | str = False, checkpoint: str = "", text_model: str = "minilm",
+               data: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """PaSST-N (frozen ``embeddings`` of the official ``checkpoint`` or of the stand-in) +
+    ``text_model`` pre-trained on each ``+``-joined combination of the paper's set names (or
+    source names, :func:`sets_of_combo`), once per seed, scored on the target's test split and
+    recorded per seed with its per-query ranks (table ``table4``, or ``<target>`` for a user's
+    clip table; row: the paper's names; one ``run_group``; ``data`` stored in every record).
+    Returns the per-seed table."""
     seeds = _check_seeds(seeds, "run_table4")
     run_group = run_group or results.new_run_group()
+    table = _table_of("table4", target)
     cfg = _cosine_cfg(epochs, batch_size, lr)
     rows, text_cache = [], {}
     for combo in combos:
         names = sets_of_combo(combo, sources)
-        paper_row = " + ".join(PAPER_NAMES[n] for n in names)
+        paper_row = " + ".join(PAPER_NAMES.get(n, n) for n in names)
+        spec = RunSpec("PaSST-N", pretrain=names, text=text_model, text_train_layers=text_train_layers)
         for seed in seeds:
             t0 = time.time()
-            out = run_stand_in(RunSpec("PaSST-N", pretrain=names, text_train_layers=text_train_layers),
-                               sources, embeddings, cfg, cfg, text_cache, seed=seed, target=target,
-                               text_lr=text_lr, device=device, amp=amp)
-            _record("table4", paper_row, out, ("mAP@10",),
-                    {"sets": list(names), "role_sources": _role_sources(sources, names),
+            out = run_stand_in(spec, sources, embeddings, cfg, cfg, text_cache, seed=seed,
+                               target=target, text_lr=text_lr, device=device, amp=amp)
+            _record(table, paper_row, out, ("mAP@10",),
+                    {"sets": list(names), **dict(data or {}), "checkpoint": checkpoint,
+                     "role_sources": _role_sources(sources, names),
                      **out["params"], "epochs": epochs,
                      "text_train_layers": text_train_layers, "text_lr": text_lr},
                     seed=seed, run_group=run_group, dataset=_test_description(sources, target),
-                    scale=(f"{target} n{len(sources[target])} (world seed {world_seed}) + other "
+                    scale=(f"{target} n{len(sources[target])}{_world(target, world_seed)} + other "
                            f"sets of {real_clips or 'all'} clips; {epochs} epochs; stand-ins: "
                            f"{stand_in_profile}"),
                     profile=profile, duration_s=time.time() - t0,
-                    model=f"PaSST-N stand-in (frozen) + MiniLM-L6 (top {text_train_layers} layers trained)")
+                    model=f"{audio_label('PaSST-N', checkpoint)} + {_text_label(spec, _text_of(out))}")
             rows.append({"pre-training sets": " + ".join(names), "paper role": paper_row,
                          "seed": seed, "train clips": len(pretrain_set(sources, names, target)),
                          **{k: out["metrics"][k] for k in METRICS}})
@@ -768,39 +902,47 @@ def run_segment_lengths(cs: CaptionSet, curves: Mapping[str, Sequence[float]], *
                         batch_size: int, lr: float, text_lr: float, text_train_layers: int,
                         seeds: Sequence[int], profile: str, world_seed: int, stand_in_profile: str,
                         run_group: str | None = None, device: str = "auto",
-                        amp: bool | str = False) -> pd.DataFrame:
-    """Fig. 1: for each stand-in encoder of ``curves`` and each of its segment lengths (s), embed
-    the 20 s clips of ``cs`` (mean over segments; embedding CPU time measured), train on the
-    train split once per seed, score the test split and record per seed with the per-query ranks
-    (table ``fig1``; the PaSST-S20 rows are ``segment <s> s``, the others ``<encoder>, segment
-    <s> s``; one ``run_group``). Returns the per-seed table."""
+                        amp: bool | str = False, checkpoints: Mapping[str, str] | None = None,
+                        text_model: str = "minilm", max_seconds: float = 20.0,
+                        data: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Fig. 1: for each audio encoder of ``curves`` (frozen: official ``checkpoints[encoder]`` or
+    the stand-in) and each of its segment lengths (s), embed the first ``max_seconds`` of the
+    clips of ``cs`` (mean over segments; embedding CPU time measured), train the projections and
+    ``text_model`` on the train split once per seed, score the test split and record per seed
+    with the per-query ranks (table ``fig1``, or ``<cs.name>`` for a user's clip table; the
+    PaSST-S20 rows are ``segment <s> s``, the others ``<encoder>, segment <s> s``; one
+    ``run_group``; ``data`` stored in every record). Returns the per-seed table."""
     seeds = _check_seeds(seeds, "run_segment_lengths")
     run_group = run_group or results.new_run_group()
-    sources = {"synthetic": cs}
+    checkpoints, table = dict(checkpoints or {}), _table_of("fig1", cs.name)
+    sources = {cs.name: cs}
     test_set = cs.subset("test")
     cfg = _cosine_cfg(epochs, batch_size, lr)
     rows, text_cache = [], {}
     for enc, segments in curves.items():
         for sec in segments:
             c0 = time.process_time()
-            emb = embed_sources(enc, sources, stand_in_profile, segment_seconds=sec, max_seconds=20.0,
-                                device=device)
+            emb = embed_sources(enc, sources, stand_in_profile, segment_seconds=sec,
+                                max_seconds=max_seconds, device=device,
+                                checkpoint=checkpoints.get(enc, ""))
             embed_cpu = time.process_time() - c0
             row = f"segment {sec:g} s" if enc == "PaSST-S20" else f"{enc}, segment {sec:g} s"
             for seed in seeds:
                 t0 = time.time()
-                out = run_stand_in(RunSpec(enc, pretrain=("synthetic",),
-                                           text_train_layers=text_train_layers),
-                                   sources, emb, cfg, cfg, text_cache, seed=seed, text_lr=text_lr,
-                                   device=device, amp=amp)
-                _record("fig1", row, out, METRICS,
-                        {"encoder": enc, "segment_seconds": sec, **out["params"], "epochs": epochs,
+                spec = RunSpec(enc, pretrain=(cs.name,), text=text_model,
+                               text_train_layers=text_train_layers)
+                out = run_stand_in(spec, sources, emb, cfg, cfg, text_cache, seed=seed,
+                                   target=cs.name, text_lr=text_lr, device=device, amp=amp)
+                _record(table, row, out, METRICS,
+                        {"encoder": enc, "segment_seconds": sec, **dict(data or {}),
+                         "checkpoint": checkpoints.get(enc, ""), **out["params"], "epochs": epochs,
                          "embed_cpu_s": embed_cpu},
                         seed=seed, run_group=run_group,
-                        dataset=(f"synthetic world seed {world_seed}, 20 s clips, test split "
-                                 f"({len(test_set)} audios)"),
+                        dataset=(f"{cs.note or cs.name}: first {max_seconds:g} s of each clip, "
+                                 f"test split ({len(test_set)} audios)"),
                         scale=f"n{len(cs)}; stand-ins: {stand_in_profile}", profile=profile,
-                        model=f"{enc} stand-in ({STAND_INS[enc]}, CPU scale, frozen) + MiniLM-L6",
+                        model=(f"{audio_label(enc, checkpoints.get(enc, ''))} + "
+                               f"{_text_label(spec, _text_of(out))}"),
                         duration_s=time.time() - t0)
                 rows.append({"encoder": enc, "segment (s)": sec, "seed": seed,
                              **{k: out["metrics"][k] for k in METRICS},

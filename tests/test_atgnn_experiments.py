@@ -3,8 +3,10 @@ run caches, devices, label-graph statistics, records, benchmark file."""
 from __future__ import annotations
 
 import inspect
+import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -522,3 +524,85 @@ def test_table_rows_reference_options_only_when_not_default():
                                           "plg_direction": "l_minus_x"}
     assert rows["iso"][1] == {"drop_path": 0.1, "plg_direction": "l_minus_x"}
     assert "drop_path" not in rows["panns"][1]
+
+
+def test_k_spec_of_the_paper_model_shares_the_table_rows_run():
+    import pytest
+    from audiorepro.papers.atgnn import ATGNNConfig, k_spec, table_rows
+    rows = table_rows(drop_path=0.1, plg_direction="l_minus_x")
+    extra = rows["pyr-s"][1]
+    # k = 9 (the default) with the reference-code overrides is exactly the Table III row
+    assert k_spec(ATGNNConfig.k, arch="pyr-s", extra=extra)[:2] == rows["pyr-s (-MLG)"][:2]
+    assert k_spec(15, arch="pyr-s", extra=extra) == (
+        "pyr-s", {"use_mlg": False, "drop_path": 0.1, "plg_direction": "l_minus_x", "k": 15}, "k=15")
+    with pytest.raises(KeyError, match="parameter arch.*'resnet'"):
+        k_spec(9, arch="resnet")
+
+
+def test_k_sweep_rejects_checkpoints_of_another_architecture():
+    import pytest
+    from audiorepro.papers.atgnn import RecipeConfig, k_sweep
+    with pytest.raises(KeyError, match=r"checkpoints.*\['pyr-med'\].*arch='pyr-s'"):
+        k_sweep([9], [0], data=None, recipe=RecipeConfig(), arch="pyr-s",
+                checkpoints={"pyr-med": "pvig_m_83.1.pth.tar"})
+
+
+def _data_stub(official: str, description: str = "clip table x.csv (200 classes), fbank"):
+    from audiorepro.papers.atgnn import TaggingData
+    z = torch.zeros(1, 16, 8)
+    y = torch.zeros(1, 2)
+    return TaggingData(z, y, z, y, z, y, classes=["a", "b"], description=description,
+                       fingerprint="f", official_dataset=official)
+
+
+def test_check_table_names_the_parameter_and_the_allowed_values():
+    import pytest
+    from audiorepro.papers.atgnn import check_table
+    assert check_table("table2") == "table2" and check_table("table3") == "table3"
+    for bad in ("table1", "Table2", "table 3", ""):
+        with pytest.raises(ValueError, match=r"parameter table=.*allowed values: \['table2', 'table3'\]"):
+            check_table(bad)
+    # an official data set recorded under the other data set's table is refused before training
+    with pytest.raises(ValueError, match=r"table='table2' is the paper's AudioSet table.*FSD50K "
+                                         r"adapter; allowed value: \['table3'\]"):
+        check_table("table2", _data_stub("FSD50K"))
+    assert check_table("table3", _data_stub("FSD50K")) == "table3"
+    assert check_table("table2", _data_stub("AudioSet")) == "table2"
+    # a user's table (no official adapter) or the synthetic world may use either table
+    assert check_table("table3", _data_stub("")) == "table3"
+
+
+def test_label_graph_spec_needs_an_atgnn_row_with_mlg():
+    import pytest
+    from audiorepro.papers.atgnn import label_graph_spec, table_rows
+    rows = table_rows(drop_path=0.1)
+    assert label_graph_spec("pyr-s", rows) == rows["pyr-s"]
+    for bad in ("pyr-s (-MLG)", "ast", "panns"):
+        with pytest.raises(ValueError, match=rf"parameter model='{re.escape(bad)}'.*allowed values: "
+                                             rf"\['iso', 'iso-tiny', 'pyr-med', 'pyr-s', 'pyr-tiny'\]"):
+            label_graph_spec(bad, rows)
+    with pytest.raises(KeyError, match="parameter model='vit'"):
+        label_graph_spec("vit", rows)
+
+
+def test_tagging_data_caps_keep_every_class_of_a_sorted_table(tmp_path, monkeypatch):
+    """max_train draws its clips with ClipTable.subsample: a table sorted by label keeps every
+    class (the first rows would hold one class only)."""
+    import soundfile as sf
+    from audiorepro.papers.atgnn import tagging_data
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "sorted"
+    (folder / "audio").mkdir(parents=True)
+    rows = []
+    rng = np.random.default_rng(0)
+    for c in ("a", "b", "c", "d"):
+        for i in range(4):
+            sf.write(folder / "audio" / f"{c}{i}.wav", rng.normal(0, 0.1, 1600).astype(np.float32),
+                     16000)
+            rows.append({"clip_id": f"{c}{i}", "path": f"audio/{c}{i}.wav",
+                         "split": ("train", "train", "val", "test")[i], "labels": c})
+    pd.DataFrame(rows).to_csv(folder / "sorted.csv", index=False)
+    d = tagging_data(clip_table=folder / "sorted.csv", frames=16, clip_seconds=0.1, max_train=4)
+    # the 'val' rows are read as the validation split (not dropped)
+    assert d.sizes() == {"train": 4, "valid": 4, "test": 4}
+    assert d.y_train.sum(0).tolist() == [1.0, 1.0, 1.0, 1.0]     # one clip of every class

@@ -180,3 +180,72 @@ def test_packed_hdf5_rows_load_like_files(tmp_path):
     assert ClipTable(frame, tmp_path).check_files() == ["b"]
     with pytest.raises(AudioFileError, match=r"packed.h5#5.*out of range"):
         load_audio(f"{tmp_path}/packed.h5#5")
+
+
+# ------------------------------------------------------------------ subsample / split aliases
+def _sorted_table(n_per_class: int = 10, classes: str = "abcdefgh") -> ClipTable:
+    """A single-label table sorted by label: the first rows hold one or two classes only."""
+    rows = [dict(clip_id=f"{c}{i}", path=f"{c}{i}.wav", split="train", labels=c)
+            for c in classes for i in range(n_per_class)]
+    return ClipTable(pd.DataFrame(rows), ".", name="sorted")
+
+
+def test_subsample_keeps_every_class_of_a_sorted_table():
+    t = _sorted_table()
+    first = t.frame.iloc[:16]                       # what a cap on the first rows keeps
+    assert set(first["labels"]) == {"a", "b"}
+    sub = t.subsample(16, seed=3)
+    assert len(sub) == 16 and set(sub.frame["labels"]) == set("abcdefgh")
+    # deterministic for a seed, another subset for another seed, rows in table order
+    assert sub.frame["clip_id"].tolist() == t.subsample(16, seed=3).frame["clip_id"].tolist()
+    assert sub.frame["clip_id"].tolist() != t.subsample(16, seed=4).frame["clip_id"].tolist()
+    pos = [t.frame["clip_id"].tolist().index(c) for c in sub.frame["clip_id"]]
+    assert pos == sorted(pos)
+    assert t.subsample(80) is t and t.subsample(500) is t
+    assert len(t.subsample(0)) == 0
+    with pytest.raises(ValueError, match="sorted.*-1"):
+        t.subsample(-1)
+
+
+def test_subsample_multilabel_covers_rarest_classes_first(caplog):
+    # 'rare' occurs once (with 'x'), 'y' twice, 'x' in every other row: n = 2 must keep the
+    # 'rare' row (which also covers x) and one 'y' row, so all three classes stay
+    labels = ["x"] * 6 + ["x;y", "y", "x;rare"]
+    frame = pd.DataFrame(dict(clip_id=[f"c{i}" for i in range(9)], path=[f"{i}.wav" for i in range(9)],
+                              split="train", labels=labels))
+    t = ClipTable(frame, ".", name="ml")
+    for seed in range(5):
+        sub = t.subsample(2, seed=seed)
+        assert "c8" in sub.frame["clip_id"].tolist()
+        assert set(sub.classes) == {"rare", "x", "y"}
+        assert {lab for i in range(len(sub)) for lab in sub.labels_of(i)} == {"rare", "x", "y"}
+    # too small to keep every class: one warning naming what was left out
+    with caplog.at_level(logging.WARNING, logger="audiorepro.data.cliptable"):
+        sub = t.subsample(1, seed=0)
+    assert sub.frame["clip_id"].tolist() == ["c8"]         # the rarest class first
+    assert "leaves out 1 of 3 classes: y" in caplog.text
+
+
+@pytest.mark.parametrize("alias", ["val", "validation", "dev", " Val ", "DEV"])
+def test_split_aliases_read_as_valid_with_one_line_naming_the_file(tmp_path, alias, caplog):
+    path = tmp_path / "mine.csv"
+    path.write_text("clip_id,path,split,labels\na,a.wav,train,dog\n"
+                    f"b,b.wav,{alias},cat\nc,c.wav,{alias},dog\nd,d.wav,test,cat\n")
+    with caplog.at_level(logging.INFO, logger="audiorepro.data.cliptable"):
+        t = ClipTable.read(path)
+    assert t.frame["split"].tolist() == ["train", "valid", "valid", "test"]
+    assert len(t.subset("valid")) == 2
+    lines = [r.getMessage() for r in caplog.records if "read as 'valid'" in r.getMessage()]
+    assert len(lines) == 1 and str(path) in lines[0] and "(2 row(s))" in lines[0]
+
+
+def test_split_aliases_in_a_table_built_in_memory(caplog):
+    frame = pd.DataFrame(dict(clip_id=["a", "b", "c"], path=["a", "b", "c"],
+                              split=["train", "validation", "valid"], labels=["x", "y", "x"]))
+    with caplog.at_level(logging.INFO, logger="audiorepro.data.cliptable"):
+        t = ClipTable(frame, ".", name="mem")
+    assert t.frame["split"].tolist() == ["train", "valid", "valid"]
+    assert "clip table 'mem'" in caplog.text and "'validation'" in caplog.text
+    # other free-text splits are kept as they are (e.g. 'all' of the TMac table)
+    t2 = ClipTable(frame.assign(split=["all", "train", "eval"]), ".", name="free")
+    assert t2.frame["split"].tolist() == ["all", "train", "eval"]

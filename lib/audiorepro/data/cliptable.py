@@ -5,7 +5,8 @@ A clip table is a CSV file with one row per clip. Required columns:
 ========== =============================================================
 clip_id    unique identifier of the clip
 path       audio file, relative to the CSV's folder (or absolute)
-split      ``train`` / ``valid`` / ``test`` (free text, but these are used)
+split      ``train`` / ``valid`` / ``test`` (free text, but these are used; ``val``,
+           ``validation`` and ``dev`` are read as ``valid``, with one logged line)
 labels     label names separated by ``;`` (may be empty)
 ========== =============================================================
 
@@ -24,6 +25,10 @@ duplicated ``clip_id``, labels outside a fixed vocabulary, a ``start_s`` that is
 that root (``../../etc/passwd`` or an absolute path elsewhere). Without an explicit root, paths
 are resolved against the CSV's folder and may leave it (the Debian task tables point to
 ``../<source>/audio``).
+
+Subsampling: :meth:`ClipTable.subsample` draws a deterministic seeded subset of ``n`` rows
+that keeps every class of the table when ``n`` allows (the rarest classes are covered first);
+use it rather than the first ``n`` rows, which in a table sorted by label hold a few classes.
 
 Duplicated audio is reported, not refused (tests and segment tables reuse files):
 :meth:`ClipTable.duplicate_rows` groups rows that use the same file (and segment), or with
@@ -52,6 +57,8 @@ from ..fileio import atomic_write_text, file_digest
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("clip_id", "path", "split", "labels")
+#: split names read as ``valid`` (compared after stripping blanks, case-insensitive)
+SPLIT_ALIASES = {"val": "valid", "validation": "valid", "dev": "valid"}
 LABEL_SEP = ";"
 CAPTION_SEP = "|"
 
@@ -79,6 +86,25 @@ def split_captions(cell: object) -> list[str]:
     if cell is None or (isinstance(cell, float) and np.isnan(cell)):
         return []
     return [s.strip() for s in str(cell).split(CAPTION_SEP) if s.strip()]
+
+
+def normalise_splits(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``frame`` with the split aliases of :data:`SPLIT_ALIASES` (``val``, ``validation``,
+    ``dev``, any case) renamed ``valid``; one INFO line names ``where`` (the file or table) and
+    the aliases it mapped. Other values are kept as they are."""
+    if "split" not in frame.columns:
+        return frame
+    raw = frame["split"]
+    key = raw.where(raw.isna(), raw.astype(str).str.strip().str.lower())
+    alias = key.isin(list(SPLIT_ALIASES)).to_numpy()
+    if not alias.any():
+        return frame
+    frame = frame.copy()
+    found = sorted(set(raw[alias].astype(str)))
+    frame.loc[alias, "split"] = "valid"
+    log.info("%s: split name(s) %s read as 'valid' (%d row(s))", where,
+             ", ".join(repr(f) for f in found), int(alias.sum()))
+    return frame
 
 
 def join_captions(captions: Iterable[str]) -> str:
@@ -110,7 +136,7 @@ class ClipTable:
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
-        self.frame = self.frame.reset_index(drop=True)
+        self.frame = normalise_splits(self.frame.reset_index(drop=True), f"clip table {self.name!r}")
         missing = [c for c in REQUIRED_COLUMNS if c not in self.frame.columns]
         if missing:
             raise ClipTableError(f"clip table {self.name!r} lacks column(s) {missing}")
@@ -253,6 +279,58 @@ class ClipTable:
             if exclude_fold is not None:
                 mask &= ~folds.isin(np.atleast_1d(exclude_fold)).to_numpy()
         return ClipTable(self.frame[mask].copy(), self.root, self.classes, self.name, self.confine)
+
+    def subsample(self, n: int, seed: int = 0) -> "ClipTable":
+        """A deterministic subset of ``n`` rows (the same for the same ``n`` and ``seed``) that
+        keeps every class present in this table when ``n`` allows; rows stay in table order.
+
+        Cover first: the classes are taken rarest first (ties in vocabulary order); for each
+        class not yet covered, the row holding it that covers most uncovered classes is kept
+        (ties broken by a permutation drawn from ``seed``) - one row per class for single-label
+        tables. Then rows drawn at random (same permutation) fill up to ``n``. When ``n`` is
+        too small to keep every class, one WARNING line names the classes left out. ``n`` at
+        or above the table's length returns the table itself.
+        """
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"clip table {self.name!r}: subsample size {n} must be >= 0")
+        if n >= len(self):
+            return self
+        order = np.random.default_rng(seed).permutation(len(self))
+        rank = np.empty(len(self), dtype=int)
+        rank[order] = np.arange(len(self))
+        labels = [set(self.labels_of(i)) for i in range(len(self))]
+        counts: dict[str, int] = {}
+        for labs in labels:
+            for lab in labs:
+                counts[lab] = counts.get(lab, 0) + 1
+        uncovered = set(counts)
+        chosen: list[int] = []
+        taken = np.zeros(len(self), dtype=bool)
+        for cls_ in sorted(counts, key=lambda c: (counts[c], self._class_index.get(c, -1), c)):
+            if len(chosen) >= n:
+                break
+            if cls_ not in uncovered:
+                continue
+            cands = [i for i in range(len(self)) if not taken[i] and cls_ in labels[i]]
+            best = max(cands, key=lambda i: (len(labels[i] & uncovered), -rank[i]))
+            chosen.append(best)
+            taken[best] = True
+            uncovered -= labels[best]
+        for i in order:
+            if len(chosen) >= n:
+                break
+            if not taken[i]:
+                chosen.append(int(i))
+                taken[i] = True
+        if uncovered:
+            left = sorted(uncovered, key=lambda c: self._class_index.get(c, -1))
+            log.warning("clip table %r: a subsample of %d of %d clips (seed %d) leaves out %d of "
+                        "%d classes: %s%s", self.name, n, len(self), seed, len(left), len(counts),
+                        ", ".join(left[:10]), " ..." if len(left) > 10 else "")
+        keep = np.sort(np.asarray(chosen, dtype=int))
+        return ClipTable(self.frame.iloc[keep].copy(), self.root, self.classes, self.name,
+                         self.confine)
 
     def check_files(self) -> list[str]:
         """Clip ids whose audio file does not exist (empty list when all are there)."""
@@ -411,6 +489,7 @@ class ClipTable:
                  if ln.strip()]
         except UnicodeDecodeError as exc:
             raise ClipTableError(f"{classes_file} is not UTF-8 text: {exc}") from exc
+        frame = normalise_splits(frame, str(csv_path))
         try:
             table = cls(frame, csv_path.parent if root is None else Path(root), classes,
                         name or csv_path.stem, confine=root is not None)

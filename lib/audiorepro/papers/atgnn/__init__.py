@@ -14,9 +14,9 @@ Notebooks use ``from audiorepro.papers import atgnn`` and the names below.
 from .data import TaggingData, tagging_data
 from .experiments import (COUNT_SETTINGS, NOTEBOOK_CLAIMS, LabelGraphStats, RecipeConfig,
                           WaveToLogits, adjacency_vs_lift, benchmark_table, build_model,
-                          checkpoint_digest, code_digest, count_baselines, count_variants,
+                          check_table, checkpoint_digest, code_digest, count_baselines, count_variants,
                           decide_adjacency_claim, decide_claims, evaluate_tagging, item_ids,
-                          k_spec, k_sweep, label_attention, make_batch_fn, predict_tagging,
+                          k_spec, k_sweep, label_attention, label_graph_spec, make_batch_fn, predict_tagging,
                           record_k_sweep, record_label_graph, record_row, record_runs,
                           run_dir_for, seed_summary, table_rows, table_summary, train_row,
                           train_rows, train_tagger)
@@ -33,10 +33,10 @@ __all__ = [
     "RecipeConfig", "make_batch_fn", "train_tagger", "build_model", "WaveToLogits",
     "evaluate_tagging", "predict_tagging", "item_ids", "label_attention", "table_rows",
     "run_dir_for", "code_digest", "checkpoint_digest", "train_row", "train_rows",
-    "table_summary", "record_runs", "record_row", "seed_summary", "NOTEBOOK_CLAIMS",
+    "table_summary", "record_runs", "record_row", "check_table", "seed_summary", "NOTEBOOK_CLAIMS",
     "decide_claims", "decide_adjacency_claim", "k_spec", "k_sweep", "record_k_sweep",
     "COUNT_SETTINGS", "count_variants", "count_baselines", "LabelGraphStats",
-    "adjacency_vs_lift", "record_label_graph", "benchmark_table",
+    "label_graph_spec", "adjacency_vs_lift", "record_label_graph", "benchmark_table",
     # figures
     "plot_counts", "plot_k_sweep", "plot_table_runs", "plot_label_graph", "plot_label_attention",
 ]

@@ -128,9 +128,11 @@ def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None,
     :class:`~audiorepro.frontends.FeatureCache`); clips are cut / padded to ``clip_seconds``.
     Time axis: ``time_mode="pool"`` average-pools to ``frames`` frames (CPU-sized input),
     ``"crop_pad"`` keeps the first ``frames`` frames and zero-pads (the paper's 1024 / 1056).
-    ``max_train`` / ``max_valid`` keep the first clips of those splits (table order); the test
-    split is always complete. Features are standardised with one mean and one standard deviation
-    (ddof 0) of all training values. Classes without a training clip are kept (their AP is
+    ``max_train`` / ``max_valid`` keep that many clips of those splits, drawn with ``seed`` by
+    :meth:`~audiorepro.data.cliptable.ClipTable.subsample` so that every class of the split
+    stays when the cap allows (not the first rows: a table sorted by label would keep a few
+    classes); the test split is always complete. Features are standardised with one mean and
+    one standard deviation (ddof 0) of all training values. Classes without a training clip are kept (their AP is
     undefined and left out by the metrics).
     Returns x_*: (N, frames, n_mels) float32, y_*: (N, S), and the data fingerprint.
     """
@@ -170,7 +172,7 @@ def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None,
         if len(sub) == 0:
             raise ValueError(f"tagging_data: {source} has no clip in split {split!r}")
         if caps[split] is not None and caps[split] < len(sub):
-            sub = ClipTable(sub.frame.iloc[:caps[split]], sub.root, sub.classes, sub.name)
+            sub = sub.subsample(caps[split], seed=seed)   # keeps every class the cap allows
         ds = CachedFeatureDataset(ClipDataset(sub, sample_rate=fe.sample_rate,
                                               clip_seconds=clip_seconds), fe, device=dev)
         feats, ys, ids = [], [], []
@@ -188,7 +190,8 @@ def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None,
         desc += f", train/valid capped at {max_train}/{max_valid}"
     fingerprint = caching.stable_digest({
         "origin": origin, "frontend": frontend, "frames": frames, "time_mode": time_mode,
-        "clip_seconds": clip_seconds, "caps": caps, "classes": list(table.classes)})
+        "clip_seconds": clip_seconds, "caps": caps, "classes": list(table.classes),
+        "subsample": "classes kept, seed %d" % seed if any(caps.values()) else ""})
     return TaggingData(xs[0], out["train"][1], xs[1], out["valid"][1], xs[2], out["test"][1],
                        classes=list(table.classes), description=desc, clip_ids_test=out["test"][2],
                        fingerprint=fingerprint, official_dataset=official)

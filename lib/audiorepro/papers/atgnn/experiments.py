@@ -41,20 +41,22 @@ from audiorepro.backbones import build_backbone
 from audiorepro.backbones.counting import count_parameters
 from audiorepro.metrics import tagging_metrics
 from audiorepro.papers.atgnn.data import TaggingData, _project_path
-from audiorepro.papers.atgnn.model import (ATGNN, ATGNNConfig, LabelNoiseRobustBCE, build_atgnn,
-                                           count_atgnn, load_vig_weights)
+from audiorepro.papers.atgnn.model import (ATGNN, PRESETS, ATGNNConfig, LabelNoiseRobustBCE,
+                                           build_atgnn, count_atgnn, load_vig_weights)
 from audiorepro.training import balanced_sampler, fit, make_evaluator, pick_device, predict
 from audiorepro.training.config import reject_unknown_fields
 
 __all__ = ["RecipeConfig", "make_batch_fn", "train_tagger", "build_model", "WaveToLogits",
            "predict_tagging", "evaluate_tagging", "item_ids", "label_attention", "table_rows",
            "run_dir_for", "code_digest", "train_row", "train_rows", "table_summary",
-           "record_runs", "record_row", "seed_summary", "NOTEBOOK_CLAIMS", "decide_claims",
+           "record_runs", "record_row", "check_table", "seed_summary", "NOTEBOOK_CLAIMS", "decide_claims",
            "decide_adjacency_claim", "checkpoint_digest", "k_spec", "k_sweep", "record_k_sweep", "COUNT_SETTINGS",
-           "count_variants", "count_baselines", "LabelGraphStats", "adjacency_vs_lift",
+           "count_variants", "count_baselines", "LabelGraphStats", "label_graph_spec", "adjacency_vs_lift",
            "record_label_graph", "benchmark_table"]
 
 CHAPTER = "atgnn"
+#: architectures of the ATGNN presets (``model.PRESETS``), for parameter checks
+ATGNN_ARCHS = tuple(PRESETS)
 #: the source every ATGNN run executes (part of every run-cache key)
 RUN_CODE = ("audiorepro.papers.atgnn", *caching.CORE_TRAINING_CODE)
 BACKBONE_PREFIXES = ("panns", "ast")
@@ -439,6 +441,30 @@ def table_summary(runs: pd.DataFrame, rows: Mapping[str, tuple[str, Mapping[str,
     return summary
 
 
+#: the paper tables the rows of :func:`table_rows` stand for -> the official adapter's dataset
+TABLE_DATASETS = {"table2": "AudioSet", "table3": "FSD50K"}
+
+
+def check_table(table: str, data: TaggingData | None = None) -> str:
+    """Validate the ``table`` parameter before anything trains: a table of ``paper.yml`` whose
+    rows :func:`table_rows` stands for (``table2``: AudioSet-balanced, ``table3``: FSD50K);
+    with ``data``, also that a clip table made by an official adapter is that table's data set
+    (an FSD50K table recorded as ``table2`` would put FSD50K runs in the AudioSet rows).
+    Returns ``table``; raises ValueError naming the parameter and the allowed values."""
+    known = set(results.paper_numbers(CHAPTER)["table"])
+    allowed = [t for t in TABLE_DATASETS if t in known]
+    if table not in allowed:
+        raise ValueError(f"parameter table={table!r}: the rows of this notebook stand for "
+                         + ", ".join(f"{t} ({TABLE_DATASETS[t]})" for t in allowed)
+                         + f" of the {CHAPTER} paper file; allowed values: {allowed}")
+    if data is not None and data.official_dataset and data.official_dataset != TABLE_DATASETS[table]:
+        right = [t for t, d in TABLE_DATASETS.items() if d == data.official_dataset]
+        raise ValueError(f"parameter table={table!r} is the paper's {TABLE_DATASETS[table]} table, "
+                         f"but the clip table ({data.description.split(',')[0]}) was made by the "
+                         f"{data.official_dataset} adapter; allowed value: {right}")
+    return table
+
+
 def record_runs(runs: pd.DataFrame, rows: Mapping[str, tuple[str, Mapping[str, Any], str]],
                 table: str, data: TaggingData, *, run_group: str, frames: int, epochs: int,
                 scale: str, profile: str) -> list[Path]:
@@ -551,33 +577,52 @@ def decide_claims(profile: str, notebook: str, claims: Sequence[str] | None = No
 
 
 # ================================================================================== Table I
-def k_spec(k: int, mlg: bool = False) -> tuple[str, dict[str, Any], str]:
-    """The Table I row of ``k``: ``pyr-tiny`` with k neighbours, without MLG as the paper's
-    Table I (its numbers match the pyr-s (-MLG) FSD50K row; row ``k=<k>``) or, with ``mlg``,
-    with MLG as a second labelled row (``k=<k> (+MLG)``). No ``k`` override at the default k,
-    so those runs are shared with the other notebooks' ``pyr-tiny`` (-MLG) / ``pyr-tiny``."""
+def k_spec(k: int, mlg: bool = False, arch: str = "pyr-tiny",
+           extra: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any], str]:
+    """The Table I row of ``k``: ``arch`` (``pyr-tiny`` at CPU size, ``pyr-s`` in the paper
+    profile) with k neighbours, without MLG as the paper's Table I (its numbers match the pyr-s
+    (-MLG) FSD50K row; row ``k=<k>``) or, with ``mlg``, with MLG as a second labelled row
+    (``k=<k> (+MLG)``). ``extra``: further build overrides of every row (``drop_path``,
+    ``plg_direction`` as :func:`table_rows` sets them). No ``k`` override at the default k, and
+    the overrides in :func:`table_rows`' order, so those runs are shared with the Tables II/III
+    rows ``<arch> (-MLG)`` / ``<arch>`` of the same data and recipe."""
+    if arch not in ATGNN_ARCHS:
+        raise KeyError(f"parameter arch: unknown ATGNN architecture {arch!r}; known: "
+                       f"{sorted(ATGNN_ARCHS)}")
     kw: dict[str, Any] = {} if mlg else {"use_mlg": False}
+    kw.update(extra or {})
     if k != ATGNNConfig.k:
         kw["k"] = k
-    return ("pyr-tiny", kw, f"k={k}" + (" (+MLG)" if mlg else ""))
+    return (arch, kw, f"k={k}" + (" (+MLG)" if mlg else ""))
 
 
 def k_sweep(ks: Sequence[int], seeds: Sequence[int], data: TaggingData, recipe: RecipeConfig,
-            device: str = "auto", amp: Any = False, mlg_rows: bool = False) -> pd.DataFrame:
-    """Train ``pyr-tiny`` without MLG (the paper's Table I) for every k of ``ks`` and every seed
+            device: str = "auto", amp: Any = False, mlg_rows: bool = False, arch: str = "pyr-tiny",
+            extra: Mapping[str, Any] | None = None,
+            checkpoints: Mapping[str, str | Path] | None = None) -> pd.DataFrame:
+    """Train ``arch`` without MLG (the paper's Table I) for every k of ``ks`` and every seed
     of ``seeds`` - with ``mlg_rows`` also with MLG (rows ``k=<k> (+MLG)``): one line per
-    (row, k, seed) as :func:`train_row`, with an integer column ``k`` and a bool ``MLG``."""
+    (row, k, seed) as :func:`train_row`, with an integer column ``k``, a bool ``MLG`` and the
+    ``arch``. ``extra``: build overrides (:func:`k_spec`); ``checkpoints``: architecture ->
+    ImageNet ViG file initialising the PGN (:func:`train_row`; Section III-B: every experiment),
+    only ``arch`` may be named."""
     if not seeds:
         raise ValueError("k_sweep: parameter seeds is empty")
     if not ks:
         raise ValueError("k_sweep: parameter ks is empty")
+    bad = [a for a in (checkpoints or {}) if a != arch]
+    if bad:
+        raise KeyError(f"k_sweep: parameter checkpoints names architecture(s) {bad}; the sweep "
+                       f"trains only arch={arch!r}")
+    checkpoint = (checkpoints or {}).get(arch) or None
     lines = []
     for mlg in ((False, True) if mlg_rows else (False,)):
         for k in ks:
-            spec = k_spec(k, mlg)
+            spec = k_spec(k, mlg, arch, extra)
             for s in seeds:
                 lines.append({**train_row(spec[2], data, recipe, s, spec=spec, device=device,
-                                          amp=amp), "k": int(k), "MLG": mlg})
+                                          amp=amp, checkpoint=checkpoint),
+                              "k": int(k), "MLG": mlg, "arch": arch})
     return pd.DataFrame(lines)
 
 
@@ -586,14 +631,15 @@ def record_k_sweep(runs: pd.DataFrame, data: TaggingData, *, run_group: str, fra
     """One Table I record (test mAP and AUC, with the test clips' scores and targets) per
     (k, seed) of :func:`k_sweep`, all in ``run_group``."""
     return [results.record(CHAPTER, "table1", {"mAP": r["test mAP"], "AUC": r["test AUC"]},
-                           params={"paper_row": r["paper row"], "k": int(r["k"]), "arch": "pyr-tiny",
-                                   "use_mlg": bool(r["MLG"]),
+                           params={"paper_row": r["paper row"], "k": int(r["k"]),
+                                   "arch": r.get("arch", "pyr-tiny"), "use_mlg": bool(r["MLG"]),
                                    "frames": frames, "epochs": epochs, "seed": int(r["seed"]),
-                                   "run_group": run_group,
+                                   "run_group": run_group, "init": r.get("init", "random"),
                                    "selection": "best epoch by validation mAP"},
                            dataset=data.description, scale=scale, profile=profile,
-                           model=f"pyr-tiny{'' if r['MLG'] else ' (-MLG)'} k={r['k']} "
-                                 f"({r['params'] / 1e6:.2f} M)",
+                           model=f"{r.get('arch', 'pyr-tiny')}{'' if r['MLG'] else ' (-MLG)'} "
+                                 f"k={r['k']} ({r['params'] / 1e6:.2f} M, "
+                                 f"{'ImageNet ViG init' if r.get('init', 'random') != 'random' else 'random init'})",
                            duration_s=r["train s"], items=r["items"])
             for r in runs.to_dict("records")]
 
@@ -698,6 +744,21 @@ class LabelGraphStats:
                 f"(init bound {init:.4f})")
 
 
+def label_graph_spec(model: str, rows: Mapping[str, tuple[str, Mapping[str, Any], str]]
+                     ) -> tuple[str, Mapping[str, Any], str]:
+    """The spec of row ``model`` of ``rows`` (:func:`table_rows`) for the label-graph analysis:
+    an ATGNN row with MLG blocks (``pyr-tiny``, ``pyr-s``, ...). Raises naming the parameter."""
+    if model not in rows:
+        raise KeyError(f"parameter model={model!r}: unknown row; known: {sorted(rows)}")
+    arch, kw, _ = rows[model]
+    if arch not in ATGNN_ARCHS or kw.get("use_mlg", True) is False:
+        ok = sorted(n for n, (a, k, _) in rows.items()
+                    if a in ATGNN_ARCHS and k.get("use_mlg", True) is not False)
+        raise ValueError(f"parameter model={model!r} has no label graph (no MLG blocks); "
+                         f"allowed values: {ok}")
+    return rows[model]
+
+
 def adjacency_vs_lift(model: ATGNN, y_train: torch.Tensor) -> LabelGraphStats:
     """Compare the learned adjacency of ``model`` with the lift of the training labels
     ``y_train`` (N, S) (see :class:`LabelGraphStats`)."""
@@ -715,16 +776,18 @@ def adjacency_vs_lift(model: ATGNN, y_train: torch.Tensor) -> LabelGraphStats:
 
 def record_label_graph(stats: Sequence[LabelGraphStats], data: TaggingData, *,
                        seeds: Sequence[int], run_group: str, frames: int, n_clips: int,
-                       epochs: int, profile: str) -> list[Path]:
-    """One ``label_graph`` record of ``pyr-tiny`` per seed: Spearman rho and its p-value."""
+                       epochs: int, profile: str, arch: str = "pyr-tiny",
+                       init: str = "random") -> list[Path]:
+    """One ``label_graph`` record of ``arch`` per seed: Spearman rho and its p-value."""
     if len(stats) != len(seeds):
         raise ValueError(f"record_label_graph: {len(stats)} statistics for seeds {list(seeds)}")
     return [results.record(CHAPTER, "label_graph",
                            {"spearman_A_vs_lift": st.rho, "p_value": st.p_value},
-                           params={"arch": "pyr-tiny", "frames": frames, "n_clips": n_clips,
-                                   "epochs": epochs, "seed": int(seed), "run_group": run_group},
+                           params={"arch": arch, "frames": frames, "n_clips": n_clips,
+                                   "epochs": epochs, "seed": int(seed), "run_group": run_group,
+                                   "init": init},
                            dataset=data.description, scale=f"{epochs} epochs", profile=profile,
-                           model="pyr-tiny")
+                           model=arch)
             for st, seed in zip(stats, seeds)]
 
 
@@ -734,11 +797,12 @@ ADJACENCY_ALPHA = 0.01
 
 def decide_adjacency_claim(stats: Sequence[LabelGraphStats], data: TaggingData, *,
                            seeds: Sequence[int], profile: str, notebook: str,
-                           register: bool = True) -> tuple[str, str]:
+                           register: bool = True, arch: str = "pyr-tiny") -> tuple[str, str]:
     """Verdict on ``adjacency-captures-correlations`` (a manual claim: the paper shows no
     measurement) from the Spearman correlation of the learned adjacency with the label lift,
     one model per seed: *reproduced* when every seed has rho > 0 at p < ``ADJACENCY_ALPHA``,
     *not reproduced* when every seed has rho < 0 at that level, else *inconclusive*.
+    ``arch``: the model the statistics come from (named in the evidence).
     Returns (verdict, evidence); with ``register`` the verdict is stored."""
     if not stats or len(stats) != len(seeds):
         raise ValueError(f"decide_adjacency_claim: {len(stats)} statistics for seeds {list(seeds)}")
@@ -751,7 +815,7 @@ def decide_adjacency_claim(stats: Sequence[LabelGraphStats], data: TaggingData, 
         verdict = "inconclusive"
     rhos = [st.rho for st in stats]
     evidence = (f"Spearman correlation of the learned A (symmetrised, mean of the MLG blocks) with "
-                f"the training-label lift over {stats[0].n_pairs} label pairs, pyr-tiny, seeds "
+                f"the training-label lift over {stats[0].n_pairs} label pairs, {arch}, seeds "
                 f"{list(seeds)}: " + ", ".join(f"{st.rho:+.3f} (p = {st.p_value:.2g})" for st in stats)
                 + f" (claim: rho > 0 at p < {ADJACENCY_ALPHA} on every seed)")
     if register:

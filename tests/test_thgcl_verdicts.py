@@ -90,7 +90,7 @@ def test_absolute_claims_use_the_papers_data_only():
     out = E.decide_claims("smoke", "02_table1", claim_ids=["headline-map"]).iloc[0]
     assert out["verdict"] in ("reproduced", "not reproduced", "inconclusive")
     assert out["n_items"] == 240
-    with pytest.raises(E.THGCLError, match="notebook='01_graph_anatomy'"):
+    with pytest.raises(KeyError, match="'01_graph_anatomy' decides no claim"):
         E.decide_claims("smoke", "01_graph_anatomy")
 
 

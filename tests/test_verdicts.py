@@ -477,5 +477,5 @@ def test_decide_claims_of_a_notebook_registers_each_and_uses_custom_deciders(hom
     registered = R.load_claim_records()
     assert set(registered["claim_id"]) >= {"mlg-helps-fsd50k"}
     assert set(registered.loc[registered["claim_id"] == "mlg-helps-fsd50k", "notebook"]) == {"atgnn/03_tables_2_3"}
-    with pytest.raises(R.RegistryError, match="decides no claim"):
+    with pytest.raises(KeyError, match="decides no claim"):
         R.decide_claims("atgnn", "smoke", "99_nothing", {"03_tables_2_3": []})

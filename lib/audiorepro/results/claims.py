@@ -518,8 +518,8 @@ def decide_claims(chapter: str, profile: str | None, notebook: str,
     if claim_ids is None:
         known = dict(by_notebook or {})
         if name not in known:
-            raise RegistryError(f"decide_claims: notebook {notebook!r} decides no claim of "
-                                f"{chapter!r}; notebooks that do: {sorted(known)} (or pass claim_ids)")
+            raise KeyError(f"decide_claims: notebook {notebook!r} decides no claim of "
+                           f"{chapter!r}; notebooks that do: {sorted(known)} (or pass claim_ids)")
         claim_ids = known[name]
     where = f"{chapter}/{name}"
     lines = []

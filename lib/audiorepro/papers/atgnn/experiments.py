@@ -554,26 +554,12 @@ def record_row(paper_row: str, arch: str, overrides: Mapping[str, Any], data: Ta
 
 def decide_claims(profile: str, notebook: str, claims: Sequence[str] | None = None,
                   register: bool = True) -> pd.DataFrame:
-    """Decide the claims of ``notebook`` (a name of :data:`NOTEBOOK_CLAIMS`, or a path to it;
-    ``claims`` overrides the list) from the records of ``profile`` with
-    :func:`audiorepro.results.evaluate_claim` (a paired bootstrap over the test clips, combined
-    with seeds; the newest run group) and register each verdict. Returns one line per claim:
-    verdict, effect, 95 % interval and its width, items, seeds and the evidence."""
-    name = Path(str(notebook)).stem
-    if claims is None:
-        if name not in NOTEBOOK_CLAIMS:
-            raise KeyError(f"decide_claims: notebook {notebook!r} decides no claim; known: "
-                           f"{sorted(NOTEBOOK_CLAIMS)}")
-        claims = NOTEBOOK_CLAIMS[name]
-    out = []
-    for cid in claims:
-        v = results.evaluate_claim(CHAPTER, cid, profile=profile, register=register,
-                                   notebook=f"{CHAPTER}/{name}")
-        lo, hi = v.interval if v.interval is not None else (np.nan, np.nan)
-        out.append({"claim": cid, "verdict": v.verdict, "effect": v.effect, "lo": lo, "hi": hi,
-                    "interval width": hi - lo, "items": v.n_items, "seeds": v.n_seeds,
-                    "evidence": v.evidence})
-    return pd.DataFrame(out)
+    """Decide and register the claims of ``notebook`` (a name of :data:`NOTEBOOK_CLAIMS`, or a
+    path to it; ``claims`` overrides the list) from the records of ``profile``:
+    :func:`audiorepro.results.decide_claims` (paired bootstrap over the test clips of the newest
+    run group, seeds combined). One line per claim: verdict, effect, 95 % interval and its
+    width, items, seeds and the evidence."""
+    return results.decide_claims(CHAPTER, profile, notebook, NOTEBOOK_CLAIMS, claims, register=register)
 
 
 # ================================================================================== Table I

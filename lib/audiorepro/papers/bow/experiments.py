@@ -1104,23 +1104,12 @@ def decide_claims(profile: str, notebook: str, claims: Sequence[str] | None = No
                   register: bool = True) -> pd.DataFrame:
     """Decide the claims of ``notebook`` (a name of :data:`NOTEBOOK_CLAIMS` or a path to it;
     ``claims`` overrides the list) from the records of ``profile`` with
-    :func:`audiorepro.results.evaluate_claim` (paired bootstrap over the test clips, combined
+    :func:`audiorepro.results.decide_claims` (paired bootstrap over the test clips, combined
     with seeds; the newest run group) and register each verdict. Manual claims (an absolute mAP
     on FSD50K) are *not yet measured* until an FSD50K run exists. Returns one line per claim:
     verdict, effect, 95 % interval and its width, items, seeds and the evidence."""
-    name = Path(str(notebook)).stem
-    if claims is None:
-        if name not in NOTEBOOK_CLAIMS:
-            raise KeyError(f"decide_claims: notebook {notebook!r} decides no claim; known: {sorted(NOTEBOOK_CLAIMS)}")
-        claims = NOTEBOOK_CLAIMS[name]
-    kinds = {c["id"]: c["test"].get("kind") for c in results.claims(CHAPTER)}
-    out = []
-    for cid in claims:
-        if kinds.get(cid) == "manual":
-            v = _manual_verdict(cid, profile, f"{CHAPTER}/{name}", register)
-        else:
-            v = results.evaluate_claim(CHAPTER, cid, profile=profile, register=register, notebook=f"{CHAPTER}/{name}")
-        lo, hi = v.interval if v.interval is not None else (np.nan, np.nan)
-        out.append({"claim": cid, "verdict": v.verdict, "effect": v.effect, "lo": lo, "hi": hi,
-                    "interval width": hi - lo, "items": v.n_items, "seeds": v.n_seeds, "evidence": v.evidence})
-    return pd.DataFrame(out)
+    where = f"{CHAPTER}/{Path(str(notebook)).stem}"
+    manual = {c["id"]: (lambda cid=c["id"]: _manual_verdict(cid, profile, where, register))
+              for c in results.claims(CHAPTER) if c["test"].get("kind") == "manual"}
+    return results.decide_claims(CHAPTER, profile, notebook, NOTEBOOK_CLAIMS, claims,
+                                 register=register, custom=manual)

@@ -988,27 +988,14 @@ NOTEBOOK_CLAIMS: dict[str, tuple[str, ...]] = {
 def decide_claims(profile: str, notebook: str, claims: Sequence[str] | None = None,
                   register: bool = True) -> pd.DataFrame:
     """Decide the claims of ``notebook`` (a name of :data:`NOTEBOOK_CLAIMS` or a path to it;
-    ``claims`` overrides the list) with :func:`audiorepro.results.evaluate_claim` on the
-    records of ``profile``: a paired bootstrap over the test captions of the newest run group,
-    combined with seeds; *inconclusive* when the 95 % interval straddles zero. Registers each
-    verdict (``register``). Returns one line per claim: verdict, effect (better - worse, mAP@10),
-    interval, its width (the smallest difference this test set resolves), items, seeds,
-    evidence."""
-    name = Path(str(notebook)).stem
-    if claims is None:
-        if name not in NOTEBOOK_CLAIMS:
-            raise KeyError(f"decide_claims: notebook {notebook!r} decides no claim; known: "
-                           f"{sorted(NOTEBOOK_CLAIMS)} (or pass claims)")
-        claims = NOTEBOOK_CLAIMS[name]
-    out = []
-    for cid in claims:
-        v = results.evaluate_claim("retrieval", cid, profile=profile, register=register,
-                                   notebook=f"retrieval/{name}")
-        lo, hi = v.interval if v.interval is not None else (float("nan"), float("nan"))
-        out.append({"claim": cid, "verdict": v.verdict, "effect": v.effect, "lo": lo, "hi": hi,
-                    "interval width": hi - lo, "items": v.n_items, "seeds": v.n_seeds,
-                    "seed spread": v.seed_spread, "evidence": v.evidence})
-    return pd.DataFrame(out)
+    ``claims`` overrides the list) on the records of ``profile`` with
+    :func:`audiorepro.results.decide_claims`: a paired bootstrap over the test captions of the
+    newest run group, combined with seeds; *inconclusive* when the 95 % interval straddles zero.
+    Registers each verdict (``register``). One line per claim: verdict, effect (better - worse,
+    mAP@10), interval, its width (the smallest difference this test set resolves), items, seeds,
+    seed spread, evidence."""
+    return results.decide_claims("retrieval", profile, notebook, NOTEBOOK_CLAIMS, claims,
+                                 register=register)
 
 
 def search_index(model: DualEncoder, sources: Mapping[str, CaptionSet],

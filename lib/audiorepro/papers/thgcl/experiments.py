@@ -440,30 +440,18 @@ def decide_claims(profile: str, notebook: str, claim_ids: Sequence[str] | None =
                   chapter: str = "thgcl") -> pd.DataFrame:
     """Decide and register the claims of ``notebook`` (a name of :data:`CLAIMS_BY_NOTEBOOK`,
     e.g. ``"02_table1"`` or its path; ``claim_ids`` overrides the list) with
-    :func:`audiorepro.results.evaluate_claim` on the records of ``profile`` (the paired bootstrap
+    :func:`audiorepro.results.decide_claims` on the records of ``profile`` (the paired bootstrap
     over the test clips of the latest run group, combined with seeds). The claims of
     :data:`PAPER_DATA_CLAIMS` use only records of the paper's data.
 
-    Returns one row per claim: ``claim, verdict, effect, lo, hi, n_items, n_seeds, seed_spread,
-    evidence``.
+    Returns one row per claim: ``claim, verdict, effect, lo, hi, half-width, n_items, n_seeds,
+    seed_spread, evidence``.
     """
-    name = Path(str(notebook)).stem
-    if claim_ids is None:
-        if name not in CLAIMS_BY_NOTEBOOK:
-            raise THGCLError(f"decide_claims: notebook={notebook!r} decides no claim; known: "
-                             f"{sorted(CLAIMS_BY_NOTEBOOK)} (or pass claim_ids)")
-        claim_ids = CLAIMS_BY_NOTEBOOK[name]
-    rows = []
-    for claim_id in claim_ids:
-        v = results.evaluate_claim(chapter, claim_id, profile=profile,
-                                   dataset=PAPER_DATA_CLAIMS.get(claim_id), register=True,
-                                   notebook=f"{chapter}/{name}")
-        lo, hi = v.interval if v.interval is not None else (None, None)
-        rows.append({"claim": claim_id, "verdict": v.verdict, "effect": v.effect, "lo": lo, "hi": hi,
-                     "half-width": None if lo is None else (hi - lo) / 2,
-                     "n_items": v.n_items, "n_seeds": v.n_seeds, "seed_spread": v.seed_spread,
-                     "evidence": v.evidence})
-    return pd.DataFrame(rows)
+    table = results.decide_claims(chapter, profile, notebook, CLAIMS_BY_NOTEBOOK, claim_ids,
+                                  dataset=PAPER_DATA_CLAIMS)
+    table = table.rename(columns={"items": "n_items", "seeds": "n_seeds", "seed spread": "seed_spread"})
+    table.insert(table.columns.get_loc("hi") + 1, "half-width", table.pop("interval width") / 2)
+    return table
 
 
 def chance_table(per_seed: pd.DataFrame, features: Mapping[str, Any],

@@ -27,6 +27,14 @@ def home() -> Path:
     return checkout_root() or Path.cwd()
 
 
+def project_path(p: str | os.PathLike) -> Path:
+    """A path as notebook parameters name files: ``p`` as given when it exists (or is absolute,
+    ``~`` expanded), else relative to the project home (:func:`home`, e.g. ``data/miniatures``
+    of a private ``AUDIOREPRO_HOME``)."""
+    path = Path(p).expanduser()
+    return path if path.is_absolute() or path.exists() else home() / path
+
+
 def data_dir(*parts: str) -> Path:
     """``$HOME/data/...`` (generated datasets)."""
     return home().joinpath("data", *parts)

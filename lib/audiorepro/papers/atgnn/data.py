@@ -96,12 +96,6 @@ def _fit_frames(f: torch.Tensor, frames: int, mode: str) -> torch.Tensor:
     raise ValueError(f"tagging_data: time_mode={mode!r} must be 'pool' or 'crop_pad'")
 
 
-def _project_path(p: str | Path) -> Path:
-    """``p`` as given when it exists (or is absolute), else relative to the project home."""
-    p = Path(p)
-    return p if p.is_absolute() or p.exists() else paths.home() / p
-
-
 def _standardise_global(xs: list[torch.Tensor]) -> list[torch.Tensor]:
     """One mean and one std (ddof 0) over every training value (all frames and mel bins):
     ``preprocessing.standardise`` on the values as a single column. xs[0] is the training split."""
@@ -140,9 +134,9 @@ def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None,
         raise ValueError(f"tagging_data: frames={frames} must be >= 16")
     holdout = ""
     if clip_table is not None:
-        table = ClipTable.read(_project_path(clip_table))
+        table = ClipTable.read(paths.project_path(clip_table))
         if data_root is not None:
-            root = _project_path(data_root)
+            root = paths.project_path(data_root)
             if not root.is_dir():
                 raise FileNotFoundError(f"tagging_data: data_root {data_root} is not a folder")
             table = table.with_root(root)   # refuses clip paths that leave the data root

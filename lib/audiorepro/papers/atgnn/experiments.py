@@ -40,7 +40,7 @@ from audiorepro.augment import SpecAugment, sample_mixup_lambda, scaled_mask_par
 from audiorepro.backbones import build_backbone
 from audiorepro.backbones.counting import count_parameters
 from audiorepro.metrics import tagging_metrics
-from audiorepro.papers.atgnn.data import TaggingData, _project_path
+from audiorepro.papers.atgnn.data import TaggingData
 from audiorepro.papers.atgnn.model import (ATGNN, PRESETS, ATGNNConfig, LabelNoiseRobustBCE,
                                            build_atgnn, count_atgnn, load_vig_weights)
 from audiorepro.training import balanced_sampler, fit, make_evaluator, pick_device, predict
@@ -385,7 +385,7 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
     model = build_model(arch, data.num_classes, data.input_size, seed=seed, **dict(kw))
     init, init_report = "", None
     if checkpoint and not _is_backbone(arch):      # Section III-B: PGN from ImageNet ViG
-        checkpoint = _project_path(checkpoint)     # relative: from the project folder
+        checkpoint = paths.project_path(checkpoint)     # relative: from the project folder
         init = checkpoint_digest(checkpoint)
         init_report = load_vig_weights(model, checkpoint)
         if not init_report.loaded:

@@ -167,12 +167,6 @@ def _isnan(v: Any) -> bool:
         return False
 
 
-def _project_path(p: str | Path) -> Path:
-    """``p`` as given when it exists (or is absolute), else relative to the project home."""
-    p = Path(p)
-    return p if p.is_absolute() or p.exists() else paths.home() / p
-
-
 #: the ``source`` value the FSD50K adapter (:func:`audiorepro.data.adapters.classification.fsd50k`)
 #: writes in every row: a table of it is the paper's dataset (Table I, Figs. 2-3)
 PAPER_SOURCE = "FSD50K"
@@ -200,9 +194,9 @@ def load_table(clip_table: str | Path | None = None, data_root: str | Path | Non
         from audiorepro.data.synthetic import default_world
         world = default_world(n_clips=n_clips, seed=seed, progress=False)
         return world.table, f"synthetic world (seed {seed})", ""
-    table = ClipTable.read(_project_path(clip_table))
+    table = ClipTable.read(paths.project_path(clip_table))
     if data_root:
-        table = table.with_root(_project_path(data_root))
+        table = table.with_root(paths.project_path(data_root))
     splits = set(table.frame["split"].astype(str))
     missing = [s for s in SPLITS if s not in splits]
     if missing:

@@ -45,6 +45,7 @@ import pandas as pd
 import torch
 
 from audiorepro import paths
+from audiorepro.paths import project_path
 from audiorepro.caching import stable_digest
 from audiorepro.data.adapters import evar
 from audiorepro.data.audio import load_audio, save_audio
@@ -53,6 +54,8 @@ from audiorepro.data.debian.fetch import DebianSourceUnavailable
 from audiorepro.data.debian.tasks import build_task
 from audiorepro.data.synthetic import make_event_table
 from audiorepro.fileio import atomic_write_text
+
+from .prepare import EVAR_NAMES, prepare_evar_layout
 
 __all__ = ["user_task", "notebook_tasks", "project_path", "SAMPLE_RATE", "ANALOGUES", "EVAR_NAMES", "MUSIC_STYLES", "MUSIC_STYLE_COUNTS",
            "TaskUnavailable", "subsample", "render_groove", "music_style_table", "fusion_tasks",
@@ -64,11 +67,6 @@ ANALOGUES: dict[str, str] = {
     "ESC-50": "sound_events", "US8K": "drums", "SPCV2": "digits", "VC1": "speakers",
     "VF": "languages", "CRM-D": "affect", "GTZAN": "music_style",
     "NSynth": "instrument_family", "Surge": "pitch",
-}
-#: paper task key -> EVAR task name
-EVAR_NAMES: dict[str, str] = {
-    "ESC-50": "esc50", "US8K": "us8k", "SPCV2": "spcv2", "VC1": "vc1", "VF": "voxforge",
-    "CRM-D": "cremad", "GTZAN": "gtzan", "NSynth": "nsynth", "Surge": "surge",
 }
 
 #: groove patterns: steps per bar, beats per bar, tempo range (BPM), hits {family: [steps]}
@@ -358,13 +356,6 @@ def task_overview(tables: Mapping[str, ClipTable | Exception]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("paper task")
 
 
-def project_path(p: str | os.PathLike) -> Path:
-    """``p`` as given when it exists (or is absolute), else relative to the project home
-    (:func:`audiorepro.paths.home`): how notebook parameters name files."""
-    path = Path(p)
-    return path if path.is_absolute() or path.exists() else paths.home() / path
-
-
 def load_tasks(names: list[str], max_per_split: Mapping[str, int] | int | None = None,
                data_root: str | os.PathLike | None = None,
                metadata_dir: str | os.PathLike | None = None, real_data: bool = True,
@@ -383,7 +374,6 @@ def load_tasks(names: list[str], max_per_split: Mapping[str, int] | int | None =
     if data_root:
         root = project_path(data_root)
         if download_roots:
-            from .prepare import prepare_evar_layout
             unknown = [t for t in download_roots if t not in EVAR_NAMES
                        and t not in EVAR_NAMES.values()]
             if unknown:

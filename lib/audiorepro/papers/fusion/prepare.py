@@ -60,8 +60,13 @@ from audiorepro.caching import stable_digest
 from audiorepro.data.audio import load_audio
 from audiorepro.fileio import atomic_write_text
 
-from .data import EVAR_NAMES
 from .model import FusionError
+
+#: paper task key -> EVAR task name
+EVAR_NAMES: dict[str, str] = {
+    "ESC-50": "esc50", "US8K": "us8k", "SPCV2": "spcv2", "VC1": "vc1", "VF": "voxforge",
+    "CRM-D": "cremad", "GTZAN": "gtzan", "NSynth": "nsynth", "Surge": "surge",
+}
 
 __all__ = ["EVAR_METADATA_MAKERS", "evar_metadata", "prepare_evar_layout", "convert_audio"]
 

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from audiorepro import caching, paths
+from audiorepro.paths import project_path
 from audiorepro.backbones.pretrain import PROFILES as _PRETRAIN_PROFILES
 from audiorepro.data.adapters import adapt
 from audiorepro.data.audio import load_audio
@@ -259,13 +260,6 @@ def paper_caption_sources(data_root: str | Path, on_missing: str = "error",
     for n in ("clotho", "audiocaps", "wavcaps"):
         out[n] = caption_set_from_table(adapt(n, root / n, on_missing=on_missing, **dict(opts.get(n, {}))), n)
     return out
-
-
-def project_path(p: str | Path) -> Path:
-    """``p`` as given when it exists (or is absolute), else relative to the project home
-    (:func:`audiorepro.paths.home`, e.g. ``data/miniatures`` of a private ``AUDIOREPRO_HOME``)."""
-    p = Path(p).expanduser()
-    return p if p.is_absolute() or p.exists() else paths.home() / p
 
 
 def first_per_split(cs: CaptionSet, n: int) -> CaptionSet:

@@ -606,3 +606,15 @@ def test_tagging_data_caps_keep_every_class_of_a_sorted_table(tmp_path, monkeypa
     # the 'val' rows are read as the validation split (not dropped)
     assert d.sizes() == {"train": 4, "valid": 4, "test": 4}
     assert d.y_train.sum(0).tolist() == [1.0, 1.0, 1.0, 1.0]     # one clip of every class
+
+
+def test_single_label_tables_also_get_accuracy_and_multi_label_ones_do_not():
+    from audiorepro.papers.atgnn.experiments import held_out_metrics
+    one_hot = np.eye(3)[[0, 1, 2, 1]]
+    scores = np.array([[0.9, 0.05, 0.05], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1]])
+    out = held_out_metrics(one_hot, scores)
+    assert out["accuracy"] == 0.75                       # clip 3 (class 2) is predicted as class 0
+    assert set(out) == {"mAP", "AUC", "accuracy"}
+    multi = one_hot.copy()
+    multi[0, 2] = 1                                      # a clip with two classes: tagging metrics only
+    assert set(held_out_metrics(multi, scores)) == {"mAP", "AUC"}

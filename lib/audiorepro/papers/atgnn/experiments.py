@@ -39,7 +39,7 @@ from audiorepro import caching, paths, results
 from audiorepro.augment import SpecAugment, sample_mixup_lambda, scaled_mask_params
 from audiorepro.backbones import build_backbone
 from audiorepro.backbones.counting import count_parameters
-from audiorepro.metrics import tagging_metrics
+from audiorepro.metrics import accuracy, tagging_metrics
 from audiorepro.papers.atgnn.data import TaggingData
 from audiorepro.papers.atgnn.model import (ATGNN, PRESETS, ATGNNConfig, LabelNoiseRobustBCE,
                                            build_atgnn, count_atgnn, load_vig_weights)
@@ -48,7 +48,7 @@ from audiorepro.training.config import reject_unknown_fields
 
 __all__ = ["RecipeConfig", "make_batch_fn", "train_tagger", "build_model", "WaveToLogits",
            "predict_tagging", "evaluate_tagging", "item_ids", "label_attention", "table_rows",
-           "run_dir_for", "code_digest", "train_row", "train_rows", "table_summary",
+           "run_dir_for", "code_digest", "train_row", "train_rows", "held_out_metrics", "table_summary",
            "record_runs", "record_row", "check_table", "seed_summary", "NOTEBOOK_CLAIMS", "decide_claims",
            "decide_adjacency_claim", "checkpoint_digest", "k_spec", "k_sweep", "record_k_sweep", "COUNT_SETTINGS",
            "count_variants", "count_baselines", "LabelGraphStats", "label_graph_spec", "adjacency_vs_lift",
@@ -394,13 +394,24 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
     res = train_tagger(model, data, rec, run_dir=run_dir_for(arch, kw, data, rec, amp, init),
                        device=device, amp=amp)
     scores, targets = predict_tagging(res.model, data.x_test, data.y_test, device=device, amp=amp)
-    test = tagging_metrics(targets, scores)
+    test = held_out_metrics(targets, scores)
     items = results.tagging_items(item_ids(data), scores, targets)
     return {"model": name, "paper row": record_row(paper_row, arch, kw, data), "seed": seed,
-            "test mAP": float(test["mAP"]), "test AUC": float(test["AUC"]),
+            "test mAP": test["mAP"], "test AUC": test["AUC"],
+            "test accuracy": test.get("accuracy", float("nan")),
             "params": count_parameters(res.model)["trainable"], "train s": res.duration_s,
             "result": res, "items": items,
             "init": init_report.summary() if init_report is not None else "random"}
+
+
+def held_out_metrics(targets: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """mAP and AUC of (N, C) ``scores`` against (N, C) 0/1 ``targets``, plus top-1 ``accuracy``
+    when the task is single-label (every clip exactly one class: a user's classification table),
+    where accuracy is the metric that fits."""
+    out = {k: float(v) for k, v in tagging_metrics(targets, scores).items() if k in ("mAP", "AUC")}
+    if len(targets) and bool((np.asarray(targets).sum(axis=1) == 1).all()):
+        out["accuracy"] = accuracy(targets, scores)
+    return out
 
 
 def train_rows(names: Sequence[str], data: TaggingData, recipe: RecipeConfig, seeds: Sequence[int],
@@ -476,7 +487,9 @@ def record_runs(runs: pd.DataFrame, rows: Mapping[str, tuple[str, Mapping[str, A
     for r in runs.to_dict("records"):
         arch, kw, _ = rows[r["model"]]
         out.append(results.record(
-            CHAPTER, table, {"mAP": r["test mAP"], "AUC": r["test AUC"]},
+            CHAPTER, table, {"mAP": r["test mAP"], "AUC": r["test AUC"],
+                             **({"accuracy": r["test accuracy"]}
+                                if np.isfinite(r.get("test accuracy", np.nan)) else {})},
             params={"paper_row": r["paper row"], "arch": arch, **kw, "seed": int(r["seed"]),
                     "run_group": run_group, "frames": frames, "epochs": epochs,
                     "selection": "best epoch by validation mAP", "init": r.get("init", "random")},

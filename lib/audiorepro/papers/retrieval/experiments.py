@@ -106,6 +106,31 @@ def _pad_min(x: Tensor, frames: int) -> Tensor:
     return F.pad(x, (0, frames - x.shape[-1]), value=float(x.min()))
 
 
+def _cached_embeddings(cs: CaptionSet, key: Mapping[str, Any]
+                       ) -> tuple[FeatureCache, list[Tensor | None], list[int]]:
+    """The feature cache, the cached embedding of every clip of ``cs`` under ``key`` (``None``
+    where missing) and the row indices still to compute."""
+    cache = FeatureCache()
+    out: list[Tensor | None] = []
+    todo = []
+    for i, (cid, path) in enumerate(zip(cs.frame["clip_id"], cs.frame["path"])):
+        arr = cache.load(key, cid, path)
+        out.append(None if arr is None else torch.from_numpy(arr))
+        if arr is None:
+            todo.append(i)
+    return cache, out, todo
+
+
+def _store_embeddings(cache: FeatureCache, key: Mapping[str, Any], cs: CaptionSet,
+                      rows: Sequence[int], embs: Sequence[Tensor] | Tensor,
+                      out: list[Tensor | None]) -> None:
+    """Cache the computed embeddings ``embs`` of rows ``rows`` of ``cs`` and put them in ``out``."""
+    for j, e in zip(rows, embs):
+        v = e.float().cpu()
+        cache.save(key, cs.frame["clip_id"].iloc[j], v.numpy(), cs.frame["path"].iloc[j])
+        out[j] = v
+
+
 def stand_in_embeddings(name: str, cs: CaptionSet, profile: str = "book",
                         segment_seconds: float | None = None, max_seconds: float = 10.0,
                         batch_size: int = 8, device: str = "auto") -> list[Tensor]:
@@ -130,14 +155,7 @@ def stand_in_embeddings(name: str, cs: CaptionSet, profile: str = "book",
     params = {"what": "retrieval-stand-in", "run": Path(report.run_dir).name, "segment": seg,
               "max_seconds": float(max_seconds), "frontend": preset, **fe_cfg}
     key = {**params, "run_key": caching.run_key(params, code=EMBEDDING_CODE)}
-    cache = FeatureCache()
-    out: list[Tensor | None] = []
-    todo = []
-    for i, (cid, path) in enumerate(zip(cs.frame["clip_id"], cs.frame["path"])):
-        arr = cache.load(key, cid, path)
-        out.append(None if arr is None else torch.from_numpy(arr))
-        if arr is None:
-            todo.append(i)
+    cache, out, todo = _cached_embeddings(cs, key)
     if todo:
         sub = CaptionSet(cs.name, cs.frame.iloc[todo], cs.note)
         feats = logmel_features(sub, max_seconds=max_seconds, frontend=preset, **fe_cfg)
@@ -154,11 +172,8 @@ def stand_in_embeddings(name: str, cs: CaptionSet, profile: str = "book",
                     # clips under 1 s are padded with their own minimum (CNN14 needs >= ~0.3 s)
                     emb = torch.cat([model(features_to_input(fam, _pad_min(c, 100)[None]).to(dev))["embedding"]
                                      for c in chunk])
-                for b, j in enumerate(todo[k:k + len(chunk)]):
-                    v = emb[b].float().cpu()
-                    cache.save(key, cs.frame["clip_id"].iloc[j], v.numpy(), cs.frame["path"].iloc[j])
-                    out[j] = v
-    return [v for v in out]  # type: ignore[misc]
+                _store_embeddings(cache, key, cs, todo[k:k + len(chunk)], emb, out)
+    return out  # type: ignore[return-value]
 
 
 #: audio encoder -> the registry backbone of its released AudioSet checkpoint, loaded by
@@ -224,14 +239,7 @@ def checkpoint_embeddings(name: str, cs: CaptionSet, checkpoint: str | Path,
               "size": st.st_size, "mtime_ns": st.st_mtime_ns, "segment_seconds": segment_seconds,
               "max_seconds": float(max_seconds)}
     key = {**params, "run_key": caching.run_key(params, code=EMBEDDING_CODE)}
-    cache = FeatureCache()
-    out: list[Tensor | None] = []
-    todo = []
-    for i, (cid, p) in enumerate(zip(cs.frame["clip_id"], cs.frame["path"])):
-        arr = cache.load(key, cid, p)
-        out.append(None if arr is None else torch.from_numpy(arr))
-        if arr is None:
-            todo.append(i)
+    cache, out, todo = _cached_embeddings(cs, key)
     if not todo:
         return out   # type: ignore[return-value]
     model = build_backbone(backbone, checkpoint=path).eval().to(dev)
@@ -255,10 +263,7 @@ def checkpoint_embeddings(name: str, cs: CaptionSet, checkpoint: str | Path,
                 wave, _ = load_audio(p, sr, duration_s=max_seconds)
                 wave = F.pad(wave, (0, max(0, sr - wave.shape[-1])))
                 embs.append(model(wave[None].to(dev))["embedding"][0])
-    for j, e in zip(todo, embs):
-        v = e.float().cpu()
-        cache.save(key, cs.frame["clip_id"].iloc[j], v.numpy(), cs.frame["path"].iloc[j])
-        out[j] = v
+    _store_embeddings(cache, key, cs, todo, embs, out)
     return out   # type: ignore[return-value]
 
 

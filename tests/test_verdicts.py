@@ -169,6 +169,29 @@ def test_a_small_gap_at_noise_level_is_inconclusive():
     assert v.effect == pytest.approx(0.025) and v.verdict == "inconclusive"
 
 
+def test_a_verdict_states_the_effect_size_its_test_resolves_beside_the_papers():
+    rng = np.random.default_rng(6)
+    base = rng.random(300)
+    _record_rows({PAIR[0]: base + 0.1 + 0.05 * rng.normal(size=300), PAIR[1]: base})
+    v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k", register=True)
+    assert v.resolution == pytest.approx((v.interval[1] - v.interval[0]) / 2)
+    pn = R.paper_numbers("atgnn")
+    pn = pn[(pn["table"] == "table3") & (pn["column"] == "mAP")].set_index("row")
+    factor = R.UNIT_FACTORS[pn.loc[PAIR[0], "unit"]]
+    paper_diff = (pn.loc[PAIR[0], "value"] - pn.loc[PAIR[1], "value"]) / factor
+    assert v.paper_effect == pytest.approx(paper_diff) and v.pairs[0]["paper_effect"] == v.paper_effect
+    size = "resolvable" if abs(paper_diff) > v.resolution else "below the resolution"
+    assert f"is {size} of this test" in v.evidence
+    row = R.claims_table(["atgnn"]).set_index("claim_id").loc["mlg-helps-fsd50k"]
+    assert row["resolution"] == pytest.approx(v.resolution)
+    assert row["paper_effect"] == pytest.approx(paper_diff)
+    text = R.resolution_text(row)
+    assert text.startswith(f"±{v.resolution:.3g}; paper +") and text.endswith(
+        "resolvable" if abs(paper_diff) > v.resolution else "too small")
+    assert R.resolution_text({"resolution": None}) == ""
+    assert R.resolution_text({"resolution": 0.05, "paper_effect": 0.02}) == "±0.05; paper +0.02: too small"
+
+
 def test_the_95_interval_covers_the_true_difference_90_to_99_percent():
     # 200 simulated test sets: paired accuracy-like outcomes, true difference 0.1
     rng = np.random.default_rng(5)

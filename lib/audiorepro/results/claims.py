@@ -92,6 +92,10 @@ class Verdict:
     ``interval``: its 95 % bootstrap interval (None when there is none). ``reference``: the
     claim's threshold (0, the threshold's ``{"op", "value"}``, the close band ``[lo, hi]`` or
     ``max_spread``). ``pairs``: every pair of a comparison with its own numbers.
+    ``resolution``: half the width of the interval, the smallest effect this test size
+    resolves (an effect further from the threshold than that would be decided).
+    ``paper_effect``: for a comparison, the paper's own difference of the deciding pair (same
+    sign and units as ``effect``; None when the paper gives no number for a row).
     """
 
     claim_id: str
@@ -113,6 +117,8 @@ class Verdict:
     n_boot: int | None = None
     pairs: list[dict[str, Any]] = field(default_factory=list)
     selection: str = ""
+    paper_effect: float | None = None
+    resolution: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,7 +163,8 @@ def register_verdict(chapter: str, claim_id: str, verdict: str, evidence: str, d
                      seed_spread: float | None = None, notebook: str | None = None,
                      kind: str | None = None, metric: str | None = None, reference: Any = None,
                      paired: bool | None = None, n_boot: int | None = None,
-                     pairs: Sequence[Mapping[str, Any]] | None = None) -> Path:
+                     pairs: Sequence[Mapping[str, Any]] | None = None,
+                     paper_effect: float | None = None, resolution: float | None = None) -> Path:
     """Store a verdict on a paper claim (a ``claim`` record in the same registry).
 
     ``verdict`` is one of :data:`VERDICTS`; ``evidence`` states what this run measured
@@ -194,7 +201,9 @@ def register_verdict(chapter: str, claim_id: str, verdict: str, evidence: str, d
                "notebook": _notebook_name(notebook), "test_kind": kind, "metric": metric,
                "reference": _plain(reference), "paired": paired,
                "n_boot": None if n_boot is None else int(n_boot),
-               "pairs": _plain(list(pairs or [])), **_provenance()}
+               "pairs": _plain(list(pairs or [])),
+               "paper_effect": _finite_or_none(paper_effect, "paper_effect"),
+               "resolution": _finite_or_none(resolution, "resolution"), **_provenance()}
     return _write_atomic(payload, records_dir())
 
 
@@ -331,7 +340,8 @@ def evaluate_claim(chapter: str, claim_id: str, profile: str | None = None,
                          effect=v.effect, interval=v.interval, n_items=v.n_items,
                          n_seeds=v.n_seeds, seed_spread=v.seed_spread, notebook=notebook,
                          kind=kind, metric=metric, reference=v.reference, paired=v.paired,
-                         n_boot=v.n_boot, pairs=v.pairs)
+                         n_boot=v.n_boot, pairs=v.pairs, paper_effect=v.paper_effect,
+                         resolution=v.resolution)
     return v
 
 
@@ -341,7 +351,28 @@ def _decide(paper: str, claim_id: str, kind: str, test: dict[str, Any],
     v = _decide_kind(paper, claim_id, kind, test, selected, n_boot, level, seed)
     if v.interval is None:          # nothing was resampled for the deciding pair / row
         v.n_items = v.paired = v.n_boot = None
+    elif v.n_items is not None:     # an estimate (not an exact count): what this size resolves
+        v.resolution = (v.interval[1] - v.interval[0]) / 2
+        if v.paper_effect is not None:
+            size = "resolvable" if abs(v.paper_effect) > v.resolution else "below the resolution"
+            v.evidence += (f"; the paper's difference {_fmt(v.paper_effect, True)} is {size} of "
+                           f"this test (half-width of its interval {_fmt(v.resolution)})")
     return v
+
+
+def _paper_difference(paper: str, test: Mapping[str, Any], better: str, worse: str,
+                      sign: float) -> float | None:
+    """``sign * (paper[better] - paper[worse])`` on the claim's table and metric, in record units
+    (None when the paper file has no number for one of the rows)."""
+    pn = paper_numbers(paper)
+    pn = pn[(pn["table"] == test["table"]) & (pn["column"] == test["metric"])]
+    vals = {}
+    for row in (better, worse):
+        hit = pn[pn["row"] == row]
+        if hit.empty:
+            return None
+        vals[row] = float(hit["value"].iloc[0]) / UNIT_FACTORS[hit["unit"].iloc[0]]
+    return sign * (vals[better] - vals[worse])
 
 
 def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
@@ -396,6 +427,7 @@ def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
                 verdict = stats.INCONCLUSIVE
             pairs.append({"worse": w, "effect": eff, "interval": [lo, hi], "verdict": verdict,
                           "seed_spread": spread,
+                          "paper_effect": _paper_difference(paper, test, better, w, sign),
                           "paired": boot.paired_rows(better, w) if boot is not None
                           and better in boot.rows and w in boot.rows else None})
         verdict = stats.combine([p["verdict"] for p in pairs])
@@ -415,7 +447,8 @@ def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
         iv = decisive["interval"]
         return Verdict(claim_id, verdict, evidence, effect=decisive["effect"],
                        interval=None if iv[0] is None else (iv[0], iv[1]),
-                       seed_spread=decisive["seed_spread"], reference=0.0, pairs=pairs, **base)
+                       seed_spread=decisive["seed_spread"], reference=0.0, pairs=pairs,
+                       paper_effect=decisive["paper_effect"], **base)
 
     if kind in ("close", "threshold"):
         row = test["row"]
@@ -495,7 +528,8 @@ def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
 # ------------------------------------------------------------------------------ tables
 CLAIM_COLUMNS = ["record_id", "timestamp", "chapter", "paper", "claim_id", "verdict", "evidence",
                  "dataset", "scale", "profile", "effect", "lo", "hi", "n_items", "n_seeds",
-                 "seed_spread", "notebook", "test_kind", "metric", "reference", "paired", "n_boot"]
+                 "seed_spread", "notebook", "test_kind", "metric", "reference", "paired", "n_boot",
+                 "paper_effect", "resolution"]
 
 
 def decide_claims(chapter: str, profile: str | None, notebook: str,
@@ -550,16 +584,16 @@ def load_claim_records() -> pd.DataFrame:
 
 
 TABLE_COLUMNS = ["paper", "claim_id", "claim", "test", "verdict", "effect", "lo", "hi", "n_items",
-                 "n_seeds", "seed_spread", "test_kind", "metric", "reference", "notebook",
-                 "evidence", "dataset", "scale", "profile", "timestamp"]
+                 "n_seeds", "seed_spread", "paper_effect", "resolution", "test_kind", "metric",
+                 "reference", "notebook", "evidence", "dataset", "scale", "profile", "timestamp"]
 
 
 def claims_table(papers: Iterable[str] | None = None, profile: str | None = None) -> pd.DataFrame:
     """Every claim of every paper with its latest verdict (or ``not yet measured``).
 
     Columns: ``paper, claim_id, claim, test, verdict, effect, lo, hi, n_items, n_seeds,
-    seed_spread, test_kind, metric, reference, notebook, evidence, dataset, scale, profile,
-    timestamp``. ``profile`` keeps only verdicts registered under that profile.
+    seed_spread, paper_effect, resolution, test_kind, metric, reference, notebook, evidence,
+    dataset, scale, profile, timestamp``. ``profile`` keeps only verdicts registered under that profile.
     """
     papers = paper_names() if papers is None else papers
     stored = load_claim_records()
@@ -585,7 +619,8 @@ def claims_table(papers: Iterable[str] | None = None, profile: str | None = None
                                                            and hit[k] is None)})
             rows.append(row)
     df = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    for col in ("effect", "lo", "hi", "n_items", "n_seeds", "seed_spread"):
+    for col in ("effect", "lo", "hi", "n_items", "n_seeds", "seed_spread", "paper_effect",
+                "resolution"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)    # missing -> NaN
     return df
 
@@ -610,6 +645,20 @@ def effect_text(row: Mapping[str, Any]) -> str:
     if kind == "spread":
         return f"spread {_fmt(effect)}{ci} vs. ≤ {_fmt(_num(ref))}"
     return f"{_fmt(effect)}{ci}"
+
+
+def resolution_text(row: Mapping[str, Any]) -> str:
+    """``±0.031; paper +0.012: too small`` - the half-width of a verdict's interval (the
+    smallest effect this test size resolves) and, for a comparison, whether the paper's own
+    difference would be resolvable at this size (empty without an interval)."""
+    res = _num(row.get("resolution"))
+    if res is None:
+        return ""
+    text = f"±{_fmt(res)}"
+    paper = _num(row.get("paper_effect"))
+    if paper is not None:
+        text += f"; paper {_fmt(paper, True)}: " + ("resolvable" if abs(paper) > res else "too small")
+    return text
 
 
 def _short(text: str, limit: int) -> str:
@@ -651,8 +700,8 @@ def _claim_cell(claim: str, evidence: str, run: str, claim_id: str = "") -> str:
 def chapter_verdicts(paper: str | Sequence[str] | None, profile: str | None = None,
                      link_base: str = "../") -> "pd.io.formats.style.Styler":
     """One line per claim with its latest verdict (``profile``: only verdicts of that
-    profile): claim, verdict (coloured), effect with its 95 % interval, n items, n seeds and the
-    notebook that decided it (a link, relative to ``link_base``). The claim is cut to
+    profile): claim, verdict (coloured), effect with its 95 % interval, n items, n seeds, the
+    effect size the test resolves (:func:`resolution_text`) and the notebook that decided it (a link, relative to ``link_base``). The claim is cut to
     :data:`CLAIM_CHARS` characters; its whole text, this run's evidence and the data / scale /
     profile open on demand (``<details>``).
 
@@ -674,6 +723,7 @@ def chapter_verdicts(paper: str | Sequence[str] | None, profile: str | None = No
         "effect [95% interval]": [effect_text(r) for r in table.to_dict("records")],
         "n items": [("" if _num(x) is None else int(x)) for x in table["n_items"]],
         "n seeds": [("" if _num(x) is None else int(x)) for x in table["n_seeds"]],
+        "resolves": [resolution_text(r) for r in table.to_dict("records")],
         "notebook": table["notebook"].fillna(""), "evidence": table["evidence"],
         "dataset": table["dataset"], "scale": table["scale"], "profile": table["profile"],
     })
@@ -753,7 +803,9 @@ def verdict_plot(paper: str, profile: str | None = None, ax: Any = None) -> Any:
     (matplotlib Figure). Each effect is a margin toward the claim, so right of zero is the
     paper's side: a comparison's difference, a threshold's distance, max_spread - spread, and
     for closeness rel_tol - |relative difference| (the paper's band is zero and right of it).
-    Colours are the verdicts'; claims without a number are named at the zero line.
+    Colours are the verdicts'; claims without a number are named at the zero line. A grey ``x``
+    marks the paper's own difference of a comparison (so a reader sees whether an interval this
+    wide could have resolved it).
 
     Without ``ax``, margins in the metric's units and relative ones (closeness to a printed
     number) get two panels side by side sharing the rows, so a large relative miss does not
@@ -787,6 +839,9 @@ def verdict_plot(paper: str, profile: str | None = None, ax: Any = None) -> Any:
         if lo is not None and hi is not None:
             a.plot([lo, hi], [y, y], color=colour, lw=2.5, solid_capstyle="butt")
         a.plot([point], [y], "o", color=colour, ms=5, mfc=colour if lo is not None else "white")
+        paper_effect = _num(r.get("paper_effect"))
+        if r.get("test_kind") == "comparison" and paper_effect is not None:
+            a.plot([paper_effect], [y], "x", color="#555555", ms=5, mew=1.2)
     for a in axes:
         a.axvline(0.0, color="#444444", lw=0.8)
         a.grid(axis="y", color="#eeeeee", lw=0.6)
@@ -803,12 +858,15 @@ def verdict_plot(paper: str, profile: str | None = None, ax: Any = None) -> Any:
         main.set_xlabel(f"margin toward the claim ({units})  →  paper's side", fontsize=8)
     handles = [Line2D([], [], color=c, marker="o", lw=2.5, label=v)
                for v, c in VERDICT_COLOURS.items()]
+    if any(r.get("test_kind") == "comparison" and _num(r.get("paper_effect")) is not None
+           for _, r, *_ in rows):
+        handles.append(Line2D([], [], color="#555555", marker="x", lw=0, label="paper's difference"))
     # title and legend above the panels, in the figure's top band (tight_layout keeps it free)
     h = fig.get_figheight()
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / h))
     fig.text(0.01, 1 - 0.04 / h, f"{paper}: effects with 95% intervals", fontsize=10, ha="left",
              va="top")
-    fig.legend(handles=handles, fontsize=7, frameon=False, ncol=4, loc="upper left",
+    fig.legend(handles=handles, fontsize=7, frameon=False, ncol=len(handles), loc="upper left",
                bbox_to_anchor=(0.01, 1 - 0.26 / h), borderaxespad=0.0, handlelength=1.5,
                columnspacing=1.0)
     return fig

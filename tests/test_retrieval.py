@@ -535,3 +535,43 @@ def test_table2_parameters_counts_and_rows(home):
         R.table2_parameters("smoke", rows=["PaSST-XL"])
     with pytest.raises(ValueError, match="huge"):
         R.table2_parameters("smoke", scales=["huge"])
+
+
+# ----------------------------------------------------------------------------- search demo relevance
+def test_classes_named_by_matches_keyword_stems_not_prefixes():
+    from audiorepro.data.synth import classes_named_by
+    assert classes_named_by("A dog barks in the rain") == ("dog_bark", "rain")
+    assert classes_named_by("someone hammers in a workshop") == ("hammer",)
+    assert classes_named_by("rain and thunder") == ("rain", "thunder")
+    assert classes_named_by("a crowd cheers") == ()  # "crow" (rooster) is not a stem of "crowd"
+    assert classes_named_by("") == ()
+
+
+def test_query_summary_counts_relevant_clips_and_top_k_precision_by_hand():
+    frame = pd.DataFrame({
+        "clip_id": ["a", "b", "c", "d", "e"], "path": ["/x"] * 5, "split": "test",
+        "captions": [["x"]] * 5, "source": "s",
+        # b and d hold a dog; e is a real recording without class labels (unknown)
+        "keywords": [["rain", "park"], ["dog_bark", "farm"], ["piano_note"], ["dog_bark", "rain"],
+                     ["woof", "pet"]]})
+    cs = R.CaptionSet("idx", frame)
+    rel = R.query_relevance(cs, "a dog barks")
+    np.testing.assert_array_equal(rel[:4], [0.0, 1.0, 0.0, 1.0])
+    assert np.isnan(rel[4])
+    assert np.isnan(R.query_relevance(cs, "a crowd cheers")).all()
+    idx = np.array([[1, 4, 0], [0, 3, 2], [2, 1, 0]])
+    s = R.query_summary(cs, ["a dog barks", "rain falls", "a crowd cheers"], idx)
+    assert s["relevant clips in index"].tolist()[:2] == [2, 2]
+    assert s["relevant in top 3"].tolist()[:2] == [1, 2]  # the unknown clip e counts as a miss
+    assert s["precision@3"].tolist()[:2] == pytest.approx([1 / 3, 2 / 3])
+    assert s["random ranking precision@3"].tolist()[:2] == pytest.approx([2 / 5, 2 / 5])
+    assert s["classes it names"].iloc[2] == "(none)" and pd.isna(s["precision@3"].iloc[2])
+    hits = R.query_hits(cs, [1, 4, 0], [0.9, 0.5, 0.1], query="a dog barks")
+    assert hits["holds the queried sound"].tolist() == ["yes", "?", "no"]
+
+
+def test_search_collection_refuses_the_worlds_models_were_trained_on():
+    with pytest.raises(ValueError, match="pre-trained audio stand-ins"):
+        R.search_collection(4, R.PRETRAIN_WORLD_SEED)
+    with pytest.raises(ValueError, match="projections were"):
+        R.search_collection(4, 5, trained_on=5)

@@ -7,6 +7,7 @@ Synthesisers return a float64 array of ``n`` samples (any scale; the mixer norma
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -745,6 +746,22 @@ def get_class(label: str) -> SoundClass:
         return CLASS_BY_NAME[label]
     except KeyError:
         raise KeyError(f"unknown synthetic sound class {label!r}; known: {', '.join(CLASS_NAMES)}") from None
+
+
+#: Endings a keyword stem may take in a word and still name its class ("bark" -> "barks",
+#: "barking"; "crow" does not match "crowd").
+_STEM_ENDINGS = ("", "s", "es", "ing", "ed", "er", "ers")
+
+
+def classes_named_by(text: str) -> tuple[str, ...]:
+    """The classes a free text names: those with a keyword stem that is a word of ``text`` or
+    that word's stem (ending in ``s``, ``es``, ``ing``, ``ed``, ``er``, ``ers``), in ontology
+    order. ``"a dog barks in the rain"`` -> ``("dog_bark", "rain")``; scenes and timbres are
+    not classes and name nothing."""
+    words = re.findall(r"[a-z]+", text.lower())
+    return tuple(c.name for c in CLASSES
+                 if any(w.startswith(k) and w[len(k):] in _STEM_ENDINGS
+                        for k in c.keywords for w in words))
 
 
 # =========================================================================== scenes

@@ -19,6 +19,7 @@ from audiorepro.papers.retrieval.data import (FEATURE_CODE, PAPER_NAMES, PAPER_O
                                               caption_sources, combine, compose_mixture_caption,
                                               first_per_split, load_sources, logmel_features,
                                               paper_caption_sources, pretrain_set, project_path,
+                                              search_collection,
                                               sets_of_combo, sources_table, synthetic_captions,
                                               user_caption_set)
 from audiorepro.papers.retrieval.experiments import (METRICS, NOTEBOOK_CLAIMS, OFFICIAL_BACKBONES,
@@ -28,6 +29,7 @@ from audiorepro.papers.retrieval.experiments import (METRICS, NOTEBOOK_CLAIMS, O
                                                      collate_pairs, decide_claims, embed_audio,
                                                      embed_sources, embed_text, evaluate_retrieval,
                                                      load_stand_in, pairs_fingerprint, query_hits,
+                                                     query_relevance, query_summary,
                                                      rank, run_experiment, run_segment_lengths,
                                                      run_stand_in, run_table3, run_table4,
                                                      search_index, seed_summary,
@@ -52,13 +54,15 @@ __all__ = [
     # data
     "FEATURE_CODE", "PAPER_NAMES", "PAPER_ORDER", "PRETRAIN_WORLD_SEED", "CaptionSet",
     "caption_set_from_table", "caption_sources", "combine", "compose_mixture_caption",
-    "load_sources", "logmel_features", "paper_caption_sources", "pretrain_set", "sets_of_combo",
+    "load_sources", "logmel_features", "paper_caption_sources", "pretrain_set", "search_collection",
+    "sets_of_combo",
     "sources_table", "synthetic_captions", "first_per_split", "project_path", "user_caption_set",
     # experiments
     "METRICS", "NOTEBOOK_CLAIMS", "OFFICIAL_BACKBONES", "STAND_INS", "audio_label",
     "checkpoint_embeddings", "TABLE2_BACKBONES", "TABLE3_NOT_RUN", "EvalSet", "PairDataset", "RunSpec",
     "chance_retrieval", "collate_pairs", "decide_claims", "embed_audio", "embed_sources",
     "embed_text", "evaluate_retrieval", "load_stand_in", "pairs_fingerprint", "query_hits",
+    "query_relevance", "query_summary",
     "rank", "run_experiment", "run_segment_lengths", "run_stand_in", "run_table3", "run_table4",
     "search_index", "seed_summary", "stand_in_embeddings", "table2_parameters", "table3_coverage",
     "table3_specs",

@@ -113,6 +113,23 @@ def synthetic_captions(n_clips: int, seed: int = 0, clip_seconds: float = 10.0) 
                       "clips): 5 captions per clip")
 
 
+def search_collection(n_clips: int, world_seed: int, trained_on: int | None = None) -> CaptionSet:
+    """A collection to search that no model has seen: every clip (all splits) of the synthetic
+    world ``default_world(n_clips, world_seed)``, named ``collection`` (clip ids
+    ``collection/<id>``). ``world_seed`` must differ from :data:`PRETRAIN_WORLD_SEED` and from
+    ``trained_on``, the world the projections were trained on."""
+    for seen, what in ((PRETRAIN_WORLD_SEED, "the pre-trained audio stand-ins were"),
+                       (trained_on, "the projections were")):
+        if world_seed == seen:
+            raise ValueError(f"search_collection: world_seed={world_seed} is the world {what} "
+                             "trained on; choose another seed")
+    cs = synthetic_captions(n_clips, world_seed)
+    frame = cs.frame.assign(source="collection",
+                            clip_id="collection/" + cs.frame["clip_id"].astype(str))
+    return CaptionSet("collection", frame, f"unseen synthetic world n{n_clips}_s{world_seed} "
+                                           "(every split), the search demo's collection")
+
+
 def caption_set_from_table(table: Any, name: str | None = None) -> CaptionSet:
     """A :class:`CaptionSet` from a clip table with a ``captions`` column, e.g. made by the
     adapters of :mod:`audiorepro.data.adapters.captions` (Clotho v2, AudioCaps, WavCaps).

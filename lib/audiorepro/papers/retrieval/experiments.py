@@ -46,6 +46,7 @@ from audiorepro import caching, paths, results
 from audiorepro import metrics as M
 from audiorepro.backbones.pretrain import family_of, features_to_input, pretrained_backbone
 from audiorepro.data.audio import load_audio
+from audiorepro.data.synth.sounds import CLASS_NAMES, classes_named_by
 from audiorepro.frontends import FeatureCache
 from audiorepro.training import fit, pick_device
 
@@ -80,6 +81,8 @@ METRICS: tuple[str, ...] = ("mAP@10", "R@1", "R@5", "R@10")
 # ===================================================================================== stand-ins
 #: audio encoders with a pre-trained CPU-sized stand-in (:func:`audiorepro.backbones.pretrain.
 #: pretrained_backbone`, trained on the synthetic world ``default_world(1000, seed=0)``, 2 s crops).
+_CLASS_NAMES = frozenset(CLASS_NAMES)
+
 STAND_INS: dict[str, str] = {
     "PaSST-S": "passt_s_swa_p16_s10_128_998_527",       # stride 10, 10 s positions
     "PaSST-N": "passt_s_p16_s16_128_1000_527",          # stride 16 (no overlap), 10 s positions
@@ -1020,9 +1023,49 @@ def search_index(model: DualEncoder, sources: Mapping[str, CaptionSet],
     return index_set, embed_audio(model, EvalSet(index_set, index_emb), device=device)
 
 
-def query_hits(index_set: CaptionSet, idx: Sequence[int], sims: Sequence[float]) -> pd.DataFrame:
-    """The ranked hits of one query: rank, clip id, cosine, the clip's first caption."""
+def query_relevance(index_set: CaptionSet, query: str) -> np.ndarray:
+    """(N,) float per clip of ``index_set``: 1 when the clip holds a sound class the query names
+    (:func:`~audiorepro.data.synth.sounds.classes_named_by`), 0 when it holds none of them, NaN
+    when the clip has no synthetic class labels among its keywords (real recordings: unknown).
+    All NaN when the query names no class."""
+    named = set(classes_named_by(query))
+    out = np.full(len(index_set), np.nan)
+    if not named:
+        return out
+    for i, kws in enumerate(index_set.frame["keywords"]):
+        labels = set(kws) & _CLASS_NAMES
+        if labels:
+            out[i] = float(bool(labels & named))
+    return out
+
+
+def query_hits(index_set: CaptionSet, idx: Sequence[int], sims: Sequence[float],
+               query: str | None = None) -> pd.DataFrame:
+    """The ranked hits of one query: rank, clip id, cosine, the clip's first caption and, with
+    ``query``, whether the clip holds the sound it names (``yes`` / ``no`` / ``?`` for real
+    recordings without class labels; see :func:`query_relevance`)."""
     f = index_set.frame
-    return pd.DataFrame({"rank": range(1, len(idx) + 1), "clip": f["clip_id"].iloc[list(idx)].values,
-                         "cosine": np.round(np.asarray(sims), 3),
-                         "its caption": [f["captions"].iloc[i][0] for i in idx]})
+    out = pd.DataFrame({"rank": range(1, len(idx) + 1), "clip": f["clip_id"].iloc[list(idx)].values,
+                        "cosine": np.round(np.asarray(sims), 3),
+                        "its caption": [f["captions"].iloc[i][0] for i in idx]})
+    if query is not None:
+        rel = query_relevance(index_set, query)[list(idx)]
+        out["holds the queried sound"] = ["?" if np.isnan(r) else ("yes" if r else "no") for r in rel]
+    return out
+
+
+def query_summary(index_set: CaptionSet, queries: Sequence[str], idx: np.ndarray) -> pd.DataFrame:
+    """One row per query ranked by :func:`rank` (``idx`` (Q, k)): the classes it names, how many
+    index clips hold one of them, how many of the top k do (precision@k; clips of unknown content
+    count as misses) and the precision@k a random ranking has on average (relevant / N)."""
+    rows = []
+    for q, row in zip(queries, np.asarray(idx)):
+        rel = np.nan_to_num(query_relevance(index_set, q), nan=0.0)
+        named = classes_named_by(q)
+        k = len(row)
+        rows.append({"query": q, "classes it names": ", ".join(named) or "(none)",
+                     "relevant clips in index": int(rel.sum()) if named else None,
+                     f"relevant in top {k}": int(rel[row].sum()) if named else None,
+                     f"precision@{k}": float(rel[row].mean()) if named else None,
+                     f"random ranking precision@{k}": float(rel.mean()) if named else None})
+    return pd.DataFrame(rows)

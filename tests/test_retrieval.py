@@ -131,6 +131,55 @@ def test_pair_dataset_swaps_with_probability_and_crops():
         R.PairDataset(cs, feats, p_swap=1.5)
 
 
+def test_pair_dataset_with_all_captions_passes_every_caption_once_per_epoch():
+    cs = tiny_set(3)                       # 2 captions per clip
+    feats = [torch.randn(128, 20) for _ in range(3)]
+    ds = R.PairDataset(cs, feats, all_captions=True, repeats=2)
+    assert len(ds) == 12 and len(R.PairDataset(cs, feats)) == 3
+    epoch = [(ds[i]["audio_id"], ds[i]["caption"]) for i in range(6)]
+    expected = [(j, c) for j, caps in enumerate(cs.frame["captions"]) for c in caps]
+    assert epoch == expected and [(ds[i]["audio_id"], ds[i]["caption"]) for i in range(6, 12)] == expected
+
+
+def test_check_recipe_names_bad_keys_and_the_config_carries_the_papers_recipe():
+    assert R.check_recipe(None) == {} and R.check_recipe(R.PAPER_RECIPE) == R.PAPER_RECIPE
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['warmup'\]"):
+        R.check_recipe({"warmup": 1})
+    with pytest.raises(ValueError, match="init_tau must be > 0"):
+        R.check_recipe({"init_tau": 0})
+    with pytest.raises(ValueError, match="all_captions must be true or false"):
+        R.check_recipe({"all_captions": "yes"})
+    E = __import__("audiorepro.papers.retrieval.experiments", fromlist=["_cosine_cfg"])
+    cfg = E._cosine_cfg(16, 64, 2e-5, R.PAPER_RECIPE)
+    assert cfg == {"epochs": 16, "batch_size": 64, "lr": 2e-5, "schedule": "cosine",
+                   "optimizer": "adam", "warmup_epochs": 1, "min_lr": 1e-7, "init_tau": 0.02,
+                   "all_captions": True}
+    assert E._cosine_cfg(None, 64, 1e-8, {"min_lr": 1e-7})["min_lr"] == 1e-8   # floor <= peak
+
+
+def test_the_recipe_reaches_the_model_the_data_and_the_schedule(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    cs = tiny_set(6)
+    cs.frame["split"] = ["train"] * 4 + ["valid", "test"]
+    feats = [torch.randn(128, 20) for _ in range(6)]
+    seen = {}
+    E = __import__("audiorepro.papers.retrieval.experiments", fromlist=["fit"])
+    real_fit = E.fit
+
+    def spy(model, loader, *args, config, **kw):
+        seen.update(n_items=len(loader.dataset), tau=float(model.log_tau.detach().exp()), cfg=dict(config))
+        return real_fit(model, loader, *args, config=config, **kw)
+    monkeypatch.setattr(E, "fit", spy)
+    spec = R.RunSpec("PaSST-N", pretrain=("tiny",))
+    text = {("minilm", None): BagText(8)}
+    cfg = E._cosine_cfg(1, 4, 1e-3, {"init_tau": 0.02, "all_captions": True, "warmup_epochs": 1})
+    R.run_experiment(spec, {"tiny": cs}, {"tiny": feats}, cfg, cfg, text, target="tiny",
+                     audio_module=MeanAudio(8), standardize=False, device="cpu")
+    assert seen["tau"] == pytest.approx(0.02) and seen["n_items"] == 8    # 4 clips x 2 captions
+    assert seen["cfg"]["warmup_epochs"] == 1 and "init_tau" not in seen["cfg"]
+    assert "all_captions" not in seen["cfg"]
+
+
 def test_collate_pads_with_silence_and_eval_set_targets():
     items = [{"x": torch.zeros(4, 3), "audio_id": 0, "caption": "a"},
              {"x": torch.ones(4, 5), "audio_id": 1, "caption": "b"}]

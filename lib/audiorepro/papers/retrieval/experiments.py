@@ -83,6 +83,20 @@ METRICS: tuple[str, ...] = ("mAP@10", "R@1", "R@5", "R@10")
 #: pretrained_backbone`, trained on the synthetic world ``default_world(1000, seed=0)``, 2 s crops).
 _CLASS_NAMES = frozenset(CLASS_NAMES)
 
+#: Initial temperature of the book's dual encoders (the reference implementation starts at 0.02:
+#: :data:`PAPER_RECIPE`).
+DEFAULT_TAU = 0.05
+#: Keys of a training recipe (:func:`check_recipe`): the schedule's warm-up (epochs) and cosine
+#: floor, the optimiser, the initial temperature, one pass over every caption per epoch.
+RECIPE_KEYS: tuple[str, ...] = ("warmup_epochs", "min_lr", "optimizer", "init_tau", "all_captions")
+#: Recipe keys that configure the model or the data rather than the training loop.
+MODEL_RECIPE_KEYS = frozenset({"init_tau", "all_captions"})
+#: The paper's recipe (section 3.2: Adam, one warm-up epoch, cosine from the peak rate down to
+#: 1e-7; temperature 0.02 and every caption of a clip in each epoch as in the authors' code). The
+#: peak rates (2e-5 pre-training, 8e-6 fine-tuning) are the notebooks' ``lr`` parameter.
+PAPER_RECIPE: dict[str, Any] = {"optimizer": "adam", "warmup_epochs": 1, "min_lr": 1e-7,
+                                "init_tau": 0.02, "all_captions": True}
+
 STAND_INS: dict[str, str] = {
     "PaSST-S": "passt_s_swa_p16_s10_128_998_527",       # stride 10, 10 s positions
     "PaSST-N": "passt_s_p16_s16_128_1000_527",          # stride 16 (no overlap), 10 s positions
@@ -285,17 +299,20 @@ def embed_sources(encoder: str, sources: Mapping[str, CaptionSet], profile: str 
 
 # ===================================================================================== pairs
 class PairDataset(torch.utils.data.Dataset):
-    """One training item per clip: ``{"x": (128, T) log-mel, "caption": str, "audio_id": int}``.
+    """Training pairs ``{"x": (128, T) log-mel, "caption": str, "audio_id": int}``.
 
-    Each access draws one of the clip's captions at random; with probability ``p_swap`` it is
-    replaced by one of its keyword rephrasings (paper 2.6: p = 0.3 during fine-tuning).
-    ``repeats`` lists every clip that many times per epoch; ``crop_frames`` cuts a random
-    window of that many frames from longer clips (``None``: whole clip).
+    One item per clip whose access draws one of the clip's captions at random, or with
+    ``all_captions`` one item per (clip, caption) pair, so that an epoch passes every caption
+    once (the reference implementation's epoch; pairs of one clip in a batch are positives of
+    each other in :func:`contrastive_loss`). With probability ``p_swap`` the caption is replaced
+    by one of its keyword rephrasings (paper 2.6: p = 0.3 during fine-tuning). ``repeats`` lists
+    every item that many times per epoch; ``crop_frames`` cuts a random window of that many
+    frames from longer clips (``None``: whole clip).
     """
 
     def __init__(self, cs: CaptionSet, features: Sequence[Tensor], p_swap: float = 0.0,
                  n_rephrasings: int = 5, repeats: int = 1, seed: int = 0,
-                 crop_frames: int | None = None) -> None:
+                 crop_frames: int | None = None, all_captions: bool = False) -> None:
         if len(features) != len(cs):
             raise ValueError(f"PairDataset: {len(features)} feature arrays for {len(cs)} clips of {cs.name!r}")
         if not 0.0 <= p_swap <= 1.0:
@@ -306,13 +323,17 @@ class PairDataset(torch.utils.data.Dataset):
                     for caps, kw in zip(self.captions, cs.frame["keywords"])] if p_swap > 0 else None
         self.rng = np.random.default_rng(seed)
         self.crop_frames = crop_frames
+        #: (clip, caption index or -1 for "draw one") of each item of one repeat
+        self.pairs = ([(j, k) for j, caps in enumerate(self.captions) for k in range(len(caps))]
+                      if all_captions else [(j, -1) for j in range(len(self.features))])
 
     def __len__(self) -> int:
-        return len(self.features) * self.repeats
+        return len(self.pairs) * self.repeats
 
     def __getitem__(self, i: int) -> dict:
-        j = i % len(self.features)
-        k = int(self.rng.integers(len(self.captions[j])))
+        j, k = self.pairs[i % len(self.pairs)]
+        if k < 0:
+            k = int(self.rng.integers(len(self.captions[j])))
         cap = self.captions[j][k]
         if self.aug is not None and self.rng.random() < self.p_swap:
             alts = self.aug[j][k]
@@ -469,7 +490,8 @@ def train_retrieval(model: DualEncoder, train: CaptionSet, train_feats: Sequence
     monitoring validation mAP@10 (best weights restored). Returns the ``FitResult``.
 
     Trainable text-encoder parameters get ``text_lr`` (default ``lr / 10``), the rest the
-    configuration's ``lr``. ``amp``: autocast mode (:class:`audiorepro.training.TrainConfig`;
+    configuration's ``lr``. ``config``: :class:`audiorepro.training.TrainConfig` keys plus
+    ``all_captions`` (:class:`PairDataset`) and ``init_tau`` (read by :func:`run_experiment`). ``amp``: autocast mode (:class:`audiorepro.training.TrainConfig`;
     an ``amp`` key of ``config`` wins). ``run_name``: checkpoint under
     ``cache/retrieval/<run_name>-<key>`` (key: :func:`audiorepro.caching.run_key` of the
     configuration, the model, :func:`pairs_fingerprint` of the data and the code) so a finished
@@ -481,6 +503,7 @@ def train_retrieval(model: DualEncoder, train: CaptionSet, train_feats: Sequence
         model.load_state_dict(torch.load(init_from, map_location="cpu", weights_only=True))
     cfg = {"monitor": "mAP@10", "mode": "max", "progress": False, "seed": seed, "amp": amp,
            **dict(config)}
+    fit_cfg = {k: v for k, v in cfg.items() if k not in MODEL_RECIPE_KEYS}
     lr = float(cfg.get("lr", 1e-3))
     text_ids = {id(p) for p in model.text.parameters()}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in text_ids]
@@ -488,7 +511,8 @@ def train_retrieval(model: DualEncoder, train: CaptionSet, train_feats: Sequence
     groups = [{"params": rest, "lr": lr}]
     if tpar:
         groups.append({"params": tpar, "lr": lr / 10 if text_lr is None else float(text_lr)})
-    ds = PairDataset(train, train_feats, p_swap=p_swap, seed=seed, crop_frames=crop_frames)
+    ds = PairDataset(train, train_feats, p_swap=p_swap, seed=seed, crop_frames=crop_frames,
+                     all_captions=bool(cfg.get("all_captions", False)))
     bs = int(cfg.get("batch_size", 32))
     loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, collate_fn=collate_pairs,
                                          generator=torch.Generator().manual_seed(seed),
@@ -502,7 +526,7 @@ def train_retrieval(model: DualEncoder, train: CaptionSet, train_feats: Sequence
         data = {"train": pairs_fingerprint(train, train_feats),
                 "valid": pairs_fingerprint(valid, valid_feats)}
         run_dir = paths.cache_dir("retrieval", f"{run_name}-{caching.run_key(params, data, RUN_CODE)}")
-    return fit(model, loader, EvalSet(valid, valid_feats), config=cfg, batch_fn=_pair_batch_fn,
+    return fit(model, loader, EvalSet(valid, valid_feats), config=fit_cfg, batch_fn=_pair_batch_fn,
                evaluate_fn=lambda m, d: evaluate_retrieval(m, getattr(d, "dataset", d), device=dev),
                run_dir=run_dir, device=dev, params=groups)
 
@@ -557,7 +581,9 @@ def run_experiment(spec: RunSpec, sources: Mapping[str, CaptionSet], features: M
     :func:`stand_in_embeddings`. ``text_encoders`` caches loaded text encoders between runs (their
     caption caches too; a run that fine-tunes text layers trains a copy). ``text_lr``: learning
     rate of the fine-tuned text layers (default: a tenth of the configuration's ``lr``, which the
-    projections use). ``standardize``: fit a :class:`CachedAudio` to the pre-training clips'
+    projections use; fine-tuning scales it by the fine-tuning ``lr`` over the pre-training
+    one). ``pretrain_cfg["init_tau"]``: initial temperature (default :data:`DEFAULT_TAU`).
+    ``standardize``: fit a :class:`CachedAudio` to the pre-training clips'
     embeddings first. ``amp``: autocast mode of the training loop.
 
     Returns ``{"metrics": test metrics (fractions), "items": per-query test ranks
@@ -576,7 +602,7 @@ def run_experiment(spec: RunSpec, sources: Mapping[str, CaptionSet], features: M
         text = copy.deepcopy(text).set_trainable_layers(min(spec.text_train_layers, text.num_layers))
     audio = audio_module if audio_module is not None else build_audio_encoder(
         spec.audio, segment_frames=segment_frames, **spec.audio_kw)
-    model = DualEncoder(audio, text)
+    model = DualEncoder(audio, text, init_tau=float(pretrain_cfg.get("init_tau", DEFAULT_TAU)))
     feat_of = {cid: f for n in sources for cid, f in zip(sources[n].frame["clip_id"], features[n])}
     tgt = sources[target]
     valid, test = tgt.subset("valid"), tgt.subset("test")
@@ -594,6 +620,9 @@ def run_experiment(spec: RunSpec, sources: Mapping[str, CaptionSet], features: M
         ft = tgt.subset("train")
         ff = [feat_of[c] for c in ft.frame["clip_id"]]
         cfg = {**dict(finetune_cfg), "epochs": int(spec.finetune_epochs)}
+        if text_lr is not None and "lr" in cfg and "lr" in pretrain_cfg:
+            # the text layers' rate falls with the projections' (paper: 2e-5 -> 8e-6 for all)
+            train_kw["text_lr"] = text_lr * float(cfg["lr"]) / float(pretrain_cfg["lr"])
         res = train_retrieval(res.model, ft, ff, valid, fv, cfg, p_swap=spec.p_swap, **train_kw)
         hist.append(res.history.assign(stage="fine-tune"))
         best = res.best_metrics
@@ -623,9 +652,32 @@ def run_stand_in(spec: RunSpec, sources: Mapping[str, CaptionSet], embeddings: M
 
 
 # ===================================================================================== notebooks
-def _cosine_cfg(epochs: int | None, batch_size: int, lr: float) -> dict[str, Any]:
-    """The notebooks' training configuration (cosine schedule); ``epochs`` None: set per run."""
-    cfg = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "schedule": "cosine"}
+def check_recipe(recipe: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The training recipe of a notebook's ``recipe`` parameter (keys of :data:`RECIPE_KEYS`;
+    ``{}``: the book's, :data:`PAPER_RECIPE`: the paper's), checked: an unknown key or a bad
+    value raises ``ValueError`` naming it."""
+    recipe = dict(recipe or {})
+    unknown = sorted(set(recipe) - set(RECIPE_KEYS))
+    if unknown:
+        raise ValueError(f"recipe: unknown key(s) {unknown}; known: {list(RECIPE_KEYS)}")
+    for key in ("warmup_epochs", "min_lr"):
+        if key in recipe and not float(recipe[key]) >= 0:
+            raise ValueError(f"recipe: {key} must be >= 0, got {recipe[key]!r}")
+    if "init_tau" in recipe and not float(recipe["init_tau"]) > 0:
+        raise ValueError(f"recipe: init_tau must be > 0, got {recipe['init_tau']!r}")
+    if "all_captions" in recipe and not isinstance(recipe["all_captions"], bool):
+        raise ValueError(f"recipe: all_captions must be true or false, got {recipe['all_captions']!r}")
+    return recipe
+
+
+def _cosine_cfg(epochs: int | None, batch_size: int, lr: float,
+                recipe: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The notebooks' training configuration (cosine schedule, ``recipe`` on top: see
+    :func:`check_recipe`); ``epochs`` None: set per run."""
+    cfg = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "schedule": "cosine",
+           **check_recipe(recipe)}
+    if "min_lr" in cfg:
+        cfg["min_lr"] = min(float(cfg["min_lr"]), float(lr))
     return cfg if epochs is not None else {k: v for k, v in cfg.items() if k != "epochs"}
 
 
@@ -809,7 +861,8 @@ def run_table3(rows: Sequence[str], specs: Mapping[str, RunSpec], sources: Mappi
                world_seed: int, real_clips: int, stand_in_profile: str,
                run_group: str | None = None, device: str = "auto",
                amp: bool | str = False, checkpoints: Mapping[str, str] | None = None,
-               data: Mapping[str, Any] | None = None) -> tuple[dict[str, list[dict]], pd.DataFrame]:
+               data: Mapping[str, Any] | None = None,
+               recipe: Mapping[str, Any] | None = None) -> tuple[dict[str, list[dict]], pd.DataFrame]:
     """Train and score the Table 3 ``rows`` (keys of ``specs``) on the frozen audio
     ``embeddings[audio encoder]`` (:func:`embed_sources`: official ``checkpoints[encoder]`` or
     the stand-in), once per seed of ``seeds``; record each (row, seed) (table ``table3``, under
@@ -819,15 +872,17 @@ def run_table3(rows: Sequence[str], specs: Mapping[str, RunSpec], sources: Mappi
     ``clip_table``), stored in every record. A target that is not one of the paper's sets (a
     user's clip table, its task name) is recorded in table ``<target>`` and every row is
     pre-trained on the target's train split alone. Returns ``(runs: {key: [run per seed]},
-    per-seed table: row, run, seed, R@k, mAP@10)``. Fine-tuning uses ``lr / 2.5``."""
+    per-seed table: row, run, seed, R@k, mAP@10)``. Fine-tuning uses ``lr / 2.5`` (the paper:
+    2e-5, then 8e-6). ``recipe``: warm-up, cosine floor, optimiser, initial temperature, all
+    captions per epoch (:func:`check_recipe`; :data:`PAPER_RECIPE` is the paper's)."""
     unknown = [r for r in rows if r not in specs]
     if unknown:
         raise KeyError(f"rows: unknown row(s) {unknown}; choose from {list(specs)}")
     seeds = _check_seeds(seeds, "run_table3")
     run_group = run_group or results.new_run_group()
     checkpoints, table, own = dict(checkpoints or {}), _table_of("table3", target), target not in PAPER_NAMES
-    pre_cfg = _cosine_cfg(pretrain_epochs, batch_size, lr)
-    ft_cfg = _cosine_cfg(None, batch_size, lr / 2.5)
+    pre_cfg = _cosine_cfg(pretrain_epochs, batch_size, lr, recipe)
+    ft_cfg = _cosine_cfg(None, batch_size, lr / 2.5, recipe)
     text_cache: dict = {}
     scale_note = (f"{target} n{len(sources[target])}{_world(target, world_seed)} + other sets of "
                   f"{real_clips or 'all'} clips; {pretrain_epochs} pre-train epochs; "
@@ -850,7 +905,7 @@ def run_table3(rows: Sequence[str], specs: Mapping[str, RunSpec], sources: Mappi
                       "checkpoint": checkpoints.get(spec.audio, ""),
                       "role_sources": _role_sources(sources, spec.pretrain), **out["params"],
                       "pretrain_epochs": pretrain_epochs, "finetune_epochs": spec.finetune_epochs,
-                      "text_lr": text_lr}
+                      "text_lr": text_lr, "recipe": dict(recipe or {})}
             kw = dict(seed=seed, run_group=run_group, dataset=dataset, scale=scale_note,
                       profile=profile, model=model_name)
             _record(table, spec.paper_row, out, METRICS, params, duration_s=time.time() - t0, **kw)
@@ -869,17 +924,18 @@ def run_table4(combos: Sequence[str], sources: Mapping[str, CaptionSet], target:
                world_seed: int, real_clips: int, stand_in_profile: str,
                run_group: str | None = None, device: str = "auto",
                amp: bool | str = False, checkpoint: str = "", text_model: str = "minilm",
-               data: Mapping[str, Any] | None = None) -> pd.DataFrame:
+               data: Mapping[str, Any] | None = None,
+               recipe: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """PaSST-N (frozen ``embeddings`` of the official ``checkpoint`` or of the stand-in) +
     ``text_model`` pre-trained on each ``+``-joined combination of the paper's set names (or
     source names, :func:`sets_of_combo`), once per seed, scored on the target's test split and
     recorded per seed with its per-query ranks (table ``table4``, or ``<target>`` for a user's
     clip table; row: the paper's names; one ``run_group``; ``data`` stored in every record).
-    Returns the per-seed table."""
+    ``recipe``: see :func:`check_recipe`. Returns the per-seed table."""
     seeds = _check_seeds(seeds, "run_table4")
     run_group = run_group or results.new_run_group()
     table = _table_of("table4", target)
-    cfg = _cosine_cfg(epochs, batch_size, lr)
+    cfg = _cosine_cfg(epochs, batch_size, lr, recipe)
     rows, text_cache = [], {}
     for combo in combos:
         names = sets_of_combo(combo, sources)
@@ -893,7 +949,8 @@ def run_table4(combos: Sequence[str], sources: Mapping[str, CaptionSet], target:
                     {"sets": list(names), **dict(data or {}), "checkpoint": checkpoint,
                      "role_sources": _role_sources(sources, names),
                      **out["params"], "epochs": epochs,
-                     "text_train_layers": text_train_layers, "text_lr": text_lr},
+                     "text_train_layers": text_train_layers, "text_lr": text_lr,
+                     "recipe": dict(recipe or {})},
                     seed=seed, run_group=run_group, dataset=_test_description(sources, target),
                     scale=(f"{target} n{len(sources[target])}{_world(target, world_seed)} + other "
                            f"sets of {real_clips or 'all'} clips; {epochs} epochs; stand-ins: "
@@ -912,20 +969,22 @@ def run_segment_lengths(cs: CaptionSet, curves: Mapping[str, Sequence[float]], *
                         run_group: str | None = None, device: str = "auto",
                         amp: bool | str = False, checkpoints: Mapping[str, str] | None = None,
                         text_model: str = "minilm", max_seconds: float = 20.0,
-                        data: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                        data: Mapping[str, Any] | None = None,
+                        recipe: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Fig. 1: for each audio encoder of ``curves`` (frozen: official ``checkpoints[encoder]`` or
     the stand-in) and each of its segment lengths (s), embed the first ``max_seconds`` of the
     clips of ``cs`` (mean over segments; embedding CPU time measured), train the projections and
     ``text_model`` on the train split once per seed, score the test split and record per seed
     with the per-query ranks (table ``fig1``, or ``<cs.name>`` for a user's clip table; the
     PaSST-S20 rows are ``segment <s> s``, the others ``<encoder>, segment <s> s``; one
-    ``run_group``; ``data`` stored in every record). Returns the per-seed table."""
+    ``run_group``; ``data`` stored in every record). ``recipe``: see :func:`check_recipe`.
+    Returns the per-seed table."""
     seeds = _check_seeds(seeds, "run_segment_lengths")
     run_group = run_group or results.new_run_group()
     checkpoints, table = dict(checkpoints or {}), _table_of("fig1", cs.name)
     sources = {cs.name: cs}
     test_set = cs.subset("test")
-    cfg = _cosine_cfg(epochs, batch_size, lr)
+    cfg = _cosine_cfg(epochs, batch_size, lr, recipe)
     rows, text_cache = [], {}
     for enc, segments in curves.items():
         for sec in segments:
@@ -944,7 +1003,7 @@ def run_segment_lengths(cs: CaptionSet, curves: Mapping[str, Sequence[float]], *
                 _record(table, row, out, METRICS,
                         {"encoder": enc, "segment_seconds": sec, **dict(data or {}),
                          "checkpoint": checkpoints.get(enc, ""), **out["params"], "epochs": epochs,
-                         "embed_cpu_s": embed_cpu},
+                         "embed_cpu_s": embed_cpu, "recipe": dict(recipe or {})},
                         seed=seed, run_group=run_group,
                         dataset=(f"{cs.note or cs.name}: first {max_seconds:g} s of each clip, "
                                  f"test split ({len(test_set)} audios)"),

@@ -624,3 +624,33 @@ def test_search_collection_refuses_the_worlds_models_were_trained_on():
         R.search_collection(4, R.PRETRAIN_WORLD_SEED)
     with pytest.raises(ValueError, match="projections were"):
         R.search_collection(4, 5, trained_on=5)
+
+
+# ----------------------------------------------------------------------------- caption leakage
+def _set(name, rows):
+    frame = pd.DataFrame({"clip_id": [r[0] for r in rows], "path": "/x", "split": [r[1] for r in rows],
+                          "captions": [r[2] for r in rows], "keywords": [[]] * len(rows), "source": name})
+    return R.CaptionSet(name, frame)
+
+
+def test_leaked_captions_finds_verbatim_and_reordered_duplicates_of_training_captions():
+    target = _set("t", [("a", "train", ["A dog barks loudly.", "Rain falls."]),
+                        ("b", "test", ["a dog barks loudly", "A cat meows on a roof."]),
+                        ("c", "test", ["You can hear birds chirping"]),
+                        ("d", "valid", ["Thunder rumbles far away."])])
+    other = _set("o", [("x", "train", ["The sound of birds chirping."]),
+                       ("y", "test", ["Thunder rumbles far away."])])   # any split of another set
+    assert R.caption_key("The sound of birds chirping.") == R.caption_key("You can hear birds chirping")
+    leaked = R.leaked_captions({"t": target, "o": other}, "t")
+    assert leaked[["clip_id", "kind"]].values.tolist() == [
+        ["b", "verbatim"], ["c", "near-duplicate"], ["d", "verbatim"]]
+    kept, rep = R.screen_leaked_captions({"t": target, "o": other}, "t", drop=False)
+    assert kept["t"] is target and len(rep) == 3
+    out, rep = R.screen_leaked_captions({"t": target, "o": other}, "t")
+    f = out["t"].frame.set_index("clip_id")
+    assert f.loc["b", "captions"] == ["A cat meows on a roof."]
+    assert set(f.index) == {"a", "b"}            # c and d lost every caption
+    assert f.loc["a", "captions"] == ["A dog barks loudly.", "Rain falls."] and out["o"] is other
+    assert R.leakage_note(rep, True) == ("3 valid/test captions equal a training caption "
+                                         "(2 verbatim, 1 near-duplicate): dropped from the queries")
+    assert R.leakage_note(rep.iloc[:0], True).startswith("no valid/test caption")

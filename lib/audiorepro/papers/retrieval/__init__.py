@@ -16,10 +16,11 @@ and captions into one shared space, trained with a symmetric contrastive loss.
 """
 from audiorepro.papers.retrieval.data import (FEATURE_CODE, PAPER_NAMES, PAPER_ORDER,
                                               PRETRAIN_WORLD_SEED, CaptionSet, caption_set_from_table,
-                                              caption_sources, combine, compose_mixture_caption,
+                                              caption_key, caption_sources, combine,
+                                              compose_mixture_caption, leakage_note, leaked_captions,
                                               first_per_split, load_sources, logmel_features,
                                               paper_caption_sources, pretrain_set, project_path,
-                                              search_collection,
+                                              screen_leaked_captions, search_collection,
                                               sets_of_combo, sources_table, synthetic_captions,
                                               user_caption_set)
 from audiorepro.papers.retrieval.experiments import (DEFAULT_TAU, METRICS, NOTEBOOK_CLAIMS,
@@ -55,7 +56,8 @@ __all__ = [
     "resolve_text_model",
     # data
     "FEATURE_CODE", "PAPER_NAMES", "PAPER_ORDER", "PRETRAIN_WORLD_SEED", "CaptionSet",
-    "caption_set_from_table", "caption_sources", "combine", "compose_mixture_caption",
+    "caption_key", "caption_set_from_table", "caption_sources", "combine", "compose_mixture_caption",
+    "leakage_note", "leaked_captions", "screen_leaked_captions",
     "load_sources", "logmel_features", "paper_caption_sources", "pretrain_set", "search_collection",
     "sets_of_combo",
     "sources_table", "synthetic_captions", "first_per_split", "project_path", "user_caption_set",

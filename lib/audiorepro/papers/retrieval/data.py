@@ -33,7 +33,7 @@ from audiorepro.data.debian.tasks import build_task
 from audiorepro.data.synthetic import default_world
 from audiorepro.frontends import FeatureCache, make_frontend
 
-from audiorepro.papers.retrieval.model import join_words
+from audiorepro.papers.retrieval.model import join_words, preprocess_caption
 
 __all__ = [
     "FEATURE_CODE", "PRETRAIN_WORLD_SEED", "CaptionSet", "combine", "synthetic_captions",
@@ -336,6 +336,69 @@ def load_sources(data_root: str | Path | None = None, synthetic_clips: int = 200
         target = "synthetic"
     out[target] = first_per_split(out[target], target_clips)
     return out, target
+
+
+#: Words left out of :func:`caption_key` (articles, prepositions, conjunctions, auxiliaries).
+_STOP_WORDS = frozenset("a an the of and or with in on at is are be while then as to by from over "
+                        "its it this that there can you hear sound".split())
+
+
+def caption_key(caption: str) -> str:
+    """A caption's form for duplicate detection: :func:`preprocess_caption`, its content words
+    (no :data:`_STOP_WORDS`) sorted, so that word order and function words do not hide a
+    duplicate: ``"The sound of birds chirping."`` and ``"You can hear birds chirping"`` agree."""
+    return " ".join(sorted(w for w in preprocess_caption(caption).split() if w not in _STOP_WORDS))
+
+
+def leaked_captions(sources: Mapping[str, CaptionSet], target: str) -> pd.DataFrame:
+    """The target's valid and test captions that a model may have trained on: captions whose
+    :func:`caption_key` equals that of a caption of the target's train split or of any other set
+    (any pre-training combination may include it). Columns ``split, clip_id, caption, kind``
+    (``verbatim``: the same text after :func:`preprocess_caption`; ``near-duplicate``: the same
+    content words)."""
+    seen = [c for name, cs in sources.items()
+            for c in (cs.subset("train") if name == target else cs).frame["captions"].explode()]
+    texts = {preprocess_caption(c) for c in seen}
+    keys = {caption_key(c) for c in seen}
+    rows = []
+    held = sources[target].subset(["valid", "test"]).frame
+    for split, cid, caps in zip(held["split"], held["clip_id"], held["captions"]):
+        for c in caps:
+            if preprocess_caption(c) in texts:
+                rows.append((split, cid, c, "verbatim"))
+            elif caption_key(c) in keys:
+                rows.append((split, cid, c, "near-duplicate"))
+    return pd.DataFrame(rows, columns=["split", "clip_id", "caption", "kind"])
+
+
+def screen_leaked_captions(sources: Mapping[str, CaptionSet], target: str, drop: bool = True
+                           ) -> tuple[dict[str, CaptionSet], pd.DataFrame]:
+    """``(sources, leaked)``: :func:`leaked_captions` and, with ``drop``, the sources with those
+    captions removed from the target's valid / test splits (a clip left without a caption leaves
+    its split), so that no query can be answered by recalling a training caption; the other sets
+    and the train split are unchanged. ``drop=False`` (the paper's protocol keeps its data as
+    published) only reports them."""
+    leaked = leaked_captions(sources, target)
+    if leaked.empty or not drop:
+        return dict(sources), leaked
+    gone = set(zip(leaked["clip_id"], leaked["caption"]))
+    f = sources[target].frame.copy()
+    f["captions"] = [[c for c in caps if (cid, c) not in gone]
+                     for cid, caps in zip(f["clip_id"], f["captions"])]
+    f = f[f["captions"].map(len) > 0]
+    out = dict(sources)
+    out[target] = CaptionSet(sources[target].name, f, sources[target].note)
+    return out, leaked
+
+def leakage_note(leaked: pd.DataFrame, dropped: bool) -> str:
+    """One line on :func:`screen_leaked_captions`' findings, e.g. ``"12 valid/test captions equal
+    a training caption (10 verbatim, 2 near-duplicate): dropped from the queries"``."""
+    if leaked.empty:
+        return "no valid/test caption equals a training caption (verbatim or near-duplicate)"
+    kinds = ", ".join(f"{n} {k}" for k, n in leaked["kind"].value_counts().sort_index(ascending=False).items())
+    fate = ("dropped from the queries" if dropped
+            else "kept, as the paper's protocol does (drop_leaked=True removes them)")
+    return f"{len(leaked)} valid/test captions equal a training caption ({kinds}): {fate}"
 
 
 def sets_of_combo(combo: str, sources: Mapping[str, CaptionSet]) -> tuple[str, ...]:

@@ -374,6 +374,26 @@ def test_finished_run_is_loaded_not_retrained(tmp_path):
             {"epochs": 5, "lr": 0.5, **QUIET}, run_dir=tmp_path / "run")
 
 
+def test_keep_checkpoint_false_drops_the_resume_state_of_a_finished_run_only(tmp_path):
+    x, y = tagging_data(n=40)
+    cfg = {"epochs": 2, "lr": 0.01, "seed": 1, "keep_checkpoint": False, **QUIET}
+
+    def run(callbacks=()):
+        return fit(mlp(6, 3), TensorDataset(x, y), None, nn.BCEWithLogitsLoss(), cfg,
+                   run_dir=tmp_path / "run", callbacks=callbacks)
+    with pytest.raises(KeyboardInterrupt):
+        run([KillAfter(1)])
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()       # unfinished: resumable
+    first = run()
+    assert (tmp_path / "run" / "done.json").is_file() and not (tmp_path / "run" / "checkpoint.pt").exists()
+    again = run([KillAfter(1)])                                  # reloaded, not retrained
+    assert again.from_cache
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+    # the setting is cosmetic: a run stored with the checkpoint kept is the same run
+    assert "keep_checkpoint" not in TrainConfig(keep_checkpoint=False).result_keys()
+
+
 @pytest.mark.parametrize("epochs, why", [(1.5, "whole number"), ("2", "whole number"), (True, "whole number")])
 def test_train_config_refuses_values_of_the_wrong_type(epochs, why):
     with pytest.raises(ValueError, match=rf"TrainConfig\.epochs = .*{why}"):

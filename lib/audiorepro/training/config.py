@@ -51,6 +51,8 @@ class TrainConfig:
     Reproducibility: seed, deterministic.
     Distributed: find_unused_parameters (passed to DDP).
     Display: progress (tqdm bars).
+    Storage: keep_checkpoint (``False``: a finished run deletes its resume checkpoint, weights and
+        optimiser state, keeping ``result.pt`` and ``done.json``, all that reloading it reads).
     """
 
     epochs: int | None = 1
@@ -87,9 +89,10 @@ class TrainConfig:
     deterministic: bool = False
     find_unused_parameters: bool = False
     progress: bool = True
+    keep_checkpoint: bool = True
 
     # keys that do not change the result (ignored when comparing a stored run's config)
-    COSMETIC = ("progress", "num_workers")
+    COSMETIC = ("progress", "num_workers", "keep_checkpoint")
 
     def __post_init__(self) -> None:
         self._check_types()

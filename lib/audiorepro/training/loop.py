@@ -694,6 +694,8 @@ class Trainer:
                                 {"epochs_run": self.epoch, "iterations": self.iteration,
                                  "duration_s": self.elapsed, "stopped_early": self.stopped_early,
                                  "best_metrics": best_metrics, "resumed": resumed})
+                if not self.cfg.keep_checkpoint:   # done: reloading reads result.pt only
+                    (self.run_dir / ckpt.CHECKPOINT).unlink(missing_ok=True)
             barrier()
         return FitResult(model=base, history=self.history, best_metrics=best_metrics,
                          epochs_run=self.epoch, iterations=self.iteration, duration_s=self.elapsed,

@@ -53,8 +53,7 @@ from audiorepro.metrics import mean_average_precision
 from audiorepro.preprocessing import fit_standardiser
 from audiorepro.results import load_records, paper_numbers, record
 from audiorepro.results.items import ItemSet
-from audiorepro.training import fit, pick_device, predict
-from audiorepro.training.checkpoint import CHECKPOINT, DONE
+from audiorepro.training import TrainConfig, fit, pick_device, predict
 
 from .data import CACHE_CODE, PAPER_SOURCE, ChunkSet, chunk_waves, save_npz
 from .model import (FAMILIES, FAMILY_SIZES, BackboneProbabilities, BowError, BowTagger, PatchAutoencoder,
@@ -93,15 +92,13 @@ class MissingRecordError(LookupError):
     """A notebook needs a result another notebook records first; the message names both."""
 
 
-def _fit_cached(*args: Any, **kwargs: Any):
-    """:func:`audiorepro.training.fit` whose finished run keeps only what a cached reload reads
-    (``done.json``, ``result.pt``, history): the resume checkpoint (model and Adam state, 140 MB
-    for one autoencoder of 2048 units) is deleted once the run is done."""
-    res = fit(*args, **kwargs)
-    run_dir = kwargs.get("run_dir")
-    if run_dir is not None and (Path(run_dir) / DONE).is_file():
-        (Path(run_dir) / CHECKPOINT).unlink(missing_ok=True)
-    return res
+def _fit_cached(*args: Any, config: Mapping[str, Any] | TrainConfig, **kwargs: Any):
+    """:func:`audiorepro.training.fit` with ``keep_checkpoint=False``: a finished run keeps only
+    what a cached reload reads (the resume checkpoint, model and Adam state, is 140 MB for one
+    autoencoder of 2048 units)."""
+    config = (dataclasses.replace(config, keep_checkpoint=False) if isinstance(config, TrainConfig)
+              else {**dict(config), "keep_checkpoint": False})
+    return fit(*args, config=config, **kwargs)
 
 
 # ================================================================================ pipeline

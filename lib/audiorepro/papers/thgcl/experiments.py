@@ -40,7 +40,6 @@ from audiorepro.papers.thgcl.model import (VARIANTS, GraphConfig, TemporalGraph,
                                            make_batch_fn, parameter_table)
 from audiorepro.preprocessing import standardise
 from audiorepro.training import fit, pick_device
-from audiorepro.training.checkpoint import CHECKPOINT, DONE
 
 __all__ = ["DEFAULT_TRAIN", "PAPER_PROTOCOL", "train_config", "CLAIMS_BY_NOTEBOOK",
            "PAPER_DATA_CLAIMS", "LARGEST_OFFSET", "NOISIEST", "predict_scores", "evaluate_model",
@@ -203,12 +202,11 @@ def train_variant(name: str, features: Mapping[str, Any], model_kwargs: Mapping[
                                             "train": {k: v for k, v in cfg.items() if k != "progress"}},
                            data_key)
     dev = pick_device(device)
-    result = fit(model, parts["train"], parts["valid"], config=cfg, task="tagging",
-                 batch_fn=batch_fn, run_dir=run_dir, device=dev, collate_fn=av_collate)
-    if run_dir is not None and (run_dir / DONE).is_file():
-        # a finished run is reloaded from its result; its resume state (weights + Adam moments,
-        # ~3x the weights: ~57 MB at the paper's sizes) is no longer needed
-        (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    # a finished run is reloaded from its result; its resume state (weights + Adam moments,
+    # ~3x the weights: ~57 MB at the paper's sizes) is not kept
+    result = fit(model, parts["train"], parts["valid"], config={**cfg, "keep_checkpoint": False},
+                 task="tagging", batch_fn=batch_fn, run_dir=run_dir, device=dev,
+                 collate_fn=av_collate)
     test_idx = np.flatnonzero(split == "test")
     scores = predict_scores(result.model, parts["test"], device=dev)
     targets = parts["test"].target.numpy()

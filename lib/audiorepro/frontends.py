@@ -103,7 +103,7 @@ class KaldiFbankConfig(FrontEndConfig):
     ``kaldi.fbank(htk_compat=True, sample_frequency=sr, use_energy=False,
     window_type='hanning', num_mel_bins=128, dither=0.0, frame_shift=10)``, zero-pad / crop to
     ``target_length``, then ``(fbank - norm_mean) / (norm_std * 2)`` with AudioSet stats
-    ``norm_mean=-4.2677393``, ``norm_std=4.5689974``); REFERENCE_FACTS section 1.
+    ``norm_mean=-4.2677393``, ``norm_std=4.5689974``) (AST src/dataloader.py).
 
     Attributes:
         frame_length_ms, frame_shift_ms: Kaldi window (25 ms) and shift (10 ms).
@@ -180,7 +180,7 @@ class VGGishConfig(FrontEndConfig):
     10 ms (160), not centred (``1 + (T - 400) // 160`` frames); ``|rfft(frame, 512)|``
     (magnitude, not power); 64 HTK-mel triangles built linearly *in the mel domain* between
     125 and 7500 Hz with the DC bin zeroed; ``log(mel + 0.01)``. Examples: 96 frames (0.96 s)
-    with hop 96. REFERENCE_FACTS section 4.
+    with hop 96.
     """
 
     n_mels: int = 64
@@ -898,15 +898,15 @@ PRESETS: dict[str, FrontEndConfig] = {
 
 #: Where each preset's numbers come from (shown by :func:`describe_preset`).
 PRESET_SOURCES: dict[str, str] = {
-    "kaldi_fbank_128": "AST src/dataloader.py _wav2fbank (also PSLA, ATGNN); REFERENCE_FACTS s.1. "
+    "kaldi_fbank_128": "AST src/dataloader.py _wav2fbank (also PSLA, ATGNN). "
                        "AudioSet 1056 frames; use target_frames=1024 for FSD50K.",
     "panns_16k": "PANNs CNN14 16 kHz (Kong et al.; torchlibrosa Spectrogram + LogmelFilterBank, "
-                 "librosa Slaney mel); REFERENCE_FACTS s.4 (512/160/64 mel 50-8000 Hz).",
+                 "librosa Slaney mel; 512 / 160, 64 mel 50-8000 Hz).",
     "panns_32k": "PANNs CNN14 32 kHz (window 1024, hop 320, 64 mel 50-14000 Hz, torchlibrosa).",
     "vggish": "tensorflow/models research/audioset/vggish (vggish_params, mel_features, "
-              "vggish_input); REFERENCE_FACTS s.4.",
+              "vggish_input).",
     "passt": "kkoutini/PaSST models/preprocess.py AugmentMelSTFT with fmin_aug_range=10, "
-             "fmax_aug_range=2000 (hear21passt get_basic_model); REFERENCE_FACTS s.5.",
+             "fmax_aug_range=2000 (hear21passt get_basic_model).",
     "bow_96": "Bag-of-codewords paper, section III (96 mel 0-8 kHz, hop 10 ms, window 30 ms, "
               "FFT 2048, Hann); no public code: mel scale (HTK, no norm) and ln(x + 1e-6) are ours.",
     "logmel_64": "generic 16 kHz log-mel (25 ms / 10 ms, 64 HTK mel 0-8 kHz, ln(x + 1e-6)); ours.",

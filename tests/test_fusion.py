@@ -312,6 +312,24 @@ def test_backbone_setup_refuses_pretrained_without_weights_and_builds_random():
     assert torch.equal(a.conv1.weight, b.conv1.weight) and s.weights_id == "random-x1.0-seed3"
 
 
+def test_evar_seconds_give_each_task_its_evar_clip_length(monkeypatch):
+    s = EX.BackboneSetup.from_dict({"label": "c", "backbone": "crepe_tiny", "weights": "random",
+                                    "seconds": "evar"})
+    assert [s.seconds_for(t) for t in ("SPCV2", "CRM-D", "GTZAN", "VC1")] == [1.0, 2.5, 30.0, 8.2]
+    assert EX.BackboneSetup("c", "crepe_tiny", seconds=2).seconds_for("GTZAN") == 2.0
+    with pytest.raises(FU.FusionError, match="no clip length for task 'mine'"):
+        s.seconds_for("mine")
+    with pytest.raises(FU.FusionError, match="must be a number of seconds or 'evar'"):
+        EX.BackboneSetup.from_dict({"label": "c", "backbone": "crepe_tiny", "seconds": "30s"})
+    seen = {}
+    monkeypatch.setattr(EX, "embed_table", lambda emb, table, seconds, *a, **k: seen.setdefault(table, seconds))
+    monkeypatch.setattr(EX, "LayerEmbedder", lambda *a, **k: None)
+    monkeypatch.setattr(EX.BackboneSetup, "build", lambda self, device="auto": None)
+    EX.embed_tasks(s, {"ESC-50": "esc", "SPCV2": "spc"})
+    assert seen == {"esc": 5.0, "spc": 1.0}
+    assert "EVAR's per-task clip lengths" in s.describe()
+
+
 def test_layer_trend_verdict():
     acc = pd.DataFrame({"ESC-50": [0.1, 0.2, 0.9], "SPCV2": [0.2, 0.8, 0.1]}, index=[1, 2, 3])
     holds, ev = EX.layer_trend_verdict(acc)

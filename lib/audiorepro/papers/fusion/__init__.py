@@ -24,7 +24,7 @@ from .experiments import (FC1_BASELINE, LAYER_CLAIMS, SELECTED_ON_TEST, Backbone
                           layer_trend_verdict, layerwise_accuracy, layerwise_runs, linear_eval,
                           paper_layers, paper_table, paper_table4, peak_layers, peak_table, record_layerwise,
                           record_row, record_table3, resolution_table, seed_record, table3_frames, task_groups)
-from .prepare import evar_metadata, prepare_evar_layout
+from .prepare import EVAR_UNIT_SECONDS, evar_metadata, prepare_evar_layout
 from .figures import plot_fusion_gain, plot_layer_heatmap, plot_layer_heatmaps
 from .model import (LATE_TASKS, PAPER_FUSION_LAYERS, PAPER_TASKS, FusionError, eq1_time_features,
                     eq2_fuse, eq3_pool, fused_embedding, layer_embeddings, layer_features)
@@ -33,7 +33,7 @@ __all__ = [
     # data
     "ANALOGUES", "MUSIC_STYLES", "TaskUnavailable", "fusion_tasks", "load_tasks",
     "music_style_table", "notebook_tasks", "paper_tasks", "subsample", "task_overview",
-    "user_task", "evar_metadata", "prepare_evar_layout",
+    "user_task", "EVAR_UNIT_SECONDS", "evar_metadata", "prepare_evar_layout",
     # model
     "LATE_TASKS", "PAPER_FUSION_LAYERS", "PAPER_TASKS", "FusionError", "eq1_time_features",
     "eq2_fuse", "eq3_pool", "fused_embedding", "layer_embeddings", "layer_features",

@@ -56,6 +56,7 @@ from audiorepro.training.config import reject_unknown_fields
 
 from .model import (LATE_TASKS, PAPER_FUSION_LAYERS, PAPER_TASKS, FusionError, default_taps,
                     fused_embedding, layer_embeddings, layer_features)
+from .prepare import EVAR_UNIT_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,9 @@ class BackboneSetup:
             ``random`` - randomly initialised with ``seed``: a control, never a reproduction.
         scale: width multiplier (``random``), or the stand-in's size (``synthetic-pretrained``:
             ``1.0`` means the registry's ``"cpu"`` size).
-        seconds: clip length fed to the backbone.
+        seconds: clip length fed to the backbone (s), or ``"evar"``: each task's length in EVAR
+            (:data:`~audiorepro.papers.fusion.prepare.EVAR_UNIT_SECONDS`, ESC-50 5 s ... GTZAN
+            30 s; :meth:`seconds_for`).
         build_kw: extra builder options (e.g. ``hop_length`` for CREPE, ``checkpoint``).
         taps: layers (default: every integer tap, plus CREPE's classifier).
         max_dim: optional cap on C * F (see :mod:`audiorepro.papers.fusion.model`).
@@ -111,7 +114,7 @@ class BackboneSetup:
     backbone: str
     weights: str = "pretrained"
     scale: float | str = 1.0
-    seconds: float = 1.0
+    seconds: float | str = 1.0
     build_kw: dict = field(default_factory=dict)
     taps: list | None = None
     max_dim: int | None = None
@@ -125,7 +128,20 @@ class BackboneSetup:
         if setup.weights not in WEIGHTS:
             raise FusionError(f"backbone setup {setup.label!r}: weights={setup.weights!r} must be one "
                               f"of {list(WEIGHTS)}")
+        if isinstance(setup.seconds, str) and setup.seconds != "evar":
+            raise FusionError(f"backbone setup {setup.label!r}: seconds={setup.seconds!r} must be a "
+                              "number of seconds or 'evar' (each task's EVAR clip length)")
         return setup
+
+    def seconds_for(self, task: str) -> float:
+        """The clip length (s) of ``task``: ``seconds``, or with ``seconds="evar"`` the task's
+        length in EVAR (FusionError naming a task EVAR does not define, e.g. a user's task)."""
+        if self.seconds != "evar":
+            return float(self.seconds)
+        if task not in EVAR_UNIT_SECONDS:
+            raise FusionError(f"{self.label}: seconds='evar' has no clip length for task {task!r} "
+                              f"(EVAR defines {sorted(EVAR_UNIT_SECONDS)}); give seconds as a number")
+        return EVAR_UNIT_SECONDS[task]
 
     def _pretrain_scale(self) -> float | str:
         return "cpu" if self.scale in (1.0, "1.0") else self.scale
@@ -215,7 +231,9 @@ class BackboneSetup:
         else:
             what = f"random init (seed {self.seed}), control"
         size = "" if self.scale in (1.0, "1.0") else f", width x{self.scale}"
-        return f"{self.label} ({self.backbone}{size}, {what}, {self.seconds:g} s clips)"
+        length = ("EVAR's per-task clip lengths" if self.seconds == "evar"
+                  else f"{float(self.seconds):g} s clips")
+        return f"{self.label} ({self.backbone}{size}, {what}, {length})"
 
 
 #: the model :meth:`BackboneSetup.build` built last, under its memo key
@@ -226,7 +244,7 @@ PAPER_BACKBONES = {"vggish_harritaylor_core": "VGGish", "panns_cnn14_16k": "CNN1
                    "ast_base384_f10_t10_527": "AST"}
 
 
-def checkpoint_setup(checkpoint: str | Path, seconds: float = 10.0) -> BackboneSetup:
+def checkpoint_setup(checkpoint: str | Path, seconds: float | str = 10.0) -> BackboneSetup:
     """The :class:`BackboneSetup` of an official checkpoint file of VGGish, CNN14 or AST,
     recognised by its official file name (:data:`audiorepro.backbones.official.OFFICIAL_CHECKPOINTS`),
     labelled with the paper's row name so that its rows are the paper's (``CNN14``,
@@ -246,8 +264,9 @@ def checkpoint_setup(checkpoint: str | Path, seconds: float = 10.0) -> BackboneS
     kw: dict[str, Any] = {"checkpoint": str(path)}
     if hits[0].startswith("panns"):
         kw["spec_augment"] = False
-    return BackboneSetup(PAPER_BACKBONES[hits[0]], hits[0], weights="pretrained",
-                         seconds=float(seconds), build_kw=kw)
+    return BackboneSetup.from_dict({"label": PAPER_BACKBONES[hits[0]], "backbone": hits[0],
+                                    "weights": "pretrained", "build_kw": kw,
+                                    "seconds": seconds if seconds == "evar" else float(seconds)})
 
 
 # ============================================================================ extraction
@@ -332,7 +351,7 @@ def embed_tasks(setup: BackboneSetup, tables: Mapping[str, ClipTable], batch_siz
     ``device``."""
     embedder = LayerEmbedder(setup.build(device), taps=setup.taps, max_dim=setup.max_dim,
                              device=device)
-    return {task: embed_table(embedder, table, setup.seconds, setup.weights_id,
+    return {task: embed_table(embedder, table, setup.seconds_for(task), setup.weights_id,
                               batch_size=batch_size, progress=progress)
             for task, table in tables.items()}
 

@@ -68,7 +68,15 @@ EVAR_NAMES: dict[str, str] = {
     "CRM-D": "cremad", "GTZAN": "gtzan", "NSynth": "nsynth", "Surge": "surge",
 }
 
-__all__ = ["EVAR_METADATA_MAKERS", "evar_metadata", "prepare_evar_layout", "convert_audio"]
+#: Clip length (s) of each task in EVAR (``unit_sec`` of its task definitions,
+#: nttcslab/eval-audio-repr ``evar/ds_tasks.py``): clips are cut or padded to it.
+EVAR_UNIT_SECONDS: dict[str, float] = {
+    "ESC-50": 5.0, "US8K": 4.0, "SPCV2": 1.0, "VC1": 8.2, "VF": 5.8, "CRM-D": 2.5,
+    "GTZAN": 30.0, "NSynth": 4.0, "Surge": 4.0,
+}
+
+__all__ = ["EVAR_METADATA_MAKERS", "EVAR_UNIT_SECONDS", "evar_metadata", "prepare_evar_layout",
+           "convert_audio"]
 
 #: bump when the output of a preparation changes (part of each task's marker)
 PREPARE_VERSION = 1

@@ -330,6 +330,33 @@ def test_evar_seconds_give_each_task_its_evar_clip_length(monkeypatch):
     assert "EVAR's per-task clip lengths" in s.describe()
 
 
+def test_evar_ast_gets_the_tasks_input_length_and_fbank_statistics_of_its_training_clips(tmp_path):
+    from audiorepro.frontends import make_frontend
+    rng = np.random.default_rng(0)
+    rows, waves = [], []
+    for i, split in enumerate(["train", "train", "test"]):
+        w = (0.1 * (i + 1) * rng.standard_normal(16000 * 3)).astype("float32")
+        sf.write(tmp_path / f"c{i}.wav", w, 16000)
+        rows.append({"clip_id": f"c{i}", "path": f"c{i}.wav", "split": split, "labels": "a"})
+        waves.append(torch.from_numpy(w[:40000]))
+    table = ClipTable(pd.DataFrame(rows), tmp_path, name="t")
+    raw = make_frontend("kaldi_fbank_128", normalize=False, target_frames=None)
+    f = torch.cat([raw(w).flatten() for w in waves[:2]]).double()     # the train clips only
+    mean, std = EX.ast_norm_stats(table, 2.5)
+    assert mean == pytest.approx(float(f.mean()), abs=1e-6) and std == pytest.approx(float(f.std(unbiased=False)), rel=1e-6)
+    setup = EX.BackboneSetup.from_dict({"label": "AST", "backbone": "ast_base384_f10_t10_527",
+                                        "weights": "random", "scale": "cpu", "seconds": "evar"})
+    ts = EX._task_setup(setup, "CRM-D", table)
+    assert ts.build_kw["input_tdim"] == 1 + (40000 - 400) // 160 == 248
+    assert ts.build_kw["norm_stats"] == pytest.approx([mean, std], abs=1e-6)
+    model = ts.build()
+    assert model.input_tdim == 248 and model.frontend.overrides["norm_mean"] == pytest.approx(mean, abs=1e-6)
+    emb = EX.embed_tasks(setup, {"CRM-D": table})["CRM-D"]              # the path embed_tasks takes
+    assert set(emb) == {1, 2, 3, 4} and emb[4].shape == (3, 192)
+    fixed = EX.BackboneSetup("c", "crepe_tiny", weights="random", seconds="evar")
+    assert EX._task_setup(fixed, "CRM-D", table) is fixed                # only AST is resized
+
+
 def test_layer_trend_verdict():
     acc = pd.DataFrame({"ESC-50": [0.1, 0.2, 0.9], "SPCV2": [0.2, 0.8, 0.1]}, index=[1, 2, 3])
     holds, ev = EX.layer_trend_verdict(acc)

@@ -104,7 +104,8 @@ class ASTModel(Backbone):
                  input_fdim: int = 128, input_tdim: int = 1024, embed_dim: int = 768,
                  depth: int = 12, num_heads: int = 12, drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0, deit_heads: bool = True,
-                 name: str = "ast_base384_f10_t10_527") -> None:
+                 name: str = "ast_base384_f10_t10_527",
+                 norm_stats: tuple[float, float] | None = None) -> None:
         super().__init__()
         patch = 16
         if input_fdim < patch or input_tdim < patch:
@@ -116,7 +117,11 @@ class ASTModel(Backbone):
         self.embed_dim, self.depth, self.num_heads = int(embed_dim), int(depth), int(num_heads)
         self.grid = grid
         self.tap_names = list(range(1, self.depth + 1))
-        self.frontend = PresetFrontend(self.frontend_name, "time_major", target_frames=input_tdim)
+        # norm_stats (mean, std) of the fbank replace AudioSet's, e.g. a task's own (EVAR does)
+        stats = {} if norm_stats is None else {"norm_mean": float(norm_stats[0]),
+                                                "norm_std": float(norm_stats[1])}
+        self.frontend = PresetFrontend(self.frontend_name, "time_major", target_frames=input_tdim,
+                                       **stats)
         self.v = DistilledViT(grid, fstride, tstride, patch, embed_dim, depth, num_heads,
                               drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
                               drop_path_rate=drop_path_rate, deit_classes=1000 if deit_heads else 0)

@@ -18,7 +18,8 @@ from .data import (ANALOGUES, MUSIC_STYLES, TaskUnavailable, fusion_tasks, load_
 from .experiments import (FC1_BASELINE, LAYER_CLAIMS, SELECTED_ON_TEST, BackboneSetup, FusedRow,
                           FusionComparison, LayerEmbedder, LayerwiseRun, LinearEvalResult,
                           TaskOutputs, accuracy_matrix, accuracy_record, cached_layerwise,
-                          cached_layerwise_outputs, checkpoint_setup, choose_fusion_layers, compare_fusion,
+                          ast_norm_stats, cached_layerwise_outputs, checkpoint_setup, choose_fusion_layers,
+                          compare_fusion,
                           decide_claims, embed_table, fusion_layers, embed_tasks, evaluate_task, group_means,
                           latest_table3, layer_trend_bootstrap, layer_trend_table,
                           layer_trend_verdict, layerwise_accuracy, layerwise_runs, linear_eval,
@@ -40,7 +41,7 @@ __all__ = [
     # experiments
     "FC1_BASELINE", "LAYER_CLAIMS", "SELECTED_ON_TEST", "BackboneSetup", "FusedRow", "FusionComparison",
     "LayerEmbedder", "LayerwiseRun", "LinearEvalResult", "TaskOutputs", "accuracy_matrix",
-    "accuracy_record", "cached_layerwise", "cached_layerwise_outputs", "checkpoint_setup", "choose_fusion_layers",
+    "accuracy_record", "ast_norm_stats", "cached_layerwise", "cached_layerwise_outputs", "checkpoint_setup", "choose_fusion_layers",
     "compare_fusion", "decide_claims", "embed_table", "fusion_layers", "embed_tasks", "evaluate_task",
     "group_means", "latest_table3", "layer_trend_bootstrap", "layer_trend_table",
     "layer_trend_verdict", "layerwise_accuracy", "layerwise_runs", "linear_eval", "paper_layers",

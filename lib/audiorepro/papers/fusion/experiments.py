@@ -300,7 +300,9 @@ class LayerEmbedder:
         m = self.model
         return {"backbone": m.name, "class": type(m).__name__, "scale": getattr(m, "scale", 1.0),
                 "taps": [str(t) for t in self.taps], "max_dim": self.max_dim,
-                "hop": getattr(m, "hop_length", None), "sample_rate": m.sample_rate}
+                "hop": getattr(m, "hop_length", None), "sample_rate": m.sample_rate,
+                "input_tdim": getattr(m, "input_tdim", None),
+                "frontend": repr(getattr(m, "frontend", None))}
 
 
 def _load_clip(table: ClipTable, i: int, sample_rate: int, n_samples: int) -> torch.Tensor:
@@ -344,11 +346,57 @@ def embed_table(embedder: LayerEmbedder, table: ClipTable, seconds: float,
     return out
 
 
+def ast_norm_stats(table: ClipTable, seconds: float, max_clips: int = 5000) -> tuple[float, float]:
+    """(mean, std) of every value of the raw AST Kaldi fbank (not normalised, every frame of
+    clips cut / padded to ``seconds`` from their start) over the task's training clips (the
+    ``train`` split, or every clip of a table without one, as the fold tasks), at most
+    ``max_clips``: what EVAR computes on a task's training loader before embedding it with
+    AST (``calculate_norm_stats``). Population standard deviation, float64 sums."""
+    from audiorepro.frontends import make_frontend
+    fe = make_frontend("kaldi_fbank_128", normalize=False, target_frames=None)
+    split = table.frame["split"] if "split" in table.frame.columns else None
+    rows = (np.flatnonzero((split == "train").to_numpy()) if split is not None and (split == "train").any()
+            else np.arange(len(table)))[:max_clips]
+    n_samples = int(round(seconds * fe.sample_rate))
+    total = total_sq = 0.0
+    count = 0
+    with torch.no_grad():
+        for i in rows:
+            f = fe(_load_clip(table, int(i), fe.sample_rate, n_samples)).double()
+            total, total_sq, count = total + float(f.sum()), total_sq + float((f * f).sum()), count + f.numel()
+    if count == 0:
+        raise FusionError(f"ast_norm_stats: table {table.name!r} has no clip to compute statistics from")
+    mean = total / count
+    return mean, math.sqrt(max(total_sq / count - mean * mean, 0.0))
+
+
+def _task_setup(setup: BackboneSetup, task: str, table: ClipTable) -> BackboneSetup:
+    """``setup`` for one task: with ``seconds="evar"`` an AST is built for the task's clip length
+    (``input_tdim`` = its frames) and normalised with the task's own fbank statistics
+    (:func:`ast_norm_stats`), as EVAR does; any other setup is returned as it is."""
+    if setup.seconds != "evar" or not setup.backbone.startswith("ast"):
+        return setup
+    sec = setup.seconds_for(task)
+    frames = 1 + (int(round(sec * 16000)) - 400) // 160
+    kw = {**setup.build_kw, "input_tdim": frames,
+          "norm_stats": [round(v, 6) for v in ast_norm_stats(table, sec)]}
+    return replace(setup, build_kw=kw)
+
+
 def embed_tasks(setup: BackboneSetup, tables: Mapping[str, ClipTable], batch_size: int = 16,
                 progress: bool = False, device: str | torch.device = "auto"
                 ) -> dict[str, dict[Tap, np.ndarray]]:
     """Per-layer embeddings of every task (cached, see :func:`embed_table`), computed on
-    ``device``."""
+    ``device``. With ``seconds="evar"`` each task gets its EVAR clip length and an AST its
+    task-sized input and statistics (:func:`_task_setup`)."""
+    if setup.seconds == "evar" and setup.backbone.startswith("ast"):
+        out = {}
+        for task, table in tables.items():
+            ts = _task_setup(setup, task, table)
+            emb = LayerEmbedder(ts.build(device), taps=ts.taps, max_dim=ts.max_dim, device=device)
+            out[task] = embed_table(emb, table, ts.seconds_for(task), ts.weights_id,
+                                    batch_size=batch_size, progress=progress)
+        return out
     embedder = LayerEmbedder(setup.build(device), taps=setup.taps, max_dim=setup.max_dim,
                              device=device)
     return {task: embed_table(embedder, table, setup.seconds_for(task), setup.weights_id,

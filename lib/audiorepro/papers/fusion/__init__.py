@@ -14,7 +14,7 @@ Multilayer Features of a Pre-trained Model*, EUSIPCO 2022.
 """
 from .data import (ANALOGUES, MUSIC_STYLES, TaskUnavailable, fusion_tasks, load_tasks,
                    music_style_table, notebook_tasks, paper_tasks, subsample,
-                   task_overview, user_task)
+                   shortcut_table, task_overview, user_task)
 from .experiments import (FC1_BASELINE, LAYER_CLAIMS, SELECTED_ON_TEST, BackboneSetup, FusedRow,
                           FusionComparison, LayerEmbedder, LayerwiseRun, LinearEvalResult,
                           TaskOutputs, accuracy_matrix, accuracy_record, cached_layerwise,
@@ -33,7 +33,7 @@ from .model import (LATE_TASKS, PAPER_FUSION_LAYERS, PAPER_TASKS, FusionError, e
 __all__ = [
     # data
     "ANALOGUES", "MUSIC_STYLES", "TaskUnavailable", "fusion_tasks", "load_tasks",
-    "music_style_table", "notebook_tasks", "paper_tasks", "subsample", "task_overview",
+    "music_style_table", "notebook_tasks", "paper_tasks", "shortcut_table", "subsample", "task_overview",
     "user_task", "EVAR_UNIT_SECONDS", "evar_metadata", "prepare_evar_layout",
     # model
     "LATE_TASKS", "PAPER_FUSION_LAYERS", "PAPER_TASKS", "FusionError", "eq1_time_features",

@@ -52,12 +52,13 @@ from audiorepro.data.audio import load_audio, save_audio
 from audiorepro.data.cliptable import ClipTable, ClipTableError
 from audiorepro.data.debian.fetch import DebianSourceUnavailable
 from audiorepro.data.debian.tasks import build_task
+from audiorepro.data.leakage import shortcut_probes
 from audiorepro.data.synthetic import make_event_table
 from audiorepro.fileio import atomic_write_text
 
 from .prepare import EVAR_NAMES, prepare_evar_layout
 
-__all__ = ["user_task", "notebook_tasks", "project_path", "SAMPLE_RATE", "ANALOGUES", "EVAR_NAMES", "MUSIC_STYLES", "MUSIC_STYLE_COUNTS",
+__all__ = ["shortcut_table", "user_task", "notebook_tasks", "project_path", "SAMPLE_RATE", "ANALOGUES", "EVAR_NAMES", "MUSIC_STYLES", "MUSIC_STYLE_COUNTS",
            "TaskUnavailable", "subsample", "render_groove", "music_style_table", "fusion_tasks",
            "paper_tasks", "task_overview", "load_tasks"]
 
@@ -354,6 +355,26 @@ def task_overview(tables: Mapping[str, ClipTable | Exception]) -> pd.DataFrame:
                      "classes": t.num_classes, "train": int(s.get("train", 0)),
                      "valid": int(s.get("valid", 0)), "test": int(s.get("test", 0))})
     return pd.DataFrame(rows).set_index("paper task")
+
+
+def shortcut_table(tables: Mapping[str, ClipTable | Exception], n_boot: int = 1000) -> pd.DataFrame:
+    """The shortcut probes of every available task (:func:`audiorepro.data.leakage.shortcut_probes`:
+    can the label be read from the file's duration, level, source package or speaker alone?),
+    one row per task and shortcut, with the paper task and the table (analogue) it stands for;
+    a task the probes cannot take (no test split, several labels per clip) gets one row saying
+    why."""
+    rows = []
+    for task, t in tables.items():
+        if isinstance(t, Exception):
+            continue
+        try:
+            res = shortcut_probes(t, n_boot=n_boot)
+        except ValueError as exc:
+            rows.append({"paper task": task, "table": t.name, "verdict": f"not checked: {exc}"})
+            continue
+        rows.extend({"paper task": task, "table": t.name, **r} for r in res.to_dict("records"))
+    return pd.DataFrame(rows, columns=["paper task", "table", "shortcut", "n_train", "n_test",
+                                       "accuracy", "majority", "advantage", "lo", "hi", "verdict"])
 
 
 def load_tasks(names: list[str], max_per_split: Mapping[str, int] | int | None = None,

@@ -117,6 +117,38 @@ def test_ast_and_panns_baselines_map_features_to_logits():
     assert all(torch.equal(p, q) for p, q in zip(a1.parameters(), a2.parameters()))
 
 
+def test_psla_baseline_matches_the_papers_size_and_pools_probabilities_with_attention(tmp_path):
+    from audiorepro.backbones.official import write_official_checkpoint
+    from audiorepro.backbones.counting import count_parameters
+    from audiorepro.papers.atgnn import build_model, count_baselines, table_rows
+    from audiorepro.papers.atgnn.model import PSLA
+    from audiorepro.results import paper_numbers
+    torch.set_num_threads(1)
+    full = PSLA(527, "full")
+    pn = paper_numbers("atgnn").query("table == 'table2' and row == 'PSLA' and column == 'params'")
+    assert count_parameters(full)["trainable"] / 1e6 == pytest.approx(float(pn["value"].iloc[0]), rel=0.01)
+    assert full.features[0][0].in_channels == 1                       # one-channel stem
+    small = build_model("psla", 5, (128, 64), seed=0).eval()          # cpu size by default
+    x = torch.randn(2, 64, 128)                                       # (B, T, F)
+    p = small.probabilities(x)
+    assert p.shape == (2, 5) and bool(((p > 0) & (p < 1)).all())
+    # the logits are the pooled probabilities' logit; the heads start with equal weights
+    assert torch.allclose(torch.sigmoid(small(x)), p, atol=1e-6)
+    assert torch.allclose(small.head_weight, torch.full((4,), 0.25))
+    # the ImageNet file of torchvision (official format, random values) loads into the features,
+    # the one-channel stem and the classifier left out
+    path = write_official_checkpoint("efficientnet_b2_torchvision", tmp_path)
+    left = full.load_imagenet(path)
+    ref = torch.load(path, weights_only=True)
+    assert set(left) == {"features.0.0.weight", "classifier.1.weight", "classifier.1.bias"}
+    assert torch.equal(full.features[1][0].block[0][0].weight, ref["features.1.0.block.0.0.weight"])
+    with pytest.raises(ValueError, match="full-size PSLA only"):
+        PSLA(5, "cpu").load_imagenet(path)
+    assert table_rows(psla_scale="full")["psla"] == ("psla", {"scale": "full"}, "PSLA")
+    counted = count_baselines(["psla"], profile="smoke", record=False)
+    assert counted["trainable (M)"].iloc[0] == pytest.approx(13.64, abs=0.01)
+
+
 def _runs(values):
     import pandas as pd
     return pd.DataFrame([{"model": m, "paper row": m, "seed": s, "test mAP": v}

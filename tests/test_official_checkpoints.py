@@ -11,7 +11,7 @@ from audiorepro.backbones import build_backbone
 from audiorepro.backbones.official import (OFFICIAL_CHECKPOINTS, official_state_dict,
                                            write_official_checkpoint, write_vggish_pca_params)
 
-BACKBONES = [n for n in OFFICIAL_CHECKPOINTS if not n.startswith("vig_")]   # ViG: the ATGNN loader
+BACKBONES = [n for n in OFFICIAL_CHECKPOINTS if not n.startswith(("vig_", "efficientnet_"))]   # ViG, EfficientNet: the ATGNN loaders
 
 
 @pytest.fixture

@@ -66,6 +66,10 @@ OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {c.name: c for c in (
                        "state_dict", "huawei-noah/Efficient-AI-Backbones release pyramid-vig"),
     OfficialCheckpoint("vig_pyramid_m_224_1000", "pvig_m_83.1.pth.tar", "vig_pyramid_m_224_1000",
                        "state_dict", "huawei-noah/Efficient-AI-Backbones release pyramid-vig"),
+    OfficialCheckpoint("efficientnet_b2_torchvision", "efficientnet_b2_rwightman-c35c1473.pth",
+                       "efficientnet_b2_torchvision", "state_dict",
+                       "torchvision EfficientNet_B2_Weights.IMAGENET1K_V1 (PSLA's ImageNet "
+                       "initialisation, the ATGNN chapter's PSLA baseline)"),
 )}
 
 

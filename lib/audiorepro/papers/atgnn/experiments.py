@@ -42,7 +42,7 @@ from audiorepro.backbones.counting import count_parameters
 from audiorepro.metrics import accuracy, tagging_metrics
 from audiorepro.papers.atgnn.data import TaggingData
 from audiorepro.papers.atgnn.model import (ATGNN, PRESETS, ATGNNConfig, LabelNoiseRobustBCE,
-                                           build_atgnn, count_atgnn, load_vig_weights)
+                                           PSLA, build_atgnn, count_atgnn, load_vig_weights)
 from audiorepro.training import balanced_sampler, fit, make_evaluator, pick_device, predict
 from audiorepro.training.config import reject_unknown_fields
 
@@ -178,10 +178,14 @@ def build_model(name: str, num_classes: int, input_size: tuple[int, int], seed: 
       SpecAugment off (the recipe's masks apply to every row alike);
     * ``ast_base384_f10_t10_527`` - the shared AST backbone (``scale=`` a preset such as ``cpu``
       (192 wide, 4 blocks) or a width multiplier; default ``cpu``), its positional embedding
-      built for ``input_size`` = (F, T).
+      built for ``input_size`` = (F, T);
+    * ``psla`` - PSLA's EfficientNet-B2 with attention pooling
+      (:class:`~audiorepro.papers.atgnn.model.PSLA`; ``scale=`` ``full`` or ``cpu``, default ``cpu``).
     Shared backbones are trained from scratch here (no pre-trained weights).
     """
     torch.manual_seed(seed)
+    if name == "psla":
+        return PSLA(num_classes, scale=overrides.pop("scale", "cpu"), **overrides)
     if name.startswith("panns"):
         scale = overrides.pop("scale", 0.25)
         overrides = {"mel_bins": input_size[0], "spec_augment": False, **overrides}
@@ -287,14 +291,16 @@ def label_attention(model: ATGNN, x: torch.Tensor, stage: int = 0, block: int = 
 
 # ================================================================================== rows and seeds
 def table_rows(panns_scale: float = 0.125, ast_scale: str | float = "cpu", drop_path: float = 0.0,
-               plg_direction: str = "x_minus_l") -> dict[str, tuple[str, dict[str, Any], str]]:
+               plg_direction: str = "x_minus_l", psla_scale: str = "cpu"
+               ) -> dict[str, tuple[str, dict[str, Any], str]]:
     """Rows of Tables II/III: name -> (architecture, build overrides, paper row).
 
     CPU-sized rows: ``pyr-tiny`` (+ ``pyr-tiny (-MLG)``) stands for the paper's pyr-s,
     ``iso-tiny`` for iso. Paper-size rows (paper profile): ``pyr-s``, ``pyr-med``, ``iso`` with
     and without MLG. Baselines are the shared backbones: ``panns`` (PANNs CNN14 16 kHz at width
     ``panns_scale``; 1.0 = the paper's 81 M model) and ``ast`` (AST at ``ast_scale``; ``base`` =
-    the paper's 88.7 M model). ``drop_path`` (the reference code: 0.1) and ``plg_direction``
+    the paper's 88.7 M model); ``psla`` is PSLA (EfficientNet-B2 + attention pooling at
+    ``psla_scale``; ``full`` = the paper's 13.6 M model). ``drop_path`` (the reference code: 0.1) and ``plg_direction``
     (the reference code: ``l_minus_x``) apply to every ATGNN row; they enter a row's overrides
     only when they differ from the defaults, so default runs stay shared between notebooks.
     """
@@ -312,6 +318,7 @@ def table_rows(panns_scale: float = 0.125, ast_scale: str | float = "cpu", drop_
         rows[f"{arch} (-MLG)"] = (arch, {"use_mlg": False, **extra}, f"ATGNN-{arch} (-MLG)")
     rows["panns"] = ("panns_cnn14_16k", {"scale": panns_scale}, "PANNs")
     rows["ast"] = ("ast_base384_f10_t10_527", {"scale": ast_scale}, "AST")
+    rows["psla"] = ("psla", {"scale": psla_scale}, "PSLA")
     return rows
 
 
@@ -378,13 +385,20 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
     run is recorded under (:func:`record_row`). ``checkpoint``: an ImageNet ViG checkpoint (the
     official file, e.g. ``pvig_s_82.1.pth.tar``) that initialises the PGN of an ATGNN row as in
     Section III-B (:func:`~audiorepro.papers.atgnn.model.load_vig_weights`; part of the cache
-    key); the PANNs / AST rows ignore it. ``init`` in the result says what was loaded.
+    key); for the PSLA row torchvision's ImageNet EfficientNet-B2 file (PSLA's initialisation,
+    :meth:`~audiorepro.papers.atgnn.model.PSLA.load_imagenet`); the PANNs / AST rows ignore it.
+    ``init`` in the result says what was loaded.
     """
     arch, kw, paper_row = spec if spec is not None else table_rows()[name]
     rec = replace(recipe, seed=seed)
     model = build_model(arch, data.num_classes, data.input_size, seed=seed, **dict(kw))
-    init, init_report = "", None
-    if checkpoint and not _is_backbone(arch):      # Section III-B: PGN from ImageNet ViG
+    init, init_report, init_text = "", None, "random"
+    if checkpoint and arch == "psla":               # PSLA: ImageNet EfficientNet-B2 features
+        checkpoint = paths.project_path(checkpoint)
+        init = checkpoint_digest(checkpoint)
+        skipped = model.load_imagenet(checkpoint)
+        init_text = f"ImageNet EfficientNet-B2 features ({Path(checkpoint).name}; {len(skipped)} keys left out)"
+    elif checkpoint and not _is_backbone(arch):    # Section III-B: PGN from ImageNet ViG
         checkpoint = paths.project_path(checkpoint)     # relative: from the project folder
         init = checkpoint_digest(checkpoint)
         init_report = load_vig_weights(model, checkpoint)
@@ -401,7 +415,7 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
             "test accuracy": test.get("accuracy", float("nan")),
             "params": count_parameters(res.model)["trainable"], "train s": res.duration_s,
             "result": res, "items": items,
-            "init": init_report.summary() if init_report is not None else "random"}
+            "init": init_report.summary() if init_report is not None else init_text}
 
 
 def held_out_metrics(targets: np.ndarray, scores: np.ndarray) -> dict[str, float]:
@@ -524,14 +538,15 @@ def seed_summary(runs: pd.DataFrame, metric: str = "test mAP",
 # ================================================================================== verdicts
 #: the claims of ``paper.yml`` each notebook decides (the verdict notebook shows them all)
 NOTEBOOK_CLAIMS = {
-    "01_architecture_cost": ("pyr-s-no-mlg-params",),
+    "01_architecture_cost": ("pyr-s-no-mlg-params", "psla-params"),
     "02_k_sweep": ("k-insensitive", "k-insensitive-synthetic"),
     "03_tables_2_3": ("headline-audioset", "mlg-helps-audioset", "pyramid-beats-iso-audioset",
                       "atgnn-beats-panns-audioset", "pyramid-beats-ast-audioset",
-                      "headline-fsd50k", "mlg-helps-fsd50k", "pyramid-beats-iso",
-                      "pyramid-beats-ast-fsd50k", "mlg-helps-synthetic",
-                      "pyramid-beats-iso-synthetic", "atgnn-beats-panns-synthetic",
-                      "pyramid-beats-ast-synthetic"),
+                      "atgnn-beats-psla-audioset", "headline-fsd50k", "mlg-helps-fsd50k",
+                      "pyramid-beats-iso", "pyramid-beats-ast-fsd50k", "atgnn-beats-psla-fsd50k",
+                      "mlg-helps-synthetic", "pyramid-beats-iso-synthetic",
+                      "atgnn-beats-panns-synthetic", "pyramid-beats-ast-synthetic",
+                      "atgnn-beats-psla-synthetic"),
 }
 SYNTHETIC = "synthetic world"
 
@@ -648,7 +663,7 @@ def record_k_sweep(runs: pd.DataFrame, data: TaggingData, *, run_group: str, fra
 COUNT_SETTINGS = {"audioset": ("table2", 527, (128, 1056)), "fsd50k": ("table3", 200, (128, 1024))}
 _VARIANT_ROWS = {"pyr-s": "ATGNN-pyr-s", "pyr-med": "ATGNN-pyr-med", "iso": "ATGNN-iso"}
 #: full-size baselines of Table II: name -> (shared backbone, build arguments, paper row)
-_BASELINES = {"panns": ("panns_cnn14_32k", {}, "PANNs"),
+_BASELINES = {"panns": ("panns_cnn14_32k", {}, "PANNs"), "psla": ("psla", {"scale": "full"}, "PSLA"),
               "ast": ("ast_base384_f10_t10_527", {"input_tdim": 1024}, "AST")}
 
 
@@ -692,14 +707,16 @@ def count_variants(variants: Sequence[str], datasets: Sequence[str], profile: st
 
 
 def count_baselines(baselines: Sequence[str], profile: str, record: bool = True) -> pd.DataFrame:
-    """Trainable / all parameters of the full-size shared backbones standing for Table II's
-    baselines (``panns``: PANNs CNN14 32 kHz, ``ast``: AST base384 at 128 x 1024), 527 classes,
-    randomly initialised; with ``record``, one Table II ``params`` record each."""
+    """Trainable / all parameters of the full-size models standing for Table II's baselines
+    (``panns``: the shared PANNs CNN14 32 kHz, ``ast``: the shared AST base384 at 128 x 1024,
+    ``psla``: :class:`~audiorepro.papers.atgnn.model.PSLA` at EfficientNet-B2 size), 527
+    classes, randomly initialised; with ``record``, one Table II ``params`` record each."""
     _check_names("baselines", baselines, _BASELINES)
     rows = []
     for b in baselines:
         name, kw, row = _BASELINES[b]
-        model = build_backbone(name, scale=1.0, num_classes=527, **kw)
+        model = (build_model(name, 527, COUNT_SETTINGS["audioset"][2], **kw) if name == "psla"
+                 else build_backbone(name, scale=1.0, num_classes=527, **kw))
         n = count_parameters(model)
         rows.append({"row": row, "backbone": name, "trainable (M)": n["trainable"] / 1e6,
                      "all (M)": n["all"] / 1e6})
@@ -708,7 +725,9 @@ def count_baselines(baselines: Sequence[str], profile: str, record: bool = True)
                            params={"paper_row": row, "backbone": name, "num_classes": 527,
                                    "count": "trainable params"},
                            dataset="none (counted at the audioset input)", scale="full size",
-                           profile=profile, model=f"{row}: shared backbone {name}, 527 classes")
+                           profile=profile,
+                           model=(f"{row}: EfficientNet-B2 + 4-head attention pooling, 527 classes"
+                                  if name == "psla" else f"{row}: shared backbone {name}, 527 classes"))
         del model
     return pd.DataFrame(rows)
 

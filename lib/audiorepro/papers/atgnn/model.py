@@ -78,7 +78,7 @@ __all__ = [
     "knn_graph", "topk_smallest", "gather_max", "sincos_pos_2d", "relative_pos_term", "relative_pos_rows",
     "count_atgnn", "position_table_elements",
     "load_vig_weights", "map_vig_state_dict", "VigLoadReport", "knn_peak_memory",
-    "atgnn_loss", "LabelNoiseRobustBCE", "PLG_DIRECTIONS", "plg_features",
+    "atgnn_loss", "LabelNoiseRobustBCE", "PLG_DIRECTIONS", "plg_features", "PSLA", "PSLA_SCALES",
 ]
 
 
@@ -1131,3 +1131,103 @@ def load_vig_weights(model: ATGNN, checkpoint: str | Path | Mapping[str, Any]) -
     mapped, rep = map_vig_state_dict(obj, model)
     model.load_state_dict(mapped, strict=False)
     return rep
+
+
+# ================================================================================== PSLA baseline
+#: PSLA sizes: name -> (EfficientNet-B2 width, depth multipliers). ``full`` is B2's own
+#: (1.1, 1.2); ``cpu`` a narrower, shallower network of the same design for two cores.
+PSLA_SCALES: dict[str, tuple[float, float]] = {"full": (1.1, 1.2), "cpu": (0.35, 0.5)}
+
+
+def _psla_init(conv: nn.Conv2d) -> None:
+    """PSLA's ``init_layer``: uniform in +- sqrt(2 / fan_in) * sqrt(3), zero bias."""
+    n = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    bound = math.sqrt(2.0 / n) * math.sqrt(3.0)
+    nn.init.uniform_(conv.weight, -bound, bound)
+    nn.init.zeros_(conv.bias)
+
+
+class PSLA(nn.Module):
+    """The PSLA tagger (Gong, Chung, Glass 2021, "PSLA: Improving Audio Tagging with
+    Pretraining, Sampling, Labeling, and Aggregation"; reference ``EffNetAttention`` with
+    ``MHeadAttention`` of YuanGongND/psla), the baseline of ATGNN's Tables II and III, built on
+    torchvision's EfficientNet.
+
+    ``forward(x)``: x (B, T, F) time-major log-mel -> logits (B, C). The network: EfficientNet
+    features of the one-channel (B, 1, F, T) input (a one-channel stem, as the reference builds
+    it), the mean over the remaining frequency rows (the reference's ``AvgPool2d((4, 1))`` over
+    the 4 rows a 128-bin input leaves), then ``head_num`` attention heads: per head a sigmoid
+    attention and a sigmoid class map (1x1 convolutions), the attention normalised over time, the
+    heads summed with learned weights. The reference outputs these probabilities and trains with
+    BCE on them; the logits returned here are their ``logit`` (clamped to [1e-7, 1 - 1e-7] as
+    the reference clamps its attention), so BCE-with-logits on them is that same loss.
+
+    ``scale``: ``full`` (EfficientNet-B2: 13.6 M parameters with 527 classes, Table II's PSLA
+    row) or ``cpu`` (:data:`PSLA_SCALES`). :meth:`load_imagenet` loads torchvision's ImageNet
+    EfficientNet-B2 weights into the features (the stem excepted: the reference re-creates it
+    for one channel), the initialisation PSLA uses.
+    """
+
+    def __init__(self, num_classes: int = 527, scale: str = "full", head_num: int = 4) -> None:
+        super().__init__()
+        from torchvision.models import EfficientNet
+        from torchvision.models.efficientnet import _efficientnet_conf
+        if scale not in PSLA_SCALES:
+            raise ValueError(f"PSLA scale {scale!r}: use one of {list(PSLA_SCALES)}")
+        if head_num < 1:
+            raise ValueError(f"PSLA head_num must be >= 1, got {head_num}")
+        width, depth = PSLA_SCALES[scale]
+        setting, last = _efficientnet_conf("efficientnet_b2", width_mult=width, depth_mult=depth)
+        features = EfficientNet(setting, dropout=0.3, last_channel=last).features
+        stem = features[0][0]
+        features[0][0] = nn.Conv2d(1, stem.out_channels, stem.kernel_size, stem.stride,
+                                   stem.padding, bias=False)
+        nn.init.kaiming_normal_(features[0][0].weight, mode="fan_out")
+        self.features, self.scale, self.num_classes = features, scale, int(num_classes)
+        channels = features[-1][0].out_channels
+        self.att = nn.ModuleList(nn.Conv2d(channels, num_classes, 1) for _ in range(head_num))
+        self.cla = nn.ModuleList(nn.Conv2d(channels, num_classes, 1) for _ in range(head_num))
+        for conv in (*self.att, *self.cla):
+            _psla_init(conv)
+        self.head_weight = nn.Parameter(torch.full((head_num,), 1.0 / head_num))
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, F) -> (B, C) attention-pooled probabilities (the reference's output)."""
+        h = self.features(x.unsqueeze(1).transpose(2, 3))          # (B, C', F', T')
+        h = h.mean(dim=2, keepdim=True).transpose(2, 3)             # (B, C', T', 1)
+        out = 0.0
+        for w, att_conv, cla_conv in zip(self.head_weight, self.att, self.cla):
+            att = torch.sigmoid(att_conv(h))[..., 0].clamp(1e-7, 1.0 - 1e-7)   # (B, C, T')
+            cla = torch.sigmoid(cla_conv(h))[..., 0]
+            out = out + w * (att / att.sum(dim=2, keepdim=True) * cla).sum(dim=2)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.logit(self.probabilities(x).clamp(1e-7, 1.0 - 1e-7))
+
+    def load_imagenet(self, path: str | Path) -> list[str]:
+        """Load torchvision's ImageNet EfficientNet-B2 file (``efficientnet_b2_rwightman-*.pth``,
+        full size only) into the features, the one-channel stem excepted; returns the keys left
+        out. Shapes are checked key by key (``ValueError`` naming the first mismatch)."""
+        if self.scale != "full":
+            raise ValueError("load_imagenet: the ImageNet weights fit the full-size PSLA only")
+        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+        own = self.features.state_dict()
+        skipped, take = [], {}
+        for k, v in sd.items():
+            if not k.startswith("features."):
+                skipped.append(k)
+                continue
+            key = k[len("features."):]
+            if key == "0.0.weight":
+                skipped.append(k)
+                continue
+            if key not in own or own[key].shape != v.shape:
+                raise ValueError(f"{path}: key {k} {tuple(v.shape)} does not fit the PSLA features "
+                                 f"({tuple(own[key].shape) if key in own else 'absent'})")
+            take[key] = v
+        missing = [k for k in own if k not in take and k != "0.0.weight"]
+        if missing:
+            raise ValueError(f"{path}: {len(missing)} feature key(s) missing, e.g. {missing[0]}")
+        self.features.load_state_dict({**own, **take})
+        return skipped

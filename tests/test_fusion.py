@@ -357,6 +357,24 @@ def test_evar_ast_gets_the_tasks_input_length_and_fbank_statistics_of_its_traini
     assert EX._task_setup(fixed, "CRM-D", table) is fixed                # only AST is resized
 
 
+def test_evar_crops_cut_train_and_valid_clips_at_a_seeded_offset_and_test_clips_at_the_start(tmp_path):
+    wave = np.arange(16000 * 3, dtype="float32") / 48000.0            # a ramp: offsets are visible
+    rows = []
+    for i, split in enumerate(["train", "valid", "test", "cv"]):
+        sf.write(tmp_path / f"c{i}.wav", wave, 16000, subtype="FLOAT")
+        rows.append({"clip_id": f"c{i}", "path": f"c{i}.wav", "split": split, "labels": "a"})
+    table = ClipTable(pd.DataFrame(rows), tmp_path, name="t")
+    cut = [EX._load_clip(table, i, 16000, 16000, "evar") for i in range(4)]
+    offsets = [int(round(float(c[0]) * 48000)) for c in cut]
+    assert offsets[2] == 0 and offsets[3] == 0                         # test and fold clips: start
+    assert offsets[0] > 0 and offsets[1] > 0 and offsets[0] != offsets[1]
+    again = [int(round(float(EX._load_clip(table, i, 16000, 16000, "evar")[0]) * 48000)) for i in range(2)]
+    assert again == offsets[:2]                                        # drawn from the clip id
+    assert int(round(float(EX._load_clip(table, 0, 16000, 16000)[0]) * 48000)) == 0
+    with pytest.raises(FU.FusionError, match="crops='middle'"):
+        EX.BackboneSetup.from_dict({"label": "c", "backbone": "crepe_tiny", "crops": "middle"})
+
+
 def test_layer_trend_verdict():
     acc = pd.DataFrame({"ESC-50": [0.1, 0.2, 0.9], "SPCV2": [0.2, 0.8, 0.1]}, index=[1, 2, 3])
     holds, ev = EX.layer_trend_verdict(acc)

@@ -30,6 +30,7 @@ table's fingerprint and the source of this package, the shared training code and
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -99,6 +100,9 @@ class BackboneSetup:
             ``random`` - randomly initialised with ``seed``: a control, never a reproduction.
         scale: width multiplier (``random``), or the stand-in's size (``synthetic-pretrained``:
             ``1.0`` means the registry's ``"cpu"`` size).
+        crops: where a clip longer than ``seconds`` is cut: ``start`` (every clip from its start)
+            or ``evar`` (EVAR's linear evaluation: train and valid clips from a random offset,
+            drawn once per clip from its id, test clips from the start).
         seconds: clip length fed to the backbone (s), or ``"evar"``: each task's length in EVAR
             (:data:`~audiorepro.papers.fusion.prepare.EVAR_UNIT_SECONDS`, ESC-50 5 s ... GTZAN
             30 s; :meth:`seconds_for`).
@@ -115,6 +119,7 @@ class BackboneSetup:
     weights: str = "pretrained"
     scale: float | str = 1.0
     seconds: float | str = 1.0
+    crops: str = "start"
     build_kw: dict = field(default_factory=dict)
     taps: list | None = None
     max_dim: int | None = None
@@ -128,6 +133,9 @@ class BackboneSetup:
         if setup.weights not in WEIGHTS:
             raise FusionError(f"backbone setup {setup.label!r}: weights={setup.weights!r} must be one "
                               f"of {list(WEIGHTS)}")
+        if setup.crops not in CROPS:
+            raise FusionError(f"backbone setup {setup.label!r}: crops={setup.crops!r} must be one "
+                              f"of {list(CROPS)}")
         if isinstance(setup.seconds, str) and setup.seconds != "evar":
             raise FusionError(f"backbone setup {setup.label!r}: seconds={setup.seconds!r} must be a "
                               "number of seconds or 'evar' (each task's EVAR clip length)")
@@ -185,7 +193,7 @@ class BackboneSetup:
         if self.weights not in WEIGHTS:
             raise FusionError(f"{self.label}: weights={self.weights!r} must be one of {list(WEIGHTS)}")
         memo = caching.stable_digest({k: v for k, v in self.cache_key().items()
-                                      if k not in ("label", "taps", "max_dim", "seconds")}, 16)
+                                      if k not in ("label", "taps", "max_dim", "seconds", "crops")}, 16)
         memo += f"@{pick_device(device)}"
         if memo not in _LAST_BUILT:
             _LAST_BUILT.clear()              # one model at a time (a full-size one is ~350 MB)
@@ -305,26 +313,44 @@ class LayerEmbedder:
                 "frontend": repr(getattr(m, "frontend", None))}
 
 
-def _load_clip(table: ClipTable, i: int, sample_rate: int, n_samples: int) -> torch.Tensor:
+#: where a clip longer than the embedded length is cut (:attr:`BackboneSetup.crops`)
+CROPS = ("start", "evar")
+
+
+def _load_clip(table: ClipTable, i: int, sample_rate: int, n_samples: int,
+               crops: str = "start") -> torch.Tensor:
+    """Clip ``i`` at ``sample_rate`` cut / zero-padded to ``n_samples``: from its start, or with
+    ``crops="evar"`` a train / valid clip from a random offset drawn from its clip id (the same
+    offset on every run and machine), as EVAR crops them once for linear evaluation."""
     wave, _ = load_audio(table.audio_path(i), sample_rate)
+    split = table.frame["split"].iloc[i] if "split" in table.frame.columns else ""
+    if crops == "evar" and split in ("train", "valid"):
+        seed = int(hashlib.sha256(str(table.frame["clip_id"].iloc[i]).encode()).hexdigest()[:15], 16)
+        return fix_length(wave, n_samples, mode="random",
+                          generator=torch.Generator().manual_seed(seed))
     return fix_length(wave, n_samples, mode="start")
 
 
 def embed_table(embedder: LayerEmbedder, table: ClipTable, seconds: float,
                 weights_id: str, batch_size: int = 16, cache: bool = True,
-                cache_root: str | Path | None = None, progress: bool = False
-                ) -> dict[Tap, np.ndarray]:
+                cache_root: str | Path | None = None, progress: bool = False,
+                crops: str = "start") -> dict[Tap, np.ndarray]:
     """Per-layer Eq.-3 embeddings of every clip of ``table`` -> {tap: (N, D_tap) float32}.
 
-    Clips are read at the backbone's rate, cut/padded to ``seconds`` from their start, and run
-    on the embedder's device. ``weights_id`` names the weights (:attr:`BackboneSetup.weights_id`).
+    Clips are read at the backbone's rate, cut/padded to ``seconds`` (from their start, or as
+    ``crops`` says: :func:`_load_clip`), and run on the embedder's device. ``weights_id`` names the weights (:attr:`BackboneSetup.weights_id`).
     The cache (``cache/fusion/embeddings/<table>_<backbone>_<key>.npz``, written atomically) is
     keyed by :func:`audiorepro.caching.run_key` over the embedder, the weights, ``seconds``, the
     table's fingerprint and the source of :data:`FUSION_CODE`.
     """
     if seconds <= 0:
         raise FusionError(f"embed_table: seconds={seconds} must be > 0")
-    key = caching.run_key({**embedder.key(), "weights": weights_id, "seconds": float(seconds)},
+    if crops not in CROPS:
+        raise FusionError(f"embed_table: crops={crops!r} must be one of {list(CROPS)}")
+    params = {**embedder.key(), "weights": weights_id, "seconds": float(seconds)}
+    if crops != "start":          # keys of start-cropped runs stay as they were
+        params["crops"] = crops
+    key = caching.run_key(params,
                           data=caching.table_fingerprint(table), code=FUSION_CODE)
     root = Path(cache_root) if cache_root is not None else paths.cache_dir("fusion", "embeddings")
     path = root / f"{table.name}_{embedder.model.name}_{key}.npz"
@@ -336,7 +362,8 @@ def embed_table(embedder: LayerEmbedder, table: ClipTable, seconds: float,
     starts = range(0, len(table), batch_size)
     for s in (tqdm(starts, desc=f"embed {table.name}", leave=False) if progress else starts):
         idx = range(s, min(s + batch_size, len(table)))
-        waves = torch.stack([_load_clip(table, i, embedder.model.sample_rate, n_samples) for i in idx])
+        waves = torch.stack([_load_clip(table, i, embedder.model.sample_rate, n_samples, crops)
+                             for i in idx])
         for t, e in embedder.batch_embeddings(waves).items():
             parts[t].append(e.float().cpu().numpy())
     out = {t: np.concatenate(v).astype(np.float32) for t, v in parts.items()}
@@ -395,12 +422,12 @@ def embed_tasks(setup: BackboneSetup, tables: Mapping[str, ClipTable], batch_siz
             ts = _task_setup(setup, task, table)
             emb = LayerEmbedder(ts.build(device), taps=ts.taps, max_dim=ts.max_dim, device=device)
             out[task] = embed_table(emb, table, ts.seconds_for(task), ts.weights_id,
-                                    batch_size=batch_size, progress=progress)
+                                    batch_size=batch_size, progress=progress, crops=ts.crops)
         return out
     embedder = LayerEmbedder(setup.build(device), taps=setup.taps, max_dim=setup.max_dim,
                              device=device)
     return {task: embed_table(embedder, table, setup.seconds_for(task), setup.weights_id,
-                              batch_size=batch_size, progress=progress)
+                              batch_size=batch_size, progress=progress, crops=setup.crops)
             for task, table in tables.items()}
 
 

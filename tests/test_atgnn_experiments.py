@@ -147,6 +147,13 @@ def test_psla_baseline_matches_the_papers_size_and_pools_probabilities_with_atte
     assert table_rows(psla_scale="full")["psla"] == ("psla", {"scale": "full"}, "PSLA")
     counted = count_baselines(["psla"], profile="smoke", record=False)
     assert counted["trainable (M)"].iloc[0] == pytest.approx(13.64, abs=0.01)
+    # a table with a PSLA row: MACs are counted for the ATGNN rows only
+    from types import SimpleNamespace
+    from audiorepro.papers.atgnn import table_summary
+    runs = pd.DataFrame([{"model": "psla", "paper row": "PSLA", "seed": 0, "test mAP": 0.5,
+                          "params": 10, "train s": 1.0, "result": SimpleNamespace(model=small)}])
+    summary = table_summary(runs, {"psla": ("psla", {"scale": "cpu"}, "PSLA")}, (128, 64))
+    assert np.isnan(summary["GMACs"].iloc[0])
 
 
 def _runs(values):

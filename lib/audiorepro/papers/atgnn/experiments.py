@@ -459,7 +459,7 @@ def table_summary(runs: pd.DataFrame, rows: Mapping[str, tuple[str, Mapping[str,
     summary = seed_summary(runs, chance=chance)
     first = {m: runs[runs.model == m].iloc[0] for m in summary.model}
     summary["params (M)"] = [first[m]["params"] / 1e6 for m in summary.model]
-    summary["GMACs"] = [float("nan") if _is_backbone(rows[m][0])
+    summary["GMACs"] = [float("nan") if rows[m][0] not in ATGNN_ARCHS
                         else count_atgnn(first[m]["result"].model, input_size)["gmacs"]
                         for m in summary.model]
     summary["train s (sum)"] = [runs[runs.model == m]["train s"].sum() for m in summary.model]

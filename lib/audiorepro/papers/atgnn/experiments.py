@@ -553,7 +553,9 @@ SYNTHETIC = "synthetic world"
 
 def _paper_size(arch: str, overrides: Mapping[str, Any]) -> bool:
     """Whether ``arch`` with ``overrides`` is the size of a paper row (pyr-s, pyr-med, iso;
-    PANNs CNN14 at width 1.0; AST base)."""
+    PANNs CNN14 at width 1.0; AST base; PSLA full)."""
+    if arch == "psla":
+        return overrides.get("scale", "cpu") == "full"
     if arch.startswith("panns"):
         return float(overrides.get("scale", 0.25)) == 1.0
     if arch.startswith("ast"):

@@ -60,3 +60,11 @@ def test_probes_need_single_labels_and_both_splits(tmp_path):
         shortcut_probes(table)
     with pytest.raises(KeyError, match="unknown shortcut"):
         shortcut_probes(table, shortcuts=("colour",))
+
+
+def test_a_shortcut_that_is_the_label_itself_is_named_not_probed(tmp_path):
+    table = _table(tmp_path, n=20)
+    table.frame["speaker"] = ["spk-" + lab for lab in table.frame["labels"]]   # speaker ID task
+    res = shortcut_probes(table).set_index("shortcut")
+    assert res.loc["speaker", "verdict"] == "is the label" and pd.isna(res.loc["speaker", "accuracy"])
+    assert res.loc["duration", "verdict"] == "no shortcut found"

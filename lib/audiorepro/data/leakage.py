@@ -8,7 +8,9 @@ frequent label, by a paired bootstrap over the test clips (95 % interval of the 
 
 * ``shortcut`` - the interval lies above zero: the label can be read from that shortcut alone;
 * ``no shortcut found`` - the interval reaches zero or below (no evidence at this test size;
-  its upper end says how large an advantage the test could have missed).
+  its upper end says how large an advantage the test could have missed);
+* ``is the label`` - the shortcut's values and the labels name each other one to one (a speaker
+  identification task's speaker): not a shortcut but the task itself, so it is not probed.
 
 Shortcut features (:data:`SHORTCUTS`): ``duration`` (log seconds of the file), ``level`` (RMS of
 the whole file in dB), ``source`` (the ``source`` column, else the first folder of the clip's
@@ -92,6 +94,13 @@ def _single_labels(table: ClipTable) -> np.ndarray:
     return np.array([lab[0] for lab in labels])
 
 
+def _names_the_label(values: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether categorical ``values`` and ``labels`` determine each other (a bijection over the
+    rows)."""
+    pairs = set(zip(values.tolist(), labels.tolist()))
+    return len(pairs) == len(set(values.tolist())) == len(set(labels.tolist()))
+
+
 def shortcut_probes(table: ClipTable, shortcuts: Sequence[str] = tuple(SHORTCUTS),
                     features: pd.DataFrame | None = None, n_boot: int = 1000,
                     seed: int = 0) -> pd.DataFrame:
@@ -120,6 +129,10 @@ def shortcut_probes(table: ClipTable, shortcuts: Sequence[str] = tuple(SHORTCUTS
     rows = []
     for name in shortcuts:
         if name not in feats.columns or feats[name].nunique() < 2:
+            continue
+        if name not in _NUMERIC and _names_the_label(feats[name].to_numpy(), y):
+            rows.append({"shortcut": name, "n_train": int(tr.sum()), "n_test": int(te.sum()),
+                         "verdict": "is the label"})
             continue
         x = feats[[name]]
         enc = StandardScaler() if name in _NUMERIC else OneHotEncoder(handle_unknown="ignore")

@@ -360,18 +360,24 @@ def _decide(paper: str, claim_id: str, kind: str, test: dict[str, Any],
     return v
 
 
+def _paper_number(paper: str, table: str, row: str, metric: str) -> tuple[float, str] | None:
+    """The paper's number for ``table`` / ``row`` / ``metric`` as printed, with its unit (None
+    when the paper file has none)."""
+    pn = paper_numbers(paper)
+    hit = pn[(pn["table"] == table) & (pn["row"] == row) & (pn["column"] == metric)]
+    return None if hit.empty else (float(hit["value"].iloc[0]), str(hit["unit"].iloc[0]))
+
+
 def _paper_difference(paper: str, test: Mapping[str, Any], better: str, worse: str,
                       sign: float) -> float | None:
     """``sign * (paper[better] - paper[worse])`` on the claim's table and metric, in record units
     (None when the paper file has no number for one of the rows)."""
-    pn = paper_numbers(paper)
-    pn = pn[(pn["table"] == test["table"]) & (pn["column"] == test["metric"])]
     vals = {}
     for row in (better, worse):
-        hit = pn[pn["row"] == row]
-        if hit.empty:
+        number = _paper_number(paper, test["table"], row, test["metric"])
+        if number is None:
             return None
-        vals[row] = float(hit["value"].iloc[0]) / UNIT_FACTORS[hit["unit"].iloc[0]]
+        vals[row] = number[0] / UNIT_FACTORS[number[1]]
     return sign * (vals[better] - vals[worse])
 
 
@@ -458,12 +464,11 @@ def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
         if row in samples:
             lo, hi = stats.percentile_interval(samples[row], level)
         if kind == "close":
-            pn = paper_numbers(paper)
-            hit = pn[(pn["table"] == test["table"]) & (pn["row"] == row) & (pn["column"] == metric)]
-            if hit.empty:
+            number = _paper_number(paper, test["table"], row, metric)
+            if number is None:
                 raise RegistryError(f"claim test of {paper}: no paper number for "
                                     f"{test['table']}/{row}/{metric}")
-            paper_value, unit = float(hit["value"].iloc[0]), hit["unit"].iloc[0]
+            paper_value, unit = number
             tol = float(test["rel_tol"])
             target = paper_value / UNIT_FACTORS[unit]
             band = sorted((target * (1 - tol), target * (1 + tol)))

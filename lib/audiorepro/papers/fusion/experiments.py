@@ -403,9 +403,10 @@ def _task_setup(setup: BackboneSetup, task: str, table: ClipTable) -> BackboneSe
     (:func:`ast_norm_stats`), as EVAR does; any other setup is returned as it is."""
     if setup.seconds != "evar" or not setup.backbone.startswith("ast"):
         return setup
+    from audiorepro.frontends import make_frontend
     sec = setup.seconds_for(task)
-    frames = 1 + (int(round(sec * 16000)) - 400) // 160
-    kw = {**setup.build_kw, "input_tdim": frames,
+    fe = make_frontend("kaldi_fbank_128")
+    kw = {**setup.build_kw, "input_tdim": fe.raw_frames(int(round(sec * fe.sample_rate))),
           "norm_stats": [round(v, 6) for v in ast_norm_stats(table, sec)]}
     return replace(setup, build_kw=kw)
 
@@ -416,19 +417,14 @@ def embed_tasks(setup: BackboneSetup, tables: Mapping[str, ClipTable], batch_siz
     """Per-layer embeddings of every task (cached, see :func:`embed_table`), computed on
     ``device``. With ``seconds="evar"`` each task gets its EVAR clip length and an AST its
     task-sized input and statistics (:func:`_task_setup`)."""
-    if setup.seconds == "evar" and setup.backbone.startswith("ast"):
-        out = {}
-        for task, table in tables.items():
-            ts = _task_setup(setup, task, table)
-            emb = LayerEmbedder(ts.build(device), taps=ts.taps, max_dim=ts.max_dim, device=device)
-            out[task] = embed_table(emb, table, ts.seconds_for(task), ts.weights_id,
-                                    batch_size=batch_size, progress=progress, crops=ts.crops)
-        return out
-    embedder = LayerEmbedder(setup.build(device), taps=setup.taps, max_dim=setup.max_dim,
-                             device=device)
-    return {task: embed_table(embedder, table, setup.seconds_for(task), setup.weights_id,
-                              batch_size=batch_size, progress=progress, crops=setup.crops)
-            for task, table in tables.items()}
+    out = {}
+    for task, table in tables.items():
+        ts = _task_setup(setup, task, table)
+        # build() keeps the last model: the same setup is built once for every task
+        emb = LayerEmbedder(ts.build(device), taps=ts.taps, max_dim=ts.max_dim, device=device)
+        out[task] = embed_table(emb, table, ts.seconds_for(task), ts.weights_id,
+                                batch_size=batch_size, progress=progress, crops=ts.crops)
+    return out
 
 
 # ============================================================================ linear evaluation

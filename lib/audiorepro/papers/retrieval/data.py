@@ -390,6 +390,7 @@ def screen_leaked_captions(sources: Mapping[str, CaptionSet], target: str, drop:
     out[target] = CaptionSet(sources[target].name, f, sources[target].note)
     return out, leaked
 
+
 def leakage_note(leaked: pd.DataFrame, dropped: bool) -> str:
     """One line on :func:`screen_leaked_captions`' findings, e.g. ``"12 valid/test captions equal
     a training caption (10 verbatim, 2 near-duplicate): dropped from the queries"``."""

@@ -53,8 +53,8 @@ from audiorepro.training import fit, pick_device
 from audiorepro.papers.retrieval.data import (FEATURE_CODE, PAPER_NAMES, PAPER_ORDER,
                                               CaptionSet, combine, logmel_features, pretrain_set,
                                               project_path, sets_of_combo)
-from audiorepro.papers.retrieval.model import (SILENCE_LOGMEL, CachedAudio, DualEncoder, TextEncoder,
-                                               build_audio_encoder, contrastive_loss,
+from audiorepro.papers.retrieval.model import (DEFAULT_TAU, SILENCE_LOGMEL, CachedAudio, DualEncoder,
+                                               TextEncoder, build_audio_encoder, contrastive_loss,
                                                keyword_rephrasings)
 
 __all__ = [
@@ -79,13 +79,8 @@ RUN_CODE: tuple[str, ...] = ("audiorepro.papers.retrieval", *caching.CORE_TRAINI
 METRICS: tuple[str, ...] = ("mAP@10", "R@1", "R@5", "R@10")
 
 # ===================================================================================== stand-ins
-#: audio encoders with a pre-trained CPU-sized stand-in (:func:`audiorepro.backbones.pretrain.
-#: pretrained_backbone`, trained on the synthetic world ``default_world(1000, seed=0)``, 2 s crops).
 _CLASS_NAMES = frozenset(CLASS_NAMES)
 
-#: Initial temperature of the book's dual encoders (the reference implementation starts at 0.02:
-#: :data:`PAPER_RECIPE`).
-DEFAULT_TAU = 0.05
 #: Keys of a training recipe (:func:`check_recipe`): the schedule's warm-up (epochs) and cosine
 #: floor, the optimiser, the initial temperature, one pass over every caption per epoch.
 RECIPE_KEYS: tuple[str, ...] = ("warmup_epochs", "min_lr", "optimizer", "init_tau", "all_captions")
@@ -97,6 +92,8 @@ MODEL_RECIPE_KEYS = frozenset({"init_tau", "all_captions"})
 PAPER_RECIPE: dict[str, Any] = {"optimizer": "adam", "warmup_epochs": 1, "min_lr": 1e-7,
                                 "init_tau": 0.02, "all_captions": True}
 
+#: audio encoders with a pre-trained CPU-sized stand-in (:func:`audiorepro.backbones.pretrain.
+#: pretrained_backbone`, trained on the synthetic world ``default_world(1000, seed=0)``, 2 s crops).
 STAND_INS: dict[str, str] = {
     "PaSST-S": "passt_s_swa_p16_s10_128_998_527",       # stride 10, 10 s positions
     "PaSST-N": "passt_s_p16_s16_128_1000_527",          # stride 16 (no overlap), 10 s positions

@@ -51,6 +51,9 @@ MAX_TOKENS = 32
 _PUNCT = re.compile("[" + re.escape(string.punctuation) + "]")
 #: PaSST log-mel value of digital silence: (log(1e-5) + 4.5) / 5 (used to pad batches).
 SILENCE_LOGMEL = (math.log(1e-5) + 4.5) / 5.0
+#: Initial temperature of the book's dual encoders (the reference implementation starts at 0.02:
+#: ``PAPER_RECIPE`` of the experiments).
+DEFAULT_TAU = 0.05
 
 
 # ===================================================================================== text
@@ -348,7 +351,7 @@ class DualEncoder(nn.Module):
     """
 
     def __init__(self, audio: nn.Module, text: nn.Module, shared_dim: int = 1024,
-                 init_tau: float = 0.05) -> None:
+                 init_tau: float = DEFAULT_TAU) -> None:
         super().__init__()
         if not init_tau > 0:
             raise ValueError(f"DualEncoder: init_tau must be > 0, got {init_tau}")

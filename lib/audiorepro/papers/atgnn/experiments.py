@@ -392,19 +392,20 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
     arch, kw, paper_row = spec if spec is not None else table_rows()[name]
     rec = replace(recipe, seed=seed)
     model = build_model(arch, data.num_classes, data.input_size, seed=seed, **dict(kw))
-    init, init_report, init_text = "", None, "random"
-    if checkpoint and arch == "psla":               # PSLA: ImageNet EfficientNet-B2 features
-        checkpoint = paths.project_path(checkpoint)
-        init = checkpoint_digest(checkpoint)
-        skipped = model.load_imagenet(checkpoint)
-        init_text = f"ImageNet EfficientNet-B2 features ({Path(checkpoint).name}; {len(skipped)} keys left out)"
-    elif checkpoint and not _is_backbone(arch):    # Section III-B: PGN from ImageNet ViG
+    init, init_text = "", "random"
+    if checkpoint and not _is_backbone(arch):
         checkpoint = paths.project_path(checkpoint)     # relative: from the project folder
         init = checkpoint_digest(checkpoint)
-        init_report = load_vig_weights(model, checkpoint)
-        if not init_report.loaded:
-            raise ValueError(f"checkpoint {checkpoint}: no tensor fits {arch} "
-                             f"({init_report.summary()}); use a ViG checkpoint of the same size")
+        if arch == "psla":                              # PSLA: ImageNet EfficientNet-B2 features
+            skipped = model.load_imagenet(checkpoint)
+            init_text = (f"ImageNet EfficientNet-B2 features ({Path(checkpoint).name}; "
+                         f"{len(skipped)} keys left out)")
+        else:                                           # Section III-B: PGN from ImageNet ViG
+            init_report = load_vig_weights(model, checkpoint)
+            if not init_report.loaded:
+                raise ValueError(f"checkpoint {checkpoint}: no tensor fits {arch} "
+                                 f"({init_report.summary()}); use a ViG checkpoint of the same size")
+            init_text = init_report.summary()
     res = train_tagger(model, data, rec, run_dir=run_dir_for(arch, kw, data, rec, amp, init),
                        device=device, amp=amp)
     scores, targets = predict_tagging(res.model, data.x_test, data.y_test, device=device, amp=amp)
@@ -415,7 +416,7 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
             "test accuracy": test.get("accuracy", float("nan")),
             "params": count_parameters(res.model)["trainable"], "train s": res.duration_s,
             "result": res, "items": items,
-            "init": init_report.summary() if init_report is not None else init_text}
+            "init": init_text}
 
 
 def held_out_metrics(targets: np.ndarray, scores: np.ndarray) -> dict[str, float]:

@@ -556,6 +556,39 @@ def test_chunks_and_threads_equal_one_pass(name, monkeypatch):
         torch.set_num_threads(threads)
 
 
+def test_the_caller_runs_serial_while_the_chunks_use_its_thread_count(monkeypatch):
+    # the front end's own whole-batch operations run on one intra-op thread (a libgomp team
+    # started there keeps spinning beside the pool threads); the chunks still go to as many
+    # pool threads as the caller had, and the caller's setting comes back afterwards
+    import threading
+
+    import audiorepro.frontends as fr
+
+    fe = make_frontend("logmel_64")
+    seen_in_check, fft_threads = [], set()
+    check = fe._check
+    monkeypatch.setattr(fe, "_check", lambda *a: seen_in_check.append(torch.get_num_threads()) or check(*a))
+    rfft = torch.fft.rfft
+    monkeypatch.setattr(torch.fft, "rfft", lambda *a, **k: fft_threads.add(threading.get_ident()) or rfft(*a, **k))
+    monkeypatch.setattr(fr, "CHUNK_FLOATS", 512 * 10)
+    runs = []
+    in_threads = fr._in_threads
+    monkeypatch.setattr(fr, "_in_threads", lambda tasks: runs.append(len(tasks)) or in_threads(tasks))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        fe(noise(1.0, 16000, batch=2))
+        assert seen_in_check == [1]
+        assert runs == [2] and threading.get_ident() not in fft_threads
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)  # one thread: no pool, the caller's own thread
+        fft_threads.clear()
+        fe(noise(1.0, 16000, batch=2))
+        assert fft_threads == {threading.get_ident()}
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_a_failing_chunk_raises_in_the_caller_and_restores_threads(monkeypatch):
     import audiorepro.frontends as fr
 

@@ -36,6 +36,7 @@ interrupted run leaves only complete files and resumes where it stopped.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -47,7 +48,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -327,13 +328,14 @@ class FrontEnd(nn.Module):
             raise TypeError(f"{type(self).__name__}: wave must be floating point, got {wave.dtype}")
         single = wave.dim() == 1
         x = wave.unsqueeze(0) if single else wave
-        self._check(x, single)
-        if x.shape[-1] < self.min_samples:
-            raise ValueError(f"{type(self).__name__}: wave of {x.shape[-1]} samples is shorter than "
-                             f"the {self.min_samples} samples this front end needs "
-                             f"({self.min_samples / self.sample_rate * 1000:.1f} ms); pad the clip "
-                             f"(ClipDataset(clip_seconds=...)) or drop it")
-        out = self._batch(x.float())
+        with _caller_serial(wave.device.type == "cpu" and not self.library):
+            self._check(x, single)
+            if x.shape[-1] < self.min_samples:
+                raise ValueError(f"{type(self).__name__}: wave of {x.shape[-1]} samples is shorter "
+                                 f"than the {self.min_samples} samples this front end needs "
+                                 f"({self.min_samples / self.sample_rate * 1000:.1f} ms); pad the "
+                                 f"clip (ClipDataset(clip_seconds=...)) or drop it")
+            out = self._batch(x.float())
         if self.time_major:
             out = out.transpose(-1, -2)
         return out[0] if single else out
@@ -363,6 +365,37 @@ _POOL_LOCK = threading.Lock()
 #: DataLoader worker) runs the chunks in its own thread (its parent's pool threads do not exist
 #: there; a child forked after the parent used the pool was seen to hang with 2 threads).
 _IMPORT_PID = os.getpid()
+
+
+#: Per calling thread: how many pool threads :func:`_frames_to_mel` may use while
+#: :func:`_caller_serial` holds the caller's own intra-op threads at one.
+_WIDTH = threading.local()
+
+
+@contextlib.contextmanager
+def _caller_serial(active: bool = True) -> Iterator[None]:
+    """Run the body with this thread at one intra-op thread; the chunks of :func:`_frames_to_mel`
+    still use the caller's ``torch.get_num_threads()`` pool threads.
+
+    Why: an operation on more than one thread starts an OpenMP (libgomp) team whose threads keep
+    spinning for milliseconds after it ends; a front end's own whole-batch operations (the finite
+    check, the mean removal) left such a thread spinning on one of the 2 cores while the pool
+    threads worked. Measured on the project's 2-core machine (8 x 10 s, 2 threads, best of 15):
+    bow_96 4,985x real time before, as fast as with ``OMP_WAIT_POLICY=PASSIVE`` (6,908x) after
+    (``benchmarks/bench_frontends.py`` has the current numbers). Operations the caller ran just
+    before the front end can still leave a spinning thread; nothing here can stop that.
+    """
+    n = torch.get_num_threads()
+    if not active or n == 1 or os.getpid() != _IMPORT_PID or getattr(_WIDTH, "n", 0):
+        yield
+        return
+    torch.set_num_threads(1)
+    _WIDTH.n = n
+    try:
+        yield
+    finally:
+        _WIDTH.n = 0
+        torch.set_num_threads(n)
 
 
 def _in_threads(tasks: list[Callable[[], None]]) -> None:
@@ -424,7 +457,8 @@ def _frames_to_mel(waves: torch.Tensor, n_frames: int,
     rows = max(1, min(N, CHUNK_FLOATS // n_fft)) if cpu else max(1, N)
     out = waves.new_empty(B, starts.shape[0], N)
     chunks = [(b, c0) for b in range(B) for c0 in range(0, N, rows)]
-    threads = torch.get_num_threads() if cpu and os.getpid() == _IMPORT_PID else 1
+    threads = (getattr(_WIDTH, "n", 0) or torch.get_num_threads()) \
+        if cpu and os.getpid() == _IMPORT_PID else 1
     parts = max(1, min(threads, len(chunks)))
     complex_dtype = torch.complex64 if waves.dtype == torch.float32 else torch.complex128
 

@@ -33,7 +33,8 @@ def _targets(n: int = 240, c: int = 6, seed: int = 0) -> np.ndarray:
 def _record(row: str, scores: np.ndarray, targets: np.ndarray, seed: int, group: str,
             table: str = "table2", dataset: str = "synthetic world", **extra) -> None:
     ids = [f"clip{i:04d}" for i in range(len(targets))]
-    R.record("thgcl", table, {"mAP": M.mean_average_precision(targets, scores)},
+    R.record("thgcl", table, {"mAP": M.mean_average_precision(targets, scores),
+                              "AUC": M.macro_roc_auc(targets, scores)},
              {"paper_row": row, "seed": seed, "run_group": group, **extra},
              dataset=dataset, scale="hand-made", profile="smoke",
              items=R.tagging_items(ids, scores, targets))
@@ -60,18 +61,19 @@ def _table2(kind: str) -> None:
 def test_decide_claims_from_hand_made_per_item_records(kind, verdict):
     _table2(kind)
     out = E.decide_claims("smoke", "book/thgcl/03_table2.ipynb")
-    assert out["claim"].tolist() == ["gauss-hawkes-best"]
-    row = out.iloc[0]
-    assert row["verdict"] == verdict
-    assert row["n_items"] == 240 and row["n_seeds"] == 3
-    if kind == "same":      # identical rows: a zero difference on every resample
-        assert row["effect"] == pytest.approx(0.0) and row["lo"] == pytest.approx(0.0)
-        assert row["hi"] == pytest.approx(0.0)
-    else:
-        assert (row["effect"] > 0.3) == (kind == "gap") and row["half-width"] < 0.2
+    assert out["claim"].tolist() == ["gauss-hawkes-best", "gauss-hawkes-best-auc"]  # mAP, AUC
+    for _, row in out.iterrows():
+        assert row["verdict"] == verdict
+        assert row["n_items"] == 240 and row["n_seeds"] == 3
+        if kind == "same":      # identical rows: a zero difference on every resample
+            assert row["effect"] == pytest.approx(0.0) and row["lo"] == pytest.approx(0.0)
+            assert row["hi"] == pytest.approx(0.0)
+        else:
+            assert (row["effect"] > 0.2) == (kind == "gap") and row["half-width"] < 0.2
     stored = R.claims_table(["thgcl"], profile="smoke").set_index("claim_id")
-    assert stored.loc["gauss-hawkes-best", "verdict"] == verdict
-    assert stored.loc["gauss-hawkes-best", "notebook"] == "thgcl/03_table2"
+    for claim in ("gauss-hawkes-best", "gauss-hawkes-best-auc"):
+        assert stored.loc[claim, "verdict"] == verdict
+        assert stored.loc[claim, "notebook"] == "thgcl/03_table2"
 
 
 def test_superseded_run_group_never_enters_the_verdict():

@@ -131,10 +131,10 @@ def plot_grid(df: pd.DataFrame, metric: str = "mAP_1s_valid", title: str = ""):
 
 
 def plot_curve(x: Sequence[float], runs: Mapping[str, Sequence[float]], paper: Mapping[str, float] | None = None,
-               xlabel: str = "", ylabel: str = "mAP", title: str = ""):
-    """Line plot of this run's curves (``runs``: label -> y per ``x``) with the paper's printed
-    points (``paper``: x label -> value) as labelled markers on a second axis (different data).
-    Returns the Figure."""
+               xlabel: str = "", ylabel: str = "mAP", title: str = "", paper_label: str = "paper (FSD50K)"):
+    """Line plot of this run's curves (``runs``: label -> y per ``x``) with the paper's points
+    (``paper``: x label -> value) as markers labelled ``paper_label`` on a second axis (different
+    data). Returns the Figure."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for lab, ys in runs.items():
         ax.plot(list(x), list(ys), marker="o", label=f"this run: {lab}")
@@ -143,7 +143,7 @@ def plot_curve(x: Sequence[float], runs: Mapping[str, Sequence[float]], paper: M
     if paper:
         ax2 = ax.twinx()
         ax2.scatter([float(k) for k in paper], list(paper.values()), marker="*", s=120, color="tab:red",
-                    label="paper (FSD50K)")
+                    label=paper_label)
         ax2.set_ylabel(f"{ylabel} (paper, FSD50K)", color="tab:red")
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()

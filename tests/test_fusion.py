@@ -696,3 +696,60 @@ def test_checkpoint_setup_recognises_official_files_and_names_the_paper_row(tmp_
     other.write_bytes(b"")
     with pytest.raises(FU.FusionError, match="my_model.pth"):
         EX.checkpoint_setup(other)
+
+
+# ------------------------------------------------------------------------------ random-init controls
+def test_random_controls_are_untrained_twins_of_the_trained_setups():
+    trained = [EX.BackboneSetup("CNN14-standin", "panns_cnn14_16k", weights="synthetic-pretrained",
+                                seconds="evar", crops="evar"),
+               EX.BackboneSetup("AST", "ast_base384_f10_t10_527", scale=0.5,
+                                build_kw={"checkpoint": "ast.pth"}),
+               EX.BackboneSetup("X-random", "crepe_tiny", weights="random")]
+    controls = EX.random_controls(trained, seed=3)
+    assert [c.label for c in controls] == ["CNN14-standin (random init)", "AST (random init)"]
+    cnn, ast = controls
+    assert cnn.weights == ast.weights == "random" and cnn.seed == ast.seed == 3
+    assert cnn.scale == "cpu"                       # the stand-in's size, not the full model
+    assert ast.scale == 0.5 and "checkpoint" not in ast.build_kw
+    assert (cnn.seconds, cnn.crops, cnn.build_kw) == ("evar", "evar", {})
+    assert cnn.weights_id != trained[0].weights_id
+
+
+def _control_pair(trained_acc, random_acc, n=60, seed=0):
+    """A trained run and its control on one task, two layers; layer 2 wins on validation."""
+    rng = np.random.default_rng(seed)
+    runs = {}
+    for label, weights, acc in (("A", "synthetic-pretrained", trained_acc),
+                                ("A (random init)", "random", random_acc)):
+        outputs, rows = {}, []
+        for layer, a in ((1, 0.1), (2, acc)):
+            vals = np.zeros((2, n))
+            vals[:, rng.permutation(n)[:int(round(a * n))]] = 1.0 / n
+            outputs[("ESC-50", layer)] = EX.TaskOutputs(np.array([f"c{i}" for i in range(n)]), [0, 1], vals)
+            rows.append({"task": "ESC-50", "layer": layer, "accuracy": a, "valid_accuracy": a})
+        runs[label] = EX.LayerwiseRun(EX.BackboneSetup(label, "crepe_tiny", weights=weights),
+                                      pd.DataFrame(rows), outputs)
+    return runs
+
+
+@pytest.mark.parametrize("trained, random_, reading", [(0.9, 0.3, "pre-training helps"),
+                                                       (0.3, 0.9, "random as good or better"),
+                                                       (0.5, 0.5, "cannot tell")])
+def test_pretraining_gain_table_reads_the_paired_interval(trained, random_, reading):
+    table = EX.pretraining_gain_table(_control_pair(trained, random_))
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row["trained: layer (valid)"] == row["random: layer (valid)"] == "#2"
+    assert row["difference"] == pytest.approx(trained - random_)
+    assert row["lo"] <= row["difference"] <= row["hi"] and row["reading"] == reading
+    assert row["n_items"] == 60 and row["n_seeds"] == 2
+    curves = EX.control_curves(_control_pair(trained, random_))
+    assert list(curves) == ["A"]
+    assert curves["A"][0].tolist() == pytest.approx([0.1, trained])
+    assert curves["A"][1].tolist() == pytest.approx([0.1, random_])
+
+
+def test_pretraining_gain_table_without_controls_is_empty():
+    runs = _control_pair(0.9, 0.3)
+    del runs["A (random init)"]
+    assert EX.pretraining_gain_table(runs).empty and EX.control_curves(runs) == {}

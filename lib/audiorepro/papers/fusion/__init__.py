@@ -19,14 +19,15 @@ from .experiments import (FC1_BASELINE, LAYER_CLAIMS, SELECTED_ON_TEST, Backbone
                           FusionComparison, LayerEmbedder, LayerwiseRun, LinearEvalResult,
                           TaskOutputs, accuracy_matrix, accuracy_record, cached_layerwise,
                           ast_norm_stats, cached_layerwise_outputs, checkpoint_setup, choose_fusion_layers,
-                          compare_fusion,
+                          compare_fusion, control_curves,
                           decide_claims, embed_table, fusion_layers, embed_tasks, evaluate_task, group_means,
                           latest_table3, layer_trend_bootstrap, layer_trend_table,
                           layer_trend_verdict, layerwise_accuracy, layerwise_runs, linear_eval,
-                          paper_layers, paper_table, paper_table4, peak_layers, peak_table, record_layerwise,
+                          paper_layers, paper_table, paper_table4, peak_layers, peak_table, pretraining_gain_table,
+                          random_controls, record_layerwise,
                           record_row, record_table3, resolution_table, seed_record, table3_frames, task_groups)
 from .prepare import EVAR_UNIT_SECONDS, evar_metadata, prepare_evar_layout
-from .figures import plot_fusion_gain, plot_layer_heatmap, plot_layer_heatmaps
+from .figures import plot_control_curves, plot_fusion_gain, plot_layer_heatmap, plot_layer_heatmaps
 from .model import (LATE_TASKS, PAPER_FUSION_LAYERS, PAPER_TASKS, FusionError, eq1_time_features,
                     eq2_fuse, eq3_pool, fused_embedding, layer_embeddings, layer_features)
 
@@ -42,11 +43,12 @@ __all__ = [
     "FC1_BASELINE", "LAYER_CLAIMS", "SELECTED_ON_TEST", "BackboneSetup", "FusedRow", "FusionComparison",
     "LayerEmbedder", "LayerwiseRun", "LinearEvalResult", "TaskOutputs", "accuracy_matrix",
     "accuracy_record", "ast_norm_stats", "cached_layerwise", "cached_layerwise_outputs", "checkpoint_setup", "choose_fusion_layers",
-    "compare_fusion", "decide_claims", "embed_table", "fusion_layers", "embed_tasks", "evaluate_task",
+    "compare_fusion", "control_curves", "decide_claims", "embed_table", "fusion_layers", "embed_tasks", "evaluate_task",
     "group_means", "latest_table3", "layer_trend_bootstrap", "layer_trend_table",
     "layer_trend_verdict", "layerwise_accuracy", "layerwise_runs", "linear_eval", "paper_layers",
-    "paper_table", "paper_table4", "peak_layers", "peak_table", "record_layerwise", "record_row",
+    "paper_table", "paper_table4", "peak_layers", "peak_table", "pretraining_gain_table",
+    "random_controls", "record_layerwise", "record_row",
     "record_table3", "resolution_table", "seed_record", "table3_frames", "task_groups",
     # figures
-    "plot_fusion_gain", "plot_layer_heatmap", "plot_layer_heatmaps",
+    "plot_control_curves", "plot_fusion_gain", "plot_layer_heatmap", "plot_layer_heatmaps",
 ]

@@ -927,6 +927,74 @@ def layerwise_runs(setups: Sequence[BackboneSetup], tables: Mapping[str, ClipTab
     return out
 
 
+def random_controls(setups: Sequence[BackboneSetup], seed: int = 0) -> list[BackboneSetup]:
+    """The random-initialisation control of every trained backbone of ``setups`` (weights
+    ``pretrained`` or ``synthetic-pretrained``): the same architecture at the same size (a
+    stand-in's ``"cpu"`` size), clip length, crops, taps and build options, weights drawn with
+    ``seed`` and never trained; labelled ``"<label> (random init)"``. What a layer-wise curve
+    owes to pre-training is its distance from its control's curve."""
+    out = []
+    for s in setups:
+        if s.weights == "random":
+            continue
+        scale = s._pretrain_scale() if s.weights == "synthetic-pretrained" else s.scale
+        kw = {k: v for k, v in s.build_kw.items() if k != "checkpoint"}
+        out.append(replace(s, label=f"{s.label} (random init)", weights="random", scale=scale,
+                           build_kw=kw, seed=int(seed)))
+    return out
+
+
+def _control_pairs(runs: Mapping[str, LayerwiseRun]) -> list[tuple[LayerwiseRun, LayerwiseRun]]:
+    """(trained run, its random-init control) for every control of :func:`random_controls`."""
+    pairs = []
+    for label, run in runs.items():
+        if run.setup.weights != "random" and f"{label} (random init)" in runs:
+            pairs.append((run, runs[f"{label} (random init)"]))
+    return pairs
+
+
+def control_curves(runs: Mapping[str, LayerwiseRun]) -> dict[str, tuple[pd.Series, pd.Series]]:
+    """{trained label: (its mean test accuracy over tasks per layer, its control's)}: the input
+    of :func:`~audiorepro.papers.fusion.figures.plot_control_curves`."""
+    return {t.setup.label: (t.acc.mean(axis=1), c.acc.mean(axis=1)) for t, c in _control_pairs(runs)}
+
+
+def pretraining_gain_table(runs: Mapping[str, LayerwiseRun], n_boot: int = 1000,
+                           level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Per trained backbone and task, what pre-training bought over the random-init control
+    (:func:`random_controls`): each model's test accuracy at its own layer chosen on validation,
+    the difference (trained - random, points of accuracy) with a ``level`` interval from a paired
+    bootstrap of the test clips (the same clips for both; accuracies averaged over the probe
+    seeds), and a reading: ``pre-training helps`` (interval above 0), ``random as good or
+    better`` (below 0) or ``cannot tell`` (straddles). Empty without any control in ``runs``."""
+    rows = []
+    rng = np.random.default_rng(seed)
+    for trained, control in _control_pairs(runs):
+        for task in trained.acc.columns:
+            if task not in control.acc.columns:
+                continue
+            picks = {}
+            for name, run in (("trained", trained), ("random", control)):
+                layer = run.acc_valid[task].idxmax()
+                out = run.outputs[(task, layer)]
+                picks[name] = (layer, out, out.values.sum(axis=1).mean())
+            (lt, ot, at), (lr, orand, ar) = picks["trained"], picks["random"]
+            if not np.array_equal(ot.ids, orand.ids):
+                raise FusionError(f"{task}: the control of {trained.setup.label} was tested on "
+                                  "other clips; rerun both on the same tables")
+            counts = stats.resample_counts(len(ot.ids), n_boot, rng)          # (B, N)
+            diff = (counts @ ot.values.T).mean(axis=1) - (counts @ orand.values.T).mean(axis=1)
+            lo, hi = stats.percentile_interval(diff, level)
+            reading = ("pre-training helps" if lo > 0 else "random as good or better" if hi < 0
+                       else "cannot tell")
+            rows.append({"backbone": trained.setup.label, "task": task,
+                         "trained: layer (valid)": f"#{lt}", "trained: test acc": at,
+                         "random: layer (valid)": f"#{lr}", "random: test acc": ar,
+                         "difference": at - ar, "lo": lo, "hi": hi, "n_items": len(ot.ids),
+                         "n_seeds": len(ot.seeds), "reading": reading})
+    return pd.DataFrame(rows)
+
+
 def seed_record(outputs: Mapping[str, TaskOutputs], seed: int,
                 tasks: Sequence[str] = PAPER_TASKS) -> tuple[dict[str, float], dict[str, Any]]:
     """Metrics and per-item outputs of one seed of one row: per task its accuracy (items:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from audiorepro.backbones.base import Tap
 
-__all__ = ["plot_layer_heatmap", "plot_layer_heatmaps", "plot_fusion_gain"]
+__all__ = ["plot_layer_heatmap", "plot_layer_heatmaps", "plot_fusion_gain", "plot_control_curves"]
 
 
 def plot_layer_heatmap(acc: pd.DataFrame, title: str, ax: Any = None,
@@ -65,3 +65,24 @@ def plot_fusion_gain(rows: pd.DataFrame, profile: str) -> Any:
     ax.legend(fontsize=8)
     ax.figure.tight_layout()
     return ax
+
+
+def plot_control_curves(curves: Mapping[str, tuple[pd.Series, pd.Series]], profile: str) -> Any:
+    """Per backbone, the test accuracy averaged over the tasks at each layer of the trained model
+    and of its random-init control (``curves``: label -> (trained, random) series indexed by
+    layer, from :class:`~audiorepro.papers.fusion.experiments.LayerwiseRun` ``.acc.mean(axis=1)``);
+    returns the figure."""
+    fig, axes = plt.subplots(1, max(1, len(curves)), figsize=(4.2 * max(1, len(curves)), 3.3),
+                             squeeze=False)
+    for ax, (label, (trained, random)) in zip(axes[0], curves.items()):
+        for series, style, name in ((trained, "-o", "trained"), (random, "--s", "random init")):
+            ax.plot(range(len(series)), 100 * series.to_numpy(dtype=float), style, ms=3, label=name)
+        ax.set_xticks(range(len(trained)), [f"#{l}" for l in trained.index], rotation=90, fontsize=7)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("mean test accuracy over tasks (%)")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"What pre-training adds per layer: trained vs random-init control, profile {profile}",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig

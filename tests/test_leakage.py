@@ -68,3 +68,26 @@ def test_a_shortcut_that_is_the_label_itself_is_named_not_probed(tmp_path):
     res = shortcut_probes(table).set_index("shortcut")
     assert res.loc["speaker", "verdict"] == "is the label" and pd.isna(res.loc["speaker", "accuracy"])
     assert res.loc["duration", "verdict"] == "no shortcut found"
+
+
+def test_unseen_values_get_the_majority_answer_whatever_the_class_balance_of_test(tmp_path):
+    # train: label b is the majority (12 clips of one speaker), label a comes from 10 speakers of
+    # one clip each; test: 20 a and 5 b, every speaker new. The speaker tells nothing about a new
+    # speaker, so the probe must score exactly the majority answer (b) - a fitted model left to
+    # itself answers the class its intercept favours (a here) and would show a +0.6 "shortcut".
+    rows = []
+    for i in range(22 + 25):
+        if i < 10:
+            label, split, spk = "a", "train", f"train-a{i}"
+        elif i < 22:
+            label, split, spk = "b", "train", "train-b"
+        else:
+            label, split, spk = ("a" if i < 42 else "b"), "test", f"test-{i}"
+        sf.write(tmp_path / f"c{i}.wav", np.full(800, 0.1, dtype="float32"), 8000)
+        rows.append({"clip_id": f"c{i}", "path": f"c{i}.wav", "split": split, "labels": label,
+                     "speaker": spk})
+    table = ClipTable(pd.DataFrame(rows), tmp_path, name="imbalanced")
+    res = shortcut_probes(table, shortcuts=("speaker",)).set_index("shortcut")
+    assert res.loc["speaker", "majority"] == pytest.approx(5 / 25)
+    assert res.loc["speaker", "accuracy"] == pytest.approx(5 / 25)
+    assert res.loc["speaker", "advantage"] == 0.0 and res.loc["speaker", "verdict"] == "no shortcut found"

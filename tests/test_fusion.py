@@ -753,3 +753,43 @@ def test_pretraining_gain_table_without_controls_is_empty():
     runs = _control_pair(0.9, 0.3)
     del runs["A (random init)"]
     assert EX.pretraining_gain_table(runs).empty and EX.control_curves(runs) == {}
+
+
+# ------------------------------------------------------------------------------ level equalisation
+def test_equalise_levels_removes_a_level_shortcut_and_keeps_the_layout(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from audiorepro.data.leakage import clip_statistics, shortcut_probes
+    from audiorepro.papers.fusion.data import equalise_levels
+
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path / "home"))
+    src = tmp_path / "sources" / "pkg"
+    src.mkdir(parents=True)
+    (tmp_path / "tasks").mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(80):
+        label = "ab"[i % 2]
+        amp = (0.3 if label == "a" else 0.03) * rng.uniform(0.8, 1.2)   # the level names the label
+        sf.write(src / f"c{i}.wav", (amp * rng.standard_normal(1600)).astype("float32"), 8000)
+        rows.append({"clip_id": f"c{i}", "path": f"../sources/pkg/c{i}.wav",
+                     "split": "test" if i >= 48 else "train", "labels": label})
+    rows[0].update(start_s=0.05, duration_s=0.1)            # a segment becomes a whole file
+    sf.write(src / "c1.wav", np.r_[np.zeros(1590), 0.9, -0.9, np.zeros(8)].astype("float32"), 8000)
+    table = ClipTable(pd.DataFrame(rows), tmp_path / "tasks", name="levels")
+    before = shortcut_probes(table, shortcuts=("level",)).set_index("shortcut")
+    assert before.loc["level", "verdict"] == "shortcut"
+    even = equalise_levels(table, level_db=-20.0, peak=0.99)
+    stats = clip_statistics(even)
+    assert "start_s" not in even.frame.columns and stats["duration_s"].iloc[0] == pytest.approx(0.1)
+    loud = stats.drop(index=1)["level_db"]
+    assert loud.min() == pytest.approx(-20.0, abs=0.05) and loud.max() == pytest.approx(-20.0, abs=0.05)
+    # the click of c1 would pass the ceiling at -20 dB RMS: turned down to peak 0.99 instead
+    c1, _ = sf.read(even.audio_path(1))
+    assert np.abs(c1).max() == pytest.approx(0.99, abs=1e-3) and stats["level_db"].iloc[1] < -20.0
+    assert even.frame["path"].iloc[2] == "../sources/pkg/c2.wav.flac"     # same relative layout
+    assert even.frame["labels"].tolist() == table.frame["labels"].tolist()
+    after = shortcut_probes(even, shortcuts=("level",)).set_index("shortcut")
+    assert after.loc["level", "verdict"] == "no shortcut found"
+    stamp = even.audio_path(2).stat().st_mtime_ns
+    assert equalise_levels(table, level_db=-20.0).audio_path(2).stat().st_mtime_ns == stamp  # reused

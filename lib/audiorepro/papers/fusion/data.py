@@ -58,7 +58,7 @@ from audiorepro.fileio import atomic_write_text
 
 from .prepare import EVAR_NAMES, prepare_evar_layout
 
-__all__ = ["shortcut_table", "user_task", "notebook_tasks", "project_path", "SAMPLE_RATE", "ANALOGUES", "EVAR_NAMES", "MUSIC_STYLES", "MUSIC_STYLE_COUNTS",
+__all__ = ["equalise_levels", "ANALOGUE_LEVEL_DB", "shortcut_table", "user_task", "notebook_tasks", "project_path", "SAMPLE_RATE", "ANALOGUES", "EVAR_NAMES", "MUSIC_STYLES", "MUSIC_STYLE_COUNTS",
            "TaskUnavailable", "subsample", "render_groove", "music_style_table", "fusion_tasks",
            "paper_tasks", "task_overview", "load_tasks"]
 
@@ -278,6 +278,57 @@ def _synthetic_fallback(paper_task: str, n_per_class: int, seed: int) -> ClipTab
     return ClipTable(frame.reset_index(drop=True), ev.root, [], f"synthetic_{ANALOGUES[paper_task]}")
 
 
+#: RMS level (dBFS, whole clip) every real analogue clip is brought to (:func:`equalise_levels`)
+ANALOGUE_LEVEL_DB = -20.0
+#: peak ceiling after the gain: a clip whose peak would pass it is turned down to it instead
+PEAK_CEILING = 0.99
+
+
+def equalise_levels(table: ClipTable, level_db: float = ANALOGUE_LEVEL_DB,
+                    peak: float = PEAK_CEILING) -> ClipTable:
+    """``table`` with every clip brought to the RMS level ``level_db`` (dBFS over the whole clip or
+    its ``start_s`` / ``duration_s`` segment; lower where the peak would pass ``peak``), written as
+    16-bit FLAC copies under ``cache/fusion/levelled/<key>/`` (key: ids, files' size and time,
+    level; reused while they are unchanged) at the same relative paths, so a path-derived
+    ``source`` stays what it was. Other columns are kept; segments become whole files.
+
+    Why: the shortcut probes (:func:`shortcut_table`) found the recording level alone predicting
+    the label of three analogues (VF's languages, GTZAN's drum styles, NSynth's instrument
+    families: their packages and instruments were recorded at different levels), so those
+    tasks partly measured the level, not the representation. EVAR feeds the real datasets as
+    recorded; this applies to the book's analogues only."""
+    f = table.frame.reset_index(drop=True)
+    stamps = []
+    for i in range(len(f)):
+        st = os.stat(table.audio_path(i))
+        stamps.append(f"{f['clip_id'].iloc[i]}|{f['path'].iloc[i]}|{st.st_size}|{st.st_mtime_ns}|"
+                      f"{f['start_s'].iloc[i] if 'start_s' in f.columns else ''}|"
+                      f"{f['duration_s'].iloc[i] if 'duration_s' in f.columns else ''}")
+    key = stable_digest({"clips": stamps, "level_db": float(level_db), "peak": float(peak)}, 16)
+    base = paths.cache_dir("fusion", "levelled", key)
+    depth = max((sum(1 for q in Path(str(x)).parts if q == "..") for x in f["path"]), default=0)
+    root = base.joinpath(*(["tables"] * depth)) if depth else base
+    target = 10 ** (level_db / 20)
+    rows = []
+    for i in range(len(f)):
+        rel = Path(str(f["path"].iloc[i]))
+        rel = rel if rel.suffix == ".flac" else rel.with_name(rel.name + ".flac")  # x.wav, x.ogg: two files
+        out = root / rel
+        if not out.is_file():
+            seg = {k: float(f[k].iloc[i]) for k in ("start_s", "duration_s")
+                   if k in f.columns and pd.notna(f[k].iloc[i])}
+            wave, sr = load_audio(table.audio_path(i), **seg)
+            rms = float(wave.double().square().mean().sqrt()) if wave.numel() else 0.0
+            gain = target / rms if rms > 0 else 1.0
+            top = float(wave.abs().max()) * gain if wave.numel() else 0.0
+            if top > peak:
+                gain *= peak / top
+            save_audio(out, wave * gain, sr)
+        rows.append(str(rel))
+    frame = f.drop(columns=[c for c in ("start_s", "duration_s") if c in f.columns]).assign(path=rows)
+    return ClipTable(frame, root, name=table.name)
+
+
 def fusion_tasks(names: list[str] | None = None, max_per_split: Mapping[str, int] | int | None = None,
                  synthetic_fallback: bool = True, synthetic_per_class: int = 12, seed: int = 0,
                  style_counts: Mapping[str, int] = MUSIC_STYLE_COUNTS, real_data: bool = True
@@ -316,7 +367,9 @@ def fusion_tasks(names: list[str] | None = None, max_per_split: Mapping[str, int
             except TaskUnavailable as exc2:
                 out[task] = exc2
                 continue
-        out[task] = subsample(table, max_per_split)
+            out[task] = subsample(table, max_per_split)
+            continue
+        out[task] = equalise_levels(subsample(table, max_per_split))
     return out
 
 

@@ -347,3 +347,17 @@ def test_load_table_world_or_a_users_clip_table(home):
     no_test.write(home / "no_test.csv")
     with pytest.raises(bow.BowError, match=r"no_test\.csv: no clip in split\(s\) \['test'\]"):
         bow.load_table(str(home / "no_test.csv"))
+
+
+def test_codebook_support_counts_fit_vectors_per_codeword(home):
+    ch = bow.compute_chunks(_table(home))
+    cfg = bow.BowConfig(ae_hidden=16, ae_epochs=1, ae_batch_size=64, kmeans_max_vectors=500)
+    pipe = bow.BowPipeline(ch, cfg, cache_root=home / "cache")
+    n = int(pipe.fit_mask.sum())
+    t = bow.codebook_support(pipe, [4, 64]).set_index(["family", "D"])
+    # patches: 120 per chunk, capped at 500 fit vectors; whole spectrogram: one per chunk
+    assert t.loc[("pat", 4), "fit vectors"] == min(120 * n, 500)
+    assert t.loc[("o", 64), "fit vectors"] == n and t.loc[("o", 64), "codebook"] == "thin"
+    assert t.loc[("o", 64), "vectors per codeword"] == round(n / 64, 1)
+    assert t.loc[("pat", 4), "codebook"] == ("filled" if min(120 * n, 500) >= 40 else "thin")
+    assert len(t) == 8

@@ -331,6 +331,29 @@ class BowPipeline:
         return bag_of_words(self.codes(codebook_size), codebook_size)
 
 
+#: fewer fit vectors per codeword than this: the codebook of that family and size is called thin
+MIN_VECTORS_PER_WORD = 10
+
+
+def codebook_support(pipeline: BowPipeline, codebook_sizes: Sequence[int],
+                     min_per_word: int = MIN_VECTORS_PER_WORD) -> pd.DataFrame:
+    """How well the data can fill each codebook: one row per family and D with the vectors per
+    chunk, the vectors k-means is fitted on (every fit-split chunk's, capped by
+    ``kmeans_max_vectors``), the vectors per codeword, and ``thin`` when fewer than
+    ``min_per_word`` (below 1: words that no vector can fill). The whole-spectrogram family has
+    one vector per chunk, so at a few thousand chunks its large codebooks are thin."""
+    cap = pipeline.config.kmeans_max_vectors
+    chunks = int(pipeline.fit_mask.sum())
+    rows = []
+    for fam, per_chunk in zip(FAMILIES, FAMILY_SIZES):
+        n = chunks * per_chunk if cap is None else min(chunks * per_chunk, int(cap))
+        for d in codebook_sizes:
+            rows.append({"family": fam, "D": int(d), "vectors per chunk": per_chunk, "fit vectors": n,
+                         "vectors per codeword": round(n / int(d), 1),
+                         "codebook": "thin" if n < min_per_word * int(d) else "filled"})
+    return pd.DataFrame(rows)
+
+
 def autoencoder_table(pipeline: BowPipeline, split: str = "valid") -> pd.DataFrame:
     """One row per family: vectors per second, input size, bottleneck, parameters of its
     (trained) autoencoder and the reconstruction MSE on ``split`` (column ``<split> MSE``)."""

@@ -622,6 +622,9 @@ def test_task_languages_and_captions(built, small_min):
     assert {"en", "es", "fr"} <= set(f.labels)
     assert "ru" not in set(f.labels)  # 4 KLettres clips only: below MIN_LANGUAGE_CLIPS (5 here)
     assert "pt" in set(f.labels)  # pt_BR folded into its base code
+    # the Asterisk prompts are split by voice: allison (en, es) only in test, june (fr) only in valid
+    voices = f[f.source == "asterisk"].groupby("speaker")["split"].unique()
+    assert voices.map(list).to_dict() == {"allison": ["test"], "june": ["valid"]}
     c = tasks.build_task("captions", root=built)
     assert len(c) == 12 and all(len(c.captions_of(i)) == 1 for i in range(len(c)))
 

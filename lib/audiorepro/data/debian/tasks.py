@@ -34,9 +34,11 @@ speakers           VoxCeleb (identification) Hedgewars voice pack = speaker; spl
 languages          VoxForge                  language of Asterisk prompts, Tux Paint spoken descriptions
                                              and KLettres letters/syllables (base code: ``pt_BR`` ->
                                              ``pt``); languages with >= 30 clips; split = the source
-                                             tables' content hashes (test prompts/stamps/letters unseen).
-                                             Speaker and language are confounded (one voice per language
-                                             and source), except Asterisk en/es (same speaker).
+                                             tables' content hashes (test prompts/stamps/letters unseen),
+                                             except the Asterisk prompts, split by voice: test =
+                                             LANGUAGE_TEST_VOICES, valid = LANGUAGE_VALID_VOICES
+                                             (a voice speaks one or two languages, so a voice seen in
+                                             training would name the language of its test prompts).
 affect             CREMA-D                   Hedgewars phrase groups (anger/happy/fear/pain/neutral) --
                                              a PROXY from what the phrase says, not rated emotion; split
                                              by voice pack: test = AFFECT_TEST_PACKS, valid =
@@ -70,6 +72,10 @@ AFFECT_TEST_PACKS = ("Pirate", "Robot", "Default_ru")
 AFFECT_VALID_PACKS = ("Surfer", "Default_pl")
 MIN_EVENT_CLIPS = 5
 MIN_LANGUAGE_CLIPS = 30
+#: Asterisk voices of the languages task's test and valid splits (the others train): allison
+#: speaks en and es, june fr; carlo (it) and ivrvoice_ru (ru) train
+LANGUAGE_TEST_VOICES = ("allison",)
+LANGUAGE_VALID_VOICES = ("june",)
 MIXTURE_COUNTS = {"train": 480, "valid": 80, "test": 160}
 MIXTURE_SECONDS = 5.0
 PITCH_EXCLUDED_FAMILIES = ("percussive", "sound_effects")
@@ -236,6 +242,9 @@ def _languages(root) -> pd.DataFrame:
         _take(kl, "klettres", kl.frame, [base_language(x) for x in kl.frame["language"]], ["language"]),
     ]
     frame = pd.concat(parts, ignore_index=True)
+    voice = frame["source"] == "asterisk"
+    frame.loc[voice, "split"] = ["test" if v in LANGUAGE_TEST_VOICES else "valid" if v in LANGUAGE_VALID_VOICES
+                                 else "train" for v in frame.loc[voice, "speaker"]]
     counts = frame["labels"].value_counts()
     return frame[frame["labels"].isin(counts[counts >= MIN_LANGUAGE_CLIPS].index)].reset_index(drop=True)
 

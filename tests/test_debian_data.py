@@ -606,13 +606,21 @@ def test_task_digits_voice_split(built):
     assert f.groupby("speaker")["split"].nunique().max() == 1
     # en and es asterisk prompts share the speaker allison
     assert f[f.source == "asterisk"].speaker.nunique() == 2
+    # test voices are unseen, but every test language is spoken in training by another voice
+    test, train = f[f.split == "test"], f[f.split == "train"]
+    assert set(test.speaker) == {"asterisk:allison", "asterisk:june"}
+    base = lambda langs: {tasks.base_language(x) for x in langs}   # noqa: E731
+    assert base(test.language) <= base(train.language)
 
 
 def test_task_affect_and_speakers(built):
     a = tasks.build_task("affect", root=built).frame
-    assert set(a[a.split == "test"].speaker) == {"Pirate", "Robot"}
-    assert set(a[a.split == "valid"].speaker) == {"Surfer"}
     assert set(a.labels) == {"anger", "happy", "fear", "pain", "neutral"}
+    # split by phrase: a phrase in one split only, every group with test phrases
+    assert a.groupby("phrase")["split"].nunique().max() == 1
+    several = {lab for lab, n in a.groupby("labels")["phrase"].nunique().items() if n >= 2}
+    assert several and set(a[a.split == "test"].labels) == several   # one-phrase groups: train only
+    assert not set(a[a.split == "test"].phrase) & set(a[a.split == "train"].phrase)
     s = tasks.build_task("speakers", root=built).frame
     assert (s.labels == s.speaker).all() and s.groupby("phrase")["split"].nunique().max() == 1
 
@@ -657,3 +665,15 @@ def test_overview_counts_splits_and_reports_unavailable_tasks(tmp_path):
     assert ov.loc["captions", "median_duration_s"] == 2.0
     assert ov.loc["drums", "status"].startswith("unavailable") and "hydrogen-drumkits" in ov.loc["drums", "status"]
     assert "GPL-2" in ov.loc["captions", "licences"]
+
+
+def test_phrase_split_by_hand():
+    # group x: 5 phrases -> 1 test, 1 valid, 3 train; group y: 2 phrases -> 1 test, 0 valid, 1 train
+    frame = pd.DataFrame({"labels": ["x"] * 5 + ["y"] * 2 + ["x"],
+                          "phrase": ["a", "b", "c", "d", "e", "f", "g", "a"]})
+    split = tasks.phrase_split(frame, "salt:")
+    per = pd.DataFrame({"labels": frame.labels, "phrase": frame.phrase, "split": split}).drop_duplicates()
+    assert per.groupby("phrase")["split"].nunique().max() == 1            # "a" twice, one split
+    x = per[per.labels == "x"]["split"].value_counts().to_dict()
+    y = per[per.labels == "y"]["split"].value_counts().to_dict()
+    assert x == {"test": 1, "valid": 1, "train": 3} and y == {"test": 1, "train": 1}

@@ -91,3 +91,15 @@ def test_unseen_values_get_the_majority_answer_whatever_the_class_balance_of_tes
     assert res.loc["speaker", "majority"] == pytest.approx(5 / 25)
     assert res.loc["speaker", "accuracy"] == pytest.approx(5 / 25)
     assert res.loc["speaker", "advantage"] == 0.0 and res.loc["speaker", "verdict"] == "no shortcut found"
+
+
+def test_a_label_fixed_by_the_phrase_leaks_only_when_test_phrases_were_heard(tmp_path):
+    table = _table(tmp_path, n=120)
+    table.frame["phrase"] = [f"{lab}-words{i % 3}" for i, lab in enumerate(table.frame["labels"])]
+    shared = shortcut_probes(table, shortcuts=("phrase",)).set_index("shortcut")
+    assert shared.loc["phrase", "verdict"] == "shortcut" and shared.loc["phrase", "accuracy"] == 1.0
+    table.frame["phrase"] = [f"{lab}-{split}-words{i % 3}" for i, (lab, split)
+                             in enumerate(zip(table.frame["labels"], table.frame["split"]))]
+    disjoint = shortcut_probes(table, shortcuts=("phrase",)).set_index("shortcut")
+    assert disjoint.loc["phrase", "advantage"] == 0.0
+    assert disjoint.loc["phrase", "verdict"] == "no shortcut found"

@@ -27,8 +27,12 @@ drums              instrument recognition    Hydrogen drum family (``other`` lef
                                              valid = VALID_KITS.
 digits             Speech Commands           spoken digits 0-9: Asterisk ``digits/0-9`` (5 languages)
                                              and Tux Paint spoken digits (~20 languages); split by voice
-                                             (``speaker`` = source:voice; hash 60/20/20), test voices
-                                             unseen.
+                                             (``speaker`` = source:voice): test = DIGITS_TEST_VOICES,
+                                             valid = DIGITS_VALID_VOICES (Asterisk voices whose
+                                             languages Tux Paint voices speak in train), the rest
+                                             train: test voices unseen; valid / test prompts in a
+                                             language no training voice speaks are left out (a digit
+                                             in a language never heard is another word).
 speakers           VoxCeleb (identification) Hedgewars voice pack = speaker; split by phrase (hash, every
                                              pack in every split; test phrases unseen).
 languages          VoxForge                  language of Asterisk prompts, Tux Paint spoken descriptions
@@ -41,8 +45,10 @@ languages          VoxForge                  language of Asterisk prompts, Tux P
                                              training would name the language of its test prompts).
 affect             CREMA-D                   Hedgewars phrase groups (anger/happy/fear/pain/neutral) --
                                              a PROXY from what the phrase says, not rated emotion; split
-                                             by voice pack: test = AFFECT_TEST_PACKS, valid =
-                                             AFFECT_VALID_PACKS (speaker-independent).
+                                             by phrase (:func:`phrase_split`: within each group, 20 %
+                                             of the phrases test, 20 % valid): test phrases unseen, so
+                                             a phrase's words cannot name its group; every voice pack
+                                             in every split (a pack speaks every group).
 instrument_family  NSynth                    GM family of the rendered FluidR3 notes; split by program
                                              (unseen instruments in test).
 pitch              Surge / NSynth pitch      MIDI pitch (36..84 step 2) of the rendered notes, families
@@ -66,10 +72,12 @@ import torch
 from ..audio import load_audio, save_audio
 from ..cliptable import ClipTable, ClipTableError
 from .build import data_root, load_source, source_dir
-from .common import SAMPLE_RATE, hash_split, stable_bucket
+from .common import SAMPLE_RATE, stable_bucket
 
-AFFECT_TEST_PACKS = ("Pirate", "Robot", "Default_ru")
-AFFECT_VALID_PACKS = ("Surfer", "Default_pl")
+#: Asterisk voices of the digits task's test and valid splits; every other voice trains. Their
+#: languages (en, es, fr; it, ru) are spoken in train by Tux Paint voices.
+DIGITS_TEST_VOICES = ("asterisk:allison", "asterisk:june")
+DIGITS_VALID_VOICES = ("asterisk:carlo", "asterisk:ivrvoice_ru")
 MIN_EVENT_CLIPS = 5
 MIN_LANGUAGE_CLIPS = 30
 #: Asterisk voices of the languages task's test and valid splits (the others train): allison
@@ -216,8 +224,11 @@ def _digits(root) -> pd.DataFrame:
     t = _take(tux, "tuxpaint", tf, tf["labels"], ["language"])
     t["speaker"] = "tuxpaint:" + tf["language"].to_numpy()
     frame = pd.concat([a, t], ignore_index=True)
-    frame["split"] = [hash_split("digits-voice:" + s, valid_pct=20, test_pct=20) for s in frame["speaker"]]
-    return frame
+    frame["split"] = ["test" if s in DIGITS_TEST_VOICES else "valid" if s in DIGITS_VALID_VOICES
+                      else "train" for s in frame["speaker"]]
+    lang = frame["language"].map(base_language)
+    heard = set(lang[frame["split"] == "train"])   # a digit in a language never heard: another word
+    return frame[(frame["split"] == "train") | lang.isin(heard)].reset_index(drop=True)
 
 
 def _speakers(root) -> pd.DataFrame:
@@ -253,9 +264,25 @@ def _affect(root) -> pd.DataFrame:
     hw = load_source("hedgewars", root=root)
     f = hw.frame[hw.frame["kind"] == "voice"]
     out = _take(hw, "hedgewars", f, f["affect"], ["speaker", "phrase"])
-    out["split"] = ["test" if s in AFFECT_TEST_PACKS else "valid" if s in AFFECT_VALID_PACKS
-                    else "train" for s in out["speaker"]]
+    out["split"] = phrase_split(out, "affect-phrase:").to_numpy()
     return out
+
+
+def phrase_split(frame: pd.DataFrame, salt: str, valid_share: float = 0.2,
+                 test_share: float = 0.2) -> pd.Series:
+    """Split of every row by its ``phrase``: within each label, the phrases ordered by the hash of
+    ``salt + phrase`` give the first ``ceil(test_share * n)`` to test, the next
+    ``ceil(valid_share * n)`` to valid (each at least one while two phrases are left for train),
+    the rest to train; a phrase lies in one split only (test phrases are never heard in training)."""
+    split_of: dict[str, str] = {}
+    for _, grp in frame.groupby("labels", sort=True):
+        phrases = sorted(set(grp["phrase"].astype(str)), key=lambda p: (stable_bucket(salt + p, 10**9), p))
+        n = len(phrases)
+        n_test = min(int(np.ceil(test_share * n)), max(0, n - 1))
+        n_valid = min(int(np.ceil(valid_share * n)), max(0, n - 1 - n_test))
+        for k, ph in enumerate(phrases):
+            split_of.setdefault(ph, "test" if k < n_test else "valid" if k < n_test + n_valid else "train")
+    return frame["phrase"].astype(str).map(split_of)
 
 
 def _instrument_family(root) -> pd.DataFrame:

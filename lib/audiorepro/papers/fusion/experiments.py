@@ -1143,7 +1143,8 @@ def decide_claims(profile: str, notebook: str | None = None,
     """Decide and register this chapter's claims (``claim_ids``: only these; default all).
 
     Comparison claims: :func:`audiorepro.results.evaluate_claim` from the records of the latest
-    run group of ``profile`` (paired bootstrap over test clips, seeds combined). The layer-wise
+    run group of ``profile`` (paired bootstrap over test clips, seeds combined); claims on the
+    ``layerwise`` table only when named in ``claim_ids`` (notebook 01 decides them). The layer-wise
     claims (:data:`LAYER_CLAIMS`): :func:`layer_trend_bootstrap` on the ``layerwise`` runs that
     count for the claim (skipped when none ran). Returns one row per decided claim: ``claim,
     verdict, effect, lo, hi, n items, n seeds, evidence``.
@@ -1153,6 +1154,8 @@ def decide_claims(profile: str, notebook: str | None = None,
         cid = c["id"]
         if claim_ids is not None and cid not in claim_ids:
             continue
+        if claim_ids is None and c["test"].get("table") == "layerwise":
+            continue            # layer-wise records are notebook 01's: decided there, by id
         if c["test"]["kind"] != "manual":
             v = results.evaluate_claim("fusion", cid, profile=profile, register=True,
                                        notebook=notebook)

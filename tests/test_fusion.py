@@ -576,6 +576,10 @@ def test_layer_claim_decided_by_bootstrap_of_peak_positions(tmp_path, monkeypatc
     control = EX.BackboneSetup("C-random", "crepe_tiny", weights="random")
     assert not any(rule(control) for rule in EX.LAYER_CLAIMS.values())
     assert EX.LAYER_CLAIMS["layers-task-dependent"](EX.BackboneSetup("C", "crepe_tiny"))
+    official = EX.LAYER_CLAIMS["paper-layers-task-dependent"]   # the paper's three models only
+    assert official(EX.BackboneSetup("VGGish", "vggish_harritaylor_core"))
+    assert not official(EX.BackboneSetup("C", "crepe_tiny"))
+    assert not official(EX.BackboneSetup("V", "vggish_harritaylor_core", weights="synthetic-pretrained"))
     only = EX.decide_claims("smoke", claim_ids=["standin-layers-task-dependent"],
                             layerwise={"A": clear}, dataset="d", scale="s")
     assert only["verdict"].iloc[0] == "reproduced"

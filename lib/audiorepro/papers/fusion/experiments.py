@@ -1133,6 +1133,7 @@ def _layer_claim(claim_id: str, runs: Sequence[LayerwiseRun], profile: str, data
 LAYER_CLAIMS: dict[str, Callable[[BackboneSetup], bool]] = {
     "standin-layers-task-dependent": lambda s: s.weights == "synthetic-pretrained",
     "layers-task-dependent": lambda s: s.weights == "pretrained" and s.backbone.startswith("crepe"),
+    "paper-layers-task-dependent": lambda s: s.weights == "pretrained" and s.backbone in PAPER_BACKBONES,
 }
 
 

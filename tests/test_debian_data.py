@@ -627,12 +627,16 @@ def test_task_affect_and_speakers(built):
 
 def test_task_languages_and_captions(built, small_min):
     f = tasks.build_task("languages", root=built).frame
-    assert {"en", "es", "fr"} <= set(f.labels)
+    assert {"en", "fr"} <= set(f.labels)
     assert "ru" not in set(f.labels)  # 4 KLettres clips only: below MIN_LANGUAGE_CLIPS (5 here)
-    assert "pt" in set(f.labels)  # pt_BR folded into its base code
-    # the Asterisk prompts are split by voice: allison (en, es) only in test, june (fr) only in valid
-    voices = f[f.source == "asterisk"].groupby("speaker")["split"].unique()
-    assert voices.map(list).to_dict() == {"allison": ["test"], "june": ["valid"]}
+    assert "es" not in set(f.labels)  # spoken by allison only: one voice would name the language
+    # split by voice: a voice in one split only, every language with a test voice and a training
+    # voice; allison (Asterisk) in test, june in valid
+    assert f.groupby("speaker")["split"].nunique().max() == 1
+    per = f.groupby("labels")["split"].unique().map(set)
+    assert all({"test", "train"} <= s for s in per)
+    assert set(f[f.speaker == "asterisk:allison"].split) == {"test"}
+    assert set(f[f.speaker == "asterisk:june"].split) == {"valid"}
     c = tasks.build_task("captions", root=built)
     assert len(c) == 12 and all(len(c.captions_of(i)) == 1 for i in range(len(c)))
 
@@ -677,3 +681,15 @@ def test_phrase_split_by_hand():
     x = per[per.labels == "x"]["split"].value_counts().to_dict()
     y = per[per.labels == "y"]["split"].value_counts().to_dict()
     assert x == {"test": 1, "valid": 1, "train": 3} and y == {"test": 1, "train": 1}
+
+
+def test_voice_split_by_hand():
+    # x: 3 voices (one fixed to test) -> 1 valid, 1 train; y: 2 voices -> 1 test, 1 train;
+    # z: 1 voice -> dropped; w: 2 voices both fixed to test -> no training voice: dropped
+    frame = pd.DataFrame({"labels": list("xxxyyzww"),
+                          "speaker": ["a", "b", "c", "d", "e", "f", "g", "h"]})
+    split = tasks.voice_split(frame, {"a": "test", "g": "test", "h": "test"})
+    per = dict(zip(frame.speaker, split))
+    assert per["a"] == "test" and sorted([per["b"], per["c"]]) == ["train", "valid"]
+    assert sorted([per["d"], per["e"]]) == ["test", "train"]
+    assert all(pd.isna(per[v]) for v in "fgh")

@@ -37,12 +37,13 @@ speakers           VoxCeleb (identification) Hedgewars voice pack = speaker; spl
                                              pack in every split; test phrases unseen).
 languages          VoxForge                  language of Asterisk prompts, Tux Paint spoken descriptions
                                              and KLettres letters/syllables (base code: ``pt_BR`` ->
-                                             ``pt``); languages with >= 30 clips; split = the source
-                                             tables' content hashes (test prompts/stamps/letters unseen),
-                                             except the Asterisk prompts, split by voice: test =
-                                             LANGUAGE_TEST_VOICES, valid = LANGUAGE_VALID_VOICES
-                                             (a voice speaks one or two languages, so a voice seen in
-                                             training would name the language of its test prompts).
+                                             ``pt``); languages with >= 30 clips; split by voice
+                                             (:func:`voice_split`; a voice = an Asterisk speaker, or
+                                             one package's recordings of one language): per language
+                                             one test voice, one valid voice where there are three,
+                                             the rest train; Asterisk's allison (en, es) test, june (fr)
+                                             valid; languages spoken by one voice only are left out
+                                             (their voice would name them).
 affect             CREMA-D                   Hedgewars phrase groups (anger/happy/fear/pain/neutral) --
                                              a PROXY from what the phrase says, not rated emotion; split
                                              by phrase (:func:`phrase_split`: within each group, 20 %
@@ -253,11 +254,36 @@ def _languages(root) -> pd.DataFrame:
         _take(kl, "klettres", kl.frame, [base_language(x) for x in kl.frame["language"]], ["language"]),
     ]
     frame = pd.concat(parts, ignore_index=True)
-    voice = frame["source"] == "asterisk"
-    frame.loc[voice, "split"] = ["test" if v in LANGUAGE_TEST_VOICES else "valid" if v in LANGUAGE_VALID_VOICES
-                                 else "train" for v in frame.loc[voice, "speaker"]]
     counts = frame["labels"].value_counts()
-    return frame[frame["labels"].isin(counts[counts >= MIN_LANGUAGE_CLIPS].index)].reset_index(drop=True)
+    frame = frame[frame["labels"].isin(counts[counts >= MIN_LANGUAGE_CLIPS].index)].reset_index(drop=True)
+    # one voice per package and language (Tux Paint, KLettres); Asterisk names its voices
+    frame["speaker"] = np.where(frame["source"] == "asterisk", "asterisk:" + frame["speaker"].astype(str),
+                                frame["source"] + ":" + frame["labels"].astype(str))
+    frame["split"] = voice_split(frame, {**{f"asterisk:{v}": "test" for v in LANGUAGE_TEST_VOICES},
+                                         **{f"asterisk:{v}": "valid" for v in LANGUAGE_VALID_VOICES}})
+    return frame[frame["split"].notna()].reset_index(drop=True)
+
+
+def voice_split(frame: pd.DataFrame, fixed: dict[str, str], salt: str = "language-voice:") -> pd.Series:
+    """Split of every row by its voice (``speaker``) within its label (``labels``): ``fixed`` voices
+    keep their split; of the others, ordered by the hash of ``salt + voice``, the first goes to
+    test and the next to valid when the label has no such voice yet and one more is left, the
+    rest to train. A label with fewer than two voices, or none left in train, is dropped (None):
+    its test clips would be spoken by a training voice, or the label never heard in training."""
+    out = pd.Series(None, index=frame.index, dtype=object)
+    for _, grp in frame.groupby("labels", sort=True):
+        voices = sorted(set(grp["speaker"]), key=lambda v: (stable_bucket(salt + v, 10**9), v))
+        if len(voices) < 2:
+            continue
+        split = {v: fixed.get(v) for v in voices}
+        free = [v for v in voices if split[v] is None]
+        for name in ("test", "valid"):
+            if name not in split.values() and len(free) >= 2:
+                split[free.pop(0)] = name
+        split.update({v: "train" for v in free})
+        if "train" in split.values():
+            out[grp.index] = grp["speaker"].map(split).to_numpy()
+    return out
 
 
 def _affect(root) -> pd.DataFrame:

@@ -361,3 +361,29 @@ def test_codebook_support_counts_fit_vectors_per_codeword(home):
     assert t.loc[("o", 64), "vectors per codeword"] == round(n / 64, 1)
     assert t.loc[("pat", 4), "codebook"] == ("filled" if min(120 * n, 500) >= 40 else "thin")
     assert len(t) == 8
+
+
+@pytest.mark.parametrize("family", list(bow.TABLE1_FAMILIES))
+def test_table1_families_take_one_second_of_audio_and_give_logits(family):
+    net = bow.build_family(family, num_classes=7, width=0.125).eval()
+    x = net.prepare(0.1 * torch.randn(2, 16000))
+    assert x.shape == (2, 96, 100)                           # the paper's front end, 1 s
+    out = net(x)
+    assert out["logits"].shape == (2, 7) and out["embedding"].shape == (2, net.embed_dim)
+    wide = sum(p.numel() for p in bow.build_family(family, 7, 0.25).parameters())
+    assert wide > sum(p.numel() for p in net.parameters())     # width scales the network
+
+
+def test_table1_baselines_share_the_heads_budget_and_train_a_family(home):
+    rows = bow.table1_baselines(0.125, epochs=4, patience=2, loss="huber", batch_size=16)
+    assert list(rows) == [f"{f} (trained here)" for f in bow.TABLE1_FAMILIES]
+    assert {(b.epochs, b.patience, b.loss, b.batch_size) for b in rows.values()} == {(4, 2, "huber", 16)}
+    assert "CNN14 (trained here)" in bow.table1_baselines(0.125, cnn_scale=0.0625)
+    with pytest.raises(bow.BowError, match="unknown famil"):
+        bow.table1_baselines(families=("LSTM",))
+    ch = bow.compute_chunks(_table(home))
+    cfg = bow.BaselineConfig("ResNet-18", 0.125, epochs=1, batch_size=8, loss="huber")
+    res = bow.train_baseline(bow.chunk_waves(ch), ch, cfg)
+    assert res.scores["test"].shape[1] == ch.chunk_targets().shape[1] and 0 <= res.metrics["mAP_clip_test"] <= 1
+    with pytest.raises(bow.BowError, match="loss"):
+        bow.train_baseline(bow.chunk_waves(ch), ch, bow.BaselineConfig("CRNN", 0.125, loss="mse"))

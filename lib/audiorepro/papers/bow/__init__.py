@@ -19,8 +19,9 @@ Where each part lives:
 
 Notebooks: ``from audiorepro.papers import bow`` and ``bow.<name>`` for the names below.
 """
+from .baselines import TABLE1_FAMILIES, build_family
 from .data import PAPER_SOURCE, SPLITS, ChunkSet, chunk_waves, compute_chunks, load_table
-from .experiments import (CHAPTER, CLAIM_METRIC, NOTEBOOK_CLAIMS, clip_items, decide_claims, grid_claim_runs,
+from .experiments import (BASELINE_LOSSES, CHAPTER, CLAIM_METRIC, NOTEBOOK_CLAIMS, clip_items, decide_claims, grid_claim_runs,
                           masking_claim_probabilities, masking_claim_runs, record_seed_runs, seed_table,
                           table1_models, row_summary, RAW_COUNTS_ROW, GRID_KEYS, BaselineConfig, BowConfig, BowPipeline, HeadConfig, HeadResult,
                           MissingRecordError, autoencoder_table, best_config, best_per, codeword_usage,
@@ -53,6 +54,8 @@ __all__ = [
     "record_beyond", "stored_best_config", "stored_best_masking", "CHAPTER", "CLAIM_METRIC", "NOTEBOOK_CLAIMS",
     "clip_items", "record_seed_runs", "seed_table", "table1_models", "grid_claim_runs", "masking_claim_probabilities",
     "masking_claim_runs", "decide_claims", "row_summary", "RAW_COUNTS_ROW",
+    # Table I baseline families
+    "TABLE1_FAMILIES", "build_family", "BASELINE_LOSSES",
     # figures
     "plot_families", "plot_reconstructions", "plot_codeword_usage", "plot_counts", "plot_grid", "plot_curve",
     "plot_table1",

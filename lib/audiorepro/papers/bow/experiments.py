@@ -35,7 +35,7 @@ import dataclasses
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -55,6 +55,7 @@ from audiorepro.results import load_records, paper_numbers, record
 from audiorepro.results.items import ItemSet
 from audiorepro.training import TrainConfig, fit, pick_device, predict
 
+from .baselines import TABLE1_FAMILIES, build_family
 from .data import CACHE_CODE, PAPER_SOURCE, ChunkSet, chunk_waves, save_npz
 from .model import (FAMILIES, FAMILY_SIZES, BackboneProbabilities, BowError, BowTagger, PatchAutoencoder,
                     PatchSpec, VQAutoencoder, assign_codes, bag_of_words, clip_pool, extract_patches,
@@ -773,14 +774,19 @@ def run_beyond(pipeline: BowPipeline, codebook_size: int, config: HeadConfig, bi
 # ================================================================================ Table I: CNN / AST baselines on the same chunks
 @dataclass
 class BaselineConfig:
-    """A shared backbone trained from scratch on the 1 s chunks (Table I baselines).
+    """A network trained from scratch on the 1 s chunks (Table I baselines).
 
     Attributes:
-        name: registry name (``panns_cnn14_16k``, ``ast_base384_f10_t10_527``, ...).
-        scale: width preset or multiplier of :func:`~audiorepro.backbones.build_backbone`.
-        build_kwargs: extra builder options (AST: ``{"input_tdim": 100}`` for 1 s inputs).
-        epochs, batch_size, lr, patience, seed: Adam training with binary cross-entropy (the
-            loss of the FSD50K baselines), early stopping on validation 1 s mAP.
+        name: a Table I family of :data:`~audiorepro.papers.bow.baselines.TABLE1_FAMILIES`
+            (``CRNN``, ``VGG-like``, ``ResNet-18``, ``DenseNet-121``, ``Transformer``) or a
+            shared backbone's registry name (``panns_cnn14_16k``, ``ast_base384_f10_t10_527``).
+        scale: width multiplier (a family; 1.0 = its usual width) or the width preset /
+            multiplier of :func:`~audiorepro.backbones.build_backbone`.
+        build_kwargs: extra builder options of a shared backbone (AST: ``{"input_tdim": 100}``).
+        epochs, batch_size, lr, patience, seed: Adam training, early stopping on validation 1 s
+            mAP.
+        loss: ``huber`` (the bag-of-codewords head's loss on sigmoid outputs: like for like in
+            Table I) or ``bce`` (binary cross-entropy, the FSD50K baselines' own loss).
         amp: mixed precision (:attr:`audiorepro.training.TrainConfig.amp`).
     """
 
@@ -792,19 +798,31 @@ class BaselineConfig:
     lr: float = 1e-3
     patience: int | None = 2
     seed: int = 0
+    loss: str = "bce"
     amp: Any = False
 
 
-def table1_baselines(cnn_scale: Any = 0.125, ast_scale: Any = "cpu", epochs: int = 3,
-                     patience: int | None = 2) -> dict[str, BaselineConfig]:
-    """The two baselines of the book's Table I under their row names (the names the claims
-    ``beats-cnns`` / ``below-transformer`` compare): CNN14 (PANNs, waveform input) and AST built
-    for 100-frame (1 s) inputs."""
-    return {
-        "CNN14 (trained here)": BaselineConfig("panns_cnn14_16k", cnn_scale, {}, epochs,
-                                                          patience=patience),
-        "AST (trained here)": BaselineConfig("ast_base384_f10_t10_527", ast_scale, {"input_tdim": 100},
-                                                        epochs, patience=patience)}
+def table1_baselines(family_scale: float = 0.25, epochs: int = 3, patience: int | None = 2,
+                     loss: str = "huber", batch_size: int = 32,
+                     families: Sequence[str] = tuple(TABLE1_FAMILIES),
+                     cnn_scale: Any = None, ast_scale: Any = None) -> dict[str, BaselineConfig]:
+    """The baselines of the book's Table I under their row names (``"<family> (trained here)"``,
+    the rows the claims ``beats-cnns`` / ``below-transformer`` compare): the paper's baseline
+    families (:mod:`audiorepro.papers.bow.baselines`) at width ``family_scale``, each with the
+    same ``epochs``, ``patience``, ``batch_size`` and ``loss`` (give the bag-of-codewords head's, so
+    every row has one budget, one loss and one early stopping). ``cnn_scale`` / ``ast_scale`` (not
+    None) add the shared CNN14 (waveform input) and AST (100-frame input) backbones as two more
+    rows at those sizes."""
+    unknown = [f for f in families if f not in TABLE1_FAMILIES]
+    if unknown:
+        raise BowError(f"table1_baselines: unknown famil(ies) {unknown}; known: {list(TABLE1_FAMILIES)}")
+    kw = dict(epochs=epochs, batch_size=batch_size, patience=patience, loss=loss)
+    rows = {f"{fam} (trained here)": BaselineConfig(fam, float(family_scale), **kw) for fam in families}
+    if cnn_scale is not None:
+        rows["CNN14 (trained here)"] = BaselineConfig("panns_cnn14_16k", cnn_scale, **kw)
+    if ast_scale is not None:
+        rows["AST (trained here)"] = BaselineConfig("ast_base384_f10_t10_527", ast_scale, {"input_tdim": 100}, **kw)
+    return rows
 
 
 def train_baseline(waves: np.ndarray, chunks: ChunkSet, config: BaselineConfig = BaselineConfig(),
@@ -820,7 +838,12 @@ def train_baseline(waves: np.ndarray, chunks: ChunkSet, config: BaselineConfig =
     dev = pick_device(device)
     y = torch.from_numpy(chunks.chunk_targets().astype(np.float32))
     torch.manual_seed(config.seed)
-    net = build_backbone(config.name, scale=config.scale, num_classes=y.shape[1], **config.build_kwargs)
+    if config.loss not in BASELINE_LOSSES:
+        raise BowError(f"BaselineConfig.loss={config.loss!r}; choose one of {sorted(BASELINE_LOSSES)}")
+    if config.name in TABLE1_FAMILIES:
+        net = build_family(config.name, y.shape[1], float(config.scale))
+    else:
+        net = build_backbone(config.name, scale=config.scale, num_classes=y.shape[1], **config.build_kwargs)
     x = torch.from_numpy(w)
     if getattr(net, "input_kind", "wave") != "wave":
         net.to(dev)
@@ -829,7 +852,8 @@ def train_baseline(waves: np.ndarray, chunks: ChunkSet, config: BaselineConfig =
     model = BackboneProbabilities(net)
     tr, va = chunks.chunk_mask("train"), chunks.chunk_mask("valid")
     ds = lambda m: TensorDataset(x[torch.from_numpy(m)], y[torch.from_numpy(m)])  # noqa: E731
-    res = _fit_cached(model, ds(tr), ds(va), loss_fn=_bce, config=_tagging_fit_config(config, False), task="tagging",
+    res = _fit_cached(model, ds(tr), ds(va), loss_fn=BASELINE_LOSSES[config.loss],
+                      config=_tagging_fit_config(config, False), task="tagging",
               run_dir=run_dir, device=dev)
     model = res.model.eval()
     metrics, scores = _score_splits(model, ds, chunks, eval_splits, 64, dev, config.amp)
@@ -842,6 +866,11 @@ def _bce(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     ``binary_cross_entropy`` under CUDA autocast)."""
     with torch.autocast(probs.device.type, enabled=False):
         return F.binary_cross_entropy(probs.float().clamp(1e-7, 1 - 1e-7), target.float())
+
+
+#: loss of a baseline (:attr:`BaselineConfig.loss`) -> function of (probabilities, targets)
+BASELINE_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "bce": _bce, "huber": huber_loss}
 
 
 def run_table1(pipeline: BowPipeline, codebook_size: int, head: HeadConfig, baselines: Mapping[str, BaselineConfig],
@@ -866,7 +895,9 @@ def table1_models(head: HeadConfig, cell: Mapping[str, Any], baselines: Mapping[
     """Row of Table I -> the model that really ran (recorded as ``model``)."""
     out = {"Bag of codewords": f"bag of codewords ({paper_row_of(cell)}, masking p={head.mask_p:g}), Huber"}
     for row, b in baselines.items():
-        out[row] = f"{b.name} scale {b.scale}, from scratch, BCE"
+        size = f"width x{b.scale}" if b.name in TABLE1_FAMILIES else f"{b.name} scale {b.scale}"
+        out[row] = f"{b.name.split('_')[0] if b.name not in TABLE1_FAMILIES else b.name} ({size}), from scratch, " \
+                   f"{'Huber' if b.loss == 'huber' else 'BCE'}, at most {b.epochs} epochs"
     return out
 
 

@@ -387,3 +387,18 @@ def test_table1_baselines_share_the_heads_budget_and_train_a_family(home):
     assert res.scores["test"].shape[1] == ch.chunk_targets().shape[1] and 0 <= res.metrics["mAP_clip_test"] <= 1
     with pytest.raises(bow.BowError, match="loss"):
         bow.train_baseline(bow.chunk_waves(ch), ch, bow.BaselineConfig("CRNN", 0.125, loss="mse"))
+
+
+def test_min_vectors_per_word_caps_thin_codebooks_and_leaves_the_rest_unused(home):
+    ch = bow.compute_chunks(_table(home))
+    cfg = bow.BowConfig(ae_hidden=16, ae_epochs=1, ae_batch_size=64, min_vectors_per_word=4)
+    pipe = bow.BowPipeline(ch, cfg, cache_root=home / "cache")
+    n = int(pipe.fit_mask.sum())                     # one whole-spectrogram vector per chunk
+    t = bow.codebook_support(pipe, [8]).set_index("family")
+    assert t.loc["o", "words fitted"] == max(1, min(8, n // 4)) and "capped from 8" in t.loc["o", "codebook"]
+    assert t.loc["pat", "words fitted"] == 8          # 120 vectors per chunk: enough for 8 words
+    codes = pipe.codes(8)
+    assert int(codes["o"].max()) < t.loc["o", "words fitted"]     # the unused slots never win
+    assert pipe.counts(8).shape[1] == 4 * 8                       # the count vector keeps 4 D
+    # the paper's setting (None) keeps the cache key it had
+    assert "min_vectors_per_word" not in bow.BowConfig().kmeans_fields()

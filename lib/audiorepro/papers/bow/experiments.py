@@ -117,6 +117,11 @@ class BowConfig:
         kmeans_max_vectors: at most this many training latents per family fit k-means.
         minibatch_above: ``MiniBatchKMeans`` above this many vectors, ``KMeans`` below.
         kmeans_max_iter: k-means (Lloyd) iterations at most (30: enough on the book data, *ours*).
+        min_vectors_per_word: ``None`` (the paper): every family's codebook has D words. A number
+            n (*ours*, the book): a family with fewer than n fit vectors per word gets
+            ``fit vectors // n`` words instead (the rest of its D slots stay unused), so no
+            codebook is fitted on a vector or two per word (the whole-spectrogram family has one
+            vector per chunk); :func:`codebook_support` shows which.
         fit_splits: splits whose chunks train autoencoders and k-means (paper: training data).
         seed: sampling / initialisation seed.
         patch: the patch geometry.
@@ -135,6 +140,7 @@ class BowConfig:
     kmeans_max_vectors: int | None = 100000
     minibatch_above: int = 20000
     kmeans_max_iter: int = 30
+    min_vectors_per_word: int | None = None
     fit_splits: tuple[str, ...] = ("train",)
     seed: int = 0
     patch: PatchSpec = PatchSpec()
@@ -151,12 +157,27 @@ class BowConfig:
     def ae_fields(self) -> dict:
         """The fields that determine the autoencoders (all but the k-means ones)."""
         d = asdict(self)
-        for k in ("kmeans_max_vectors", "minibatch_above", "kmeans_max_iter"):
+        for k in KMEANS_FIELDS:
             d.pop(k)
         return d
 
     def kmeans_fields(self) -> dict:
-        return {k: getattr(self, k) for k in ("kmeans_max_vectors", "minibatch_above", "kmeans_max_iter")}
+        """The k-means fields (``min_vectors_per_word`` only when set: the paper's codebooks keep
+        the cache key they had)."""
+        d = {k: getattr(self, k) for k in KMEANS_FIELDS}
+        if d["min_vectors_per_word"] is None:
+            d.pop("min_vectors_per_word")
+        return d
+
+    def words(self, n_vectors: int, codebook_size: int) -> int:
+        """Words fitted for a family of ``n_vectors`` fit vectors at D = ``codebook_size``."""
+        if self.min_vectors_per_word is None:
+            return int(codebook_size)
+        return max(1, min(int(codebook_size), int(n_vectors) // int(self.min_vectors_per_word)))
+
+
+#: the :class:`BowConfig` fields that determine only the codebooks
+KMEANS_FIELDS = ("kmeans_max_vectors", "minibatch_above", "kmeans_max_iter", "min_vectors_per_word")
 
 
 class BowPipeline:
@@ -308,8 +329,11 @@ class BowPipeline:
             warnings.warn(f"BowPipeline: family {family!r} has {len(lat)} training latents for D={int(codebook_size)} "
                           f"codewords: its codebook holds these latents and {int(codebook_size) - len(lat)} unused "
                           "words (a dataset this small cannot fill the codebook)", stacklevel=2)
-        cent = fit_kmeans(lat, int(codebook_size), seed=c.seed, minibatch_above=c.minibatch_above,
+        words = c.words(len(lat), codebook_size)
+        cent = fit_kmeans(lat, words, seed=c.seed, minibatch_above=c.minibatch_above,
                           max_iter=c.kmeans_max_iter, fewer="repeat")
+        if words < int(codebook_size):   # unused slots: copies of word 0 (ties go to the lowest index)
+            cent = np.concatenate([cent, np.repeat(cent[:1], int(codebook_size) - words, axis=0)])
         atomic_save_npy(path, cent)
         return cent
 
@@ -340,18 +364,22 @@ def codebook_support(pipeline: BowPipeline, codebook_sizes: Sequence[int],
                      min_per_word: int = MIN_VECTORS_PER_WORD) -> pd.DataFrame:
     """How well the data can fill each codebook: one row per family and D with the vectors per
     chunk, the vectors k-means is fitted on (every fit-split chunk's, capped by
-    ``kmeans_max_vectors``), the vectors per codeword, and ``thin`` when fewer than
-    ``min_per_word`` (below 1: words that no vector can fill). The whole-spectrogram family has
+    ``kmeans_max_vectors``), the words fitted (D, or fewer with
+    :attr:`BowConfig.min_vectors_per_word`), the vectors per fitted word, and ``thin`` when fewer
+    than ``min_per_word`` (below 1: words that no vector can fill). The whole-spectrogram family has
     one vector per chunk, so at a few thousand chunks its large codebooks are thin."""
-    cap = pipeline.config.kmeans_max_vectors
+    cfg = pipeline.config
+    cap = cfg.kmeans_max_vectors
     chunks = int(pipeline.fit_mask.sum())
     rows = []
     for fam, per_chunk in zip(FAMILIES, FAMILY_SIZES):
         n = chunks * per_chunk if cap is None else min(chunks * per_chunk, int(cap))
         for d in codebook_sizes:
+            words = cfg.words(n, d)
             rows.append({"family": fam, "D": int(d), "vectors per chunk": per_chunk, "fit vectors": n,
-                         "vectors per codeword": round(n / int(d), 1),
-                         "codebook": "thin" if n < min_per_word * int(d) else "filled"})
+                         "words fitted": words, "vectors per codeword": round(n / words, 1),
+                         "codebook": ("thin" if n < min_per_word * words else "filled")
+                         + (f" (capped from {int(d)})" if words < int(d) else "")})
     return pd.DataFrame(rows)
 
 

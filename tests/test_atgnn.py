@@ -370,3 +370,32 @@ def test_optimised_model_matches_plain_reference_forward_and_gradients(preset):
     for (name, _), g, g_ref in zip(m.named_parameters(), grads, grads_ref):
         # conv biases before a train-mode BN have zero true gradient: compare on the global scale
         assert torch.allclose(g, g_ref, rtol=1e-5, atol=1e-9 * scale), name
+
+
+@pytest.mark.parametrize("preset, size", [("pyr-tiny", (64, 64)), ("pyr-tiny", (64, 200)),
+                                          ("iso-tiny", (64, 96))])
+def test_graph_schedule_matches_the_graphs_a_forward_pass_builds(preset, size, monkeypatch):
+    from audiorepro.papers.atgnn import model as M
+
+    seen = []
+    knn = M.knn_graph
+
+    def spy(x, y, k, dilation=1, *a, **kw):
+        idx = knn(x, y, k, dilation, *a, **kw)
+        seen.append((x.shape[1], y.shape[1], idx.shape[-1]))
+        return idx
+    monkeypatch.setattr(M, "knn_graph", spy)
+    net = M.build_atgnn(preset, num_classes=5, input_size=size, use_mlg=False).eval()
+    with torch.no_grad():
+        net(torch.randn(1, size[1], size[0]))
+    rows = M.graph_schedule(net.config)
+    assert [(r["nodes"], r["keys"], r["k'"]) for r in rows] == seen
+    assert all(r["d'"] * r["k'"] <= r["keys"] for r in rows)
+
+
+def test_graph_schedule_at_the_papers_size_dilates_and_connects_few_keys():
+    from audiorepro.papers.atgnn import model as M
+
+    rows = M.graph_schedule(M.ATGNNConfig(**M.PRESETS["pyr-s"], input_size=(128, 1024)))
+    assert rows[0]["keys"] == 32 * 256 // 16 and rows[0]["k' / keys"] < 0.02   # 9 of 512 keys
+    assert any(r["dilated"] for r in rows)

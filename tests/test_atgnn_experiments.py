@@ -657,3 +657,11 @@ def test_single_label_tables_also_get_accuracy_and_multi_label_ones_do_not():
     multi = one_hot.copy()
     multi[0, 2] = 1                                      # a clip with two classes: tagging metrics only
     assert set(held_out_metrics(multi, scores)) == {"mAP", "AUC"}
+
+
+def test_init_label_names_the_initialisation_that_ran():
+    from audiorepro.papers.atgnn.experiments import init_label
+
+    assert init_label("random") == "random init"
+    assert init_label("ImageNet EfficientNet-B2 features (x.pth; 2 keys left out)") == "ImageNet EfficientNet-B2 init"
+    assert init_label("310 of 312 tensors loaded") == "ImageNet ViG init"

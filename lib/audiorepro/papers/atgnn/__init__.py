@@ -22,11 +22,11 @@ from .experiments import (COUNT_SETTINGS, NOTEBOOK_CLAIMS, LabelGraphStats, Reci
                           train_rows, train_tagger)
 from .figures import (plot_counts, plot_k_sweep, plot_label_attention, plot_label_graph,
                       plot_table_runs)
-from .model import ATGNN, PRESETS, ATGNNConfig, build_atgnn, count_atgnn, load_vig_weights
+from .model import ATGNN, PRESETS, ATGNNConfig, build_atgnn, count_atgnn, graph_schedule, load_vig_weights
 
 __all__ = [
     # model
-    "ATGNN", "ATGNNConfig", "PRESETS", "build_atgnn", "count_atgnn", "load_vig_weights",
+    "ATGNN", "ATGNNConfig", "PRESETS", "build_atgnn", "count_atgnn", "graph_schedule", "load_vig_weights",
     # data
     "TaggingData", "tagging_data",
     # experiments

@@ -419,6 +419,14 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
             "init": init_text}
 
 
+def init_label(init: str) -> str:
+    """Short label of a run's initialisation (the ``init`` text of :func:`train_row`): ``random
+    init``, ``ImageNet EfficientNet-B2 init`` (PSLA) or ``ImageNet ViG init`` (a PGN)."""
+    if init == "random":
+        return "random init"
+    return "ImageNet EfficientNet-B2 init" if init.startswith("ImageNet EfficientNet") else "ImageNet ViG init"
+
+
 def held_out_metrics(targets: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """mAP and AUC of (N, C) ``scores`` against (N, C) 0/1 ``targets``, plus top-1 ``accuracy``
     when the task is single-label (every clip exactly one class: a user's classification table),
@@ -509,8 +517,7 @@ def record_runs(runs: pd.DataFrame, rows: Mapping[str, tuple[str, Mapping[str, A
                     "run_group": run_group, "frames": frames, "epochs": epochs,
                     "selection": "best epoch by validation mAP", "init": r.get("init", "random")},
             dataset=data.description, scale=scale, profile=profile,
-            model=f"{r['model']} ({r['params'] / 1e6:.2f} M, "
-                  f"{'ImageNet ViG init' if r.get('init', 'random') != 'random' else 'random init'})",
+            model=f"{r['model']} ({r['params'] / 1e6:.2f} M, {init_label(r.get('init', 'random'))})",
             duration_s=r["train s"], items=r["items"]))
     return out
 
@@ -544,7 +551,7 @@ NOTEBOOK_CLAIMS = {
     "03_tables_2_3": ("headline-audioset", "mlg-helps-audioset", "pyramid-beats-iso-audioset",
                       "atgnn-beats-panns-audioset", "pyramid-beats-ast-audioset",
                       "atgnn-beats-psla-audioset", "headline-fsd50k", "mlg-helps-fsd50k",
-                      "pyramid-beats-iso", "pyramid-beats-ast-fsd50k", "atgnn-beats-psla-fsd50k",
+                      "pyramid-beats-iso-fsd50k", "pyramid-beats-ast-fsd50k", "atgnn-beats-psla-fsd50k",
                       "mlg-helps-synthetic", "pyramid-beats-iso-synthetic",
                       "atgnn-beats-panns-synthetic", "pyramid-beats-ast-synthetic",
                       "atgnn-beats-psla-synthetic"),
@@ -655,8 +662,7 @@ def record_k_sweep(runs: pd.DataFrame, data: TaggingData, *, run_group: str, fra
                                    "selection": "best epoch by validation mAP"},
                            dataset=data.description, scale=scale, profile=profile,
                            model=f"{r.get('arch', 'pyr-tiny')}{'' if r['MLG'] else ' (-MLG)'} "
-                                 f"k={r['k']} ({r['params'] / 1e6:.2f} M, "
-                                 f"{'ImageNet ViG init' if r.get('init', 'random') != 'random' else 'random init'})",
+                                 f"k={r['k']} ({r['params'] / 1e6:.2f} M, {init_label(r.get('init', 'random'))})",
                            duration_s=r["train s"], items=r["items"])
             for r in runs.to_dict("records")]
 

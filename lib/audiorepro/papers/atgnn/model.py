@@ -76,7 +76,7 @@ from audiorepro.backbones.counting import count_flops, count_parameters
 __all__ = [
     "ATGNNConfig", "PRESETS", "ATGNN", "build_atgnn", "Grapher", "FFN", "MLGBlock", "DropPath",
     "knn_graph", "topk_smallest", "gather_max", "sincos_pos_2d", "relative_pos_term", "relative_pos_rows",
-    "count_atgnn", "position_table_elements",
+    "count_atgnn", "position_table_elements", "graph_schedule",
     "load_vig_weights", "map_vig_state_dict", "VigLoadReport", "knn_peak_memory",
     "atgnn_loss", "LabelNoiseRobustBCE", "PLG_DIRECTIONS", "plg_features", "PSLA", "PSLA_SCALES",
 ]
@@ -233,6 +233,35 @@ PRESETS: dict[str, dict[str, Any]] = {
     "iso-tiny": dict(variant="isotropic", channels=(64,) * 2, blocks=(3, 3), mlg_blocks=(1, 1),
                      head_dim=128),
 }
+
+
+def graph_schedule(config: ATGNNConfig, input_size: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    """What every PGN block's k-NN graph really is at ``input_size`` (default
+    ``config.input_size``; (mel bins, frames)): per block its stage, query grid and nodes N, key
+    nodes M (keys average-pooled by the stage's reduce ratio, capped to the grid), the configured
+    k and dilation d and the effective ones of :func:`knn_graph` (``k' = min(k, M)``,
+    ``d' = min(d, M // k')``), the share of keys each node connects to (k' / M) and whether the
+    dilation is active (d' > 1). At small inputs d' = 1 and k' / M is large: the mechanism
+    under study is switched off."""
+    f, t = input_size or config.input_size
+    up = lambda n, times: n if times == 0 else up(-(-n // 2), times - 1)  # noqa: E731 - stride-2 convs (pad 1)
+    h, w = (up(f, 2), up(t, 2)) if config.variant == "pyramid" else (up(f, 4), up(t, 4))
+    ks, ds = config.knn_schedule(), config.dilation_schedule()
+    rows, i = [], 0
+    for s, nb in enumerate(config.blocks):
+        if s > 0 and config.variant == "pyramid":
+            h, w = up(h, 1), up(w, 1)
+        r = config.reduce_ratios[s] if config.variant == "pyramid" else 1
+        r = max(1, min(r, h, w))
+        m = (h // r) * (w // r)
+        for _ in range(nb):
+            k_eff = max(1, min(ks[i], m))
+            d_eff = max(1, min(ds[i], m // k_eff))
+            rows.append({"block": i + 1, "stage": s + 1, "grid": f"{h} x {w}", "nodes": h * w,
+                         "keys": m, "k": ks[i], "d": ds[i], "k'": k_eff, "d'": d_eff,
+                         "k' / keys": round(k_eff / m, 3), "dilated": d_eff > 1})
+            i += 1
+    return rows
 
 
 def build_atgnn(preset: str = "pyr-s", **overrides: Any) -> "ATGNN":

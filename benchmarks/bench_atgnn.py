@@ -20,6 +20,10 @@ Usage::
    ``--device`` (``auto``: CUDA when there is one, see ``audiorepro.training.pick_device``; the
    device is synchronised before each clock reading).
    ``--profile`` adds self-CPU-time shares by op group (torch.profiler) of one step.
+   On the CPU the machine's nominal float32 peak (cores x clock x SIMD lanes x 2 x FMA units,
+   :func:`nominal_peak_gflops`) is reported too; when the matmul reference reaches less than half
+   of it the machine is busy with other work, and the run says so (``loaded``) instead of
+   reporting a share.
 2. **k-NN memory** on a long clip (``--minutes``, default 10): the stage-1 pyramid graph of a
    128 x (minutes * 6000)-frame fbank (10 min: N = 32 x 15,000 = 480,000 query nodes,
    M = N / 16 = 30,000 pooled keys, C = 80, k = 9, relative-position term on): analytic peak
@@ -153,6 +157,43 @@ def op_shares(prof: Any) -> dict[str, float]:
     return {g: v / s for g, v in sorted(tot.items(), key=lambda kv: -kv[1])}
 
 
+#: the matmul reference below this share of the nominal peak: the machine is busy with something else
+LOADED_BELOW = 0.5
+
+
+def nominal_peak_gflops(threads: int, fma_units: int = 2, cpuinfo: str | None = None
+                        ) -> tuple[float | None, str]:
+    """The CPU's nominal float32 peak on ``threads`` cores: cores x clock x SIMD lanes x 2 (an FMA
+    is two flops) x ``fma_units`` (FMA pipes per core; 2 on current x86 server cores), from
+    ``/proc/cpuinfo`` (the highest ``cpu MHz``; 16 lanes with ``avx512f``, 8 with ``avx2``/``fma``,
+    4 otherwise). Returns (GFLOP/s or None when /proc/cpuinfo says nothing, how it was computed)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None, "no /proc/cpuinfo"
+    mhz = [float(line.split(":")[1]) for line in cpuinfo.splitlines() if line.startswith("cpu MHz")]
+    flags = next((line.split(":")[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    if not mhz:
+        return None, "no clock in /proc/cpuinfo"
+    lanes = 16 if "avx512f" in flags else 8 if ("avx2" in flags or "fma" in flags) else 4
+    ghz = max(mhz) / 1000
+    peak = threads * ghz * lanes * 2 * fma_units
+    return peak, (f"{threads} cores x {ghz:.2f} GHz x {lanes} float32 lanes x 2 (FMA) x {fma_units} "
+                  f"FMA units = {peak:.0f} GFLOP/s")
+
+
+def load_verdict(matmul_gflops: float, nominal: float | None) -> str | None:
+    """``None`` when the matmul reference is a fair yardstick, else a sentence saying the machine
+    is loaded (the reference ran below :data:`LOADED_BELOW` of the nominal peak): a share of it
+    would then describe the load, not the model."""
+    if nominal is None or matmul_gflops >= LOADED_BELOW * nominal:
+        return None
+    return (f"machine loaded: the matmul reference reached {matmul_gflops:.0f} GFLOP/s, under "
+            f"{LOADED_BELOW:.0%} of the nominal {nominal:.0f} GFLOP/s; no share is reported - rerun "
+            "on an idle machine")
+
+
 def _sync(device: torch.device) -> None:
     """Wait for queued kernels (CUDA runs asynchronously) so that a clock reading is honest."""
     if device.type == "cuda":
@@ -211,6 +252,13 @@ def bench_throughput(mod: Any, batch: int, reps: int, mm_reps: int, threads: int
            "median_matmul_GFLOPs": med["matmul_GFLOPs"], "median_share": med["share"],
            "median_share_counted": med["share_counted"], "per_rep": rows,
            "loadavg": list(os.getloadavg())}
+    if dev.type == "cpu":
+        nominal, how = nominal_peak_gflops(threads)
+        out["nominal_GFLOPs"], out["nominal_from"] = nominal, how
+        loaded = load_verdict(med["matmul_GFLOPs"], nominal)
+        if loaded:   # the share would measure the other processes: withheld
+            out["loaded"] = loaded
+            out["median_share"] = out["median_share_counted"] = None
     if profile:
         with tprofile(activities=[ProfilerActivity.CPU]) as prof:
             step()

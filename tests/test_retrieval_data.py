@@ -276,3 +276,23 @@ def test_passt_segments_follow_the_positional_length():
     assert E._segment_frames(P, "x", 2.0) == 200
     with pytest.raises(ValueError, match="cover 998 frames"):
         E._segment_frames(P, "x", 15.0)
+
+
+def test_caption_sources_fall_back_only_when_the_packages_are_unavailable(monkeypatch, tmp_path):
+    from audiorepro.data.debian.fetch import DebianSourceUnavailable
+    from audiorepro.papers.retrieval import data as RD
+
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+
+    def offline():
+        raise DebianSourceUnavailable("tuxpaint", "no network")
+    monkeypatch.setattr(RD, "_tux_caption_frame", offline)
+    with pytest.warns(UserWarning, match="STAND-IN"):
+        srcs = RD.caption_sources(synthetic_clips=8, world_seed=RD.PRETRAIN_WORLD_SEED + 1)
+    assert srcs["tuxpaint"].note.startswith("STAND-IN") and srcs["mixtures"].note.startswith("STAND-IN")
+
+    def broken():
+        raise ValueError("caption column missing")
+    monkeypatch.setattr(RD, "_tux_caption_frame", broken)   # a data error is not silenced
+    with pytest.raises(ValueError, match="caption column missing"):
+        RD.caption_sources(synthetic_clips=8, world_seed=RD.PRETRAIN_WORLD_SEED + 1)

@@ -29,6 +29,7 @@ from audiorepro.backbones.pretrain import PROFILES as _PRETRAIN_PROFILES
 from audiorepro.data.adapters import adapt
 from audiorepro.data.audio import load_audio
 from audiorepro.data.cliptable import ClipTable, split_captions, split_labels
+from audiorepro.data.debian.fetch import DebianSourceUnavailable
 from audiorepro.data.debian.tasks import build_task
 from audiorepro.data.synthetic import default_world
 from audiorepro.frontends import FeatureCache, make_frontend
@@ -227,17 +228,22 @@ def caption_sources(synthetic_clips: int = 200, seed: int = 0, real: bool = True
     out = {"synthetic": synthetic_captions(synthetic_clips, world_seed)}
 
     def cut(d: dict[str, CaptionSet]) -> dict[str, CaptionSet]:
-        return {k: v if k == "synthetic" or not real_clips else v.subset(n=real_clips)
-                for k, v in d.items()}
+        out = {}
+        for k, v in d.items():
+            if k == "synthetic" or not real_clips or len(v) <= real_clips:
+                out[k] = v
+            else:   # the note says what was kept
+                out[k] = CaptionSet(v.name, v.frame.iloc[:real_clips], f"{v.note} (first {real_clips} of {len(v)} clips)")
+        return out
     if real:
         try:
             out["tuxpaint"] = CaptionSet("tuxpaint", _tux_caption_frame(),
                                          "Tux Paint effects with their English captions")
             out["mixtures"] = _mixture_set(seed)
             return cut(out)
-        except Exception as exc:  # DebianSourceUnavailable or data errors: fall back
-            warnings.warn(f"real caption sets unavailable ({type(exc).__name__}: {exc}); "
-                          "using synthetic stand-ins")
+        except DebianSourceUnavailable as exc:   # offline without the packages: stand-ins, named so
+            warnings.warn(f"real caption sets unavailable ({exc}); using synthetic stand-ins "
+                          "(their role_sources say STAND-IN)")
     n = max(50, synthetic_clips // 2)
     for k, (name, s) in enumerate((("tuxpaint", world_seed + 101), ("mixtures", world_seed + 202))):
         cs = synthetic_captions(n, s)

@@ -318,13 +318,13 @@ def test_run_beyond_rows_and_raw_counts_ablation(home):
     pipe = bow.BowPipeline(ch, bow.BowConfig(ae_hidden=16, ae_epochs=1, ae_batch_size=64), cache_root=home / "cache")
     head = bow.HeadConfig(hidden=8, epochs=1, batch_size=8)
     runs = bow.run_beyond(pipe, 4, head, bigram_blocks=1, seeds=(0, 1))
-    assert list(runs) == ["k-means counts (paper)", "k-means counts + time bigrams", "learned VQ counts", bow.RAW_COUNTS_ROW]
+    assert list(runs) == ["k-means counts (log1p, as the head reads them)", "k-means counts + time bigrams", "learned VQ counts", bow.RAW_COUNTS_ROW]
     assert all(sorted(by_seed) == [0, 1] for by_seed in runs.values())
     assert runs[bow.RAW_COUNTS_ROW][0].model.input_transform == "none"
-    assert runs["k-means counts (paper)"][0].model.input_transform == "log1p"
+    assert runs["k-means counts (log1p, as the head reads them)"][0].model.input_transform == "log1p"
     # raw counts and log1p(counts) of the same chunk reach the MLP differently
     x = torch.from_numpy(pipe.counts(4)[:2]).float()
-    assert not torch.allclose(runs[bow.RAW_COUNTS_ROW][0].model.transform(x), runs["k-means counts (paper)"][0].model.transform(x))
+    assert not torch.allclose(runs[bow.RAW_COUNTS_ROW][0].model.transform(x), runs["k-means counts (log1p, as the head reads them)"][0].model.transform(x))
     table = bow.seed_table(runs)
     assert len(table) == 8 and set(table["seed"]) == {0, 1}
 

@@ -762,7 +762,7 @@ RAW_COUNTS_ROW = "k-means raw counts (no log1p)"
 def run_beyond(pipeline: BowPipeline, codebook_size: int, config: HeadConfig, bigram_blocks: int = 2,
                device: str | torch.device = "auto", seeds: Sequence[int] = (0,)) -> dict[str, dict[int, HeadResult]]:
     """The same head (``config``, one run per head seed of ``seeds``) on three inputs (the
-    paper's future work, section V), each run cached: ``"k-means counts (paper)"`` (4 D),
+    paper's future work, section V), each run cached: ``"k-means counts (log1p, as the head reads them)"`` (4 D),
     ``"k-means counts + time bigrams"`` (the counts plus
     :func:`~audiorepro.papers.bow.model.temporal_bigrams` hashed into ``bigram_blocks`` x D bins
     per sequence family) and ``"learned VQ counts"`` (counts of :func:`vq_codes`); and the
@@ -783,11 +783,11 @@ def run_beyond(pipeline: BowPipeline, codebook_size: int, config: HeadConfig, bi
     vq = vq_codes(pipeline, d, device=device)  # VQ settings: the pipeline's (in the codebook key)
     with_bigrams = np.concatenate([counts, bigrams], axis=1)
     vq_counts = bag_of_words(vq, d)
-    out: dict[str, dict[int, HeadResult]] = {"k-means counts (paper)": {}, "k-means counts + time bigrams": {},
+    out: dict[str, dict[int, HeadResult]] = {"k-means counts (log1p, as the head reads them)": {}, "k-means counts + time bigrams": {},
                                              "learned VQ counts": {}, RAW_COUNTS_ROW: {}}
     for seed in seeds:
         cfg = dataclasses.replace(config, seed=int(seed))
-        out["k-means counts (paper)"][int(seed)] = run_head(pipeline, d, cfg, family_sizes=sizes, device=device)
+        out["k-means counts (log1p, as the head reads them)"][int(seed)] = run_head(pipeline, d, cfg, family_sizes=sizes, device=device)
         out["k-means counts + time bigrams"][int(seed)] = run_head(
             pipeline, d, cfg, with_bigrams, variant={"bigrams": "time", "n_buckets": n_buckets},
             family_sizes=sizes + bigram_sizes, device=device)

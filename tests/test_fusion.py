@@ -715,8 +715,13 @@ def test_random_controls_are_untrained_twins_of_the_trained_setups():
     assert cnn.weights == ast.weights == "random" and cnn.seed == ast.seed == 3
     assert cnn.scale == "cpu"                       # the stand-in's size, not the full model
     assert ast.scale == 0.5 and "checkpoint" not in ast.build_kw
-    assert (cnn.seconds, cnn.crops, cnn.build_kw) == ("evar", "evar", {})
+    from audiorepro.backbones import pretrain
+    assert (cnn.seconds, cnn.crops) == ("evar", "evar")
+    assert cnn.build_kw == pretrain.pretrain_config("panns_cnn14_16k", "cpu", "book")["build"]
     assert cnn.weights_id != trained[0].weights_id
+    ast_standin = EX.BackboneSetup("AST-standin", "ast_base384_f10_t10_527", weights="synthetic-pretrained")
+    (ast_control,) = EX.random_controls([ast_standin])
+    assert ast_control.build_kw["input_tdim"] == 200          # the stand-in's input length, not 1024
 
 
 def _control_pair(trained_acc, random_acc, n=60, seed=0):

@@ -930,7 +930,8 @@ def layerwise_runs(setups: Sequence[BackboneSetup], tables: Mapping[str, ClipTab
 def random_controls(setups: Sequence[BackboneSetup], seed: int = 0) -> list[BackboneSetup]:
     """The random-initialisation control of every trained backbone of ``setups`` (weights
     ``pretrained`` or ``synthetic-pretrained``): the same architecture at the same size (a
-    stand-in's ``"cpu"`` size), clip length, crops, taps and build options, weights drawn with
+    stand-in's ``"cpu"`` size and its pre-training build options, e.g. AST's 200-frame input),
+    clip length, crops, taps and build options, weights drawn with
     ``seed`` and never trained; labelled ``"<label> (random init)"``. What a layer-wise curve
     owes to pre-training is its distance from its control's curve."""
     out = []
@@ -939,6 +940,9 @@ def random_controls(setups: Sequence[BackboneSetup], seed: int = 0) -> list[Back
             continue
         scale = s._pretrain_scale() if s.weights == "synthetic-pretrained" else s.scale
         kw = {k: v for k, v in s.build_kw.items() if k != "checkpoint"}
+        if s.weights == "synthetic-pretrained":   # the stand-in's own build (e.g. AST's 200 frames)
+            s._check_standin()
+            kw = {**pretrain.pretrain_config(s.backbone, scale, s.pretrain_profile, **s.build_kw)["build"], **kw}
         out.append(replace(s, label=f"{s.label} (random init)", weights="random", scale=scale,
                            build_kw=kw, seed=int(seed)))
     return out

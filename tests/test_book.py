@@ -424,3 +424,31 @@ def test_make_book_runs_the_set_up_steps():
         "tools/book_setup.py mathjax", "audiorepro.book mathjax", "tools/book_setup.py chromium",
         "audiorepro.book execute", "audiorepro.book build", "audiorepro.book screenshot")]
     assert steps == sorted(steps)                                  # set-up first, then the book
+
+
+def test_pages_that_read_the_registry_run_last_and_stay_current(mini, home, monkeypatch):
+    # a verdicts page placed before another chapter's notebook in the toc: if it ran in toc
+    # order, the later notebook's record would make it stale and the build would refuse the book
+    order = []
+
+    def run_job(job, lib_hash=None):
+        order.append(job.notebook.stem)
+        if job.notebook.stem != "verdicts":       # a chapter notebook records a result
+            from audiorepro.results import records_dir
+            records_dir().mkdir(parents=True, exist_ok=True)
+            (records_dir() / f"{job.notebook.stem}-{len(order)}.json").write_text("{}")
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        job.output.write_text("{}")
+        B.atomic_write_text(job.marker, json.dumps({"hash": B.job_hash(job, lib_hash), "profile": job.profile}))
+        return B.Outcome(job, "ran", 0.0)
+
+    jobs = B.plan(mini, "book")
+    verdicts = B.Job(mini.book / "demo" / "verdicts.ipynb", "book", None, None, {},
+                     mini.executed / "demo" / "verdicts.ipynb")
+    (mini.book / "demo" / "verdicts.ipynb").write_bytes(jobs[0].notebook.read_bytes())
+    monkeypatch.setattr(B, "plan", lambda *a, **k: [verdicts, *jobs])   # the toc puts it first
+    monkeypatch.setattr(B, "run_job", run_job)
+    B.execute(mini, "book", log=lambda *_: None)
+    assert order[-1] == "verdicts" and order.count("verdicts") == 1
+    m = json.loads(verdicts.marker.read_text())
+    assert m["hash"] == B.job_hash(verdicts)                          # still current after the run

@@ -399,8 +399,14 @@ def run_job(job: Job, lib_hash: str | None = None) -> Outcome:
 
 def execute(layout: Layout, profile: str = "book", only: str | None = None, force: bool = False,
             log=print) -> list[Outcome]:
-    """Run every notebook of ``profile`` whose hash changed (all with ``force``)."""
+    """Run every notebook of ``profile`` whose hash changed (all with ``force``).
+
+    The pages that read the results registry (each chapter's verdicts, the summary:
+    :func:`reads_registry`) run after every other notebook, in toc order among themselves: their
+    done marker holds the registry's state, so a verdicts page run before a later chapter recorded
+    its results would be stale at once, and the build would refuse the book."""
     jobs = plan(layout, profile, only)
+    jobs = sorted(jobs, key=lambda j: reads_registry(j.notebook))   # stable: toc order kept
     if not jobs:
         log(f"no notebooks under {layout.book}" + (f" matching {only!r}" if only else ""))
     lib_hash = library_hash()

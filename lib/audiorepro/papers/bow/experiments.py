@@ -59,7 +59,7 @@ from .baselines import TABLE1_FAMILIES, build_family
 from .data import CACHE_CODE, PAPER_SOURCE, ChunkSet, chunk_waves, save_npz
 from .model import (FAMILIES, FAMILY_SIZES, BackboneProbabilities, BowError, BowTagger, PatchAutoencoder,
                     PatchSpec, VQAutoencoder, assign_codes, bag_of_words, clip_pool, extract_patches,
-                    family_shapes, fit_kmeans, huber_loss, temporal_bigrams)
+                    family_shapes, fit_kmeans, huber_loss, pad_codebook, temporal_bigrams)
 
 __all__ = [
     "MissingRecordError", "BowConfig", "BowPipeline", "HeadConfig", "HeadResult", "train_head",
@@ -332,8 +332,7 @@ class BowPipeline:
         words = c.words(len(lat), codebook_size)
         cent = fit_kmeans(lat, words, seed=c.seed, minibatch_above=c.minibatch_above,
                           max_iter=c.kmeans_max_iter, fewer="repeat")
-        if words < int(codebook_size):   # unused slots: copies of word 0 (ties go to the lowest index)
-            cent = np.concatenate([cent, np.repeat(cent[:1], int(codebook_size) - words, axis=0)])
+        cent = pad_codebook(cent, int(codebook_size))   # the D - words slots stay unused
         atomic_save_npy(path, cent)
         return cent
 
@@ -923,9 +922,9 @@ def table1_models(head: HeadConfig, cell: Mapping[str, Any], baselines: Mapping[
     """Row of Table I -> the model that really ran (recorded as ``model``)."""
     out = {"Bag of codewords": f"bag of codewords ({paper_row_of(cell)}, masking p={head.mask_p:g}), Huber"}
     for row, b in baselines.items():
-        size = f"width x{b.scale}" if b.name in TABLE1_FAMILIES else f"{b.name} scale {b.scale}"
-        out[row] = f"{b.name.split('_')[0] if b.name not in TABLE1_FAMILIES else b.name} ({size}), from scratch, " \
-                   f"{'Huber' if b.loss == 'huber' else 'BCE'}, at most {b.epochs} epochs"
+        what = (f"{b.name} (width x{b.scale})" if b.name in TABLE1_FAMILIES
+                else f"{b.name.split('_')[0]} ({b.name} scale {b.scale})")
+        out[row] = f"{what}, from scratch, {'Huber' if b.loss == 'huber' else 'BCE'}, at most {b.epochs} epochs"
     return out
 
 

@@ -44,7 +44,7 @@ from torch import nn
 __all__ = [
     "FAMILIES", "FAMILY_NAMES", "FAMILY_SIZES", "BowError", "PatchSpec", "family_shapes",
     "extract_patches", "assemble", "family_boxes", "chunk_spectrogram", "PatchAutoencoder",
-    "fit_kmeans", "assign_codes", "bag_of_words", "ngram_counts", "temporal_bigrams",
+    "pad_codebook", "fit_kmeans", "assign_codes", "bag_of_words", "ngram_counts", "temporal_bigrams",
     "CountMasking", "INPUT_TRANSFORMS", "BowTagger", "huber_loss", "clip_pool", "VQAutoencoder",
     "BackboneProbabilities",
 ]
@@ -213,6 +213,12 @@ class PatchAutoencoder(nn.Module):
 
 
 # ================================================================================ codebooks and counts
+def pad_codebook(words: np.ndarray, size: int) -> np.ndarray:
+    """(size, d): the (n, d) ``words`` followed by ``size - n`` copies of word 0, slots that
+    :func:`assign_codes` never picks (ties go to the lowest index)."""
+    return np.concatenate([words, np.repeat(words[:1], size - len(words), axis=0)])
+
+
 def fit_kmeans(latents: np.ndarray, n_clusters: int, seed: int = 0, minibatch_above: int = 20000,
                max_iter: int = 100, batch_size: int = 4096, n_init: int = 1, fewer: str = "error") -> np.ndarray:
     """k-means centroids (n_clusters, d) of ``latents`` (N, d) with scikit-learn: ``KMeans`` for
@@ -232,7 +238,7 @@ def fit_kmeans(latents: np.ndarray, n_clusters: int, seed: int = 0, minibatch_ab
         if fewer == "error" or len(x) == 0:
             raise BowError(f"fit_kmeans: {len(x)} vectors < D={n_clusters} codewords; use more data "
                            "or a smaller codebook_size (or fewer='repeat')")
-        return np.concatenate([x, np.repeat(x[:1], n_clusters - len(x), axis=0)])
+        return pad_codebook(x, n_clusters)
     if len(x) <= minibatch_above:
         km = KMeans(n_clusters, n_init=n_init, max_iter=max_iter, random_state=seed)
     else:

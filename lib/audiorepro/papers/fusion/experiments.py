@@ -927,12 +927,16 @@ def layerwise_runs(setups: Sequence[BackboneSetup], tables: Mapping[str, ClipTab
     return out
 
 
+#: label suffix of a random-initialisation control (:func:`random_controls`)
+CONTROL_SUFFIX = " (random init)"
+
+
 def random_controls(setups: Sequence[BackboneSetup], seed: int = 0) -> list[BackboneSetup]:
     """The random-initialisation control of every trained backbone of ``setups`` (weights
     ``pretrained`` or ``synthetic-pretrained``): the same architecture at the same size (a
     stand-in's ``"cpu"`` size and its pre-training build options, e.g. AST's 200-frame input),
     clip length, crops, taps and build options, weights drawn with
-    ``seed`` and never trained; labelled ``"<label> (random init)"``. What a layer-wise curve
+    ``seed`` and never trained; labelled ``<label>`` + :data:`CONTROL_SUFFIX`. What a layer-wise curve
     owes to pre-training is its distance from its control's curve."""
     out = []
     for s in setups:
@@ -943,7 +947,7 @@ def random_controls(setups: Sequence[BackboneSetup], seed: int = 0) -> list[Back
         if s.weights == "synthetic-pretrained":   # the stand-in's own build (e.g. AST's 200 frames)
             s._check_standin()
             kw = {**pretrain.pretrain_config(s.backbone, scale, s.pretrain_profile, **s.build_kw)["build"], **kw}
-        out.append(replace(s, label=f"{s.label} (random init)", weights="random", scale=scale,
+        out.append(replace(s, label=s.label + CONTROL_SUFFIX, weights="random", scale=scale,
                            build_kw=kw, seed=int(seed)))
     return out
 
@@ -952,8 +956,8 @@ def _control_pairs(runs: Mapping[str, LayerwiseRun]) -> list[tuple[LayerwiseRun,
     """(trained run, its random-init control) for every control of :func:`random_controls`."""
     pairs = []
     for label, run in runs.items():
-        if run.setup.weights != "random" and f"{label} (random init)" in runs:
-            pairs.append((run, runs[f"{label} (random init)"]))
+        if run.setup.weights != "random" and label + CONTROL_SUFFIX in runs:
+            pairs.append((run, runs[label + CONTROL_SUFFIX]))
     return pairs
 
 
@@ -981,7 +985,7 @@ def pretraining_gain_table(runs: Mapping[str, LayerwiseRun], n_boot: int = 1000,
             for name, run in (("trained", trained), ("random", control)):
                 layer = run.acc_valid[task].idxmax()
                 out = run.outputs[(task, layer)]
-                picks[name] = (layer, out, out.values.sum(axis=1).mean())
+                picks[name] = (layer, out, out.accuracy())
             (lt, ot, at), (lr, orand, ar) = picks["trained"], picks["random"]
             if not np.array_equal(ot.ids, orand.ids):
                 raise FusionError(f"{task}: the control of {trained.setup.label} was tested on "

@@ -137,3 +137,21 @@ def test_retrieval_errors():
         M.retrieval_ranks(sim, np.array([0]))
     with pytest.raises(ValueError, match="integers"):
         M.retrieval_ranks(sim, np.array([0.0, 1.0]))
+
+
+def test_expected_random_ap_hand_values_and_simulation():
+    from audiorepro.metrics import expected_random_ap, random_ranking_map
+    assert expected_random_ap(4, 4) == pytest.approx(1.0)
+    assert expected_random_ap(1, 4) == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4)  # H_4 / 4 = 25/48
+    # 2 positives of 3: rankings (P = positive) PPN 1, PNP (1 + 2/3)/2, NPP (1/2 + 2/3)/2 -> mean
+    by_hand = (1 + (1 + 2 / 3) / 2 + (1 / 2 + 2 / 3) / 2) / 3
+    assert expected_random_ap(2, 3) == pytest.approx(by_hand)
+    rng = np.random.default_rng(0)
+    y = np.zeros((30, 2))
+    y[:2, 0] = 1
+    y[:9, 1] = 1
+    simulated = np.mean([M.mean_average_precision(y, rng.random(y.shape)) for _ in range(3000)])
+    assert random_ranking_map(y) == pytest.approx(simulated, abs=0.01)
+    assert random_ranking_map(y) > y.mean(0).mean()  # the prevalence understates chance
+    with pytest.raises(ValueError, match="positives"):
+        expected_random_ap(0, 5)

@@ -252,7 +252,10 @@ def test_chance_map_hand_computed(tmp_path):
     frame = pd.DataFrame({"clip_id": list("wxyzt"), "path": [f"{c}.flac" for c in "wxyzt"],
                           "split": ["valid"] * 4 + ["train"], "labels": ["a", "a;b", "", "", "c"]})
     t = ClipTable(frame, tmp_path, ["a", "b", "c"], "hand")
-    assert P.chance_map(t) == pytest.approx((2 / 4 + 1 / 4) / 2)   # class c has no valid positive
+    # expected AP of a random ranking of 4 clips (H_4 = 25/12): 1 positive H_4/4, 2 positives
+    # H_4/4 + (4 - H_4)/12; class c has no valid positive (left out)
+    h4 = 25 / 12
+    assert P.chance_map(t) == pytest.approx((h4 / 4 + (h4 / 4 + (4 - h4) / 12)) / 2)
     with pytest.raises(P.PretrainError, match="no positive"):
         P.chance_map(ClipTable(frame.assign(labels=""), tmp_path, ["a", "b", "c"], "hand"))
 

@@ -26,7 +26,7 @@ __all__ = [
     "roc_auc_details", "macro_roc_auc", "d_prime", "accuracy", "top_k_accuracy",
     "tagging_metrics", "classification_metrics", "retrieval_ranks", "recall_at_k",
     "map_at_k", "retrieval_metrics", "weighted_average_precision", "weighted_roc_auc",
-    "weighted_mean",
+    "weighted_mean", "expected_random_ap", "random_ranking_map",
 ]
 
 
@@ -96,6 +96,37 @@ def average_precision_details(y_true: object, y_score: object) -> ClassAverage:
 def mean_average_precision(y_true: object, y_score: object) -> float:
     """Macro mAP over classes with >= 1 positive (see :func:`average_precision_details`)."""
     return average_precision_details(y_true, y_score).value
+
+
+def expected_random_ap(positives: int, n: int) -> float:
+    """Expected average precision of a uniformly random ranking of ``n`` items of which
+    ``positives`` (K >= 1) are relevant: ``H_n / n + (K - 1) (n - H_n) / (n (n - 1))`` with
+    ``H_n`` the n-th harmonic number (from AP = mean over positives of the precision at their
+    rank: E[1 / rank] = H_n / n for the positive itself, and each other positive ranks above
+    it with probability (r - 1) / (n - 1) at rank r). K = n gives 1; K = 1 gives H_n / n, which
+    is above the prevalence 1 / n for every n > 1: the prevalence understates chance on small
+    splits."""
+    k, n = int(positives), int(n)
+    if not 1 <= k <= n:
+        raise ValueError(f"expected_random_ap: positives={k} must be in [1, n={n}]")
+    if n == 1:
+        return 1.0
+    h = float(np.sum(1.0 / np.arange(1, n + 1)))
+    return h / n + (k - 1) * (n - h) / (n * (n - 1))
+
+
+def random_ranking_map(y_true: object) -> float:
+    """Expected macro mAP of random scores on ``y_true`` (N, C) multi-hot: the mean of
+    :func:`expected_random_ap` over the classes with >= 1 positive (as
+    :func:`mean_average_precision` averages). The chance level a tagging mAP is read against."""
+    t = as_numpy(y_true, "y_true")
+    if t.ndim != 2:
+        raise ValueError(f"random_ranking_map: y_true has shape {t.shape}, expected (N, C)")
+    pos = (t > 0).sum(axis=0)
+    present = pos[pos > 0]
+    if not len(present):
+        raise ValueError("random_ranking_map: no class has a positive item")
+    return float(np.mean([expected_random_ap(k, t.shape[0]) for k in present]))
 
 
 def roc_auc_details(y_true: object, y_score: object) -> ClassAverage:

@@ -58,7 +58,7 @@ from ..data.audio import load_audio
 from ..data.dataset import ClipDataset
 from ..fileio import atomic_write, atomic_write_text
 from ..frontends import CachedFeatureDataset, FeatureCache, FrontEnd, make_frontend
-from ..metrics import tagging_metrics
+from ..metrics import random_ranking_map, tagging_metrics
 from ..training import balanced_sampler, fit, make_loader, pick_device
 from ..training import checkpoint as ckpt
 from ..training.config import TrainConfig
@@ -919,15 +919,14 @@ def count_flops_meta(model: nn.Module, x: torch.Tensor) -> float:
 
 
 def chance_map(table: ClipTable, split: str = "valid") -> float:
-    """Expected mAP of a random ranking on ``split``: the mean, over classes with at least one
-    positive clip, of the share of positive clips (the baseline the validation mAP is read
-    against)."""
+    """Expected mAP of a random ranking on ``split``
+    (:func:`audiorepro.metrics.random_ranking_map`: the exact expectation over classes with at
+    least one positive clip; on small splits it is above the classes' mean prevalence), the
+    baseline the validation mAP is read against."""
     y = table.subset(split).targets()
-    pos = y.sum(axis=0)
-    keep = pos > 0
-    if not keep.any():
+    if not (y.sum(axis=0) > 0).any():
         raise PretrainError(f"split {split!r} of table {table.name!r} has no positive label")
-    return float((pos[keep] / len(y)).mean())
+    return random_ranking_map(y)
 
 
 def profile_table(profile: str = "book") -> ClipTable:

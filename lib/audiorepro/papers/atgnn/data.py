@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from audiorepro import caching, paths
+from audiorepro.metrics import random_ranking_map
 from audiorepro.data.cliptable import ClipTable
 from audiorepro.data.dataset import ClipDataset
 from audiorepro.data.synthetic import default_world
@@ -80,9 +81,8 @@ class TaggingData:
         return {"train": len(self.y_train), "valid": len(self.y_valid), "test": len(self.y_test)}
 
     def chance_map(self) -> float:
-        """Expected test mAP of random scores: the mean prevalence of the test labels that occur."""
-        present = self.y_test.sum(0) > 0
-        return float(self.y_test.mean(0)[present].mean())
+        """Expected test mAP of random scores (:func:`audiorepro.metrics.random_ranking_map`)."""
+        return random_ranking_map(self.y_test)
 
 
 def _fit_frames(f: torch.Tensor, frames: int, mode: str) -> torch.Tensor:

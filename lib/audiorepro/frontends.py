@@ -1294,7 +1294,7 @@ class CachedFeatureDataset(torch.utils.data.Dataset):
         loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, num_workers=num_workers,
                                              collate_fn=_collate_waves)
         if progress:
-            from tqdm.auto import tqdm
+            from audiorepro.progress import tqdm
             loader = tqdm(loader, desc=f"features {self.cache.key(self.key_config)}")
         done = 0
         for batch in loader:

@@ -143,10 +143,10 @@ class WorldParams:
                 raise ValueError(f"world parameter {name}={lo_hi} must be (low, high) with low <= high")
         if self.gain_db_range[1] > 0:
             raise ValueError(f"world parameter gain_db_range={self.gain_db_range} must be <= 0 dB")
-        for name in ("p_missing", "p_distractor"):
-            v = getattr(self, name)
-            if not 0.0 <= v < 1.0:
-                raise ValueError(f"world parameter {name}={v} must be in [0, 1)")
+        if not 0.0 <= self.p_missing <= 1.0:  # 1: no sounding event is visible
+            raise ValueError(f"world parameter p_missing={self.p_missing} must be in [0, 1]")
+        if not 0.0 <= self.p_distractor < 1.0:
+            raise ValueError(f"world parameter p_distractor={self.p_distractor} must be in [0, 1)")
         for name in ("visual_noise", "visual_instance_std", "visual_jitter_s", "floor_weight",
                      "companion_scale", "scene_visual_scale"):
             if getattr(self, name) < 0:
@@ -820,7 +820,7 @@ def _run_pool(fn, n: int, settings: dict, workers: int | None, progress: bool, d
         workers = 1 if n < 64 else min(2, os.cpu_count() or 1)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from audiorepro.progress import tqdm
         bar = tqdm(total=n, desc=desc, unit="clip")
     results = []
     try:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
-from tqdm.auto import tqdm
+from audiorepro.progress import tqdm
 
 from .. import metrics as M
 from . import checkpoint as ckpt

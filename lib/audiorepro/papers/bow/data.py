@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from audiorepro.progress import tqdm
 
 from audiorepro import caching, paths
 from audiorepro.data.audio import fix_length, load_audio

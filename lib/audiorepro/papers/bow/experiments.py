@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from tqdm.auto import tqdm
+from audiorepro.progress import tqdm
 
 from audiorepro import caching, paths, results
 from audiorepro.backbones import build_backbone

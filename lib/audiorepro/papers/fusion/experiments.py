@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from audiorepro.progress import tqdm
 
 from audiorepro import caching, paths, results
 from audiorepro.results import stats

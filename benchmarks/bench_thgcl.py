@@ -3,10 +3,10 @@
 1. Training-step time (forward + backward + Adam) of the THGCL model (focal + 0.1 x NT-Xent,
    Hawkes ``xi`` drawn per edge and clip) at the paper's sizes (batch 64, 101 audio x 128 and
    40 video x 1024 nodes, hidden 512, 4 layers, 33 classes) and at the book profile's size
-   (19 audio nodes, hidden 64, d 64, batch 32, 44 classes); wall and process CPU seconds.
+   (101 audio nodes, hidden 64, d 64, batch 32, 44 classes); wall and process CPU seconds.
 2. Batch assembly: the DataLoader's default per-item collate (``torch.stack`` of B items) vs.
    the batched fetch of :class:`AVFeatures` (``__getitems__`` + :func:`av_collate`) for one
-   epoch of 420 clips of 19 x 128 / 40 x 1024 features.
+   epoch of 420 clips of 101 x 128 / 40 x 1024 features (the book profile's node counts).
 3. Reading a feature file in the TMac layout (``--rows`` clips, default 3,000, of 101 x 128
    audio and 40 x 1024 video float32 nodes, ~215 kB a clip; generated in a temporary folder):
    the streaming reader of the paper path (:class:`StreamedAVFeatures` over :class:`H5Array`:
@@ -61,7 +61,7 @@ def bench_step(batch: int, classes: int, pa: int, pv: int, hidden: int, embed: i
 
 
 def bench_collate(n: int = 420, batch: int = 32) -> dict:
-    ds = thgcl.AVFeatures(torch.randn(n, 19, 128), torch.randn(n, 40, 1024), torch.zeros(n, 44))
+    ds = thgcl.AVFeatures(torch.randn(n, 101, 128), torch.randn(n, 40, 1024), torch.zeros(n, 44))
 
     class PerItem(torch.utils.data.Dataset):  # same items without the batched fetch
         def __len__(self) -> int:
@@ -160,7 +160,7 @@ def main() -> None:
         return
     reps = 2 if args.quick else 5
     print("paper size :", bench_step(64, 33, 101, 40, 512, 128, reps, args.device))
-    print("book size  :", bench_step(32, 44, 19, 40, 64, 64, reps, args.device))
+    print("book size  :", bench_step(32, 44, 101, 40, 64, 64, reps, args.device))
     print("collate    :", bench_collate())
 
 

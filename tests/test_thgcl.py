@@ -111,13 +111,42 @@ def test_thgn_shapes_and_batch_independence():
 def test_thgn_video_reaches_audio_only_through_cross_edges():
     m = _model(cross_kernel="gaussian").eval()
     a, v = torch.randn(2, 12, 8), torch.randn(2, 16, 24)
-    base = m(a, v)["graph_embedding"]
-    changed = m(a, v + 1.0)["graph_embedding"]
+    base = m(a, v)["z_audio"]  # the pooled audio nodes (no projection head by default)
+    changed = m(a, v + 1.0)["z_audio"]
     assert not torch.allclose(base, changed)
     with torch.no_grad():
         for gat in m.gat_av:
             gat.lin_src.weight.zero_()
-    assert torch.allclose(m(a, v)["graph_embedding"], m(a, v + 1.0)["graph_embedding"])
+    assert torch.allclose(m(a, v)["z_audio"], m(a, v + 1.0)["z_audio"])
+    # ... while the paper's graph embedding (both modalities) still sees the video nodes
+    assert not torch.allclose(m(a, v)["graph_embedding"], m(a, v + 1.0)["graph_embedding"])
+
+
+def test_thgn_readout_pools_both_modalities_as_the_paper():
+    m = _model().eval()
+    with torch.no_grad():  # a zero gate: the learnable pooling becomes the plain mean over nodes
+        m.pool.gate.weight.zero_()
+        m.pool.gate.bias.zero_()
+    a, v = torch.randn(3, 12, 8), torch.randn(3, 16, 24)
+    out = m(a, v)
+    # no heads: z_audio / z_video are the per-modality graph embeddings of Eq. 4
+    za, zv = out["z_audio"], out["z_video"]
+    # the mean over all 12 + 16 nodes is the node-count-weighted mean of the two modality means
+    assert torch.allclose(out["graph_embedding"], (12 * za + 16 * zv) / 28, atol=1e-5)
+    audio_only = T.THGN(5, 12, 16, audio_dim=8, video_dim=24, hidden=16, num_layers=2, embed_dim=8,
+                        graph=m.graph_config, readout="audio")
+    audio_only.load_state_dict(m.state_dict())
+    out_a = audio_only.eval()(a, v)
+    assert torch.allclose(out_a["graph_embedding"], out_a["z_audio"])
+    with pytest.raises(T.THGCLError, match="readout"):
+        T.THGN(5, 12, 16, readout="video")
+
+
+def test_video_only_mlp_ignores_audio():
+    m = T.build_variant("video-only MLP", 5, 12, 16, audio_dim=8, video_dim=24, hidden=16).eval()
+    v = torch.randn(2, 16, 24)
+    assert torch.equal(m(torch.randn(2, 12, 8), v)["logits"], m(torch.zeros(2, 12, 8), v)["logits"])
+    assert m(None, v)["logits"].shape == (2, 5)
 
 
 def test_thgn_hawkes_random_in_training_deterministic_in_eval():
@@ -139,12 +168,12 @@ def test_parameter_counts_paper_size():
     thgcl = count_parameters(T.build_variant("THGCL", 33, 101, 40))["trainable"]
     tmac = count_parameters(T.build_variant("TMac-style", 33, 101, 40))["trainable"]
     # TMac layer by hand: layer 1 GCN-A 128x512, GCN-V 1024x512, GAT 1024x512 + 128x512 (+ biases,
-    # attention vectors), layers 2-4: 4 x 512x512 each; pooling gate 513; classifier 512*33+33
+    # attention vectors), layers 2-4: 4 x 512x512 each; one pooling gate 513; classifier 512*33+33
     per = lambda di, dv: di * 512 + 512 + dv * 512 + 512 + dv * 512 + di * 512 + 3 * 512
-    expected = per(128, 1024) + 3 * per(512, 512) + 2 * 513 + 512 * 33 + 33
+    expected = per(128, 1024) + 3 * per(512, 512) + 513 + 512 * 33 + 33
     assert tmac == expected
     assert 4.2e6 < tmac < 4.4e6  # the TMac architecture: ~4.35 M
-    assert 3.5e6 < thgcl < 4.8e6
+    assert 3.5e6 < thgcl < 3.6e6  # input maps to d = 128 shrink the first layer
 
 
 # ------------------------------------------------------------------------------- losses
@@ -156,6 +185,10 @@ def test_focal_loss_hand_values():
     assert T.focal_loss(logits, y).item() == pytest.approx(expected, rel=1e-5)
     bce = F.binary_cross_entropy_with_logits(logits, y).item()
     assert T.focal_loss(logits, y, alpha=0.5, gamma=0.0).item() == pytest.approx(bce / 2, rel=1e-6)
+    # summed over the 2 classes of the one clip: twice the mean over (clip, class) elements
+    assert T.focal_loss(logits, y, reduction="sum_classes").item() == pytest.approx(2 * expected, rel=1e-5)
+    with pytest.raises(T.THGCLError, match="reduction"):
+        T.focal_loss(logits, y, reduction="sum")
 
 
 def test_nt_xent_hand_value_and_alignment():
@@ -180,8 +213,10 @@ def test_batch_fn_adds_weighted_contrastive_term():
     focal = T.make_batch_fn("focal")(m, batch)[0]
     bce = T.make_batch_fn("bce")(m, batch)[0]
     out = m(batch["audio"], batch["video"])
-    fl = T.focal_loss(out["logits"], batch["target"])
+    fl = T.focal_loss(out["logits"], batch["target"], reduction="sum_classes")  # the default scale
     cl = T.nt_xent(out["z_audio"], out["z_video"])
+    mean_fl = T.make_batch_fn("focal", focal_reduction="mean")(m, batch)[0]
+    assert mean_fl.item() == pytest.approx(fl.item() / 5, rel=1e-5)  # 5 classes
     assert focal.item() == pytest.approx(fl.item(), rel=1e-5)
     assert total.item() == pytest.approx((fl + 0.1 * cl).item(), rel=1e-5)
     assert bce.item() == pytest.approx(
@@ -239,6 +274,35 @@ def test_tmac_feature_file_tiny(tmp_path):
     m = T.build_variant("THGCL", 3, 101, 40, hidden=16, num_layers=1).eval()
     out = m(torch.as_tensor(f["audio"].rows([0, 1])), torch.as_tensor(f["video"].rows([0, 1])))
     assert out["logits"].shape == (2, 3)
+
+
+def test_youtube_id_of_addresses():
+    ids = frozenset({"--4gqARaEJE", "a_b-c_d-e_f"})
+    assert D.youtube_id_of("/data/Dog/--4gqARaEJE_30.wav", ids) == "--4gqARaEJE"
+    assert D.youtube_id_of("Y--4gqARaEJE_30.000_40.000.wav", ids) == "--4gqARaEJE"  # PANNs naming
+    assert D.youtube_id_of("C:\\x\\a_b-c_d-e_f.wav", ids) == "a_b-c_d-e_f"  # an id with '_' kept whole
+    assert D.youtube_id_of("audio/--4gqARaEJF.wav", ids) is None
+    assert D.youtube_id_of("short.wav", ids) is None
+
+
+def test_evaluation_set_split_by_hand(tmp_path):
+    csv = tmp_path / "eval_segments.csv"
+    csv.write_text("# Segments csv created x\n# num_ytids=2\n# YTID, start_seconds, end_seconds, positive_labels\n"
+                   'AAAAAAAAAAA, 30.000, 40.000, "/m/09x0r"\nBBBBBBBBBBB, 0.000, 10.000, "/m/0bt9lr"\n')
+    # 18 clips, 2 classes; clips 0 and 9 are in the evaluation list
+    addresses = [f"audio/{'AAAAAAAAAAA' if i == 0 else 'BBBBBBBBBBB' if i == 9 else f'{i:011d}'}.wav"
+                 for i in range(18)]
+    label = np.array([0] * 9 + [1] * 9)
+    split = D.evaluation_set_split(label, addresses, csv, seed=1024)
+    assert list(np.flatnonzero(split == "test")) == [0, 9]
+    # the other 8 clips per class: 0.7 : 0.1 = 7 : 1 -> 7 train, 1 valid per class
+    for c in (0, 1):
+        assert ((split == "train") & (label == c)).sum() == 7
+        assert ((split == "valid") & (label == c)).sum() == 1
+    with pytest.raises(D.THGCLError, match="0 of 3 clips"):
+        D.evaluation_set_split(np.zeros(3, int), ["x/CCCCCCCCCCC.wav"] * 3, csv)
+    with pytest.raises(D.THGCLError, match="needs tmac_file"):
+        D.chapter_features(24, eval_segments=str(csv))
 
 
 def test_training_learns_visual_only_signal():
@@ -321,14 +385,28 @@ def test_leader_share_hand_example():
 
 
 def test_parameter_table_paper_sizes():
-    t = T.parameter_table(("THGCL", "TMac-style", "THGCL (TMac layout)")).set_index("variant")
+    t = T.parameter_table().set_index("variant")
     for name in t.index:
         assert t.loc[name, "total"] == count_parameters(T.build_variant(name, 33, 101, 40))["trainable"]
     heads = 2 * (512 * 512 + 512)
-    assert t.loc["THGCL (TMac layout)", "total"] == t.loc["TMac-style", "total"] + heads
+    assert t.loc["THGCL (TMac layout + heads)", "total"] == t.loc["TMac-style", "total"] + heads
+    assert t.loc["THGCL (audio readout, heads)", "total"] == t.loc["THGCL", "total"] + heads
     # input maps to d = 128: 128x128 + 1024x128 (+ biases)
     assert t.loc["THGCL", "embed_video"] == 1024 * 128 + 128
     assert t.loc["THGCL", "embed_audio"] == 128 * 128 + 128
+
+
+def test_paper_layer_counts_by_formula_match_the_built_models():
+    # by hand: input maps 16,512 + 131,200; layer 1: GNN-A/V 128*512+512 each, GAT-AV
+    # 2*128*512 + 3*512; layers 2-4: the same with 512 inputs; pooling 513; classifier 16,929
+    by_hand = (16512 + 131200 + 2 * 66048 + 132608 + 3 * (2 * 262656 + 525824) + 513 + 16929)
+    counts = T.paper_layer_counts()
+    assert counts["count"].iloc[-1] == by_hand == 3_583_266
+    for kw, name in [({}, "THGCL"), ({"embed_dim": None}, "TMac-style"),
+                     ({"heads": True}, "THGCL (audio readout, heads)"),
+                     ({"embed_dim": None, "heads": True}, "THGCL (TMac layout + heads)")]:
+        built = count_parameters(T.build_variant(name, 33, 101, 40))["trainable"]
+        assert T.paper_layer_counts(**kw)["count"].iloc[-1] == built, name
 
 
 # ------------------------------------------------------------------------------- package layout, caches, device

@@ -187,7 +187,31 @@ def test_a_miniature_of_the_feature_file_is_not_the_papers_data(tmp_path, home):
         _features_file(tmp_path / folder / "AudioSet_embedds_all.h5", n=9, p_a=101, d_a=128, p_v=40,
                        d_v=1024, tmac_labels=True)
     (tmp_path / "tmac_features" / "MINIATURE.txt").write_text("a miniature\n")
-    _, _, real, _ = D.chapter_features(8, tmac_file=str(tmp_path / "real" / "AudioSet_embedds_all.h5"))
+    (tmp_path / "eval").mkdir()
+    _features_file(tmp_path / "eval" / "AudioSet_embedds_all.h5", n=6, p_a=101, d_a=128, p_v=40,
+                   d_v=1024, seed=1, tmac_labels=True)
+    real_file = str(tmp_path / "real" / "AudioSet_embedds_all.h5")
+    feats, _, real, _ = D.chapter_features(8, tmac_file=real_file,
+                                           eval_file=str(tmp_path / "eval" / "AudioSet_embedds_all.h5"))
+    # the evaluation file's 6 clips are the test split, after the training file's 9 (7 : 1 train / valid)
+    assert list(feats["split"][9:]) == ["test"] * 6 and "test" not in set(feats["split"][:9])
+    assert feats["audio"].shape == (15, 101, 128) and feats["target"].shape == (15, 3)
+    assert np.array_equal(feats["audio"].rows([9]), D.H5Array(tmp_path / "eval" / "AudioSet_embedds_all.h5",
+                                                              "audio").rows([0]))
+    _, _, repo_split, _ = D.chapter_features(8, tmac_file=real_file)
     _, _, mini, _ = D.chapter_features(8, tmac_file=str(tmp_path / "tmac_features" / "AudioSet_embedds_all.h5"))
     assert real == D.TMAC_DATASET == E.PAPER_DATA_CLAIMS["headline-map"]
+    # the THGCL repository's split is not the paper's protocol: never the paper's data for a claim
+    assert repo_split == f"{D.TMAC_DATASET}, THGCL repository split"
     assert mini == f"{D.TMAC_DATASET}, official-format miniature tmac_features"
+
+
+def test_separate_evaluation_file_is_the_test_split(tmp_path):
+    train_a, train_v = _features_file(tmp_path / "train.h5", n=16, tmac_labels=True)
+    eval_a, _ = _features_file(tmp_path / "eval.h5", n=5, seed=3, tmac_labels=True)
+    stack = D.StackedRows([D.H5Array(tmp_path / "train.h5", "audio"), D.H5Array(tmp_path / "eval.h5", "audio")])
+    assert stack.shape == (21, *train_a.shape[1:])
+    # rows from both files, any order: row 16 is the evaluation file's row 0
+    assert np.array_equal(stack.rows([17, 2, 16, 20, 2]),
+                          np.concatenate([eval_a[[1]], train_a[[2]], eval_a[[0]], eval_a[[4]], train_a[[2]]]))
+

@@ -144,10 +144,13 @@ def test_robustness_conditions_name_the_claims_rows():
 def test_chance_table_hand_computed():
     feats = {"split": np.array(["train", "test", "test", "test", "test"]),
              "target": np.array([[1, 1, 1], [1, 0, 0], [0, 0, 0], [1, 0, 0], [0, 1, 0]])}
+    # expected AP of a random ranking of the 4 test clips (H_4 = 25/12): class 1 has 2
+    # positives, class 2 one, class 3 none (left out)
+    h4 = 25 / 12
+    chance = ((h4 / 4 + (4 - h4) / 12) + h4 / 4) / 2
     per_seed = pd.DataFrame({"variant": ["a", "a", "b"], "seed": [0, 1, 0],
-                             "mAP": [0.6, 0.8, 0.375], "AUC": [0.7, 0.9, 0.5]})
+                             "mAP": [0.6, 0.8, chance], "AUC": [0.7, 0.9, 0.5]})
     out = E.chance_table(per_seed, feats)
-    chance = (0.5 + 0.25) / 2            # class 3 has no test positive: left out
     assert out.loc["a", "chance mAP"] == pytest.approx(chance)
     assert out.loc["a", "mAP / chance"] == pytest.approx(0.7 / chance)
     assert out.loc["b", "mAP / chance"] == pytest.approx(1.0)
@@ -185,14 +188,18 @@ def test_weight_matrices_show_the_edge_weights_and_no_weight_off_edges():
               "paper": T.build_graph(101, 40, T.GraphConfig(audio_hop_s=0.0904))}
     fig = F.weight_matrices(graphs)
     panels = [ax for ax in fig.axes if ax.images]
-    assert len(panels) == 8
-    shown = panels[5].images[0].get_array()           # paper size, audio-audio, hawkes
+    assert len(panels) == 10   # 2 sizes x (Gaussian, Hawkes, Hawkes training draw; 2 cross)
+    shown = panels[6].images[0].get_array()           # paper size, audio-audio, hawkes
     g = graphs["paper"]
     mask = g.audio_mask.numpy()
     assert shown.shape == (101, 101)
     assert np.ma.getmaskarray(shown)[~mask].all() or np.isnan(np.ma.filled(shown, np.nan)[~mask]).all()
     expect = T.edge_weights(g, "audio", "hawkes").numpy()[mask]
     assert np.ma.filled(shown, np.nan)[mask] == pytest.approx(expect)
+    # the training draw: a random xi per edge, so weights vary between 0.5 and 1 (tau 1)
+    drawn = np.ma.filled(panels[7].images[0].get_array(), np.nan)[mask]
+    assert 0.5 <= drawn.min() < 0.6 and 0.95 < drawn.max() <= 1.0
+    assert not np.allclose(drawn, expect)
 
 
 def test_audio_encoder_reads_the_official_vggish_file(tmp_path):
@@ -212,3 +219,18 @@ def test_audio_encoder_reads_the_official_vggish_file(tmp_path):
     assert torch.equal(got.detach().cpu(), ref)
     wave = 0.1 * torch.randn(1, 3 * 16000, generator=torch.Generator().manual_seed(0))
     assert D.audio_segment_embeddings(wave, hop_s=0.48, encoder=enc).shape == (1, 5, 128)
+
+
+def test_balanced_setting_picks_the_smallest_gap_with_visual_evidence():
+    rows = []
+    for setting, audio, video in [("strong video", 0.5, 0.9), ("balanced", 0.5, 0.45),
+                                  ("no video", 0.5, 0.5)]:
+        for variant, value in (("audio-only MLP", audio), ("video-only MLP", video)):
+            rows.append({"setting": setting, "variant": variant, "valid mAP": value, "chance": 0.1,
+                         "mAP / chance": value / 0.1})
+    table = pd.DataFrame(rows)
+    assert E.balanced_setting(table) == "no video"          # gap 0 wins while its video is informative
+    table.loc[(table.setting == "no video") & (table.variant == "video-only MLP"), "mAP / chance"] = 1.0
+    assert E.balanced_setting(table) == "balanced"          # a video-only model at chance is no evidence
+    table["mAP / chance"] = 1.0
+    assert E.balanced_setting(table) is None                # nothing qualifies: no choice made

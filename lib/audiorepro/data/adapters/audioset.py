@@ -230,7 +230,8 @@ def read_tmac_features(path: str | os.PathLike, audio_dim: int = 128, video_dim:
     ``audio`` (N, P_a, 128) VGGish segment embeddings, ``video`` (N, P_v, 1024) S3D embeddings,
     ``label`` (N,) ASCII class name per clip, ``audio_add`` / ``video_add`` (N,) ASCII source
     addresses, ``unique_labels`` (C,) ASCII class names whose order defines the class index.
-    The official file has P_a = 101, P_v = 40, C = 33 (THGCL paper, section 3.1). A file whose ``label`` is instead a
+    The official file has P_a = 101, P_v = 40 (its folder Output_clip_len_0.25_audio_101 and
+    the TMac code), C = 33 (THGCL paper, section 3.1.1). A file whose ``label`` is instead a
     numeric (N, C) multi-hot matrix (the layout first assumed) is also accepted; then
     ``unique_labels`` is optional.
 

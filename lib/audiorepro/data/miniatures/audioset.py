@@ -180,40 +180,69 @@ AUDIOSET_HDF5 = MiniatureSpec(
 
 # ================================================================================ TMac features
 TMAC_CLASSES = ("Speech", "Dog", "Music")
+TMAC_MIDS = {"Speech": "/m/09x0r", "Dog": "/m/0bt9lr", "Music": "/m/04rlf"}
 TMAC_PER_CLASS = 10
+#: clips per class listed in the miniature's eval_segments.csv (the paper's evaluation set)
+TMAC_EVAL_PER_CLASS = 3
+#: the evaluation-set feature file, relative to the training file's folder (VAED / TMac:
+#: data/AudioSet/{train,eval}/Output_clip_len_0.25_audio_101/AudioSet_embedds_all.h5)
+TMAC_EVAL_FILE = "eval/AudioSet_embedds_all.h5"
 TMAC_AUDIO_NODES, TMAC_AUDIO_DIM = 101, 128
 TMAC_VIDEO_NODES, TMAC_VIDEO_DIM = 40, 1024
 
 
-def build_tmac_features(root: Path, lib: AudioLibrary) -> None:
+def _tmac_file(path: Path, order: np.ndarray, tag: str, proto_a: np.ndarray, proto_v: np.ndarray
+               ) -> list[tuple[str, int]]:
+    """Write one feature file in the TMac layout: clip i of class ``order[i]`` = its class
+    prototype + Gaussian noise (seeds from ``tag``). Returns (YouTube id, class) per clip."""
     import h5py
 
-    rng = np.random.default_rng(seed_of("tmac:prototypes"))
-    proto_a = rng.normal(0, 1, (len(TMAC_CLASSES), TMAC_AUDIO_DIM)).astype(np.float32)
-    proto_v = rng.normal(0, 1, (len(TMAC_CLASSES), TMAC_VIDEO_DIM)).astype(np.float32)
-    order = np.random.default_rng(seed_of("tmac:order")).permutation(
-        np.repeat(np.arange(len(TMAC_CLASSES)), TMAC_PER_CLASS))
     n = len(order)
     audio = np.empty((n, TMAC_AUDIO_NODES, TMAC_AUDIO_DIM), np.float32)
     video = np.empty((n, TMAC_VIDEO_NODES, TMAC_VIDEO_DIM), np.float32)
-    labels, audio_add, video_add = [], [], []
+    labels, audio_add, video_add, clips = [], [], [], []
     for i, c in enumerate(order):
-        r = np.random.default_rng(seed_of(f"tmac:clip:{i}"))
+        r = np.random.default_rng(seed_of(f"{tag}:clip:{i}"))
         audio[i] = proto_a[c] + r.normal(0, 1.5, (TMAC_AUDIO_NODES, TMAC_AUDIO_DIM))
         video[i] = proto_v[c] + r.normal(0, 1.5, (TMAC_VIDEO_NODES, TMAC_VIDEO_DIM))
-        ytid = fake_id(f"tmac:{i}", 11, YT_ALPHABET)
+        ytid = fake_id(f"{tag}:{i}", 11, YT_ALPHABET)
         labels.append(TMAC_CLASSES[c].encode("ascii"))
         audio_add.append(f"audio/{ytid}.wav".encode("ascii"))
         video_add.append(f"video/{ytid}.mp4".encode("ascii"))
-    with h5py.File(root / "AudioSet_embedds_all.h5", "w") as hf:
+        clips.append((ytid, int(c)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as hf:
         hf["audio"] = audio
         hf["video"] = video
         hf["label"] = np.array(labels)
         hf["audio_add"] = np.array(audio_add)
         hf["video_add"] = np.array(video_add)
         hf["unique_labels"] = np.array([c.encode("ascii") for c in TMAC_CLASSES])
-    lib.record("AudioSet_embedds_all.h5", f"{n} rows of generated features: class prototype + "
+    return clips
+
+
+def build_tmac_features(root: Path, lib: AudioLibrary) -> None:
+    rng = np.random.default_rng(seed_of("tmac:prototypes"))
+    proto_a = rng.normal(0, 1, (len(TMAC_CLASSES), TMAC_AUDIO_DIM)).astype(np.float32)
+    proto_v = rng.normal(0, 1, (len(TMAC_CLASSES), TMAC_VIDEO_DIM)).astype(np.float32)
+    order = np.random.default_rng(seed_of("tmac:order")).permutation(
+        np.repeat(np.arange(len(TMAC_CLASSES)), TMAC_PER_CLASS))
+    clips = _tmac_file(root / "AudioSet_embedds_all.h5", order, "tmac", proto_a, proto_v)
+    lib.record("AudioSet_embedds_all.h5", f"{len(order)} rows of generated features: class prototype + "
                                           f"Gaussian noise (no audio, no video)", "synthetic")
+    # the evaluation set in its two forms: a separate file (the VAED / TMac configs' TEST_PATH,
+    # eval/...) and AudioSet's id list naming clips of the training file
+    eval_order = np.repeat(np.arange(len(TMAC_CLASSES)), TMAC_EVAL_PER_CLASS)
+    _tmac_file(root / TMAC_EVAL_FILE, eval_order, "tmac-eval", proto_a, proto_v)
+    lib.record(TMAC_EVAL_FILE, f"{len(eval_order)} rows of generated features (the evaluation set), "
+                               f"same prototypes", "synthetic")
+    seen = {c: 0 for c in range(len(TMAC_CLASSES))}
+    listed = []
+    for ytid, c in clips:
+        if seen[c] < TMAC_EVAL_PER_CLASS:
+            listed.append((ytid, 30.0, [TMAC_MIDS[TMAC_CLASSES[c]]]))
+        seen[c] += 1
+    write_text(root, "eval_segments.csv", _segments_csv(AUDIOSET_SUBSETS["eval"][1], listed))
 
 
 TMAC_FEATURES = MiniatureSpec(
@@ -232,6 +261,12 @@ TMAC_FEATURES = MiniatureSpec(
         "VGGish and S3D embeddings of any recording; audio_add / video_add are made-up "
         "addresses (the real ones' format is not known here).",
     ),
-    quirks=("Labels are class-name strings and unique_labels fixes the class order; there is "
-            "no official split (THGCL splits 0.7/0.1/0.2 at training time).",),
-    params={"classes": TMAC_CLASSES, "per_class": TMAC_PER_CLASS})
+    quirks=("Labels are class-name strings and unique_labels fixes the class order; the file "
+            "holds no split (THGCL's repository splits 0.7/0.1/0.2 at training time; the paper's "
+            "text tests on AudioSet's evaluation set).",
+            f"The evaluation set in two forms: {TMAC_EVAL_FILE} ({TMAC_EVAL_PER_CLASS} clips per "
+            "class, the same layout: the VAED / TMac configs' TEST_PATH is "
+            "data/AudioSet/eval/Output_clip_len_0.25_audio_101/AudioSet_embedds_all.h5 beside "
+            "train/), and eval_segments.csv (AudioSet's official format) naming "
+            f"{TMAC_EVAL_PER_CLASS} clips per class of the training file by YouTube id.",),
+    params={"classes": TMAC_CLASSES, "per_class": TMAC_PER_CLASS, "eval_per_class": TMAC_EVAL_PER_CLASS})

@@ -48,6 +48,7 @@ from audiorepro.training import pick_device
 
 __all__ = ["CACHE_CODE", "TMAC_DATASET", "CLIP_TABLE_FORMAT", "AVFeatures", "H5Array",
            "StreamedAVFeatures", "av_collate", "node_statistics", "stratified_split",
+           "evaluation_set_split", "youtube_id_of", "StackedRows",
            "audio_segment_embeddings", "load_audio_encoder", "project_visual",
            "synthetic_av_features", "tmac_av_features", "clip_table_av_features",
            "world_features", "chapter_features"]
@@ -164,8 +165,36 @@ class H5Array:
         return np.asarray(block, dtype=np.float32)[inverse]
 
 
+class StackedRows:
+    """Several (N_i, P, D) arrays (:class:`H5Array`) as one (sum N_i, P, D) array read on
+    demand: row ``r`` of the stack is row ``r - offset_i`` of the array it falls in (e.g. the
+    TMac training file followed by its evaluation file)."""
+
+    def __init__(self, arrays: Sequence[H5Array]) -> None:
+        shapes = {tuple(a.shape[1:]) for a in arrays}
+        if len(shapes) != 1:
+            raise THGCLError(f"StackedRows: the arrays' node shapes differ: "
+                             f"{[f'{a!r}' for a in arrays]}")
+        self.arrays = list(arrays)
+        self.offsets = np.cumsum([0] + [len(a) for a in arrays])
+        self.shape = (int(self.offsets[-1]), *shapes.pop())
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def rows(self, idx: Sequence[int] | np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        out = np.empty((len(idx), *self.shape[1:]), np.float32)
+        which = np.searchsorted(self.offsets, idx, side="right") - 1
+        for k, array in enumerate(self.arrays):
+            sel = np.flatnonzero(which == k)
+            if len(sel):
+                out[sel] = array.rows(idx[sel] - self.offsets[k])
+        return out
+
+
 def _read_rows(array: Any, rows: np.ndarray) -> np.ndarray:
-    if isinstance(array, (H5Array, _RowView)):
+    if isinstance(array, (H5Array, _RowView, StackedRows)):
         return array.rows(rows)
     return np.asarray(array[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
 
@@ -451,31 +480,132 @@ def _tmac_hop(num_audio: int) -> float:
     return (10.0 - 0.96) / max(1, num_audio - 1)
 
 
+def youtube_id_of(address: str, ytids: set[str] | frozenset[str]) -> str | None:
+    """The YouTube id of a feature file's source address (``audio_add``, e.g.
+    ``.../Dog/--4gqARaEJE_30.wav`` or ``Y--4gqARaEJE_30.000_40.000.wav``) when it is one of
+    ``ytids``, else None. AudioSet ids are 11 characters from ``[A-Za-z0-9_-]``, so the id is the
+    first 11 characters of the file's stem, after an optional leading ``Y`` (the
+    audioset_tagging_cnn naming); splitting at ``_`` would cut ids that contain one."""
+    stem = Path(str(address).replace("\\", "/")).stem
+    for candidate in (stem[:11], stem[1:12] if stem.startswith("Y") else ""):
+        if len(candidate) == 11 and candidate in ytids:
+            return candidate
+    return None
+
+
+def evaluation_set_split(label_index: np.ndarray, addresses: Sequence[str], eval_segments: str | os.PathLike,
+                         seed: int = 1024, ratios: tuple[float, float] = (0.7, 0.1),
+                         source: str = "feature file") -> np.ndarray:
+    """The paper's evaluation protocol (section 3.1: "the original evaluation set"): clips whose
+    YouTube id (:func:`youtube_id_of` of ``addresses``) is listed in AudioSet's
+    ``eval_segments.csv`` are the test split; the others are split train / valid in the ratio
+    ``ratios`` (THGCL's 0.7 : 0.1), stratified by class with ``seed`` as :func:`stratified_split`.
+    Raises :class:`THGCLError` naming both files when no clip (or every clip) is in the list.
+    Returns an (N,) object array of ``"train"`` / ``"valid"`` / ``"test"``."""
+    from audiorepro.data.adapters.audioset import read_segments_csv
+
+    ytids = frozenset(read_segments_csv(eval_segments)["ytid"])
+    is_test = np.array([youtube_id_of(a, ytids) is not None for a in addresses], dtype=bool)
+    if not is_test.any() or is_test.all():
+        raise THGCLError(f"eval_segments={str(eval_segments)!r}: {int(is_test.sum())} of {len(is_test)} "
+                         f"clips of {source} are in AudioSet's evaluation list (matched by the YouTube "
+                         "id at the start of each audio_add file name); the paper's protocol needs "
+                         "both evaluation and training clips. Leave eval_segments empty for the THGCL "
+                         "repository's stratified 0.7 / 0.1 / 0.2 split (the tmac-split variant).")
+    split = np.full(len(is_test), "test", dtype=object)
+    rest = np.flatnonzero(~is_test)
+    total = float(ratios[0] + ratios[1])
+    inner = stratified_split(np.asarray(label_index)[rest], seed, (ratios[0] / total, ratios[1] / total, 0.0))
+    split[rest] = np.where(inner == "valid", "valid", "train")  # rounding leftovers train
+    return split
+
+
 def tmac_av_features(path: str | os.PathLike, seed: int = 1024,
-                     ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> dict[str, Any]:
-    """The real TMac feature file as node features with THGCL's stratified 0.7/0.1/0.2 split.
+                     ratios: tuple[float, float, float] = (0.7, 0.1, 0.2),
+                     eval_segments: str | os.PathLike | None = None,
+                     eval_file: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The real TMac feature file as node features, split as the paper's text says or as the
+    THGCL repository's config does.
 
     Labels and shapes come from :func:`audiorepro.data.adapters.read_tmac_features` with
     ``arrays=False``; ``audio`` / ``video`` are :class:`H5Array` views of the file, read per
-    batch (:class:`StreamedAVFeatures`), never loaded whole. Split: :func:`stratified_split`
-    by the clip's (first) class with ``seed`` (the THGCL config's 1024). Same keys as
-    :func:`synthetic_av_features` plus ``source`` (the file); ``audio_hop_s`` assumes the P_a
-    segments of 0.96 s tile the 10 s clip evenly (101 nodes: 0.0904 s), which sets the time
-    matching of the cross-modal edges. ``data_key`` digests the file's name and size, the clip
-    count, the classes and the split recipe (contents not read).
+    batch (:class:`StreamedAVFeatures`), never loaded whole. Split, the paper's evaluation set
+    in either of two forms: with ``eval_file`` (the evaluation-set features in the same layout,
+    ``eval/Output_clip_len_0.25_audio_101/AudioSet_embedds_all.h5`` beside the training file's
+    ``train/`` folder, as the VAED / TMac configs' TEST_PATH) its clips are the test split and
+    the training file is split ``ratios[0] : ratios[1]`` into train / valid by class; with
+    ``eval_segments`` (AudioSet's ``eval_segments.csv``, for a file that holds evaluation clips)
+    :func:`evaluation_set_split`; with neither, :func:`stratified_split` by the clip's (first)
+    class with ``seed`` (the THGCL config's 1024, ratios 0.7 / 0.1 / 0.2). Same keys as
+    :func:`synthetic_av_features` plus ``source`` (the file) and ``split_rule`` (which split, in
+    words); ``audio_hop_s`` assumes the P_a segments of 0.96 s tile the 10 s clip evenly (101
+    nodes: 0.0904 s), which sets the time matching of the cross-modal edges. ``data_key``
+    digests the file's name and size, the clip count, the classes and the split recipe
+    (contents not read).
     """
+    if eval_file and eval_segments:
+        raise THGCLError(f"eval_file={str(eval_file)!r} and eval_segments={str(eval_segments)!r}: give one "
+                         "(a separate evaluation features file, or the list of evaluation ids in the file)")
     feats = read_tmac_features(path, arrays=False)
-    split = stratified_split(feats["label_index"], seed, ratios)
+    if eval_file:
+        return _with_eval_file(path, feats, eval_file, seed, ratios)
+    if eval_segments:
+        split = evaluation_set_split(feats["label_index"], feats["audio_add"], eval_segments, seed,
+                                     (ratios[0], ratios[1]), source=str(path))
+        st = Path(eval_segments).stat()
+        recipe: dict[str, Any] = {"eval_segments": Path(eval_segments).name, "eval_size": st.st_size,
+                                  "eval_mtime": st.st_mtime_ns}
+        rule = (f"AudioSet evaluation set ({Path(eval_segments).name}) as test, the rest "
+                f"{ratios[0]:g} : {ratios[1]:g} train / valid by class (seed {seed})")
+    else:
+        split = stratified_split(feats["label_index"], seed, ratios)
+        recipe = {}
+        rule = f"THGCL repository's stratified {ratios[0]:g} / {ratios[1]:g} / {ratios[2]:g} split (seed {seed})"
     audio, video = H5Array(path, "audio"), H5Array(path, "video")
     data_key = caching.stable_digest({"file": Path(path).name, "size": Path(path).stat().st_size,
                                       "clips": len(split), "classes": list(feats["classes"]),
-                                      "split_seed": int(seed), "ratios": list(ratios)})
+                                      "split_seed": int(seed), "ratios": list(ratios), **recipe})
     return {"audio": audio, "video": video, "target": feats["target"],
             "split": split, "classes": feats["classes"],
             "clip_id": [str(i) for i in range(len(split))],
             "audio_hop_s": _tmac_hop(audio.shape[1]), "data_key": data_key,
             "stats_key": caching.stable_digest([data_key, Path(path).stat().st_mtime_ns]),
-            "source": str(path)}
+            "source": str(path), "split_rule": rule, "paper_split": bool(eval_segments)}
+
+
+def _with_eval_file(path: str | os.PathLike, feats: Mapping[str, Any], eval_file: str | os.PathLike,
+                    seed: int, ratios: tuple[float, float, float]) -> dict[str, Any]:
+    """:func:`tmac_av_features` with a separate evaluation file: training file rows first, then
+    the evaluation file's rows (:class:`StackedRows`), the evaluation clips as the test split."""
+    ev = read_tmac_features(eval_file, arrays=False)
+    if list(ev["classes"]) != list(feats["classes"]):
+        raise THGCLError(f"eval_file={str(eval_file)!r}: its unique_labels {list(ev['classes'])[:5]}... differ "
+                         f"from the training file {str(path)!r}'s {list(feats['classes'])[:5]}... (the class "
+                         "order must be the same)")
+    if tuple(ev["audio_shape"][1:]) != tuple(feats["audio_shape"][1:]) or \
+            tuple(ev["video_shape"][1:]) != tuple(feats["video_shape"][1:]):
+        raise THGCLError(f"eval_file={str(eval_file)!r}: nodes {ev['audio_shape'][1:]} / {ev['video_shape'][1:]} "
+                         f"differ from the training file's {feats['audio_shape'][1:]} / {feats['video_shape'][1:]}")
+    total = float(ratios[0] + ratios[1])
+    inner = stratified_split(feats["label_index"], seed, (ratios[0] / total, ratios[1] / total, 0.0))
+    n_train, n_eval = len(inner), len(ev["label_index"])
+    split = np.concatenate([np.where(inner == "valid", "valid", "train").astype(object),
+                            np.full(n_eval, "test", dtype=object)])
+    audio = StackedRows([H5Array(path, "audio"), H5Array(eval_file, "audio")])
+    video = StackedRows([H5Array(path, "video"), H5Array(eval_file, "video")])
+    stat = [(Path(f).name, Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in (path, eval_file)]
+    data_key = caching.stable_digest({"files": [s[:2] for s in stat], "clips": [n_train, n_eval],
+                                      "classes": list(feats["classes"]), "split_seed": int(seed),
+                                      "ratios": list(ratios[:2]), "split": "eval_file"})
+    rule = (f"evaluation file ({n_eval} clips) as test, the training file {ratios[0]:g} : {ratios[1]:g} "
+            f"train / valid by class (seed {seed})")
+    return {"audio": audio, "video": video,
+            "target": np.concatenate([feats["target"], ev["target"]]).astype(np.float32),
+            "split": split, "classes": feats["classes"],
+            "clip_id": [f"train:{i}" for i in range(n_train)] + [f"eval:{i}" for i in range(n_eval)],
+            "audio_hop_s": _tmac_hop(audio.shape[1]), "data_key": data_key,
+            "stats_key": caching.stable_digest([data_key, [s[2] for s in stat]]),
+            "source": str(path), "split_rule": rule, "paper_split": True}
 
 
 #: what a user's clip table must carry for THGCL (the ``clip_table`` parameter of the notebooks)
@@ -582,14 +712,27 @@ def world_features(n_clips: int, seed: int = 1, audio_hop_s: float = 0.48, audio
     return feats, feats["data_key"]
 
 
+def _resolve(given: str) -> Path:
+    """A parameter's path: as given when absolute or existing from the working folder, else
+    relative to the project home."""
+    path = Path(given)
+    return path if path.is_absolute() or path.exists() else paths.home() / path
+
+
 def chapter_features(n_clips: int, seed: int = 1, tmac_file: str = "", audio_hop_s: float = 0.48,
                      audio_encoder: str = "stats", *, clip_table: str = "", task: str = "",
-                     device: str = "auto", **visual_params: Any) -> tuple[dict[str, Any], str, str, str]:
+                     eval_segments: str = "", eval_file: str = "", device: str = "auto",
+                     **visual_params: Any) -> tuple[dict[str, Any], str, str, str]:
     """Features for a chapter notebook: the real TMac file when ``tmac_file`` is given (paper
-    profile), a user's clip table (:data:`CLIP_TABLE_FORMAT`, recorded under ``task``) when
-    ``clip_table`` is given, else the shared synthetic world encoded with ``audio_encoder``
-    (:func:`load_audio_encoder`, on ``device``). Relative ``tmac_file`` / ``clip_table`` paths
-    that do not exist from the working folder are taken relative to the project home.
+    profile; with ``eval_file``, the evaluation-set features file, or ``eval_segments``,
+    AudioSet's ``eval_segments.csv``, the test split is the original evaluation set as the
+    paper's text says, else the THGCL repository's stratified split, whose records are filed
+    under the dataset name ``"<TMAC_DATASET>, THGCL repository split"`` so that they never decide
+    a claim on the paper's data: :func:`tmac_av_features`), a user's clip table (:data:`CLIP_TABLE_FORMAT`, recorded
+    under ``task``) when ``clip_table`` is given, else the shared synthetic world encoded with
+    ``audio_encoder`` (:func:`load_audio_encoder`, on ``device``). Relative ``tmac_file`` /
+    ``clip_table`` / ``eval_segments`` paths that do not exist from the working folder are taken
+    relative to the project home.
 
     ``visual_params`` (``av_offset_s``, ``visual_noise``, ...) regenerate the synthetic world's
     visual stream; on a features file only ``av_offset_s`` (a delay of the video nodes by
@@ -603,13 +746,19 @@ def chapter_features(n_clips: int, seed: int = 1, tmac_file: str = "", audio_hop
     """
     if tmac_file and clip_table:
         raise THGCLError(f"tmac_file={tmac_file!r} and clip_table={clip_table!r}: give one")
+    for name, value in (("eval_segments", eval_segments), ("eval_file", eval_file)):
+        if value and not tmac_file:
+            raise THGCLError(f"{name}={value!r} needs tmac_file (it gives the evaluation clips of the "
+                             "TMac feature file; a clip table carries its own split column)")
     if tmac_file or clip_table:
         given = Path(tmac_file or clip_table)
-        path = given if given.is_absolute() or given.exists() else paths.home() / given
+        path = _resolve(tmac_file or clip_table)
         if clip_table and not task:
             raise THGCLError(f"clip_table={clip_table!r} needs task (the name your records are "
                              "filed under; a user's data is never compared with a paper number)")
-        feats = tmac_av_features(path) if tmac_file else clip_table_av_features(path)
+        feats = (tmac_av_features(path, eval_segments=_resolve(eval_segments) if eval_segments else None,
+                                  eval_file=_resolve(eval_file) if eval_file else None)
+                 if tmac_file else clip_table_av_features(path))
         feats["source"] = str(given)
         if clip_table:
             feats["task"] = str(task)
@@ -628,9 +777,10 @@ def chapter_features(n_clips: int, seed: int = 1, tmac_file: str = "", audio_hop
         elif (path.parent / MINIATURE_README).is_file():   # never decides a claim on the paper's data
             dataset = f"{TMAC_DATASET}, official-format miniature {path.parent.name}"
         else:
-            dataset = TMAC_DATASET
+            dataset = TMAC_DATASET if feats.get("paper_split") else f"{TMAC_DATASET}, THGCL repository split"
         extra = "".join(f", {k} {v}" for k, v in visual_params.items())
-        return feats, feats["data_key"], dataset, f"{len(feats['split'])} clips ({given.name}{extra})"
+        rule = f"; split: {feats['split_rule']}" if "split_rule" in feats else ""
+        return feats, feats["data_key"], dataset, f"{len(feats['split'])} clips ({given.name}{extra}{rule})"
     feats, key = world_features(n_clips, seed, audio_hop_s, audio_encoder, device=device, **visual_params)
     extra = "".join(f", {k} {v}" for k, v in visual_params.items())
     return (feats, key, f"synthetic world (audio {audio_encoder})",

@@ -31,13 +31,13 @@ from torch import nn
 
 from audiorepro import caching, paths, results
 from audiorepro.backbones.counting import count_parameters
-from audiorepro.metrics import tagging_metrics
+from audiorepro.metrics import random_ranking_map, tagging_metrics
 from audiorepro.fileio import atomic_save_npy
 from audiorepro.papers.thgcl.data import (CACHE_CODE, TMAC_DATASET, AVFeatures, StreamedAVFeatures,
-                                          av_collate, chapter_features, node_statistics)
+                                          av_collate, chapter_features, node_statistics, world_features)
 from audiorepro.papers.thgcl.model import (VARIANTS, GraphConfig, TemporalGraph, THGCLError,
                                            build_variant, edge_weights, hawkes_weights,
-                                           make_batch_fn, parameter_table)
+                                           make_batch_fn, parameter_table, COUNTED_LAYOUTS)
 from audiorepro.preprocessing import standardise
 from audiorepro.training import fit, pick_device
 
@@ -191,7 +191,9 @@ def train_variant(name: str, features: Mapping[str, Any], model_kwargs: Mapping[
              **dict(model_kwargs.get("graph") or {})}
     (p_a, d_a), (p_v, d_v) = ds.audio_shape, ds.video_shape
     model = build_variant(name, ds.target.shape[1], p_a, p_v, d_a, d_v, **{**model_kwargs, "graph": graph})
-    batch_fn = make_batch_fn(VARIANTS[name]["loss"], **loss_kwargs)
+    batch_fn = make_batch_fn(VARIANTS[name]["loss"],
+                             **{"focal_reduction": VARIANTS[name].get("focal_reduction", "sum_classes"),
+                                **loss_kwargs})
     run_dir = None
     if run_root is not None:
         data_key = data_key or str(features.get("data_key", ""))
@@ -322,6 +324,73 @@ def kernel_ablation(settings: Mapping[str, str], seeds: Sequence[int], features:
 LARGEST_OFFSET, NOISIEST = "largest offset", "noisiest visual stream"
 
 
+#: candidate visual streams of the synthetic world for the modality balance (label -> visual
+#: parameters of :func:`~audiorepro.data.synthetic.visual_variant`): the world's default, then
+#: partial (events not visible, noisier), misleading (visible events that make no sound), weak
+#: evidence, and none at all (no event visible and no scene vector, which otherwise tells the
+#: scene and through it the likely classes); delayed evidence is the robustness notebook's
+#: offset sweep. The audio never changes.
+BALANCE_SETTINGS: dict[str, dict[str, float]] = {
+    "world default": {},
+    "partial": {"p_missing": 0.4, "visual_noise": 1.0},
+    "misleading": {"p_missing": 0.4, "p_distractor": 0.8, "visual_noise": 1.0},
+    "weak": {"p_missing": 0.6, "p_distractor": 0.6, "visual_noise": 2.0, "visual_instance_std": 0.8},
+    "absent": {"p_missing": 1.0, "p_distractor": 0.0, "scene_visual_scale": 0.0},
+}
+#: the single-modality and fusion models the balance is read from
+BALANCE_MODELS = ("audio-only MLP", "video-only MLP", "late-fusion concat MLP")
+
+
+def modality_balance(settings: Mapping[str, Mapping[str, Any]], n_clips: int, seed: int,
+                     audio_encoder: str, model_kwargs: Mapping[str, Any], train_config: Mapping[str, Any],
+                     *, audio_hop_s: float = 0.48, seeds: Sequence[int] = (0,),
+                     names: Sequence[str] = BALANCE_MODELS, device: str = "auto") -> pd.DataFrame:
+    """How much each modality alone tells about the labels, per candidate visual stream.
+
+    For each setting (label -> visual parameters, e.g. :data:`BALANCE_SETTINGS`) trains
+    ``names`` on the synthetic world (runs cached; the audio-only model once, its input never
+    changes) and reads the **validation** mAP of the chosen epoch (the balance is a design
+    choice of the book's world: it never looks at the test split). Returns one row per
+    (setting, variant): ``setting``, ``variant``, ``valid mAP`` (mean over ``seeds``),
+    ``chance``, ``mAP / chance`` (chance: the expected mAP of a random ranking of the validation
+    clips, :func:`audiorepro.metrics.random_ranking_map`),
+    ``seeds``, and the setting's parameters as text.
+    """
+    rows, audio_only = [], None
+    for label, params in settings.items():
+        feats, key = world_features(n_clips, seed, audio_hop_s, audio_encoder, device=device, **dict(params))
+        split = np.asarray(feats["split"])
+        chance = random_ranking_map(np.asarray(feats["target"])[split == "valid"])
+        for name in names:
+            if VARIANTS[name]["model"] == "audio_mlp" and audio_only is not None:
+                value = audio_only
+            else:
+                _, runs = run_variants([name], feats, model_kwargs, train_config, key, device=device,
+                                       seeds=seeds)
+                value = float(np.mean([r["fit"].best_metrics["mAP"] for r in runs[name].values()]))
+                if VARIANTS[name]["model"] == "audio_mlp":
+                    audio_only = value
+            rows.append({"setting": label, "variant": name, "valid mAP": value, "chance": chance,
+                         "mAP / chance": value / chance, "seeds": len(seeds),
+                         "visual parameters": ", ".join(f"{k} {v:g}" for k, v in params.items()) or "world default"})
+    return pd.DataFrame(rows)
+
+
+def balanced_setting(balance: pd.DataFrame) -> str | None:
+    """The setting of a :func:`modality_balance` table where neither modality dominates: the
+    smallest gap between the video-only and the audio-only validation mAP among settings whose
+    video-only model is clearly above chance (``mAP / chance`` > 1.5); settings without visual
+    evidence are never chosen (a multimodal model needs some). None when no setting qualifies
+    (e.g. a world too small for the models to learn)."""
+    wide = balance.pivot(index="setting", columns="variant", values="valid mAP")
+    ratio = balance.pivot(index="setting", columns="variant", values="mAP / chance")
+    usable = ratio["video-only MLP"] > 1.5
+    if not usable.any():
+        return None
+    gap = (wide["video-only MLP"] - wide["audio-only MLP"]).abs()[usable]
+    return str(gap.idxmin())
+
+
 def robustness_conditions(offsets: Sequence[float], noises: Sequence[float]
                           ) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
     """The sweep's visual conditions (``aligned``, ``offset <o> s``, ``noise <n>``) and the row
@@ -345,7 +414,8 @@ def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequenc
                      amp: bool | str = False, seeds: Sequence[int] | None = None,
                      row_labels: Mapping[str, str] | None = None,
                      run_group: str | None = None, tmac_file: str = "", clip_table: str = "",
-                     task: str = "") -> pd.DataFrame:
+                     task: str = "", eval_segments: str = "", eval_file: str = "",
+                     visual: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Train ``names`` on the synthetic world with each visual condition (label -> keyword
     arguments of :func:`~audiorepro.data.synthetic.visual_variant`, e.g. ``{"av_offset_s": 1.0}``)
     once per training seed and score them on the test split (the same clips in every condition).
@@ -360,16 +430,21 @@ def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequenc
     With ``tmac_file`` or ``clip_table`` (and ``task``) the sweep runs on that features file
     instead: the conditions perturb its video nodes (``av_offset_s``: a delay by whole video
     chunks, ``visual_noise``: Gaussian noise on the standardised video features; see
-    :func:`~audiorepro.papers.thgcl.data.chapter_features`).
+    :func:`~audiorepro.papers.thgcl.data.chapter_features`; ``eval_file`` and ``eval_segments`` as
+    there).
+    ``visual`` (the chapter's modality balance, synthetic world only) is the base every
+    condition starts from; a condition's own parameters override it.
     """
     if table is not None and run_group is None:
         run_group = results.new_run_group()
     rows, once = [], {}
     keys = sorted({k for c in conditions.values() for k in c})
-    for label, visual_params in conditions.items():
+    for label, condition in conditions.items():
+        visual_params = {**dict(visual or {}), **dict(condition)}
         feats, key, dataset, scale = chapter_features(n_clips, seed, tmac_file, audio_hop_s, audio_encoder,
                                                       clip_table=clip_table, task=task, device=device,
-                                                      **dict(visual_params))
+                                                      eval_file=eval_file, eval_segments=eval_segments,
+                                                      **visual_params)
         for name in names:
             if name in visual_only_names and name in once:
                 per_seed, runs = once[name]
@@ -400,7 +475,7 @@ def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequenc
 
 def record_param_counts(profile: str = "smoke",
                         rows: Sequence[tuple[str, str]] = (("THGCL", "THGCL"), ("TMac", "TMac-style")),
-                        names: Sequence[str] = ("THGCL", "TMac-style", "THGCL (TMac layout)"),
+                        names: Sequence[str] = COUNTED_LAYOUTS,
                         chapter: str = "thgcl", table: str = "param_count",
                         run_group: str | None = None, notebook_data: str = "") -> pd.DataFrame:
     """Count the trainable parameters of ``names`` at the paper's sizes
@@ -435,18 +510,22 @@ PAPER_DATA_CLAIMS: dict[str, str] = {"headline-map": TMAC_DATASET, "headline-auc
 
 
 def decide_claims(profile: str, notebook: str, claim_ids: Sequence[str] | None = None,
-                  chapter: str = "thgcl") -> pd.DataFrame:
+                  chapter: str = "thgcl", register: bool = True) -> pd.DataFrame:
     """Decide and register the claims of ``notebook`` (a name of :data:`CLAIMS_BY_NOTEBOOK`,
     e.g. ``"02_table1"`` or its path; ``claim_ids`` overrides the list) with
     :func:`audiorepro.results.decide_claims` on the records of ``profile`` (the paired bootstrap
     over the test clips of the latest run group, combined with seeds). The claims of
     :data:`PAPER_DATA_CLAIMS` use only records of the paper's data.
 
+    ``register=False`` shows the verdicts without storing them (a variant page that departs
+    from the paper's protocol, e.g. the THGCL repository's split, must not replace the verdicts
+    of the paper profile's own run).
+
     Returns one row per claim: ``claim, verdict, effect, lo, hi, half-width, n_items, n_seeds,
     seed_spread, evidence``.
     """
     table = results.decide_claims(chapter, profile, notebook, CLAIMS_BY_NOTEBOOK, claim_ids,
-                                  dataset=PAPER_DATA_CLAIMS)
+                                  dataset=PAPER_DATA_CLAIMS, register=register)
     table = table.rename(columns={"items": "n_items", "seeds": "n_seeds", "seed spread": "seed_spread"})
     table.insert(table.columns.get_loc("hi") + 1, "half-width", table.pop("interval width") / 2)
     return table
@@ -454,13 +533,11 @@ def decide_claims(profile: str, notebook: str, claim_ids: Sequence[str] | None =
 
 def chance_table(per_seed: pd.DataFrame, features: Mapping[str, Any],
                  by: str | Sequence[str] = "variant") -> pd.DataFrame:
-    """Each row's mean test mAP / AUC over seeds next to chance: the mAP of a random ranking is
-    about the mean over classes of the test split's prevalence (classes with a positive), the
-    AUC 0.5. Columns ``mAP, chance mAP, mAP / chance, AUC, seeds``."""
+    """Each row's mean test mAP / AUC over seeds next to chance: the expected mAP of a random
+    ranking of the test clips (:func:`audiorepro.metrics.random_ranking_map`), the AUC 0.5.
+    Columns ``mAP, chance mAP, mAP / chance, AUC, seeds``."""
     split = np.asarray(features["split"])
-    target = np.asarray(features["target"])[split == "test"]
-    prevalence = target.mean(axis=0)
-    chance = float(prevalence[prevalence > 0].mean())
+    chance = random_ranking_map(np.asarray(features["target"])[split == "test"])
     out = per_seed.groupby(by, sort=False).agg(mAP=("mAP", "mean"), AUC=("AUC", "mean"),
                                                 seeds=("seed", "nunique"))
     out.insert(1, "chance mAP", chance)

@@ -9,11 +9,13 @@ from typing import Any, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.collections import LineCollection
 
-from audiorepro.papers.thgcl.model import TemporalGraph, edge_weights
+from audiorepro.papers.thgcl.model import TemporalGraph, edge_weights, hawkes_weights
 
 __all__ = ["draw_graph", "graph_panels", "weight_matrices", "plot_curves", "table1_figure", "table2_figure",
+           "balance_figure",
            "robustness_figure"]
 
 
@@ -72,26 +74,36 @@ def graph_panels(graph: TemporalGraph, audio_values: np.ndarray | None = None,
     return fig
 
 
-def weight_matrices(graphs: Mapping[str, TemporalGraph], tau: float = 1.0) -> plt.Figure:
-    """The evaluation edge weights (``xi = 0.5``) as matrices, one row per graph (``graphs``:
-    label -> graph, e.g. the book's and the paper's node counts): audio-audio under the Gaussian
-    (Eq. 1) and the Hawkes kernel (Eq. 2), and video -> audio under both (rows: audio nodes;
-    white: no edge). One colour scale for the whole figure, so flat weights look flat."""
-    panels = (("audio", "gaussian"), ("audio", "hawkes"), ("cross", "gaussian"), ("cross", "hawkes"))
-    fig, axes = plt.subplots(len(graphs), len(panels), figsize=(3.3 * len(panels), 3.0 * len(graphs)),
-                             squeeze=False)
+def weight_matrices(graphs: Mapping[str, TemporalGraph], tau: float = 1.0, seed: int = 0) -> plt.Figure:
+    """The edge weights as matrices, one row per graph (``graphs``: label -> graph, e.g. the
+    book's and the paper's node counts): audio-audio under the Gaussian (Eq. 1), the Hawkes
+    kernel (Eq. 2) in evaluation (``xi = 0.5``) and in one training draw of ``xi`` (uniform,
+    generator ``seed``: what the model sees in a training step), and video -> audio under both
+    kernels in evaluation (rows: audio nodes; white: no edge). One colour scale for the whole
+    figure, so flat weights look flat."""
+    panels = (("audio", "gaussian", False), ("audio", "hawkes", False), ("audio", "hawkes", True),
+              ("cross", "gaussian", False), ("cross", "hawkes", False))
+    fig, axes = plt.subplots(len(graphs), len(panels), figsize=(2.9 * len(panels), 3.2 * len(graphs)),
+                             squeeze=False, layout="constrained")
     image = None
+    generator = torch.Generator().manual_seed(seed)
     for row, (label, graph) in zip(axes, graphs.items()):
-        for ax, (family, kernel) in zip(row, panels):
-            mask = getattr(graph, f"{family}_mask").numpy()
-            w = np.where(mask, edge_weights(graph, family, kernel, tau).numpy(), np.nan)
+        for ax, (family, kernel, training) in zip(row, panels):
+            mask = getattr(graph, f"{family}_mask")
+            if training:
+                xi = torch.rand(mask.shape, generator=generator)
+                w = hawkes_weights(getattr(graph, f"{family}_term"), mask, tau, xi)
+            else:
+                w = edge_weights(graph, family, kernel, tau)
+            w = np.where(mask.numpy(), w.numpy(), np.nan)
             image = ax.imshow(w, vmin=0.0, vmax=1.0 / tau, cmap="viridis", aspect="auto",
                               interpolation="nearest")
-            ax.set_title(f"{label}: {'audio-audio' if family == 'audio' else 'video -> audio'}, "
-                         f"{kernel}", fontsize=9)
+            pair = "audio-audio" if family == "audio" else "video -> audio"
+            ax.set_title(f"{label}\n{pair}, {kernel}{' (one training draw)' if training else ''}",
+                         fontsize=8)
             ax.set_xlabel("video node" if family == "cross" else "audio node")
             ax.set_ylabel("audio node")
-    fig.colorbar(image, ax=axes, label="edge weight (evaluation)", shrink=0.8)
+    fig.colorbar(image, ax=axes, label="edge weight", shrink=0.8)
     return fig
 
 
@@ -190,4 +202,26 @@ def robustness_figure(sweep: pd.DataFrame, names: Sequence[str], floor: str = "a
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def balance_figure(balance: pd.DataFrame, chosen: str | None = None, title: str = "") -> plt.Figure:
+    """Grouped bars of a :func:`~audiorepro.papers.thgcl.experiments.modality_balance` table:
+    validation mAP per visual stream (x) and model (colour), the chance level as a dashed line,
+    the ``chosen`` stream's label in bold."""
+    wide = balance.pivot(index="setting", columns="variant", values="valid mAP")
+    wide = wide.loc[list(dict.fromkeys(balance["setting"]))]
+    fig, ax = plt.subplots(figsize=(7.5, 3.4), layout="constrained")
+    width = 0.8 / len(wide.columns)
+    x = np.arange(len(wide))
+    for i, name in enumerate(wide.columns):
+        ax.bar(x + (i - (len(wide.columns) - 1) / 2) * width, wide[name], width, label=name)
+    ax.axhline(float(balance["chance"].mean()), color="0.3", ls="--", lw=1, label="chance")
+    ax.set_xticks(x, wide.index)
+    for tick in ax.get_xticklabels():
+        if tick.get_text() == chosen:
+            tick.set_fontweight("bold")
+    ax.set_ylabel("validation mAP")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, ncol=2)
     return fig

@@ -32,10 +32,15 @@ Pieces (all batched: no Python loop over clips in any forward pass):
   GAT-AV(video -> audio), video <- GCN-V(video) (TMac layer, dropout 0.1). GCN propagation uses
   the weighted adjacency with symmetric normalisation ``D^-1/2 A D^-1/2``; the GAT attention
   (single head, PyG-style separate source / target maps) is multiplied by the cross-modal edge
-  weight. Attention pooling (gate ``Linear(hidden, 1)``, softmax over nodes) over the audio
-  nodes gives the graph embedding used by the classifier ``Linear(hidden, C)`` (the learnable
-  pooling of TMac [19]); a second pooling over the video nodes and one linear projection head
-  per modality give the embeddings of the contrastive loss.
+  weight. One learnable attention pooling (gate ``Linear(hidden, 1)``, softmax over nodes; the
+  pooling of TMac [19]) aggregates the outputs: as the paper (section 2.3, "aggregate X_a^out
+  and X_v^out to form the graph-level embedding X^G") the classifier ``Linear(hidden, C)``
+  reads the pooling over *all* audio and video nodes (``readout="both"``), and the contrastive
+  loss (Eq. 4) compares the graph embeddings of the two modalities, the pooling over the audio
+  nodes and over the video nodes, with no projection head. Labelled ablations: ``readout=
+  "audio"`` (the classifier reads the audio nodes only, as TMac's code) and
+  ``contrastive_heads=True`` (one SimCLR-style ``Linear(hidden, hidden)`` head per modality
+  before the loss; not in the paper).
 * **Losses**: :func:`focal_loss` (sigmoid focal, alpha 0.5, gamma 2 as TMac), :func:`nt_xent`
   (Eq. 4, both directions), :func:`make_batch_fn` builds ``L = w_FL L_FL + w_CL L_CL`` (Eq. 5,
   paper weights 1.0 / 0.1) or plain BCE (the paper's "cross-entropy" curve, multi-label here).
@@ -57,13 +62,16 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "KERNELS", "THGCLError", "GraphConfig", "TemporalGraph", "temporal_neighbours", "cross_neighbours",
+    "KERNELS", "READOUTS", "THGCLError", "GraphConfig", "TemporalGraph", "temporal_neighbours", "cross_neighbours",
     "build_graph", "gaussian_weights", "hawkes_weights", "edge_weights", "normalize_adjacency",
-    "GCNLayer", "CrossGAT", "AttentionPool", "THGN", "AudioOnlyMLP", "LateFusionMLP",
-    "focal_loss", "nt_xent", "make_batch_fn", "VARIANTS", "build_variant", "parameter_table",
+    "GCNLayer", "CrossGAT", "AttentionPool", "THGN", "AudioOnlyMLP", "VideoOnlyMLP", "LateFusionMLP",
+    "focal_loss", "nt_xent", "make_batch_fn", "VARIANTS", "COUNTED_LAYOUTS", "build_variant", "parameter_table",
+    "paper_layer_counts",
 ]
 
 KERNELS = ("gaussian", "hawkes", "uniform")
+#: what the classifier reads: all nodes of the graph (paper) or the audio nodes only (TMac)
+READOUTS = ("both", "audio")
 
 
 class THGCLError(ValueError):
@@ -346,8 +354,9 @@ class THGN(nn.Module):
     """Temporal heterogeneous graph network (+ contrastive heads).
 
     Input: ``audio`` (B, P_a, audio_dim), ``video`` (B, P_v, video_dim). Output dict:
-    ``logits`` (B, C), ``z_audio`` / ``z_video`` (B, hidden) contrastive embeddings (projected
-    pooled graph embeddings), ``graph_embedding`` (B, hidden) (pooled audio nodes).
+    ``logits`` (B, C), ``graph_embedding`` (B, hidden) (X^G, what the classifier reads),
+    ``z_audio`` / ``z_video`` (B, hidden) the per-modality graph embeddings of the contrastive
+    loss (through the projection heads when there are any).
 
     Args:
         num_classes: C. audio_dim / video_dim: input widths (paper 128 / 1024).
@@ -355,16 +364,22 @@ class THGN(nn.Module):
         graph: :class:`GraphConfig`. embed_dim: d of the input maps (paper 128; ``None``: no
             input maps, the first layer reads the raw features as in TMac).
         hidden: hidden width (paper 512). num_layers: paper 4. dropout: TMac 0.1.
-        contrastive_heads: add the two ``Linear(hidden, hidden)`` projection heads.
+        readout: ``"both"`` (paper: X^G pools the audio and the video nodes together) or
+            ``"audio"`` (TMac: the audio nodes only).
+        contrastive_heads: add two ``Linear(hidden, hidden)`` projection heads before the
+            contrastive loss (not in the paper; a labelled ablation).
     """
 
     def __init__(self, num_classes: int, num_audio: int, num_video: int, audio_dim: int = 128,
                  video_dim: int = 1024, graph: GraphConfig = GraphConfig(), embed_dim: int | None = 128,
                  hidden: int = 512, num_layers: int = 4, dropout: float = 0.1,
-                 contrastive_heads: bool = True) -> None:
+                 contrastive_heads: bool = False, readout: str = "both") -> None:
         super().__init__()
         if num_layers < 1 or hidden < 1 or (embed_dim is not None and embed_dim < 1) or num_classes < 1:
             raise THGCLError("THGN: num_layers, hidden, embed_dim and num_classes must be >= 1")
+        if readout not in READOUTS:
+            raise THGCLError(f"THGN: readout={readout!r} must be one of {READOUTS}")
+        self.readout = readout
         self.graph_config = graph
         g = build_graph(num_audio, num_video, graph)
         self.num_audio, self.num_video = num_audio, num_video
@@ -383,8 +398,7 @@ class THGN(nn.Module):
         self.gcn_v = nn.ModuleList(GCNLayer(i, o) for i, o in zip(dv[:-1], dv[1:]))
         self.gat_av = nn.ModuleList(CrossGAT(i, o, d_src=s) for i, o, s in zip(da[:-1], da[1:], dv[:-1]))
         self.dropout = nn.Dropout(dropout)
-        self.pool_audio = AttentionPool(hidden)
-        self.pool_video = AttentionPool(hidden)
+        self.pool = AttentionPool(hidden)
         self.classifier = nn.Linear(hidden, num_classes)
         self.proj_audio = nn.Linear(hidden, hidden) if contrastive_heads else nn.Identity()
         self.proj_video = nn.Linear(hidden, hidden) if contrastive_heads else nn.Identity()
@@ -424,23 +438,43 @@ class THGN(nn.Module):
             new_a = gcn_a(xa, a_hat) + gat(xa, xv, self.cross_mask, adj["cross"])
             new_v = gcn_v(xv, v_hat)
             xa, xv = self.dropout(F.relu(new_a)), self.dropout(F.relu(new_v))
-        ga, gv = self.pool_audio(xa), self.pool_video(xv)
-        return {"logits": self.classifier(ga), "graph_embedding": ga,
+        ga, gv = self.pool(xa), self.pool(xv)
+        graph = self.pool(torch.cat([xa, xv], dim=1)) if self.readout == "both" else ga
+        return {"logits": self.classifier(graph), "graph_embedding": graph,
                 "z_audio": self.proj_audio(ga), "z_video": self.proj_video(gv)}
 
 
+def _pooled_mlp(d_in: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """(B, 2 d_in) [mean, max] over nodes -> two ReLU layers of ``hidden`` -> (B, C)."""
+    return nn.Sequential(nn.Linear(2 * d_in, hidden), nn.ReLU(), nn.Dropout(dropout),
+                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+                         nn.Linear(hidden, num_classes))
+
+
 class AudioOnlyMLP(nn.Module):
-    """Non-graph baseline: mean over audio segments -> MLP. audio (B, P_a, D_a) -> logits (B, C)."""
+    """Non-graph baseline: [mean, max] over audio segments -> MLP. audio (B, P_a, D_a) -> logits (B, C)."""
 
     def __init__(self, num_classes: int, audio_dim: int = 128, hidden: int = 512,
                  dropout: float = 0.1) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(2 * audio_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, num_classes))
+        self.net = _pooled_mlp(audio_dim, hidden, num_classes, dropout)
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         x = torch.cat([audio.mean(1), audio.amax(1)], dim=-1)
+        return {"logits": self.net(x)}
+
+
+class VideoOnlyMLP(nn.Module):
+    """Non-graph baseline on the other modality: [mean, max] over video chunks -> MLP.
+    video (B, P_v, D_v) -> logits (B, C); the audio input is ignored."""
+
+    def __init__(self, num_classes: int, video_dim: int = 1024, hidden: int = 512,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        self.net = _pooled_mlp(video_dim, hidden, num_classes, dropout)
+
+    def forward(self, audio: torch.Tensor | None, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = torch.cat([video.mean(1), video.amax(1)], dim=-1)
         return {"logits": self.net(x)}
 
 
@@ -464,8 +498,10 @@ class LateFusionMLP(nn.Module):
 
 # =============================================================================== losses
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.5,
-               gamma: float = 2.0) -> torch.Tensor:
-    """Sigmoid focal loss (Lin et al. 2017), mean over (B, C) elements.
+               gamma: float = 2.0, reduction: str = "mean") -> torch.Tensor:
+    """Sigmoid focal loss (Lin et al. 2017): ``reduction="mean"`` over the (B, C) elements
+    (torchvision's ``sigmoid_focal_loss`` convention), ``"sum_classes"`` summed over the C
+    classes and averaged over the B clips (C times larger).
 
     ``FL = alpha_t (1 - p_t)^gamma BCE(logit, y)``, ``alpha_t = alpha y + (1 - alpha)(1 - y)``;
     ``gamma = 0`` and ``alpha = 0.5`` give half the BCE. logits, target (B, C) -> scalar.
@@ -475,7 +511,12 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.5,
     p = torch.sigmoid(logits)
     p_t = p * target + (1 - p) * (1 - target)
     alpha_t = alpha * target + (1 - alpha) * (1 - target)
-    return (alpha_t * (1 - p_t) ** gamma * ce).mean()
+    loss = alpha_t * (1 - p_t) ** gamma * ce
+    if reduction == "sum_classes":
+        return loss.sum(dim=-1).mean()
+    if reduction != "mean":
+        raise THGCLError(f"focal_loss: reduction={reduction!r} must be mean or sum_classes")
+    return loss.mean()
 
 
 def nt_xent(z_a: torch.Tensor, z_v: torch.Tensor, temperature: float = 0.2,
@@ -505,12 +546,17 @@ def nt_xent(z_a: torch.Tensor, z_v: torch.Tensor, temperature: float = 0.2,
 
 def make_batch_fn(loss: str = "focal+cl", cl_weight: float = 0.1, fl_weight: float = 1.0,
                   temperature: float = 0.2, alpha: float = 0.5, gamma: float = 2.0,
-                  exclude_positive: bool = True) -> Callable[[nn.Module, Mapping[str, Any]], tuple]:
+                  exclude_positive: bool = True,
+                  focal_reduction: str = "sum_classes") -> Callable[[nn.Module, Mapping[str, Any]], tuple]:
     """``batch_fn(model, batch) -> (loss, logits (B, C), target (B, C))`` for :func:`fit`.
 
     ``loss``: ``"bce"`` (the paper's cross-entropy, multi-label), ``"focal"`` or ``"focal+cl"``
-    (Eq. 5: ``fl_weight * L_FL + cl_weight * L_CL``). Batches are dicts with ``audio``,
-    ``video``, ``target``.
+    (Eq. 5: ``fl_weight * L_FL + cl_weight * L_CL``). ``focal_reduction`` (:func:`focal_loss`)
+    sets the scale of L_FL against L_CL: the paper does not say how L_FL is reduced; TMac's code
+    (the base model) uses a softmax focal loss over each clip's one class, averaged over clips,
+    whose scale is one term per clip: the sum over classes per clip here (the default); the
+    mean over clips and classes makes L_FL about C times smaller. Batches are dicts with
+    ``audio``, ``video``, ``target``.
     """
     if loss not in ("bce", "focal", "focal+cl"):
         raise THGCLError(f"make_batch_fn: loss={loss!r} must be bce, focal or focal+cl")
@@ -522,7 +568,7 @@ def make_batch_fn(loss: str = "focal+cl", cl_weight: float = 0.1, fl_weight: flo
         if loss == "bce":
             value = F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype))
         else:
-            value = fl_weight * focal_loss(logits, y, alpha, gamma)
+            value = fl_weight * focal_loss(logits, y, alpha, gamma, focal_reduction)
             if loss == "focal+cl" and model.training and logits.shape[0] > 1:
                 value = value + cl_weight * nt_xent(out["z_audio"], out["z_video"], temperature,
                                                     exclude_positive)
@@ -532,21 +578,32 @@ def make_batch_fn(loss: str = "focal+cl", cl_weight: float = 0.1, fl_weight: flo
 
 
 # =============================================================================== variants
-#: name -> model kind, graph kernels (intra, cross), loss; TMac-style has no input maps and no
-#: contrastive heads (its parameter count, ~4.35 M at the paper's sizes, then matches the
-#: TMac architecture: 4 TMac layers on 128 / 1024-d inputs, hidden 512, 33 classes).
+#: name -> model kind, graph kernels (intra, cross), loss, and the layout switches ``embed``
+#: (input maps to d; default on), ``heads`` (projection heads; default off), ``readout`` (what
+#: the classifier pools; default ``"both"``). Defaults are the paper's model (section 2.3);
+#: TMac-style has no input maps and reads the audio nodes only (its parameter count, ~4.35 M at
+#: the paper's sizes, then matches the TMac architecture: 4 TMac layers on 128 / 1024-d inputs,
+#: hidden 512, 33 classes). ``THGCL (audio readout, heads)`` is this chapter's first reading
+#: (kept as a labelled ablation); ``THGCL (TMac layout + heads)`` is counted to explain the
+#: printed 4.8 M; ``focal_reduction`` (default ``"sum_classes"``) is :func:`make_batch_fn`'s
+#: scale of L_FL (``THGCL (FL averaged over classes)``: this chapter's first reading).
 VARIANTS: dict[str, dict[str, Any]] = {
     "THGCL": {"model": "thgn", "intra": "gaussian", "cross": "hawkes", "loss": "focal+cl"},
     "TMac-style": {"model": "thgn", "intra": "hawkes", "cross": "hawkes", "loss": "focal",
-                   "embed": False, "heads": False},
+                   "embed": False, "readout": "audio"},
     "both Hawkes": {"model": "thgn", "intra": "hawkes", "cross": "hawkes", "loss": "focal+cl"},
     "both Gaussian": {"model": "thgn", "intra": "gaussian", "cross": "gaussian", "loss": "focal+cl"},
     "THGCL (BCE)": {"model": "thgn", "intra": "gaussian", "cross": "hawkes", "loss": "bce"},
     "THGCL (FL)": {"model": "thgn", "intra": "gaussian", "cross": "hawkes", "loss": "focal"},
     "uniform weights": {"model": "thgn", "intra": "uniform", "cross": "uniform", "loss": "focal+cl"},
-    "THGCL (TMac layout)": {"model": "thgn", "intra": "gaussian", "cross": "hawkes", "loss": "focal+cl",
-                            "embed": False},
+    "THGCL (audio readout, heads)": {"model": "thgn", "intra": "gaussian", "cross": "hawkes",
+                                     "loss": "focal+cl", "readout": "audio", "heads": True},
+    "THGCL (TMac layout + heads)": {"model": "thgn", "intra": "gaussian", "cross": "hawkes",
+                                    "loss": "focal+cl", "embed": False, "heads": True},
+    "THGCL (FL averaged over classes)": {"model": "thgn", "intra": "gaussian", "cross": "hawkes",
+                                         "loss": "focal+cl", "focal_reduction": "mean"},
     "audio-only MLP": {"model": "audio_mlp", "loss": "focal"},
+    "video-only MLP": {"model": "video_mlp", "loss": "focal"},
     "late-fusion concat MLP": {"model": "late_fusion", "loss": "focal"},
 }
 
@@ -561,15 +618,22 @@ def build_variant(name: str, num_classes: int, num_audio: int, num_video: int, a
     v = VARIANTS[name]
     if v["model"] == "audio_mlp":
         return AudioOnlyMLP(num_classes, audio_dim, hidden, dropout)
+    if v["model"] == "video_mlp":
+        return VideoOnlyMLP(num_classes, video_dim, hidden, dropout)
     if v["model"] == "late_fusion":
         return LateFusionMLP(num_classes, audio_dim, video_dim, hidden, dropout)
     cfg = GraphConfig(**{**dict(graph or {}), "intra_kernel": v["intra"], "cross_kernel": v["cross"]})
     return THGN(num_classes, num_audio, num_video, audio_dim, video_dim, cfg,
                 embed_dim if v.get("embed", True) else None, hidden, num_layers, dropout,
-                contrastive_heads=v.get("heads", True))
+                contrastive_heads=v.get("heads", False), readout=v.get("readout", "both"))
 
 
-def parameter_table(names: Sequence[str] = ("THGCL", "TMac-style", "THGCL (TMac layout)"),
+#: the layouts :func:`parameter_table` counts by default (the paper's model, TMac, and the two
+#: layouts that explain the printed 4.8 M)
+COUNTED_LAYOUTS = ("THGCL", "TMac-style", "THGCL (audio readout, heads)", "THGCL (TMac layout + heads)")
+
+
+def parameter_table(names: Sequence[str] = COUNTED_LAYOUTS,
                     num_classes: int = 33, num_audio: int = 101, num_video: int = 40,
                     **model_kwargs: Any) -> pd.DataFrame:
     """Trainable parameters of :data:`VARIANTS` at the paper's sizes, per top-level module.
@@ -591,3 +655,38 @@ def parameter_table(names: Sequence[str] = ("THGCL", "TMac-style", "THGCL (TMac 
     df = pd.DataFrame(rows, columns=cols + ["total"]).fillna(0)
     return df.astype({c: "int64" for c in df.columns if c != "variant"})
 
+
+
+def paper_layer_counts(num_classes: int = 33, audio_dim: int = 128, video_dim: int = 1024,
+                       embed_dim: int | None = 128, hidden: int = 512, num_layers: int = 4,
+                       heads: bool = False) -> pd.DataFrame:
+    """The paper's own layer list (sections 2.1-2.3 and 3.1.2) counted by formula, one row per
+    component: ``component``, ``formula``, ``count`` (trainable weights and biases).
+
+    Input maps ``D -> d`` (weight + bias); per layer l (input width ``n_l``: d, then hidden):
+    GNN-A and GNN-V ``n_l h + h`` each, GAT-AV (two maps without bias, two attention vectors,
+    one bias) ``2 n_l h + 3 h``; the learnable pooling ``h + 1``; the classifier ``h C + C``;
+    ``heads`` adds two ``h h + h`` projection heads (not in the paper). ``embed_dim=None`` is
+    TMac's layout (no input maps; the first layer reads 128 / 1024-d). The sum equals the
+    built model's count (a test checks it), so the table says where each parameter sits.
+    """
+    h = hidden
+    rows: list[tuple[str, str, int]] = []
+    if embed_dim is not None:
+        rows += [("input map, audio", f"{audio_dim}*{embed_dim} + {embed_dim}", audio_dim * embed_dim + embed_dim),
+                 ("input map, video", f"{video_dim}*{embed_dim} + {embed_dim}", video_dim * embed_dim + embed_dim)]
+        n_a = n_v = embed_dim
+    else:
+        n_a, n_v = audio_dim, video_dim
+    for layer in range(1, num_layers + 1):
+        rows += [(f"layer {layer} GNN-A", f"{n_a}*{h} + {h}", n_a * h + h),
+                 (f"layer {layer} GNN-V", f"{n_v}*{h} + {h}", n_v * h + h),
+                 (f"layer {layer} GAT-AV", f"({n_v} + {n_a})*{h} + 3*{h}", (n_v + n_a) * h + 3 * h)]
+        n_a = n_v = h
+    rows += [("learnable pooling", f"{h} + 1", h + 1),
+             ("classifier", f"{h}*{num_classes} + {num_classes}", h * num_classes + num_classes)]
+    if heads:
+        rows += [("projection heads (not in the paper)", f"2*({h}*{h} + {h})", 2 * (h * h + h))]
+    out = pd.DataFrame(rows, columns=["component", "formula", "count"])
+    return pd.concat([out, pd.DataFrame([{"component": "total", "formula": "",
+                                          "count": int(out["count"].sum())}])], ignore_index=True)

@@ -399,3 +399,15 @@ def test_graph_schedule_at_the_papers_size_dilates_and_connects_few_keys():
     rows = M.graph_schedule(M.ATGNNConfig(**M.PRESETS["pyr-s"], input_size=(128, 1024)))
     assert rows[0]["keys"] == 32 * 256 // 16 and rows[0]["k' / keys"] < 0.02   # 9 of 512 keys
     assert any(r["dilated"] for r in rows)
+
+
+def test_dilated_cpu_preset_is_in_the_papers_graph_regime():
+    """pyr-tiny-dilated at 64 x 256: sparse k-NN graphs in the first two stages (k' / keys below
+    5 %, the paper's pyr-s at 128 x 1024: 1.8 %) and dilation active in stage 3, where the
+    book's pyr-tiny at 64 x 128 has neither."""
+    from audiorepro.papers.atgnn.model import ATGNNConfig, PRESETS, graph_schedule
+    dilated = graph_schedule(ATGNNConfig(**PRESETS["pyr-tiny-dilated"], input_size=(64, 256)))
+    book = graph_schedule(ATGNNConfig(**PRESETS["pyr-tiny"], input_size=(64, 128)))
+    assert all(r["k' / keys"] < 0.05 for r in dilated if r["stage"] <= 2)
+    assert sum(r["dilated"] for r in dilated if r["stage"] == 3) == 2
+    assert not any(r["dilated"] for r in book) and book[0]["k' / keys"] > 0.25

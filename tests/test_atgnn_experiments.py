@@ -618,7 +618,7 @@ def test_label_graph_spec_needs_an_atgnn_row_with_mlg():
     assert label_graph_spec("pyr-s", rows) == rows["pyr-s"]
     for bad in ("pyr-s (-MLG)", "ast", "panns"):
         with pytest.raises(ValueError, match=rf"parameter model='{re.escape(bad)}'.*allowed values: "
-                                             rf"\['iso', 'iso-tiny', 'pyr-med', 'pyr-s', 'pyr-tiny'\]"):
+                                             rf"\['iso', 'iso-tiny', 'pyr-med', 'pyr-s', 'pyr-tiny', 'pyr-tiny-dilated'\]"):
             label_graph_spec(bad, rows)
     with pytest.raises(KeyError, match="parameter model='vit'"):
         label_graph_spec("vit", rows)

@@ -296,7 +296,8 @@ def table_rows(panns_scale: float = 0.125, ast_scale: str | float = "cpu", drop_
     """Rows of Tables II/III: name -> (architecture, build overrides, paper row).
 
     CPU-sized rows: ``pyr-tiny`` (+ ``pyr-tiny (-MLG)``) stands for the paper's pyr-s,
-    ``iso-tiny`` for iso. Paper-size rows (paper profile): ``pyr-s``, ``pyr-med``, ``iso`` with
+    ``iso-tiny`` for iso, ``pyr-tiny-dilated`` for pyr-s in the paper's graph regime (sparse,
+    dilated k-NN graphs at a 64 x 256 input). Paper-size rows (paper profile): ``pyr-s``, ``pyr-med``, ``iso`` with
     and without MLG. Baselines are the shared backbones: ``panns`` (PANNs CNN14 16 kHz at width
     ``panns_scale``; 1.0 = the paper's 81 M model) and ``ast`` (AST at ``ast_scale``; ``base`` =
     the paper's 88.7 M model); ``psla`` is PSLA (EfficientNet-B2 + attention pooling at
@@ -312,7 +313,9 @@ def table_rows(panns_scale: float = 0.125, ast_scale: str | float = "cpu", drop_
     rows: dict[str, tuple[str, dict[str, Any], str]] = {
         "pyr-tiny": ("pyr-tiny", {**extra}, "ATGNN-pyr-s"),
         "pyr-tiny (-MLG)": ("pyr-tiny", {"use_mlg": False, **extra}, "ATGNN-pyr-s (-MLG)"),
-        "iso-tiny": ("iso-tiny", {**extra}, "ATGNN-iso")}
+        "iso-tiny": ("iso-tiny", {**extra}, "ATGNN-iso"),
+        "pyr-tiny-dilated": ("pyr-tiny-dilated", {**extra}, "ATGNN-pyr-s"),
+        "pyr-tiny-dilated (-MLG)": ("pyr-tiny-dilated", {"use_mlg": False, **extra}, "ATGNN-pyr-s (-MLG)")}
     for arch in ("pyr-s", "pyr-med", "iso"):
         rows[arch] = (arch, {**extra}, f"ATGNN-{arch}")
         rows[f"{arch} (-MLG)"] = (arch, {"use_mlg": False, **extra}, f"ATGNN-{arch} (-MLG)")

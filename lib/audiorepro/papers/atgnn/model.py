@@ -220,7 +220,8 @@ class ATGNNConfig:
 
 #: Named variants. ``pyr-s`` / ``pyr-med``: Section III-B (M, P) with Pyramid ViG-S / -M widths;
 #: ``iso``: isotropic ViG-S widths (320 x 16) with one MLG block after every 4 PGN blocks (the paper
-#: gives no iso MLG layout - our assumption). ``*-tiny``: CPU-sized variants for the book profile.
+#: gives no iso MLG layout - our assumption). ``*-tiny``: CPU-sized variants for the book profile;
+#: ``pyr-tiny-dilated``: a CPU-sized pyramid whose graphs are sparse and dilated at 64 x 256.
 PRESETS: dict[str, dict[str, Any]] = {
     "pyr-s": dict(variant="pyramid", channels=(80, 160, 400, 640), blocks=(2, 2, 6, 2),
                   mlg_blocks=(1, 1, 3, 1)),
@@ -232,6 +233,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                      mlg_blocks=(1, 1, 1, 1), head_dim=128),
     "iso-tiny": dict(variant="isotropic", channels=(64,) * 2, blocks=(3, 3), mlg_blocks=(1, 1),
                      head_dim=128),
+    # the paper's graph regime at CPU size (with a 64 x 256 input): k = 9 of 256 keys in the
+    # first two stages (key pooling 2 in stage 1 instead of 4) and four stage-3 blocks, so that
+    # blocks 5-6 are dilated (d = 2), as the paper's dilation grows with depth
+    "pyr-tiny-dilated": dict(variant="pyramid", channels=(24, 48, 96, 128), blocks=(1, 1, 4, 1),
+                             mlg_blocks=(1, 1, 1, 1), head_dim=128, reduce_ratios=(2, 1, 1, 1)),
 }
 
 

@@ -22,6 +22,7 @@ from typing import Iterator, Sequence
 
 import soundfile as sf
 
+from ... import paths
 from ..audio import AudioFileError, load_audio, save_audio
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,12 @@ def convert_one(job: ConvertJob) -> float:
     return wave.shape[-1] / SAMPLE_RATE
 
 
+def shown(text: object) -> str:
+    """``text`` (a path or a message holding one) with the project home left out, so a warning
+    shown on a published page carries no machine path."""
+    return str(text).replace(f"{paths.home()}/", "")
+
+
 def convert_all(jobs: Sequence[ConvertJob], workers: int = 2) -> list[float | None]:
     """Convert every job (``workers`` threads). Returns durations (s), ``None`` for a source file
     that cannot be decoded (logged at WARNING with the file name and reason)."""
@@ -83,7 +90,7 @@ def convert_all(jobs: Sequence[ConvertJob], workers: int = 2) -> list[float | No
         try:
             return convert_one(job)
         except AudioFileError as exc:
-            log.warning("skipped unusable audio file: %s", exc)
+            log.warning("skipped unusable audio file: %s", shown(exc))
             return None
 
     with quiet_audio_log():

@@ -24,7 +24,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from .common import ConvertJob, finish_rows, safe_name
+from .common import ConvertJob, finish_rows, safe_name, shown
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,6 @@ def build(roots: Mapping[str, Path], out_dir: Path, workers: int = 2) -> pd.Data
                              "licence": info["licence"].replace("\n", " "), "source": PACKAGE})
                 jobs.append(ConvertJob(src, out_dir / dst_rel))
         if missing:
-            log.warning("%s lists %d sample file(s) that do not exist, left out: %s%s", xml,
+            log.warning("%s lists %d sample file(s) that do not exist, left out: %s%s", shown(xml),
                         len(missing), ", ".join(missing[:3]), " ..." if len(missing) > 3 else "")
     return finish_rows(rows, jobs, workers)

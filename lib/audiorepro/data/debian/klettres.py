@@ -22,7 +22,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from .common import ConvertJob, finish_rows, hash_split, safe_name
+from .common import ConvertJob, finish_rows, hash_split, safe_name, shown
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,6 @@ def build(roots: Mapping[str, Path], out_dir: Path, workers: int = 2) -> pd.Data
                          "source": PACKAGE})
             jobs.append(ConvertJob(src, out_dir / dst_rel))
         if missing:
-            log.warning("%s lists %d file(s) that do not exist, left out: %s%s", xml, len(missing),
+            log.warning("%s lists %d file(s) that do not exist, left out: %s%s", shown(xml), len(missing),
                         ", ".join(missing[:3]), " ..." if len(missing) > 3 else "")
     return finish_rows(rows, jobs, workers)

@@ -194,7 +194,7 @@ class StackedRows:
 
 
 def _read_rows(array: Any, rows: np.ndarray) -> np.ndarray:
-    if isinstance(array, (H5Array, _RowView, StackedRows)):
+    if hasattr(array, "rows"):  # read on demand: H5Array, StackedRows, _RowView
         return array.rows(rows)
     return np.asarray(array[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
 
@@ -493,6 +493,14 @@ def youtube_id_of(address: str, ytids: set[str] | frozenset[str]) -> str | None:
     return None
 
 
+def _train_valid_split(label_index: np.ndarray, seed: int, ratios: tuple[float, float]) -> np.ndarray:
+    """:func:`stratified_split` into train / valid only, in the ratio ``ratios[0] : ratios[1]``
+    (rounding leftovers train). Returns an (N,) object array."""
+    total = float(ratios[0] + ratios[1])
+    inner = stratified_split(np.asarray(label_index), seed, (ratios[0] / total, ratios[1] / total, 0.0))
+    return np.where(inner == "valid", "valid", "train").astype(object)
+
+
 def evaluation_set_split(label_index: np.ndarray, addresses: Sequence[str], eval_segments: str | os.PathLike,
                          seed: int = 1024, ratios: tuple[float, float] = (0.7, 0.1),
                          source: str = "feature file") -> np.ndarray:
@@ -514,9 +522,7 @@ def evaluation_set_split(label_index: np.ndarray, addresses: Sequence[str], eval
                          "repository's stratified 0.7 / 0.1 / 0.2 split (the tmac-split variant).")
     split = np.full(len(is_test), "test", dtype=object)
     rest = np.flatnonzero(~is_test)
-    total = float(ratios[0] + ratios[1])
-    inner = stratified_split(np.asarray(label_index)[rest], seed, (ratios[0] / total, ratios[1] / total, 0.0))
-    split[rest] = np.where(inner == "valid", "valid", "train")  # rounding leftovers train
+    split[rest] = _train_valid_split(np.asarray(label_index)[rest], seed, ratios)
     return split
 
 
@@ -586,11 +592,9 @@ def _with_eval_file(path: str | os.PathLike, feats: Mapping[str, Any], eval_file
             tuple(ev["video_shape"][1:]) != tuple(feats["video_shape"][1:]):
         raise THGCLError(f"eval_file={str(eval_file)!r}: nodes {ev['audio_shape'][1:]} / {ev['video_shape'][1:]} "
                          f"differ from the training file's {feats['audio_shape'][1:]} / {feats['video_shape'][1:]}")
-    total = float(ratios[0] + ratios[1])
-    inner = stratified_split(feats["label_index"], seed, (ratios[0] / total, ratios[1] / total, 0.0))
+    inner = _train_valid_split(feats["label_index"], seed, (ratios[0], ratios[1]))
     n_train, n_eval = len(inner), len(ev["label_index"])
-    split = np.concatenate([np.where(inner == "valid", "valid", "train").astype(object),
-                            np.full(n_eval, "test", dtype=object)])
+    split = np.concatenate([inner, np.full(n_eval, "test", dtype=object)])
     audio = StackedRows([H5Array(path, "audio"), H5Array(eval_file, "audio")])
     video = StackedRows([H5Array(path, "video"), H5Array(eval_file, "video")])
     stat = [(Path(f).name, Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in (path, eval_file)]

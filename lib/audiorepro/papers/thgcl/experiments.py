@@ -191,9 +191,8 @@ def train_variant(name: str, features: Mapping[str, Any], model_kwargs: Mapping[
              **dict(model_kwargs.get("graph") or {})}
     (p_a, d_a), (p_v, d_v) = ds.audio_shape, ds.video_shape
     model = build_variant(name, ds.target.shape[1], p_a, p_v, d_a, d_v, **{**model_kwargs, "graph": graph})
-    batch_fn = make_batch_fn(VARIANTS[name]["loss"],
-                             **{"focal_reduction": VARIANTS[name].get("focal_reduction", "sum_classes"),
-                                **loss_kwargs})
+    own = {k: VARIANTS[name][k] for k in ("focal_reduction",) if k in VARIANTS[name]}
+    batch_fn = make_batch_fn(VARIANTS[name]["loss"], **{**own, **loss_kwargs})
     run_dir = None
     if run_root is not None:
         data_key = data_key or str(features.get("data_key", ""))

@@ -444,11 +444,17 @@ class THGN(nn.Module):
                 "z_audio": self.proj_audio(ga), "z_video": self.proj_video(gv)}
 
 
-def _pooled_mlp(d_in: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
-    """(B, 2 d_in) [mean, max] over nodes -> two ReLU layers of ``hidden`` -> (B, C)."""
-    return nn.Sequential(nn.Linear(2 * d_in, hidden), nn.ReLU(), nn.Dropout(dropout),
-                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-                         nn.Linear(hidden, num_classes))
+def _mean_max(x: torch.Tensor) -> torch.Tensor:
+    """(B, n, d) nodes -> (B, 2 d): [mean, max] over the nodes."""
+    return torch.cat([x.mean(1), x.amax(1)], dim=-1)
+
+
+def _pooled_mlp(d_in: int, hidden: int, dropout: float, num_classes: int | None = None) -> nn.Sequential:
+    """(B, 2 d_in) :func:`_mean_max` features -> two ReLU layers of ``hidden`` (-> (B, C) with
+    ``num_classes``)."""
+    layers: list[nn.Module] = [nn.Linear(2 * d_in, hidden), nn.ReLU(), nn.Dropout(dropout),
+                               nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout)]
+    return nn.Sequential(*layers, *([nn.Linear(hidden, num_classes)] if num_classes else []))
 
 
 class AudioOnlyMLP(nn.Module):
@@ -457,11 +463,10 @@ class AudioOnlyMLP(nn.Module):
     def __init__(self, num_classes: int, audio_dim: int = 128, hidden: int = 512,
                  dropout: float = 0.1) -> None:
         super().__init__()
-        self.net = _pooled_mlp(audio_dim, hidden, num_classes, dropout)
+        self.net = _pooled_mlp(audio_dim, hidden, dropout, num_classes)
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        x = torch.cat([audio.mean(1), audio.amax(1)], dim=-1)
-        return {"logits": self.net(x)}
+        return {"logits": self.net(_mean_max(audio))}
 
 
 class VideoOnlyMLP(nn.Module):
@@ -471,11 +476,10 @@ class VideoOnlyMLP(nn.Module):
     def __init__(self, num_classes: int, video_dim: int = 1024, hidden: int = 512,
                  dropout: float = 0.1) -> None:
         super().__init__()
-        self.net = _pooled_mlp(video_dim, hidden, num_classes, dropout)
+        self.net = _pooled_mlp(video_dim, hidden, dropout, num_classes)
 
     def forward(self, audio: torch.Tensor | None, video: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = torch.cat([video.mean(1), video.amax(1)], dim=-1)
-        return {"logits": self.net(x)}
+        return {"logits": self.net(_mean_max(video))}
 
 
 class LateFusionMLP(nn.Module):
@@ -484,15 +488,11 @@ class LateFusionMLP(nn.Module):
     def __init__(self, num_classes: int, audio_dim: int = 128, video_dim: int = 1024,
                  hidden: int = 512, dropout: float = 0.1) -> None:
         super().__init__()
-        def branch(d: int) -> nn.Sequential:
-            return nn.Sequential(nn.Linear(2 * d, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout))
-        self.audio, self.video = branch(audio_dim), branch(video_dim)
+        self.audio, self.video = _pooled_mlp(audio_dim, hidden, dropout), _pooled_mlp(video_dim, hidden, dropout)
         self.head = nn.Linear(2 * hidden, num_classes)
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor) -> dict[str, torch.Tensor]:
-        a = self.audio(torch.cat([audio.mean(1), audio.amax(1)], -1))
-        v = self.video(torch.cat([video.mean(1), video.amax(1)], -1))
+        a, v = self.audio(_mean_max(audio)), self.video(_mean_max(video))
         return {"logits": self.head(torch.cat([a, v], -1))}
 
 

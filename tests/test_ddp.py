@@ -41,9 +41,10 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     assert r0["rows"] == r1["rows"] and r0["best"] == r1["best"]
     # 64 clips, per-rank batch 8, 2 ranks -> 4 steps per epoch, 4 epochs
     assert r0["iterations"] == 16
-    # only rank 0 wrote the run directory; it is complete
+    # only rank 0 wrote the run directory; it is complete (its resume checkpoint dropped)
     run = tmp_path / "run_ddp"
-    assert (run / "done.json").is_file() and (run / "checkpoint.pt").is_file()
+    assert (run / "done.json").is_file() and (run / "result.pt").is_file()
+    assert not (run / "checkpoint.pt").exists()
 
     # one process, batch 16 = the same global batches (mean of two means of 8 = mean of 16)
     mod = _load_script()

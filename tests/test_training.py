@@ -374,9 +374,14 @@ def test_finished_run_is_loaded_not_retrained(tmp_path):
             {"epochs": 5, "lr": 0.5, **QUIET}, run_dir=tmp_path / "run")
 
 
-def test_keep_checkpoint_false_drops_the_resume_state_of_a_finished_run_only(tmp_path):
+def test_a_finished_run_drops_its_resume_state_by_default_and_keeps_it_when_asked(tmp_path):
     x, y = tagging_data(n=40)
-    cfg = {"epochs": 2, "lr": 0.01, "seed": 1, "keep_checkpoint": False, **QUIET}
+    cfg = {"epochs": 2, "lr": 0.01, "seed": 1, **QUIET}
+    assert TrainConfig().keep_checkpoint is False
+    kept = fit(mlp(6, 3), TensorDataset(x, y), None, nn.BCEWithLogitsLoss(), {**cfg, "keep_checkpoint": True},
+               run_dir=tmp_path / "kept")
+    assert (tmp_path / "kept" / "checkpoint.pt").is_file() and (tmp_path / "kept" / "done.json").is_file()
+    assert not kept.from_cache
 
     def run(callbacks=()):
         return fit(mlp(6, 3), TensorDataset(x, y), None, nn.BCEWithLogitsLoss(), cfg,

@@ -29,7 +29,8 @@ Caching: one run folder per backbone and configuration,
 augmentation, training configuration), the clip table's fingerprint and the source of the
 backbones and the core training code (:data:`PRETRAIN_CODE`); it holds the
 :func:`~audiorepro.training.fit` run (``checkpoint.pt`` after each epoch, so an interrupted run
-resumes; ``result.pt`` + ``done.json`` when finished, the checkpoint then deleted), ``pretrain.json`` (the configuration) and
+resumes; ``result.pt`` + ``done.json`` when finished, the checkpoint then deleted),
+``pretrain.json`` (the configuration) and
 the test scoring (``test.json``, ``test_items.npz``). A finished run is loaded without training.
 A file lock serialises concurrent callers.
 """
@@ -268,7 +269,7 @@ def _train_config(cfg: Mapping[str, Any], progress: bool) -> TrainConfig:
         lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]), schedule="cosine",
         warmup_epochs=float(cfg["warmup_epochs"]), min_lr=float(cfg["lr"]) / 100,
         eval_every_epochs=int(cfg["eval_every_epochs"]), monitor="mAP", mode="max",
-        restore_best=True, seed=int(cfg["seed"]), progress=progress, keep_checkpoint=False))
+        restore_best=True, seed=int(cfg["seed"]), progress=progress))
 
 
 # ------------------------------------------------------------------------------ model inputs

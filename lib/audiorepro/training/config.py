@@ -51,8 +51,9 @@ class TrainConfig:
     Reproducibility: seed, deterministic.
     Distributed: find_unused_parameters (passed to DDP).
     Display: progress (tqdm bars).
-    Storage: keep_checkpoint (``False``: a finished run deletes its resume checkpoint, weights and
-        optimiser state, keeping ``result.pt`` and ``done.json``, all that reloading it reads).
+    Storage: keep_checkpoint (``False``, the default: a finished run deletes its resume checkpoint,
+        weights and optimiser state, ~3x the weights with Adam, keeping ``result.pt`` and
+        ``done.json``, all that reloading it reads; ``True`` keeps it).
     """
 
     epochs: int | None = 1
@@ -89,7 +90,7 @@ class TrainConfig:
     deterministic: bool = False
     find_unused_parameters: bool = False
     progress: bool = True
-    keep_checkpoint: bool = True
+    keep_checkpoint: bool = False
 
     # keys that do not change the result (ignored when comparing a stored run's config)
     COSMETIC = ("progress", "num_workers", "keep_checkpoint")

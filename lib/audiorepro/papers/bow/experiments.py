@@ -93,15 +93,6 @@ class MissingRecordError(LookupError):
     """A notebook needs a result another notebook records first; the message names both."""
 
 
-def _fit_cached(*args: Any, config: Mapping[str, Any] | TrainConfig, **kwargs: Any):
-    """:func:`audiorepro.training.fit` with ``keep_checkpoint=False``: a finished run keeps only
-    what a cached reload reads (the resume checkpoint, model and Adam state, is 140 MB for one
-    autoencoder of 2048 units)."""
-    config = (dataclasses.replace(config, keep_checkpoint=False) if isinstance(config, TrainConfig)
-              else {**dict(config), "keep_checkpoint": False})
-    return fit(*args, config=config, **kwargs)
-
-
 # ================================================================================ pipeline
 @dataclass(frozen=True)
 class BowConfig:
@@ -261,7 +252,7 @@ class BowPipeline:
         val, tr = vec[perm[:n_val]], vec[perm[n_val:]]
         cfg = {"epochs": c.ae_epochs, "batch_size": c.ae_batch_size, "lr": c.ae_lr, "optimizer": "adam",
                "monitor": "loss", "mode": "min", "seed": c.seed, "amp": c.amp, "progress": self.progress}
-        res = _fit_cached(model, TensorDataset(tr, tr), TensorDataset(val, val), loss_fn=F.mse_loss, config=cfg,
+        res = fit(model, TensorDataset(tr, tr), TensorDataset(val, val), loss_fn=F.mse_loss, config=cfg,
                   run_dir=self.ae_dir / family, device=self.device)
         model = res.model.to(self.device).eval()
         self._ae[family], self._ae_hist[family] = model, res
@@ -472,7 +463,7 @@ def train_head(features: np.ndarray, chunks: ChunkSet, codebook_size: int, confi
                        f"{model.in_dim} ({len(family_sizes)} families x D={codebook_size})")
     ds = lambda m: TensorDataset(torch.from_numpy(feats[m]), torch.from_numpy(y[m]))  # noqa: E731
     dev = pick_device(device)
-    res = _fit_cached(model, ds(tr), ds(va), loss_fn=huber_loss, config=_tagging_fit_config(config, progress),
+    res = fit(model, ds(tr), ds(va), loss_fn=huber_loss, config=_tagging_fit_config(config, progress),
               task="tagging", run_dir=run_dir, device=dev)
     model = res.model.eval()
     metrics, scores = _score_splits(model, ds, chunks, eval_splits, 1024, dev, config.amp)
@@ -700,7 +691,7 @@ def train_vq_autoencoder(vectors: torch.Tensor, codebook_size: int, factor: floa
         return F.mse_loss(rec, x) + vq
 
     cfg = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "amp": amp, "progress": False}
-    res = _fit_cached(model, TensorDataset(tr), TensorDataset(val), batch_fn=batch_fn, config=cfg,
+    res = fit(model, TensorDataset(tr), TensorDataset(val), batch_fn=batch_fn, config=cfg,
               run_dir=run_dir, device=pick_device(device))
     return res.model.eval()
 
@@ -879,7 +870,7 @@ def train_baseline(waves: np.ndarray, chunks: ChunkSet, config: BaselineConfig =
     model = BackboneProbabilities(net)
     tr, va = chunks.chunk_mask("train"), chunks.chunk_mask("valid")
     ds = lambda m: TensorDataset(x[torch.from_numpy(m)], y[torch.from_numpy(m)])  # noqa: E731
-    res = _fit_cached(model, ds(tr), ds(va), loss_fn=BASELINE_LOSSES[config.loss],
+    res = fit(model, ds(tr), ds(va), loss_fn=BASELINE_LOSSES[config.loss],
                       config=_tagging_fit_config(config, False), task="tagging",
               run_dir=run_dir, device=dev)
     model = res.model.eval()

@@ -203,9 +203,7 @@ def train_variant(name: str, features: Mapping[str, Any], model_kwargs: Mapping[
                                             "train": {k: v for k, v in cfg.items() if k != "progress"}},
                            data_key)
     dev = pick_device(device)
-    # a finished run is reloaded from its result; its resume state (weights + Adam moments,
-    # ~3x the weights: ~57 MB at the paper's sizes) is not kept
-    result = fit(model, parts["train"], parts["valid"], config={**cfg, "keep_checkpoint": False},
+    result = fit(model, parts["train"], parts["valid"], config=cfg,
                  task="tagging", batch_fn=batch_fn, run_dir=run_dir, device=dev,
                  collate_fn=av_collate)
     test_idx = np.flatnonzero(split == "test")

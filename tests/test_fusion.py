@@ -319,7 +319,7 @@ def test_evar_seconds_give_each_task_its_evar_clip_length(monkeypatch):
     assert EX.BackboneSetup("c", "crepe_tiny", seconds=2).seconds_for("GTZAN") == 2.0
     with pytest.raises(FU.FusionError, match="no clip length for task 'mine'"):
         s.seconds_for("mine")
-    with pytest.raises(FU.FusionError, match="must be a number of seconds or 'evar'"):
+    with pytest.raises(FU.FusionError, match="must be a number of seconds, 'evar'"):
         EX.BackboneSetup.from_dict({"label": "c", "backbone": "crepe_tiny", "seconds": "30s"})
     seen = {}
     monkeypatch.setattr(EX, "embed_table", lambda emb, table, seconds, *a, **k: seen.setdefault(table, seconds))
@@ -791,14 +791,116 @@ def test_equalise_levels_removes_a_level_shortcut_and_keeps_the_layout(tmp_path,
     even = equalise_levels(table, level_db=-20.0, peak=0.99)
     stats = clip_statistics(even)
     assert "start_s" not in even.frame.columns and stats["duration_s"].iloc[0] == pytest.approx(0.1)
-    loud = stats.drop(index=1)["level_db"]
-    assert loud.min() == pytest.approx(-20.0, abs=0.05) and loud.max() == pytest.approx(-20.0, abs=0.05)
-    # the click of c1 would pass the ceiling at -20 dB RMS: turned down to peak 0.99 instead
+    # the click of c1 (two samples of 0.9 in 1600: RMS 0.9 x sqrt(2/1600)) cannot reach -20 dB
+    # RMS under the 0.99 ceiling; the whole table goes to the level it can reach
+    click_level = 20 * np.log10(0.99 * np.sqrt(2 / 1600))
+    assert D.common_level_db(table, -20.0, 0.99) == pytest.approx(click_level, abs=1e-3)
+    assert stats["level_db"].min() == pytest.approx(click_level, abs=0.05)
+    assert stats["level_db"].max() == pytest.approx(click_level, abs=0.05)
     c1, _ = sf.read(even.audio_path(1))
-    assert np.abs(c1).max() == pytest.approx(0.99, abs=1e-3) and stats["level_db"].iloc[1] < -20.0
+    assert np.abs(c1).max() == pytest.approx(0.99, abs=1e-3)
     assert even.frame["path"].iloc[2] == "../sources/pkg/c2.wav.flac"     # same relative layout
     assert even.frame["labels"].tolist() == table.frame["labels"].tolist()
+    # without the click every clip reaches -20 dB
+    rest = ClipTable(table.frame.drop(index=1).reset_index(drop=True), table.root, name="rest")
+    assert D.common_level_db(rest, -20.0, 0.99) == -20.0
     after = shortcut_probes(even, shortcuts=("level",)).set_index("shortcut")
     assert after.loc["level", "verdict"] == "no shortcut found"
     stamp = even.audio_path(2).stat().st_mtime_ns
     assert equalise_levels(table, level_db=-20.0).audio_path(2).stat().st_mtime_ns == stamp  # reused
+
+
+# ------------------------------------------------------------------------------ simulated sessions
+def _speaker_table(tmp_path, n_per=12, speakers=("p", "q", "r")):
+    src = tmp_path / "sources" / "voices"
+    src.mkdir(parents=True)
+    (tmp_path / "tasks").mkdir()
+    rng = np.random.default_rng(1)
+    rows = []
+    for spk in speakers:
+        for i in range(n_per):
+            split = "test" if i < 3 else "valid" if i < 5 else "train"
+            name = f"{spk}{i}.wav"
+            sf.write(src / name, (0.1 * rng.standard_normal(8000)).astype("float32"), 16000)
+            rows.append({"clip_id": f"{spk}-{i}", "path": f"../sources/voices/{name}", "split": split,
+                         "labels": spk, "speaker": spk})
+    return ClipTable(pd.DataFrame(rows), tmp_path / "tasks", name="speakers")
+
+
+def test_simulated_sessions_give_every_test_clip_a_channel_never_heard_with_its_speaker(tmp_path, monkeypatch):
+    from audiorepro.data.leakage import shortcut_probes
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path / "home"))
+    table = _speaker_table(tmp_path)
+    out = D.simulate_sessions(table, seed=0)
+    f = out.frame
+    assert len(out) == len(table) and f["labels"].tolist() == table.frame["labels"].tolist()
+    for spk, grp in f.groupby("speaker"):
+        per = grp.groupby("split")["session"].nunique()
+        assert per["test"] == 1 and per["valid"] == 1 and 2 <= per["train"] <= 3
+        train_sessions = set(grp.loc[grp["split"] == "train", "session"])
+        assert not train_sessions & set(grp.loc[grp["split"] == "test", "session"])
+    # every session has its own channel, a function of the session name alone
+    channels = {s: D.session_channel(s) for s in f["session"].unique()}
+    assert len({tuple(c.values()) for c in channels.values()}) == len(channels)
+    assert D.session_channel("p/test-0") == D.session_channel("p/test-0") != D.session_channel("p/test-0", seed=1)
+    # the audio changed, its length did not; the copy is reused on a second call
+    a, _ = sf.read(table.audio_path(0))
+    b, _ = sf.read(out.audio_path(0))
+    assert a.shape == b.shape and not np.allclose(a, b, atol=1e-3)
+    stamp = out.audio_path(0).stat().st_mtime_ns
+    assert D.simulate_sessions(table, seed=0).audio_path(0).stat().st_mtime_ns == stamp
+    # the session probe: test sessions are unseen, so it can only answer the majority
+    probe = shortcut_probes(out, shortcuts=("session",)).set_index("shortcut")
+    assert probe.loc["session", "advantage"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="no speaker column"):
+        D.simulate_sessions(ClipTable(table.frame.drop(columns=["speaker"]), table.root, name="x"))
+
+
+def test_apply_channel_keeps_the_level_and_band_limits_a_tone_above_its_cutoff():
+    sr = 16000
+    t = torch.arange(sr) / sr
+    mix = (torch.sin(2 * np.pi * 500 * t) + torch.sin(2 * np.pi * 7000 * t)).unsqueeze(0)
+    dry = {"highpass_hz": 60.0, "lowpass_hz": 3000.0, "eq_hz": 1500.0, "eq_db": 0.0,
+           "rt60_s": 0.1, "drr_db": 40.0, "snr_db": 80.0}
+    out = D.apply_channel(mix, sr, dry)
+    assert out.shape == mix.shape
+    assert float(out.square().mean().sqrt()) == pytest.approx(float(mix.square().mean().sqrt()), rel=1e-4)
+    spectrum = torch.fft.rfft(out[0]).abs()               # 1 Hz bins
+    # a second-order low-pass at 3 kHz: 7 kHz is ~15 dB down against 500 Hz (at least 10 dB)
+    assert 20 * np.log10(float(spectrum[500] / spectrum[7000])) > 10
+    # 1-D input keeps its shape; the same seed gives the same noise
+    assert D.apply_channel(mix[0], sr, dry, seed=3).shape == (sr,)
+    assert torch.equal(D.apply_channel(mix[0], sr, dry, seed=3), D.apply_channel(mix[0], sr, dry, seed=3))
+
+
+# ------------------------------------------------------------------------------ clip lengths per task
+def test_backbone_setup_seconds_per_task():
+    setup = EX.BackboneSetup.from_dict({"label": "A", "backbone": "crepe_tiny",
+                                        "seconds": {"default": 1, "GTZAN": 4.0}})
+    assert setup.seconds_for("GTZAN") == 4.0 and setup.seconds_for("ESC-50") == 1.0
+    assert setup.length_text() == "1 s clips (GTZAN 4 s)"
+    assert EX.BackboneSetup("B", "crepe_tiny", seconds=2.0).length_text() == "2 s clips"
+    with pytest.raises(EX.FusionError, match="no 'default'"):
+        EX.BackboneSetup.from_dict({"label": "A", "backbone": "crepe_tiny", "seconds": {"GTZAN": 4.0}})
+    with pytest.raises(EX.FusionError, match="bad"):
+        EX.BackboneSetup.from_dict({"label": "A", "backbone": "crepe_tiny",
+                                    "seconds": {"default": 1.0, "GTZAN": -1}})
+
+
+def test_a_fixed_input_ast_frames_a_longer_clip_into_windows():
+    torch.manual_seed(0)
+    model = build_backbone("ast_base384_f10_t10_527", scale="cpu", input_tdim=100).eval()
+    w = model.input_samples
+    assert w == 400 + 99 * 160                      # Kaldi: window + (frames - 1) x shift
+    wave = torch.randn(1, int(2.6 * w))
+    with torch.no_grad():
+        feats = FU.layer_features(model, wave, [2])[2]
+        first = FU.layer_features(model, wave[:, :w], [2])[2]
+        second = FU.layer_features(model, wave[:, w:2 * w], [2])[2]
+        # 2.6 windows: two whole windows and a tail of 0.6 (kept, padded by the front end)
+        assert feats.shape[2] == 3
+        assert torch.allclose(feats[..., :1], first, atol=1e-5) and torch.allclose(feats[..., 1:2], second, atol=1e-5)
+        # a tail under half a window is dropped
+        assert FU.layer_features(model, torch.randn(1, int(2.3 * w)), [2])[2].shape[2] == 2
+        # a clip that fits one window is one step, as before
+        assert FU.layer_features(model, wave[:, : w // 2], [2])[2].shape[2] == 1

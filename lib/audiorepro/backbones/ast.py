@@ -135,6 +135,13 @@ class ASTModel(Backbone):
             nn.init.trunc_normal_(p, std=0.02)
         self.apply(init_vit_weights)
 
+    @property
+    def input_samples(self) -> int:
+        """Waveform samples that fill the ``input_tdim`` frames of one forward pass (Kaldi
+        framing: window + (input_tdim - 1) x shift; 16 kHz, 25 ms, 10 ms: 1024 frames = 10.25 s)."""
+        fe = self.frontend.module(next(self.parameters()).device)
+        return int(fe.win + (self.input_tdim - 1) * fe.shift)
+
     def load_checkpoint(self, source: str | os.PathLike | Mapping[str, Tensor],
                         adapt_pos_embed: bool = True) -> LoadReport:
         """Load official AST weights (``module.`` prefix stripped) with ``strict=True``.

@@ -14,8 +14,8 @@ frequent label, by a paired bootstrap over the test clips (95 % interval of the 
 
 Shortcut features (:data:`SHORTCUTS`): ``duration`` (log seconds of the file), ``level`` (RMS of
 the whole file in dB), ``source`` (the ``source`` column, else the first folder of the clip's
-path that is not ``..``), ``speaker`` and ``phrase`` (those columns). Categorical ones are one-hot
-coded; a test clip whose value the train split never saw (an unseen speaker) carries no
+path that is not ``..``), ``speaker``, ``phrase`` and ``session`` (those columns). Categorical
+ones are one-hot coded; a test clip whose value the train split never saw (an unseen speaker) carries no
 information, so the probe answers the train split's majority label for it, as the baseline does:
 a speaker-disjoint split gives the speaker probe nothing to read, as it should. (Left to the
 fitted model, such a clip would get the class its intercept favours, which can differ from the
@@ -44,6 +44,7 @@ SHORTCUTS: dict[str, str] = {
     "source": "the package / collection the clip came from",
     "speaker": "the speaker (column speaker)",
     "phrase": "what is said or played (column phrase): a label fixed by the words",
+    "session": "the recording session (column session): a channel its clips share",
 }
 _NUMERIC = ("duration", "level")
 
@@ -83,7 +84,7 @@ def shortcut_features(table: ClipTable, stats: pd.DataFrame | None = None) -> pd
     out = pd.DataFrame({"duration": np.log(np.maximum(stats["duration_s"].to_numpy(), 1e-3)),
                         "level": stats["level_db"].to_numpy(),
                         "source": _source_of(table).to_numpy()}, index=table.frame.index)
-    for column in ("speaker", "phrase"):
+    for column in ("speaker", "phrase", "session"):
         if column in table.frame.columns:
             out[column] = table.frame[column].astype(str).to_numpy()
     return out

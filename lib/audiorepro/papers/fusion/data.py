@@ -11,12 +11,13 @@ paper    analogue             what
 ESC-50   ``sound_events``     Tux Paint + Hedgewars sound effects (5 folds; fold 5 test)
 US8K     ``drums``            Hydrogen drum hits by instrument family (unseen kits in test)
 SPCV2    ``digits``           spoken digits 0-9 (Asterisk + Tux Paint voices; unseen voices)
-VC1      ``speakers``         Hedgewars voice pack = speaker (unseen phrases)
+VC1      ``speakers``         Hedgewars voice pack = speaker (unseen phrases), recorded again in
+                              simulated sessions (:func:`simulate_sessions`: test sessions unseen)
 VF       ``languages``        language of Asterisk / Tux Paint / KLettres speech
 CRM-D    ``affect``           Hedgewars phrase group (anger/happy/fear/pain/neutral) - a proxy
 GTZAN    ``music_style``      drum-groove style (rock, disco, hip-hop, bossa, waltz, shuffle,
-                              reggae) rendered from Hydrogen kit samples with tempo, phase and
-                              gain jitter; kits split as in ``drums`` (unseen kits in test)
+                              reggae), 4 s rendered from Hydrogen kit samples with tempo, phase
+                              and gain jitter; kits split as in ``drums`` (unseen kits in test)
 NSynth   ``instrument_family`` GM family of FluidR3 soundfont notes (unseen programs in test)
 Surge    ``pitch``            MIDI pitch of FluidR3 notes (unseen programs in test)
 ======== ==================== ===============================================================
@@ -50,6 +51,7 @@ from audiorepro.caching import stable_digest
 from audiorepro.data.adapters import evar
 from audiorepro.data.audio import load_audio, save_audio
 from audiorepro.data.cliptable import ClipTable, ClipTableError
+from audiorepro.data.debian.common import stable_bucket
 from audiorepro.data.debian.fetch import DebianSourceUnavailable
 from audiorepro.data.debian.tasks import build_task
 from audiorepro.data.leakage import shortcut_probes
@@ -58,7 +60,7 @@ from audiorepro.fileio import atomic_write_text
 
 from .prepare import EVAR_NAMES, prepare_evar_layout
 
-__all__ = ["equalise_levels", "ANALOGUE_LEVEL_DB", "shortcut_table", "user_task", "notebook_tasks", "project_path", "SAMPLE_RATE", "ANALOGUES", "EVAR_NAMES", "MUSIC_STYLES", "MUSIC_STYLE_COUNTS",
+__all__ = ["equalise_levels", "common_level_db", "simulate_sessions", "session_channel", "apply_channel", "SESSIONS_PER_SPLIT", "ANALOGUE_LEVEL_DB", "shortcut_table", "user_task", "notebook_tasks", "project_path", "SAMPLE_RATE", "ANALOGUES", "EVAR_NAMES", "MUSIC_STYLES", "MUSIC_STYLE_COUNTS",
            "TaskUnavailable", "subsample", "render_groove", "music_style_table", "fusion_tasks",
            "paper_tasks", "task_overview", "load_tasks"]
 
@@ -284,19 +286,12 @@ ANALOGUE_LEVEL_DB = -20.0
 PEAK_CEILING = 0.99
 
 
-def equalise_levels(table: ClipTable, level_db: float = ANALOGUE_LEVEL_DB,
-                    peak: float = PEAK_CEILING) -> ClipTable:
-    """``table`` with every clip brought to the RMS level ``level_db`` (dBFS over the whole clip or
-    its ``start_s`` / ``duration_s`` segment; lower where the peak would pass ``peak``), written as
-    16-bit FLAC copies under ``cache/fusion/levelled/<key>/`` (key: ids, files' size and time,
-    level; reused while they are unchanged) at the same relative paths, so a path-derived
-    ``source`` stays what it was. Other columns are kept; segments become whole files.
-
-    Why: the shortcut probes (:func:`shortcut_table`) found the recording level alone predicting
-    the label of three analogues (VF's languages, GTZAN's drum styles, NSynth's instrument
-    families: their packages and instruments were recorded at different levels), so those
-    tasks partly measured the level, not the representation. EVAR feeds the real datasets as
-    recorded; this applies to the book's analogues only."""
+def _rewritten_copy(table: ClipTable, folder: str, params: Mapping, rewrite) -> ClipTable:
+    """``table`` with every clip passed through ``rewrite(row_index, wave, sr) -> wave``
+    and written as a 16-bit FLAC copy under ``cache/fusion/<folder>/<key>/`` (key: ids, files'
+    size and time, ``params``; reused while they are unchanged) at the same relative paths, so a
+    path-derived ``source`` stays what it was. Other columns are kept; segments (``start_s`` /
+    ``duration_s``) become whole files."""
     f = table.frame.reset_index(drop=True)
     stamps = []
     for i in range(len(f)):
@@ -304,34 +299,144 @@ def equalise_levels(table: ClipTable, level_db: float = ANALOGUE_LEVEL_DB,
         stamps.append(f"{f['clip_id'].iloc[i]}|{f['path'].iloc[i]}|{st.st_size}|{st.st_mtime_ns}|"
                       f"{f['start_s'].iloc[i] if 'start_s' in f.columns else ''}|"
                       f"{f['duration_s'].iloc[i] if 'duration_s' in f.columns else ''}")
-    key = stable_digest({"clips": stamps, "level_db": float(level_db), "peak": float(peak)}, 16)
-    base = paths.cache_dir("fusion", "levelled", key)
+    key = stable_digest({"clips": stamps, **params}, 16)
+    base = paths.cache_dir("fusion", folder, key)
     depth = max((sum(1 for q in Path(str(x)).parts if q == "..") for x in f["path"]), default=0)
     root = base.joinpath(*(["tables"] * depth)) if depth else base
-    target = 10 ** (level_db / 20)
     rows = []
     for i in range(len(f)):
         rel = Path(str(f["path"].iloc[i]))
         rel = rel if rel.suffix == ".flac" else rel.with_name(rel.name + ".flac")  # x.wav, x.ogg: two files
         out = root / rel
         if not out.is_file():
-            seg = {k: float(f[k].iloc[i]) for k in ("start_s", "duration_s")
-                   if k in f.columns and pd.notna(f[k].iloc[i])}
-            wave, sr = load_audio(table.audio_path(i), **seg)
-            rms = float(wave.double().square().mean().sqrt()) if wave.numel() else 0.0
-            gain = target / rms if rms > 0 else 1.0
-            top = float(wave.abs().max()) * gain if wave.numel() else 0.0
-            if top > peak:
-                gain *= peak / top
-            save_audio(out, wave * gain, sr)
+            wave, sr = load_audio(table.audio_path(i), **_segment(table, i))
+            save_audio(out, rewrite(i, wave, sr), sr)
         rows.append(str(rel))
     frame = f.drop(columns=[c for c in ("start_s", "duration_s") if c in f.columns]).assign(path=rows)
     return ClipTable(frame, root, name=table.name)
 
 
+def _segment(table: ClipTable, i: int) -> dict[str, float]:
+    f = table.frame
+    return {k: float(f[k].iloc[i]) for k in ("start_s", "duration_s")
+            if k in f.columns and pd.notna(f[k].iloc[i])}
+
+
+def common_level_db(table: ClipTable, level_db: float = ANALOGUE_LEVEL_DB,
+                    peak: float = PEAK_CEILING) -> float:
+    """The highest RMS level (dBFS), at most ``level_db``, that every clip of ``table`` reaches
+    without its peak passing ``peak``: ``min(level_db, min over clips of 20 log10(peak / crest))``
+    (silent clips are left out)."""
+    reachable = [float(level_db)]
+    for i in range(len(table)):
+        wave, _ = load_audio(table.audio_path(i), **_segment(table, i))
+        rms = float(wave.double().square().mean().sqrt()) if wave.numel() else 0.0
+        if rms > 0:
+            reachable.append(20 * np.log10(peak * rms / float(wave.abs().max())))
+    return round(min(reachable), 3)
+
+
+def equalise_levels(table: ClipTable, level_db: float = ANALOGUE_LEVEL_DB,
+                    peak: float = PEAK_CEILING) -> ClipTable:
+    """``table`` with every clip brought to one RMS level: ``level_db``, or lower where a clip
+    could not reach it without its peak passing ``peak`` (:func:`common_level_db`; the level is
+    over the whole clip or its ``start_s`` / ``duration_s`` segment), written as 16-bit FLAC
+    copies under ``cache/fusion/levelled/<key>/`` (:func:`_rewritten_copy`).
+
+    Why: the shortcut probes (:func:`shortcut_table`) found the recording level alone predicting
+    the label of three analogues (VF's languages, GTZAN's drum styles, NSynth's instrument
+    families: their packages and instruments were recorded at different levels), so those
+    tasks partly measured the level, not the representation. One level for the whole table,
+    not -20 dBFS with loud-peaked clips turned down: sparse grooves (GTZAN's reggae) have the
+    highest crest factor, and turning only them down made the level name the style again.
+    EVAR feeds the real datasets as recorded; this applies to the book's analogues only."""
+    level = common_level_db(table, level_db, peak)
+    target = 10 ** (level / 20)
+
+    def to_level(_: int, wave: torch.Tensor, sr: int) -> torch.Tensor:
+        rms = float(wave.double().square().mean().sqrt()) if wave.numel() else 0.0
+        return wave * (target / rms if rms > 0 else 1.0)
+
+    return _rewritten_copy(table, "levelled", {"level_db": level, "peak": float(peak)}, to_level)
+
+
+#: recording sessions per speaker and split (:func:`simulate_sessions`)
+SESSIONS_PER_SPLIT: dict[str, int] = {"train": 3, "valid": 1, "test": 1}
+
+
+def session_channel(session: str, seed: int = 0) -> dict[str, float]:
+    """The channel of one simulated recording session, drawn from the hash of ``session`` and
+    ``seed`` alone (so independent of the speaker): band limits (high-pass 60-400 Hz, low-pass
+    3-7.5 kHz), a peaking EQ (1-3 kHz, -8..+8 dB), a room (RT60 0.1-0.6 s, direct-to-reverberant
+    ratio 0-12 dB) and a noise floor (SNR 25-45 dB)."""
+    rng = np.random.default_rng(int(stable_digest({"session": session, "seed": int(seed)}, 12), 16))
+    return {"highpass_hz": float(rng.uniform(60, 400)), "lowpass_hz": float(rng.uniform(3000, 7500)),
+            "eq_hz": float(rng.uniform(1000, 3000)), "eq_db": float(rng.uniform(-8, 8)),
+            "rt60_s": float(rng.uniform(0.1, 0.6)), "drr_db": float(rng.uniform(0, 12)),
+            "snr_db": float(rng.uniform(25, 45))}
+
+
+def apply_channel(wave: torch.Tensor, sr: int, channel: Mapping[str, float], seed: int = 0) -> torch.Tensor:
+    """(..., S) -> (..., S): ``wave`` through :func:`session_channel`'s ``channel`` (torchaudio biquads,
+    a decaying-noise room response by FFT convolution, white noise at ``snr_db``; the noise and
+    the room drawn from ``seed``), at the input's RMS level."""
+    import torchaudio.functional as AF
+    if wave.numel() == 0:
+        return wave
+    rng = torch.Generator().manual_seed(int(seed))
+    x = wave.float().reshape(-1, wave.shape[-1])            # (C, S)
+    rms_in = x.square().mean().sqrt()
+    x = AF.highpass_biquad(x, sr, channel["highpass_hz"])
+    x = AF.lowpass_biquad(x, sr, min(channel["lowpass_hz"], 0.45 * sr))
+    x = AF.equalizer_biquad(x, sr, channel["eq_hz"], channel["eq_db"], Q=1.0)
+    t = torch.arange(int(channel["rt60_s"] * sr)) / sr
+    tail = torch.randn(t.shape[0], generator=rng) * torch.exp(-6.9078 * t / channel["rt60_s"])
+    tail[0] = 0.0
+    tail = tail / tail.square().sum().sqrt() * 10 ** (-channel["drr_db"] / 20)
+    room = tail.clone()
+    room[0] = 1.0                                   # the direct path
+    x = AF.fftconvolve(x, room.unsqueeze(0).expand(x.shape[0], -1))[..., : wave.shape[-1]]
+    sig = x.square().mean().sqrt()
+    x = x + torch.randn(x.shape, generator=rng) * sig * 10 ** (-channel["snr_db"] / 20)
+    out = x * (rms_in / x.square().mean().sqrt().clamp_min(1e-12))
+    return out.reshape(wave.shape).to(wave.dtype)
+
+
+def simulate_sessions(table: ClipTable, seed: int = 0,
+                      per_split: Mapping[str, int] = SESSIONS_PER_SPLIT) -> ClipTable:
+    """``table`` (with a ``speaker`` column) recorded again in simulated sessions: each speaker's
+    clips of a split are dealt, by the hash of their clip id, to ``per_split[split]`` sessions
+    (``session`` column ``<speaker>/<split>-<k>``), and every session gets its own channel
+    (:func:`session_channel`, :func:`apply_channel`). Written as FLAC copies under
+    ``cache/fusion/sessions/<key>/`` (:func:`_rewritten_copy`).
+
+    Why: the VoxCeleb1 analogue's speakers are Hedgewars voice packs, each recorded in one
+    session, so a pack's channel is shared by its train and test clips and names the speaker.
+    VoxCeleb1 tests on videos never seen in training. Here a speaker's test session has a
+    channel never heard in training (and three training sessions teach that the channel
+    varies); the pack's own recording chain stays and cannot be removed."""
+    f = table.frame
+    if "speaker" not in f.columns:
+        raise ValueError(f"simulate_sessions: table {table.name!r} has no speaker column")
+    bad = sorted(set(f["split"]) - set(per_split))
+    if bad:
+        raise ValueError(f"simulate_sessions: no session count for split(s) {bad} (per_split={dict(per_split)})")
+    sessions = [f"{spk}/{split}-{stable_bucket(str(cid), int(per_split[split]))}"
+                for spk, split, cid in zip(f["speaker"].astype(str), f["split"], f["clip_id"].astype(str))]
+    channels = {s: session_channel(s, seed) for s in sorted(set(sessions))}
+    ids = f["clip_id"].astype(str).tolist()
+    sessioned = ClipTable(f.assign(session=sessions), table.root, name=table.name)
+
+    def record(i: int, wave: torch.Tensor, sr: int) -> torch.Tensor:
+        return apply_channel(wave, sr, channels[sessions[i]], seed=stable_bucket(ids[i] + f"|{seed}", 2**31))
+
+    return _rewritten_copy(sessioned, "sessions", {"sessions": sessions, "seed": int(seed)}, record)
+
+
 def fusion_tasks(names: list[str] | None = None, max_per_split: Mapping[str, int] | int | None = None,
                  synthetic_fallback: bool = True, synthetic_per_class: int = 12, seed: int = 0,
-                 style_counts: Mapping[str, int] = MUSIC_STYLE_COUNTS, real_data: bool = True
+                 style_counts: Mapping[str, int] = MUSIC_STYLE_COUNTS, real_data: bool = True,
+                 style_seconds: float = 4.0, sessions: bool = True
                  ) -> dict[str, ClipTable | Exception]:
     """``{paper task: ClipTable}`` of the book's analogues (see the module docstring).
 
@@ -341,6 +446,10 @@ def fusion_tasks(names: list[str] | None = None, max_per_split: Mapping[str, int
         synthetic_fallback: use the synthetic stand-ins when Debian data is unavailable.
         real_data: ``False`` skips the Debian recordings altogether (no download or build:
             the smoke profile) and uses the synthetic stand-ins where they exist.
+        style_seconds: length of the rendered GTZAN grooves (4 s: at least one bar at every
+            style's slowest tempo, reggae's 4/4 at 70 BPM being 3.4 s).
+        sessions: record the VC1 analogue's speakers again in simulated sessions
+            (:func:`simulate_sessions`), so that a test clip's channel was never heard in training.
     Returns:
         task -> table, or -> the exception explaining why the task is unavailable here.
     """
@@ -354,7 +463,8 @@ def fusion_tasks(names: list[str] | None = None, max_per_split: Mapping[str, int
             if not real_data:
                 raise TaskUnavailable(f"{task}: real_data=False")
             if task == "GTZAN":
-                table = music_style_table(build_task("drums"), counts=style_counts, seed=seed)
+                table = music_style_table(build_task("drums"), counts=style_counts, seed=seed,
+                                          seconds=style_seconds)
             else:
                 table = build_task(ANALOGUES[task])
             table.name = ANALOGUES[task]
@@ -369,7 +479,10 @@ def fusion_tasks(names: list[str] | None = None, max_per_split: Mapping[str, int
                 continue
             out[task] = subsample(table, max_per_split)
             continue
-        out[task] = equalise_levels(subsample(table, max_per_split))
+        table = subsample(table, max_per_split)
+        if sessions and task == "VC1":
+            table = simulate_sessions(table, seed=seed)
+        out[task] = equalise_levels(table)
     return out
 
 

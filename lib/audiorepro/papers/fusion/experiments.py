@@ -103,9 +103,10 @@ class BackboneSetup:
         crops: where a clip longer than ``seconds`` is cut: ``start`` (every clip from its start)
             or ``evar`` (EVAR's linear evaluation: train and valid clips from a random offset,
             drawn once per clip from its id, test clips from the start).
-        seconds: clip length fed to the backbone (s), or ``"evar"``: each task's length in EVAR
+        seconds: clip length fed to the backbone (s); ``"evar"``: each task's length in EVAR
             (:data:`~audiorepro.papers.fusion.prepare.EVAR_UNIT_SECONDS`, ESC-50 5 s ... GTZAN
-            30 s; :meth:`seconds_for`).
+            30 s); or ``{task: s, "default": s}`` (the book: GTZAN 4 s, the others 1 s)
+            (:meth:`seconds_for`).
         build_kw: extra builder options (e.g. ``hop_length`` for CREPE, ``checkpoint``).
         taps: layers (default: every integer tap, plus CREPE's classifier).
         max_dim: optional cap on C * F (see :mod:`audiorepro.papers.fusion.model`).
@@ -118,7 +119,7 @@ class BackboneSetup:
     backbone: str
     weights: str = "pretrained"
     scale: float | str = 1.0
-    seconds: float | str = 1.0
+    seconds: float | str | dict = 1.0
     crops: str = "start"
     build_kw: dict = field(default_factory=dict)
     taps: list | None = None
@@ -136,14 +137,27 @@ class BackboneSetup:
         if setup.crops not in CROPS:
             raise FusionError(f"backbone setup {setup.label!r}: crops={setup.crops!r} must be one "
                               f"of {list(CROPS)}")
-        if isinstance(setup.seconds, str) and setup.seconds != "evar":
-            raise FusionError(f"backbone setup {setup.label!r}: seconds={setup.seconds!r} must be a "
-                              "number of seconds or 'evar' (each task's EVAR clip length)")
+        sec = setup.seconds
+        if isinstance(sec, Mapping):
+            bad = {k: v for k, v in sec.items() if isinstance(v, (bool, str)) or not isinstance(v, (int, float))
+                   or v <= 0}
+            if bad or "default" not in sec:
+                raise FusionError(f"backbone setup {setup.label!r}: seconds={dict(sec)!r} must map tasks "
+                                  "and 'default' to positive numbers of seconds"
+                                  + (f" (bad: {bad})" if bad else " (no 'default')"))
+            setup.seconds = {str(k): float(v) for k, v in sorted(sec.items())}
+        elif isinstance(sec, str) and sec != "evar":
+            raise FusionError(f"backbone setup {setup.label!r}: seconds={sec!r} must be a number of "
+                              "seconds, 'evar' (each task's EVAR clip length) or {task: seconds, "
+                              "'default': seconds}")
         return setup
 
     def seconds_for(self, task: str) -> float:
-        """The clip length (s) of ``task``: ``seconds``, or with ``seconds="evar"`` the task's
-        length in EVAR (FusionError naming a task EVAR does not define, e.g. a user's task)."""
+        """The clip length (s) of ``task``: ``seconds``, its entry (else ``default``) when
+        ``seconds`` maps tasks, or with ``seconds="evar"`` the task's length in EVAR (FusionError
+        naming a task EVAR does not define, e.g. a user's task)."""
+        if isinstance(self.seconds, Mapping):
+            return float(self.seconds.get(task, self.seconds["default"]))
         if self.seconds != "evar":
             return float(self.seconds)
         if task not in EVAR_UNIT_SECONDS:
@@ -239,9 +253,15 @@ class BackboneSetup:
         else:
             what = f"random init (seed {self.seed}), control"
         size = "" if self.scale in (1.0, "1.0") else f", width x{self.scale}"
-        length = ("EVAR's per-task clip lengths" if self.seconds == "evar"
-                  else f"{float(self.seconds):g} s clips")
-        return f"{self.label} ({self.backbone}{size}, {what}, {length})"
+        return f"{self.label} ({self.backbone}{size}, {what}, {self.length_text()})"
+
+    def length_text(self) -> str:
+        """The clip lengths in words: ``1 s clips``, ``1 s clips (GTZAN 4 s)``, ``EVAR's ...``."""
+        if isinstance(self.seconds, Mapping):
+            others = ", ".join(f"{k} {v:g} s" for k, v in self.seconds.items() if k != "default")
+            return f"{self.seconds['default']:g} s clips ({others})"
+        return ("EVAR's per-task clip lengths" if self.seconds == "evar"
+                else f"{float(self.seconds):g} s clips")
 
 
 #: the model :meth:`BackboneSetup.build` built last, under its memo key
@@ -252,7 +272,7 @@ PAPER_BACKBONES = {"vggish_harritaylor_core": "VGGish", "panns_cnn14_16k": "CNN1
                    "ast_base384_f10_t10_527": "AST"}
 
 
-def checkpoint_setup(checkpoint: str | Path, seconds: float | str = 10.0) -> BackboneSetup:
+def checkpoint_setup(checkpoint: str | Path, seconds: float | str | Mapping = 10.0) -> BackboneSetup:
     """The :class:`BackboneSetup` of an official checkpoint file of VGGish, CNN14 or AST,
     recognised by its official file name (:data:`audiorepro.backbones.official.OFFICIAL_CHECKPOINTS`),
     labelled with the paper's row name so that its rows are the paper's (``CNN14``,
@@ -274,7 +294,8 @@ def checkpoint_setup(checkpoint: str | Path, seconds: float | str = 10.0) -> Bac
         kw["spec_augment"] = False
     return BackboneSetup.from_dict({"label": PAPER_BACKBONES[hits[0]], "backbone": hits[0],
                                     "weights": "pretrained", "build_kw": kw,
-                                    "seconds": seconds if seconds == "evar" else float(seconds)})
+                                    "seconds": (seconds if seconds == "evar" or isinstance(seconds, Mapping)
+                                                else float(seconds))})
 
 
 # ============================================================================ extraction

@@ -212,11 +212,26 @@ def layer_features(model: Backbone, waves: torch.Tensor, taps: Sequence[Tap] | N
                     z = eq1_time_features(z, 1, time_dim=3, freq_dim=2, max_dim=max_dim)[..., 0]
                 out[tap] = z.reshape(b, e, -1).transpose(1, 2)  # (B, D, E)
         return out
+    window = getattr(model, "input_samples", None)
+    if window is not None and waves.shape[1] > window:
+        return _windowed_features(model, waves, window, taps, max_dim)
     # generic: taps already (B, D) (AST pooled tokens) or (B, C, T, F)
     for tap, z in model.forward_features(model.prepare(waves), taps=taps).items():
         out[tap] = repeat_time(z, 1) if z.dim() == 2 else eq1_time_features(
             z, z.shape[2], max_dim=max_dim)
     return out
+
+
+def _windowed_features(model: Backbone, waves: torch.Tensor, window: int, taps: Sequence[Tap],
+                       max_dim: int | None) -> dict[Tap, torch.Tensor]:
+    """A clip longer than the one window a fixed-input model takes (an AST built for
+    ``input_tdim`` frames), framed as VGGish frames its 0.96 s examples: consecutive windows of
+    ``window`` samples, each one time step of Eq. 1, so Eq. 3's mean and max run over the windows.
+    A last window shorter than half a window is dropped (VGGish drops any tail); one that is
+    longer is padded by the model's front end. (B, S) -> {tap: (B, D_tap, windows)}."""
+    starts = [s for s in range(0, waves.shape[1], window) if waves.shape[1] - s >= window / 2 or s == 0]
+    steps = [layer_features(model, waves[:, s:s + window], taps, max_dim) for s in starts]
+    return {t: torch.cat([step[t] for step in steps], dim=2) for t in steps[0]}
 
 
 def layer_embeddings(model: Backbone, waves: torch.Tensor, taps: Sequence[Tap] | None = None,

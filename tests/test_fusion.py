@@ -880,6 +880,7 @@ def test_backbone_setup_seconds_per_task():
     assert setup.seconds_for("GTZAN") == 4.0 and setup.seconds_for("ESC-50") == 1.0
     assert setup.length_text() == "1 s clips (GTZAN 4 s)"
     assert EX.BackboneSetup("B", "crepe_tiny", seconds=2.0).length_text() == "2 s clips"
+    assert EX.BackboneSetup("B", "crepe_tiny", seconds={"default": 2.0}).length_text() == "2 s clips"
     with pytest.raises(EX.FusionError, match="no 'default'"):
         EX.BackboneSetup.from_dict({"label": "A", "backbone": "crepe_tiny", "seconds": {"GTZAN": 4.0}})
     with pytest.raises(EX.FusionError, match="bad"):

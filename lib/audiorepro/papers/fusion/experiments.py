@@ -259,7 +259,7 @@ class BackboneSetup:
         """The clip lengths in words: ``1 s clips``, ``1 s clips (GTZAN 4 s)``, ``EVAR's ...``."""
         if isinstance(self.seconds, Mapping):
             others = ", ".join(f"{k} {v:g} s" for k, v in self.seconds.items() if k != "default")
-            return f"{self.seconds['default']:g} s clips ({others})"
+            return f"{self.seconds['default']:g} s clips" + (f" ({others})" if others else "")
         return ("EVAR's per-task clip lengths" if self.seconds == "evar"
                 else f"{float(self.seconds):g} s clips")
 

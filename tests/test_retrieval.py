@@ -7,9 +7,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 import torch
 from torch import nn
 
+from audiorepro import results
 from audiorepro.papers import retrieval as R
 
 
@@ -152,7 +154,7 @@ def test_check_recipe_names_bad_keys_and_the_config_carries_the_papers_recipe():
     E = __import__("audiorepro.papers.retrieval.experiments", fromlist=["_cosine_cfg"])
     cfg = E._cosine_cfg(16, 64, 2e-5, R.PAPER_RECIPE)
     assert cfg == {"epochs": 16, "batch_size": 64, "lr": 2e-5, "schedule": "cosine",
-                   "optimizer": "adam", "warmup_epochs": 1, "min_lr": 1e-7, "init_tau": 0.02,
+                   "optimizer": "adam", "warmup_epochs": 1, "min_lr": 1e-7, "init_tau": 0.01,
                    "all_captions": True}
     assert E._cosine_cfg(None, 64, 1e-8, {"min_lr": 1e-7})["min_lr"] == 1e-8   # floor <= peak
 
@@ -654,3 +656,94 @@ def test_leaked_captions_finds_verbatim_and_reordered_duplicates_of_training_cap
     assert R.leakage_note(rep, True) == ("3 valid/test captions equal a training caption "
                                          "(2 verbatim, 1 near-duplicate): dropped from the queries")
     assert R.leakage_note(rep.iloc[:0], True).startswith("no valid/test caption")
+
+
+# ----------------------------------------------------------------------------- end-to-end training
+def _fake_stand_ins(monkeypatch):
+    """Small randomly initialised PaSST-N and CNN10 in place of the pre-trained stand-ins (with
+    the front-end record a stand-in carries)."""
+    from audiorepro.backbones.registry import build_backbone
+    from audiorepro.papers.retrieval import experiments as E
+    built = {}
+
+    def fake_load(name, profile="book", device="auto"):
+        torch.manual_seed(0)
+        if name == "PaSST-N":
+            m = build_backbone(E.STAND_INS[name], scale="cpu", depth=1, input_tdim=200)
+            m.pretrain_config = {"frontend": {"preset": "passt"}}
+        else:
+            m = build_backbone(E.STAND_INS[name], scale=0.125)
+            m.pretrain_config = {"frontend": {"preset": "panns_32k"}}
+        built[name] = m
+        return m.eval(), None
+    monkeypatch.setattr(E, "load_stand_in", fake_load)
+    return built
+
+
+def test_end_to_end_encoders_carry_the_paper_patchout_and_the_front_end_silence(monkeypatch):
+    from audiorepro.papers.retrieval import experiments as E
+    built = _fake_stand_ins(monkeypatch)
+    enc, preset, kw = E.end_to_end_encoder("PaSST-N")
+    assert preset == "passt" and kw["pad_value"] == pytest.approx(R.SILENCE_LOGMEL, abs=1e-5)
+    assert (enc.backbone.s_patchout_f, enc.backbone.s_patchout_t) == (2, 15) and enc.training
+    assert enc.backbone is not built["PaSST-N"] and built["PaSST-N"].s_patchout_t == 0  # a copy
+    assert E.end_to_end_encoder("PaSST-N", patchout={"s_patchout_t": 3})[0].backbone.s_patchout_t == 3
+    with pytest.raises(ValueError, match="unknown key"):
+        E.end_to_end_encoder("PaSST-N", patchout={"time": 3})
+    cnn, preset, kw = E.end_to_end_encoder("CNN10")
+    assert preset == "panns_32k" and cnn.pad_value == kw["pad_value"] == pytest.approx(-100.0)
+    assert cnn.backbone.use_spec_augment is False
+    assert E.PAPER_PATCHOUT["PaSST-L"] == {"s_patchout_f": 3, "s_patchout_t": 50}
+    assert "trained end to end, patchout f2 t15" in E.audio_label("PaSST-N", training="end-to-end")
+    assert "frozen" in E.audio_label("PaSST-N")
+
+
+def test_a_cnn_encoder_pads_past_each_clip_with_silence():
+    from audiorepro.backbones.registry import build_backbone
+    torch.manual_seed(0)
+    enc = R.AudioEncoder(build_backbone("panns_cnn10_32k", scale=0.125).eval(), pad_value=-100.0)
+    x = torch.randn(2, 1, 64, 40)
+    lengths = torch.tensor([25, 40])
+    filled = x.clone()
+    filled[0, :, :, 25:] = -100.0
+    with torch.no_grad():
+        assert torch.allclose(enc(x, lengths), enc(filled), atol=1e-5)
+        assert not torch.allclose(enc(x), enc(filled), atol=1e-3)
+        # PaSST's 128 bins are averaged in pairs; other bin counts are refused
+        assert enc(torch.randn(1, 1, 128, 40)).shape == (1, enc.dim)
+    with pytest.raises(ValueError, match="mel bins"):
+        enc(torch.randn(1, 1, 96, 40))
+
+
+def test_table3_end_to_end_trains_the_audio_encoder_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    from audiorepro.papers.retrieval import experiments as E
+    built = _fake_stand_ins(monkeypatch)
+    cs = tiny_set(6)
+    cs.frame["split"] = ["train"] * 4 + ["valid", "test"]
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(6):
+        path = tmp_path / f"c{i}.wav"
+        sf.write(path, (0.1 * rng.standard_normal(32000 + 3200 * i)).astype("float32"), 32000)
+        paths.append(str(path))
+    cs.frame["path"] = paths
+    spec = R.RunSpec("PaSST-N", pretrain=("tiny",), paper_row="PaSST-N + bert-base")
+    monkeypatch.setattr(E, "TextEncoder", lambda *a, **k: BagText(8))
+    runs, per_seed = R.run_table3(["e2e"], {"e2e": spec}, {"tiny": cs}, "tiny", {},
+                                  pretrain_epochs=1, batch_size=4, lr=1e-3, text_lr=1e-4, seeds=[0],
+                                  profile="smoke", world_seed=1, real_clips=0, stand_in_profile="smoke",
+                                  device="cpu", audio_training="end-to-end", max_seconds=2.0)
+    trained = runs["e2e"][0]["model"].audio.backbone
+    before = built["PaSST-N"]
+    changed = [n for (n, p), q in zip(trained.named_parameters(), before.parameters())
+               if not torch.equal(p.detach().cpu(), q.detach())]
+    assert changed and any(n.startswith("blocks") for n in changed)      # the encoder itself learned
+    assert per_seed["mAP@10"].between(0, 1).all()
+    rec = results.load_records()
+    assert set(rec["param.audio_training"]) == {"end-to-end"}
+    assert "trained end to end, patchout f2 t15" in rec["model"].iloc[0]
+    with pytest.raises(ValueError, match="audio_training"):
+        R.run_table3(["e2e"], {"e2e": spec}, {"tiny": cs}, "tiny", {}, pretrain_epochs=1,
+                     batch_size=4, lr=1e-3, text_lr=1e-4, seeds=[0], profile="smoke", world_seed=1,
+                     real_clips=0, stand_in_profile="smoke", audio_training="fine-tuned")

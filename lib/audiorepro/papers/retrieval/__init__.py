@@ -23,7 +23,10 @@ from audiorepro.papers.retrieval.data import (FEATURE_CODE, PAPER_NAMES, PAPER_O
                                               screen_leaked_captions, search_collection,
                                               sets_of_combo, sources_table, synthetic_captions,
                                               user_caption_set)
-from audiorepro.papers.retrieval.experiments import (DEFAULT_TAU, METRICS, NOTEBOOK_CLAIMS,
+from audiorepro.papers.retrieval.experiments import (AUDIO_TRAINING, PAPER_PATCHOUT,
+                                                     end_to_end_encoder, end_to_end_features,
+                                                     silence_logmel,
+                                                     DEFAULT_TAU, METRICS, NOTEBOOK_CLAIMS,
                                                      OFFICIAL_BACKBONES, PAPER_RECIPE, RECIPE_KEYS,
                                                      check_recipe,
                                                      STAND_INS, audio_label, checkpoint_embeddings,
@@ -49,6 +52,8 @@ from audiorepro.papers.retrieval.model import (AUDIO_ENCODERS, SILENCE_LOGMEL, T
                                                preprocess_caption, resolve_text_model)
 
 __all__ = [
+    # end-to-end training
+    "AUDIO_TRAINING", "PAPER_PATCHOUT", "end_to_end_encoder", "end_to_end_features", "silence_logmel",
     # model
     "AUDIO_ENCODERS", "SILENCE_LOGMEL", "TEXT_MODELS", "AudioEncoder", "CachedAudio", "DualEncoder",
     "TextEncoder", "TextModelMissing", "UnknownTextModel", "accepted_text_models",

@@ -47,13 +47,13 @@ from audiorepro import metrics as M
 from audiorepro.backbones.pretrain import family_of, features_to_input, pretrained_backbone
 from audiorepro.data.audio import load_audio
 from audiorepro.data.synth.sounds import CLASS_NAMES, classes_named_by
-from audiorepro.frontends import FeatureCache
+from audiorepro.frontends import FeatureCache, make_frontend
 from audiorepro.training import fit, pick_device
 
 from audiorepro.papers.retrieval.data import (FEATURE_CODE, PAPER_NAMES, PAPER_ORDER,
                                               CaptionSet, combine, logmel_features, pretrain_set,
                                               project_path, sets_of_combo)
-from audiorepro.papers.retrieval.model import (DEFAULT_TAU, SILENCE_LOGMEL, CachedAudio, DualEncoder,
+from audiorepro.papers.retrieval.model import (DEFAULT_TAU, SILENCE_LOGMEL, AudioEncoder, CachedAudio, DualEncoder,
                                                TextEncoder, build_audio_encoder, contrastive_loss,
                                                keyword_rephrasings)
 
@@ -66,6 +66,7 @@ __all__ = [
     "run_table3", "run_table4", "run_segment_lengths", "table3_coverage", "TABLE3_NOT_RUN",
     "table2_parameters", "TABLE2_BACKBONES",
     "search_index", "query_hits", "METRICS", "EMBEDDING_CODE", "RUN_CODE",
+    "PAPER_PATCHOUT", "AUDIO_TRAINING", "silence_logmel", "end_to_end_encoder", "end_to_end_features",
 ]
 
 #: the code behind the cached stand-in embeddings (:func:`stand_in_embeddings`: log-mels, the
@@ -87,10 +88,12 @@ RECIPE_KEYS: tuple[str, ...] = ("warmup_epochs", "min_lr", "optimizer", "init_ta
 #: Recipe keys that configure the model or the data rather than the training loop.
 MODEL_RECIPE_KEYS = frozenset({"init_tau", "all_captions"})
 #: The paper's recipe (section 3.2: Adam, one warm-up epoch, cosine from the peak rate down to
-#: 1e-7; temperature 0.02 and every caption of a clip in each epoch as in the authors' code). The
-#: peak rates (2e-5 pre-training, 8e-6 fine-tuning) are the notebooks' ``lr`` parameter.
+#: 1e-7; every caption of a clip in each epoch as in the authors' code; temperature 0.01, what
+#: every one of the authors' scripts for the paper's experiments passes as ``initial_tau``, their
+#: code's default being 0.02). The peak rates (2e-5 pre-training, 8e-6 fine-tuning) are the
+#: notebooks' ``lr`` parameter.
 PAPER_RECIPE: dict[str, Any] = {"optimizer": "adam", "warmup_epochs": 1, "min_lr": 1e-7,
-                                "init_tau": 0.02, "all_captions": True}
+                                "init_tau": 0.01, "all_captions": True}
 
 #: audio encoders with a pre-trained CPU-sized stand-in (:func:`audiorepro.backbones.pretrain.
 #: pretrained_backbone`, trained on the synthetic world ``default_world(1000, seed=0)``, 2 s crops).
@@ -202,13 +205,21 @@ OFFICIAL_BACKBONES: dict[str, str] = {
 }
 
 
-def audio_label(encoder: str, checkpoint: str | Path = "") -> str:
+def audio_label(encoder: str, checkpoint: str | Path = "", training: str = "frozen",
+                patchout: Mapping[str, int] | None = None) -> str:
     """How an audio encoder is named in records: the official checkpoint file it was loaded from
-    (full size, frozen), or its synthetic-world stand-in (labelled as such)."""
+    (full size), or its synthetic-world stand-in (labelled as such); frozen, or trained end to
+    end (with its patchout)."""
+    how = "frozen"
+    if training == "end-to-end":
+        settings = dict(PAPER_PATCHOUT.get(encoder, {}) if patchout is None else patchout)
+        how = "trained end to end" + (
+            f", patchout f{settings.get('s_patchout_f', 0)} t{settings.get('s_patchout_t', 0)}"
+            if settings and encoder.startswith("PaSST") else "")
     if checkpoint:
-        return (f"{encoder} ({OFFICIAL_BACKBONES[encoder]}, full size, frozen, weights "
+        return (f"{encoder} ({OFFICIAL_BACKBONES[encoder]}, full size, {how}, weights "
                 f"{Path(checkpoint).name})")
-    return f"{encoder} stand-in (frozen, {STAND_INS[encoder]} at CPU scale, synthetic pre-training)"
+    return f"{encoder} stand-in ({how}, {STAND_INS[encoder]} at CPU scale, synthetic pre-training)"
 
 
 def _segment_frames(model: nn.Module, name: str, segment_seconds: float | None) -> int:
@@ -292,6 +303,87 @@ def embed_sources(encoder: str, sources: Mapping[str, CaptionSet], profile: str 
                                          device=device) for k, v in sources.items()}
     return {k: stand_in_embeddings(encoder, v, profile, segment_seconds, max_seconds, device=device)
             for k, v in sources.items()}
+
+
+# ===================================================================================== end to end
+#: structured patchout of each PaSST encoder when it is trained for retrieval (the authors'
+#: scripts for the paper: PaSST-S/N ``s_patchout_f=2 s_patchout_t=15``, PaSST-L 3 / 50): frequency
+#: rows / time columns of the patch grid dropped per training batch
+PAPER_PATCHOUT: dict[str, dict[str, int]] = {
+    "PaSST-N": {"s_patchout_f": 2, "s_patchout_t": 15},
+    "PaSST-S": {"s_patchout_f": 2, "s_patchout_t": 15},
+    "PaSST-S20": {"s_patchout_f": 2, "s_patchout_t": 15},
+    "PaSST-L": {"s_patchout_f": 3, "s_patchout_t": 50},
+}
+#: audio training modes of the Table 3 rows: ``frozen`` (cached clip embeddings, the projections
+#: and text layers trained: the book's fast mode) or ``end-to-end`` (the paper: the audio
+#: encoder trained too, PaSST with patchout)
+AUDIO_TRAINING = ("frozen", "end-to-end")
+
+
+def silence_logmel(preset: str, **frontend_kw: Any) -> float:
+    """The value a front end gives to silence (one second of zeros, middle frame): PaSST
+    ``(log 1e-5 + 4.5) / 5``, PANNs ``10 log10(1e-10) = -100`` dB."""
+    fe = make_frontend(preset, **frontend_kw)
+    x = fe(torch.zeros(1, int(fe.config.sample_rate)))
+    return float(x[..., x.shape[-1] // 2].mean())
+
+
+def end_to_end_encoder(name: str, checkpoint: str | Path = "", stand_in_profile: str = "book",
+                       patchout: Mapping[str, int] | None = None, segment_seconds: float | None = None,
+                       device: str = "auto") -> tuple[AudioEncoder, str, dict[str, Any]]:
+    """An audio encoder to train with the text side, and the front end its input comes from:
+    ``(encoder, preset, frontend options)`` for :func:`end_to_end_features`.
+
+    Weights: the official ``checkpoint`` at full size (loaded strictly, as
+    :func:`checkpoint_embeddings`), else a copy of the synthetic-world stand-in (pre-training
+    ``stand_in_profile``). Input: the encoder's own front end (PaSST: 128-bin log-mel at 32 kHz;
+    PANNs: the official 32 kHz log-mel, or the stand-in's preset), padded with its silence.
+    PaSST gets structured patchout (``patchout``, default :data:`PAPER_PATCHOUT`; active in
+    training only) and embeds segments of ``segment_seconds`` (default its positional length,
+    10 s) averaged."""
+    from audiorepro.backbones.registry import build_backbone
+    if checkpoint:
+        if name not in OFFICIAL_BACKBONES:
+            raise KeyError(f"checkpoints: no official checkpoint for audio encoder {name!r}; known: "
+                           f"{sorted(OFFICIAL_BACKBONES)}")
+        path = project_path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoints[{name!r}]: file {path} not found (the released "
+                                    f"weights of {OFFICIAL_BACKBONES[name]})")
+        backbone = build_backbone(OFFICIAL_BACKBONES[name], checkpoint=path)
+        fam = "passt" if hasattr(backbone, "embed_long") else "panns"
+        preset, fe_kw = ("passt", {}) if fam == "passt" else ("panns_32k", {})
+    else:
+        model, _ = load_stand_in(name, stand_in_profile, device)
+        backbone = copy.deepcopy(model).cpu()
+        fam = family_of(STAND_INS[name])
+        fe_kw = dict(backbone.pretrain_config["frontend"])
+        preset = fe_kw.pop("preset")
+    seg = None
+    if fam == "passt":
+        settings = dict(PAPER_PATCHOUT.get(name, {}) if patchout is None else patchout)
+        bad = sorted(set(settings) - {"s_patchout_f", "s_patchout_t", "u_patchout"})
+        if bad:
+            raise ValueError(f"patchout[{name!r}]: unknown key(s) {bad}; use s_patchout_f, "
+                             "s_patchout_t, u_patchout")
+        for key, value in settings.items():
+            setattr(backbone, key, int(value))
+        seg = _segment_frames(backbone, f"end_to_end_encoder({name})", segment_seconds)
+    else:
+        backbone.use_spec_augment = False   # the reference builds the CNNs with 0 SpecAugment stripes
+    pad = silence_logmel(preset, **fe_kw)
+    encoder = AudioEncoder(backbone.train(), segment_frames=seg, label=name,
+                           pad_value=None if fam == "passt" else pad)
+    return encoder, preset, {**fe_kw, "pad_value": pad}
+
+
+def end_to_end_features(preset: str, frontend_kw: Mapping[str, Any], sources: Mapping[str, CaptionSet],
+                        max_seconds: float = 30.0) -> dict[str, list[Tensor]]:
+    """Log-mel (M, T_i) of the first ``max_seconds`` of every clip of every caption set, through
+    the front end :func:`end_to_end_encoder` named (cached on disk per clip, :func:`logmel_features`)."""
+    kw = {k: v for k, v in frontend_kw.items() if k != "pad_value"}
+    return {k: logmel_features(v, max_seconds=max_seconds, frontend=preset, **kw) for k, v in sources.items()}
 
 
 # ===================================================================================== pairs
@@ -385,10 +477,16 @@ def collate_pairs(items: list[dict]) -> dict:
     return out
 
 
+def _batch_lengths(batch: dict) -> Tensor | None:
+    """A batch's valid frames per clip, or ``None`` when none was padded (or ``x`` holds
+    embeddings)."""
+    lengths = batch.get("lengths")
+    return lengths if lengths is not None and bool((lengths != batch["x"].shape[-1]).any()) else None
+
+
 def _pair_batch_fn(model: nn.Module, batch: dict) -> Tensor:
     m = model.module if hasattr(model, "module") else model
-    lengths = (batch["lengths"] if m.audio.kind == "passt"
-               and bool((batch["lengths"] != batch["x"].shape[-1]).any()) else None)
+    lengths = _batch_lengths(batch)
     a, t = model(batch["x"], batch["caption"], lengths)
     return contrastive_loss(a, t, batch["audio_id"], m.tau)
 
@@ -419,7 +517,7 @@ def embed_audio(model: DualEncoder, ds: EvalSet, batch_size: int = 16, device: s
     try:
         for i in range(0, len(ds), batch_size):
             b = collate_pairs([ds[j] for j in range(i, min(i + batch_size, len(ds)))])
-            lengths = b["lengths"].to(dev) if getattr(model.audio, "kind", "") == "passt" else None
+            lengths = b["lengths"].to(dev) if b["lengths"] is not None else None
             out.append(model.embed_audio(b["x"].to(dev), lengths).cpu())
     finally:
         model.train(was)
@@ -648,6 +746,25 @@ def run_stand_in(spec: RunSpec, sources: Mapping[str, CaptionSet], embeddings: M
                           device=device, amp=amp)
 
 
+def _run_end_to_end(spec: RunSpec, sources: Mapping[str, CaptionSet], pretrain_cfg: Mapping[str, Any],
+                    finetune_cfg: Mapping[str, Any], text_encoders: dict, feature_cache: dict, *,
+                    checkpoint: str | Path, stand_in_profile: str,
+                    patchout: Mapping[str, int] | None, max_seconds: float, seed: int, target: str,
+                    text_lr: float | None, device: str, amp: bool | str) -> dict[str, Any]:
+    """:func:`run_experiment` with the audio encoder trained too (:func:`end_to_end_encoder`,
+    a fresh copy of its weights per run); the log-mels of every set are computed once per
+    front end (``feature_cache``)."""
+    torch.manual_seed(seed)
+    encoder, preset, fe_kw = end_to_end_encoder(spec.audio, checkpoint, stand_in_profile, patchout,
+                                                device=device)
+    key = (preset, tuple(sorted((k, str(v)) for k, v in fe_kw.items())), float(max_seconds))
+    if key not in feature_cache:
+        feature_cache[key] = end_to_end_features(preset, fe_kw, sources, max_seconds)
+    return run_experiment(spec, sources, feature_cache[key], pretrain_cfg, finetune_cfg, text_encoders,
+                          crop_frames=int(round(100 * max_seconds)), seed=seed, target=target,
+                          audio_module=encoder, text_lr=text_lr, device=device, amp=amp)
+
+
 # ===================================================================================== notebooks
 def check_recipe(recipe: Mapping[str, Any] | None) -> dict[str, Any]:
     """The training recipe of a notebook's ``recipe`` parameter (keys of :data:`RECIPE_KEYS`;
@@ -861,10 +978,15 @@ def run_table3(rows: Sequence[str], specs: Mapping[str, RunSpec], sources: Mappi
                run_group: str | None = None, device: str = "auto",
                amp: bool | str = False, checkpoints: Mapping[str, str] | None = None,
                data: Mapping[str, Any] | None = None,
-               recipe: Mapping[str, Any] | None = None) -> tuple[dict[str, list[dict]], pd.DataFrame]:
+               recipe: Mapping[str, Any] | None = None, audio_training: str = "frozen",
+               patchout: Mapping[str, Mapping[str, int]] | None = None,
+               max_seconds: float = 10.0) -> tuple[dict[str, list[dict]], pd.DataFrame]:
     """Train and score the Table 3 ``rows`` (keys of ``specs``) on the frozen audio
     ``embeddings[audio encoder]`` (:func:`embed_sources`: official ``checkpoints[encoder]`` or
-    the stand-in), once per seed of ``seeds``; record each (row, seed) (table ``table3``, under
+    the stand-in), or with ``audio_training="end-to-end"`` (the paper) with the audio encoder
+    trained too (:func:`end_to_end_encoder`: the same weights, patchout ``patchout[encoder]``,
+    default :data:`PAPER_PATCHOUT`; input the first ``max_seconds`` of each clip; ``embeddings``
+    unused), once per seed of ``seeds``; record each (row, seed) (table ``table3``, under
     its ``paper_row``; the ``passt_n`` row also as the pre-trained-only ``PaSST-N +
     roberta-large``, the baseline of the fine-tuning claim) with its per-query test ranks and
     one ``run_group`` (new unless given). ``data``: the data parameters (``data_root`` /
@@ -878,11 +1000,15 @@ def run_table3(rows: Sequence[str], specs: Mapping[str, RunSpec], sources: Mappi
     if unknown:
         raise KeyError(f"rows: unknown row(s) {unknown}; choose from {list(specs)}")
     seeds = _check_seeds(seeds, "run_table3")
+    if audio_training not in AUDIO_TRAINING:
+        raise ValueError(f"audio_training={audio_training!r}: use one of {list(AUDIO_TRAINING)}")
+    patchout = dict(patchout or {})
     run_group = run_group or results.new_run_group()
     checkpoints, table, own = dict(checkpoints or {}), _table_of("table3", target), target not in PAPER_NAMES
     pre_cfg = _cosine_cfg(pretrain_epochs, batch_size, lr, recipe)
     ft_cfg = _cosine_cfg(None, batch_size, lr / 2.5, recipe)
     text_cache: dict = {}
+    feature_cache: dict = {}
     scale_note = (f"{target} n{len(sources[target])}{_world(target, world_seed)} + other sets of "
                   f"{real_clips or 'all'} clips; {pretrain_epochs} pre-train epochs; "
                   f"stand-ins: {stand_in_profile} profile")
@@ -893,14 +1019,22 @@ def run_table3(rows: Sequence[str], specs: Mapping[str, RunSpec], sources: Mappi
         spec = dataclasses.replace(specs[key], pretrain=(target,)) if own else specs[key]
         for seed in seeds:
             t0 = time.time()
-            out = run_stand_in(spec, sources, embeddings[spec.audio], pre_cfg, ft_cfg, text_cache,
-                               seed=seed, target=target, text_lr=text_lr, device=device, amp=amp)
+            if audio_training == "frozen":
+                out = run_stand_in(spec, sources, embeddings[spec.audio], pre_cfg, ft_cfg, text_cache,
+                                   seed=seed, target=target, text_lr=text_lr, device=device, amp=amp)
+            else:
+                out = _run_end_to_end(spec, sources, pre_cfg, ft_cfg, text_cache, feature_cache,
+                                      checkpoint=checkpoints.get(spec.audio, ""),
+                                      stand_in_profile=stand_in_profile,
+                                      patchout=patchout.get(spec.audio), max_seconds=max_seconds,
+                                      seed=seed, target=target, text_lr=text_lr, device=device, amp=amp)
             runs.setdefault(key, []).append(out)
-            model_name = (audio_label(spec.audio, checkpoints.get(spec.audio, "")) + " + "
+            model_name = (audio_label(spec.audio, checkpoints.get(spec.audio, ""), audio_training,
+                                      patchout.get(spec.audio)) + " + "
                           + _text_label(spec, _text_of(out))
                           + (", fine-tuned" if spec.finetune_epochs else "")
                           + (f" + keyword swap p={spec.p_swap}" if spec.p_swap else ""))
-            params = {"row": key, "label": spec.label, **dict(data or {}),
+            params = {"row": key, "label": spec.label, **dict(data or {}), "audio_training": audio_training,
                       "checkpoint": checkpoints.get(spec.audio, ""),
                       "role_sources": _role_sources(sources, spec.pretrain), **out["params"],
                       "pretrain_epochs": pretrain_epochs, "finetune_epochs": spec.finetune_epochs,

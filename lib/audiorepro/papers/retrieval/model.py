@@ -51,7 +51,7 @@ MAX_TOKENS = 32
 _PUNCT = re.compile("[" + re.escape(string.punctuation) + "]")
 #: PaSST log-mel value of digital silence: (log(1e-5) + 4.5) / 5 (used to pad batches).
 SILENCE_LOGMEL = (math.log(1e-5) + 4.5) / 5.0
-#: Initial temperature of the book's dual encoders (the reference implementation starts at 0.02:
+#: Initial temperature of the book's dual encoders (the authors' scripts start at 0.01:
 #: ``PAPER_RECIPE`` of the experiments).
 DEFAULT_TAU = 0.05
 
@@ -247,17 +247,22 @@ AUDIO_ENCODERS: dict[str, dict[str, Any]] = {
 
 
 class AudioEncoder(nn.Module):
-    """PaSST log-mel (B, 1, 128, T) -> (B, D) audio embedding of a registry backbone.
+    """Log-mel (B, 1, M, T) -> (B, D) audio embedding of a registry backbone.
 
     Args:
         backbone: a PaSST or PANNs :class:`~audiorepro.backbones.base.Backbone`.
         segment_frames: PaSST only - inputs longer than this are cut into segments of this many
             frames whose embeddings are averaged (paper 3.4); ``None``: the positional length.
         label: name shown in tables.
+        pad_value: CNNs only - the log-mel of silence of the front end the input comes from:
+            frames past a clip's ``lengths`` are set to it, as the official code zero-pads the
+            waveform (``None``: padding left as the batch has it).
     """
 
-    def __init__(self, backbone: nn.Module, segment_frames: int | None = None, label: str = "") -> None:
+    def __init__(self, backbone: nn.Module, segment_frames: int | None = None, label: str = "",
+                 pad_value: float | None = None) -> None:
         super().__init__()
+        self.pad_value = pad_value
         self.backbone = backbone
         self.kind = "passt" if hasattr(backbone, "embed_long") else "panns"
         self.segment_frames = segment_frames
@@ -265,7 +270,8 @@ class AudioEncoder(nn.Module):
         self.dim = int(backbone.embed_dim)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """x: (B, 1, 128, T) PaSST log-mel; lengths: (B,) valid frames -> (B, D)."""
+        """x: (B, 1, M, T) log-mel (PaSST: 128 bins; a CNN: its own 64 bins or PaSST's 128);
+        lengths: (B,) valid frames (PaSST) -> (B, D)."""
         if x.dim() != 4 or x.shape[1] != 1:
             raise ValueError(f"AudioEncoder: expected (B, 1, 128, T), got {tuple(x.shape)}")
         if self.kind == "passt":
@@ -273,9 +279,19 @@ class AudioEncoder(nn.Module):
             if x.shape[-1] <= seg and lengths is None:
                 return self.backbone(x)["embedding"]
             return self.backbone.embed_long(x, segment_frames=seg, lengths=lengths)
-        # PANNs take (B, 1, frames, 64 mel): the 128 bins are averaged in pairs (PANNs use 64
-        # bins); the whole input is embedded (CNNs handle any length, paper 2.1)
-        x = F.avg_pool2d(x, kernel_size=(2, 1))
+        # PANNs take (B, 1, frames, 64 mel): their own log-mel as it is (end-to-end training
+        # reads the model's front end), PaSST's 128 bins averaged in pairs; the whole input is
+        # embedded (CNNs handle any length, paper 2.1)
+        if lengths is not None and self.pad_value is not None:
+            frames = torch.arange(x.shape[-1], device=x.device)
+            x = x.masked_fill(frames[None, None, None, :] >= lengths.to(x.device)[:, None, None, None],
+                              float(self.pad_value))
+        bins = int(self.backbone.bn0.num_features)
+        if x.shape[2] == 2 * bins:
+            x = F.avg_pool2d(x, kernel_size=(2, 1))
+        elif x.shape[2] != bins:
+            raise ValueError(f"AudioEncoder({self.label}): {x.shape[2]} mel bins; the CNN reads "
+                             f"{bins} (its own log-mel) or {2 * bins} (PaSST's, averaged in pairs)")
         return self.backbone(x.transpose(2, 3))["embedding"]
 
 

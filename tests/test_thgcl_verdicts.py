@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from audiorepro import metrics as M
 from audiorepro import results as R
@@ -234,3 +235,18 @@ def test_balanced_setting_picks_the_smallest_gap_with_visual_evidence():
     assert E.balanced_setting(table) == "balanced"          # a video-only model at chance is no evidence
     table["mAP / chance"] = 1.0
     assert E.balanced_setting(table) is None                # nothing qualifies: no choice made
+
+
+def test_ignores_video_names_exactly_the_variants_whose_output_the_video_cannot_change():
+    """modality_balance and robustness_sweep train such a variant once for every visual stream."""
+    from audiorepro.papers.thgcl.experiments import ignores_video
+    from audiorepro.papers.thgcl.model import VARIANTS, build_variant
+    torch.manual_seed(0)
+    audio, video = torch.randn(2, 5, 8), torch.randn(2, 3, 12)
+    for name in VARIANTS:
+        model = build_variant(name, 4, 5, 3, audio_dim=8, video_dim=12, hidden=16, num_layers=1,
+                              embed_dim=8, dropout=0.0).eval()
+        with torch.no_grad():
+            same = torch.allclose(model(audio, video)["logits"], model(audio, video + 1.0)["logits"])
+        assert ignores_video(name) == same, name
+    assert ignores_video("audio-only MLP") and not ignores_video("THGCL")

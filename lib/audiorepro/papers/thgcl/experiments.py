@@ -41,7 +41,7 @@ from audiorepro.papers.thgcl.model import (VARIANTS, GraphConfig, TemporalGraph,
 from audiorepro.preprocessing import standardise
 from audiorepro.training import fit, pick_device
 
-__all__ = ["DEFAULT_TRAIN", "PAPER_PROTOCOL", "train_config", "CLAIMS_BY_NOTEBOOK",
+__all__ = ["DEFAULT_TRAIN", "ignores_video", "PAPER_PROTOCOL", "train_config", "CLAIMS_BY_NOTEBOOK",
            "PAPER_DATA_CLAIMS", "LARGEST_OFFSET", "NOISIEST", "predict_scores", "evaluate_model",
            "train_variant", "run_variants", "seed_summary", "kernel_ablation",
            "robustness_conditions", "robustness_sweep", "record_param_counts", "decide_claims",
@@ -338,6 +338,12 @@ BALANCE_SETTINGS: dict[str, dict[str, float]] = {
 BALANCE_MODELS = ("audio-only MLP", "video-only MLP", "late-fusion concat MLP")
 
 
+def ignores_video(name: str) -> bool:
+    """Whether variant ``name`` reads no video (the audio-only MLP): its runs are the same under
+    every visual stream, so a sweep over visual settings trains it once."""
+    return VARIANTS[name]["model"] == "audio_mlp"
+
+
 def modality_balance(settings: Mapping[str, Mapping[str, Any]], n_clips: int, seed: int,
                      audio_encoder: str, model_kwargs: Mapping[str, Any], train_config: Mapping[str, Any],
                      *, audio_hop_s: float = 0.48, seeds: Sequence[int] = (0,),
@@ -345,28 +351,28 @@ def modality_balance(settings: Mapping[str, Mapping[str, Any]], n_clips: int, se
     """How much each modality alone tells about the labels, per candidate visual stream.
 
     For each setting (label -> visual parameters, e.g. :data:`BALANCE_SETTINGS`) trains
-    ``names`` on the synthetic world (runs cached; the audio-only model once, its input never
-    changes) and reads the **validation** mAP of the chosen epoch (the balance is a design
+    ``names`` on the synthetic world (runs cached; a variant that reads no video once,
+    :func:`ignores_video`) and reads the **validation** mAP of the chosen epoch (the balance is a design
     choice of the book's world: it never looks at the test split). Returns one row per
     (setting, variant): ``setting``, ``variant``, ``valid mAP`` (mean over ``seeds``),
     ``chance``, ``mAP / chance`` (chance: the expected mAP of a random ranking of the validation
     clips, :func:`audiorepro.metrics.random_ranking_map`),
     ``seeds``, and the setting's parameters as text.
     """
-    rows, audio_only = [], None
+    rows, once = [], {}
     for label, params in settings.items():
         feats, key = world_features(n_clips, seed, audio_hop_s, audio_encoder, device=device, **dict(params))
         split = np.asarray(feats["split"])
         chance = random_ranking_map(np.asarray(feats["target"])[split == "valid"])
         for name in names:
-            if VARIANTS[name]["model"] == "audio_mlp" and audio_only is not None:
-                value = audio_only
+            if name in once:
+                value = once[name]
             else:
                 _, runs = run_variants([name], feats, model_kwargs, train_config, key, device=device,
                                        seeds=seeds)
                 value = float(np.mean([r["fit"].best_metrics["mAP"] for r in runs[name].values()]))
-                if VARIANTS[name]["model"] == "audio_mlp":
-                    audio_only = value
+                if ignores_video(name):
+                    once[name] = value
             rows.append({"setting": label, "variant": name, "valid mAP": value, "chance": chance,
                          "mAP / chance": value / chance, "seeds": len(seeds),
                          "visual parameters": ", ".join(f"{k} {v:g}" for k, v in params.items()) or "world default"})
@@ -405,8 +411,7 @@ def robustness_conditions(offsets: Sequence[float], noises: Sequence[float]
 
 def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequence[str],
                      n_clips: int, seed: int, audio_encoder: str, model_kwargs: Mapping[str, Any],
-                     train_config: Mapping[str, Any], *, audio_hop_s: float = 0.48,
-                     visual_only_names: Sequence[str] = ("audio-only MLP",), profile: str = "smoke",
+                     train_config: Mapping[str, Any], *, audio_hop_s: float = 0.48, profile: str = "smoke",
                      table: str | None = "robustness", chapter: str = "thgcl", device: str = "auto",
                      amp: bool | str = False, seeds: Sequence[int] | None = None,
                      row_labels: Mapping[str, str] | None = None,
@@ -416,8 +421,8 @@ def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequenc
     """Train ``names`` on the synthetic world with each visual condition (label -> keyword
     arguments of :func:`~audiorepro.data.synthetic.visual_variant`, e.g. ``{"av_offset_s": 1.0}``)
     once per training seed and score them on the test split (the same clips in every condition).
-    Variants in ``visual_only_names`` do not read the video (audio-only), so they are trained
-    once per seed, on the first condition, and repeated for the others. Each (variant, condition,
+    Variants that read no video (:func:`ignores_video`) are trained once per seed, on the first
+    condition, and repeated for the others. Each (variant, condition,
     seed) is recorded (if ``table``) with its per-item test outputs under the row
     ``"<variant> @ <row_labels.get(condition, condition)>"`` (see :func:`robustness_conditions`),
     ``params`` holding ``seed``, ``condition`` and ``run_group``.
@@ -443,12 +448,12 @@ def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequenc
                                                       eval_file=eval_file, eval_segments=eval_segments,
                                                       **visual_params)
         for name in names:
-            if name in visual_only_names and name in once:
+            if name in once:
                 per_seed, runs = once[name]
             else:
                 per_seed, runs = run_variants([name], feats, model_kwargs, train_config, key,
                                               device=device, amp=amp, seeds=seeds)
-                if name in visual_only_names:
+                if ignores_video(name):
                     once[name] = (per_seed, runs)
             for r in per_seed.to_dict("records"):
                 row = {"condition": label, "variant": name, "seed": int(r["seed"]),

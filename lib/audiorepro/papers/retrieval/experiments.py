@@ -233,6 +233,19 @@ def _segment_frames(model: nn.Module, name: str, segment_seconds: float | None) 
     return seg
 
 
+def _official_file(name: str, checkpoint: str | Path) -> Path:
+    """The released file of audio encoder ``name`` (relative paths from the project home);
+    KeyError for an encoder without an official loader, FileNotFoundError naming the file."""
+    if name not in OFFICIAL_BACKBONES:
+        raise KeyError(f"checkpoints: no official checkpoint for audio encoder {name!r}; known: "
+                       f"{sorted(OFFICIAL_BACKBONES)}")
+    path = project_path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoints[{name!r}]: file {path} not found (the released "
+                                f"weights of {OFFICIAL_BACKBONES[name]})")
+    return path
+
+
 def checkpoint_embeddings(name: str, cs: CaptionSet, checkpoint: str | Path,
                           segment_seconds: float | None = None, max_seconds: float = 10.0,
                           batch_size: int = 4, device: str = "auto") -> list[Tensor]:
@@ -250,13 +263,7 @@ def checkpoint_embeddings(name: str, cs: CaptionSet, checkpoint: str | Path,
     front end (STFT and log-mel modules of the checkpoint), clips under 1 s zero-padded to 1 s;
     D 512 (CNN10) or 2048 (CNN14)."""
     from audiorepro.backbones.registry import build_backbone
-    if name not in OFFICIAL_BACKBONES:
-        raise KeyError(f"checkpoints: no official checkpoint for audio encoder {name!r}; known: "
-                       f"{sorted(OFFICIAL_BACKBONES)}")
-    path = project_path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoints[{name!r}]: file {path} not found (the released "
-                                f"weights of {OFFICIAL_BACKBONES[name]})")
+    path = _official_file(name, checkpoint)
     backbone = OFFICIAL_BACKBONES[name]
     dev = pick_device(device)
     st = path.stat()
@@ -344,14 +351,7 @@ def end_to_end_encoder(name: str, checkpoint: str | Path = "", stand_in_profile:
     10 s) averaged."""
     from audiorepro.backbones.registry import build_backbone
     if checkpoint:
-        if name not in OFFICIAL_BACKBONES:
-            raise KeyError(f"checkpoints: no official checkpoint for audio encoder {name!r}; known: "
-                           f"{sorted(OFFICIAL_BACKBONES)}")
-        path = project_path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoints[{name!r}]: file {path} not found (the released "
-                                    f"weights of {OFFICIAL_BACKBONES[name]})")
-        backbone = build_backbone(OFFICIAL_BACKBONES[name], checkpoint=path)
+        backbone = build_backbone(OFFICIAL_BACKBONES[name], checkpoint=_official_file(name, checkpoint))
         fam = "passt" if hasattr(backbone, "embed_long") else "panns"
         preset, fe_kw = ("passt", {}) if fam == "passt" else ("panns_32k", {})
     else:

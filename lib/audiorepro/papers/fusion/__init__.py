@@ -12,9 +12,10 @@ Multilayer Features of a Pre-trained Model*, EUSIPCO 2022.
 * :mod:`.figures` - layer-wise heatmaps and the fusion-gain bars;
 * ``paper.yml`` - the paper's own numbers and claims.
 """
-from .data import (ANALOGUES, MUSIC_STYLES, TaskUnavailable, fusion_tasks, load_tasks,
-                   music_style_table, notebook_tasks, paper_tasks, subsample,
-                   shortcut_table, task_overview, user_task)
+from .data import (ANALOGUES, MUSIC_STYLES, TaskUnavailable, apply_channel, common_level_db,
+                   equalise_levels, fusion_tasks, load_tasks, music_style_table, notebook_tasks,
+                   paper_tasks, session_channel, shortcut_table, simulate_sessions, subsample,
+                   task_overview, user_task)
 from .experiments import (FC1_BASELINE, LAYER_CLAIMS, SELECTED_ON_TEST, BackboneSetup, FusedRow,
                           FusionComparison, LayerEmbedder, LayerwiseRun, LinearEvalResult,
                           TaskOutputs, accuracy_matrix, accuracy_record, cached_layerwise,
@@ -35,7 +36,8 @@ __all__ = [
     # data
     "ANALOGUES", "MUSIC_STYLES", "TaskUnavailable", "fusion_tasks", "load_tasks",
     "music_style_table", "notebook_tasks", "paper_tasks", "shortcut_table", "subsample", "task_overview",
-    "user_task", "EVAR_UNIT_SECONDS", "evar_metadata", "prepare_evar_layout",
+    "user_task", "EVAR_UNIT_SECONDS", "evar_metadata", "prepare_evar_layout", "apply_channel",
+    "common_level_db", "equalise_levels", "session_channel", "simulate_sessions",
     # model
     "LATE_TASKS", "PAPER_FUSION_LAYERS", "PAPER_TASKS", "FusionError", "eq1_time_features",
     "eq2_fuse", "eq3_pool", "fused_embedding", "layer_embeddings", "layer_features",

@@ -169,7 +169,7 @@ def _style_recipe(drums: ClipTable, counts: Mapping[str, int], seconds: float, s
 
 
 def render_groove(style: str, samples: Mapping[str, list[torch.Tensor]], rng: np.random.Generator,
-                  seconds: float = 2.0, sample_rate: int = SAMPLE_RATE) -> tuple[torch.Tensor, float]:
+                  seconds: float = 4.0, sample_rate: int = SAMPLE_RATE) -> tuple[torch.Tensor, float]:
     """One clip of a groove ``style`` (key of :data:`MUSIC_STYLES`) from drum ``samples``
     (family -> list of (T,) waveforms). Returns ``(wave (seconds * sample_rate,), bpm)``.
 
@@ -203,7 +203,7 @@ def render_groove(style: str, samples: Mapping[str, list[torch.Tensor]], rng: np
 
 
 def music_style_table(drums: ClipTable, counts: Mapping[str, int] = MUSIC_STYLE_COUNTS,
-                      seconds: float = 2.0, seed: int = 0, out_root: str | os.PathLike | None = None
+                      seconds: float = 4.0, seed: int = 0, out_root: str | os.PathLike | None = None
                       ) -> ClipTable:
     """The GTZAN stand-in: groove-style clips rendered from the Hydrogen kits of ``drums``.
 
@@ -525,7 +525,8 @@ def task_overview(tables: Mapping[str, ClipTable | Exception]) -> pd.DataFrame:
 
 def shortcut_table(tables: Mapping[str, ClipTable | Exception], n_boot: int = 1000) -> pd.DataFrame:
     """The shortcut probes of every available task (:func:`audiorepro.data.leakage.shortcut_probes`:
-    can the label be read from the file's duration, level, source package or speaker alone?),
+    can the label be read from the file's duration, level, source package, speaker, phrase or
+    recording session alone?),
     one row per task and shortcut, with the paper task and the table (analogue) it stands for;
     a task the probes cannot take (no test split, several labels per clip) gets one row saying
     why."""

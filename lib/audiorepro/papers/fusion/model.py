@@ -32,7 +32,9 @@ Backbone-specific framing (:func:`layer_features`):
   are taken as they are; T_o = number of frames (no time pooling: CREPE has no time
   down-sampling across frames).
 * AST-like backbones whose taps are already (B, D) vectors: repeated over T_o = 1 (Eq. 3 then
-  gives 2 x the vector, the same linear-probe information as the paper's [CLS] embedding).
+  gives 2 x the vector, the same linear-probe information as the paper's [CLS] embedding); a
+  clip longer than the one window a fixed-input AST takes is framed into windows, one time step
+  each (:func:`_windowed_features`), as VGGish frames its examples.
 
 ``max_dim`` (default ``None`` = the paper) optionally caps a layer's C * F by max-pooling the
 frequency axis to ``max_dim // C`` bins; a documented deviation used only for layers whose flat

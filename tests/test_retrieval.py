@@ -558,6 +558,8 @@ def test_table3_coverage_names_every_paper_row_once():
     run = cov[cov["this chapter"].str.startswith("run: ")]
     assert set(run["paper row"]) == {s.paper_row for s in R.table3_specs().values()} | {
         "PaSST-N + roberta-large"}
+    # the pre-trained-only row is the fine-tuning row's own pre-training stage
+    assert "finetune (its pre-training stage" in cov.set_index("paper row").loc["PaSST-N + roberta-large", "this chapter"]
     assert set(cov["paper row"]) - set(run["paper row"]) == set(R.TABLE3_NOT_RUN)
     specs = R.table3_specs()
     del specs["cnn10"]
@@ -747,3 +749,27 @@ def test_table3_end_to_end_trains_the_audio_encoder_and_says_so(tmp_path, monkey
         R.run_table3(["e2e"], {"e2e": spec}, {"tiny": cs}, "tiny", {}, pretrain_epochs=1,
                      batch_size=4, lr=1e-3, text_lr=1e-4, seeds=[0], profile="smoke", world_seed=1,
                      real_clips=0, stand_in_profile="smoke", audio_training="fine-tuned")
+
+
+def test_a_fine_tuned_row_scores_its_pre_training_stage_as_the_pre_trained_only_system(tmp_path, monkeypatch):
+    """Issue #21: the fine-tuning claim's baseline is the fine-tuned row's own pre-training stage
+    (scored before fine-tuning), not another row's run recorded twice; it equals a run of the
+    same spec without fine-tuning."""
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    E = __import__("audiorepro.papers.retrieval.experiments", fromlist=["_cosine_cfg"])
+    cs = tiny_set(8)
+    cs.frame["split"] = ["train"] * 5 + ["valid", "test", "test"]
+    torch.manual_seed(0)
+    feats = [torch.randn(128, 20) for _ in range(8)]
+    cfg = E._cosine_cfg(2, 4, 1e-2, {})
+
+    def run(spec):
+        torch.manual_seed(0)
+        return R.run_experiment(spec, {"tiny": cs}, {"tiny": feats}, cfg, cfg, {("minilm", None): BagText(8)},
+                                target="tiny", audio_module=MeanAudio(8), standardize=False, device="cpu")
+    tuned = run(R.RunSpec("PaSST-N", pretrain=("tiny",), finetune_epochs=2, paper_row="tuned",
+                          pretrained_row="pre-trained only"))
+    plain = run(R.RunSpec("PaSST-N", pretrain=("tiny",), paper_row="pre-trained only"))
+    assert plain["pretrained"] is None and tuned["pretrained"] is not None
+    assert tuned["pretrained"]["metrics"] == pytest.approx(plain["metrics"])
+    assert run(R.RunSpec("PaSST-N", pretrain=("tiny",), finetune_epochs=1))["pretrained"] is None

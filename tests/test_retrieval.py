@@ -695,7 +695,9 @@ def test_end_to_end_encoders_carry_the_paper_patchout_and_the_front_end_silence(
     cnn, preset, kw = E.end_to_end_encoder("CNN10")
     assert preset == "panns_32k" and cnn.pad_value == kw["pad_value"] == pytest.approx(-100.0)
     assert cnn.backbone.use_spec_augment is False
-    assert E.PAPER_PATCHOUT["PaSST-L"] == {"s_patchout_f": 3, "s_patchout_t": 50}
+    # the paper's Table 2 ("patch out" f; t)
+    assert E.PAPER_PATCHOUT["PaSST-L"] == E.PAPER_PATCHOUT["PaSST-S"] == {"s_patchout_f": 4, "s_patchout_t": 50}
+    assert cnn.pad_to_frames == 3000                     # silence to 30 s, as the reference pads
     assert "trained end to end, patchout f2 t15" in E.audio_label("PaSST-N", training="end-to-end")
     assert "frozen" in E.audio_label("PaSST-N")
 
@@ -715,6 +717,12 @@ def test_a_cnn_encoder_pads_past_each_clip_with_silence():
         assert enc(torch.randn(1, 1, 128, 40)).shape == (1, enc.dim)
     with pytest.raises(ValueError, match="mel bins"):
         enc(torch.randn(1, 1, 96, 40))
+    # padded with silence to a fixed length before the global pooling, as the reference pads
+    fixed = R.AudioEncoder(enc.backbone, pad_value=-100.0, pad_to_frames=60)
+    short = torch.randn(1, 1, 64, 40)
+    with torch.no_grad():
+        assert torch.allclose(fixed(short), enc(torch.cat([short, torch.full((1, 1, 64, 20), -100.0)], -1)),
+                              atol=1e-5)
 
 
 def test_table3_end_to_end_trains_the_audio_encoder_and_says_so(tmp_path, monkeypatch):

@@ -8,7 +8,8 @@ and captions into one shared space, trained with a symmetric contrastive loss.
   encoders, the dual encoder, the loss and the keyword caption augmentation;
 * :mod:`.data` - caption sets in the roles of ClothoV2 / AudioCaps / WavCaps (the book's synthetic
   world and Debian recordings, or the real data sets through the adapters), cached log-mels;
-* :mod:`.experiments` - frozen pre-trained audio stand-ins, training and evaluation, the runs of
+* :mod:`.experiments` - frozen pre-trained audio stand-ins or audio encoders trained end to end
+  (official weights or the stand-ins, PaSST with patchout), training and evaluation, the runs of
   Table 3, Table 4 and Fig. 1 (recorded per seed with per-query ranks), the search demo,
   the claims decided by the results library;
 * :mod:`.figures` - the chapter's plots;

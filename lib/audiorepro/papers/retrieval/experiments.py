@@ -1,10 +1,14 @@
-"""Experiments of the retrieval chapter: frozen audio stand-ins, training, evaluation, records.
+"""Experiments of the retrieval chapter: audio encoders frozen or trained end to end, training,
+evaluation, records.
 
 * Pre-trained stand-ins (:data:`STAND_INS`, :func:`load_stand_in`, :func:`stand_in_embeddings`,
   :func:`embed_sources`): the CPU-sized PaSST-N/S/S20, CNN10, CNN14 of
-  :mod:`audiorepro.backbones.pretrain` as *frozen* audio encoders; clip embeddings are cached on
-  disk and standardised with the pre-training clips' statistics
+  :mod:`audiorepro.backbones.pretrain` as *frozen* audio encoders (the book's fast mode); clip
+  embeddings are cached on disk and standardised with the pre-training clips' statistics
   (:class:`~audiorepro.papers.retrieval.model.CachedAudio`).
+* End-to-end training (:func:`end_to_end_encoder`, :func:`end_to_end_features`,
+  :data:`PAPER_PATCHOUT`; ``run_table3(audio_training="end-to-end")``, the paper's protocol):
+  the official weights or a stand-in, trained with the rest on its own log-mel.
 * :class:`PairDataset` / :class:`EvalSet` / :func:`collate_pairs` - caption-audio pairs for
   training (keyword swap, random crops) and captions x unique audios for evaluation.
 * :func:`train_retrieval` / :func:`evaluate_retrieval` / :func:`rank` - training through the
@@ -313,14 +317,16 @@ def embed_sources(encoder: str, sources: Mapping[str, CaptionSet], profile: str 
 
 
 # ===================================================================================== end to end
-#: structured patchout of each PaSST encoder when it is trained for retrieval (the authors'
-#: scripts for the paper: PaSST-S/N ``s_patchout_f=2 s_patchout_t=15``, PaSST-L 3 / 50): frequency
-#: rows / time columns of the patch grid dropped per training batch
+#: structured patchout of each PaSST encoder when it is trained for retrieval, as the paper's
+#: Table 2 gives it ("patch out" f; t): frequency rows / time columns of the patch grid dropped per
+#: training batch. (The authors' scripts drop 3 frequency rows, not 4, for PaSST-S, PaSST-L and
+#: PaSST-S20, and scale S20's time columns with the segment length: 11 / 27 / 53 / 80 for
+#: 2 / 5 / 10 / 15 s; PaSST-N's 2; 15 agree.)
 PAPER_PATCHOUT: dict[str, dict[str, int]] = {
     "PaSST-N": {"s_patchout_f": 2, "s_patchout_t": 15},
-    "PaSST-S": {"s_patchout_f": 2, "s_patchout_t": 15},
-    "PaSST-S20": {"s_patchout_f": 2, "s_patchout_t": 15},
-    "PaSST-L": {"s_patchout_f": 3, "s_patchout_t": 50},
+    "PaSST-S": {"s_patchout_f": 4, "s_patchout_t": 50},
+    "PaSST-S20": {"s_patchout_f": 4, "s_patchout_t": 80},
+    "PaSST-L": {"s_patchout_f": 4, "s_patchout_t": 50},
 }
 #: audio training modes of the Table 3 rows: ``frozen`` (cached clip embeddings, the projections
 #: and text layers trained: the book's fast mode) or ``end-to-end`` (the paper: the audio
@@ -338,7 +344,8 @@ def silence_logmel(preset: str, **frontend_kw: Any) -> float:
 
 def end_to_end_encoder(name: str, checkpoint: str | Path = "", stand_in_profile: str = "book",
                        patchout: Mapping[str, int] | None = None, segment_seconds: float | None = None,
-                       device: str = "auto") -> tuple[AudioEncoder, str, dict[str, Any]]:
+                       device: str = "auto", max_seconds: float = 30.0
+                       ) -> tuple[AudioEncoder, str, dict[str, Any]]:
     """An audio encoder to train with the text side, and the front end its input comes from:
     ``(encoder, preset, frontend options)`` for :func:`end_to_end_features`.
 
@@ -348,7 +355,8 @@ def end_to_end_encoder(name: str, checkpoint: str | Path = "", stand_in_profile:
     PANNs: the official 32 kHz log-mel, or the stand-in's preset), padded with its silence.
     PaSST gets structured patchout (``patchout``, default :data:`PAPER_PATCHOUT`; active in
     training only) and embeds segments of ``segment_seconds`` (default its positional length,
-    10 s) averaged."""
+    10 s) averaged; a CNN's input is padded with silence to ``max_seconds``, as the reference
+    pads every clip before the CNN's global pooling."""
     from audiorepro.backbones.registry import build_backbone
     if checkpoint:
         backbone = build_backbone(OFFICIAL_BACKBONES[name], checkpoint=_official_file(name, checkpoint))
@@ -374,7 +382,8 @@ def end_to_end_encoder(name: str, checkpoint: str | Path = "", stand_in_profile:
         backbone.use_spec_augment = False   # the reference builds the CNNs with 0 SpecAugment stripes
     pad = silence_logmel(preset, **fe_kw)
     encoder = AudioEncoder(backbone.train(), segment_frames=seg, label=name,
-                           pad_value=None if fam == "passt" else pad)
+                           pad_value=None if fam == "passt" else pad,
+                           pad_to_frames=None if fam == "passt" else int(round(100 * max_seconds)))
     return encoder, preset, {**fe_kw, "pad_value": pad}
 
 
@@ -765,7 +774,7 @@ def _run_end_to_end(spec: RunSpec, sources: Mapping[str, CaptionSet], pretrain_c
     front end (``feature_cache``)."""
     torch.manual_seed(seed)
     encoder, preset, fe_kw = end_to_end_encoder(spec.audio, checkpoint, stand_in_profile, patchout,
-                                                device=device)
+                                                device=device, max_seconds=max_seconds)
     key = (preset, tuple(sorted((k, str(v)) for k, v in fe_kw.items())), float(max_seconds))
     if key not in feature_cache:
         feature_cache[key] = end_to_end_features(preset, fe_kw, sources, max_seconds)
@@ -900,11 +909,13 @@ def table2_parameters(profile: str, scales: Sequence[str] = TABLE2_SCALES,
 #: Table 3 rows this chapter does not run, with the reason (every other row is a key of
 #: :func:`table3_specs`, or the pre-trained-only baseline recorded by :func:`run_table3`)
 TABLE3_NOT_RUN: dict[str, str] = {
-    "PaSST-N + bert-large": "the book compares two text-encoder sizes (MiniLM with 6 and with 2 "
-                            "layers, standing for bert-base and bert-small); no BERT ships offline",
-    "PaSST-N + roberta-base": "no RoBERTa ships offline; the text-encoder comparison uses the "
-                              "bert rows",
-    "PaSST-L + bert-base": "no PaSST-L stand-in: at CPU size it would equal the PaSST-S stand-in",
+    "PaSST-N + bert-large": "no row of table3_specs: the text-encoder claim compares two sizes "
+                            "(book: MiniLM with 6 and with 2 layers; paper profile: bert-base and "
+                            "bert-small), and a third text encoder is one more run per seed",
+    "PaSST-N + roberta-base": "no row of table3_specs: the text-encoder comparison uses the bert "
+                              "rows (roberta-base can be any row's text_model when present locally)",
+    "PaSST-L + bert-base": "no PaSST-L stand-in (at CPU size it would equal the PaSST-S stand-in) "
+                           "and no loader for the released PaSST-L file in the paper profile",
     "DCASE baseline (CNN14 + all-mpnet-base-v2)": "a published system of other authors",
 }
 

@@ -10,8 +10,9 @@ DCASE Workshop 2023).
   is the first ([CLS]) token, captions are truncated to 32 tokens. ``num_layers`` keeps only the
   first k transformer layers (a smaller text encoder made from the same weights).
 * :class:`AudioEncoder` / :func:`build_audio_encoder` - any registry backbone (PaSST, PANNs
-  CNN10/CNN14) on the PaSST log-mel (B, 1, 128, T); PaSST embeds audio longer than
-  ``segment_frames`` as the mean of segment embeddings (paper 3.4).
+  CNN10/CNN14) on a log-mel (B, 1, M, T): PaSST's 128 bins, or a CNN's own 64 (end-to-end
+  training) or PaSST's averaged in pairs; PaSST embeds audio longer than ``segment_frames`` as
+  the mean of segment embeddings (paper 3.4).
 * :class:`CachedAudio` - pre-computed embeddings of a frozen audio encoder, standardised with
   the training clips' statistics (:mod:`audiorepro.preprocessing`).
 * :class:`DualEncoder` - one linear projection per side to ``shared_dim`` (1024), L2-normalised,
@@ -257,12 +258,16 @@ class AudioEncoder(nn.Module):
         pad_value: CNNs only - the log-mel of silence of the front end the input comes from:
             frames past a clip's ``lengths`` are set to it, as the official code zero-pads the
             waveform (``None``: padding left as the batch has it).
+        pad_to_frames: CNNs only (with ``pad_value``) - inputs shorter than this are padded with
+            silence to it, as the reference pads every clip to 30 s before its CNN's global
+            pooling.
     """
 
     def __init__(self, backbone: nn.Module, segment_frames: int | None = None, label: str = "",
-                 pad_value: float | None = None) -> None:
+                 pad_value: float | None = None, pad_to_frames: int | None = None) -> None:
         super().__init__()
         self.pad_value = pad_value
+        self.pad_to_frames = pad_to_frames if pad_value is not None else None
         self.backbone = backbone
         self.kind = "passt" if hasattr(backbone, "embed_long") else "panns"
         self.segment_frames = segment_frames
@@ -271,9 +276,10 @@ class AudioEncoder(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """x: (B, 1, M, T) log-mel (PaSST: 128 bins; a CNN: its own 64 bins or PaSST's 128);
-        lengths: (B,) valid frames (PaSST) -> (B, D)."""
+        lengths: (B,) valid frames (PaSST: segments past them are not embedded; a CNN with
+        ``pad_value``: frames past them are set to silence) -> (B, D)."""
         if x.dim() != 4 or x.shape[1] != 1:
-            raise ValueError(f"AudioEncoder: expected (B, 1, 128, T), got {tuple(x.shape)}")
+            raise ValueError(f"AudioEncoder: expected (B, 1, mel bins, T), got {tuple(x.shape)}")
         if self.kind == "passt":
             seg = self.segment_frames or self.backbone.input_tdim
             if x.shape[-1] <= seg and lengths is None:
@@ -282,6 +288,8 @@ class AudioEncoder(nn.Module):
         # PANNs take (B, 1, frames, 64 mel): their own log-mel as it is (end-to-end training
         # reads the model's front end), PaSST's 128 bins averaged in pairs; the whole input is
         # embedded (CNNs handle any length, paper 2.1)
+        if self.pad_to_frames is not None and x.shape[-1] < self.pad_to_frames:
+            x = F.pad(x, (0, self.pad_to_frames - x.shape[-1]), value=float(self.pad_value))
         if lengths is not None and self.pad_value is not None:
             frames = torch.arange(x.shape[-1], device=x.device)
             x = x.masked_fill(frames[None, None, None, :] >= lengths.to(x.device)[:, None, None, None],

@@ -665,3 +665,27 @@ def test_init_label_names_the_initialisation_that_ran():
     assert init_label("random") == "random init"
     assert init_label("ImageNet EfficientNet-B2 features (x.pth; 2 keys left out)") == "ImageNet EfficientNet-B2 init"
     assert init_label("310 of 312 tensors loaded") == "ImageNet ViG init"
+
+
+def test_train_row_starts_the_ast_row_from_its_released_file_and_refuses_a_panns_file(tmp_path, monkeypatch):
+    """Issue #17: the AST baseline from AST's released AudioSet weights when given (labelled),
+    its classifier replaced for another class set; the PANNs row cannot read a PANNs file here."""
+    from audiorepro.backbones import build_backbone
+    from audiorepro.papers.atgnn import train_row
+    from audiorepro.papers.atgnn.experiments import AST_RELEASE_CLASSES, init_label
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    d = _toy_data(n=(2, 2, 2), frames=32, mels=32, classes=3)
+    torch.manual_seed(5)
+    release = build_backbone("ast_base384_f10_t10_527", scale="cpu", num_classes=AST_RELEASE_CLASSES,
+                             input_fdim=32, input_tdim=32)
+    path = tmp_path / "audioset_10_10_0.4593.pth"
+    torch.save({f"module.{k}": v for k, v in release.state_dict().items()}, path)
+    r = RecipeConfig(epochs=1, batch_size=2, warmup_iters=1, lr=1e-12)  # the weights all but stay
+    row = train_row("ast", d, r, seed=0, checkpoint=path)
+    assert init_label(row["init"]) == "AudioSet AST init" and "new classifier" in row["init"]
+    trained = row["result"].model.backbone.state_dict()
+    block = next(k for k in release.state_dict() if k.startswith("v.blocks.0.") and k.endswith("weight"))
+    assert torch.allclose(trained[block].cpu(), release.state_dict()[block], atol=1e-6)
+    assert trained["mlp_head.1.weight"].shape[0] == 3                  # the task's 3 classes
+    with pytest.raises(ValueError, match="PANNs row cannot start from a released PANNs file"):
+        train_row("panns", d, r, seed=0, checkpoint=path)

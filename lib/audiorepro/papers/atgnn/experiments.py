@@ -374,6 +374,10 @@ def checkpoint_digest(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+#: classes of AST's released AudioSet checkpoint (its classifier is replaced for other tasks)
+AST_RELEASE_CLASSES = 527
+
+
 def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
               spec: tuple[str, Mapping[str, Any], str] | None = None, device: str = "auto",
               amp: Any = False, checkpoint: str | Path | None = None) -> dict[str, Any]:
@@ -389,17 +393,35 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
     official file, e.g. ``pvig_s_82.1.pth.tar``) that initialises the PGN of an ATGNN row as in
     Section III-B (:func:`~audiorepro.papers.atgnn.model.load_vig_weights`; part of the cache
     key); for the PSLA row torchvision's ImageNet EfficientNet-B2 file (PSLA's initialisation,
-    :meth:`~audiorepro.papers.atgnn.model.PSLA.load_imagenet`); the PANNs / AST rows ignore it.
-    ``init`` in the result says what was loaded.
+    :meth:`~audiorepro.papers.atgnn.model.PSLA.load_imagenet`); for the AST row AST's released
+    AudioSet file (``audioset_10_10_0.4593.pth``, loaded strictly into an AST of the row's size,
+    its positional embedding adapted to the input and its classifier replaced when the task has
+    other classes; it was trained on the full AudioSet, so as an initialisation it has seen more
+    than the paper's row). The PANNs row takes none: the released files read 64-bin 32 kHz
+    log-mel, not this chapter's 128-bin fbank (ValueError). ``init`` in the result says what
+    was loaded.
     """
     arch, kw, paper_row = spec if spec is not None else table_rows()[name]
     rec = replace(recipe, seed=seed)
-    model = build_model(arch, data.num_classes, data.input_size, seed=seed, **dict(kw))
+    if checkpoint and arch.startswith("panns"):
+        raise ValueError(f"checkpoint {checkpoint}: the PANNs row cannot start from a released PANNs "
+                         "file here (it reads 64-bin 32 kHz log-mel; this chapter feeds every row "
+                         "AST's 128-bin fbank); leave its checkpoint out to train it from scratch")
+    ast_init = bool(checkpoint) and arch.startswith("ast")
+    model = build_model(arch, AST_RELEASE_CLASSES if ast_init else data.num_classes, data.input_size,
+                        seed=seed, **dict(kw))
     init, init_text = "", "random"
-    if checkpoint and not _is_backbone(arch):
+    if checkpoint:
         checkpoint = paths.project_path(checkpoint)     # relative: from the project folder
         init = checkpoint_digest(checkpoint)
-        if arch == "psla":                              # PSLA: ImageNet EfficientNet-B2 features
+        if ast_init:                                    # AST's AudioSet release, then this task
+            model.backbone.load_checkpoint(checkpoint)
+            if data.num_classes != AST_RELEASE_CLASSES:
+                torch.manual_seed(seed)
+                model.backbone.reset_classifier(data.num_classes)
+            init_text = (f"AudioSet AST weights ({Path(checkpoint).name}; trained on the full "
+                         f"AudioSet{'' if data.num_classes == AST_RELEASE_CLASSES else '; new classifier'})")
+        elif arch == "psla":                            # PSLA: ImageNet EfficientNet-B2 features
             skipped = model.load_imagenet(checkpoint)
             init_text = (f"ImageNet EfficientNet-B2 features ({Path(checkpoint).name}; "
                          f"{len(skipped)} keys left out)")
@@ -424,9 +446,12 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
 
 def init_label(init: str) -> str:
     """Short label of a run's initialisation (the ``init`` text of :func:`train_row`): ``random
-    init``, ``ImageNet EfficientNet-B2 init`` (PSLA) or ``ImageNet ViG init`` (a PGN)."""
+    init``, ``ImageNet EfficientNet-B2 init`` (PSLA), ``AudioSet AST init`` (AST's release) or
+    ``ImageNet ViG init`` (a PGN)."""
     if init == "random":
         return "random init"
+    if init.startswith("AudioSet AST"):
+        return "AudioSet AST init"
     return "ImageNet EfficientNet-B2 init" if init.startswith("ImageNet EfficientNet") else "ImageNet ViG init"
 
 
@@ -446,8 +471,9 @@ def train_rows(names: Sequence[str], data: TaggingData, recipe: RecipeConfig, se
                checkpoints: Mapping[str, str | Path] | None = None) -> pd.DataFrame:
     """:func:`train_row` for every row of ``names`` (specs from ``rows``, default
     :func:`table_rows`) and every seed: one line per (row, seed). ``checkpoints``: architecture
-    -> ImageNet ViG file (``{"pyr-s": "pvig_s_82.1.pth.tar", "pyr-med": "pvig_m_83.1.pth.tar"}``)
-    initialising the rows of that architecture (:func:`train_row`); other rows start random."""
+    -> the file initialising its rows (:func:`train_row`: ImageNet ViG for a PGN, e.g.
+    ``{"pyr-s": "pvig_s_82.1.pth.tar"}``; ImageNet EfficientNet-B2 for ``psla``; AST's AudioSet
+    release for ``ast_base384_f10_t10_527``); other rows start random."""
     rows = rows if rows is not None else table_rows()
     unknown = [n for n in names if n not in rows]
     if unknown:

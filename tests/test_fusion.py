@@ -905,3 +905,29 @@ def test_a_fixed_input_ast_frames_a_longer_clip_into_windows():
         assert FU.layer_features(model, torch.randn(1, int(2.3 * w)), [2])[2].shape[2] == 2
         # a clip that fits one window is one step, as before
         assert FU.layer_features(model, wave[:, : w // 2], [2])[2].shape[2] == 1
+
+
+@pytest.mark.parametrize("n_train, batch", [(250, 200), (40, 40)])
+def test_linear_eval_trains_as_evar_does(monkeypatch, n_train, batch):
+    """EVAR's linear evaluation: one linear layer on standardised embeddings, Adam with weight
+    decay 1e-8, batch min(200, N), at most 200 epochs, early stopping on validation accuracy
+    (patience 20) with the best weights restored."""
+    import inspect
+    seen = []
+    real_fit = EX.fit
+
+    def spy(model, *args, config, **kw):
+        seen.append((model, dict(config)))
+        return real_fit(model, *args, config={**config, "epochs": 1}, **kw)
+    monkeypatch.setattr(EX, "fit", spy)
+    rng = np.random.default_rng(0)
+    x = {s: rng.standard_normal((n, 6)).astype(np.float32) for s, n in (("tr", n_train), ("va", 10), ("te", 10))}
+    y = {s: rng.integers(0, 3, len(v)) for s, v in x.items()}
+    EX.linear_eval(x["tr"], y["tr"], x["va"], y["va"], x["te"], y["te"], 3, lrs=(1e-3,), seeds=(0,), device="cpu")
+    model, cfg = seen[0]
+    assert isinstance(model, torch.nn.Linear) and (model.in_features, model.out_features) == (6, 3)
+    assert cfg["optimizer"] == "adam" and cfg["weight_decay"] == 1e-8 and cfg["batch_size"] == batch
+    assert cfg["epochs"] == 200 and cfg["patience"] == 20 and cfg["restore_best"] is True
+    assert cfg["monitor"] == "accuracy" and cfg["mode"] == "max"
+    defaults = {k: v.default for k, v in inspect.signature(EX.linear_eval).parameters.items()}
+    assert (defaults["weight_decay"], defaults["max_batch"], defaults["epochs"], defaults["patience"]) == (1e-8, 200, 200, 20)

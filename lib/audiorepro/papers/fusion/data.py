@@ -350,14 +350,18 @@ def equalise_levels(table: ClipTable, level_db: float = ANALOGUE_LEVEL_DB,
     not -20 dBFS with loud-peaked clips turned down: sparse grooves (GTZAN's reggae) have the
     highest crest factor, and turning only them down made the level name the style again.
     EVAR feeds the real datasets as recorded; this applies to the book's analogues only."""
-    level = common_level_db(table, level_db, peak)
-    target = 10 ** (level / 20)
+    target: list[float] = []      # the common level, read from the clips once a copy is missing
 
     def to_level(_: int, wave: torch.Tensor, sr: int) -> torch.Tensor:
+        if not target:
+            target.append(10 ** (common_level_db(table, level_db, peak) / 20))
         rms = float(wave.double().square().mean().sqrt()) if wave.numel() else 0.0
-        return wave * (target / rms if rms > 0 else 1.0)
+        return wave * (target[0] / rms if rms > 0 else 1.0)
 
-    return _rewritten_copy(table, "levelled", {"level_db": level, "peak": float(peak)}, to_level)
+    # the key holds what determines the level (the clips, level_db, peak) and the rule, so that
+    # copies made by the former per-clip rule are never served
+    return _rewritten_copy(table, "levelled", {"level_db": float(level_db), "peak": float(peak),
+                                               "rule": "one level per table"}, to_level)
 
 
 #: recording sessions per speaker and split (:func:`simulate_sessions`)

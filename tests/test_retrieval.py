@@ -686,14 +686,15 @@ def test_end_to_end_encoders_carry_the_paper_patchout_and_the_front_end_silence(
     from audiorepro.papers.retrieval import experiments as E
     built = _fake_stand_ins(monkeypatch)
     enc, preset, kw = E.end_to_end_encoder("PaSST-N")
-    assert preset == "passt" and kw["pad_value"] == pytest.approx(R.SILENCE_LOGMEL, abs=1e-5)
+    assert preset == "passt" and kw == {} and enc.pad_value is None    # PaSST masks by lengths
+    assert E.silence_logmel(preset, **kw) == pytest.approx(R.SILENCE_LOGMEL, abs=1e-5)
     assert (enc.backbone.s_patchout_f, enc.backbone.s_patchout_t) == (2, 15) and enc.training
     assert enc.backbone is not built["PaSST-N"] and built["PaSST-N"].s_patchout_t == 0  # a copy
     assert E.end_to_end_encoder("PaSST-N", patchout={"s_patchout_t": 3})[0].backbone.s_patchout_t == 3
     with pytest.raises(ValueError, match="unknown key"):
         E.end_to_end_encoder("PaSST-N", patchout={"time": 3})
     cnn, preset, kw = E.end_to_end_encoder("CNN10")
-    assert preset == "panns_32k" and cnn.pad_value == kw["pad_value"] == pytest.approx(-100.0)
+    assert preset == "panns_32k" and cnn.pad_value == E.silence_logmel(preset, **kw) == pytest.approx(-100.0)
     assert cnn.backbone.use_spec_augment is False
     # the paper's Table 2 ("patch out" f; t)
     assert E.PAPER_PATCHOUT["PaSST-L"] == E.PAPER_PATCHOUT["PaSST-S"] == {"s_patchout_f": 4, "s_patchout_t": 50}

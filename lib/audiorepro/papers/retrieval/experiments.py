@@ -380,19 +380,19 @@ def end_to_end_encoder(name: str, checkpoint: str | Path = "", stand_in_profile:
         seg = _segment_frames(backbone, f"end_to_end_encoder({name})", segment_seconds)
     else:
         backbone.use_spec_augment = False   # the reference builds the CNNs with 0 SpecAugment stripes
-    pad = silence_logmel(preset, **fe_kw)
+    cnn = fam != "passt"
     encoder = AudioEncoder(backbone.train(), segment_frames=seg, label=name,
-                           pad_value=None if fam == "passt" else pad,
-                           pad_to_frames=None if fam == "passt" else int(round(100 * max_seconds)))
-    return encoder, preset, {**fe_kw, "pad_value": pad}
+                           pad_value=silence_logmel(preset, **fe_kw) if cnn else None,
+                           pad_to_frames=int(round(100 * max_seconds)) if cnn else None)
+    return encoder, preset, fe_kw
 
 
 def end_to_end_features(preset: str, frontend_kw: Mapping[str, Any], sources: Mapping[str, CaptionSet],
                         max_seconds: float = 30.0) -> dict[str, list[Tensor]]:
     """Log-mel (M, T_i) of the first ``max_seconds`` of every clip of every caption set, through
     the front end :func:`end_to_end_encoder` named (cached on disk per clip, :func:`logmel_features`)."""
-    kw = {k: v for k, v in frontend_kw.items() if k != "pad_value"}
-    return {k: logmel_features(v, max_seconds=max_seconds, frontend=preset, **kw) for k, v in sources.items()}
+    return {k: logmel_features(v, max_seconds=max_seconds, frontend=preset, **frontend_kw)
+            for k, v in sources.items()}
 
 
 # ===================================================================================== pairs
@@ -1053,10 +1053,9 @@ def run_table3(rows: Sequence[str], specs: Mapping[str, RunSpec], sources: Mappi
                                       patchout=patchout.get(spec.audio), max_seconds=max_seconds,
                                       seed=seed, target=target, text_lr=text_lr, device=device, amp=amp)
             runs.setdefault(key, []).append(out)
-            model_name = (audio_label(spec.audio, checkpoints.get(spec.audio, ""), audio_training,
-                                      patchout.get(spec.audio)) + " + "
-                          + _text_label(spec, _text_of(out))
-                          + (", fine-tuned" if spec.finetune_epochs else "")
+            system = (audio_label(spec.audio, checkpoints.get(spec.audio, ""), audio_training,
+                                  patchout.get(spec.audio)) + " + " + _text_label(spec, _text_of(out)))
+            model_name = (system + (", fine-tuned" if spec.finetune_epochs else "")
                           + (f" + keyword swap p={spec.p_swap}" if spec.p_swap else ""))
             params = {"row": key, "label": spec.label, **dict(data or {}), "audio_training": audio_training,
                       "checkpoint": checkpoints.get(spec.audio, ""),
@@ -1069,7 +1068,7 @@ def run_table3(rows: Sequence[str], specs: Mapping[str, RunSpec], sources: Mappi
             if out.get("pretrained") and not own:   # the same system before its fine-tuning
                 _record(table, spec.pretrained_row, out["pretrained"], METRICS,
                         {**params, "stage": f"pre-training stage of row {key}, before fine-tuning"},
-                        **{**kw, "model": model_name.replace(", fine-tuned", ", pre-trained only")})
+                        **{**kw, "model": system + ", pre-trained only"})
             lines.append({"row": key, "run": spec.label, "seed": seed,
                           **{m: out["metrics"][m] for m in METRICS}})
     return runs, pd.DataFrame(lines)

@@ -142,8 +142,13 @@ def test_every_claim_test_points_at_real_rows(paper):
                 "close": [test.get("row")], "spread": test.get("rows", [])}.get(test["kind"], [])
         # tables with printed numbers: the rows must exist there, unless the claim says it
         # compares rows only this run has (a model the paper did not test, e.g. CREPE)
+        # paper_rows: the paper's row behind a row of this run (a row of the claim, mapped to a
+        # row the paper printed)
+        named = test.get("paper_rows", {})
+        assert set(named) <= set(rows) and set(named.values()) <= set(tab["rows"]), claim["id"]
         if tab["rows"] and not test.get("rows_of_this_run"):
-            assert set(rows) <= set(tab["rows"]), (claim["id"], set(rows) - set(tab["rows"]))
+            printed = {named.get(r, r) for r in rows}
+            assert printed <= set(tab["rows"]), (claim["id"], printed - set(tab["rows"]))
         if test["kind"] == "close":
             assert test["metric"] in tab["rows"][test["row"]], claim["id"]
 

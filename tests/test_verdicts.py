@@ -502,3 +502,30 @@ def test_decide_claims_of_a_notebook_registers_each_and_uses_custom_deciders(hom
     assert set(registered.loc[registered["claim_id"] == "mlg-helps-fsd50k", "notebook"]) == {"atgnn/03_tables_2_3"}
     with pytest.raises(KeyError, match="decides no claim"):
         R.decide_claims("atgnn", "smoke", "99_nothing", {"03_tables_2_3": []})
+
+
+def test_paper_rows_name_the_paper_row_behind_a_row_of_this_run():
+    # fusion's verdict compares the validation-chosen fusion (VGGish-Fusion); the paper's number
+    # for it is its fixed-layer row VGGish-Fusion#10#15 (SPCV2: 14.3 -> 91.4 %, +77.1 points)
+    rng = np.random.default_rng(8)
+    base = (rng.random(200) < 0.3).astype(float)
+    fused = np.maximum(base, (rng.random(200) < 0.5).astype(float))
+    for row, vals in (("VGGish", base), ("VGGish-Fusion", fused)):
+        R.record("fusion", "table3", {"SPCV2": float(vals.mean())}, {"paper_row": row},
+                 "synthetic", "small", "smoke",
+                 items={"SPCV2": R.value_items(_ids(vals.size), vals)})
+    v = R.evaluate_claim("fusion", "vggish-fusion-spcv2")
+    assert v.verdict == "reproduced" and v.effect == pytest.approx(fused.mean() - base.mean())
+    assert v.paper_effect == pytest.approx(0.771)
+    assert "VGGish-Fusion#10#15" not in v.evidence.split(";")[0]      # not a row of this run
+
+
+def test_a_handful_of_items_cannot_decide_a_verdict():
+    # 5 items, the better row right on every one: the interval [+1, +1] lies above zero, but a
+    # bootstrap of 5 items says nothing reliable, so the verdict is inconclusive (and says why)
+    _record_rows({PAIR[0]: np.ones(5), PAIR[1]: np.zeros(5)})
+    v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k")
+    assert v.interval == (1.0, 1.0) and v.verdict == "inconclusive"
+    assert "only 5 test items" in v.evidence and v.resolution is None
+    _record_rows({PAIR[0]: np.ones(stats.MIN_ITEMS), PAIR[1]: np.zeros(stats.MIN_ITEMS)})
+    assert R.evaluate_claim("atgnn", "mlg-helps-fsd50k").verdict == "reproduced"

@@ -8,14 +8,18 @@ items combined with seeds (:mod:`.stats`). Four verdicts:
 * **reproduced**: the 95 % interval lies on the paper's side of the claim's threshold;
 * **not reproduced**: it lies on the other side;
 * **inconclusive**: it straddles (or touches) the threshold, or there is no interval because
-  the records hold no per-item outputs; never a coin toss on point estimates;
+  the records hold no per-item outputs, or fewer than ``stats.MIN_ITEMS`` test items gave it;
+  never a coin toss on point estimates;
 * **not yet measured**: a row the claim needs has no record.
 
 Test kinds (values in record units: fractions, raw counts):
 
 * ``comparison``: ``better`` row vs. each ``worse`` row on ``metric`` (``higher_is_better:
   false`` flips it). Per pair the interval of the difference better - worse; every pair must be
-  reproduced for *reproduced*, any pair not reproduced gives *not reproduced*.
+  reproduced for *reproduced*, any pair not reproduced gives *not reproduced*. ``paper_rows``
+  (optional, ``{row: paper row}``) names the paper's row whose number stands for a row of this
+  run when the names differ (layers this run chose on validation vs. the paper's fixed ones):
+  only the paper's difference shown beside the verdict is read through it.
 * ``close``: the interval of the run's ``row``/``metric`` against the band the paper states,
   its number +- ``rel_tol`` (relative, as the paper file gives it).
 * ``threshold``: the interval of the run's value against ``value`` (``op`` >, >=, <, <=).
@@ -351,6 +355,12 @@ def _decide(paper: str, claim_id: str, kind: str, test: dict[str, Any],
     v = _decide_kind(paper, claim_id, kind, test, selected, n_boot, level, seed)
     if v.interval is None:          # nothing was resampled for the deciding pair / row
         v.n_items = v.paired = v.n_boot = None
+    elif v.n_items is not None and v.n_items < stats.MIN_ITEMS:
+        if v.verdict in (stats.REPRODUCED, stats.NOT_REPRODUCED):
+            v.evidence += (f"; only {v.n_items} test item{'s' * (v.n_items != 1)}: too few for "
+                           f"a bootstrap interval to decide (at least {stats.MIN_ITEMS}), so "
+                           f"inconclusive rather than {v.verdict}")
+            v.verdict = stats.INCONCLUSIVE
     elif v.n_items is not None:     # an estimate (not an exact count): what this size resolves
         v.resolution = (v.interval[1] - v.interval[0]) / 2
         if v.paper_effect is not None:
@@ -371,10 +381,12 @@ def _paper_number(paper: str, table: str, row: str, metric: str) -> tuple[float,
 def _paper_difference(paper: str, test: Mapping[str, Any], better: str, worse: str,
                       sign: float) -> float | None:
     """``sign * (paper[better] - paper[worse])`` on the claim's table and metric, in record units
-    (None when the paper file has no number for one of the rows)."""
+    (None when the paper file has no number for one of the rows); a row is looked up under its
+    name in the test's ``paper_rows`` when it has one there."""
     vals = {}
+    names = test.get("paper_rows") or {}
     for row in (better, worse):
-        number = _paper_number(paper, test["table"], row, test["metric"])
+        number = _paper_number(paper, test["table"], names.get(row, row), test["metric"])
         if number is None:
             return None
         vals[row] = number[0] / UNIT_FACTORS[number[1]]

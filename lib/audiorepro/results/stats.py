@@ -23,6 +23,10 @@ import numpy as np
 from .items import ItemSet, evaluate, metric_function
 
 N_BOOT = 1000
+#: fewest test items a bootstrap interval may decide a verdict from: below it the percentile
+#: interval of a handful of items is degenerate (one item: zero width), so the verdict is
+#: inconclusive whatever the interval says
+MIN_ITEMS = 10
 LEVEL = 0.95
 
 

@@ -34,6 +34,19 @@ def test_tree_digest_sees_an_edited_source_file(tmp_path):
     assert caching.tree_digest(tmp_path) != first
 
 
+def test_a_papers_claims_are_not_code(tmp_path):
+    # editing paper.yml (printed numbers, claims) leaves every cache key of the paper as it was;
+    # any other YAML of the package (a configuration) is code
+    (tmp_path / "model.py").write_text("x = 1\n")
+    (tmp_path / "paper.yml").write_text("claims: []\n")
+    (tmp_path / "grid.yml").write_text("lr: 1\n")
+    first = caching.tree_digest(tmp_path)
+    (tmp_path / "paper.yml").write_text("claims: [{id: a}]\n")
+    assert caching.tree_digest(tmp_path) == first
+    (tmp_path / "grid.yml").write_text("lr: 2\n")
+    assert caching.tree_digest(tmp_path) != first
+
+
 def test_table_fingerprint_depends_on_rows_not_order_of_columns():
     a = pd.DataFrame({"clip_id": ["x", "y"], "path": ["x.wav", "y.wav"], "split": ["train", "test"]})
     b = a[["split", "path", "clip_id"]]

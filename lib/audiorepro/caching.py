@@ -26,6 +26,10 @@ from types import ModuleType
 from typing import Any, Iterable, Mapping
 
 SOURCE_SUFFIXES = (".py", ".yml", ".yaml", ".csv", ".txt")
+#: files of a package that no cached computation reads: ``paper.yml`` holds a paper's printed
+#: numbers and claims, read by tables and verdicts only, so editing a claim's text or test does
+#: not make every cached embedding and training run of the paper stale
+NOT_CODE = ("paper.yml",)
 
 
 def canonical_json(obj: Any) -> str:
@@ -40,12 +44,13 @@ def stable_digest(obj: Any, length: int = 16) -> str:
 
 def tree_digest(root: Path, suffixes: Iterable[str] = SOURCE_SUFFIXES) -> str:
     """sha256 over the files below ``root`` (or the file ``root``) with one of ``suffixes``:
-    relative names and contents, in sorted order, ``__pycache__`` skipped."""
+    relative names and contents, in sorted order, ``__pycache__`` and :data:`NOT_CODE` skipped."""
     root = Path(root)
     h = hashlib.sha256()
     files = [root] if root.is_file() else sorted(root.rglob("*"))
     for path in files:
-        if path.is_file() and path.suffix in tuple(suffixes) and "__pycache__" not in path.parts:
+        if (path.is_file() and path.suffix in tuple(suffixes) and "__pycache__" not in path.parts
+                and path.name not in NOT_CODE):
             h.update(path.name.encode() if path == root else path.relative_to(root).as_posix().encode())
             h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()

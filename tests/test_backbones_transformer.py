@@ -41,6 +41,7 @@ def small_passt(**kw) -> PaSST:
     ("ast_base384_f10_t10_527", build_ast),
     ("passt_s_swa_p16_s10_128_998_527", build_passt),
     ("passt_s_p16_s16_128_1000_527", build_passt),
+    ("passt_l_kd_p16_s10_128_998_527", build_passt),      # PaSST-L, from hear21passt's code
 ])
 def test_state_dict_matches_manifest_key_by_key(name, builder):
     ref = manifest(name)

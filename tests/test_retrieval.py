@@ -565,6 +565,36 @@ def test_table3_coverage_names_every_paper_row_once():
     del specs["cnn10"]
     with pytest.raises(KeyError, match="CNN10 \\+ bert-base"):
         R.table3_coverage(specs)
+    # a run's rows: a key left out is named, PaSST-L with why it needs the released file
+    book = R.table3_coverage(specs | {"cnn10": R.table3_specs()["cnn10"]},
+                             rows=["passt_n", "cnn10"]).set_index("paper row")["this chapter"]
+    assert book["CNN10 + bert-base"] == "run: cnn10"
+    assert book["CNN14 + bert-base"].startswith("not in this run: row key cnn14")
+    assert "released weights only" in book["PaSST-L + bert-base"]
+
+
+def test_passt_l_runs_from_its_released_file_only(tmp_path):
+    """Issue #21: PaSST-L's row runs from the released passt-l-kd-ap.47.pt (loaded strictly at
+    full size: 7 blocks, 50,714,398 parameters); without it the run stops before training,
+    naming the parameter and the file."""
+    from audiorepro.backbones.counting import count_parameters
+    from audiorepro.backbones.official import write_official_checkpoint
+    from audiorepro.backbones.registry import build_backbone
+    specs = R.table3_specs()
+    assert specs["passt_l"].audio == "PaSST-L" and specs["passt_l"].paper_row == "PaSST-L + bert-base"
+    with pytest.raises(ValueError, match=r"row 'passt_l' needs the released PaSST-L weights.*passt-l-kd-ap\.47\.pt"):
+        R.check_rows(["passt_n", "passt_l"], specs, {})
+    with pytest.raises(ValueError, match="parameter rows: unknown row"):
+        R.check_rows(["passt_xl"], specs, {})
+    with pytest.raises(ValueError, match="parameter checkpoints: unknown audio encoder"):
+        R.check_rows(["passt_n"], specs, {"PaSST-XL": "x.pt"})
+    path = write_official_checkpoint(R.OFFICIAL_BACKBONES["PaSST-L"], tmp_path)
+    assert path.name == "passt-l-kd-ap.47.pt"
+    R.check_rows(["passt_l"], specs, {"PaSST-L": str(path)})
+    model = build_backbone(R.OFFICIAL_BACKBONES["PaSST-L"], checkpoint=path)
+    assert len(model.blocks) == 7 and count_parameters(model)["all"] == 50_714_398
+    with pytest.raises(KeyError, match="has no stand-in"):
+        R.load_stand_in("PaSST-L")
 
 
 def test_table2_parameters_counts_and_rows(home):

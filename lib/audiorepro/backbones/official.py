@@ -62,6 +62,10 @@ OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {c.name: c for c in (
     OfficialCheckpoint("passt_s_p16_s16_128_1000_527", "passt-s-f128-p16-s16-ap.468.pt",
                        "passt_s_p16_s16_128_1000_527", "state_dict",
                        "kkoutini/PaSST release v0.0.1-audioset"),
+    OfficialCheckpoint("passt_l_kd_p16_s10_128_998_527", "passt-l-kd-ap.47.pt",
+                       "passt_l_kd_p16_s10_128_998_527", "state_dict",
+                       "kkoutini/PaSST release v.0.0.10 (PaSST-L, hear21passt's "
+                       "passt_l_kd_p16_128_ap47)"),
     OfficialCheckpoint("vig_pyramid_s_224_1000", "pvig_s_82.1.pth.tar", "vig_pyramid_s_224_1000",
                        "state_dict", "huawei-noah/Efficient-AI-Backbones release pyramid-vig"),
     OfficialCheckpoint("vig_pyramid_m_224_1000", "pvig_m_83.1.pth.tar", "vig_pyramid_m_224_1000",

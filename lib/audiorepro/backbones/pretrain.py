@@ -903,7 +903,7 @@ def backbone_overview(names: Sequence[str] | None = None, cpu_scale: str | float
             ref = json.loads((ref_dir / f"{spec.manifest}.json").read_text())
         row["reference trainable"] = ref["n_params_trainable"] if ref else np.nan
         row["reference all"] = ref["n_params_all"] if ref else np.nan
-        row["reference GMACs (fvcore)"] = ref["gflops"] if ref else np.nan
+        row["reference GMACs (fvcore)"] = ref.get("gflops", np.nan) if ref else np.nan
         row["params match"] = (bool(ref["n_params_trainable"] == row["ours trainable"]
                                     and ref["n_params_all"] == row["ours all"]) if ref else None)
         rows.append(row)

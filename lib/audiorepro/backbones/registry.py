@@ -130,4 +130,5 @@ register_backbone("passt_s_20sec_p16_s10_128_2000_527", f"{_PKG}.passt:build_pas
                   description="PaSST-S with a 20 s time positional encoding (no reference manifest)",
                   scale_presets=_VIT_PRESETS)
 register_backbone("passt_l_kd_p16_s10_128_998_527", f"{_PKG}.passt:build_passt",
-                  description="PaSST-L, depth 7 (no reference manifest)", scale_presets=_VIT_PRESETS)
+                  manifest="passt_l_kd_p16_s10_128_998_527",
+                  description="PaSST-L, depth 7 (released as passt-l-kd-ap.47.pt)", scale_presets=_VIT_PRESETS)

@@ -68,6 +68,7 @@ __all__ = [
     "chance_retrieval", "rank", "train_retrieval", "RunSpec", "run_experiment", "run_stand_in",
     "retrieval_outputs", "seed_summary", "decide_claims", "NOTEBOOK_CLAIMS", "table3_specs",
     "run_table3", "run_table4", "run_segment_lengths", "table3_coverage", "TABLE3_NOT_RUN",
+    "NO_STAND_IN", "check_rows",
     "table2_parameters", "TABLE2_BACKBONES",
     "search_index", "query_hits", "METRICS", "EMBEDDING_CODE", "RUN_CODE",
     "PAPER_PATCHOUT", "AUDIO_TRAINING", "silence_logmel", "end_to_end_encoder", "end_to_end_features",
@@ -114,6 +115,10 @@ def load_stand_in(name: str, profile: str = "book", device: str = "auto") -> tup
     """(backbone in eval mode, pre-training report) of the stand-in of audio encoder ``name``
     (:data:`STAND_INS`); the first call pre-trains it on ``device`` (cached under
     ``cache/pretrained``)."""
+    if name in NO_STAND_IN:
+        raise KeyError(f"audio encoder {name!r} has no stand-in ({NO_STAND_IN[name]}): give its "
+                       f"released weights in parameter checkpoints, e.g. checkpoints: {{{name}: "
+                       f"checkpoints/{_official_file_name(name)}}}")
     if name not in STAND_INS:
         raise KeyError(f"no pre-trained stand-in for audio encoder {name!r}; known: {sorted(STAND_INS)}")
     return pretrained_backbone(STAND_INS[name], scale="cpu", profile=profile, progress=False,
@@ -204,8 +209,16 @@ def stand_in_embeddings(name: str, cs: CaptionSet, profile: str = "book",
 #: / ``Cnn14_mAP=0.431.pth`` (qiuqiangkong/audioset_tagging_cnn)
 OFFICIAL_BACKBONES: dict[str, str] = {
     "PaSST-N": "passt_s_p16_s16_128_1000_527", "PaSST-S": "passt_s_swa_p16_s10_128_998_527",
+    "PaSST-L": "passt_l_kd_p16_s10_128_998_527",
     "PaSST-S20": "passt_s_20sec_p16_s10_128_2000_527", "CNN10": "panns_cnn10_32k",
     "CNN14": "panns_cnn14_32k",
+}
+
+#: audio encoders without a CPU stand-in, with the reason: a row of theirs runs only from the
+#: released weights (parameter ``checkpoints``)
+NO_STAND_IN: dict[str, str] = {
+    "PaSST-L": "PaSST-L is PaSST-S with 7 of its 12 blocks; at CPU size (4 blocks) its stand-in "
+               "would be the PaSST-S stand-in",
 }
 
 
@@ -843,6 +856,8 @@ def table3_specs(small_text_layers: int = 2, text_train_layers: int = 0, finetun
         "passt_n": RunSpec("PaSST-N", paper_row="PaSST-N + bert-base", **t),
         "passt_n_small_text": RunSpec("PaSST-N", paper_row="PaSST-N + bert-small", **small),
         "passt_s": RunSpec("PaSST-S", paper_row="PaSST-S + bert-base", **t),
+        # PaSST-L: from its released file only (NO_STAND_IN)
+        "passt_l": RunSpec("PaSST-L", paper_row="PaSST-L + bert-base", **t),
         "cnn10": RunSpec("CNN10", paper_row="CNN10 + bert-base", **t),
         "cnn14": RunSpec("CNN14", paper_row="CNN14 + bert-base", **t),
         "finetune": RunSpec("PaSST-N", finetune_epochs=finetune_epochs,
@@ -914,26 +929,58 @@ TABLE3_NOT_RUN: dict[str, str] = {
                             "bert-small), and a third text encoder is one more run per seed",
     "PaSST-N + roberta-base": "no row of table3_specs: the text-encoder comparison uses the bert "
                               "rows (roberta-base can be any row's text_model when present locally)",
-    "PaSST-L + bert-base": "no PaSST-L stand-in (at CPU size it would equal the PaSST-S stand-in) "
-                           "and no loader for the released PaSST-L file in the paper profile",
     "DCASE baseline (CNN14 + all-mpnet-base-v2)": "a published system of other authors",
 }
 
 
-def table3_coverage(specs: Mapping[str, RunSpec] | None = None) -> pd.DataFrame:
+def _official_file_name(encoder: str) -> str:
+    from audiorepro.backbones.official import OFFICIAL_CHECKPOINTS
+    spec = OFFICIAL_CHECKPOINTS.get(OFFICIAL_BACKBONES.get(encoder, ""))
+    return spec.file_name if spec is not None else "<released file>"
+
+
+def check_rows(rows: Sequence[str], specs: Mapping[str, RunSpec],
+               checkpoints: Mapping[str, Any]) -> None:
+    """Stop before anything trains when parameter ``rows`` names a row ``specs`` does not have,
+    ``checkpoints`` an audio encoder without an official file, or a row's audio encoder has
+    neither a stand-in nor a checkpoint (:data:`NO_STAND_IN`); the error names the parameter."""
+    unknown = [r for r in rows if r not in specs]
+    if unknown:
+        raise ValueError(f"parameter rows: unknown row(s) {unknown}; choose from {list(specs)}")
+    unknown = [k for k in checkpoints if k not in OFFICIAL_BACKBONES]
+    if unknown:
+        raise ValueError(f"parameter checkpoints: unknown audio encoder(s) {unknown}; use "
+                         f"{list(OFFICIAL_BACKBONES)}")
+    for r in rows:
+        enc = specs[r].audio
+        if enc in NO_STAND_IN and not checkpoints.get(enc):
+            raise ValueError(f"parameter rows: row {r!r} needs the released {enc} weights: "
+                             f"{NO_STAND_IN[enc]}; give checkpoints: {{{enc}: checkpoints/"
+                             f"{_official_file_name(enc)}}} or leave the row out")
+
+
+def table3_coverage(specs: Mapping[str, RunSpec] | None = None,
+                    rows: Sequence[str] | None = None) -> pd.DataFrame:
     """Every row of the paper's Table 3 with what this chapter does with it: the key of
     ``specs`` (default :func:`table3_specs`) that runs it, or the reason it is not run
-    (:data:`TABLE3_NOT_RUN`)."""
+    (:data:`TABLE3_NOT_RUN`); with ``rows`` (the run's parameter), a key left out of them is
+    named as such."""
     specs = table3_specs() if specs is None else specs
     by_row = {s.paper_row: k for k, s in specs.items()}
     for k, s in specs.items():
         if s.pretrained_row and s.finetune_epochs:
             by_row.setdefault(s.pretrained_row, f"{k} (its pre-training stage, scored before the "
                                                 "fine-tuning)")
-    rows = [r for r in results.paper_numbers("retrieval").query("table == 'table3'")["row"].unique()]
+    table_rows = [r for r in results.paper_numbers("retrieval").query("table == 'table3'")["row"].unique()]
     out = []
-    for r in rows:
-        if r in by_row:
+    for r in table_rows:
+        key = by_row.get(r, "").split(" ")[0]
+        if r in by_row and rows is not None and key not in rows:
+            why = (f"; {NO_STAND_IN[specs[key].audio]}, so it runs from the released weights "
+                   f"only" if specs[key].audio in NO_STAND_IN else "")
+            out.append({"paper row": r, "this chapter": f"not in this run: row key {key} is not "
+                                                         f"in parameter rows{why}"})
+        elif r in by_row:
             out.append({"paper row": r, "this chapter": f"run: {by_row[r]}"})
         elif r in TABLE3_NOT_RUN:
             out.append({"paper row": r, "this chapter": f"not run: {TABLE3_NOT_RUN[r]}"})
@@ -1020,9 +1067,7 @@ def run_table3(rows: Sequence[str], specs: Mapping[str, RunSpec], sources: Mappi
     per-seed table: row, run, seed, R@k, mAP@10)``. Fine-tuning uses ``lr / 2.5`` (the paper:
     2e-5, then 8e-6). ``recipe``: warm-up, cosine floor, optimiser, initial temperature, all
     captions per epoch (:func:`check_recipe`; :data:`PAPER_RECIPE` is the paper's)."""
-    unknown = [r for r in rows if r not in specs]
-    if unknown:
-        raise KeyError(f"rows: unknown row(s) {unknown}; choose from {list(specs)}")
+    check_rows(rows, specs, checkpoints or {})
     seeds = _check_seeds(seeds, "run_table3")
     if audio_training not in AUDIO_TRAINING:
         raise ValueError(f"audio_training={audio_training!r}: use one of {list(AUDIO_TRAINING)}")

@@ -667,6 +667,36 @@ def _set(name, rows):
     return R.CaptionSet(name, frame)
 
 
+def test_unseen_wording_counts_content_words_no_training_caption_holds():
+    target = _set("t", [("a", "train", ["A dog barks loudly."]),
+                        ("b", "test", ["A hound woofs loudly.", "A dog woofs."]),
+                        ("c", "valid", ["The dog barks."])])
+    other = _set("o", [("x", "train", ["A hound sleeps."])])
+    out = R.unseen_wording({"t": target, "o": other}, "t").set_index("split")
+    # test: "hound woofs loudly" (woofs unseen: 1 of 3) + "dog woofs" (1 of 2) -> 2 of 5 words
+    assert out.loc["test", "captions"] == 2 and out.loc["test", "words unseen"] == pytest.approx(0.4)
+    assert out.loc["test", "captions with an unseen word"] == 1.0
+    assert out.loc["valid", "words unseen"] == 0.0 and out.loc["valid", "captions with an unseen word"] == 0.0
+
+
+def test_held_out_phrasing_rewords_only_the_valid_and_test_captions(home):
+    plain = R.synthetic_captions(30, seed=5, clip_seconds=2.0)
+    held = R.synthetic_captions(30, seed=5, clip_seconds=2.0, held_out_phrasing=True)
+    assert "held-out wording" in held.note and "held-out" not in plain.note
+    for (_, p), (_, h) in zip(plain.frame.iterrows(), held.frame.iterrows()):
+        assert p["clip_id"] == h["clip_id"] and len(h["captions"]) == len(p["captions"]) == 5
+        if p["split"] == "train":
+            assert h["captions"] == p["captions"]
+        else:
+            assert not set(h["captions"]) & set(p["captions"])
+    again = R.synthetic_captions(30, seed=5, clip_seconds=2.0, held_out_phrasing=True)
+    assert again.frame["captions"].tolist() == held.frame["captions"].tolist()   # deterministic
+    words = R.unseen_wording({"synthetic": held}, "synthetic").set_index("split")
+    base = R.unseen_wording({"synthetic": plain}, "synthetic").set_index("split")
+    assert (words["words unseen"] > base["words unseen"] + 0.2).all()
+    assert R.leaked_captions({"synthetic": held}, "synthetic").empty
+
+
 def test_leaked_captions_finds_verbatim_and_reordered_duplicates_of_training_captions():
     target = _set("t", [("a", "train", ["A dog barks loudly.", "Rain falls."]),
                         ("b", "test", ["a dog barks loudly", "A cat meows on a roof."]),

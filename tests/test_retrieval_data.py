@@ -262,8 +262,8 @@ def test_official_checkpoint_embeddings_are_the_loaded_models_and_cached(home, m
     assert all(torch.equal(a, b) for a, b in zip(again, embs))
     with pytest.raises(FileNotFoundError, match=r"checkpoints\['CNN10'\]"):
         R.checkpoint_embeddings("CNN10", cs, "checkpoints/nothing.pth")
-    with pytest.raises(KeyError, match="PaSST-L"):
-        R.checkpoint_embeddings("PaSST-L", cs, str(ckpt))
+    with pytest.raises(KeyError, match="no official checkpoint for audio encoder 'PaSST-XL'"):
+        R.checkpoint_embeddings("PaSST-XL", cs, str(ckpt))
     assert "Cnn10_mAP=0.380.pth" in R.audio_label("CNN10", ckpt)
     assert "stand-in" in R.audio_label("CNN10", "")
 

@@ -15,7 +15,9 @@ from audiorepro.data import synthetic as S
 from audiorepro.data.cliptable import ClipTable
 from audiorepro.data.dataset import ClipDataset
 from audiorepro.data.synth import dsp
-from audiorepro.data.synth.captions import CaptionEvent, make_captions, modifiers
+from audiorepro.data.synth.captions import (HELD_OUT_PHRASES, HELD_OUT_SCENES, CaptionEvent,
+                                           make_captions, modifiers)
+from audiorepro.data.synth.sounds import SCENES
 from audiorepro.data.synth.sounds import CLASSES, PARENTS, SCENE_BY_NAME, get_class
 
 SR = 16000
@@ -219,6 +221,34 @@ def test_caption_temporal_words_follow_overlap():
     assert "quiet" in quiet_adj and "low-pitched" in quiet_adj and "slowly" in quiet_adv
     with pytest.raises(ValueError, match="at least one audible event"):
         make_captions([], scene, rng)
+
+
+def test_held_out_phrasing_words_every_event_in_phrases_the_training_captions_never_use():
+    # every class and scene has a held-out wording, no class's held-out phrase is one of its
+    # training phrases, and over 80 clips no held-out caption shares a template, connective or
+    # class phrase with the training wording, while each still names every audible event
+    assert set(HELD_OUT_PHRASES) == {c.name for c in CLASSES}
+    assert set(HELD_OUT_SCENES) == {s.name for s in SCENES}
+    for c in CLASSES:
+        ho = set(sum(HELD_OUT_PHRASES[c.name], ()))
+        assert not ho & set(c.subjects + c.verbs + c.nouns), c.name
+    train_marks = ("you can hear", "the sound of", " over ", "in the background", *SEQ_WORDS, *PAR_WORDS)
+    for i in range(80):
+        spec = S.clip_spec(1, i)
+        evs = [CaptionEvent(e.label, e.onset_s, e.offset_s, e.gain_db, e.midi, e.rate_hz)
+               for e in spec.audible]
+        caps = make_captions(evs, SCENE_BY_NAME[spec.scene], np.random.default_rng(i), 5,
+                             phrasing="held-out")
+        for cap in caps:
+            low = cap.lower()
+            assert not any(m in low for m in train_marks), cap
+            assert not any(p in low for p in SCENE_BY_NAME[spec.scene].phrases), cap
+            for e in spec.audible:
+                words = {w for p in sum(HELD_OUT_PHRASES[e.label], ()) for w in p.lower().split()
+                         if len(w) > 3}
+                assert any(w in low for w in words), (cap, e.label)
+    with pytest.raises(ValueError, match="phrasing='other'"):
+        make_captions(evs, SCENE_BY_NAME["street"], np.random.default_rng(0), phrasing="other")
 
 
 # ----------------------------------------------------------------------------- visual stream

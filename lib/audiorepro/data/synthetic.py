@@ -66,7 +66,7 @@ from .synth.sounds import CLASS_NAMES, CLASSES, COMPANIONS, PARENTS, SCENE_BY_NA
 __all__ = [
     "VERSION", "WorldParams", "EventSpec", "ClipSpec", "World", "sample_event_factors",
     "event_waveform", "sample_clip_spec", "clip_spec", "render_clip", "render_visual",
-    "clip_captions", "class_prototypes", "make_world", "load_world", "default_world",
+    "clip_captions", "reworded_captions", "class_prototypes", "make_world", "load_world", "default_world",
     "world_dir_name", "ontology_frame", "assign_splits", "visual_variant", "make_event_table", "CLASS_NAMES",
     "report_duplicate_audio",
 ]
@@ -471,6 +471,26 @@ def clip_captions(spec: ClipSpec, n: int = 5) -> list[str]:
     """``n`` captions of ``spec`` (deterministic from its caption seed)."""
     evs = [CaptionEvent(e.label, e.onset_s, e.offset_s, e.gain_db, e.midi, e.rate_hz) for e in spec.audible]
     return make_captions(evs, SCENE_BY_NAME[spec.scene], np.random.default_rng(spec.caption_seed), n)
+
+
+def reworded_captions(world: "World", clip_id: str, n: int = 5,
+                      phrasing: str = "held-out") -> list[str]:
+    """``n`` captions of one clip of ``world`` from its audible events and scene, worded in
+    ``phrasing`` (:func:`~audiorepro.data.synth.captions.make_captions`; ``held-out``: wording
+    the world's own captions never use). Deterministic from the clip id."""
+    ev = world.events_of(clip_id, audible_only=True)
+    if ev.empty:
+        raise WorldError(f"clip {clip_id!r}: no audible event to caption")
+    scene = world.table.frame.set_index(world.table.frame["clip_id"].astype(str)).loc[str(clip_id), "scene"]
+
+    def num(x: Any) -> float | None:
+        return None if pd.isna(x) else float(x)
+
+    evs = [CaptionEvent(str(r.label), float(r.onset_s), float(r.offset_s), float(r.gain_db),
+                        num(r.midi), num(r.rate_hz)) for r in ev.itertuples()]
+    seed = int.from_bytes(hashlib.sha256(f"{phrasing}:{clip_id}".encode()).digest()[:8], "little")
+    return make_captions(evs, SCENE_BY_NAME[str(scene)], np.random.default_rng(seed), n,
+                         phrasing=phrasing)
 
 
 # =========================================================================== tables

@@ -23,6 +23,7 @@ from audiorepro.papers.retrieval.data import (FEATURE_CODE, PAPER_NAMES, PAPER_O
                                               paper_caption_sources, pretrain_set, project_path,
                                               screen_leaked_captions, search_collection,
                                               sets_of_combo, sources_table, synthetic_captions,
+                                              unseen_wording,
                                               user_caption_set)
 from audiorepro.papers.retrieval.experiments import (AUDIO_TRAINING, PAPER_PATCHOUT,
                                                      end_to_end_encoder, end_to_end_features,
@@ -67,7 +68,7 @@ __all__ = [
     "leakage_note", "leaked_captions", "screen_leaked_captions",
     "load_sources", "logmel_features", "paper_caption_sources", "pretrain_set", "search_collection",
     "sets_of_combo",
-    "sources_table", "synthetic_captions", "first_per_split", "project_path", "user_caption_set",
+    "sources_table", "synthetic_captions", "unseen_wording", "first_per_split", "project_path", "user_caption_set",
     # experiments
     "METRICS", "NOTEBOOK_CLAIMS", "OFFICIAL_BACKBONES", "STAND_INS", "audio_label",
     "checkpoint_embeddings", "TABLE2_BACKBONES", "TABLE3_NOT_RUN", "NO_STAND_IN", "check_rows", "EvalSet", "PairDataset", "RunSpec",

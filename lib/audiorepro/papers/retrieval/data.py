@@ -31,13 +31,14 @@ from audiorepro.data.audio import load_audio
 from audiorepro.data.cliptable import ClipTable, split_captions, split_labels
 from audiorepro.data.debian.fetch import DebianSourceUnavailable
 from audiorepro.data.debian.tasks import build_task
-from audiorepro.data.synthetic import default_world
+from audiorepro.data.synthetic import default_world, reworded_captions
 from audiorepro.frontends import FeatureCache, make_frontend
 
 from audiorepro.papers.retrieval.model import join_words, preprocess_caption
 
 __all__ = [
     "FEATURE_CODE", "PRETRAIN_WORLD_SEED", "CaptionSet", "combine", "synthetic_captions",
+    "unseen_wording",
     "caption_set_from_table", "compose_mixture_caption", "caption_sources", "PAPER_NAMES",
     "PAPER_ORDER", "paper_caption_sources", "user_caption_set", "load_sources", "sets_of_combo",
     "pretrain_set", "sources_table", "logmel_features", "first_per_split", "project_path",
@@ -100,18 +101,49 @@ def combine(sets: Sequence[CaptionSet], name: str | None = None) -> CaptionSet:
     return CaptionSet(name or " + ".join(s.name for s in sets), f)
 
 
-def synthetic_captions(n_clips: int, seed: int = 0, clip_seconds: float = 10.0) -> CaptionSet:
+def synthetic_captions(n_clips: int, seed: int = 0, clip_seconds: float = 10.0,
+                       held_out_phrasing: bool = False) -> CaptionSet:
     """The synthetic world ``default_world(n_clips, seed, clip_seconds)`` as a caption set
-    (5 captions per clip; keywords = labels, scene, timbre of the main event)."""
+    (5 captions per clip; keywords = labels, scene, timbre of the main event).
+
+    ``held_out_phrasing``: the valid and test clips are captioned again from their events in
+    wording the world's captions never use (:func:`audiorepro.data.synthetic.reworded_captions`:
+    other names and verbs per class, other scene phrases, connectives and templates), so a query
+    can be answered only by a text encoder that maps unseen wording onto the sounds."""
     w = default_world(n_clips, seed, clip_seconds=clip_seconds, progress=False)
     f = w.table.frame
     kw = [split_labels(lab) + [str(s).replace("_", " ")] + ([str(t)] if isinstance(t, str) and t else [])
           for lab, s, t in zip(f["labels"], f["scene"], f["timbre"])]
+    caps = [split_captions(c) for c in f["captions"]]
+    if held_out_phrasing:
+        caps = [reworded_captions(w, str(cid), len(c)) if split in ("valid", "test") else c
+                for cid, split, c in zip(f["clip_id"], f["split"], caps)]
     frame = pd.DataFrame({"clip_id": f["clip_id"], "path": [str(w.table.audio_path(i)) for i in range(len(f))],
-                          "split": f["split"], "captions": [split_captions(c) for c in f["captions"]],
-                          "keywords": kw, "source": "synthetic"})
+                          "split": f["split"], "captions": caps, "keywords": kw, "source": "synthetic"})
     return CaptionSet("synthetic", frame, f"synthetic world n{n_clips}_s{seed} ({clip_seconds:g} s "
-                      "clips): 5 captions per clip")
+                      "clips): 5 captions per clip" + ("; valid and test captions in held-out "
+                                                       "wording" if held_out_phrasing else ""))
+
+
+def unseen_wording(sources: Mapping[str, CaptionSet], target: str) -> pd.DataFrame:
+    """How new the wording of the target's valid and test captions is to training: per split,
+    ``captions``, ``words unseen`` (share of their content words, :func:`caption_key`'s, that no
+    caption of the target's train split or of another set contains) and ``captions with an unseen
+    word``."""
+    seen = {w for name, cs in sources.items()
+            for c in (cs.subset("train") if name == target else cs).frame["captions"].explode()
+            for w in caption_key(c).split()}
+    rows = []
+    held = sources[target].subset(["valid", "test"]).frame
+    for split, part in held.groupby("split", sort=False):
+        words = [caption_key(c).split() for c in part["captions"].explode()]
+        n_words = sum(len(ws) for ws in words)
+        rows.append({"split": split, "captions": len(words),
+                     "words unseen": sum(w not in seen for ws in words for w in ws) / max(n_words, 1),
+                     "captions with an unseen word": float(np.mean([any(w not in seen for w in ws)
+                                                                     for ws in words]))})
+    return pd.DataFrame(rows, columns=["split", "captions", "words unseen",
+                                       "captions with an unseen word"])
 
 
 def search_collection(n_clips: int, world_seed: int, trained_on: int | None = None) -> CaptionSet:
@@ -208,7 +240,7 @@ def _mixture_set(seed: int = 0) -> CaptionSet:
 
 def caption_sources(synthetic_clips: int = 200, seed: int = 0, real: bool = True,
                     world_seed: int = PRETRAIN_WORLD_SEED + 1,
-                    real_clips: int = 0) -> dict[str, CaptionSet]:
+                    real_clips: int = 0, held_out_phrasing: bool = True) -> dict[str, CaptionSet]:
     """The book's three caption data sets (the roles of the paper's three sets).
 
     ``synthetic`` (the target, like ClothoV2: 5 human-like captions per clip, keywords = labels,
@@ -221,11 +253,14 @@ def caption_sources(synthetic_clips: int = 200, seed: int = 0, real: bool = True
     ``world_seed``: seed of the synthetic world; it must differ from :data:`PRETRAIN_WORLD_SEED`
     (the world the pre-trained audio stand-ins learned from). ``seed``: mixture draws.
     ``real_clips``: keep the first that many clips of each other set (0: all).
+    ``held_out_phrasing``: the target's valid and test captions in wording its training captions
+    never use (:func:`synthetic_captions`; measured by :func:`unseen_wording`).
     """
     if world_seed == PRETRAIN_WORLD_SEED:
         raise ValueError(f"caption_sources: world_seed={world_seed} is the world the pre-trained "
                          "audio stand-ins were trained on; choose another seed")
-    out = {"synthetic": synthetic_captions(synthetic_clips, world_seed)}
+    out = {"synthetic": synthetic_captions(synthetic_clips, world_seed,
+                                           held_out_phrasing=held_out_phrasing)}
 
     def cut(d: dict[str, CaptionSet]) -> dict[str, CaptionSet]:
         out = {}
@@ -315,14 +350,16 @@ def load_sources(data_root: str | Path | None = None, synthetic_clips: int = 200
                  real: bool = True, real_clips: int = 0, world_seed: int = PRETRAIN_WORLD_SEED + 1,
                  options: Mapping[str, Mapping[str, Any]] | None = None,
                  clip_table: str | Path | None = None, task: str = "",
-                 target_clips: int = 0, on_missing: str = "drop") -> tuple[dict[str, CaptionSet], str]:
+                 target_clips: int = 0, on_missing: str = "drop",
+                 held_out_phrasing: bool = True) -> tuple[dict[str, CaptionSet], str]:
     """``(sources, target)`` for the notebooks: with ``clip_table`` the user's captioned clip
     table alone (:func:`user_caption_set`, target ``task``); with ``data_root`` the paper's sets
     (:func:`paper_caption_sources`, target ``clotho``; ``real_clips``: keep the first that many
     clips of AudioCaps and WavCaps; ``on_missing``: what the adapters do with a listed clip whose
     audio is absent - ``drop`` (default: AudioCaps' YouTube clips are never all downloadable; the
     adapter logs how many it left out) or ``error``); otherwise the book's (:func:`caption_sources`, target
-    ``synthetic``). ``target_clips``: keep the first that many clips of every split of the target
+    ``synthetic``; ``held_out_phrasing``: its valid and test captions in unseen wording).
+    ``target_clips``: keep the first that many clips of every split of the target
     (0: all; :func:`first_per_split`). :data:`PAPER_NAMES` maps the paper's sets to their names.
     ``data_root`` and ``clip_table`` that do not exist as given are taken relative to the project
     home (:func:`project_path`)."""
@@ -338,7 +375,7 @@ def load_sources(data_root: str | Path | None = None, synthetic_clips: int = 200
         target = "clotho"
     else:
         out = caption_sources(synthetic_clips, seed, real=real, world_seed=world_seed,
-                              real_clips=real_clips)
+                              real_clips=real_clips, held_out_phrasing=held_out_phrasing)
         target = "synthetic"
     out[target] = first_per_split(out[target], target_clips)
     return out, target

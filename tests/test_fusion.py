@@ -352,7 +352,7 @@ def test_evar_ast_gets_the_tasks_input_length_and_fbank_statistics_of_its_traini
     model = ts.build()
     assert model.input_tdim == 248 and model.frontend.overrides["norm_mean"] == pytest.approx(mean, abs=1e-6)
     emb = EX.embed_tasks(setup, {"CRM-D": table})["CRM-D"]              # the path embed_tasks takes
-    assert set(emb) == {1, 2, 3, 4} and emb[4].shape == (3, 192)
+    assert set(emb) == {2, 3, 4} and emb[4].shape == (3, 192)     # layers 2.. (the paper's AST taps)
     fixed = EX.BackboneSetup("c", "crepe_tiny", weights="random", seconds="evar")
     assert EX._task_setup(fixed, "CRM-D", table) is fixed                # only AST is resized
 
@@ -654,6 +654,28 @@ def test_compare_fusion_cnn14_baseline_is_fc1_and_layers_are_chosen_on_validatio
     assert EX.paper_layers(setup, range(1, 7)) is None          # not the official model
 
 
+def test_compare_fusion_ast_baseline_is_evars_token_mean_and_layers_are_cls(tmp_path, monkeypatch):
+    # EVAR's AST representation (the Table III baseline) is the mean of the [CLS] and
+    # distillation tokens of the last layer; the layers fused are [CLS] tokens (the paper)
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path / "home"))
+    table = _tone_table(tmp_path, n_per_class=8)
+    tables = {"ESC-50": table, "SPCV2": table}
+    setup = EX.BackboneSetup("AST-random", "ast_base384_f10_t10_527", weights="random",
+                             scale="cpu", seconds=0.5)
+    kw = dict(lrs=(1e-2,), seeds=(0,), epochs=3, patience=2)
+    comp = EX.compare_fusion(setup, tables, kw)
+    base = comp.rows[0]
+    assert base.selection == EX.AST_BASELINE and comp.last == 4
+    evar = EX.cached_layerwise(EX.replace(setup, taps=[4], token_mode="mean_cls_dist"), tables,
+                               eval_kw=kw)
+    assert base.accuracy()["ESC-50"] == pytest.approx(
+        float(evar.set_index("task").loc["ESC-50", "accuracy"]))
+    assert list(comp.run.acc.index) == [2, 3, 4]                 # layers 2.. (the paper)
+    with pytest.raises(EX.FusionError, match="token_mode"):
+        EX.BackboneSetup.from_dict({"label": "a", "backbone": "ast_base384_f10_t10_527",
+                                    "token_mode": "patches"})
+
+
 def test_user_task_reads_a_clip_table_keeps_every_class_and_refuses_paper_names(tmp_path):
     rows = [{"clip_id": f"{c}{i}", "path": f"{c}{i}.wav", "labels": c,
              "split": ["train", "train", "train", "valid", "test"][i % 5]}
@@ -905,6 +927,25 @@ def test_a_fixed_input_ast_frames_a_longer_clip_into_windows():
         assert FU.layer_features(model, torch.randn(1, int(2.3 * w)), [2])[2].shape[2] == 2
         # a clip that fits one window is one step, as before
         assert FU.layer_features(model, wave[:, : w // 2], [2])[2].shape[2] == 1
+
+
+def test_ast_layers_are_the_cls_token_of_layers_2_to_the_last_as_the_paper():
+    # Sec. IV-A3: "layer 2 to 12 outputs using 768-d [CLS] token embeddings"
+    torch.manual_seed(0)
+    model = build_backbone("ast_base384_f10_t10_527", scale="cpu", input_tdim=100).eval()
+    assert FU.default_taps(model) == list(range(2, model.depth + 1))
+    wave = torch.randn(2, model.input_samples)
+    with torch.no_grad():
+        feats = FU.layer_features(model, wave, [2, 3])
+        cls = model.forward_features(model.prepare(wave), taps=[2, 3], token_mode="cls")
+        mean = model.forward_features(model.prepare(wave), taps=[2], token_mode="mean_cls_dist")
+    for t in (2, 3):                                    # (B, D) repeated over T_o = 1
+        assert feats[t].shape == (2, cls[t].shape[1], 1)
+        assert torch.allclose(feats[t][..., 0], cls[t])
+    assert not torch.allclose(feats[2][..., 0], mean[2])
+    # a CNN keeps every layer
+    cnn = build_backbone("panns_cnn14_16k", scale="cpu")
+    assert FU.default_taps(cnn)[0] == 1
 
 
 @pytest.mark.parametrize("n_train, batch", [(250, 200), (40, 40)])

@@ -16,7 +16,7 @@ from .data import (ANALOGUES, MUSIC_STYLES, TaskUnavailable, apply_channel, comm
                    equalise_levels, fusion_tasks, load_tasks, music_style_table, notebook_tasks,
                    paper_tasks, session_channel, shortcut_table, simulate_sessions, subsample,
                    task_overview, user_task)
-from .experiments import (FC1_BASELINE, LAYER_CLAIMS, SELECTED_ON_TEST, BackboneSetup, FusedRow,
+from .experiments import (AST_BASELINE, FC1_BASELINE, LAYER_CLAIMS, SELECTED_ON_TEST, BackboneSetup, FusedRow,
                           FusionComparison, LayerEmbedder, LayerwiseRun, LinearEvalResult,
                           TaskOutputs, accuracy_matrix, accuracy_record, cached_layerwise,
                           ast_norm_stats, cached_layerwise_outputs, checkpoint_setup, choose_fusion_layers,
@@ -42,7 +42,7 @@ __all__ = [
     "LATE_TASKS", "PAPER_FUSION_LAYERS", "PAPER_TASKS", "FusionError", "eq1_time_features",
     "eq2_fuse", "eq3_pool", "fused_embedding", "layer_embeddings", "layer_features",
     # experiments
-    "FC1_BASELINE", "LAYER_CLAIMS", "SELECTED_ON_TEST", "BackboneSetup", "FusedRow", "FusionComparison",
+    "AST_BASELINE", "FC1_BASELINE", "LAYER_CLAIMS", "SELECTED_ON_TEST", "BackboneSetup", "FusedRow", "FusionComparison",
     "LayerEmbedder", "LayerwiseRun", "LinearEvalResult", "TaskOutputs", "accuracy_matrix",
     "accuracy_record", "ast_norm_stats", "cached_layerwise", "cached_layerwise_outputs", "checkpoint_setup", "choose_fusion_layers",
     "compare_fusion", "control_curves", "decide_claims", "embed_table", "fusion_layers", "embed_tasks", "evaluate_task",

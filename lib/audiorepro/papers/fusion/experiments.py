@@ -70,7 +70,7 @@ __all__ = [
     "accuracy_matrix", "peak_layers", "task_groups", "accuracy_record", "layer_trend_verdict",
     "LayerwiseRun", "layerwise_runs", "seed_record", "record_row", "record_layerwise",
     "layer_trend_table", "layer_trend_bootstrap", "LAYER_CLAIMS", "decide_claims", "group_means",
-    "peak_table", "FusedRow", "FusionComparison", "SELECTED_ON_TEST", "FC1_BASELINE",
+    "peak_table", "FusedRow", "FusionComparison", "SELECTED_ON_TEST", "FC1_BASELINE", "AST_BASELINE", "TOKEN_MODES",
     "paper_layers",
     "compare_fusion", "record_table3", "table3_frames", "resolution_table", "paper_table",
     "paper_table4", "latest_table3",
@@ -113,6 +113,8 @@ class BackboneSetup:
         seed: initialisation seed for ``random`` weights.
         pretrain_profile: ``synthetic-pretrained`` only: the pre-training profile (``book``: the
             1000-clip world; ``smoke``: 24 clips, one epoch - seconds, for CI).
+        token_mode: token models (AST) only: ``cls`` (the paper's [CLS] embedding of each layer)
+            or ``mean_cls_dist`` (EVAR's AST representation: the baseline row, :data:`AST_BASELINE`).
     """
 
     label: str
@@ -126,11 +128,15 @@ class BackboneSetup:
     max_dim: int | None = None
     seed: int = 0
     pretrain_profile: str = "book"
+    token_mode: str = "cls"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "BackboneSetup":
         reject_unknown_fields(cls, d, f"backbone setup {dict(d)}", error=FusionError)
         setup = cls(**dict(d))
+        if setup.token_mode not in TOKEN_MODES:
+            raise FusionError(f"backbone setup {setup.label!r}: token_mode={setup.token_mode!r} "
+                              f"must be one of {TOKEN_MODES}")
         if setup.weights not in WEIGHTS:
             raise FusionError(f"backbone setup {setup.label!r}: weights={setup.weights!r} must be one "
                               f"of {list(WEIGHTS)}")
@@ -276,7 +282,7 @@ def checkpoint_setup(checkpoint: str | Path, seconds: float | str | Mapping = 10
     """The :class:`BackboneSetup` of an official checkpoint file of VGGish, CNN14 or AST,
     recognised by its official file name (:data:`audiorepro.backbones.official.OFFICIAL_CHECKPOINTS`),
     labelled with the paper's row name so that its rows are the paper's (``CNN14``,
-    ``CNN14-Fusion#3#6``)."""
+    ``CNN14-Fusion``, ``CNN14-Fusion#3#6``); ``seconds="evar"`` also sets EVAR's crops."""
     from audiorepro.backbones.official import OFFICIAL_CHECKPOINTS
 
     from .data import project_path
@@ -295,7 +301,9 @@ def checkpoint_setup(checkpoint: str | Path, seconds: float | str | Mapping = 10
     return BackboneSetup.from_dict({"label": PAPER_BACKBONES[hits[0]], "backbone": hits[0],
                                     "weights": "pretrained", "build_kw": kw,
                                     "seconds": (seconds if seconds == "evar" or isinstance(seconds, Mapping)
-                                                else float(seconds))})
+                                                else float(seconds)),
+                                    # EVAR's lengths come with EVAR's crops (random train / valid)
+                                    "crops": "evar" if seconds == "evar" else "start"})
 
 
 # ============================================================================ extraction
@@ -310,19 +318,21 @@ class LayerEmbedder:
     """
 
     def __init__(self, model: Backbone, taps: Sequence[Tap] | None = None,
-                 max_dim: int | None = None, device: str | torch.device = "auto") -> None:
+                 max_dim: int | None = None, device: str | torch.device = "auto",
+                 token_mode: str = "cls") -> None:
         self.device = pick_device(device)
         self.model = model.eval().to(self.device)
         self.taps = model._check_taps(list(taps) if taps is not None else default_taps(model))
         self.max_dim = max_dim
+        self.token_mode = token_mode
 
     def batch_features(self, waves: torch.Tensor) -> dict[Tap, torch.Tensor]:
         """(B, S) equal-length waveforms -> {tap: (B, D_tap, T_o)} (:func:`layer_features`)."""
-        return layer_features(self.model, waves, self.taps, self.max_dim)
+        return layer_features(self.model, waves, self.taps, self.max_dim, self.token_mode)
 
     def batch_embeddings(self, waves: torch.Tensor) -> dict[Tap, torch.Tensor]:
         """(B, S) waveforms -> {tap: (B, D_tap)} (Eq. 3 of Eq. 1)."""
-        return layer_embeddings(self.model, waves, self.taps, self.max_dim)
+        return layer_embeddings(self.model, waves, self.taps, self.max_dim, self.token_mode)
 
     def key(self) -> dict[str, Any]:
         """What determines the embeddings besides the weights and the clips (cache key part)."""
@@ -331,11 +341,15 @@ class LayerEmbedder:
                 "taps": [str(t) for t in self.taps], "max_dim": self.max_dim,
                 "hop": getattr(m, "hop_length", None), "sample_rate": m.sample_rate,
                 "input_tdim": getattr(m, "input_tdim", None),
-                "frontend": repr(getattr(m, "frontend", None))}
+                "frontend": repr(getattr(m, "frontend", None)),
+                **({"token_mode": self.token_mode}
+                   if getattr(m, "num_prefix_tokens", 0) else {})}
 
 
 #: where a clip longer than the embedded length is cut (:attr:`BackboneSetup.crops`)
 CROPS = ("start", "evar")
+#: token poolings of AST taps (:attr:`BackboneSetup.token_mode`)
+TOKEN_MODES = ("cls", "mean_cls_dist")
 
 
 def _load_clip(table: ClipTable, i: int, sample_rate: int, n_samples: int,
@@ -442,7 +456,8 @@ def embed_tasks(setup: BackboneSetup, tables: Mapping[str, ClipTable], batch_siz
     for task, table in tables.items():
         ts = _task_setup(setup, task, table)
         # build() keeps the last model: the same setup is built once for every task
-        emb = LayerEmbedder(ts.build(device), taps=ts.taps, max_dim=ts.max_dim, device=device)
+        emb = LayerEmbedder(ts.build(device), taps=ts.taps, max_dim=ts.max_dim, device=device,
+                            token_mode=ts.token_mode)
         out[task] = embed_table(emb, table, ts.seconds_for(task), ts.weights_id,
                                 batch_size=batch_size, progress=progress, crops=ts.crops)
     return out
@@ -1244,6 +1259,9 @@ class FusedRow:
 SELECTED_ON_TEST = "layers chosen on test, as the paper"
 #: the baseline row of a PANNs CNN (CNN14): its fc1 embedding, as the paper and EVAR
 FC1_BASELINE = "fc1 embedding, as EVAR"
+#: the baseline row of AST: the mean of the [CLS] and distillation tokens of the last layer
+#: after the final LayerNorm, EVAR's AST representation (its layers use the [CLS] token alone)
+AST_BASELINE = "last layer, mean of [CLS] and distillation tokens, as EVAR"
 
 
 @dataclass
@@ -1316,6 +1334,12 @@ def compare_fusion(setup: BackboneSetup, tables: Mapping[str, ClipTable],
         fc1 = replace(setup, taps=["embedding"], max_dim=None)
         base = FusedRow(setup.label, None, FC1_BASELINE, {
             t: o for (t, _), o in cached_layerwise_outputs(fc1, tables, eval_kw=eval_kw,
+                                                           device=device)[1].items()})
+    elif setup.token_mode == "cls" and setup.backbone.startswith(("ast", "passt")):
+        # EVAR's AST representation: the CLS / distillation mean of the last layer
+        evar = replace(setup, taps=[_tap_of(last)], token_mode="mean_cls_dist")
+        base = FusedRow(setup.label, None, AST_BASELINE, {
+            t: o for (t, _), o in cached_layerwise_outputs(evar, tables, eval_kw=eval_kw,
                                                            device=device)[1].items()})
     else:
         base = FusedRow(setup.label, None, f"last layer #{last}", run.task_outputs(last))

@@ -31,8 +31,9 @@ Backbone-specific framing (:func:`layer_features`):
   (N, C, L, 1) flattens channel x (within-frame position) per frame, the classifier logits (N, 360)
   are taken as they are; T_o = number of frames (no time pooling: CREPE has no time
   down-sampling across frames).
-* AST-like backbones whose taps are already (B, D) vectors: repeated over T_o = 1 (Eq. 3 then
-  gives 2 x the vector, the same linear-probe information as the paper's [CLS] embedding); a
+* AST-like backbones whose taps are already (B, D) vectors (AST: the [CLS] token of layers 2 to
+  the last, as the paper, Sec. IV-A3): repeated over T_o = 1 (Eq. 3 then gives 2 x the vector,
+  the same linear-probe information as the [CLS] embedding itself); a
   clip longer than the one window a fixed-input AST takes is framed into windows, one time step
   each (:func:`_windowed_features`), as VGGish frames its examples.
 
@@ -146,9 +147,19 @@ def backbone_family(model: Backbone) -> str:
                                                                           "vector")
 
 
+def _is_token_model(model: Backbone) -> bool:
+    """A transformer whose taps pool prefix tokens (AST, PaSST: [CLS] and distillation)."""
+    return int(getattr(model, "num_prefix_tokens", 0) or 0) > 0
+
+
 def default_taps(model: Backbone) -> list[Tap]:
-    """The layers the chapter evaluates: every integer tap, plus CREPE's ``classifier``."""
-    return [t for t in model.tap_names if isinstance(t, int) or t == "classifier"]
+    """The layers the chapter evaluates: every integer tap, plus CREPE's ``classifier``; for a
+    token model (AST) layers 2 to the last, as the paper evaluates AST (Sec. IV-A3: "layer 2 to
+    12 outputs using 768-d [CLS] token embeddings")."""
+    taps = [t for t in model.tap_names if isinstance(t, int) or t == "classifier"]
+    if _is_token_model(model) and len(taps) > 1:
+        taps = [t for t in taps if not isinstance(t, int) or t >= 2]
+    return taps
 
 
 def panns_time_frames(model: Backbone, n_samples: int) -> int:
@@ -172,7 +183,7 @@ def _model_device(model: torch.nn.Module) -> torch.device | None:
 
 @torch.no_grad()
 def layer_features(model: Backbone, waves: torch.Tensor, taps: Sequence[Tap] | None = None,
-                   max_dim: int | None = None) -> dict[Tap, torch.Tensor]:
+                   max_dim: int | None = None, token_mode: str = "cls") -> dict[Tap, torch.Tensor]:
     """Eq. 1 of every tap, with the backbone framing of the module docstring.
 
     Args:
@@ -180,6 +191,8 @@ def layer_features(model: Backbone, waves: torch.Tensor, taps: Sequence[Tap] | N
         waves: (B, S) equal-length waveforms at ``model.sample_rate``.
         taps: layers (default :func:`default_taps`).
         max_dim: optional cap on a layer's C * F; ``None`` = the paper.
+        token_mode: token models (AST) only: ``cls`` (the paper's [CLS] embedding) or
+            ``mean_cls_dist`` (EVAR's AST representation, the baseline row).
     Returns:
         {tap: (B, D_tap, T_o)}.
     """
@@ -216,27 +229,29 @@ def layer_features(model: Backbone, waves: torch.Tensor, taps: Sequence[Tap] | N
         return out
     window = getattr(model, "input_samples", None)
     if window is not None and waves.shape[1] > window:
-        return _windowed_features(model, waves, window, taps, max_dim)
-    # generic: taps already (B, D) (AST pooled tokens) or (B, C, T, F)
-    for tap, z in model.forward_features(model.prepare(waves), taps=taps).items():
+        return _windowed_features(model, waves, window, taps, max_dim, token_mode)
+    # generic: taps already (B, D) (AST: the [CLS] token, as the paper) or (B, C, T, F)
+    kw = {"token_mode": token_mode} if _is_token_model(model) else {}
+    for tap, z in model.forward_features(model.prepare(waves), taps=taps, **kw).items():
         out[tap] = repeat_time(z, 1) if z.dim() == 2 else eq1_time_features(
             z, z.shape[2], max_dim=max_dim)
     return out
 
 
 def _windowed_features(model: Backbone, waves: torch.Tensor, window: int, taps: Sequence[Tap],
-                       max_dim: int | None) -> dict[Tap, torch.Tensor]:
+                       max_dim: int | None, token_mode: str = "cls") -> dict[Tap, torch.Tensor]:
     """A clip longer than the one window a fixed-input model takes (an AST built for
     ``input_tdim`` frames), framed as VGGish frames its 0.96 s examples: consecutive windows of
     ``window`` samples, each one time step of Eq. 1, so Eq. 3's mean and max run over the windows.
     A last window shorter than half a window is dropped (VGGish drops any tail); one that is
     longer is padded by the model's front end. (B, S) -> {tap: (B, D_tap, windows)}."""
     starts = [s for s in range(0, waves.shape[1], window) if waves.shape[1] - s >= window / 2 or s == 0]
-    steps = [layer_features(model, waves[:, s:s + window], taps, max_dim) for s in starts]
+    steps = [layer_features(model, waves[:, s:s + window], taps, max_dim, token_mode)
+             for s in starts]
     return {t: torch.cat([step[t] for step in steps], dim=2) for t in steps[0]}
 
 
 def layer_embeddings(model: Backbone, waves: torch.Tensor, taps: Sequence[Tap] | None = None,
-                     max_dim: int | None = None) -> dict[Tap, torch.Tensor]:
+                     max_dim: int | None = None, token_mode: str = "cls") -> dict[Tap, torch.Tensor]:
     """(B, S) waveforms -> {tap: (B, D_tap)}: Eq. 3 of :func:`layer_features`."""
-    return {t: eq3_pool(f) for t, f in layer_features(model, waves, taps, max_dim).items()}
+    return {t: eq3_pool(f) for t, f in layer_features(model, waves, taps, max_dim, token_mode).items()}

@@ -573,6 +573,24 @@ def test_table3_coverage_names_every_paper_row_once():
     assert "released weights only" in book["PaSST-L + bert-base"]
 
 
+def test_text_model_paper_gives_each_row_the_text_encoder_its_paper_row_names():
+    """Issue #21 item 4: with text_model 'paper' no record sits under a row whose text encoder
+    did not run: the fine-tuned rows (and their pre-training stage) run roberta-large."""
+    specs = R.table3_specs(text_train_layers=24, text_model=R.PAPER_TEXT)
+    want = {"passt_n": "bert-base", "passt_n_small_text": "bert-small", "passt_n_bert_large":
+            "bert-large", "passt_n_roberta_base": "roberta-base", "cnn14": "bert-base",
+            "finetune": "roberta-large", "finetune_keywords": "roberta-large",
+            "wavcaps_cnn14": "bert-base"}
+    for key, text in want.items():
+        assert specs[key].text == text and specs[key].text_layers is None, key
+        assert R.paper_text_model(specs[key].paper_row) == text
+    assert specs["finetune"].pretrained_row == "PaSST-N + roberta-large"
+    with pytest.raises(ValueError, match="names no text encoder"):
+        R.paper_text_model("DCASE baseline (CNN14 + all-mpnet-base-v2)")
+    book = R.table3_specs(text_model="minilm")                    # one text encoder for all
+    assert {s.text for s in book.values()} == {"minilm"}
+
+
 def test_passt_l_runs_from_its_released_file_only(tmp_path):
     """Issue #21: PaSST-L's row runs from the released passt-l-kd-ap.47.pt (loaded strictly at
     full size: 7 blocks, 50,714,398 parameters); without it the run stops before training,
@@ -614,6 +632,10 @@ def test_table2_parameters_counts_and_rows(home):
     assert got.loc["CNN10", "paper"] == 6.3
     assert got.loc["CNN10 | CPU stand-in", "this run"] == pytest.approx(cpu / 1e6)
     assert np.isnan(got.loc["CNN10 | CPU stand-in", "paper"])
+    # PaSST-L has no stand-in: its CPU-size count is labelled so
+    R.table2_parameters("smoke", rows=["PaSST-L"], scales=["cpu"])
+    rows = set(results.paper_vs_run("retrieval", "table2", profile="smoke", formatted=False)["row"])
+    assert "PaSST-L | CPU size, no stand-in" in rows and "PaSST-L | CPU stand-in" not in rows
     with pytest.raises(KeyError, match="PaSST-XL"):
         R.table2_parameters("smoke", rows=["PaSST-XL"])
     with pytest.raises(ValueError, match="huge"):

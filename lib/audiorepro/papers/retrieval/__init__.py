@@ -33,7 +33,7 @@ from audiorepro.papers.retrieval.experiments import (AUDIO_TRAINING, PAPER_PATCH
                                                      check_recipe,
                                                      STAND_INS, audio_label, checkpoint_embeddings,
                                                      TABLE2_BACKBONES, TABLE3_NOT_RUN, EvalSet,
-                                                     NO_STAND_IN, check_rows,
+                                                     NO_STAND_IN, check_rows, PAPER_TEXT, paper_text_model,
                                                      PairDataset, RunSpec, chance_retrieval,
                                                      collate_pairs, decide_claims, embed_audio,
                                                      embed_sources, embed_text, evaluate_retrieval,
@@ -71,7 +71,7 @@ __all__ = [
     "sources_table", "synthetic_captions", "unseen_wording", "first_per_split", "project_path", "user_caption_set",
     # experiments
     "METRICS", "NOTEBOOK_CLAIMS", "OFFICIAL_BACKBONES", "STAND_INS", "audio_label",
-    "checkpoint_embeddings", "TABLE2_BACKBONES", "TABLE3_NOT_RUN", "NO_STAND_IN", "check_rows", "EvalSet", "PairDataset", "RunSpec",
+    "checkpoint_embeddings", "TABLE2_BACKBONES", "TABLE3_NOT_RUN", "NO_STAND_IN", "check_rows", "PAPER_TEXT", "paper_text_model", "EvalSet", "PairDataset", "RunSpec",
     "chance_retrieval", "collate_pairs", "decide_claims", "embed_audio", "embed_sources",
     "embed_text", "evaluate_retrieval", "DEFAULT_TAU", "PAPER_RECIPE", "RECIPE_KEYS", "check_recipe", "load_stand_in", "pairs_fingerprint", "query_hits",
     "query_relevance", "query_summary",

@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +69,7 @@ __all__ = [
     "chance_retrieval", "rank", "train_retrieval", "RunSpec", "run_experiment", "run_stand_in",
     "retrieval_outputs", "seed_summary", "decide_claims", "NOTEBOOK_CLAIMS", "table3_specs",
     "run_table3", "run_table4", "run_segment_lengths", "table3_coverage", "TABLE3_NOT_RUN",
-    "NO_STAND_IN", "check_rows",
+    "NO_STAND_IN", "check_rows", "PAPER_TEXT", "paper_text_model",
     "table2_parameters", "TABLE2_BACKBONES",
     "search_index", "query_hits", "METRICS", "EMBEDDING_CODE", "RUN_CODE",
     "PAPER_PATCHOUT", "AUDIO_TRAINING", "silence_logmel", "end_to_end_encoder", "end_to_end_features",
@@ -843,18 +844,48 @@ def table3_specs(small_text_layers: int = 2, text_train_layers: int = 0, finetun
 
     ``text_model``: the text encoder of every row (a :data:`~audiorepro.papers.retrieval.model.
     TEXT_MODELS` name such as ``bert-base`` or ``roberta-large``, or a local transformers
-    folder). The smaller text encoder of row ``passt_n_small_text`` is ``small_text_model`` when
-    given (e.g. ``bert-small``), else the first ``small_text_layers`` layers of ``text_model``."""
+    folder), or ``paper``: each row's own, as its paper row names it (bert-base, bert-small for
+    the smaller-text row, roberta-large for the fine-tuned rows; :func:`paper_text_model`), so
+    that no record sits under a row whose text encoder did not run. The smaller text encoder of
+    row ``passt_n_small_text`` is ``small_text_model`` when given (e.g. ``bert-small``), else
+    the first ``small_text_layers`` layers of ``text_model``."""
     if not str(text_model).strip():
         raise ValueError("table3_specs: parameter text_model is empty; give a text encoder name "
-                         "(minilm, bert-base, roberta-large, ...) or a local model folder")
+                         "(minilm, bert-base, roberta-large, ...), paper, or a local model folder")
     t = dict(text_train_layers=text_train_layers, text=text_model)
     small = (dict(text=small_text_model, text_train_layers=text_train_layers) if small_text_model
              else dict(text=text_model, text_layers=small_text_layers,
                        text_train_layers=min(text_train_layers, small_text_layers)))
+    specs = _table3_rows(t, small, finetune_epochs, p_swap)
+    if text_model == PAPER_TEXT:
+        specs = {k: dataclasses.replace(s, text=paper_text_model(s.paper_row), text_layers=None,
+                                        text_train_layers=text_train_layers)
+                 for k, s in specs.items()}
+    return specs
+
+
+#: ``text_model`` value giving every Table 3 row the text encoder its paper row names
+PAPER_TEXT = "paper"
+
+
+def paper_text_model(paper_row: str) -> str:
+    """The text encoder a paper row of Table 3 names (``"PaSST-N + roberta-large, fine-tuned"``
+    -> ``roberta-large``)."""
+    m = re.search(r"\+ ((?:bert|roberta)-[a-z]+)", paper_row)
+    if m is None:
+        raise ValueError(f"paper row {paper_row!r} names no text encoder")
+    return m.group(1)
+
+
+def _table3_rows(t: Mapping[str, Any], small: Mapping[str, Any], finetune_epochs: int,
+                 p_swap: float) -> dict[str, RunSpec]:
     return {
         "passt_n": RunSpec("PaSST-N", paper_row="PaSST-N + bert-base", **t),
         "passt_n_small_text": RunSpec("PaSST-N", paper_row="PaSST-N + bert-small", **small),
+        # the other text encoders of the paper's first section (text_model: paper runs each
+        # with its own; the book leaves them out: with one text encoder they repeat passt_n)
+        "passt_n_bert_large": RunSpec("PaSST-N", paper_row="PaSST-N + bert-large", **t),
+        "passt_n_roberta_base": RunSpec("PaSST-N", paper_row="PaSST-N + roberta-base", **t),
         "passt_s": RunSpec("PaSST-S", paper_row="PaSST-S + bert-base", **t),
         # PaSST-L: from its released file only (NO_STAND_IN)
         "passt_l": RunSpec("PaSST-L", paper_row="PaSST-L + bert-base", **t),
@@ -911,7 +942,8 @@ def table2_parameters(profile: str, scales: Sequence[str] = TABLE2_SCALES,
             model = build_backbone(name) if scale == "full" else build_backbone(name, scale="cpu")
             n = count_parameters(model)["all"]
             del model
-            rec_row = row if scale == "full" else f"{row} | CPU stand-in"
+            rec_row = (row if scale == "full" else f"{row} | CPU size, no stand-in"
+                       if row in NO_STAND_IN else f"{row} | CPU stand-in")
             results.record("retrieval", "table2", {"params": n},
                            {"paper_row": rec_row, "backbone": name, "scale": scale,
                             "run_group": run_group},
@@ -924,11 +956,6 @@ def table2_parameters(profile: str, scales: Sequence[str] = TABLE2_SCALES,
 #: Table 3 rows this chapter does not run, with the reason (every other row is a key of
 #: :func:`table3_specs`, or the pre-trained-only baseline recorded by :func:`run_table3`)
 TABLE3_NOT_RUN: dict[str, str] = {
-    "PaSST-N + bert-large": "no row of table3_specs: the text-encoder claim compares two sizes "
-                            "(book: MiniLM with 6 and with 2 layers; paper profile: bert-base and "
-                            "bert-small), and a third text encoder is one more run per seed",
-    "PaSST-N + roberta-base": "no row of table3_specs: the text-encoder comparison uses the bert "
-                              "rows (roberta-base can be any row's text_model when present locally)",
     "DCASE baseline (CNN14 + all-mpnet-base-v2)": "a published system of other authors",
 }
 

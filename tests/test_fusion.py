@@ -676,6 +676,20 @@ def test_compare_fusion_ast_baseline_is_evars_token_mean_and_layers_are_cls(tmp_
                                     "token_mode": "patches"})
 
 
+def test_shortcut_caveats_name_only_real_shortcuts_of_the_claims_tasks():
+    probes = pd.DataFrame([
+        {"paper task": "GTZAN", "shortcut": "level", "advantage": 0.3, "lo": 0.1, "hi": 0.5,
+         "verdict": "shortcut"},
+        {"paper task": "VC1", "shortcut": "speaker", "verdict": "is the label"},
+        {"paper task": "SPCV2", "shortcut": "duration", "advantage": 0.0, "lo": -0.1, "hi": 0.1,
+         "verdict": "no shortcut found"}])
+    assert EX.shortcut_caveats(probes, "SPCV2") == [] and EX.shortcut_caveats(probes, "VC1") == []
+    (gtzan,) = EX.shortcut_caveats(probes, "GTZAN")
+    assert "GTZAN data have a shortcut (level: accuracy +0.30 [+0.10, +0.50]" in gtzan
+    assert EX.shortcut_caveats(probes, "Avg") == [gtzan]          # the average holds GTZAN
+    assert EX.shortcut_caveats(None, "Avg") == [] and EX.shortcut_caveats(probes.iloc[:0], "Avg") == []
+
+
 def test_user_task_reads_a_clip_table_keeps_every_class_and_refuses_paper_names(tmp_path):
     rows = [{"clip_id": f"{c}{i}", "path": f"{c}{i}.wav", "labels": c,
              "split": ["train", "train", "train", "valid", "test"][i % 5]}

@@ -529,3 +529,13 @@ def test_a_handful_of_items_cannot_decide_a_verdict():
     assert "only 5 test items" in v.evidence and v.resolution is None
     _record_rows({PAIR[0]: np.ones(stats.MIN_ITEMS), PAIR[1]: np.zeros(stats.MIN_ITEMS)})
     assert R.evaluate_claim("atgnn", "mlg-helps-fsd50k").verdict == "reproduced"
+
+
+def test_a_caveat_makes_a_decided_verdict_inconclusive_and_says_why():
+    rng = np.random.default_rng(9)
+    base = rng.random(300)
+    _record_rows({PAIR[0]: base + 0.1 + 0.05 * rng.normal(size=300), PAIR[1]: base})
+    assert R.evaluate_claim("atgnn", "mlg-helps-fsd50k").verdict == "reproduced"
+    v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k", caveats=["the data have a shortcut"])
+    assert v.verdict == "inconclusive" and v.interval[0] > 0
+    assert v.evidence.endswith("inconclusive rather than reproduced; the data have a shortcut")

@@ -295,14 +295,17 @@ def evaluate_claim(chapter: str, claim_id: str, profile: str | None = None,
                    dataset: str | None = None, scale: str | None = None,
                    register: bool = False, paper: str | None = None, *,
                    notebook: str | None = None, n_boot: int = stats.N_BOOT,
-                   level: float = stats.LEVEL, seed: int = 0) -> Verdict:
+                   level: float = stats.LEVEL, seed: int = 0,
+                   caveats: Sequence[str] = ()) -> Verdict:
     """Decide a claim from the records of the latest run group (optionally only of one
     profile / dataset / scale) by a paired bootstrap over their per-item outputs.
 
     See the module docstring for the test kinds and the four verdicts. ``n_boot`` resamples,
     ``level`` of the percentile interval, ``seed`` of the resampling (fixed: the verdict does
     not depend on the machine). With ``register=True`` the verdict is stored with its
-    structured fields and ``notebook`` (the notebook deciding it).
+    structured fields and ``notebook`` (the notebook deciding it). ``caveats``: reasons the
+    data cannot bear the claim (e.g. a shortcut found in the task); any of them makes a
+    *reproduced* or *not reproduced* verdict *inconclusive*, and each is added to the evidence.
     """
     paper = paper or chapter
     test = _claim(paper, claim_id)["test"]
@@ -335,6 +338,11 @@ def evaluate_claim(chapter: str, claim_id: str, profile: str | None = None,
         ran = {row: m for row, m in ran.items() if isinstance(m, str) and m and m != row}
         if ran:   # a paper row measured with another model (e.g. a CPU stand-in): say which
             v.evidence += "; rows as run: " + "; ".join(f"{r} = {m}" for r, m in ran.items())
+        if caveats:
+            if v.verdict in (stats.REPRODUCED, stats.NOT_REPRODUCED):
+                v.evidence += f"; inconclusive rather than {v.verdict}"
+                v.verdict = stats.INCONCLUSIVE
+            v.evidence += "; " + "; ".join(caveats)
         v.dataset = ", ".join(sorted({r["dataset"] for r in used}))
         v.scale = ", ".join(sorted({r["scale"] for r in used}))
         v.profile = ", ".join(sorted({r["profile"] for r in used}))

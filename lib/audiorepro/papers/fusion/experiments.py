@@ -70,7 +70,7 @@ __all__ = [
     "accuracy_matrix", "peak_layers", "task_groups", "accuracy_record", "layer_trend_verdict",
     "LayerwiseRun", "layerwise_runs", "seed_record", "record_row", "record_layerwise",
     "layer_trend_table", "layer_trend_bootstrap", "LAYER_CLAIMS", "decide_claims", "group_means",
-    "peak_table", "FusedRow", "FusionComparison", "SELECTED_ON_TEST", "FC1_BASELINE", "AST_BASELINE", "TOKEN_MODES",
+    "peak_table", "FusedRow", "FusionComparison", "SELECTED_ON_TEST", "FC1_BASELINE", "AST_BASELINE", "TOKEN_MODES", "shortcut_caveats",
     "paper_layers",
     "compare_fusion", "record_table3", "table3_frames", "resolution_table", "paper_table",
     "paper_table4", "latest_table3",
@@ -1145,8 +1145,10 @@ def layer_trend_bootstrap(run: LayerwiseRun, late_tasks: Sequence[str] = LATE_TA
 
 
 def _layer_claim(claim_id: str, runs: Sequence[LayerwiseRun], profile: str, dataset: str,
-                 scale: str, notebook: str | None) -> results.Verdict | None:
-    """Decide a layer-wise claim over ``runs`` (every run must show the finding) and register it."""
+                 scale: str, notebook: str | None, caveats: Sequence[str] = ()
+                 ) -> results.Verdict | None:
+    """Decide a layer-wise claim over ``runs`` (every run must show the finding) and register
+    it; ``caveats`` (:func:`shortcut_caveats`) make a decided verdict inconclusive."""
     found = {r.setup.label: layer_trend_bootstrap(r) for r in runs}
     if not found:
         return None
@@ -1159,6 +1161,11 @@ def _layer_claim(claim_id: str, runs: Sequence[LayerwiseRun], profile: str, data
         f"[{f['interval'][0]:+.2f}, {f['interval'][1]:+.2f}]" for k, f in found.items()) + (
         f" (claim: > 0 for each; {d['n_items']} test clips per task at least, "
         f"{d['n_seeds']} seeds, paired bootstrap of test clips within tasks)")
+    if caveats:
+        if verdict in (stats.REPRODUCED, stats.NOT_REPRODUCED):
+            evidence += f"; inconclusive rather than {verdict}"
+            verdict = stats.INCONCLUSIVE
+        evidence += "; " + "; ".join(caveats)
     results.register_verdict("fusion", claim_id, verdict, evidence, dataset=dataset, scale=scale,
                              profile=profile, effect=d["effect"], interval=d["interval"],
                              n_items=d["n_items"], n_seeds=d["n_seeds"], notebook=notebook,
@@ -1181,11 +1188,28 @@ LAYER_CLAIMS: dict[str, Callable[[BackboneSetup], bool]] = {
 }
 
 
+def shortcut_caveats(shortcuts: pd.DataFrame | None, metric: str) -> list[str]:
+    """The caveats a claim on ``metric`` (a paper task, or ``Avg`` over all) carries when the
+    shortcut probes (:func:`~audiorepro.papers.fusion.data.shortcut_table`) found the label of
+    its task readable from a shortcut (verdict ``shortcut``; a speaker that *is* the label, as
+    in speaker identification, is not one)."""
+    if shortcuts is None or shortcuts.empty or "verdict" not in shortcuts:
+        return []
+    hit = shortcuts[shortcuts["verdict"] == "shortcut"]
+    if metric != "Avg":
+        hit = hit[hit["paper task"] == metric]
+    return [f"the {r['paper task']} data have a shortcut ({r['shortcut']}: accuracy "
+            f"{r['advantage']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}] over the majority answer on "
+            f"its test split), so the comparison may measure it" for _, r in hit.iterrows()]
+
+
 def decide_claims(profile: str, notebook: str | None = None,
                   claim_ids: Sequence[str] | None = None,
                   layerwise: Mapping[str, LayerwiseRun] | None = None, dataset: str = "",
-                  scale: str = "") -> pd.DataFrame:
+                  scale: str = "", shortcuts: pd.DataFrame | None = None) -> pd.DataFrame:
     """Decide and register this chapter's claims (``claim_ids``: only these; default all).
+    ``shortcuts``: the tasks' shortcut probes (:func:`shortcut_table`); a claim on a task whose
+    label a shortcut reads is at best *inconclusive* (:func:`shortcut_caveats`).
 
     Comparison claims: :func:`audiorepro.results.evaluate_claim` from the records of the latest
     run group of ``profile`` (paired bootstrap over test clips, seeds combined); claims on the
@@ -1203,12 +1227,14 @@ def decide_claims(profile: str, notebook: str | None = None,
             continue            # layer-wise records are notebook 01's: decided there, by id
         if c["test"]["kind"] != "manual":
             v = results.evaluate_claim("fusion", cid, profile=profile, register=True,
-                                       notebook=notebook)
+                                       notebook=notebook,
+                                       caveats=shortcut_caveats(shortcuts, c["test"]["metric"]))
         elif cid in LAYER_CLAIMS and layerwise:
             runs = [r for r in layerwise.values() if LAYER_CLAIMS[cid](r.setup)
                     and any(t in r.acc.columns for t in LATE_TASKS)
                     and any(t not in LATE_TASKS for t in r.acc.columns)]
-            v = _layer_claim(cid, runs, profile, dataset or "none", scale or "none", notebook)
+            v = _layer_claim(cid, runs, profile, dataset or "none", scale or "none", notebook,
+                             shortcut_caveats(shortcuts, "Avg"))
             if v is None:
                 continue
         else:

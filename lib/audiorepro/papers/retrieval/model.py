@@ -59,14 +59,15 @@ DEFAULT_TAU = 0.05
 
 # ===================================================================================== text
 def preprocess_caption(text: str) -> str:
-    """Lowercase, replace punctuation by spaces, collapse whitespace (paper section 2.5).
+    """Lowercase, delete punctuation, collapse whitespace (paper section 2.5; the reference
+    deletes it with ``str.translate``, so ``rain-drops`` becomes ``raindrops``).
 
     >>> preprocess_caption("A dog barks, then a car passes!")
     'a dog barks then a car passes'
     """
     if not isinstance(text, str):
         raise TypeError(f"caption must be a str, got {type(text).__name__}: {text!r}")
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+    return " ".join(_PUNCT.sub("", text.lower()).split())
 
 
 #: The registry of text encoders (issue #16: a text-encoder name never imports or downloads an

@@ -157,7 +157,9 @@ def test_check_recipe_names_bad_keys_and_the_config_carries_the_papers_recipe():
     cfg = E._cosine_cfg(16, 64, 2e-5, R.PAPER_RECIPE)
     assert cfg == {"epochs": 16, "batch_size": 64, "lr": 2e-5, "schedule": "cosine",
                    "optimizer": "adam", "warmup_epochs": 1, "min_lr": 1e-7, "init_tau": 0.01,
-                   "all_captions": True}
+                   "all_captions": True, "text_dropout": 0.2}
+    with pytest.raises(ValueError, match=r"text_dropout must lie in \[0, 1\)"):
+        R.check_recipe({"text_dropout": 1.0})
     assert E._cosine_cfg(None, 64, 1e-8, {"min_lr": 1e-7})["min_lr"] == 1e-8   # floor <= peak
 
 
@@ -175,13 +177,15 @@ def test_the_recipe_reaches_the_model_the_data_and_the_schedule(tmp_path, monkey
         return real_fit(model, loader, *args, config=config, **kw)
     monkeypatch.setattr(E, "fit", spy)
     spec = R.RunSpec("PaSST-N", pretrain=("tiny",))
-    text = {("minilm", None): BagText(8)}
-    cfg = E._cosine_cfg(1, 4, 1e-3, {"init_tau": 0.02, "all_captions": True, "warmup_epochs": 1})
+    text = {("minilm", None, 0.3): BagText(8)}     # the text encoder with the recipe's dropout
+    cfg = E._cosine_cfg(1, 4, 1e-3, {"init_tau": 0.02, "all_captions": True, "warmup_epochs": 1,
+                                     "text_dropout": 0.3})
     R.run_experiment(spec, {"tiny": cs}, {"tiny": feats}, cfg, cfg, text, target="tiny",
                      audio_module=MeanAudio(8), standardize=False, device="cpu")
     assert seen["tau"] == pytest.approx(0.02) and seen["n_items"] == 8    # 4 clips x 2 captions
     assert seen["cfg"]["warmup_epochs"] == 1 and "init_tau" not in seen["cfg"]
-    assert "all_captions" not in seen["cfg"]
+    assert "all_captions" not in seen["cfg"] and "text_dropout" not in seen["cfg"]
+    assert list(text) == [("minilm", None, 0.3)]                          # no other encoder built
 
 
 def test_collate_pads_with_silence_and_eval_set_targets():
@@ -543,6 +547,13 @@ def test_text_encoder_chosen_by_local_folder_trains(tmp_path, make, layers):
     assert all(torch.equal(a, b.detach().cpu()) for a, b in zip(low, layers_now[0].parameters()))
     specs = R.table3_specs(small_text_layers=1, text_model=str(folder))
     assert {s.text for s in specs.values()} == {str(folder)}
+    # every layer trained: the whole model, embeddings too (as the reference); dropout set
+    whole = R.TextEncoder(str(folder), dropout=0.2).set_trainable_layers(layers)
+    assert all(p.requires_grad for p in whole.model.parameters())
+    assert whole.model.config.hidden_dropout_prob == 0.2 == whole.model.config.attention_probs_dropout_prob
+    top_only = R.TextEncoder(str(folder)).set_trainable_layers(1)
+    emb = top_only.model.get_input_embeddings().weight
+    assert not emb.requires_grad and any(p.requires_grad for p in top_only.model.parameters())
     assert specs["passt_n_small_text"].text_layers == 1
     other = R.table3_specs(text_model=str(folder), small_text_model="bert-small")
     assert other["passt_n_small_text"].text == "bert-small" and other["passt_n_small_text"].text_layers is None
@@ -858,7 +869,7 @@ def test_a_fine_tuned_row_scores_its_pre_training_stage_as_the_pre_trained_only_
 
     def run(spec):
         torch.manual_seed(0)
-        return R.run_experiment(spec, {"tiny": cs}, {"tiny": feats}, cfg, cfg, {("minilm", None): BagText(8)},
+        return R.run_experiment(spec, {"tiny": cs}, {"tiny": feats}, cfg, cfg, {("minilm", None, None): BagText(8)},
                                 target="tiny", audio_module=MeanAudio(8), standardize=False, device="cpu")
     tuned = run(R.RunSpec("PaSST-N", pretrain=("tiny",), finetune_epochs=2, paper_row="tuned",
                           pretrained_row="pre-trained only"))

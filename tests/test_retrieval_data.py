@@ -63,7 +63,7 @@ def test_paper_sets_train_on_the_same_code_path_as_the_book(tmp_path):
     g = torch.Generator().manual_seed(0)
     emb = {k: [torch.randn(8, generator=g) for _ in range(len(v))] for k, v in srcs.items()}
     out = R.run_experiment(R.RunSpec("PaSST-S", {}), srcs, emb,
-                           {"epochs": 2, "batch_size": 4, "lr": 1e-2}, {}, {("minilm", None): BagText(8)},
+                           {"epochs": 2, "batch_size": 4, "lr": 1e-2}, {}, {("minilm", None, None): BagText(8)},
                            crop_frames=None, target="clotho", audio_module=R.CachedAudio(8, "x"))
     assert set(out["metrics"]) >= {"R@1", "R@5", "R@10", "mAP@10"}
     assert out["metrics"]["R@1"] == 1.0   # one test audio: every caption ranks it first

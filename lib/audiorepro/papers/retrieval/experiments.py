@@ -90,16 +90,17 @@ _CLASS_NAMES = frozenset(CLASS_NAMES)
 
 #: Keys of a training recipe (:func:`check_recipe`): the schedule's warm-up (epochs) and cosine
 #: floor, the optimiser, the initial temperature, one pass over every caption per epoch.
-RECIPE_KEYS: tuple[str, ...] = ("warmup_epochs", "min_lr", "optimizer", "init_tau", "all_captions")
+RECIPE_KEYS: tuple[str, ...] = ("warmup_epochs", "min_lr", "optimizer", "init_tau", "all_captions",
+                                "text_dropout")
 #: Recipe keys that configure the model or the data rather than the training loop.
-MODEL_RECIPE_KEYS = frozenset({"init_tau", "all_captions"})
+MODEL_RECIPE_KEYS = frozenset({"init_tau", "all_captions", "text_dropout"})
 #: The paper's recipe (section 3.2: Adam, one warm-up epoch, cosine from the peak rate down to
 #: 1e-7; every caption of a clip in each epoch as in the authors' code; temperature 0.01, what
 #: every one of the authors' scripts for the paper's experiments passes as ``initial_tau``, their
 #: code's default being 0.02). The peak rates (2e-5 pre-training, 8e-6 fine-tuning) are the
 #: notebooks' ``lr`` parameter.
 PAPER_RECIPE: dict[str, Any] = {"optimizer": "adam", "warmup_epochs": 1, "min_lr": 1e-7,
-                                "init_tau": 0.01, "all_captions": True}
+                                "init_tau": 0.01, "all_captions": True, "text_dropout": 0.2}
 
 #: audio encoders with a pre-trained CPU-sized stand-in (:func:`audiorepro.backbones.pretrain.
 #: pretrained_backbone`, trained on the synthetic world ``default_world(1000, seed=0)``, 2 s crops).
@@ -715,9 +716,10 @@ def run_experiment(spec: RunSpec, sources: Mapping[str, CaptionSet], features: M
     dev = pick_device(device)
     torch.manual_seed(seed)
     text_encoders = {} if text_encoders is None else text_encoders
-    tkey = (spec.text, spec.text_layers)
+    drop = pretrain_cfg.get("text_dropout")
+    tkey = (spec.text, spec.text_layers, drop)
     if tkey not in text_encoders:
-        text_encoders[tkey] = TextEncoder(spec.text, num_layers=spec.text_layers)
+        text_encoders[tkey] = TextEncoder(spec.text, num_layers=spec.text_layers, dropout=drop)
     text = text_encoders[tkey]
     if spec.text_train_layers:
         # at most every layer of this encoder (e.g. 12 requested, bert-small has 4)
@@ -811,6 +813,8 @@ def check_recipe(recipe: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ValueError(f"recipe: {key} must be >= 0, got {recipe[key]!r}")
     if "init_tau" in recipe and not float(recipe["init_tau"]) > 0:
         raise ValueError(f"recipe: init_tau must be > 0, got {recipe['init_tau']!r}")
+    if "text_dropout" in recipe and not 0 <= float(recipe["text_dropout"]) < 1:
+        raise ValueError(f"recipe: text_dropout must lie in [0, 1), got {recipe['text_dropout']!r}")
     if "all_captions" in recipe and not isinstance(recipe["all_captions"], bool):
         raise ValueError(f"recipe: all_captions must be true or false, got {recipe['all_captions']!r}")
     return recipe

@@ -157,12 +157,16 @@ class TextEncoder(nn.Module):
         name: a :data:`TEXT_MODELS` name or a local model folder (:func:`resolve_text_model`).
         num_layers: keep only the first k transformer layers (``None``: all).
         trainable_layers: how many of the top layers are fine-tuned (0 = frozen; the embeddings
-            of a frozen encoder are cached per caption, which makes CPU training cheap).
+            of a frozen encoder are cached per caption, which makes CPU training cheap; all of
+            them: the whole model, word and position embeddings too, as the reference trains it).
         max_tokens: truncation length (32 in the paper).
+        dropout: hidden and attention dropout of the transformer (``None``: the model's own; the
+            reference sets 0.2 for BERT / RoBERTa).
     """
 
     def __init__(self, name: str = "minilm", num_layers: int | None = None,
-                 trainable_layers: int = 0, max_tokens: int = MAX_TOKENS) -> None:
+                 trainable_layers: int = 0, max_tokens: int = MAX_TOKENS,
+                 dropout: float | None = None) -> None:
         super().__init__()
         # transformers is a heavy optional dependency: imported only when a text encoder is built
         from transformers import AutoModel, AutoTokenizer
@@ -172,7 +176,10 @@ class TextEncoder(nn.Module):
         folder = resolve_text_model(name)
         self.name, self.folder, self.max_tokens = name, folder, int(max_tokens)
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        self.model = AutoModel.from_pretrained(folder, local_files_only=True)
+        drop = ({} if dropout is None else
+                {"hidden_dropout_prob": float(dropout), "attention_probs_dropout_prob": float(dropout)})
+        self.dropout = dropout
+        self.model = AutoModel.from_pretrained(folder, local_files_only=True, **drop)
         layers = self._layers()
         if num_layers is not None:
             if not 1 <= num_layers <= len(layers):
@@ -186,13 +193,15 @@ class TextEncoder(nn.Module):
         self.set_trainable_layers(trainable_layers)
 
     def set_trainable_layers(self, k: int) -> "TextEncoder":
-        """Fine-tune the top ``k`` transformer layers (0: frozen, captions cached); returns self.
-        Changing the weights empties the caption cache."""
+        """Fine-tune the top ``k`` transformer layers (0: frozen, captions cached; every layer:
+        the whole model, embeddings included, as the reference); returns self. Changing the
+        weights empties the caption cache."""
         if not 0 <= k <= self.num_layers:
             raise ValueError(f"TextEncoder: trainable_layers={k} must lie in [0, {self.num_layers}]")
         self.trainable_layers = int(k)
+        whole = self.trainable_layers == self.num_layers
         for p in self.model.parameters():
-            p.requires_grad_(False)
+            p.requires_grad_(whole)
         for layer in list(self._layers())[self.num_layers - self.trainable_layers:]:
             for p in layer.parameters():
                 p.requires_grad_(True)

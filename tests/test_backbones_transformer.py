@@ -42,6 +42,8 @@ def small_passt(**kw) -> PaSST:
     ("passt_s_swa_p16_s10_128_998_527", build_passt),
     ("passt_s_p16_s16_128_1000_527", build_passt),
     ("passt_l_kd_p16_s10_128_998_527", build_passt),      # PaSST-L, from hear21passt's code
+    ("passt_s_kd_p16_s10_128_998_527", build_passt),      # PaSST-S distilled, hear21passt
+    ("passt_s_20sec_p16_s10_128_2000_527", build_passt),  # PaSST-S20, hear21passt
 ])
 def test_state_dict_matches_manifest_key_by_key(name, builder):
     ref = manifest(name)

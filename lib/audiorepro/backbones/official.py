@@ -62,6 +62,14 @@ OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {c.name: c for c in (
     OfficialCheckpoint("passt_s_p16_s16_128_1000_527", "passt-s-f128-p16-s16-ap.468.pt",
                        "passt_s_p16_s16_128_1000_527", "state_dict",
                        "kkoutini/PaSST release v0.0.1-audioset"),
+    OfficialCheckpoint("passt_s_kd_p16_s10_128_998_527", "passt-s-kd-ap.486.pt",
+                       "passt_s_kd_p16_s10_128_998_527", "state_dict",
+                       "kkoutini/PaSST release v.0.0.9 (PaSST-S, knowledge-distilled, AudioSet "
+                       "mAP 48.6: the retrieval paper's PaSST-S)"),
+    OfficialCheckpoint("passt_s_20sec_p16_s10_128_2000_527",
+                       "passt-s-f128-20sec-p16-s10-ap.474-swa.pt",
+                       "passt_s_20sec_p16_s10_128_2000_527", "state_dict",
+                       "kkoutini/PaSST release v0.0.5 (PaSST-S20: 20 s time positions)"),
     OfficialCheckpoint("passt_l_kd_p16_s10_128_998_527", "passt-l-kd-ap.47.pt",
                        "passt_l_kd_p16_s10_128_998_527", "state_dict",
                        "kkoutini/PaSST release v.0.0.10 (PaSST-L, hear21passt's "

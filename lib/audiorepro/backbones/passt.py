@@ -41,6 +41,8 @@ PASST_PRESETS: dict[str, dict] = {
     # PaSST-S20: time positions for 20 s (passt-s-f128-20sec-p16-s10-ap.474-swa.pt, 2000 frames)
     "passt_s_20sec_p16_s10_128_2000_527": dict(_S, fstride=10, tstride=10, input_tdim=2000,
                                                depth=12),
+    # PaSST-S, knowledge-distilled release (passt-s-kd-ap.486.pt): the SWA model's layout
+    "passt_s_kd_p16_s10_128_998_527": dict(_S, fstride=10, tstride=10, input_tdim=998, depth=12),
     # PaSST-L: depth 7 (hear21passt passt_l_kd_p16_128_ap47)
     "passt_l_kd_p16_s10_128_998_527": dict(_S, fstride=10, tstride=10, input_tdim=998, depth=7),
 }

@@ -123,11 +123,13 @@ _VIT_PRESETS = tuple((p, p) for p in ("base", "light", "small", "tiny", "cpu"))
 register_backbone("ast_base384_f10_t10_527", f"{_PKG}.ast:build_ast",
                   manifest="ast_base384_f10_t10_527", description="AST base384, stride 10/10",
                   scale_presets=tuple(p for p in _VIT_PRESETS if p[0] != "light"))
-for _n in ("passt_s_swa_p16_s10_128_998_527", "passt_s_p16_s16_128_1000_527"):
+for _n in ("passt_s_swa_p16_s10_128_998_527", "passt_s_p16_s16_128_1000_527",
+           "passt_s_kd_p16_s10_128_998_527"):
     register_backbone(_n, f"{_PKG}.passt:build_passt", manifest=_n, description="PaSST-S " + _n,
                       scale_presets=_VIT_PRESETS)
 register_backbone("passt_s_20sec_p16_s10_128_2000_527", f"{_PKG}.passt:build_passt",
-                  description="PaSST-S with a 20 s time positional encoding (no reference manifest)",
+                  manifest="passt_s_20sec_p16_s10_128_2000_527",
+                  description="PaSST-S with a 20 s time positional encoding",
                   scale_presets=_VIT_PRESETS)
 register_backbone("passt_l_kd_p16_s10_128_998_527", f"{_PKG}.passt:build_passt",
                   manifest="passt_l_kd_p16_s10_128_998_527",

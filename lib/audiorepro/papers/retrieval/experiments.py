@@ -206,11 +206,13 @@ def stand_in_embeddings(name: str, cs: CaptionSet, profile: str = "book",
 
 #: audio encoder -> the registry backbone of its released AudioSet checkpoint, loaded by
 #: :func:`checkpoint_embeddings` through ``build_backbone(name, checkpoint=path)``: PaSST-N
-#: ``passt-s-f128-p16-s16-ap.468.pt``, PaSST-S ``passt-s-f128-p16-s10-ap.476-swa.pt``, PaSST-S20
-#: the 20 s release of kkoutini/PaSST, CNN10 / CNN14 the PANNs 32 kHz files ``Cnn10_mAP=0.380.pth``
-#: / ``Cnn14_mAP=0.431.pth`` (qiuqiangkong/audioset_tagging_cnn)
+#: ``passt-s-f128-p16-s16-ap.468.pt``, PaSST-S the knowledge-distilled ``passt-s-kd-ap.486.pt``
+#: (the paper's, AudioSet mAP 48.6; the SWA file ``passt-s-f128-p16-s10-ap.476-swa.pt`` has the
+#: same layout and loads too), PaSST-L ``passt-l-kd-ap.47.pt``, PaSST-S20
+#: ``passt-s-f128-20sec-p16-s10-ap.474-swa.pt``, CNN10 / CNN14 the PANNs 32 kHz files
+#: ``Cnn10_mAP=0.380.pth`` / ``Cnn14_mAP=0.431.pth`` (qiuqiangkong/audioset_tagging_cnn)
 OFFICIAL_BACKBONES: dict[str, str] = {
-    "PaSST-N": "passt_s_p16_s16_128_1000_527", "PaSST-S": "passt_s_swa_p16_s10_128_998_527",
+    "PaSST-N": "passt_s_p16_s16_128_1000_527", "PaSST-S": "passt_s_kd_p16_s10_128_998_527",
     "PaSST-L": "passt_l_kd_p16_s10_128_998_527",
     "PaSST-S20": "passt_s_20sec_p16_s10_128_2000_527", "CNN10": "panns_cnn10_32k",
     "CNN14": "panns_cnn14_32k",
@@ -915,7 +917,7 @@ def _table3_rows(t: Mapping[str, Any], small: Mapping[str, Any], finetune_epochs
 TABLE2_BACKBONES: dict[str, str] = {
     "CNN10": "panns_cnn10_32k", "CNN14": "panns_cnn14_32k",
     "PaSST-L": "passt_l_kd_p16_s10_128_998_527", "PaSST-N": "passt_s_p16_s16_128_1000_527",
-    "PaSST-S": "passt_s_swa_p16_s10_128_998_527", "PaSST-S20": "passt_s_20sec_p16_s10_128_2000_527",
+    "PaSST-S": "passt_s_kd_p16_s10_128_998_527", "PaSST-S20": "passt_s_20sec_p16_s10_128_2000_527",
 }
 TABLE2_SCALES = ("full", "cpu")
 

@@ -452,3 +452,24 @@ def test_pages_that_read_the_registry_run_last_and_stay_current(mini, home, monk
     assert order[-1] == "verdicts" and order.count("verdicts") == 1
     m = json.loads(verdicts.marker.read_text())
     assert m["hash"] == B.job_hash(verdicts)                          # still current after the run
+
+
+def test_page_problems_find_stderr_and_machine_paths(tmp_path):
+    from audiorepro.book import page_problems
+
+    def nb(name, outputs):
+        path = tmp_path / name
+        path.write_text(json.dumps({"cells": [{"cell_type": "code", "outputs": outputs}]}))
+        return path
+    clean = nb("clean.ipynb", [{"output_type": "stream", "name": "stdout", "text": ["ok 0.5\n"]},
+                               {"output_type": "execute_result", "data": {"text/plain": "1"}}])
+    warned = nb("warned.ipynb", [{"output_type": "stream", "name": "stderr",
+                                  "text": ["/x/.venv/lib/tqdm/auto.py:21: TqdmWarning: IProgress\n"]}])
+    path = nb("path.ipynb", [{"output_type": "execute_result",
+                              "data": {"text/plain": "table in /home/me/project/results"}}])
+    empty = nb("empty.ipynb", [{"output_type": "stream", "name": "stderr", "text": ["\n"]}])
+    machine = ["/home/me/project"]
+    assert page_problems([clean, empty], machine) == []
+    got = page_problems([clean, warned, path], machine)
+    assert got == ["warned.ipynb cell 0: stderr: /x/.venv/lib/tqdm/auto.py:21: TqdmWarning: IProgress",
+                   "path.ipynb cell 0: shows the machine path '/home/me/project'"]

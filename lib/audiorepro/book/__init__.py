@@ -86,7 +86,8 @@ from .toc import generate_toc, toc_is_current, toc_text, write_toc
 __all__ = ["BookError", "ParameterError", "Layout", "Job", "Outcome", "check_parameters",
            "validate_parameters", "parameter_problems", "GuardSpec", "guard_source", "plan",
            "execute", "check", "guard_warnings", "generate_toc", "toc_text", "write_toc", "build",
-           "copy_mathjax", "screenshot", "timings", "build_parser", "main"]
+           "copy_mathjax", "screenshot", "timings", "build_parser", "main", "page_problems",
+           "machine_strings"]
 
 KERNEL = "python3"
 #: make ``check`` report notebooks without parameter guard cell as problems (else warnings)
@@ -590,6 +591,43 @@ def copy_mathjax(layout: Layout, cache: Path | None = None) -> Path:
     return dest / MATHJAX_FILE
 
 
+def machine_strings() -> tuple[str, ...]:
+    """Strings that give away the machine a page was executed on: the project home, the Python
+    environment, the user's home and temporary folders."""
+    import os
+    out = {str(paths.home()), sys.prefix, "/.venv/", tempfile.gettempdir() + "/",
+           os.path.expanduser("~") + "/"}
+    return tuple(sorted(x for x in out if len(x) > 2))
+
+
+def page_problems(notebooks: Iterable[Path], machine: Sequence[str] | None = None) -> list[str]:
+    """What an executed page must not show: a stderr stream (a warning or a progress-bar
+    complaint), or a machine path (:func:`machine_strings`) in any output. One line per
+    (notebook, cell)."""
+    machine = machine_strings() if machine is None else tuple(machine)
+    problems = []
+    for path in notebooks:
+        try:
+            nb = json.loads(Path(path).read_text(encoding="utf8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            problems.append(f"{path}: cannot read ({exc})")
+            continue
+        for i, cell in enumerate(nb.get("cells", [])):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                    text = "".join(out.get("text", "")).strip()
+                    if text:
+                        problems.append(f"{Path(path).name} cell {i}: stderr: "
+                                        f"{text.splitlines()[0][:160]}")
+                    continue
+                texts = [out.get("text", "")] + list((out.get("data") or {}).values())
+                blob = "".join("".join(t) if isinstance(t, list) else str(t) for t in texts)
+                hit = next((m for m in machine if m in blob), None)
+                if hit is not None:
+                    problems.append(f"{Path(path).name} cell {i}: shows the machine path {hit!r}")
+    return problems
+
+
 def external_mathjax(html_dir: Path) -> list[str]:
     """``file: url`` for every script tag in the built HTML that loads MathJax from a URL."""
     pattern = re.compile(r"<script[^>]*\bsrc=[\"']((?:https?:)?//[^\"']*mathjax[^\"']*)[\"']",
@@ -699,6 +737,10 @@ def build(layout: Layout, allow_stale: bool = False, log=print) -> Path:
         log(f"warning: {msg}")
     if errors:
         raise BookError("cannot build the book:\n  " + "\n  ".join(errors))
+    dirty = page_problems(j.output for j in jobs)
+    if dirty:
+        raise BookError("executed pages show warnings or machine paths (fix the code that prints "
+                        "them):\n  " + "\n  ".join(dirty[:60]))
     if not (layout.mathjax_dir / MATHJAX_FILE).is_file():
         raise BookError(f"no local MathJax at {layout.mathjax_dir / MATHJAX_FILE}: run "
                         "`make mathjax` first")

@@ -23,6 +23,7 @@ majority and turn a difference in class balance between the splits into a false 
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -146,7 +147,9 @@ def shortcut_probes(table: ClipTable, shortcuts: Sequence[str] = tuple(SHORTCUTS
         if len(values) == 1:
             correct = majority_correct.copy()
         else:
-            model.fit(x[tr], y[tr])
+            with warnings.catch_warnings():   # many labels on few clips is expected here
+                warnings.filterwarnings("ignore", message="The number of unique classes")
+                model.fit(x[tr], y[tr])
             predicted = model.predict(x[te])
             if name not in _NUMERIC:   # a value unseen in train tells nothing: the majority
                 unseen = ~np.isin(x[name].to_numpy()[te], x[name].to_numpy()[tr])

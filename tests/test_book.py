@@ -467,8 +467,13 @@ def test_page_problems_find_stderr_and_machine_paths(tmp_path):
                                   "text": ["/x/.venv/lib/tqdm/auto.py:21: TqdmWarning: IProgress\n"]}])
     path = nb("path.ipynb", [{"output_type": "execute_result",
                               "data": {"text/plain": "table in /home/me/project/results"}}])
-    empty = nb("empty.ipynb", [{"output_type": "stream", "name": "stderr", "text": ["\n"]}])
+    empty = nb("empty.ipynb", [{"output_type": "stream", "name": "stderr", "text": ["\n"]},
+                               {"output_type": "stream", "name": "stderr",   # the library's log
+                                "text": ["clip table 'x': dropped 2 row(s) whose audio duplicates\n"]}])
+    relative = nb("relative.ipynb", [{"output_type": "stream", "name": "stdout",
+                                      "text": ["read cache/debian/home/me/project/x.wav\n"]}])
     machine = ["/home/me/project"]
+    assert page_problems([relative], machine) == []     # a relative path that ends alike
     assert page_problems([clean, empty], machine) == []
     got = page_problems([clean, warned, path], machine)
     assert got == ["warned.ipynb cell 0: stderr: /x/.venv/lib/tqdm/auto.py:21: TqdmWarning: IProgress",

@@ -595,15 +595,20 @@ def machine_strings() -> tuple[str, ...]:
     """Strings that give away the machine a page was executed on: the project home, the Python
     environment, the user's home and temporary folders."""
     import os
-    out = {str(paths.home()), sys.prefix, "/.venv/", tempfile.gettempdir() + "/",
+    out = {str(paths.home()) + "/", sys.prefix + "/", tempfile.gettempdir() + "/",
            os.path.expanduser("~") + "/"}
     return tuple(sorted(x for x in out if len(x) > 2))
 
 
+#: a Python warning as printed on stderr (``<file>:<line>: UserWarning: ...``) or a traceback
+_WARNING_LINE = re.compile(r"\b\w*Warning: |^Traceback \(most recent call last\)", re.M)
+
+
 def page_problems(notebooks: Iterable[Path], machine: Sequence[str] | None = None) -> list[str]:
-    """What an executed page must not show: a stderr stream (a warning or a progress-bar
-    complaint), or a machine path (:func:`machine_strings`) in any output. One line per
-    (notebook, cell)."""
+    """What an executed page must not show: a Python warning or traceback on stderr (a
+    progress-bar complaint, a library's warning), or a machine path (:func:`machine_strings`) in
+    any output. The library's own log lines (which file was left out and why) may stay. One line
+    per (notebook, cell)."""
     machine = machine_strings() if machine is None else tuple(machine)
     problems = []
     for path in notebooks:
@@ -615,14 +620,16 @@ def page_problems(notebooks: Iterable[Path], machine: Sequence[str] | None = Non
         for i, cell in enumerate(nb.get("cells", [])):
             for out in cell.get("outputs", []):
                 if out.get("output_type") == "stream" and out.get("name") == "stderr":
-                    text = "".join(out.get("text", "")).strip()
-                    if text:
-                        problems.append(f"{Path(path).name} cell {i}: stderr: "
-                                        f"{text.splitlines()[0][:160]}")
-                    continue
+                    text = "".join(out.get("text", ""))
+                    hit = _WARNING_LINE.search(text)
+                    if hit is not None:
+                        line = text[text.rfind("\n", 0, hit.start()) + 1:].splitlines()[0]
+                        problems.append(f"{Path(path).name} cell {i}: stderr: {line[:160]}")
                 texts = [out.get("text", "")] + list((out.get("data") or {}).values())
                 blob = "".join("".join(t) if isinstance(t, list) else str(t) for t in texts)
-                hit = next((m for m in machine if m in blob), None)
+                # an absolute path: not the tail of a relative one (cache/debian/root/...)
+                hit = next((m for m in machine
+                            if re.search(r"(?<![\w.\-])" + re.escape(m), blob)), None)
                 if hit is not None:
                     problems.append(f"{Path(path).name} cell {i}: shows the machine path {hit!r}")
     return problems

@@ -50,7 +50,7 @@ from .papers import (PAPER_DIR, RESULT_COLUMNS, UNIT_FACTORS, _paper_yaml, paper
                      paper_names, paper_numbers, paper_vs_run, show_paper_vs_run)
 from .claims import (VERDICT_COLOURS, VERDICTS, Verdict, chapter_verdicts, claims, claims_table,
                      decide_claims, effect_text, evaluate_claim, load_claim_records, new_run_group,
-                     register_verdict, resolution_text, select_records, verdict_plot)
+                     register_verdict, resolution_text, select_records, verdict_plot, with_caveats)
 
 
 def __getattr__(name: str):

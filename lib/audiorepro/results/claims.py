@@ -338,11 +338,7 @@ def evaluate_claim(chapter: str, claim_id: str, profile: str | None = None,
         ran = {row: m for row, m in ran.items() if isinstance(m, str) and m and m != row}
         if ran:   # a paper row measured with another model (e.g. a CPU stand-in): say which
             v.evidence += "; rows as run: " + "; ".join(f"{r} = {m}" for r, m in ran.items())
-        if caveats:
-            if v.verdict in (stats.REPRODUCED, stats.NOT_REPRODUCED):
-                v.evidence += f"; inconclusive rather than {v.verdict}"
-                v.verdict = stats.INCONCLUSIVE
-            v.evidence += "; " + "; ".join(caveats)
+        v.verdict, v.evidence = with_caveats(v.verdict, v.evidence, caveats)
         v.dataset = ", ".join(sorted({r["dataset"] for r in used}))
         v.scale = ", ".join(sorted({r["scale"] for r in used}))
         v.profile = ", ".join(sorted({r["profile"] for r in used}))
@@ -355,6 +351,18 @@ def evaluate_claim(chapter: str, claim_id: str, profile: str | None = None,
                          n_boot=v.n_boot, pairs=v.pairs, paper_effect=v.paper_effect,
                          resolution=v.resolution)
     return v
+
+
+def with_caveats(verdict: str, evidence: str, caveats: Sequence[str]) -> tuple[str, str]:
+    """``(verdict, evidence)`` after ``caveats`` (reasons the data cannot bear the claim): a
+    *reproduced* or *not reproduced* verdict becomes *inconclusive*, and every caveat is added to
+    the evidence."""
+    if not caveats:
+        return verdict, evidence
+    if verdict in (stats.REPRODUCED, stats.NOT_REPRODUCED):
+        evidence += f"; inconclusive rather than {verdict}"
+        verdict = stats.INCONCLUSIVE
+    return verdict, evidence + "; " + "; ".join(caveats)
 
 
 def _decide(paper: str, claim_id: str, kind: str, test: dict[str, Any],

@@ -1161,11 +1161,7 @@ def _layer_claim(claim_id: str, runs: Sequence[LayerwiseRun], profile: str, data
         f"[{f['interval'][0]:+.2f}, {f['interval'][1]:+.2f}]" for k, f in found.items()) + (
         f" (claim: > 0 for each; {d['n_items']} test clips per task at least, "
         f"{d['n_seeds']} seeds, paired bootstrap of test clips within tasks)")
-    if caveats:
-        if verdict in (stats.REPRODUCED, stats.NOT_REPRODUCED):
-            evidence += f"; inconclusive rather than {verdict}"
-            verdict = stats.INCONCLUSIVE
-        evidence += "; " + "; ".join(caveats)
+    verdict, evidence = results.with_caveats(verdict, evidence, caveats)
     results.register_verdict("fusion", claim_id, verdict, evidence, dataset=dataset, scale=scale,
                              profile=profile, effect=d["effect"], interval=d["interval"],
                              n_items=d["n_items"], n_seeds=d["n_seeds"], notebook=notebook,

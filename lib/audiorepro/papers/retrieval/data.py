@@ -125,14 +125,19 @@ def synthetic_captions(n_clips: int, seed: int = 0, clip_seconds: float = 10.0,
                                                        "wording" if held_out_phrasing else ""))
 
 
+def training_captions(sources: Mapping[str, CaptionSet], target: str) -> list[str]:
+    """Every caption a model may train on: the target's train split and every other set (any
+    pre-training combination may include it)."""
+    return [c for name, cs in sources.items()
+            for c in (cs.subset("train") if name == target else cs).frame["captions"].explode()]
+
+
 def unseen_wording(sources: Mapping[str, CaptionSet], target: str) -> pd.DataFrame:
     """How new the wording of the target's valid and test captions is to training: per split,
     ``captions``, ``words unseen`` (share of their content words, :func:`caption_key`'s, that no
     caption of the target's train split or of another set contains) and ``captions with an unseen
     word``."""
-    seen = {w for name, cs in sources.items()
-            for c in (cs.subset("train") if name == target else cs).frame["captions"].explode()
-            for w in caption_key(c).split()}
+    seen = {w for c in training_captions(sources, target) for w in caption_key(c).split()}
     rows = []
     held = sources[target].subset(["valid", "test"]).frame
     for split, part in held.groupby("split", sort=False):
@@ -399,8 +404,7 @@ def leaked_captions(sources: Mapping[str, CaptionSet], target: str) -> pd.DataFr
     (any pre-training combination may include it). Columns ``split, clip_id, caption, kind``
     (``verbatim``: the same text after :func:`preprocess_caption`; ``near-duplicate``: the same
     content words)."""
-    seen = [c for name, cs in sources.items()
-            for c in (cs.subset("train") if name == target else cs).frame["captions"].explode()]
+    seen = training_captions(sources, target)
     texts = {preprocess_caption(c) for c in seen}
     keys = {caption_key(c) for c in seen}
     rows = []

@@ -999,22 +999,23 @@ def table3_coverage(specs: Mapping[str, RunSpec] | None = None,
     (:data:`TABLE3_NOT_RUN`); with ``rows`` (the run's parameter), a key left out of them is
     named as such."""
     specs = table3_specs() if specs is None else specs
-    by_row = {s.paper_row: k for k, s in specs.items()}
+    # paper row -> (key of the spec that runs it, how)
+    by_row = {s.paper_row: (k, "") for k, s in specs.items()}
     for k, s in specs.items():
         if s.pretrained_row and s.finetune_epochs:
-            by_row.setdefault(s.pretrained_row, f"{k} (its pre-training stage, scored before the "
-                                                "fine-tuning)")
+            by_row.setdefault(s.pretrained_row, (k, " (its pre-training stage, scored before the "
+                                                    "fine-tuning)"))
     table_rows = [r for r in results.paper_numbers("retrieval").query("table == 'table3'")["row"].unique()]
     out = []
     for r in table_rows:
-        key = by_row.get(r, "").split(" ")[0]
-        if r in by_row and rows is not None and key not in rows:
+        key, how = by_row.get(r, ("", ""))
+        if key and rows is not None and key not in rows:
             why = (f"; {NO_STAND_IN[specs[key].audio]}, so it runs from the released weights "
                    f"only" if specs[key].audio in NO_STAND_IN else "")
             out.append({"paper row": r, "this chapter": f"not in this run: row key {key} is not "
                                                          f"in parameter rows{why}"})
-        elif r in by_row:
-            out.append({"paper row": r, "this chapter": f"run: {by_row[r]}"})
+        elif key:
+            out.append({"paper row": r, "this chapter": f"run: {key}{how}"})
         elif r in TABLE3_NOT_RUN:
             out.append({"paper row": r, "this chapter": f"not run: {TABLE3_NOT_RUN[r]}"})
         else:

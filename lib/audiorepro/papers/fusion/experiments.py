@@ -56,6 +56,7 @@ from audiorepro.training import fit, pick_device
 from audiorepro.training.config import reject_unknown_fields
 
 from .model import (LATE_TASKS, PAPER_FUSION_LAYERS, PAPER_TASKS, FusionError, default_taps,
+                    is_token_model,
                     fused_embedding, layer_embeddings, layer_features)
 from .prepare import EVAR_UNIT_SECONDS
 
@@ -342,8 +343,7 @@ class LayerEmbedder:
                 "hop": getattr(m, "hop_length", None), "sample_rate": m.sample_rate,
                 "input_tdim": getattr(m, "input_tdim", None),
                 "frontend": repr(getattr(m, "frontend", None)),
-                **({"token_mode": self.token_mode}
-                   if getattr(m, "num_prefix_tokens", 0) else {})}
+                **({"token_mode": self.token_mode} if is_token_model(m) else {})}
 
 
 #: where a clip longer than the embedded length is cut (:attr:`BackboneSetup.crops`)
@@ -1351,18 +1351,19 @@ def compare_fusion(setup: BackboneSetup, tables: Mapping[str, ClipTable],
                 tables[task]) for task in tables}
         return evaluated[pair]
 
+    def one_tap(single: BackboneSetup) -> dict[str, TaskOutputs]:
+        """task -> outputs of a setup with one tap (cached as a layer-wise run)."""
+        return {t: o for (t, _), o in cached_layerwise_outputs(single, tables, eval_kw=eval_kw,
+                                                               device=device)[1].items()}
+
     if setup.backbone.startswith("panns"):
         # EVAR's CNN14 representation (evar/ar_cnn14.py) is the fc1 embedding, not block 6
-        fc1 = replace(setup, taps=["embedding"], max_dim=None)
-        base = FusedRow(setup.label, None, FC1_BASELINE, {
-            t: o for (t, _), o in cached_layerwise_outputs(fc1, tables, eval_kw=eval_kw,
-                                                           device=device)[1].items()})
+        base = FusedRow(setup.label, None, FC1_BASELINE,
+                        one_tap(replace(setup, taps=["embedding"], max_dim=None)))
     elif setup.token_mode == "cls" and setup.backbone.startswith(("ast", "passt")):
         # EVAR's AST representation: the CLS / distillation mean of the last layer
-        evar = replace(setup, taps=[_tap_of(last)], token_mode="mean_cls_dist")
-        base = FusedRow(setup.label, None, AST_BASELINE, {
-            t: o for (t, _), o in cached_layerwise_outputs(evar, tables, eval_kw=eval_kw,
-                                                           device=device)[1].items()})
+        base = FusedRow(setup.label, None, AST_BASELINE,
+                        one_tap(replace(setup, taps=[_tap_of(last)], token_mode="mean_cls_dist")))
     else:
         base = FusedRow(setup.label, None, f"last layer #{last}", run.task_outputs(last))
     rows = [base,

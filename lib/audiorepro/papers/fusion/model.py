@@ -58,7 +58,7 @@ from audiorepro.backbones.base import Backbone, Tap
 __all__ = [
     "FusionError", "PAPER_TASKS", "LATE_TASKS", "PAPER_FUSION_LAYERS",
     "eq1_time_features", "repeat_time", "eq2_fuse", "eq3_pool", "fused_embedding",
-    "backbone_family", "default_taps", "panns_time_frames", "layer_features", "layer_embeddings",
+    "backbone_family", "default_taps", "is_token_model", "panns_time_frames", "layer_features", "layer_embeddings",
 ]
 
 #: the nine downstream tasks of the paper (column keys of the paper's Table III in paper.yml)
@@ -147,7 +147,7 @@ def backbone_family(model: Backbone) -> str:
                                                                           "vector")
 
 
-def _is_token_model(model: Backbone) -> bool:
+def is_token_model(model: Backbone) -> bool:
     """A transformer whose taps pool prefix tokens (AST, PaSST: [CLS] and distillation)."""
     return int(getattr(model, "num_prefix_tokens", 0) or 0) > 0
 
@@ -157,7 +157,7 @@ def default_taps(model: Backbone) -> list[Tap]:
     token model (AST) layers 2 to the last, as the paper evaluates AST (Sec. IV-A3: "layer 2 to
     12 outputs using 768-d [CLS] token embeddings")."""
     taps = [t for t in model.tap_names if isinstance(t, int) or t == "classifier"]
-    if _is_token_model(model) and len(taps) > 1:
+    if is_token_model(model) and len(taps) > 1:
         taps = [t for t in taps if not isinstance(t, int) or t >= 2]
     return taps
 
@@ -231,7 +231,7 @@ def layer_features(model: Backbone, waves: torch.Tensor, taps: Sequence[Tap] | N
     if window is not None and waves.shape[1] > window:
         return _windowed_features(model, waves, window, taps, max_dim, token_mode)
     # generic: taps already (B, D) (AST: the [CLS] token, as the paper) or (B, C, T, F)
-    kw = {"token_mode": token_mode} if _is_token_model(model) else {}
+    kw = {"token_mode": token_mode} if is_token_model(model) else {}
     for tap, z in model.forward_features(model.prepare(waves), taps=taps, **kw).items():
         out[tap] = repeat_time(z, 1) if z.dim() == 2 else eq1_time_features(
             z, z.shape[2], max_dim=max_dim)

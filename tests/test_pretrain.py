@@ -333,3 +333,50 @@ def test_clip_pooling_max_and_whole():
         P.clip_logits(model, "ast", feats, 100, 250, pooling="whole")
     with pytest.raises(P.PretrainError, match="clip_pooling"):
         P.pretrain_config("ast", clip_pooling="whole")
+
+
+# ------------------------------------------------------------------ the world's ceiling estimate
+def test_clip_statistics_shape_and_known_values():
+    from audiorepro.backbones.ceiling import clip_statistics
+    torch.manual_seed(0)
+    feats = torch.randn(3, 64, 1000)
+    out = clip_statistics(feats)
+    assert out.shape == (3, 64 * 10 + 16 * 5)
+    # a flat log-mel: after the median level is removed, every statistic is zero (log1p(0) = 0)
+    flat = clip_statistics(torch.full((2, 64, 1000), -7.5))
+    assert torch.allclose(flat, torch.zeros_like(flat))
+    # a bin that alternates +-1 around the level: its mean |frame-to-frame change| is 2
+    alt = torch.zeros(1, 64, 1000)
+    alt[0, 5] = torch.tensor([1.0, -1.0]).repeat(500)
+    stats = clip_statistics(alt)[0]
+    assert stats[64 * 8 + 5].item() == pytest.approx(2.0)          # block 8: mean |diff|
+    assert stats[64 * 1 + 5].item() == pytest.approx(1.0, rel=1e-3)  # block 1: std
+    with pytest.raises(ValueError, match="clip_statistics"):
+        clip_statistics(torch.zeros(2, 8, 100))
+
+
+def test_ceiling_table_shares_by_hand():
+    from types import SimpleNamespace
+
+    from audiorepro.backbones.ceiling import CeilingEstimate, ceiling_table
+    ceiling = CeilingEstimate("w", 0.62, 0.6, 10, 20, {"valid": 0.1, "test": 0.1},
+                              {"train": 7, "valid": 1, "test": 2}, np.zeros((2, 1)),
+                              np.zeros((2, 1)), ["a", "b"])
+    reps = [SimpleNamespace(name="half", test_metrics={"mAP": 0.35}),
+            SimpleNamespace(name="chance", test_metrics={"mAP": 0.1})]
+    t = ceiling_table(reps, ceiling).set_index("backbone")
+    assert t.loc["half", "share of chance-to-ceiling"] == pytest.approx(0.5)
+    assert t.loc["half", "mAP / ceiling"] == pytest.approx(0.35 / 0.6)
+    assert t.loc["half", "test mAP / chance"] == pytest.approx(3.5)
+    assert t.loc["chance", "share of chance-to-ceiling"] == pytest.approx(0.0)
+    assert len(t) == 3 and ceiling.over_chance == pytest.approx(6.0)
+
+
+def test_world_ceiling_smoke_learns_above_nothing():
+    from audiorepro.backbones.ceiling import world_ceiling
+    c = world_ceiling("smoke", epochs=5, device="cpu")
+    assert c.n_items == {"train": 17, "valid": 2, "test": 5}
+    assert c.scores.shape == c.targets.shape == (5, c.targets.shape[1])
+    assert 0.0 < c.test_mAP <= 1.0 and c.best_epoch in (5,)       # validated every 5 epochs
+    with pytest.raises(ValueError, match="epochs"):
+        world_ceiling("smoke", epochs=0)

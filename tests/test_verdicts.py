@@ -266,16 +266,51 @@ def test_unpaired_rows_are_resampled_independently():
 
 
 def test_close_claim_uses_the_papers_band():
-    # headline-fsd50k: ATGNN-pyr-med mAP 0.585 in the paper, rel_tol 0.05 -> band [0.556, 0.614]
+    # headline-fsd50k: ATGNN-pyr-med mAP 0.585 in the paper, band: the paper's gap to AST (0.572)
+    # -> 0.585 +- 0.013 = [0.572, 0.598]
     def run(hits, n=4000):
         v = (np.arange(n) < hits).astype(float)
         R.record("atgnn", "table3", {"mAP": v.mean()}, {"paper_row": "ATGNN-pyr-med"},
                  "synthetic", "small", "smoke", items={"mAP": R.value_items(_ids(n), v)})
         return R.evaluate_claim("atgnn", "headline-fsd50k")
-    assert run(2340).verdict == "reproduced"                     # 0.585 +- 0.015
+    v = run(40000 * 0.585 // 10, n=4000)                         # 0.585 +- 0.015 (n 4000)
+    assert v.verdict == "inconclusive"                           # wider than the +-0.013 band
+    assert v.reference == pytest.approx([0.572, 0.598]) and "gap to AST (0.013" in v.evidence
+    assert run(234_000, n=400_000).verdict == "reproduced"      # 0.585 +- 0.0015
     assert run(1200).verdict == "not reproduced"                 # 0.30
-    v = run(22, n=40)                                            # 0.55 on 40 items: too wide
-    assert v.verdict == "inconclusive" and v.reference == pytest.approx([0.585 * 0.95, 0.585 * 1.05])
+    assert run(22, n=40).verdict == "inconclusive"               # 0.55 on 40 items: too wide
+
+
+def test_close_claim_band_printed_precision_and_refused_tolerances(monkeypatch):
+    assert claims_mod._printed_decimals(27.3) == 1
+    assert claims_mod._printed_decimals(0.585) == 3
+    assert claims_mod._printed_decimals(4.0) == 0
+    # pyr-s-no-mlg-params: 27.3 M printed -> [27.25, 27.35] M; an exact count has no interval width
+    for count, verdict in ((27_300_000, "reproduced"), (27_340_000, "reproduced"),
+                           (27_240_000, "not reproduced"), (27_360_000, "not reproduced")):
+        R.record("atgnn", "table2", {"params": count}, {"paper_row": "ATGNN-pyr-s (-MLG)"},
+                 "synthetic", "small", "smoke")
+        v = R.evaluate_claim("atgnn", "pyr-s-no-mlg-params")
+        assert v.verdict == verdict, (count, v.evidence)
+    assert v.reference == pytest.approx([27.25e6, 27.35e6]) and "printed precision" in v.evidence
+    test = {"kind": "close", "table": "table2", "row": "ATGNN-pyr-s (-MLG)", "metric": "params",
+            "rel_tol": 0.05}
+    monkeypatch.setattr(claims_mod, "_claim", lambda paper, cid: {"id": cid, "text": "t", "test": test})
+    with pytest.raises(R.RegistryError, match="band: printed"):
+        R.evaluate_claim("atgnn", "made-up-close")
+    test.pop("rel_tol")
+    test["band"] = {"gap_to": "ATGNN-pyr-s (-MLG)"}
+    with pytest.raises(R.RegistryError, match="zero"):
+        R.evaluate_claim("atgnn", "made-up-close")
+
+
+def test_every_shipped_close_claim_states_a_band_the_paper_sets():
+    for paper in R.paper_names():
+        for c in R.claims(paper):
+            t = c.get("test") or {}
+            assert "rel_tol" not in t, (paper, c["id"])
+            if t.get("kind") == "close":
+                assert t.get("band") == "printed" or "gap_to" in (t.get("band") or {}), (paper, c["id"])
 
 
 def test_threshold_claim(monkeypatch):
@@ -473,9 +508,8 @@ def test_verdict_plot_puts_relative_margins_in_their_own_panel(monkeypatch):
     assert len(main.get_yticks()) == len(R.claims("atgnn"))
     xs_main = [x for line in main.lines for x in line.get_xdata()]
     xs_rel = [x for line in rel.lines for x in line.get_xdata()]
-    # closeness margin: rel_tol - |relative difference| = 0.02 - 0.5 (paper.yml rel_tol 0.02)
-    tol = next(c for c in R.claims("atgnn") if c["id"] == "pyr-s-no-mlg-params")["test"]["rel_tol"]
-    assert min(xs_rel) == pytest.approx(tol - 0.5, abs=1e-6)
+    # closeness margin: band half-width - |relative difference| = 0.05 / 27.3 - 0.5 (printed 27.3 M)
+    assert min(xs_rel) == pytest.approx(0.05 / 27.3 - 0.5, abs=1e-6)
     assert min(xs_main) > -0.01 and max(xs_main) == pytest.approx(0.2, abs=0.05)
     plt.close(fig)
     fig, ax = plt.subplots()

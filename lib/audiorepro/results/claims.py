@@ -20,8 +20,10 @@ Test kinds (values in record units: fractions, raw counts):
   (optional, ``{row: paper row}``) names the paper's row whose number stands for a row of this
   run when the names differ (layers this run chose on validation vs. the paper's fixed ones):
   only the paper's difference shown beside the verdict is read through it.
-* ``close``: the interval of the run's ``row``/``metric`` against the band the paper states,
-  its number +- ``rel_tol`` (relative, as the paper file gives it).
+* ``close``: the interval of the run's ``row``/``metric`` against a band the paper itself sets
+  around its number: ``band: printed`` (half a unit of the last printed digit, for exact counts)
+  or ``band: {gap_to: <row>}`` (the gap to the paper's number for another row, e.g. the lead the
+  paper reads as its result); never a tolerance chosen here.
 * ``threshold``: the interval of the run's value against ``value`` (``op`` >, >=, <, <=).
 * ``spread``: the interval of max - min over ``rows`` against ``max_spread``.
 * ``manual``: decided by a notebook through :func:`register_verdict`.
@@ -394,6 +396,44 @@ def _paper_number(paper: str, table: str, row: str, metric: str) -> tuple[float,
     return None if hit.empty else (float(hit["value"].iloc[0]), str(hit["unit"].iloc[0]))
 
 
+def _printed_decimals(value: float) -> int:
+    """Decimals of a number as the paper file holds it (``27.3`` -> 1, ``0.585`` -> 3, ``4`` -> 0)."""
+    text = repr(float(value))
+    if "e" in text or "E" in text:
+        raise RegistryError(f"paper number {value!r}: write it as printed, not in exponent form")
+    _, _, frac = text.partition(".")
+    frac = frac.rstrip("0")
+    return len(frac)
+
+
+def _close_half_width(paper: str, test: Mapping[str, Any], row: str, metric: str,
+                      paper_value: float) -> tuple[float, str]:
+    """Half-width of a ``close`` claim's band in the paper's unit, and how the paper sets it.
+
+    ``band: printed``: half a unit of the number's last printed digit (27.3 M: +- 0.05 M), for
+    exact properties (parameters, operations) that a run counts without sampling error.
+    ``band: {gap_to: <row>}``: the gap between the number and the paper's own number for
+    ``<row>`` on the same table and metric (the difference the paper reads as its result, e.g.
+    a method's lead over the best baseline); a run inside that band does not change the paper's
+    reading. A tolerance the paper does not state (the former ``rel_tol``) is refused."""
+    band = test.get("band")
+    if band == "printed":
+        d = _printed_decimals(paper_value)
+        return 0.5 * 10.0 ** -d, f"the printed precision ({d} decimal{'s' if d != 1 else ''})"
+    if isinstance(band, Mapping) and "gap_to" in band:
+        other = str(band["gap_to"])
+        number = _paper_number(paper, test["table"], other, metric)
+        if number is None:
+            raise RegistryError(f"claim test of {paper}: band gap_to {other!r} has no paper number "
+                                f"in {test['table']}/{metric}")
+        gap = abs(paper_value - number[0])
+        if gap == 0:
+            raise RegistryError(f"claim test of {paper}: band gap_to {other!r} is zero")
+        return gap, f"the paper's gap to {other} ({gap:g} {number[1]})"
+    raise RegistryError(f"claim test of {paper} ({row}/{metric}): a close claim needs band: printed "
+                        f"or band: {{gap_to: <row>}} (a size the paper states), got {band!r}")
+
+
 def _paper_difference(paper: str, test: Mapping[str, Any], better: str, worse: str,
                       sign: float) -> float | None:
     """``sign * (paper[better] - paper[worse])`` on the claim's table and metric, in record units
@@ -497,16 +537,16 @@ def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
                 raise RegistryError(f"claim test of {paper}: no paper number for "
                                     f"{test['table']}/{row}/{metric}")
             paper_value, unit = number
-            tol = float(test["rel_tol"])
-            target = paper_value / UNIT_FACTORS[unit]
-            band = sorted((target * (1 - tol), target * (1 + tol)))
-            verdict = stats.in_band(lo, hi, *band) if lo is not None else stats.INCONCLUSIVE
             f = UNIT_FACTORS[unit]
+            target = paper_value / f
+            half, why = _close_half_width(paper, test, row, metric, paper_value)
+            band = [target - half / f, target + half / f]
+            verdict = stats.in_band(lo, hi, *band) if lo is not None else stats.INCONCLUSIVE
             evidence = (f"this run {metric} {_fmt(run_value * f)} {unit}"
                         + (f" {_ci(lo * f, hi * f)}" if lo is not None else "")
                         + f" vs. paper {paper_value:g} {unit}: relative difference "
-                        f"{(run_value - target) / target:+.1%} (claim: within "
-                        f"{tol:.0%}, band {_ci(band[0] * f, band[1] * f)}{how})")
+                        f"{(run_value - target) / target:+.1%} (claim: within {why}, band "
+                        f"{_ci(band[0] * f, band[1] * f)}{how})")
             reference: Any = band
         else:
             ops = {">": True, ">=": True, "<": False, "<=": False}
@@ -800,7 +840,7 @@ def chapter_verdicts(paper: str | Sequence[str] | None, profile: str | None = No
 def _margin(row: Mapping[str, Any]) -> tuple[float | None, float | None, float | None, str]:
     """(point, lo, hi) of a verdict as a margin toward the claim (positive = paper's side), and
     the unit label: comparison: the difference; threshold: value - threshold (flipped for < / <=);
-    spread: max_spread - spread; close: rel_tol - |relative difference from the paper|."""
+    spread: max_spread - spread; close: band half-width - |relative difference| (relative)."""
     effect, lo, hi = _num(row.get("effect")), _num(row.get("lo")), _num(row.get("hi"))
     kind, ref, metric = row.get("test_kind"), row.get("reference"), row.get("metric") or ""
     if effect is None:
@@ -835,7 +875,7 @@ def verdict_plot(paper: str, profile: str | None = None, ax: Any = None) -> Any:
     """Effects of ``paper``'s claims with their 95 % intervals against zero, one row per claim
     (matplotlib Figure). Each effect is a margin toward the claim, so right of zero is the
     paper's side: a comparison's difference, a threshold's distance, max_spread - spread, and
-    for closeness rel_tol - |relative difference| (the paper's band is zero and right of it).
+    for closeness the band's relative half-width - |relative difference| (the paper's band is zero and right of it).
     Colours are the verdicts'; claims without a number are named at the zero line. A grey ``x``
     marks the paper's own difference of a comparison (so a reader sees whether an interval this
     wide could have resolved it).

@@ -855,6 +855,46 @@ def test_table3_end_to_end_trains_the_audio_encoder_and_says_so(tmp_path, monkey
                      real_clips=0, stand_in_profile="smoke", audio_training="fine-tuned")
 
 
+def test_table4_end_to_end_trains_passt_n_on_each_combination_and_says_so(tmp_path, monkeypatch):
+    """Issue #21 item 1: Table 4's paper profile trains the audio encoder too, per combination."""
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    from audiorepro.papers.retrieval import experiments as E
+    _fake_stand_ins(monkeypatch)
+    rng = np.random.default_rng(1)
+
+    def with_audio(cs, stem):
+        paths = []
+        for i in range(len(cs)):
+            path = tmp_path / f"{stem}{i}.wav"
+            sf.write(path, (0.1 * rng.standard_normal(32000 + 1600 * i)).astype("float32"), 32000)
+            paths.append(str(path))
+        cs.frame["path"] = paths
+        return cs
+    target = with_audio(tiny_set(6), "s")
+    target.frame["split"] = ["train"] * 4 + ["valid", "test"]
+    other = with_audio(tiny_set(3), "t")
+    other.frame["clip_id"] = ["t0", "t1", "t2"]
+    sources = {"synthetic": target, "tuxpaint": other}
+    monkeypatch.setattr(E, "TextEncoder", lambda *a, **k: BagText(8))
+    per_seed = R.run_table4(["ClothoV2", "AudioCaps+ClothoV2"], sources, "synthetic", {},
+                            epochs=1, batch_size=4, lr=1e-3, text_lr=1e-4, text_train_layers=0,
+                            seeds=[0], profile="smoke", world_seed=1, real_clips=0,
+                            stand_in_profile="smoke", device="cpu", audio_training="end-to-end",
+                            max_seconds=2.0)
+    assert list(per_seed["train clips"]) == [4, 7]          # the target's train split + all of Tux Paint
+    sizes = R.sources_table(sources, example=False, target="synthetic").set_index("set")
+    assert list(sizes["pre-training clips"]) == [4, 3]
+    assert sizes.loc["tuxpaint", "x target's"] == pytest.approx(0.75)
+    rec = results.load_records()
+    assert len(rec) == 2 and set(rec["param.audio_training"]) == {"end-to-end"}
+    assert set(rec["param.max_seconds"]) == {2.0}
+    assert all("trained end to end, patchout f2 t15" in m for m in rec["model"])
+    with pytest.raises(ValueError, match="audio_training"):
+        R.run_table4(["ClothoV2"], sources, "synthetic", {}, epochs=1, batch_size=2, lr=1e-3,
+                     text_lr=1e-4, text_train_layers=0, seeds=[0], profile="smoke", world_seed=1,
+                     real_clips=0, stand_in_profile="smoke", audio_training="fine-tuned")
+
+
 def test_a_fine_tuned_row_scores_its_pre_training_stage_as_the_pre_trained_only_system(tmp_path, monkeypatch):
     """Issue #21: the fine-tuning claim's baseline is the fine-tuned row's own pre-training stage
     (scored before fine-tuning), not another row's run recorded twice; it equals a run of the

@@ -478,11 +478,18 @@ def pretrain_set(sources: Mapping[str, CaptionSet], names: Sequence[str], target
     return combine([sources[n].subset("train") if n == target else sources[n] for n in names])
 
 
-def sources_table(sources: Mapping[str, CaptionSet], example: bool = True) -> pd.DataFrame:
+def sources_table(sources: Mapping[str, CaptionSet], example: bool = True,
+                  target: str | None = None) -> pd.DataFrame:
     """One row per caption set: its paper role (:data:`PAPER_NAMES`), clips, captions, note and
-    (``example``) its first caption."""
+    (``example``) its first caption. With ``target``: also the clips each set gives to
+    pre-training (:func:`pretrain_set`: the target's train split, every clip of the others) and
+    that count relative to the target's (the paper's AudioCaps and WavCaps are many times
+    ClothoV2's training split)."""
+    used = {k: len(pretrain_set(sources, [k], target)) for k in sources} if target else {}
     return pd.DataFrame([{"set": k, "paper role": PAPER_NAMES.get(k, "none (your data)"),
                           "clips": len(v),
+                          **({"pre-training clips": used[k],
+                              "x target's": used[k] / max(used[target], 1)} if target else {}),
                           "captions": v.n_captions, "note": v.note,
                           **({"example caption": v.frame["captions"].iloc[0][0]} if example else {})}
                          for k, v in sources.items()])

@@ -1160,28 +1160,42 @@ def run_table4(combos: Sequence[str], sources: Mapping[str, CaptionSet], target:
                run_group: str | None = None, device: str = "auto",
                amp: bool | str = False, checkpoint: str = "", text_model: str = "minilm",
                data: Mapping[str, Any] | None = None,
-               recipe: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """PaSST-N (frozen ``embeddings`` of the official ``checkpoint`` or of the stand-in) +
-    ``text_model`` pre-trained on each ``+``-joined combination of the paper's set names (or
-    source names, :func:`sets_of_combo`), once per seed, scored on the target's test split and
-    recorded per seed with its per-query ranks (table ``table4``, or ``<target>`` for a user's
-    clip table; row: the paper's names; one ``run_group``; ``data`` stored in every record).
-    ``recipe``: see :func:`check_recipe`. Returns the per-seed table."""
+               recipe: Mapping[str, Any] | None = None, audio_training: str = "frozen",
+               patchout: Mapping[str, int] | None = None,
+               max_seconds: float = 10.0) -> pd.DataFrame:
+    """PaSST-N (frozen ``embeddings`` of the official ``checkpoint`` or of the stand-in; with
+    ``audio_training="end-to-end"``, the paper's protocol, the encoder is trained too, from the
+    same weights, with structured ``patchout`` (default :data:`PAPER_PATCHOUT`) on the first
+    ``max_seconds`` of each clip, ``embeddings`` unused) + ``text_model`` pre-trained on each
+    ``+``-joined combination of the paper's set names (or source names, :func:`sets_of_combo`),
+    once per seed, scored on the target's test split and recorded per seed with its per-query
+    ranks (table ``table4``, or ``<target>`` for a user's clip table; row: the paper's names;
+    one ``run_group``; ``data`` stored in every record). ``recipe``: see :func:`check_recipe`.
+    Returns the per-seed table."""
     seeds = _check_seeds(seeds, "run_table4")
+    if audio_training not in AUDIO_TRAINING:
+        raise ValueError(f"audio_training={audio_training!r}: use one of {list(AUDIO_TRAINING)}")
     run_group = run_group or results.new_run_group()
     table = _table_of("table4", target)
     cfg = _cosine_cfg(epochs, batch_size, lr, recipe)
-    rows, text_cache = [], {}
+    rows, text_cache, feature_cache = [], {}, {}
     for combo in combos:
         names = sets_of_combo(combo, sources)
         paper_row = " + ".join(PAPER_NAMES.get(n, n) for n in names)
         spec = RunSpec("PaSST-N", pretrain=names, text=text_model, text_train_layers=text_train_layers)
         for seed in seeds:
             t0 = time.time()
-            out = run_stand_in(spec, sources, embeddings, cfg, cfg, text_cache, seed=seed,
-                               target=target, text_lr=text_lr, device=device, amp=amp)
+            if audio_training == "frozen":
+                out = run_stand_in(spec, sources, embeddings, cfg, cfg, text_cache, seed=seed,
+                                   target=target, text_lr=text_lr, device=device, amp=amp)
+            else:
+                out = _run_end_to_end(spec, sources, cfg, cfg, text_cache, feature_cache,
+                                      checkpoint=checkpoint, stand_in_profile=stand_in_profile,
+                                      patchout=patchout, max_seconds=max_seconds, seed=seed,
+                                      target=target, text_lr=text_lr, device=device, amp=amp)
             _record(table, paper_row, out, ("mAP@10",),
                     {"sets": list(names), **dict(data or {}), "checkpoint": checkpoint,
+                     "audio_training": audio_training, "max_seconds": max_seconds,
                      "role_sources": _role_sources(sources, names),
                      **out["params"], "epochs": epochs,
                      "text_train_layers": text_train_layers, "text_lr": text_lr,
@@ -1191,7 +1205,8 @@ def run_table4(combos: Sequence[str], sources: Mapping[str, CaptionSet], target:
                            f"sets of {real_clips or 'all'} clips; {epochs} epochs; stand-ins: "
                            f"{stand_in_profile}"),
                     profile=profile, duration_s=time.time() - t0,
-                    model=f"{audio_label('PaSST-N', checkpoint)} + {_text_label(spec, _text_of(out))}")
+                    model=(f"{audio_label('PaSST-N', checkpoint, audio_training, patchout)} + "
+                           f"{_text_label(spec, _text_of(out))}"))
             rows.append({"pre-training sets": " + ".join(names), "paper role": paper_row,
                          "seed": seed, "train clips": len(pretrain_set(sources, names, target)),
                          **{k: out["metrics"][k] for k in METRICS}})

@@ -266,26 +266,26 @@ def test_unpaired_rows_are_resampled_independently():
 
 
 def test_close_claim_uses_the_papers_band():
-    # headline-fsd50k: ATGNN-pyr-med mAP 0.585 in the paper, band: the paper's gap to AST (0.572)
-    # -> 0.585 +- 0.013 = [0.572, 0.598]
+    # headline-fsd50k: ATGNN-pyr-med mAP 0.585 in the paper, band: half its gap to AST (0.572)
+    # -> 0.585 +- 0.0065 = [0.5785, 0.5915]
     def run(hits, n=4000):
         v = (np.arange(n) < hits).astype(float)
         R.record("atgnn", "table3", {"mAP": v.mean()}, {"paper_row": "ATGNN-pyr-med"},
                  "synthetic", "small", "smoke", items={"mAP": R.value_items(_ids(n), v)})
         return R.evaluate_claim("atgnn", "headline-fsd50k")
-    v = run(40000 * 0.585 // 10, n=4000)                         # 0.585 +- 0.015 (n 4000)
-    assert v.verdict == "inconclusive"                           # wider than the +-0.013 band
-    assert v.reference == pytest.approx([0.572, 0.598]) and "gap to AST (0.013" in v.evidence
+    v = run(2340, n=4000)                                        # 0.585 +- 0.015 (n 4000)
+    assert v.verdict == "inconclusive"                           # wider than the band
+    assert v.reference == pytest.approx([0.5785, 0.5915])
+    assert "half the paper's lead over AST (0.013" in v.evidence
     assert run(234_000, n=400_000).verdict == "reproduced"      # 0.585 +- 0.0015
+    assert run(229_600, n=400_000).verdict == "not reproduced"  # 0.574: nearer AST's 0.572
     assert run(1200).verdict == "not reproduced"                 # 0.30
     assert run(22, n=40).verdict == "inconclusive"               # 0.55 on 40 items: too wide
 
 
 def test_close_claim_band_printed_precision_and_refused_tolerances(monkeypatch):
-    assert claims_mod._printed_decimals(27.3) == 1
-    assert claims_mod._printed_decimals(0.585) == 3
-    assert claims_mod._printed_decimals(4.0) == 0
-    # pyr-s-no-mlg-params: 27.3 M printed -> [27.25, 27.35] M; an exact count has no interval width
+    # pyr-s-no-mlg-params: 27.3 M printed (column decimals 1) -> [27.25, 27.35] M; an exact
+    # count has no interval width
     for count, verdict in ((27_300_000, "reproduced"), (27_340_000, "reproduced"),
                            (27_240_000, "not reproduced"), (27_360_000, "not reproduced")):
         R.record("atgnn", "table2", {"params": count}, {"paper_row": "ATGNN-pyr-s (-MLG)"},
@@ -311,6 +311,11 @@ def test_every_shipped_close_claim_states_a_band_the_paper_sets():
             assert "rel_tol" not in t, (paper, c["id"])
             if t.get("kind") == "close":
                 assert t.get("band") == "printed" or "gap_to" in (t.get("band") or {}), (paper, c["id"])
+                pn = R.paper_numbers(paper)
+                rows = [t["row"]] + ([t["band"]["gap_to"]] if isinstance(t["band"], dict) else [])
+                for row in rows:      # every row the band reads has the paper's number
+                    hit = pn[(pn["table"] == t["table"]) & (pn["row"] == row) & (pn["column"] == t["metric"])]
+                    assert len(hit) == 1, (paper, c["id"], row)
 
 
 def test_threshold_claim(monkeypatch):

@@ -22,8 +22,8 @@ Test kinds (values in record units: fractions, raw counts):
   only the paper's difference shown beside the verdict is read through it.
 * ``close``: the interval of the run's ``row``/``metric`` against a band the paper itself sets
   around its number: ``band: printed`` (half a unit of the last printed digit, for exact counts)
-  or ``band: {gap_to: <row>}`` (the gap to the paper's number for another row, e.g. the lead the
-  paper reads as its result); never a tolerance chosen here.
+  or ``band: {gap_to: <row>}`` (half the gap to the paper's number for another row, e.g. the
+  lead the paper reads as its result); never a tolerance chosen here.
 * ``threshold``: the interval of the run's value against ``value`` (``op`` >, >=, <, <=).
 * ``spread``: the interval of max - min over ``rows`` against ``max_spread``.
 * ``manual``: decided by a notebook through :func:`register_verdict`.
@@ -396,29 +396,22 @@ def _paper_number(paper: str, table: str, row: str, metric: str) -> tuple[float,
     return None if hit.empty else (float(hit["value"].iloc[0]), str(hit["unit"].iloc[0]))
 
 
-def _printed_decimals(value: float) -> int:
-    """Decimals of a number as the paper file holds it (``27.3`` -> 1, ``0.585`` -> 3, ``4`` -> 0)."""
-    text = repr(float(value))
-    if "e" in text or "E" in text:
-        raise RegistryError(f"paper number {value!r}: write it as printed, not in exponent form")
-    _, _, frac = text.partition(".")
-    frac = frac.rstrip("0")
-    return len(frac)
-
-
 def _close_half_width(paper: str, test: Mapping[str, Any], row: str, metric: str,
                       paper_value: float) -> tuple[float, str]:
     """Half-width of a ``close`` claim's band in the paper's unit, and how the paper sets it.
 
-    ``band: printed``: half a unit of the number's last printed digit (27.3 M: +- 0.05 M), for
-    exact properties (parameters, operations) that a run counts without sampling error.
-    ``band: {gap_to: <row>}``: the gap between the number and the paper's own number for
-    ``<row>`` on the same table and metric (the difference the paper reads as its result, e.g.
-    a method's lead over the best baseline); a run inside that band does not change the paper's
-    reading. A tolerance the paper does not state (the former ``rel_tol``) is refused."""
+    ``band: printed``: half a unit of the last digit the paper prints (the column's
+    ``decimals`` in the paper file: 27.3 M -> +- 0.05 M), for exact properties (parameters,
+    operations) that a run counts without sampling error. ``band: {gap_to: <row>}``: half the
+    gap between the number and the paper's own number for ``<row>`` on the same table and
+    metric (the lead the paper reads as its result): a run inside the band is closer to the
+    paper's number than to that row's. A tolerance the paper does not set (the former
+    ``rel_tol``) is refused."""
     band = test.get("band")
     if band == "printed":
-        d = _printed_decimals(paper_value)
+        d = int(paper_numbers(paper).pipe(
+            lambda pn: pn[(pn["table"] == test["table"]) & (pn["row"] == row)
+                          & (pn["column"] == metric)])["decimals"].iloc[0])
         return 0.5 * 10.0 ** -d, f"the printed precision ({d} decimal{'s' if d != 1 else ''})"
     if isinstance(band, Mapping) and "gap_to" in band:
         other = str(band["gap_to"])
@@ -429,7 +422,8 @@ def _close_half_width(paper: str, test: Mapping[str, Any], row: str, metric: str
         gap = abs(paper_value - number[0])
         if gap == 0:
             raise RegistryError(f"claim test of {paper}: band gap_to {other!r} is zero")
-        return gap, f"the paper's gap to {other} ({gap:g} {number[1]})"
+        return gap / 2, (f"half the paper's lead over {other} ({gap:g} {number[1]}): closer to "
+                         f"the paper's number than to {other}'s")
     raise RegistryError(f"claim test of {paper} ({row}/{metric}): a close claim needs band: printed "
                         f"or band: {{gap_to: <row>}} (a size the paper states), got {band!r}")
 

@@ -374,9 +374,12 @@ def test_ceiling_table_shares_by_hand():
 
 def test_world_ceiling_smoke_learns_above_nothing():
     from audiorepro.backbones.ceiling import world_ceiling
-    c = world_ceiling("smoke", epochs=5, device="cpu")
+    from audiorepro.metrics import tagging_metrics
+    c = world_ceiling("smoke", epochs=10, device="cpu")
     assert c.n_items == {"train": 17, "valid": 2, "test": 5}
     assert c.scores.shape == c.targets.shape == (5, c.targets.shape[1])
-    assert 0.0 < c.test_mAP <= 1.0 and c.best_epoch in (5,)       # validated every 5 epochs
+    assert c.best_epoch in (5, 10)                                  # validated every 5 epochs
+    # the test mAP is the one of the returned test scores (read once, from the kept epoch)
+    assert c.test_mAP == pytest.approx(tagging_metrics(c.targets, c.scores)["mAP"])
     with pytest.raises(ValueError, match="epochs"):
         world_ceiling("smoke", epochs=0)

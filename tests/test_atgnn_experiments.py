@@ -689,3 +689,98 @@ def test_train_row_starts_the_ast_row_from_its_released_file_and_refuses_a_panns
     assert trained["mlp_head.1.weight"].shape[0] == 3                  # the task's 3 classes
     with pytest.raises(ValueError, match="PANNs row cannot start from a released PANNs file"):
         train_row("panns", d, r, seed=0, checkpoint=path)
+
+
+# ------------------------------------------------------------------ PSLA's own recipe (#17 item 2)
+def test_psla_recipe_values_from_its_run_scripts_and_shrunk_budget():
+    from audiorepro.papers.atgnn import experiments as E
+    base = E.RecipeConfig(seed=3, eval_every_epochs=2)
+    r = E.psla_recipe(base, "audioset")
+    assert (r.epochs, r.batch_size, r.lr, r.halve_after_epoch, r.balanced) == (60, 100, 1e-3, 35, False)
+    assert (r.weight_decay, r.beta1, r.average_last, r.mixup_per_sample) == (5e-7, 0.95, 20, True)
+    assert (r.seed, r.eval_every_epochs) == (3, 2) and r.name == "PSLA's own (audioset)"
+    cfg = r.train_config()
+    assert cfg["betas"] == (0.95, 0.999) and cfg["weight_decay"] == 5e-7
+    f = E.psla_recipe(base, "fsd50k", epochs=1, batch_size=2, warmup_iters=1)
+    assert (f.epochs, f.average_last, f.halve_after_epoch, f.batch_size, f.lr, f.balanced) == \
+        (1, 1, 1, 2, 5e-4, True)
+    # the chapter's recipe is unchanged: Adam with PyTorch's defaults, best validation epoch
+    plain = E.RecipeConfig().train_config()
+    assert plain["betas"] == (0.9, 0.999) and plain["weight_decay"] == 0.0
+    with pytest.raises(ValueError, match="unknown dataset"):
+        E.psla_recipe(base, "esc50")
+
+
+def test_weight_average_is_the_mean_of_the_last_epochs_and_survives_a_resume(tmp_path):
+    from types import SimpleNamespace
+
+    from audiorepro.papers.atgnn.experiments import WEIGHT_AVERAGE_FILE, WeightAverage
+    model = torch.nn.Linear(2, 1)
+    avg = WeightAverage(epochs=4, last=2, run_dir=tmp_path)
+    for epoch, w in zip(range(1, 5), (1.0, 2.0, 4.0, 10.0)):
+        with torch.no_grad():
+            model.weight.fill_(w)
+            model.bias.fill_(-w)
+        if epoch == 4:     # a resumed run reads epoch 3's running sum back from the run folder
+            avg = WeightAverage(epochs=4, last=2, run_dir=tmp_path)
+            assert avg.state["epochs"] == [3]
+        avg(SimpleNamespace(epoch=epoch, model=model))
+    assert (tmp_path / WEIGHT_AVERAGE_FILE).is_file() and avg.complete
+    assert "epochs 3-4" in avg.apply(model)
+    assert torch.allclose(model.weight, torch.full((1, 2), 7.0))     # (4 + 10) / 2
+    assert torch.allclose(model.bias, torch.tensor([-7.0]))
+    # the same run trained again from scratch: the stored sum is replaced, not added to
+    again = WeightAverage(epochs=4, last=2, run_dir=tmp_path)
+    for epoch in (3, 4):
+        with torch.no_grad():
+            model.weight.fill_(1.0)
+        again(SimpleNamespace(epoch=epoch, model=model))
+    again.apply(model)
+    assert torch.allclose(model.weight, torch.ones(1, 2))
+    gap = WeightAverage(epochs=4, last=3, run_dir=tmp_path / "other")
+    (tmp_path / "other").mkdir()
+    with pytest.raises(RuntimeError, match="interrupted"):
+        gap(SimpleNamespace(epoch=3, model=model))                    # epoch 2 was never added
+    with pytest.raises(ValueError, match="last"):
+        WeightAverage(epochs=2, last=3)
+
+
+def test_train_rows_gives_the_psla_row_its_own_recipe_and_records_it(monkeypatch):
+    from audiorepro.papers.atgnn import experiments as E
+    seen = {}
+
+    def fake_row(name, data, recipe, seed, **kw):
+        seen[name] = recipe
+        return {"model": name, "seed": seed}
+    monkeypatch.setattr(E, "train_row", fake_row)
+    base = E.RecipeConfig(epochs=2)
+    own = {"psla": E.psla_recipe(base, "audioset", epochs=2)}
+    E.train_rows(["pyr-tiny", "psla"], None, base, [0], checkpoints={}, recipes=own)
+    assert seen["pyr-tiny"] is base and seen["psla"].name == "PSLA's own (audioset)"
+    with pytest.raises(KeyError, match="not in models"):
+        E.train_rows(["pyr-tiny"], None, base, [0], recipes=own)
+
+
+def test_train_tagger_keeps_the_average_of_the_last_epochs_also_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    from audiorepro.papers.atgnn import experiments as E
+    data = _toy_data(n=(8, 4, 4))
+    recipe = E.RecipeConfig(epochs=3, batch_size=4, warmup_iters=1, halve_after_epoch=3,
+                            balanced=False, mixup_prob=0.0, average_last=2, scale_masks=True)
+    seen = []
+
+    def snapshot(trainer):            # the weights after every epoch, beside the averaging
+        seen.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+    real_fit = E.fit
+    monkeypatch.setattr(E, "fit", lambda *a, callbacks=(), **k: real_fit(*a, callbacks=[snapshot, *callbacks], **k))
+    run_dir = tmp_path / "run"
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16 * 8, 2))
+    res = E.train_tagger(model, data, recipe, run_dir=run_dir, device="cpu")
+    assert len(seen) == 3 and not res.from_cache
+    want = (seen[1]["1.weight"] + seen[2]["1.weight"]) / 2          # epochs 2 and 3
+    assert torch.allclose(res.model.state_dict()["1.weight"], want, atol=1e-6)
+    assert not torch.allclose(want, seen[2]["1.weight"])             # not the last epoch's
+    again = E.train_tagger(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16 * 8, 2)),
+                           data, recipe, run_dir=run_dir, device="cpu")
+    assert again.from_cache and len(seen) == 3
+    assert torch.allclose(again.model.state_dict()["1.weight"], want, atol=1e-6)

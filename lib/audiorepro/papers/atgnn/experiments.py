@@ -46,7 +46,8 @@ from audiorepro.papers.atgnn.model import (ATGNN, PRESETS, ATGNNConfig, LabelNoi
 from audiorepro.training import balanced_sampler, fit, make_evaluator, pick_device, predict
 from audiorepro.training.config import reject_unknown_fields
 
-__all__ = ["RecipeConfig", "make_batch_fn", "train_tagger", "build_model", "WaveToLogits",
+__all__ = ["RecipeConfig", "PSLA_RECIPES", "psla_recipe", "WeightAverage", "WEIGHT_AVERAGE_FILE",
+           "make_batch_fn", "train_tagger", "build_model", "WaveToLogits",
            "predict_tagging", "evaluate_tagging", "item_ids", "label_attention", "table_rows",
            "run_dir_for", "code_digest", "train_row", "train_rows", "held_out_metrics", "table_summary",
            "record_runs", "record_row", "check_table", "seed_summary", "NOTEBOOK_CLAIMS", "decide_claims",
@@ -76,7 +77,11 @@ class RecipeConfig:
         the PSLA / AST data loaders the reference code uses), time_mask / freq_mask (192 / 48 at 1024 x 128 and above, as the
         paper uses them for every experiment; scaled down to inputs smaller than 128 x 1024
         when ``scale_masks``), label_smoothing (0: plain BCE; the paper uses PSLA's enhanced
-        labels on FSD50K, which need PSLA's label files), seed, eval_every_epochs.
+        labels on FSD50K, which need PSLA's label files), seed, eval_every_epochs,
+        weight_decay and beta1 (Adam; the paper states neither: PyTorch's 0 and 0.9),
+        average_last (0: keep the epoch of best validation mAP; N: keep the average of the
+        weights of the last N epochs, PSLA's weight averaging, :func:`psla_recipe`), name (whose
+        recipe this is, stored in the records).
     """
 
     epochs: int = 50
@@ -95,10 +100,15 @@ class RecipeConfig:
     label_smoothing: float = 0.0
     seed: int = 0
     eval_every_epochs: int = 1
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    average_last: int = 0
+    name: str = "ATGNN Section III-B"
 
     def train_config(self) -> dict[str, Any]:
         """The :class:`~audiorepro.training.TrainConfig` dict of this recipe."""
         return dict(epochs=self.epochs, batch_size=self.batch_size, optimizer="adam", lr=self.lr,
+                    weight_decay=self.weight_decay, betas=(self.beta1, 0.999),
                     schedule="step", warmup_iters=self.warmup_iters,
                     step_start_epoch=self.halve_after_epoch, step_every_epochs=self.halve_every,
                     step_gamma=0.5, monitor="mAP", mode="max", restore_best=True, seed=self.seed,
@@ -108,6 +118,111 @@ class RecipeConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> "RecipeConfig":
         reject_unknown_fields(cls, d, "recipe")
         return cls(**d)
+
+
+#: PSLA's own recipe (Gong et al., PSLA, 2021; its egs/audioset and egs/fsd50k run scripts and
+#: traintest.py): Adam with betas (0.95, 0.999) and weight decay 5e-7, 1,000 warm-up iterations,
+#: the rate halved every 5 epochs from a given epoch, per-clip mixup with probability 0.5
+#: (alpha 10), masks 48 / 192, and the weights of the last 20 epochs averaged (AudioSet-balanced:
+#: epochs 41-60 of 60, batch 100, lr 1e-3, no balanced sampling; FSD50K: epochs 21-40 of 40,
+#: batch 24, lr 5e-4, balanced sampling). Not copied: PSLA's enhanced label files (not
+#: available here; plain BCE); its averaging code's extra weight on the first averaged epoch
+#: (its loop adds that epoch twice; here every averaged epoch counts once); its mixup of
+#: waveforms with a partner drawn from the whole training list before the masks (here: log-mels
+#: mixed after SpecAugment with an in-batch partner, this chapter's mixup); its 3,000-frame
+#: FSD50K input (here the paper's 1,024 frames, as every row of Table III); its warm-up in steps
+#: of 50 iterations (here linear per iteration).
+PSLA_RECIPES: dict[str, dict[str, Any]] = {
+    "audioset": dict(epochs=60, batch_size=100, lr=1e-3, halve_after_epoch=35, balanced=False),
+    "fsd50k": dict(epochs=40, batch_size=24, lr=5e-4, halve_after_epoch=10, balanced=True),
+}
+_PSLA_COMMON: dict[str, Any] = dict(weight_decay=5e-7, beta1=0.95, warmup_iters=1000, halve_every=5,
+                                    mixup_prob=0.5, mixup_alpha=10.0, mixup_per_sample=True,
+                                    time_mask=192, freq_mask=48, label_smoothing=0.0,
+                                    average_last=20)
+
+
+def psla_recipe(base: RecipeConfig, dataset: str, epochs: int = 0, batch_size: int = 0,
+                warmup_iters: int = 0) -> RecipeConfig:
+    """PSLA's own recipe for ``dataset`` (``audioset`` or ``fsd50k``, :data:`PSLA_RECIPES`) on
+    top of ``base`` (its seed, evaluation interval and mask scaling are kept). ``epochs`` /
+    ``batch_size`` / ``warmup_iters`` > 0 shrink the budget (the paper-check); the averaging
+    window is then the last ``min(20, epochs)`` epochs and the halving starts after epoch
+    ``min(PSLA's, epochs)`` (a budget shorter than PSLA's start never halves)."""
+    if dataset not in PSLA_RECIPES:
+        raise ValueError(f"psla_recipe: unknown dataset {dataset!r}; choose one of {sorted(PSLA_RECIPES)}")
+    for name, v in (("epochs", epochs), ("batch_size", batch_size), ("warmup_iters", warmup_iters)):
+        if v < 0:
+            raise ValueError(f"psla_recipe: {name} must be >= 0 (0: PSLA's own), got {v}")
+    kw = {**_PSLA_COMMON, **PSLA_RECIPES[dataset], "name": f"PSLA's own ({dataset})"}
+    if epochs:
+        kw["epochs"] = epochs
+        kw["average_last"] = min(kw["average_last"], epochs)
+        kw["halve_after_epoch"] = min(kw["halve_after_epoch"], epochs)
+    if batch_size:
+        kw["batch_size"] = batch_size
+    if warmup_iters:
+        kw["warmup_iters"] = warmup_iters
+    return replace(base, **kw)
+
+
+#: file of a run folder holding the running sum of the averaged epochs' weights
+WEIGHT_AVERAGE_FILE = "weight_average.pt"
+
+
+class WeightAverage:
+    """Average of the floating-point weights (parameters and buffers) of the last ``last`` of
+    ``epochs`` epochs: PSLA's weight averaging. Called by :func:`~audiorepro.training.fit` after
+    every epoch; the running sum is stored in ``run_dir`` (when given) so that a resumed run
+    continues it, and a finished run finds it there."""
+
+    def __init__(self, epochs: int, last: int, run_dir: str | Path | None = None):
+        if not 1 <= last <= epochs:
+            raise ValueError(f"WeightAverage: last={last} must be in 1..epochs={epochs}")
+        self.first, self.epochs = epochs - last + 1, epochs
+        self.path = Path(run_dir) / WEIGHT_AVERAGE_FILE if run_dir is not None else None
+        self.state: dict[str, Any] = {"epochs": [], "sum": None}
+        if self.path is not None and self.path.is_file():
+            self.state = torch.load(self.path, map_location="cpu", weights_only=True)
+
+    def __call__(self, trainer: Any) -> None:
+        epoch = int(trainer.epoch)
+        if epoch < self.first:
+            return
+        if epoch == self.first and self.state["epochs"]:   # a run trained again from scratch:
+            self.state = {"epochs": [], "sum": None}        # the stored sum is not its own
+        if self.state["epochs"] != list(range(self.first, epoch)):
+            raise RuntimeError(f"weight averaging: epoch {epoch} follows averaged epochs "
+                               f"{self.state['epochs']} (expected {self.first}..{epoch - 1}); the run "
+                               f"was interrupted between its checkpoint and {self.path}; delete "
+                               f"{self.path.parent if self.path else 'the run folder'} and train again")
+        weights = getattr(trainer.model, "module", trainer.model).state_dict()
+        if self.state["sum"] is None:
+            self.state["sum"] = {k: v.detach().double().cpu().clone() for k, v in weights.items()
+                                 if v.is_floating_point()}
+        else:
+            for k in self.state["sum"]:
+                self.state["sum"][k] += weights[k].detach().double().cpu()
+        self.state["epochs"].append(epoch)
+        if self.path is not None and getattr(trainer, "is_main", True):   # one writer under DDP
+            tmp = self.path.with_suffix(".tmp")
+            torch.save(self.state, tmp)
+            tmp.replace(self.path)
+
+    @property
+    def complete(self) -> bool:
+        return self.state["epochs"] == list(range(self.first, self.epochs + 1))
+
+    def apply(self, model: nn.Module) -> str:
+        """Load the average into ``model`` (in place); returns what was averaged."""
+        if not self.complete:
+            raise RuntimeError(f"weight averaging: averaged epochs {self.state['epochs']}, expected "
+                               f"{self.first}..{self.epochs}")
+        n = len(self.state["epochs"])
+        current = model.state_dict()
+        model.load_state_dict({**current, **{k: (v / n).to(current[k].dtype)
+                                             for k, v in self.state["sum"].items()}})
+        return f"weights averaged over epochs {self.first}-{self.epochs}"
 
 
 def make_batch_fn(recipe: RecipeConfig, input_size: tuple[int, int]):
@@ -205,8 +320,9 @@ def train_tagger(model: nn.Module, data: TaggingData, recipe: RecipeConfig | Map
 
     ``device``: ``"auto"`` (CUDA, else MPS, else CPU; :func:`~audiorepro.training.pick_device`)
     or a device name; ``amp``: autocast as in :class:`~audiorepro.training.TrainConfig`.
-    Returns the :class:`~audiorepro.training.FitResult` (its model on ``device``); a finished
-    ``run_dir`` is reloaded.
+    Returns the :class:`~audiorepro.training.FitResult` (its model on ``device``; with
+    ``recipe.average_last`` it holds the average of the last epochs' weights, PSLA's rule,
+    instead of the best validation epoch's); a finished ``run_dir`` is reloaded.
     """
     recipe = recipe if isinstance(recipe, RecipeConfig) else RecipeConfig.from_dict(recipe)
     train = TensorDataset(data.x_train, data.y_train)
@@ -218,9 +334,17 @@ def train_tagger(model: nn.Module, data: TaggingData, recipe: RecipeConfig | Map
                               drop_last=len(train) > recipe.batch_size)   # BN needs batches > 1
     valid_loader = DataLoader(TensorDataset(data.x_valid, data.y_valid), batch_size=64)
     bfn = make_batch_fn(recipe, data.input_size)
-    return fit(model, train_loader, valid_loader, config={**recipe.train_config(), "amp": amp},
-               batch_fn=bfn, evaluate_fn=make_evaluator(bfn, tagging_metrics, amp=amp),
-               run_dir=run_dir, device=pick_device(device))
+    average = (WeightAverage(recipe.epochs, recipe.average_last, run_dir)
+               if recipe.average_last else None)
+    res = fit(model, train_loader, valid_loader, config={**recipe.train_config(), "amp": amp},
+              batch_fn=bfn, evaluate_fn=make_evaluator(bfn, tagging_metrics, amp=amp),
+              run_dir=run_dir, device=pick_device(device),
+              callbacks=[average] if average is not None else ())
+    if average is not None:
+        if res.from_cache and run_dir is not None:      # the sum of the finished run
+            average = WeightAverage(recipe.epochs, recipe.average_last, run_dir)
+        average.apply(res.model)
+    return res
 
 
 def predict_tagging(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64,
@@ -389,7 +513,9 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
     ``result`` (the :class:`~audiorepro.training.FitResult`) and ``items`` (the test clips'
     scores and targets, :func:`audiorepro.results.tagging_items`). The best epoch is chosen on
     validation mAP; the test split is read once, for that epoch. ``paper row`` is the row the
-    run is recorded under (:func:`record_row`). ``checkpoint``: an ImageNet ViG checkpoint (the
+    run is recorded under (:func:`record_row`); with ``recipe.average_last`` (PSLA's own recipe)
+    the weights are the average of the last epochs instead, and ``weights`` / ``recipe`` /
+    ``epochs`` in the result say which. ``checkpoint``: an ImageNet ViG checkpoint (the
     official file, e.g. ``pvig_s_82.1.pth.tar``) that initialises the PGN of an ATGNN row as in
     Section III-B (:func:`~audiorepro.papers.atgnn.model.load_vig_weights`; part of the cache
     key); for the PSLA row torchvision's ImageNet EfficientNet-B2 file (PSLA's initialisation,
@@ -441,7 +567,11 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
             "test accuracy": test.get("accuracy", float("nan")),
             "params": count_parameters(res.model)["trainable"], "train s": res.duration_s,
             "result": res, "items": items,
-            "init": init_text}
+            "init": init_text,
+            "weights": (f"weights averaged over the last {rec.average_last} epochs" if rec.average_last
+                        else "best epoch by validation mAP"),
+            "recipe": rec.name,
+            "epochs": rec.epochs}
 
 
 def init_label(init: str) -> str:
@@ -468,9 +598,12 @@ def held_out_metrics(targets: np.ndarray, scores: np.ndarray) -> dict[str, float
 def train_rows(names: Sequence[str], data: TaggingData, recipe: RecipeConfig, seeds: Sequence[int],
                rows: Mapping[str, tuple[str, Mapping[str, Any], str]] | None = None,
                device: str = "auto", amp: Any = False,
-               checkpoints: Mapping[str, str | Path] | None = None) -> pd.DataFrame:
+               checkpoints: Mapping[str, str | Path] | None = None,
+               recipes: Mapping[str, RecipeConfig] | None = None) -> pd.DataFrame:
     """:func:`train_row` for every row of ``names`` (specs from ``rows``, default
-    :func:`table_rows`) and every seed: one line per (row, seed). ``checkpoints``: architecture
+    :func:`table_rows`) and every seed: one line per (row, seed). ``recipes``: row name -> its own
+    recipe (e.g. ``{"psla": psla_recipe(recipe, "audioset")}``), other rows train with
+    ``recipe``. ``checkpoints``: architecture
     -> the file initialising its rows (:func:`train_row`: ImageNet ViG for a PGN, e.g.
     ``{"pyr-s": "pvig_s_82.1.pth.tar"}``; ImageNet EfficientNet-B2 for ``psla``; AST's AudioSet
     release for ``ast_base384_f10_t10_527``); other rows start random."""
@@ -484,8 +617,12 @@ def train_rows(names: Sequence[str], data: TaggingData, recipe: RecipeConfig, se
     if bad:
         raise KeyError(f"train_rows: parameter checkpoints names architecture(s) {bad} that no "
                        f"row of models uses; used: {sorted(archs)}")
-    return pd.DataFrame([train_row(n, data, recipe, s, spec=rows[n], device=device, amp=amp,
-                                   checkpoint=checkpoints.get(rows[n][0]) or None)
+    recipes = dict(recipes or {})
+    extra = [n for n in recipes if n not in names]
+    if extra:
+        raise KeyError(f"train_rows: recipes for row(s) {extra} that are not in models {list(names)}")
+    return pd.DataFrame([train_row(n, data, recipes.get(n, recipe), s, spec=rows[n], device=device,
+                                   amp=amp, checkpoint=checkpoints.get(rows[n][0]) or None)
                          for n in names for s in seeds])
 
 
@@ -543,8 +680,10 @@ def record_runs(runs: pd.DataFrame, rows: Mapping[str, tuple[str, Mapping[str, A
                              **({"accuracy": r["test accuracy"]}
                                 if np.isfinite(r.get("test accuracy", np.nan)) else {})},
             params={"paper_row": r["paper row"], "arch": arch, **kw, "seed": int(r["seed"]),
-                    "run_group": run_group, "frames": frames, "epochs": epochs,
-                    "selection": "best epoch by validation mAP", "init": r.get("init", "random")},
+                    "run_group": run_group, "frames": frames, "epochs": r.get("epochs", epochs),
+                    "recipe": r.get("recipe", RecipeConfig.name),
+                    "selection": r.get("weights", "best epoch by validation mAP"),
+                    "init": r.get("init", "random")},
             dataset=data.description, scale=scale, profile=profile,
             model=f"{r['model']} ({r['params'] / 1e6:.2f} M, {init_label(r.get('init', 'random'))})",
             duration_s=r["train s"], items=r["items"]))

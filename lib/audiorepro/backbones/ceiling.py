@@ -98,9 +98,7 @@ def world_ceiling(profile: str = "book", epochs: int | None = None, hidden: int 
     ``epochs``: default 300 on the book world, 30 on the smoke world. The front-end features
     are the cached ones of the CNN14 stand-in's front end (computed here if absent)."""
     dev = pick_device(device)
-    if profile not in P.PROFILES:
-        raise P.PretrainError(f"unknown profile {profile!r}; choose one of {sorted(P.PROFILES)}")
-    table, dataset, _ = P._world_table(None, P.PROFILES[profile], False)
+    table, dataset = P.profile_world(profile)
     epochs = int(epochs if epochs is not None else (300 if profile == "book" else 30))
     if epochs < 1:
         raise ValueError(f"world_ceiling: epochs must be >= 1, got {epochs}")
@@ -138,10 +136,9 @@ def ceiling_table(reports: Mapping[str, "P.PretrainReport"] | Sequence["P.Pretra
     """One row per stand-in: its test mAP, the ceiling's lower bound, and the stand-in's share of
     the distance from chance to that bound, ``(mAP - chance) / (ceiling - chance)`` (0: chance,
     1: as good as the statistics MLP), beside the plain ratio mAP / ceiling."""
-    reps = list(reports.values()) if isinstance(reports, Mapping) else list(reports)
     chance, top = ceiling.chance["test"], ceiling.test_mAP
     rows = []
-    for r in reps:
+    for r in P.report_list(reports):
         m = r.test_metrics.get("mAP", float("nan"))
         rows.append({"backbone": r.name, "test mAP": m, "test mAP / chance": m / chance,
                      "mAP / ceiling": m / top,

@@ -71,7 +71,7 @@ __all__ = ["PRETRAIN_CODE", "CPU_BACKBONES", "ALIASES", "PROFILES", "BACKBONE_SE
            "NAME_SETTINGS", "PretrainReport", "PretrainError", "pretrained_backbone", "pretrain_all",
            "pretrain_config", "resolve_name", "family_of", "features_to_input", "clip_logits",
            "TrainCrops", "event_frames", "crop_targets", "pretraining_table", "run_dir_for", "backbone_overview",
-           "reference_manifest_dir", "chance_map", "profile_table"]
+           "reference_manifest_dir", "chance_map", "profile_table", "profile_world", "report_list"]
 
 #: the code a pre-training run executes (the ``code`` part of its cache key, :func:`run_dir_for`)
 PRETRAIN_CODE: tuple[str, ...] = ("audiorepro.backbones", *caching.CORE_TRAINING_CODE)
@@ -819,13 +819,17 @@ def pretrain_all(names: Sequence[str] = CPU_BACKBONES, scale: str | float = "cpu
             for n in names}
 
 
+def report_list(reports: Mapping[str, PretrainReport] | Sequence[PretrainReport]) -> list[PretrainReport]:
+    """The reports of a ``{name: report}`` mapping or a sequence, in order."""
+    return list(reports.values()) if isinstance(reports, Mapping) else list(reports)
+
+
 def pretraining_table(reports: Mapping[str, PretrainReport] | Sequence[PretrainReport]) -> pd.DataFrame:
     """One row per pre-trained backbone: size, crop, epochs, training time, validation scores
     (which chose the epoch) and the test scores of the kept weights, each next to the expected
     mAP of a random ranking on that split and the ratio of the two."""
-    reps = list(reports.values()) if isinstance(reports, Mapping) else list(reports)
     rows = []
-    for r in reps:
+    for r in report_list(reports):
         rows.append({
             "backbone": r.name, "scale": r.scale, "profile": r.profile,
             "params (trainable)": r.n_params["trainable"],
@@ -933,8 +937,14 @@ def chance_map(table: ClipTable, split: str = "valid") -> float:
     return random_ranking_map(y)
 
 
-def profile_table(profile: str = "book") -> ClipTable:
-    """The clip table of a profile's world (generated on first use)."""
+def profile_world(profile: str = "book") -> tuple[ClipTable, str]:
+    """The clip table of a profile's world (generated on first use) and its dataset name."""
     if profile not in PROFILES:
         raise PretrainError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    return _world_table(None, PROFILES[profile], False)[0]
+    table, dataset, _ = _world_table(None, PROFILES[profile], False)
+    return table, dataset
+
+
+def profile_table(profile: str = "book") -> ClipTable:
+    """The clip table of a profile's world (generated on first use)."""
+    return profile_world(profile)[0]

@@ -388,12 +388,19 @@ def _decide(paper: str, claim_id: str, kind: str, test: dict[str, Any],
     return v
 
 
+def _paper_entry(paper: str, table: str, row: str, metric: str) -> pd.Series | None:
+    """The paper file's line for ``table`` / ``row`` / ``metric`` (:func:`paper_numbers`:
+    value, unit, decimals, ...), None when the paper file has none."""
+    pn = paper_numbers(paper)
+    hit = pn[(pn["table"] == table) & (pn["row"] == row) & (pn["column"] == metric)]
+    return None if hit.empty else hit.iloc[0]
+
+
 def _paper_number(paper: str, table: str, row: str, metric: str) -> tuple[float, str] | None:
     """The paper's number for ``table`` / ``row`` / ``metric`` as printed, with its unit (None
     when the paper file has none)."""
-    pn = paper_numbers(paper)
-    hit = pn[(pn["table"] == table) & (pn["row"] == row) & (pn["column"] == metric)]
-    return None if hit.empty else (float(hit["value"].iloc[0]), str(hit["unit"].iloc[0]))
+    entry = _paper_entry(paper, table, row, metric)
+    return None if entry is None else (float(entry["value"]), str(entry["unit"]))
 
 
 def _close_half_width(paper: str, test: Mapping[str, Any], row: str, metric: str,
@@ -409,9 +416,7 @@ def _close_half_width(paper: str, test: Mapping[str, Any], row: str, metric: str
     ``rel_tol``) is refused."""
     band = test.get("band")
     if band == "printed":
-        d = int(paper_numbers(paper).pipe(
-            lambda pn: pn[(pn["table"] == test["table"]) & (pn["row"] == row)
-                          & (pn["column"] == metric)])["decimals"].iloc[0])
+        d = int(_paper_entry(paper, test["table"], row, metric)["decimals"])
         return 0.5 * 10.0 ** -d, f"the printed precision ({d} decimal{'s' if d != 1 else ''})"
     if isinstance(band, Mapping) and "gap_to" in band:
         other = str(band["gap_to"])

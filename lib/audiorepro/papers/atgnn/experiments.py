@@ -46,7 +46,7 @@ from audiorepro.papers.atgnn.model import (ATGNN, PRESETS, ATGNNConfig, LabelNoi
 from audiorepro.training import balanced_sampler, fit, make_evaluator, pick_device, predict
 from audiorepro.training.config import reject_unknown_fields
 
-__all__ = ["RecipeConfig", "PSLA_RECIPES", "psla_recipe", "WeightAverage", "WEIGHT_AVERAGE_FILE",
+__all__ = ["RecipeConfig", "PSLA_RECIPES", "psla_recipe", "WeightAverage", "WEIGHT_AVERAGE_FILE", "BEST_EPOCH",
            "make_batch_fn", "train_tagger", "build_model", "WaveToLogits",
            "predict_tagging", "evaluate_tagging", "item_ids", "label_attention", "table_rows",
            "run_dir_for", "code_digest", "train_row", "train_rows", "held_out_metrics", "table_summary",
@@ -165,6 +165,9 @@ def psla_recipe(base: RecipeConfig, dataset: str, epochs: int = 0, batch_size: i
         kw["warmup_iters"] = warmup_iters
     return replace(base, **kw)
 
+
+#: how a run's weights were chosen unless a recipe averages them (records' ``selection``)
+BEST_EPOCH = "best epoch by validation mAP"
 
 #: file of a run folder holding the running sum of the averaged epochs' weights
 WEIGHT_AVERAGE_FILE = "weight_average.pt"
@@ -340,9 +343,7 @@ def train_tagger(model: nn.Module, data: TaggingData, recipe: RecipeConfig | Map
               batch_fn=bfn, evaluate_fn=make_evaluator(bfn, tagging_metrics, amp=amp),
               run_dir=run_dir, device=pick_device(device),
               callbacks=[average] if average is not None else ())
-    if average is not None:
-        if res.from_cache and run_dir is not None:      # the sum of the finished run
-            average = WeightAverage(recipe.epochs, recipe.average_last, run_dir)
+    if average is not None:     # a finished run's sum was read from run_dir when it was built
         average.apply(res.model)
     return res
 
@@ -569,7 +570,7 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
             "result": res, "items": items,
             "init": init_text,
             "weights": (f"weights averaged over the last {rec.average_last} epochs" if rec.average_last
-                        else "best epoch by validation mAP"),
+                        else BEST_EPOCH),
             "recipe": rec.name,
             "epochs": rec.epochs}
 
@@ -682,7 +683,7 @@ def record_runs(runs: pd.DataFrame, rows: Mapping[str, tuple[str, Mapping[str, A
             params={"paper_row": r["paper row"], "arch": arch, **kw, "seed": int(r["seed"]),
                     "run_group": run_group, "frames": frames, "epochs": r.get("epochs", epochs),
                     "recipe": r.get("recipe", RecipeConfig.name),
-                    "selection": r.get("weights", "best epoch by validation mAP"),
+                    "selection": r.get("weights", BEST_EPOCH),
                     "init": r.get("init", "random")},
             dataset=data.description, scale=scale, profile=profile,
             model=f"{r['model']} ({r['params'] / 1e6:.2f} M, {init_label(r.get('init', 'random'))})",
@@ -827,7 +828,7 @@ def record_k_sweep(runs: pd.DataFrame, data: TaggingData, *, run_group: str, fra
                                    "arch": r.get("arch", "pyr-tiny"), "use_mlg": bool(r["MLG"]),
                                    "frames": frames, "epochs": epochs, "seed": int(r["seed"]),
                                    "run_group": run_group, "init": r.get("init", "random"),
-                                   "selection": "best epoch by validation mAP"},
+                                   "selection": BEST_EPOCH},
                            dataset=data.description, scale=scale, profile=profile,
                            model=f"{r.get('arch', 'pyr-tiny')}{'' if r['MLG'] else ' (-MLG)'} "
                                  f"k={r['k']} ({r['params'] / 1e6:.2f} M, {init_label(r.get('init', 'random'))})",

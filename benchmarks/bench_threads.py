@@ -2,7 +2,8 @@
 
 The ATGNN and bag-of-codewords notebooks set ``num_threads``; this benchmark says which count
 is faster on the machine at hand. Each model trains a few Adam steps on random inputs of the book
-profile's shapes (ATGNN pyr-tiny at 64 x 128 and pyr-tiny-dilated at 64 x 256, batch 16; the five
+profile's shapes (ATGNN pyr-tiny-dilated, pyr-med-tiny-dilated and iso-tiny-dilated at 64 x 128,
+batch 16; the five
 Table I families at width 0.125 on 96 x 100 log-mel chunks, batch 64), first with one thread,
 then with two, in the same process; the last column is the ratio of the two median step times.
 Run it on an otherwise idle machine: the book executes one notebook at a time, so the count that
@@ -49,10 +50,9 @@ def step_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int)
 def cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...]]]:
     """(label, builder, input shape) of the book profile's single-notebook training runs."""
     out: list[tuple[str, Callable[[], nn.Module], tuple[int, ...]]] = [
-        ("ATGNN pyr-tiny, 64 x 128, batch 16",
-         lambda: build_atgnn("pyr-tiny", num_classes=44, input_size=(64, 128)), (16, 128, 64)),
-        ("ATGNN pyr-tiny-dilated, 64 x 256, batch 16",
-         lambda: build_atgnn("pyr-tiny-dilated", num_classes=44, input_size=(64, 256)), (16, 256, 64))]
+        (f"ATGNN {preset}, 64 x 128, batch 16",
+         (lambda preset=preset: build_atgnn(preset, num_classes=44, input_size=(64, 128))), (16, 128, 64))
+        for preset in ("pyr-tiny-dilated", "pyr-med-tiny-dilated", "iso-tiny-dilated")]
     for fam in ("CRNN", "VGG-like", "ResNet-18", "DenseNet-121", "Transformer"):
         out.append((f"BoW Table I {fam}, width 0.125, batch 64",
                     (lambda fam=fam: build_family(fam, 44, 0.125)), (64, 96, 100)))

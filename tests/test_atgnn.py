@@ -353,7 +353,7 @@ def _ref_forward(model: ATGNN, x: torch.Tensor) -> torch.Tensor:
     return patch + torch.einsum("bcs,sc->bs", lab.squeeze(-1), model.label_readout)
 
 
-@pytest.mark.parametrize("preset", ["pyr-tiny", "iso-tiny"])
+@pytest.mark.parametrize("preset", ["pyr-tiny", "iso-tiny", "iso-tiny-dilated"])
 def test_optimised_model_matches_plain_reference_forward_and_gradients(preset):
     """Channels-last layout, fused k-NN, blocked gather-max and transposed LLG change nothing:
     outputs and every parameter gradient equal the plain reference (float64, train-mode BN)."""
@@ -373,7 +373,8 @@ def test_optimised_model_matches_plain_reference_forward_and_gradients(preset):
 
 
 @pytest.mark.parametrize("preset, size", [("pyr-tiny", (64, 64)), ("pyr-tiny", (64, 200)),
-                                          ("iso-tiny", (64, 96))])
+                                          ("iso-tiny", (64, 96)), ("iso-tiny-dilated", (64, 128)),
+                                          ("pyr-med-tiny-dilated", (64, 128))])
 def test_graph_schedule_matches_the_graphs_a_forward_pass_builds(preset, size, monkeypatch):
     from audiorepro.papers.atgnn import model as M
 
@@ -401,13 +402,23 @@ def test_graph_schedule_at_the_papers_size_dilates_and_connects_few_keys():
     assert any(r["dilated"] for r in rows)
 
 
-def test_dilated_cpu_preset_is_in_the_papers_graph_regime():
-    """pyr-tiny-dilated at 64 x 256: sparse k-NN graphs in the first two stages (k' / keys below
-    5 %, the paper's pyr-s at 128 x 1024: 1.8 %) and dilation active in stage 3, where the
-    book's pyr-tiny at 64 x 128 has neither."""
+def test_dilated_cpu_presets_are_in_the_papers_graph_regime():
+    """The book profile's presets at 64 x 128: pyr-tiny-dilated and pyr-med-tiny-dilated build
+    sparse k-NN graphs in stages 1-2 (k' / keys = 9 / 128; the paper's pyr-s at 128 x 1024:
+    9 / 512) and dilate stage 3 (2 and 8 blocks, d' up to 2 and 3); iso-tiny-dilated (8x stem)
+    has 128 nodes, k' / keys at most 18 / 128 and two dilated blocks - where the earlier
+    books' pyr-tiny and iso-tiny at 64 x 64 had neither sparse nor dilated graphs."""
     from audiorepro.papers.atgnn.model import ATGNNConfig, PRESETS, graph_schedule
-    dilated = graph_schedule(ATGNNConfig(**PRESETS["pyr-tiny-dilated"], input_size=(64, 256)))
-    book = graph_schedule(ATGNNConfig(**PRESETS["pyr-tiny"], input_size=(64, 128)))
-    assert all(r["k' / keys"] < 0.05 for r in dilated if r["stage"] <= 2)
-    assert sum(r["dilated"] for r in dilated if r["stage"] == 3) == 2
-    assert not any(r["dilated"] for r in book) and book[0]["k' / keys"] > 0.25
+
+    def schedule(preset, size=(64, 128)):
+        return graph_schedule(ATGNNConfig(**PRESETS[preset], input_size=size))
+    pyr, med, iso = schedule("pyr-tiny-dilated"), schedule("pyr-med-tiny-dilated"), schedule("iso-tiny-dilated")
+    for rows in (pyr, med):
+        assert [(r["k'"], r["keys"]) for r in rows if r["stage"] <= 2] == [(9, 128), (9, 128)]
+    assert [r["d'"] for r in pyr if r["dilated"]] == [2, 2]
+    assert [r["d'"] for r in med if r["dilated"]] == [2, 2, 2, 2, 3, 3, 3, 3]
+    assert {r["nodes"] for r in iso} == {128} and max(r["k'"] for r in iso) == 18
+    assert sum(r["dilated"] for r in iso) == 2
+    old_pyr, old_iso = schedule("pyr-tiny", (64, 64)), schedule("iso-tiny", (64, 64))
+    assert not any(r["dilated"] for r in old_pyr + old_iso)
+    assert old_iso[0]["nodes"] == 16 and old_pyr[0]["k' / keys"] > 0.5

@@ -618,7 +618,8 @@ def test_label_graph_spec_needs_an_atgnn_row_with_mlg():
     assert label_graph_spec("pyr-s", rows) == rows["pyr-s"]
     for bad in ("pyr-s (-MLG)", "ast", "panns"):
         with pytest.raises(ValueError, match=rf"parameter model='{re.escape(bad)}'.*allowed values: "
-                                             rf"\['iso', 'iso-tiny', 'pyr-med', 'pyr-s', 'pyr-tiny', 'pyr-tiny-dilated'\]"):
+                                             rf"\['iso', 'iso-tiny', 'iso-tiny-dilated', 'pyr-med', 'pyr-med-tiny-dilated', 'pyr-s', "
+                                             rf"'pyr-tiny', 'pyr-tiny-dilated'\]"):
             label_graph_spec(bad, rows)
     with pytest.raises(KeyError, match="parameter model='vit'"):
         label_graph_spec("vit", rows)
@@ -687,8 +688,37 @@ def test_train_row_starts_the_ast_row_from_its_released_file_and_refuses_a_panns
     block = next(k for k in release.state_dict() if k.startswith("v.blocks.0.") and k.endswith("weight"))
     assert torch.allclose(trained[block].cpu(), release.state_dict()[block], atol=1e-6)
     assert trained["mlp_head.1.weight"].shape[0] == 3                  # the task's 3 classes
-    with pytest.raises(ValueError, match="PANNs row cannot start from a released PANNs file"):
+    with pytest.raises(ValueError, match="which no released PANNs file reads; the row panns-32k"):
         train_row("panns", d, r, seed=0, checkpoint=path)
+
+
+def test_panns_32k_row_starts_from_the_released_file_on_its_own_front_end(tmp_path, monkeypatch):
+    """Issue #17: the PANNs row (CNN14 32 kHz) from PANNs' released AudioSet file, fed its own
+    64-bin log-mel (not standardised), its classifier replaced; refused on the chapter's
+    features, at a reduced width, and without its own data in train_rows."""
+    from audiorepro.backbones.official import write_official_checkpoint
+    from audiorepro.papers.atgnn import table_rows, train_row, train_rows
+    from audiorepro.papers.atgnn.experiments import init_label
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    torch.set_num_threads(1)
+    path = write_official_checkpoint("panns_cnn14_32k", tmp_path / "checkpoints")
+    release = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    d = _toy_data(n=(2, 2, 2), frames=32, mels=64, classes=3)
+    d.frontend = "panns_32k"
+    r = RecipeConfig(epochs=1, batch_size=2, warmup_iters=1, lr=1e-12)
+    spec = table_rows(panns_scale=1.0)["panns-32k"]
+    row = train_row("panns-32k", d, r, seed=0, spec=spec, checkpoint=path)
+    assert init_label(row["init"]) == "AudioSet PANNs init" and "new classifier" in row["init"]
+    trained = row["result"].model.backbone.state_dict()
+    assert torch.allclose(trained["conv_block3.conv1.weight"], release["conv_block3.conv1.weight"], atol=1e-6)
+    assert trained["fc_audioset.weight"].shape[0] == 3
+    with pytest.raises(ValueError, match="fits only the full-size CNN14"):
+        train_row("panns-32k", d, r, seed=0, spec=table_rows(panns_scale=0.125)["panns-32k"], checkpoint=path)
+    d.frontend = "logmel_64"
+    with pytest.raises(ValueError, match="needs its own front end 'panns_32k'"):
+        train_row("panns-32k", d, r, seed=0, spec=spec)
+    with pytest.raises(ValueError, match="row_data=atgnn.own_frontend_data"):
+        train_rows(["panns-32k"], d, r, [0], table_rows(panns_scale=1.0))
 
 
 # ------------------------------------------------------------------ PSLA's own recipe (#17 item 2)
@@ -784,3 +814,69 @@ def test_train_tagger_keeps_the_average_of_the_last_epochs_also_from_the_cache(t
                            data, recipe, run_dir=run_dir, device="cpu")
     assert again.from_cache and len(seen) == 3
     assert torch.allclose(again.model.state_dict()["1.weight"], want, atol=1e-6)
+
+
+def test_select_lr_chooses_on_validation_one_rate_per_group(monkeypatch):
+    """One rate for the ATGNN rows, chosen on their first -MLG row with the book's defaults for
+    the ablated settings; one per baseline; the highest validation mAP wins, a tie goes to the
+    smaller rate; the test split is never read."""
+    from types import SimpleNamespace
+    from audiorepro.papers.atgnn import experiments as E
+    valid = {("pyr-tiny", 5e-4): 0.2, ("pyr-tiny", 1e-3): 0.4, ("pyr-tiny", 2e-3): 0.4,
+             ("panns_cnn14_16k", 5e-4): 0.3, ("panns_cnn14_16k", 1e-3): 0.1, ("panns_cnn14_16k", 2e-3): 0.2}
+    calls = []
+
+    def fake_fit_row(data, recipe, seed, spec, device="auto", amp=False, checkpoint=None):
+        calls.append((spec[0], dict(spec[1]), recipe.lr, recipe.mixup_per_sample, seed))
+        return SimpleNamespace(best_metrics={"mAP": valid[(spec[0], recipe.lr)], "epoch": 2}), "random"
+
+    def no_test(*a, **k):
+        raise AssertionError("select_lr read the test split")
+    monkeypatch.setattr(E, "fit_row", fake_fit_row)
+    monkeypatch.setattr(E, "predict_tagging", no_test)
+    rows = E.table_rows(drop_path=0.1)
+    recipe = RecipeConfig(epochs=2, mixup_per_sample=True, lr=5e-4)
+    choice = E.select_lr(["pyr-tiny", "pyr-tiny (-MLG)", "panns"], _toy_data(), recipe, [2e-3, 5e-4, 1e-3], rows)
+    assert choice.lr == {"pyr-tiny": 1e-3, "pyr-tiny (-MLG)": 1e-3, "panns": 5e-4}
+    assert {c[0] for c in calls} == {"pyr-tiny", "panns_cnn14_16k"} and len(calls) == 6
+    assert all(kw == {"use_mlg": False} for a, kw, *_ in calls if a == "pyr-tiny")   # drop path left out
+    assert not any(c[3] for c in calls) and {c[4] for c in calls} == {0}
+    assert choice.table["chosen"].sum() == 2 and len(choice.table) == 6
+    own = choice.recipes(recipe)
+    assert own["panns"].lr == 5e-4 and own["pyr-tiny"].lr == 1e-3 and own["panns"].mixup_per_sample
+    assert "pyr-tiny (-MLG) 0.001" in choice.text() and "panns 0.0005" in choice.text()
+    with pytest.raises(ValueError, match="lr_grid"):
+        E.select_lr(["panns"], _toy_data(), recipe, [], rows)
+
+
+def test_select_lr_run_of_the_chosen_rate_is_the_rows_run(tmp_path, monkeypatch):
+    from audiorepro.papers.atgnn import select_lr, train_row
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    torch.set_num_threads(1)
+    d = _toy_data(n=(8, 4, 4), frames=32, mels=32, classes=4)
+    r = RecipeConfig(epochs=1, batch_size=4, warmup_iters=1)
+    choice = select_lr(["pyr-tiny (-MLG)"], d, r, [5e-4, 1e-3])
+    lr = choice.lr["pyr-tiny (-MLG)"]
+    best = choice.table.loc[choice.table["valid mAP"].idxmax(), "lr"]
+    assert lr == best
+    assert train_row("pyr-tiny (-MLG)", d, choice.recipes(r)["pyr-tiny (-MLG)"], seed=0)["result"].from_cache
+
+
+def test_train_rows_one_seed_and_k_sweep_mlg_seeds_train_what_they_say(monkeypatch):
+    from audiorepro.papers.atgnn import experiments as E
+    seen = []
+
+    def fake_train_row(name, data, recipe, seed, spec=None, device="auto", amp=False, checkpoint=None):
+        seen.append((name, seed, recipe.lr))
+        return {"model": name, "seed": seed}
+    monkeypatch.setattr(E, "train_row", fake_train_row)
+    r = RecipeConfig(lr=5e-4)
+    E.train_rows(["pyr-tiny"], None, r, [0, 1, 2], one_seed=["pyr-tiny (-MLG)"],
+                 recipes={"pyr-tiny (-MLG)": RecipeConfig(lr=1e-3)})
+    assert seen == [("pyr-tiny", 0, 5e-4), ("pyr-tiny", 1, 5e-4), ("pyr-tiny", 2, 5e-4),
+                    ("pyr-tiny (-MLG)", 0, 1e-3)]
+    seen.clear()
+    runs = E.k_sweep([9, 20], [0, 1], None, r, mlg_rows=True, mlg_seeds=[0])
+    assert seen == [("k=9", 0, 5e-4), ("k=9", 1, 5e-4), ("k=20", 0, 5e-4), ("k=20", 1, 5e-4),
+                    ("k=9 (+MLG)", 0, 5e-4), ("k=20 (+MLG)", 0, 5e-4)]
+    assert list(runs["MLG"]) == [False] * 4 + [True] * 2

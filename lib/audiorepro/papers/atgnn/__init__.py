@@ -12,13 +12,13 @@ D. Stowell; IEEE Signal Processing Letters, 2024) - the book's chapter ``atgnn``
 Notebooks use ``from audiorepro.papers import atgnn`` and the names below.
 """
 from .data import TaggingData, tagging_data
-from .experiments import (COUNT_SETTINGS, NOTEBOOK_CLAIMS, PSLA_RECIPES, LabelGraphStats,
+from .experiments import (COUNT_SETTINGS, NOTEBOOK_CLAIMS, OWN_FRONTENDS, PSLA_RECIPES, LabelGraphStats, LrChoice,
                           RecipeConfig, WaveToLogits, WeightAverage, adjacency_vs_lift, benchmark_table, build_model,
                           check_table, checkpoint_digest, code_digest, count_baselines, count_variants,
                           decide_adjacency_claim, decide_claims, evaluate_tagging, item_ids,
-                          k_spec, k_sweep, label_attention, label_graph_spec, make_batch_fn, predict_tagging,
+                          k_spec, k_sweep, label_attention, label_graph_spec, make_batch_fn, own_frontend_data, predict_tagging,
                           record_k_sweep, record_label_graph, record_row, record_runs,
-                          psla_recipe, run_dir_for, seed_summary, table_rows, table_summary, train_row,
+                          psla_recipe, run_dir_for, seed_summary, select_lr, table_rows, table_summary, train_row,
                           train_rows, train_tagger)
 from .figures import (plot_counts, plot_k_sweep, plot_label_attention, plot_label_graph,
                       plot_table_runs)
@@ -32,7 +32,7 @@ __all__ = [
     # experiments
     "RecipeConfig", "PSLA_RECIPES", "psla_recipe", "WeightAverage", "make_batch_fn", "train_tagger", "build_model", "WaveToLogits",
     "evaluate_tagging", "predict_tagging", "item_ids", "label_attention", "table_rows",
-    "run_dir_for", "code_digest", "checkpoint_digest", "train_row", "train_rows",
+    "run_dir_for", "code_digest", "checkpoint_digest", "train_row", "train_rows", "select_lr", "LrChoice", "OWN_FRONTENDS", "own_frontend_data",
     "table_summary", "record_runs", "record_row", "check_table", "seed_summary", "NOTEBOOK_CLAIMS",
     "decide_claims", "decide_adjacency_claim", "k_spec", "k_sweep", "record_k_sweep",
     "COUNT_SETTINGS", "count_variants", "count_baselines", "LabelGraphStats",

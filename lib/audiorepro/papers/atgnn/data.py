@@ -52,6 +52,8 @@ class TaggingData:
     #: "AudioSet" / "FSD50K" when the clip table was made by that dataset's official adapter
     #: (its ``source`` column), whatever the number of classes present; "" otherwise
     official_dataset: str = ""
+    #: the front end the features come from (:func:`audiorepro.frontends.make_frontend` name)
+    frontend: str = ""
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -107,7 +109,8 @@ def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None,
                  world: Any = None, progress: bool = False, clip_table: str | Path | None = None,
                  data_root: str | Path | None = None, max_train: int | None = None,
                  max_valid: int | None = None, time_mode: str = "pool",
-                 clip_seconds: float | None = 10.0, device: str = "auto") -> TaggingData:
+                 clip_seconds: float | None = 10.0, device: str = "auto",
+                 standardise_features: bool = True) -> TaggingData:
     """Tagging tensors from the synthetic world (default) or from a clip table on disk.
 
     Data source: ``clip_table`` (a :class:`~audiorepro.data.cliptable.ClipTable` CSV, e.g. the
@@ -126,7 +129,9 @@ def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None,
     :meth:`~audiorepro.data.cliptable.ClipTable.subsample` so that every class of the split
     stays when the cap allows (not the first rows: a table sorted by label would keep a few
     classes); the test split is always complete. Features are standardised with one mean and
-    one standard deviation (ddof 0) of all training values. Classes without a training clip are kept (their AP is
+    one standard deviation (ddof 0) of all training values, unless ``standardise_features`` is
+    False (a released model's own front end, whose first batch norm holds the statistics of the
+    raw values: the PANNs row). Classes without a training clip are kept (their AP is
     undefined and left out by the metrics).
     Returns x_*: (N, frames, n_mels) float32, y_*: (N, S), and the data fingerprint.
     """
@@ -177,15 +182,20 @@ def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None,
             ys.append(torch.as_tensor(item["target"]).float())
             ids.append(str(item["clip_id"]))
         out[split] = (torch.stack(feats), torch.stack(ys), ids)
-    xs = _standardise_global([out[s][0] for s in SPLITS])
+    xs = (_standardise_global([out[s][0] for s in SPLITS]) if standardise_features
+          else [out[s][0] for s in SPLITS])
     how = "pooled to" if time_mode == "pool" else "cropped/padded to"
     desc = f"{source}, {frontend} {how} {frames} frames{holdout}"
     if max_train is not None or max_valid is not None:
-        desc += f", train/valid capped at {max_train}/{max_valid}"
+        desc += ", " + ", ".join(f"{split} capped at {cap}" for split, cap in
+                                 (("train", max_train), ("valid", max_valid)) if cap is not None)
+    if not standardise_features:
+        desc += ", not standardised"
     fingerprint = caching.stable_digest({
         "origin": origin, "frontend": frontend, "frames": frames, "time_mode": time_mode,
         "clip_seconds": clip_seconds, "caps": caps, "classes": list(table.classes),
-        "subsample": "classes kept, seed %d" % seed if any(caps.values()) else ""})
+        "subsample": "classes kept, seed %d" % seed if any(caps.values()) else "",
+        **({} if standardise_features else {"standardised": False})})
     return TaggingData(xs[0], out["train"][1], xs[1], out["valid"][1], xs[2], out["test"][1],
                        classes=list(table.classes), description=desc, clip_ids_test=out["test"][2],
-                       fingerprint=fingerprint, official_dataset=official)
+                       fingerprint=fingerprint, official_dataset=official, frontend=frontend)

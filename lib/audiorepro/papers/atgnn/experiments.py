@@ -40,7 +40,8 @@ from audiorepro.augment import SpecAugment, sample_mixup_lambda, scaled_mask_par
 from audiorepro.backbones import build_backbone
 from audiorepro.backbones.counting import count_parameters
 from audiorepro.metrics import accuracy, tagging_metrics
-from audiorepro.papers.atgnn.data import TaggingData
+from audiorepro.frontends import make_frontend
+from audiorepro.papers.atgnn.data import TaggingData, tagging_data
 from audiorepro.papers.atgnn.model import (ATGNN, PRESETS, ATGNNConfig, LabelNoiseRobustBCE,
                                            PSLA, build_atgnn, count_atgnn, load_vig_weights)
 from audiorepro.training import balanced_sampler, fit, make_evaluator, pick_device, predict
@@ -61,6 +62,10 @@ ATGNN_ARCHS = tuple(PRESETS)
 #: the source every ATGNN run executes (part of every run-cache key)
 RUN_CODE = ("audiorepro.papers.atgnn", *caching.CORE_TRAINING_CODE)
 BACKBONE_PREFIXES = ("panns", "ast")
+#: architectures fed their own front end instead of the chapter's features, as their released
+#: files expect: PANNs CNN14 32 kHz reads 64-bin log-mel in dB (1024 / 320, 50-14000 Hz), not
+#: standardised (its first batch norm holds the statistics of those values)
+OWN_FRONTENDS: dict[str, str] = {"panns_cnn14_32k": "panns_32k"}
 
 
 # ================================================================================== recipe
@@ -317,6 +322,32 @@ def build_model(name: str, num_classes: int, input_size: tuple[int, int], seed: 
     return build_atgnn(name, num_classes=num_classes, input_size=input_size, **overrides)
 
 
+def own_frontend_data(names: Sequence[str], rows: Mapping[str, tuple[str, Mapping[str, Any], str]],
+                      n_clips: int = 200, seed: int = 0, frames: int = 128, time_mode: str = "pool",
+                      clip_seconds: float | None = 10.0, **data_args: Any) -> dict[str, TaggingData]:
+    """Architecture -> its :class:`TaggingData` for every row of ``names`` fed its own front end
+    (:data:`OWN_FRONTENDS`; PANNs CNN14 32 kHz): the same clips and splits as the chapter's data
+    (``n_clips``, ``seed``, ``clip_table``, ``data_root``, ``max_train``, ``max_valid``, ``device``
+    as :func:`~audiorepro.papers.atgnn.data.tagging_data`), not standardised. Time axis:
+    ``time_mode="crop_pad"`` keeps the front end's whole ``clip_seconds`` (PANNs 32 kHz: 1001
+    frames for 10 s, as PANNs reads a clip); ``"pool"`` pools to ``frames`` like the chapter's
+    CPU-sized input. Empty when no row needs one."""
+    out: dict[str, TaggingData] = {}
+    for n in names:
+        arch = rows[n][0]
+        if arch not in OWN_FRONTENDS or arch in out:
+            continue
+        fe_name = OWN_FRONTENDS[arch]
+        n_frames = frames
+        if time_mode == "crop_pad":
+            fe = make_frontend(fe_name, time_major=False)
+            n_frames = int(fe(torch.zeros(1, int(round((clip_seconds or 10.0) * fe.sample_rate)))).shape[-1])
+        out[arch] = tagging_data(n_clips, seed=seed, frontend=fe_name, frames=n_frames,
+                                 time_mode=time_mode, clip_seconds=clip_seconds,
+                                 standardise_features=False, **data_args)
+    return out
+
+
 def train_tagger(model: nn.Module, data: TaggingData, recipe: RecipeConfig | Mapping[str, Any],
                  run_dir: str | Path | None = None, device: str = "auto", amp: Any = False):
     """Train with the Section III-B recipe on ``data`` (validation mAP selects the best epoch).
@@ -421,10 +452,14 @@ def table_rows(panns_scale: float = 0.125, ast_scale: str | float = "cpu", drop_
     """Rows of Tables II/III: name -> (architecture, build overrides, paper row).
 
     CPU-sized rows: ``pyr-tiny`` (+ ``pyr-tiny (-MLG)``) stands for the paper's pyr-s,
-    ``iso-tiny`` for iso, ``pyr-tiny-dilated`` for pyr-s in the paper's graph regime (sparse,
-    dilated k-NN graphs at a 64 x 256 input). Paper-size rows (paper profile): ``pyr-s``, ``pyr-med``, ``iso`` with
+    ``iso-tiny`` for iso (nearly complete, undilated graphs at 64 x 64); in the paper's graph
+    regime (sparse, dilated k-NN graphs at a 64 x 128 input, the book profile)
+    ``pyr-tiny-dilated``, ``pyr-med-tiny-dilated`` and ``iso-tiny-dilated`` stand for pyr-s,
+    pyr-med and iso, each with and without MLG where the paper has both. Paper-size rows (paper profile): ``pyr-s``, ``pyr-med``, ``iso`` with
     and without MLG. Baselines are the shared backbones: ``panns`` (PANNs CNN14 16 kHz at width
-    ``panns_scale``; 1.0 = the paper's 81 M model) and ``ast`` (AST at ``ast_scale``; ``base`` =
+    ``panns_scale``, fed the chapter's features; 1.0 = the paper's 81 M model), ``panns-32k``
+    (PANNs CNN14 32 kHz fed its own 64-bin log-mel, :data:`OWN_FRONTENDS`: the paper's PANNs
+    row, which can start from the released ``Cnn14_mAP=0.431.pth``) and ``ast`` (AST at ``ast_scale``; ``base`` =
     the paper's 88.7 M model); ``psla`` is PSLA (EfficientNet-B2 + attention pooling at
     ``psla_scale``; ``full`` = the paper's 13.6 M model). ``drop_path`` (the reference code: 0.1) and ``plg_direction``
     (the reference code: ``l_minus_x``) apply to every ATGNN row; they enter a row's overrides
@@ -440,11 +475,16 @@ def table_rows(panns_scale: float = 0.125, ast_scale: str | float = "cpu", drop_
         "pyr-tiny (-MLG)": ("pyr-tiny", {"use_mlg": False, **extra}, "ATGNN-pyr-s (-MLG)"),
         "iso-tiny": ("iso-tiny", {**extra}, "ATGNN-iso"),
         "pyr-tiny-dilated": ("pyr-tiny-dilated", {**extra}, "ATGNN-pyr-s"),
-        "pyr-tiny-dilated (-MLG)": ("pyr-tiny-dilated", {"use_mlg": False, **extra}, "ATGNN-pyr-s (-MLG)")}
+        "pyr-tiny-dilated (-MLG)": ("pyr-tiny-dilated", {"use_mlg": False, **extra}, "ATGNN-pyr-s (-MLG)"),
+        "pyr-med-tiny-dilated": ("pyr-med-tiny-dilated", {**extra}, "ATGNN-pyr-med"),
+        "pyr-med-tiny-dilated (-MLG)": ("pyr-med-tiny-dilated", {"use_mlg": False, **extra},
+                                        "ATGNN-pyr-med (-MLG)"),
+        "iso-tiny-dilated": ("iso-tiny-dilated", {**extra}, "ATGNN-iso")}
     for arch in ("pyr-s", "pyr-med", "iso"):
         rows[arch] = (arch, {**extra}, f"ATGNN-{arch}")
         rows[f"{arch} (-MLG)"] = (arch, {"use_mlg": False, **extra}, f"ATGNN-{arch} (-MLG)")
     rows["panns"] = ("panns_cnn14_16k", {"scale": panns_scale}, "PANNs")
+    rows["panns-32k"] = ("panns_cnn14_32k", {"scale": panns_scale}, "PANNs")
     rows["ast"] = ("ast_base384_f10_t10_527", {"scale": ast_scale}, "AST")
     rows["psla"] = ("psla", {"scale": psla_scale}, "PSLA")
     return rows
@@ -503,6 +543,63 @@ def checkpoint_digest(path: str | Path) -> str:
 AST_RELEASE_CLASSES = 527
 
 
+def fit_row(data: TaggingData, recipe: RecipeConfig, seed: int,
+            spec: tuple[str, Mapping[str, Any], str], device: str = "auto", amp: Any = False,
+            checkpoint: str | Path | None = None) -> tuple[Any, str]:
+    """Build the row ``spec`` = (architecture, overrides, paper row) for ``seed``, initialise it
+    from ``checkpoint`` (see :func:`train_row`) and train it with ``recipe`` (its seed replaced by
+    ``seed``) in its run folder, or reload the finished run. Returns the
+    :class:`~audiorepro.training.FitResult` and the initialisation text. Reads no test data."""
+    arch, kw, _ = spec
+    rec = replace(recipe, seed=seed)
+    if checkpoint and arch.startswith("panns") and arch not in OWN_FRONTENDS:
+        raise ValueError(f"checkpoint {checkpoint}: the row of {arch} is fed the chapter's features, "
+                         "which no released PANNs file reads; the row panns-32k (PANNs CNN14 32 kHz "
+                         "on its own 64-bin log-mel) starts from Cnn14_mAP=0.431.pth")
+    if arch in OWN_FRONTENDS and data.frontend and data.frontend != OWN_FRONTENDS[arch]:
+        raise ValueError(f"row of {arch} needs its own front end {OWN_FRONTENDS[arch]!r}, got data of "
+                         f"{data.frontend!r}: pass row_data=atgnn.own_frontend_data(...)")
+    ast_init = bool(checkpoint) and arch.startswith("ast")
+    panns_init = bool(checkpoint) and arch in OWN_FRONTENDS
+    init, init_text = "", "random"
+    if checkpoint:
+        checkpoint = paths.project_path(checkpoint)     # relative: from the project folder
+        init = checkpoint_digest(checkpoint)
+    if panns_init:                                      # PANNs' AudioSet release, then this task
+        if float(kw.get("scale", 1.0)) != 1.0:
+            raise ValueError(f"checkpoint {checkpoint}: the released PANNs file fits only the "
+                             f"full-size CNN14; set panns_scale to 1.0 (got {kw.get('scale')})")
+        torch.manual_seed(seed)                         # the new classifier's initialisation
+        model = WaveToLogits(build_backbone(arch, scale=1.0, num_classes=data.num_classes,
+                                            checkpoint=checkpoint, spec_augment=False))
+        init_text = (f"AudioSet PANNs CNN14 weights ({Path(checkpoint).name}; trained on the full "
+                     f"AudioSet{'' if data.num_classes == AST_RELEASE_CLASSES else '; new classifier'})")
+    else:
+        model = build_model(arch, AST_RELEASE_CLASSES if ast_init else data.num_classes,
+                            data.input_size, seed=seed, **dict(kw))
+    if checkpoint and not panns_init:
+        if ast_init:                                    # AST's AudioSet release, then this task
+            model.backbone.load_checkpoint(checkpoint)
+            if data.num_classes != AST_RELEASE_CLASSES:
+                torch.manual_seed(seed)
+                model.backbone.reset_classifier(data.num_classes)
+            init_text = (f"AudioSet AST weights ({Path(checkpoint).name}; trained on the full "
+                         f"AudioSet{'' if data.num_classes == AST_RELEASE_CLASSES else '; new classifier'})")
+        elif arch == "psla":                            # PSLA: ImageNet EfficientNet-B2 features
+            skipped = model.load_imagenet(checkpoint)
+            init_text = (f"ImageNet EfficientNet-B2 features ({Path(checkpoint).name}; "
+                         f"{len(skipped)} keys left out)")
+        else:                                           # Section III-B: PGN from ImageNet ViG
+            init_report = load_vig_weights(model, checkpoint)
+            if not init_report.loaded:
+                raise ValueError(f"checkpoint {checkpoint}: no tensor fits {arch} "
+                                 f"({init_report.summary()}); use a ViG checkpoint of the same size")
+            init_text = init_report.summary()
+    res = train_tagger(model, data, rec, run_dir=run_dir_for(arch, kw, data, rec, amp, init),
+                       device=device, amp=amp)
+    return res, init_text
+
+
 def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
               spec: tuple[str, Mapping[str, Any], str] | None = None, device: str = "auto",
               amp: Any = False, checkpoint: str | Path | None = None) -> dict[str, Any]:
@@ -530,36 +627,7 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
     """
     arch, kw, paper_row = spec if spec is not None else table_rows()[name]
     rec = replace(recipe, seed=seed)
-    if checkpoint and arch.startswith("panns"):
-        raise ValueError(f"checkpoint {checkpoint}: the PANNs row cannot start from a released PANNs "
-                         "file here (it reads 64-bin 32 kHz log-mel; this chapter feeds every row "
-                         "AST's 128-bin fbank); leave its checkpoint out to train it from scratch")
-    ast_init = bool(checkpoint) and arch.startswith("ast")
-    model = build_model(arch, AST_RELEASE_CLASSES if ast_init else data.num_classes, data.input_size,
-                        seed=seed, **dict(kw))
-    init, init_text = "", "random"
-    if checkpoint:
-        checkpoint = paths.project_path(checkpoint)     # relative: from the project folder
-        init = checkpoint_digest(checkpoint)
-        if ast_init:                                    # AST's AudioSet release, then this task
-            model.backbone.load_checkpoint(checkpoint)
-            if data.num_classes != AST_RELEASE_CLASSES:
-                torch.manual_seed(seed)
-                model.backbone.reset_classifier(data.num_classes)
-            init_text = (f"AudioSet AST weights ({Path(checkpoint).name}; trained on the full "
-                         f"AudioSet{'' if data.num_classes == AST_RELEASE_CLASSES else '; new classifier'})")
-        elif arch == "psla":                            # PSLA: ImageNet EfficientNet-B2 features
-            skipped = model.load_imagenet(checkpoint)
-            init_text = (f"ImageNet EfficientNet-B2 features ({Path(checkpoint).name}; "
-                         f"{len(skipped)} keys left out)")
-        else:                                           # Section III-B: PGN from ImageNet ViG
-            init_report = load_vig_weights(model, checkpoint)
-            if not init_report.loaded:
-                raise ValueError(f"checkpoint {checkpoint}: no tensor fits {arch} "
-                                 f"({init_report.summary()}); use a ViG checkpoint of the same size")
-            init_text = init_report.summary()
-    res = train_tagger(model, data, rec, run_dir=run_dir_for(arch, kw, data, rec, amp, init),
-                       device=device, amp=amp)
+    res, init_text = fit_row(data, recipe, seed, (arch, kw, paper_row), device, amp, checkpoint)
     scores, targets = predict_tagging(res.model, data.x_test, data.y_test, device=device, amp=amp)
     test = held_out_metrics(targets, scores)
     items = results.tagging_items(item_ids(data), scores, targets)
@@ -577,12 +645,14 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
 
 def init_label(init: str) -> str:
     """Short label of a run's initialisation (the ``init`` text of :func:`train_row`): ``random
-    init``, ``ImageNet EfficientNet-B2 init`` (PSLA), ``AudioSet AST init`` (AST's release) or
-    ``ImageNet ViG init`` (a PGN)."""
+    init``, ``ImageNet EfficientNet-B2 init`` (PSLA), ``AudioSet AST init`` (AST's release),
+    ``AudioSet PANNs init`` (PANNs' release) or ``ImageNet ViG init`` (a PGN)."""
     if init == "random":
         return "random init"
     if init.startswith("AudioSet AST"):
         return "AudioSet AST init"
+    if init.startswith("AudioSet PANNs"):
+        return "AudioSet PANNs init"
     return "ImageNet EfficientNet-B2 init" if init.startswith("ImageNet EfficientNet") else "ImageNet ViG init"
 
 
@@ -600,15 +670,24 @@ def train_rows(names: Sequence[str], data: TaggingData, recipe: RecipeConfig, se
                rows: Mapping[str, tuple[str, Mapping[str, Any], str]] | None = None,
                device: str = "auto", amp: Any = False,
                checkpoints: Mapping[str, str | Path] | None = None,
-               recipes: Mapping[str, RecipeConfig] | None = None) -> pd.DataFrame:
+               recipes: Mapping[str, RecipeConfig] | None = None,
+               one_seed: Sequence[str] = (),
+               row_data: Mapping[str, TaggingData] | None = None) -> pd.DataFrame:
     """:func:`train_row` for every row of ``names`` (specs from ``rows``, default
-    :func:`table_rows`) and every seed: one line per (row, seed). ``recipes``: row name -> its own
+    :func:`table_rows`) and every seed, and for every row of ``one_seed`` with the first seed
+    only (rows no claim compares): one line per (row, seed). ``recipes``: row name -> its own
     recipe (e.g. ``{"psla": psla_recipe(recipe, "audioset")}``), other rows train with
     ``recipe``. ``checkpoints``: architecture
     -> the file initialising its rows (:func:`train_row`: ImageNet ViG for a PGN, e.g.
     ``{"pyr-s": "pvig_s_82.1.pth.tar"}``; ImageNet EfficientNet-B2 for ``psla``; AST's AudioSet
-    release for ``ast_base384_f10_t10_527``); other rows start random."""
+    release for ``ast_base384_f10_t10_527``; PANNs' AudioSet release for ``panns_cnn14_32k``);
+    other rows start random. ``row_data``: architecture -> the data of rows fed their own front
+    end (:func:`own_frontend_data`); they must hold the same test clips in the same order."""
     rows = rows if rows is not None else table_rows()
+    if not seeds:
+        raise ValueError("train_rows: parameter seeds is empty")
+    plan = [(n, s) for n in names for s in seeds] + [(n, seeds[0]) for n in one_seed if n not in names]
+    names = list(dict.fromkeys([*names, *one_seed]))
     unknown = [n for n in names if n not in rows]
     if unknown:
         raise KeyError(f"train_rows: unknown row(s) {unknown} in parameter models; known: {sorted(rows)}")
@@ -622,9 +701,107 @@ def train_rows(names: Sequence[str], data: TaggingData, recipe: RecipeConfig, se
     extra = [n for n in recipes if n not in names]
     if extra:
         raise KeyError(f"train_rows: recipes for row(s) {extra} that are not in models {list(names)}")
-    return pd.DataFrame([train_row(n, data, recipes.get(n, recipe), s, spec=rows[n], device=device,
+    by_row = {n: _row_data(n, rows[n][0], data, row_data) for n in names}
+    return pd.DataFrame([train_row(n, by_row[n], recipes.get(n, recipe), s, spec=rows[n], device=device,
                                    amp=amp, checkpoint=checkpoints.get(rows[n][0]) or None)
-                         for n in names for s in seeds])
+                         for n, s in plan])
+
+
+def _row_data(name: str, arch: str, data: TaggingData,
+              row_data: Mapping[str, TaggingData] | None) -> TaggingData:
+    """The data row ``name`` trains on: ``row_data[arch]`` for a row fed its own front end
+    (:data:`OWN_FRONTENDS`; raises when missing), else ``data``. Its test clips must be
+    ``data``'s, in the same order (the claims pair the rows' test items)."""
+    if arch not in OWN_FRONTENDS:
+        return data
+    own = (row_data or {}).get(arch)
+    if own is None:
+        raise ValueError(f"row {name!r} is fed its own front end {OWN_FRONTENDS[arch]!r}: pass "
+                         f"row_data=atgnn.own_frontend_data(...)")
+    if item_ids(own) != item_ids(data):
+        raise ValueError(f"row {name!r}: its data ({own.description}) holds other test clips than "
+                         f"the chapter's ({data.description})")
+    return own
+
+
+#: build overrides and recipe fields that the ablation pages change; :func:`select_lr` chooses
+#: the learning rate with the book's defaults for them, so an ablation keeps the main page's rate
+ABLATION_OVERRIDES = ("drop_path", "plg_direction")
+
+
+@dataclass
+class LrChoice:
+    """What :func:`select_lr` chose. ``table``: one line per (group, learning rate) with the
+    validation mAP and best epoch of the group's representative row and ``chosen``;
+    ``lr``: row -> chosen learning rate; ``grid``: the rates tried."""
+
+    table: pd.DataFrame
+    lr: dict[str, float]
+    grid: tuple[float, ...]
+
+    def recipes(self, recipe: RecipeConfig) -> dict[str, RecipeConfig]:
+        """Row -> ``recipe`` with the row's chosen learning rate."""
+        return {row: replace(recipe, lr=lr) for row, lr in self.lr.items()}
+
+    def text(self) -> str:
+        """One line for a record's scale: the rates chosen and how."""
+        chosen = self.table[self.table["chosen"]]
+        parts = [f"{r.representative} {r.lr:g}" for r in chosen.itertuples()]
+        return (f"lr chosen on validation mAP (seed 0) from {[float(f'{v:g}') for v in self.grid]}: "
+                + ", ".join(parts))
+
+
+def select_lr(names: Sequence[str], data: TaggingData, recipe: RecipeConfig,
+              lr_grid: Sequence[float], rows: Mapping[str, tuple[str, Mapping[str, Any], str]] | None = None,
+              seed: int = 0, device: str = "auto", amp: Any = False,
+              checkpoints: Mapping[str, str | Path] | None = None,
+              row_data: Mapping[str, TaggingData] | None = None) -> LrChoice:
+    """Choose a learning rate per row group on validation mAP; the test split is not read.
+
+    Groups: all ATGNN rows of ``names`` share one rate (the paper trains every ATGNN variant with
+    one recipe), chosen on the group's representative - its first row without MLG (Table I's
+    model), else its first row; each baseline row (PANNs, AST, PSLA, trained here with the
+    chapter's recipe, where the paper took their own papers' recipes) is its own group. The
+    representative trains with ``seed`` once per rate of ``lr_grid`` (runs cached as every run:
+    the chosen rate's run is the row's seed-``seed`` run), with the book's defaults for what
+    the ablation pages change (:data:`ABLATION_OVERRIDES`, per-batch mixup), so an ablation page
+    keeps the main page's rate. ``checkpoints`` initialise the representatives as in
+    :func:`train_rows`, ``row_data`` feeds rows their own front end as there. The highest
+    best-epoch validation mAP wins; a tie goes to the smaller rate."""
+    if not lr_grid:
+        raise ValueError("select_lr: parameter lr_grid is empty")
+    if any(float(v) <= 0 for v in lr_grid):
+        raise ValueError(f"select_lr: parameter lr_grid={list(lr_grid)} must hold positive rates")
+    rows = rows if rows is not None else table_rows()
+    unknown = [n for n in names if n not in rows]
+    if unknown:
+        raise KeyError(f"select_lr: unknown row(s) {unknown}; known: {sorted(rows)}")
+    atgnn_rows = [n for n in names if rows[n][0] in ATGNN_ARCHS]
+    groups: list[tuple[str, list[str]]] = []
+    if atgnn_rows:
+        rep = next((n for n in atgnn_rows if rows[n][1].get("use_mlg") is False), atgnn_rows[0])
+        groups.append((rep, atgnn_rows))
+    groups += [(n, [n]) for n in names if n not in atgnn_rows]
+    grid = tuple(sorted(float(v) for v in lr_grid))
+    base = replace(recipe, mixup_per_sample=False)
+    lines, chosen_lr = [], {}
+    for rep, members in groups:
+        arch, kw, paper_row = rows[rep]
+        kw = {k: v for k, v in kw.items() if k not in ABLATION_OVERRIDES}
+        scores = []
+        for lr in grid:
+            res, _ = fit_row(_row_data(rep, arch, data, row_data), replace(base, lr=lr), seed,
+                             (arch, kw, paper_row), device, amp,
+                             (checkpoints or {}).get(arch) or None)
+            scores.append((float(res.best_metrics.get("mAP", float("nan"))),
+                           int(res.best_metrics.get("epoch", -1))))
+        best = max(range(len(grid)), key=lambda i: (scores[i][0], -i))
+        for i, lr in enumerate(grid):
+            lines.append({"representative": rep, "rows": ", ".join(members), "lr": lr,
+                          "valid mAP": scores[i][0], "best epoch": scores[i][1],
+                          "chosen": i == best})
+        chosen_lr.update({m: grid[best] for m in members})
+    return LrChoice(pd.DataFrame(lines), chosen_lr, grid)
 
 
 def table_summary(runs: pd.DataFrame, rows: Mapping[str, tuple[str, Mapping[str, Any], str]],
@@ -792,13 +969,15 @@ def k_spec(k: int, mlg: bool = False, arch: str = "pyr-tiny",
 def k_sweep(ks: Sequence[int], seeds: Sequence[int], data: TaggingData, recipe: RecipeConfig,
             device: str = "auto", amp: Any = False, mlg_rows: bool = False, arch: str = "pyr-tiny",
             extra: Mapping[str, Any] | None = None,
-            checkpoints: Mapping[str, str | Path] | None = None) -> pd.DataFrame:
+            checkpoints: Mapping[str, str | Path] | None = None,
+            mlg_seeds: Sequence[int] | None = None) -> pd.DataFrame:
     """Train ``arch`` without MLG (the paper's Table I) for every k of ``ks`` and every seed
     of ``seeds`` - with ``mlg_rows`` also with MLG (rows ``k=<k> (+MLG)``): one line per
     (row, k, seed) as :func:`train_row`, with an integer column ``k``, a bool ``MLG`` and the
     ``arch``. ``extra``: build overrides (:func:`k_spec`); ``checkpoints``: architecture ->
     ImageNet ViG file initialising the PGN (:func:`train_row`; Section III-B: every experiment),
-    only ``arch`` may be named."""
+    only ``arch`` may be named. ``mlg_seeds``: seeds of the +MLG rows (default ``seeds``; no
+    claim compares them)."""
     if not seeds:
         raise ValueError("k_sweep: parameter seeds is empty")
     if not ks:
@@ -812,7 +991,7 @@ def k_sweep(ks: Sequence[int], seeds: Sequence[int], data: TaggingData, recipe: 
     for mlg in ((False, True) if mlg_rows else (False,)):
         for k in ks:
             spec = k_spec(k, mlg, arch, extra)
-            for s in seeds:
+            for s in (seeds if not mlg or not mlg_seeds else mlg_seeds):
                 lines.append({**train_row(spec[2], data, recipe, s, spec=spec, device=device,
                                           amp=amp, checkpoint=checkpoint),
                               "k": int(k), "MLG": mlg, "arch": arch})

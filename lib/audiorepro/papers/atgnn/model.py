@@ -107,6 +107,9 @@ class ATGNNConfig:
             Eq. 1; default), ``"l_minus_x"`` ``max_j (l_i - x_j)`` as the public reimplementation
             (the paper's Eq. 4 does not fix the order).
         knn_chunk: max elements of one (B, chunk, M) distance block in the k-NN search.
+        iso_stem_down: down-sampling of the isotropic stem, 16 (ViG: four stride-2 convs) or 8
+            (three; the CPU-sized ``iso-tiny-dilated``, whose small input would otherwise leave a
+            nearly complete graph). Ignored by the pyramid (its stem is always 4x).
     """
 
     variant: str = "pyramid"
@@ -130,6 +133,7 @@ class ATGNNConfig:
     mlg_ffn: bool = True
     plg_direction: str = "x_minus_l"
     knn_chunk: int = 1 << 22
+    iso_stem_down: int = 16
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
@@ -173,17 +177,19 @@ class ATGNNConfig:
             bad("input_size", f"must be at least {down} x {down} for this variant")
         if self.in_chans < 1:
             bad("in_chans", "must be >= 1")
+        if self.iso_stem_down not in (8, 16):
+            bad("iso_stem_down", "must be 8 or 16")
 
     @property
     def stem_factor(self) -> int:
-        """Down-sampling of the stem: 4 (pyramid) or 16 (isotropic)."""
-        return 4 if self.variant == "pyramid" else 16
+        """Down-sampling of the stem: 4 (pyramid) or ``iso_stem_down`` (isotropic; ViG: 16)."""
+        return 4 if self.variant == "pyramid" else self.iso_stem_down
 
     @property
     def down_factor(self) -> int:
         """Total down-sampling from the input to the last stage."""
         if self.variant == "isotropic":
-            return 16
+            return self.iso_stem_down
         return 4 * 2 ** (len(self.blocks) - 1)
 
     @property
@@ -220,8 +226,11 @@ class ATGNNConfig:
 
 #: Named variants. ``pyr-s`` / ``pyr-med``: Section III-B (M, P) with Pyramid ViG-S / -M widths;
 #: ``iso``: isotropic ViG-S widths (320 x 16) with one MLG block after every 4 PGN blocks (the paper
-#: gives no iso MLG layout - our assumption). ``*-tiny``: CPU-sized variants for the book profile;
-#: ``pyr-tiny-dilated``: a CPU-sized pyramid whose graphs are sparse and dilated at 64 x 256.
+#: gives no iso MLG layout - our assumption). ``*-tiny``: CPU-sized variants (64 x 64 inputs: nearly
+#: complete, undilated graphs); ``*-tiny-dilated``: the book profile's CPU-sized variants in the
+#: paper's graph regime at 64 x 128 (:func:`graph_schedule`): ``pyr-tiny-dilated`` stands for pyr-s,
+#: ``pyr-med-tiny-dilated`` for pyr-med (1.2x wider, 2.5x the stage-3 blocks and twice their MLG
+#: blocks, as pyr-med against pyr-s), ``iso-tiny-dilated`` for iso (an 8x stem instead of 16x).
 PRESETS: dict[str, dict[str, Any]] = {
     "pyr-s": dict(variant="pyramid", channels=(80, 160, 400, 640), blocks=(2, 2, 6, 2),
                   mlg_blocks=(1, 1, 3, 1)),
@@ -238,6 +247,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # blocks 5-6 are dilated (d = 2), as the paper's dilation grows with depth
     "pyr-tiny-dilated": dict(variant="pyramid", channels=(24, 48, 96, 128), blocks=(1, 1, 4, 1),
                              mlg_blocks=(1, 1, 1, 1), head_dim=128, reduce_ratios=(2, 1, 1, 1)),
+    "pyr-med-tiny-dilated": dict(variant="pyramid", channels=(28, 56, 116, 152), blocks=(1, 1, 10, 1),
+                                 mlg_blocks=(1, 1, 2, 1), head_dim=128, reduce_ratios=(2, 1, 1, 1)),
+    "iso-tiny-dilated": dict(variant="isotropic", channels=(64,) * 2, blocks=(3, 3), mlg_blocks=(1, 1),
+                             head_dim=128, iso_stem_down=8),
 }
 
 
@@ -251,7 +264,8 @@ def graph_schedule(config: ATGNNConfig, input_size: tuple[int, int] | None = Non
     under study is switched off."""
     f, t = input_size or config.input_size
     up = lambda n, times: n if times == 0 else up(-(-n // 2), times - 1)  # noqa: E731 - stride-2 convs (pad 1)
-    h, w = (up(f, 2), up(t, 2)) if config.variant == "pyramid" else (up(f, 4), up(t, 4))
+    convs = 2 if config.variant == "pyramid" else config.stem_factor.bit_length() - 1
+    h, w = up(f, convs), up(t, convs)
     ks, ds = config.knn_schedule(), config.dilation_schedule()
     rows, i = [], 0
     for s, nb in enumerate(config.blocks):
@@ -799,14 +813,17 @@ class MLGBlock(nn.Module):
 
 class Stem(nn.Module):
     """CNN stem. Pyramid: conv s2 -> conv s2 -> conv s1 (4x down, widths C/2, C, C).
-    Isotropic: four stride-2 convs and one stride-1 conv (16x down, widths C/8, C/4, C/2, C, C).
-    Keys ``convs.<i>`` as in ViG. (B, in_chans, F, T) -> (B, C, F/f, T/f).
+    Isotropic: four stride-2 convs and one stride-1 conv (16x down, widths C/8, C/4, C/2, C, C);
+    with ``down=8`` three (widths C/4, C/2, C, C). Keys ``convs.<i>`` as in ViG.
+    (B, in_chans, F, T) -> (B, C, F/f, T/f).
     """
 
-    def __init__(self, in_chans: int, out: int, variant: str) -> None:
+    def __init__(self, in_chans: int, out: int, variant: str, down: int = 16) -> None:
         super().__init__()
         if variant == "pyramid":
             widths, strides = [out // 2, out, out], [2, 2, 1]
+        elif down == 8:
+            widths, strides = [out // 4, out // 2, out, out], [2, 2, 2, 1]
         else:
             widths, strides = [out // 8, out // 4, out // 2, out, out], [2, 2, 2, 2, 1]
         layers: list[nn.Module] = []
@@ -844,7 +861,7 @@ class ATGNN(nn.Module):
         ch = cfg.channels
         f, t = cfg.input_size
         sf = cfg.stem_factor
-        self.stem = Stem(cfg.in_chans, ch[0], cfg.variant)
+        self.stem = Stem(cfg.in_chans, ch[0], cfg.variant, cfg.stem_factor)
         self.pos_embed = nn.Parameter(torch.zeros(1, ch[0], f // sf, t // sf))
         ks, ds = cfg.knn_schedule(), cfg.dilation_schedule()
         dpr = [float(v) for v in torch.linspace(0, cfg.drop_path, cfg.n_blocks)]

@@ -559,8 +559,8 @@ def test_table_rows_reference_options_only_when_not_default():
     from audiorepro.papers.atgnn import table_rows
     assert table_rows()["pyr-tiny"][1] == {}
     rows = table_rows(drop_path=0.1, plg_direction="l_minus_x")
-    assert rows["pyr-tiny (-MLG)"][1] == {"use_mlg": False, "drop_path": 0.1,
-                                          "plg_direction": "l_minus_x"}
+    # PLG exists only in MLG blocks: a -MLG row is the same model whatever the PLG direction
+    assert rows["pyr-tiny (-MLG)"][1] == {"use_mlg": False, "drop_path": 0.1}
     assert rows["iso"][1] == {"drop_path": 0.1, "plg_direction": "l_minus_x"}
     assert "drop_path" not in rows["panns"][1]
 
@@ -572,8 +572,9 @@ def test_k_spec_of_the_paper_model_shares_the_table_rows_run():
     extra = rows["pyr-s"][1]
     # k = 9 (the default) with the reference-code overrides is exactly the Table III row
     assert k_spec(ATGNNConfig.k, arch="pyr-s", extra=extra)[:2] == rows["pyr-s (-MLG)"][:2]
-    assert k_spec(15, arch="pyr-s", extra=extra) == (
-        "pyr-s", {"use_mlg": False, "drop_path": 0.1, "plg_direction": "l_minus_x", "k": 15}, "k=15")
+    assert k_spec(15, arch="pyr-s", extra=extra) == ("pyr-s", {"use_mlg": False, "drop_path": 0.1, "k": 15}, "k=15")
+    assert k_spec(15, mlg=True, arch="pyr-s", extra=extra) == (
+        "pyr-s", {"drop_path": 0.1, "plg_direction": "l_minus_x", "k": 15}, "k=15 (+MLG)")
     with pytest.raises(KeyError, match="parameter arch.*'resnet'"):
         k_spec(9, arch="resnet")
 
@@ -880,3 +881,39 @@ def test_train_rows_one_seed_and_k_sweep_mlg_seeds_train_what_they_say(monkeypat
     assert seen == [("k=9", 0, 5e-4), ("k=9", 1, 5e-4), ("k=20", 0, 5e-4), ("k=20", 1, 5e-4),
                     ("k=9 (+MLG)", 0, 5e-4), ("k=20 (+MLG)", 0, 5e-4)]
     assert list(runs["MLG"]) == [False] * 4 + [True] * 2
+
+
+def test_ablation_table_known_truth():
+    """Identical runs: every change 0 with a zero-width interval; an ablation whose k = 20 scores
+    are the targets themselves: that row's change and the spread's change are positive and their
+    intervals exclude 0."""
+    from audiorepro.papers.atgnn import ablation_table
+    from audiorepro.results import tagging_items
+    rng = np.random.default_rng(0)
+    n, c = 60, 4
+    targets = (rng.random((n, c)) < 0.3).astype(float)
+    targets[0] = 1.0
+    ids = [f"clip{i}" for i in range(n)]
+
+    def runs(perfect_k20: bool) -> pd.DataFrame:
+        lines = []
+        for k in (9, 20):
+            for seed in (0, 1):
+                g = np.random.default_rng(100 * k + seed)
+                scores = targets.copy() if (perfect_k20 and k == 20) else g.random((n, c))
+                items = tagging_items(ids, scores, targets)
+                from audiorepro.metrics import tagging_metrics
+                lines.append({"k": k, "MLG": False, "seed": seed, "items": items,
+                              "test mAP": float(tagging_metrics(targets, scores)["mAP"])})
+        return pd.DataFrame(lines)
+    main = runs(False)
+    same = ablation_table(main, main, n_boot=200)
+    assert list(same["row"][:2]) == ["k=9", "k=20"] and same["row"].iloc[2].startswith("spread over k")
+    assert (same["ablated - main"] == 0).all() and (same["95 % interval"] == "[+0.000, +0.000]").all()
+    better = ablation_table(runs(True), main, n_boot=200)
+    row20, spread = better.iloc[1], better.iloc[2]
+    assert row20["ablated mAP"] == pytest.approx(1.0) and row20["ablated - main"] > 0.3
+    for r in (row20, spread):
+        lo = float(r["95 % interval"].strip("[]").split(",")[0])
+        assert lo > 0
+    assert better.iloc[0]["ablated - main"] == 0 and (better["seeds"] == 2).all() and (better["items"] == n).all()

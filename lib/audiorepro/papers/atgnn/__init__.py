@@ -12,7 +12,7 @@ D. Stowell; IEEE Signal Processing Letters, 2024) - the book's chapter ``atgnn``
 Notebooks use ``from audiorepro.papers import atgnn`` and the names below.
 """
 from .data import TaggingData, tagging_data
-from .experiments import (COUNT_SETTINGS, NOTEBOOK_CLAIMS, OWN_FRONTENDS, PSLA_RECIPES, LabelGraphStats, LrChoice,
+from .experiments import (COUNT_SETTINGS, ablation_table, main_sweep_runs, NOTEBOOK_CLAIMS, OWN_FRONTENDS, PSLA_RECIPES, LabelGraphStats, LrChoice,
                           RecipeConfig, WaveToLogits, WeightAverage, adjacency_vs_lift, benchmark_table, build_model,
                           check_table, checkpoint_digest, code_digest, count_baselines, count_variants,
                           decide_adjacency_claim, decide_claims, evaluate_tagging, item_ids,
@@ -35,6 +35,7 @@ __all__ = [
     "run_dir_for", "code_digest", "checkpoint_digest", "train_row", "train_rows", "select_lr", "LrChoice", "OWN_FRONTENDS", "own_frontend_data",
     "table_summary", "record_runs", "record_row", "check_table", "seed_summary", "NOTEBOOK_CLAIMS",
     "decide_claims", "decide_adjacency_claim", "k_spec", "k_sweep", "record_k_sweep",
+    "main_sweep_runs", "ablation_table",
     "COUNT_SETTINGS", "count_variants", "count_baselines", "LabelGraphStats",
     "label_graph_spec", "adjacency_vs_lift", "record_label_graph", "benchmark_table",
     # figures

@@ -40,6 +40,7 @@ from audiorepro.augment import SpecAugment, sample_mixup_lambda, scaled_mask_par
 from audiorepro.backbones import build_backbone
 from audiorepro.backbones.counting import count_parameters
 from audiorepro.metrics import accuracy, tagging_metrics
+from audiorepro.results.stats import N_BOOT, Run, bootstrap_rows, percentile_interval
 from audiorepro.frontends import make_frontend
 from audiorepro.papers.atgnn.data import TaggingData, tagging_data
 from audiorepro.papers.atgnn.model import (ATGNN, PRESETS, ATGNNConfig, LabelNoiseRobustBCE,
@@ -304,7 +305,8 @@ def build_model(name: str, num_classes: int, input_size: tuple[int, int], seed: 
       built for ``input_size`` = (F, T);
     * ``psla`` - PSLA's EfficientNet-B2 with attention pooling
       (:class:`~audiorepro.papers.atgnn.model.PSLA`; ``scale=`` ``full`` or ``cpu``, default ``cpu``).
-    Shared backbones are trained from scratch here (no pre-trained weights).
+    Built randomly initialised; :func:`fit_row` loads released weights (AST, PANNs 32 kHz, PSLA's
+    ImageNet EfficientNet-B2, ImageNet ViG) when a checkpoint is given.
     """
     torch.manual_seed(seed)
     if name == "psla":
@@ -483,6 +485,9 @@ def table_rows(panns_scale: float = 0.125, ast_scale: str | float = "cpu", drop_
     for arch in ("pyr-s", "pyr-med", "iso"):
         rows[arch] = (arch, {**extra}, f"ATGNN-{arch}")
         rows[f"{arch} (-MLG)"] = (arch, {"use_mlg": False, **extra}, f"ATGNN-{arch} (-MLG)")
+    for name, (arch, kw, paper_row) in rows.items():     # PLG exists only in the MLG blocks
+        if kw.get("use_mlg") is False:
+            kw.pop("plg_direction", None)
     rows["panns"] = ("panns_cnn14_16k", {"scale": panns_scale}, "PANNs")
     rows["panns-32k"] = ("panns_cnn14_32k", {"scale": panns_scale}, "PANNs")
     rows["ast"] = ("ast_base384_f10_t10_527", {"scale": ast_scale}, "AST")
@@ -621,9 +626,10 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
     AudioSet file (``audioset_10_10_0.4593.pth``, loaded strictly into an AST of the row's size,
     its positional embedding adapted to the input and its classifier replaced when the task has
     other classes; it was trained on the full AudioSet, so as an initialisation it has seen more
-    than the paper's row). The PANNs row takes none: the released files read 64-bin 32 kHz
-    log-mel, not this chapter's 128-bin fbank (ValueError). ``init`` in the result says what
-    was loaded.
+    than the paper's row); for the ``panns-32k`` row PANNs' released ``Cnn14_mAP=0.431.pth``
+    (full size only, on its own front end: :func:`own_frontend_data`; its classifier replaced
+    when the task has other classes); the ``panns`` row, fed the chapter's features, takes none
+    (ValueError). ``init`` in the result says what was loaded.
     """
     arch, kw, paper_row = spec if spec is not None else table_rows()[name]
     rec = replace(recipe, seed=seed)
@@ -640,7 +646,8 @@ def train_row(name: str, data: TaggingData, recipe: RecipeConfig, seed: int,
             "weights": (f"weights averaged over the last {rec.average_last} epochs" if rec.average_last
                         else BEST_EPOCH),
             "recipe": rec.name,
-            "epochs": rec.epochs}
+            "epochs": rec.epochs,
+            "input": f"{data.frontend or 'features'}, {data.input_size[1]} frames"}
 
 
 def init_label(init: str) -> str:
@@ -686,6 +693,7 @@ def train_rows(names: Sequence[str], data: TaggingData, recipe: RecipeConfig, se
     rows = rows if rows is not None else table_rows()
     if not seeds:
         raise ValueError("train_rows: parameter seeds is empty")
+    names, one_seed = list(dict.fromkeys(names)), list(dict.fromkeys(one_seed))
     plan = [(n, s) for n in names for s in seeds] + [(n, seeds[0]) for n in one_seed if n not in names]
     names = list(dict.fromkeys([*names, *one_seed]))
     unknown = [n for n in names if n not in rows]
@@ -795,7 +803,8 @@ def select_lr(names: Sequence[str], data: TaggingData, recipe: RecipeConfig,
                              (checkpoints or {}).get(arch) or None)
             scores.append((float(res.best_metrics.get("mAP", float("nan"))),
                            int(res.best_metrics.get("epoch", -1))))
-        best = max(range(len(grid)), key=lambda i: (scores[i][0], -i))
+        best = max(range(len(grid)),            # NaN (no validation mAP) never wins
+                   key=lambda i: (scores[i][0] if np.isfinite(scores[i][0]) else -np.inf, -i))
         for i, lr in enumerate(grid):
             lines.append({"representative": rep, "rows": ", ".join(members), "lr": lr,
                           "valid mAP": scores[i][0], "best epoch": scores[i][1],
@@ -853,6 +862,7 @@ def record_runs(runs: pd.DataFrame, rows: Mapping[str, tuple[str, Mapping[str, A
     out = []
     for r in runs.to_dict("records"):
         arch, kw, _ = rows[r["model"]]
+        own = f"; its own input: {r['input']}" if arch in OWN_FRONTENDS and r.get("input") else ""
         out.append(results.record(
             CHAPTER, table, {"mAP": r["test mAP"], "AUC": r["test AUC"],
                              **({"accuracy": r["test accuracy"]}
@@ -861,9 +871,10 @@ def record_runs(runs: pd.DataFrame, rows: Mapping[str, tuple[str, Mapping[str, A
                     "run_group": run_group, "frames": frames, "epochs": r.get("epochs", epochs),
                     "recipe": r.get("recipe", RecipeConfig.name),
                     "selection": r.get("weights", BEST_EPOCH),
-                    "init": r.get("init", "random")},
+                    "init": r.get("init", "random"),
+                    **({"input": r["input"]} if own else {})},
             dataset=data.description, scale=scale, profile=profile,
-            model=f"{r['model']} ({r['params'] / 1e6:.2f} M, {init_label(r.get('init', 'random'))})",
+            model=f"{r['model']} ({r['params'] / 1e6:.2f} M, {init_label(r.get('init', 'random'))}{own})",
             duration_s=r["train s"], items=r["items"]))
     return out
 
@@ -960,7 +971,8 @@ def k_spec(k: int, mlg: bool = False, arch: str = "pyr-tiny",
         raise KeyError(f"parameter arch: unknown ATGNN architecture {arch!r}; known: "
                        f"{sorted(ATGNN_ARCHS)}")
     kw: dict[str, Any] = {} if mlg else {"use_mlg": False}
-    kw.update(extra or {})
+    kw.update({n: v for n, v in (extra or {}).items()
+               if mlg or n != "plg_direction"})             # PLG exists only in the MLG blocks
     if k != ATGNNConfig.k:
         kw["k"] = k
     return (arch, kw, f"k={k}" + (" (+MLG)" if mlg else ""))
@@ -995,6 +1007,65 @@ def k_sweep(ks: Sequence[int], seeds: Sequence[int], data: TaggingData, recipe: 
                 lines.append({**train_row(spec[2], data, recipe, s, spec=spec, device=device,
                                           amp=amp, checkpoint=checkpoint),
                               "k": int(k), "MLG": mlg, "arch": arch})
+    return pd.DataFrame(lines)
+
+
+def main_sweep_runs(ks: Sequence[int], seeds: Sequence[int], data: TaggingData, recipe: RecipeConfig,
+                    arch: str, mlg_rows: bool = False, device: str = "auto", amp: Any = False,
+                    checkpoints: Mapping[str, str | Path] | None = None) -> pd.DataFrame:
+    """The main page's runs of an ablation page's rows: :func:`k_sweep` with the book's defaults
+    for what the ablation pages change (no build overrides: drop path 0, PLG ``x_minus_l``;
+    per-batch mixup) - reloaded from the run cache when the main page has trained them."""
+    return k_sweep(ks, seeds, data, replace(recipe, mixup_per_sample=False), device=device, amp=amp,
+                   mlg_rows=mlg_rows, arch=arch, checkpoints=checkpoints)
+
+
+def ablation_table(ablated: pd.DataFrame, main: pd.DataFrame, metric: str = "mAP",
+                   n_boot: int = N_BOOT) -> pd.DataFrame:
+    """An ablation page's k-sweep runs against the main page's (:func:`main_sweep_runs`), row by
+    row (k, with or without MLG) on the same seeds and test clips: the test ``metric`` of each
+    (mean over seeds), ``ablated - main`` and its 95 % interval from a paired bootstrap over the
+    test clips combined with the seeds (:func:`audiorepro.results.stats.bootstrap_rows`), and
+    per MLG setting the spread over k (max - min of the row means: Table I's claim) under each
+    and its change, with its interval. An interval that excludes 0 means the deviation moved that
+    row (or the spread) by more than this test set's noise. Nothing is recorded."""
+    def runs_of(df: pd.DataFrame, k: int, mlg: bool) -> list[Run]:
+        sel = df[(df["k"] == k) & (df["MLG"] == mlg)]
+        return [Run(str(seed), float(value), replace(items, metric=metric))
+                for seed, value, items in zip(sel["seed"], sel[f"test {metric}"], sel["items"])]
+    keys = sorted({(int(k), bool(m)) for k, m in zip(ablated["k"], ablated["MLG"])}, key=lambda t: (t[1], t[0]))
+    rows: dict[str, list[Any]] = {}
+    for k, mlg in keys:
+        label = f"k={k}" + (" (+MLG)" if mlg else "")
+        rows[f"main {label}"], rows[f"ablated {label}"] = runs_of(main, k, mlg), runs_of(ablated, k, mlg)
+        if not rows[f"main {label}"]:
+            raise ValueError(f"ablation_table: the main runs have no row {label}")
+    boot = bootstrap_rows(rows, n_boot=n_boot)
+    lines = []
+    for k, mlg in keys:
+        label = f"k={k}" + (" (+MLG)" if mlg else "")
+        d = boot.rows[f"ablated {label}"] - boot.rows[f"main {label}"]
+        lo, hi = percentile_interval(d)
+        lines.append({"row": label, f"main {metric}": boot.point[f"main {label}"],
+                      f"ablated {metric}": boot.point[f"ablated {label}"],
+                      "ablated - main": boot.point[f"ablated {label}"] - boot.point[f"main {label}"],
+                      "95 % interval": f"[{lo:+.3f}, {hi:+.3f}]", "seeds": boot.n_seeds[f"ablated {label}"],
+                      "items": boot.n_items})
+    for mlg in sorted({m for _, m in keys}):
+        labels = [f"k={k}" + (" (+MLG)" if mlg else "") for k, m in keys if m == mlg]
+        if len(labels) < 2:
+            continue
+        spread = {w: np.max([boot.rows[f"{w} {x}"] for x in labels], axis=0)
+                  - np.min([boot.rows[f"{w} {x}"] for x in labels], axis=0) for w in ("main", "ablated")}
+        point = {w: max(boot.point[f"{w} {x}"] for x in labels) - min(boot.point[f"{w} {x}"] for x in labels)
+                 for w in ("main", "ablated")}
+        lo, hi = percentile_interval(spread["ablated"] - spread["main"])
+        ks_text = ", ".join(str(k) for k, m in keys if m == mlg)
+        lines.append({"row": f"spread over k = {ks_text}" + (" (+MLG)" if mlg else ""),
+                      f"main {metric}": point["main"], f"ablated {metric}": point["ablated"],
+                      "ablated - main": point["ablated"] - point["main"],
+                      "95 % interval": f"[{lo:+.3f}, {hi:+.3f}]",
+                      "seeds": boot.n_seeds[f"ablated {labels[0]}"], "items": boot.n_items})
     return pd.DataFrame(lines)
 
 

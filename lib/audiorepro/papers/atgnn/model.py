@@ -242,8 +242,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                      mlg_blocks=(1, 1, 1, 1), head_dim=128),
     "iso-tiny": dict(variant="isotropic", channels=(64,) * 2, blocks=(3, 3), mlg_blocks=(1, 1),
                      head_dim=128),
-    # the paper's graph regime at CPU size (with a 64 x 256 input): k = 9 of 256 keys in the
-    # first two stages (key pooling 2 in stage 1 instead of 4) and four stage-3 blocks, so that
+    # the paper's graph regime at CPU size (the book's 64 x 128 input): k = 9 of 128 keys in the
+    # first two stages (key pooling 2, 1 instead of ViG's 4, 2) and four stage-3 blocks, so that
     # blocks 5-6 are dilated (d = 2), as the paper's dilation grows with depth
     "pyr-tiny-dilated": dict(variant="pyramid", channels=(24, 48, 96, 128), blocks=(1, 1, 4, 1),
                              mlg_blocks=(1, 1, 1, 1), head_dim=128, reduce_ratios=(2, 1, 1, 1)),

@@ -881,6 +881,9 @@ def test_train_rows_one_seed_and_k_sweep_mlg_seeds_train_what_they_say(monkeypat
     assert seen == [("k=9", 0, 5e-4), ("k=9", 1, 5e-4), ("k=20", 0, 5e-4), ("k=20", 1, 5e-4),
                     ("k=9 (+MLG)", 0, 5e-4), ("k=20 (+MLG)", 0, 5e-4)]
     assert list(runs["MLG"]) == [False] * 4 + [True] * 2
+    seen.clear()
+    E.k_sweep([9, 12, 20], [0], None, r, mlg_rows=True, mlg_ks=[9, 20])
+    assert [n for n, *_ in seen] == ["k=9", "k=12", "k=20", "k=9 (+MLG)", "k=20 (+MLG)"]
 
 
 def test_ablation_table_known_truth():

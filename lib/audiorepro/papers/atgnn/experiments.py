@@ -982,14 +982,14 @@ def k_sweep(ks: Sequence[int], seeds: Sequence[int], data: TaggingData, recipe: 
             device: str = "auto", amp: Any = False, mlg_rows: bool = False, arch: str = "pyr-tiny",
             extra: Mapping[str, Any] | None = None,
             checkpoints: Mapping[str, str | Path] | None = None,
-            mlg_seeds: Sequence[int] | None = None) -> pd.DataFrame:
+            mlg_seeds: Sequence[int] | None = None, mlg_ks: Sequence[int] | None = None) -> pd.DataFrame:
     """Train ``arch`` without MLG (the paper's Table I) for every k of ``ks`` and every seed
     of ``seeds`` - with ``mlg_rows`` also with MLG (rows ``k=<k> (+MLG)``): one line per
     (row, k, seed) as :func:`train_row`, with an integer column ``k``, a bool ``MLG`` and the
     ``arch``. ``extra``: build overrides (:func:`k_spec`); ``checkpoints``: architecture ->
     ImageNet ViG file initialising the PGN (:func:`train_row`; Section III-B: every experiment),
-    only ``arch`` may be named. ``mlg_seeds``: seeds of the +MLG rows (default ``seeds``; no
-    claim compares them)."""
+    only ``arch`` may be named. ``mlg_seeds`` / ``mlg_ks``: seeds and k values of the +MLG rows
+    (default ``seeds`` / ``ks``; no claim compares them)."""
     if not seeds:
         raise ValueError("k_sweep: parameter seeds is empty")
     if not ks:
@@ -1001,7 +1001,7 @@ def k_sweep(ks: Sequence[int], seeds: Sequence[int], data: TaggingData, recipe: 
     checkpoint = (checkpoints or {}).get(arch) or None
     lines = []
     for mlg in ((False, True) if mlg_rows else (False,)):
-        for k in ks:
+        for k in (ks if not mlg or not mlg_ks else mlg_ks):
             spec = k_spec(k, mlg, arch, extra)
             for s in (seeds if not mlg or not mlg_seeds else mlg_seeds):
                 lines.append({**train_row(spec[2], data, recipe, s, spec=spec, device=device,

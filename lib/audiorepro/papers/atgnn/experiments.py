@@ -472,27 +472,31 @@ def table_rows(panns_scale: float = 0.125, ast_scale: str | float = "cpu", drop_
         extra["drop_path"] = float(drop_path)
     if plg_direction != ATGNNConfig.plg_direction:
         extra["plg_direction"] = plg_direction
+    plain = _without_mlg(extra)
     rows: dict[str, tuple[str, dict[str, Any], str]] = {
         "pyr-tiny": ("pyr-tiny", {**extra}, "ATGNN-pyr-s"),
-        "pyr-tiny (-MLG)": ("pyr-tiny", {"use_mlg": False, **extra}, "ATGNN-pyr-s (-MLG)"),
+        "pyr-tiny (-MLG)": ("pyr-tiny", {"use_mlg": False, **plain}, "ATGNN-pyr-s (-MLG)"),
         "iso-tiny": ("iso-tiny", {**extra}, "ATGNN-iso"),
         "pyr-tiny-dilated": ("pyr-tiny-dilated", {**extra}, "ATGNN-pyr-s"),
-        "pyr-tiny-dilated (-MLG)": ("pyr-tiny-dilated", {"use_mlg": False, **extra}, "ATGNN-pyr-s (-MLG)"),
+        "pyr-tiny-dilated (-MLG)": ("pyr-tiny-dilated", {"use_mlg": False, **plain}, "ATGNN-pyr-s (-MLG)"),
         "pyr-med-tiny-dilated": ("pyr-med-tiny-dilated", {**extra}, "ATGNN-pyr-med"),
-        "pyr-med-tiny-dilated (-MLG)": ("pyr-med-tiny-dilated", {"use_mlg": False, **extra},
+        "pyr-med-tiny-dilated (-MLG)": ("pyr-med-tiny-dilated", {"use_mlg": False, **plain},
                                         "ATGNN-pyr-med (-MLG)"),
         "iso-tiny-dilated": ("iso-tiny-dilated", {**extra}, "ATGNN-iso")}
     for arch in ("pyr-s", "pyr-med", "iso"):
         rows[arch] = (arch, {**extra}, f"ATGNN-{arch}")
-        rows[f"{arch} (-MLG)"] = (arch, {"use_mlg": False, **extra}, f"ATGNN-{arch} (-MLG)")
-    for name, (arch, kw, paper_row) in rows.items():     # PLG exists only in the MLG blocks
-        if kw.get("use_mlg") is False:
-            kw.pop("plg_direction", None)
+        rows[f"{arch} (-MLG)"] = (arch, {"use_mlg": False, **plain}, f"ATGNN-{arch} (-MLG)")
     rows["panns"] = ("panns_cnn14_16k", {"scale": panns_scale}, "PANNs")
     rows["panns-32k"] = ("panns_cnn14_32k", {"scale": panns_scale}, "PANNs")
     rows["ast"] = ("ast_base384_f10_t10_527", {"scale": ast_scale}, "AST")
     rows["psla"] = ("psla", {"scale": psla_scale}, "PSLA")
     return rows
+
+
+def _without_mlg(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The build overrides of a row without MLG blocks: ``overrides`` less ``plg_direction``
+    (PLG exists only in the MLG blocks, so it must not key a -MLG run)."""
+    return {n: v for n, v in overrides.items() if n != "plg_direction"}
 
 
 def _is_backbone(arch: str) -> bool:
@@ -971,8 +975,7 @@ def k_spec(k: int, mlg: bool = False, arch: str = "pyr-tiny",
         raise KeyError(f"parameter arch: unknown ATGNN architecture {arch!r}; known: "
                        f"{sorted(ATGNN_ARCHS)}")
     kw: dict[str, Any] = {} if mlg else {"use_mlg": False}
-    kw.update({n: v for n, v in (extra or {}).items()
-               if mlg or n != "plg_direction"})             # PLG exists only in the MLG blocks
+    kw.update(dict(extra or {}) if mlg else _without_mlg(extra or {}))
     if k != ATGNNConfig.k:
         kw["k"] = k
     return (arch, kw, f"k={k}" + (" (+MLG)" if mlg else ""))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import runpy
 import shutil
 import subprocess
@@ -204,6 +205,27 @@ def test_execute_writes_copies_markers_and_skips_unchanged(mini):
     (mini.book / "demo" / "params" / "01_demo.book-big.yaml").write_text("k: 7\n")
     third = {o.job.variant: o.status for o in B.execute(mini, "book", log=lambda *_: None)}
     assert third == {None: "skipped", "big": "ran"}
+
+
+def test_each_execution_tells_its_kernel_the_notebook_and_a_fresh_id(mini):
+    from audiorepro.results.records import EXECUTION_ENV, NOTEBOOK_ENV
+    _add_notebook(mini, "02_env.ipynb",
+                  f"import os; print('seen', os.environ['{NOTEBOOK_ENV}'], os.environ['{EXECUTION_ENV}'])")
+
+    def seen():
+        nb = nbformat.read(str(mini.executed / "demo" / "02_env.ipynb"), as_version=4)
+        text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+        return next(line.split()[1:] for line in text.splitlines() if line.startswith("seen"))
+
+    B.execute(mini, "smoke", only="demo/02", log=lambda *_: None)
+    first = seen()
+    B.execute(mini, "smoke", only="demo/02", force=True, log=lambda *_: None)
+    second = seen()
+    assert first[0] == second[0] == "demo/02_env" and first[1] != second[1]
+    assert NOTEBOOK_ENV not in os.environ and EXECUTION_ENV not in os.environ   # restored
+    job = next(j for j in B.plan(mini, "book") if j.variant == "big")
+    with B.execution_env(job) as env:
+        assert env[NOTEBOOK_ENV] == "demo/01_demo [big]" == os.environ[NOTEBOOK_ENV]
 
 
 def test_timings_read_markers_and_flag_stale_and_unrun(mini, capsys):

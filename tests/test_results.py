@@ -199,6 +199,50 @@ def test_paper_vs_run_averages_the_seeds_of_the_latest_run_group_only():
     assert num.loc[("PSLA", "mAP"), "seeds"] == 0                      # not measured
 
 
+def _execution(monkeypatch, notebook, run_id):
+    """Records written from now on carry this book execution (as the executor sets it)."""
+    from audiorepro.results.records import EXECUTION_ENV, NOTEBOOK_ENV
+    monkeypatch.setenv(NOTEBOOK_ENV, notebook)
+    monkeypatch.setenv(EXECUTION_ENV, run_id)
+
+
+def test_a_row_a_newer_execution_of_its_notebook_no_longer_writes_is_gone(monkeypatch):
+    _execution(monkeypatch, "atgnn/03_table3", "run-1")           # old grid: three rows
+    for row in ("ATGNN-pyr-s", "ATGNN-pyr-s (-MLG)", "PSLA"):
+        _rec(row=row, metrics={"mAP": 0.5})
+    _execution(monkeypatch, "atgnn/01_cost", "run-2")             # another notebook, same table
+    _rec(row="ATGNN-iso", metrics={"params": 1e6})
+    _execution(monkeypatch, "atgnn/03_table3", "run-3")           # new grid: PSLA dropped
+    for row in ("ATGNN-pyr-s", "ATGNN-pyr-s (-MLG)"):
+        _rec(row=row, metrics={"mAP": 0.3})
+    monkeypatch.delenv("AUDIOREPRO_NOTEBOOK")                      # outside the executor
+    _rec(row="my-extra", metrics={"mAP": 0.125})
+
+    every = R.load_records("atgnn", "table3")
+    assert set(every["notebook"]) == {"atgnn/03_table3", "atgnn/01_cost", ""}
+    current = R.load_records("atgnn", "table3", current=True)
+    assert "PSLA" not in set(current["row"]) and len(current) == len(every) - 3
+    num = R.paper_vs_run("atgnn", "table3", formatted=False).set_index(["row", "metric"])
+    assert np.isnan(num.loc[("PSLA", "mAP"), "this run"])                # not measured, not 0.5
+    assert num.loc[("ATGNN-pyr-s", "mAP"), "this run"] == pytest.approx(0.3)
+    assert num.loc[("ATGNN-iso", "params"), "this run"] == pytest.approx(1.0)   # other notebook kept
+    assert num.loc[("my-extra", "mAP"), "this run"] == pytest.approx(0.125)      # no execution: kept
+
+
+def test_superseded_is_per_notebook_profile_and_dataset(monkeypatch):
+    _execution(monkeypatch, "atgnn/03_table3", "run-1")
+    _rec(row="PSLA", metrics={"mAP": 0.5}, profile="book")
+    _execution(monkeypatch, "atgnn/03_table3 [paper-fsd50k]", "run-2")   # a variant: its own
+    _rec(row="ATGNN-pyr-s", metrics={"mAP": 0.4}, profile="book")
+    _execution(monkeypatch, "atgnn/03_table3", "run-3")
+    _rec(row="ATGNN-pyr-s", metrics={"mAP": 0.3}, profile="smoke")        # another profile
+    current = R.load_records("atgnn", "table3", current=True)
+    assert sorted(current["row"]) == ["ATGNN-pyr-s", "ATGNN-pyr-s", "PSLA"]
+    _rec(row="ATGNN-pyr-s", metrics={"mAP": 0.3}, profile="book")         # same key, newer run
+    current = R.load_records("atgnn", "table3", current=True)
+    assert sorted(current["row"]) == ["ATGNN-pyr-s", "ATGNN-pyr-s", "ATGNN-pyr-s"]
+
+
 def test_percent_columns_convert_fractions():
     R.record("thgcl", "table2", {"mAP": 0.4321, "AUC": 0.9}, {"paper_row": "both Hawkes"},
              "synthetic", "small", "smoke", model="thgn-small")

@@ -366,6 +366,22 @@ def test_an_older_grid_row_is_not_used():
     assert v.verdict == "not reproduced" and v.scale == "medium"
 
 
+def test_a_row_a_newer_execution_of_its_notebook_dropped_is_not_used(monkeypatch):
+    # records without run groups fall back to "newest record per row and seed": without the
+    # execution stamp, the old execution's (-MLG) row would pair with the new (+MLG) row
+    from audiorepro.results.records import EXECUTION_ENV, NOTEBOOK_ENV
+    rng = np.random.default_rng(4)
+    base = rng.random(300)
+    monkeypatch.setenv(NOTEBOOK_ENV, "atgnn/03_table3")
+    monkeypatch.setenv(EXECUTION_ENV, "run-1")
+    _record_rows({PAIR[0]: base + 0.2, PAIR[1]: base})
+    assert R.evaluate_claim("atgnn", "mlg-helps-fsd50k").verdict == "reproduced"
+    monkeypatch.setenv(EXECUTION_ENV, "run-2")
+    _record_rows({PAIR[0]: base + 0.2})
+    v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k")
+    assert v.verdict == "not yet measured" and PAIR[1] in v.evidence
+
+
 def test_a_missing_items_file_falls_back_to_inconclusive(home):
     rng = np.random.default_rng(10)
     base = rng.random(300)

@@ -60,15 +60,18 @@ import argparse
 import fnmatch
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import yaml
 
@@ -374,6 +377,27 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@contextmanager
+def execution_env(job: Job) -> Iterator[dict[str, str]]:
+    """Environment of one execution's kernel: the notebook (``chapter/stem [variant]``) and a fresh
+    execution id, which the records it writes carry, so that a later execution of the same
+    notebook supersedes them (:func:`audiorepro.results.records.superseded`). Restored after."""
+    from audiorepro.results.records import EXECUTION_ENV, NOTEBOOK_ENV
+
+    label = f"{job.notebook.parent.name}/{job.notebook.stem}" + (f" [{job.variant}]" if job.variant else "")
+    values = {NOTEBOOK_ENV: label, EXECUTION_ENV: f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"}
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)             # the kernel papermill starts inherits the environment
+    try:
+        yield values
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_job(job: Job, lib_hash: str | None = None) -> Outcome:
     """Execute one job with papermill; write the done marker only on success."""
     import papermill
@@ -383,9 +407,10 @@ def run_job(job: Job, lib_hash: str | None = None) -> Outcome:
     digest = job_hash(job, lib_hash)
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(str(job.notebook), str(job.output), parameters=job.parameters,
-                                   kernel_name=KERNEL, cwd=str(job.notebook.parent),
-                                   progress_bar=False, log_output=False)
+        with execution_env(job):
+            papermill.execute_notebook(str(job.notebook), str(job.output), parameters=job.parameters,
+                                       kernel_name=KERNEL, cwd=str(job.notebook.parent),
+                                       progress_bar=False, log_output=False)
     except Exception as exc:  # noqa: BLE001 - every failure is reported, the others still run
         return Outcome(job, "failed", time.perf_counter() - t0, _error_text(exc))
     duration = time.perf_counter() - t0

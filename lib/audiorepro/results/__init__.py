@@ -7,7 +7,10 @@ Records
     other and never need a lock. A *result* record holds the metrics of one run of one table
     row; a *claim* record holds a verdict on one of a paper's headline claims. Both carry the
     provenance of the run: git revision and dirty flag, package versions, hostname-free machine
-    information and a timestamp.
+    information and a timestamp. Records written by the book executor also name the notebook
+    execution that wrote them (:func:`~.records.execution_info`): a newer execution of the same
+    notebook (profile, dataset, scale) supersedes its older records (:func:`superseded`), so a row
+    dropped from a notebook's grid disappears from tables and verdicts instead of lingering.
 
 Units
     Records store what the run computed in plain units: mAP / AUC / accuracy / R@k / mAP@10 as
@@ -43,7 +46,7 @@ from __future__ import annotations
 
 from .records import (BOOK_CHAPTERS, PROFILES, SCHEMA_VERSION, META_COLUMNS, CorruptRecordWarning,
                       RegistryError, corrupt_records, git_info, load_records, machine_info,
-                      package_versions, record, records_dir)
+                      package_versions, record, records_dir, superseded)
 from .items import (METRIC_FUNCTIONS, ItemSet, ItemsMissing, classification_items, load_items,
                     metric_function, retrieval_items, tagging_items, value_items)
 from .papers import (PAPER_DIR, RESULT_COLUMNS, UNIT_FACTORS, _paper_yaml, paper_file, paper_info,

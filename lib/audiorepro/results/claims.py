@@ -36,6 +36,8 @@ profile / dataset / scale filters) of the newest *run group*: the records sharin
 record's ``params["run_group"]`` (:func:`new_run_group`), or, for records without one, the
 records of the newest record's profile, dataset and scale, newest per (row, seed). A row
 missing from that group is *not yet measured*: rows of an older grid never mix with a newer one.
+Records a newer execution of their notebook superseded (:func:`~audiorepro.results.records.superseded`)
+are left out before that choice.
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ from . import stats
 from .items import ItemsMissing, load_items
 from .papers import UNIT_FACTORS, _paper_yaml, paper_file, paper_names, paper_numbers
 from .records import (CorruptRecordWarning, RegistryError, _check_name, _provenance, _read_all,
-                      _write_atomic, records_dir)
+                      _write_atomic, records_dir, superseded)
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not yet measured")
 VERDICT_COLOURS = {"reproduced": "#2e7d32", "not reproduced": "#c62828",
@@ -229,8 +231,10 @@ def select_records(chapter: str, table: str, metric: str, rows: Iterable[str],
     """Records a verdict uses: {row: [newest record per seed]} of the latest run group, and a
     description of the group (see the module docstring). Rows without a record are absent."""
     rows = set(rows)
-    cands = [r for r in _read_all("result")
-             if r["chapter"] == chapter and r["table"] == table and metric in r["metrics"]
+    every = _read_all("result")
+    gone = superseded([r for r in every if r["chapter"] == chapter and r["table"] == table])
+    cands = [r for r in every
+             if r["record_id"] not in gone and r["chapter"] == chapter and r["table"] == table and metric in r["metrics"]
              and _row_of(r) in rows
              and all(v is None or r[k] == v for k, v in
                      (("profile", profile), ("dataset", dataset), ("scale", scale)))]

@@ -85,7 +85,9 @@ def paper_vs_run(chapter: str, table: str, paper: str | None = None, profile: st
 
     Rows are matched by (row, metric): the record's ``paper_row`` / ``model`` against the paper's
     row name, the record's metric against the paper's column key. ``this run`` is the mean over
-    the seeds of the row's latest run (:func:`latest_run_means`), ``seeds`` their number.
+    the seeds of the row's latest run (:func:`latest_run_means`), ``seeds`` their number;
+    records a newer execution of their notebook superseded never appear (a row the notebook no
+    longer produces is gone, not shown from an older grid).
     Returns columns ``row, metric, unit, paper, this run, seeds, dataset, scale, profile, model``;
     ``this run`` is empty where no record exists (not measured), ``paper`` is empty where the
     paper prints no number. With ``formatted=True`` numbers are strings with the column's
@@ -99,7 +101,7 @@ def paper_vs_run(chapter: str, table: str, paper: str | None = None, profile: st
         raise RegistryError(f"paper {paper!r} has no table {table!r} (tables: {list(data['tables'])})")
     pn = paper_numbers(paper)
     pn = pn[pn["table"] == table]
-    recs = load_records(chapter, table)
+    recs = load_records(chapter, table, current=True)
     for name, value in (("profile", profile), ("dataset", dataset), ("scale", scale)):
         if value is not None and not recs.empty:
             recs = recs[recs[name] == value]

@@ -32,6 +32,9 @@ PROFILES = ("smoke", "book", "paper")
 # Chapters of the book that record results but are not a paper package (papers are discovered:
 # audiorepro.results.paper_names()): the shared backbones' pre-training.
 BOOK_CHAPTERS = ("backbones",)
+#: environment variables the book executor sets for the kernel of each notebook it runs: the
+#: notebook (``chapter/stem`` or ``chapter/stem [variant]``) and a fresh id of this execution
+NOTEBOOK_ENV, EXECUTION_ENV = "AUDIOREPRO_NOTEBOOK", "AUDIOREPRO_EXECUTION"
 
 
 # ---------------------------------------------------------------------------------- provenance
@@ -158,9 +161,16 @@ def _write_atomic(payload: dict[str, Any], folder: Path,
     return final
 
 
+def execution_info() -> dict[str, str] | None:
+    """``{"notebook": ..., "id": ...}`` of the book execution writing records now (set by the book
+    executor through :data:`NOTEBOOK_ENV` / :data:`EXECUTION_ENV`), or None outside it."""
+    notebook, run_id = os.environ.get(NOTEBOOK_ENV), os.environ.get(EXECUTION_ENV)
+    return {"notebook": notebook, "id": run_id} if notebook and run_id else None
+
+
 def _provenance() -> dict[str, Any]:
     return {"schema": SCHEMA_VERSION, "git": git_info(), "versions": package_versions(),
-            "machine": machine_info()}
+            "machine": machine_info(), "execution": execution_info()}
 
 
 def record(chapter: str, table: str, metrics: Mapping[str, Any], params: Mapping[str, Any],
@@ -239,6 +249,10 @@ def _problem(rec: Any) -> str | None:
                 return f"metric {name!r} is {value}"
         if not isinstance(rec.get("params", {}), dict):
             return "'params' is not an object"
+        ex = rec.get("execution")
+        if ex is not None and not (isinstance(ex, dict) and all(
+                isinstance(ex.get(k), str) and ex[k] for k in ("notebook", "id"))):
+            return f"'execution' is not {{notebook, id}}: {ex!r}"
     return None
 
 
@@ -268,6 +282,30 @@ def corrupt_records() -> pd.DataFrame:
     return pd.DataFrame(_scan()[1], columns=["file", "path", "problem"])
 
 
+def superseded(recs: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Record ids a newer execution of the same notebook replaced.
+
+    A notebook run by the book executor stamps its records with its execution
+    (:func:`execution_info`). Among the records of one (chapter, table, notebook, profile,
+    dataset, scale), those of every execution but the newest are superseded: a row the notebook
+    no longer produces (a smaller grid, a renamed row) disappears with its old execution instead of
+    standing beside the new rows. Records written outside the executor (no execution) are never
+    superseded by this rule.
+    """
+    newest: dict[tuple, tuple[str, str]] = {}      # key -> (timestamp, execution id) of its newest
+    keyed = []
+    for r in recs:
+        ex = r.get("execution")
+        if not ex:
+            continue
+        key = (r["chapter"], r["table"], ex["notebook"], r["profile"], r["dataset"], r["scale"])
+        keyed.append((key, ex["id"], r["record_id"]))
+        stamp = (r["timestamp"], ex["id"])
+        if key not in newest or stamp > newest[key]:
+            newest[key] = stamp
+    return {rid for key, run_id, rid in keyed if run_id != newest[key][1]}
+
+
 def _read_all(kind: str) -> list[dict[str, Any]]:
     """Every usable record of ``kind``; a corrupt file is skipped with a
     :class:`CorruptRecordWarning` naming it, so one bad file never blocks the others."""
@@ -285,24 +323,28 @@ def _flat_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 META_COLUMNS = ("record_id", "timestamp", "chapter", "table", "model", "row", "dataset", "scale",
-                "profile", "metric", "value", "notes", "duration_s", "git_revision", "git_dirty")
+                "profile", "metric", "value", "notes", "duration_s", "git_revision", "git_dirty",
+                "notebook")
 
 
 def load_records(chapter: str | None = None, table: str | None = None,
-                 latest: bool = False) -> pd.DataFrame:
+                 latest: bool = False, current: bool = False) -> pd.DataFrame:
     """All result records as a tidy table: one row per metric value.
 
     Columns: ``record_id, timestamp, chapter, table, model, row`` (the paper row matched:
     ``params["paper_row"]`` or ``model``), ``dataset, scale, profile, metric, value, notes,
-    duration_s, git_revision, git_dirty`` and one ``param.<name>`` column per parameter.
+    duration_s, git_revision, git_dirty, notebook`` (the book notebook that wrote it, empty
+    outside the executor) and one ``param.<name>`` column per parameter.
     With ``latest=True`` only the newest value is kept for each identical key (chapter, table,
-    model, dataset, scale, profile, parameters, metric).
+    model, dataset, scale, profile, parameters, metric). With ``current=True`` records a newer
+    execution of their notebook superseded (:func:`superseded`) are left out.
     """
     rows = []
-    for rec in _read_all("result"):
-        if chapter is not None and rec["chapter"] != chapter:
-            continue
-        if table is not None and rec["table"] != table:
+    recs = [r for r in _read_all("result")
+            if (chapter is None or r["chapter"] == chapter) and (table is None or r["table"] == table)]
+    gone = superseded(recs) if current else set()
+    for rec in recs:
+        if rec["record_id"] in gone:
             continue
         params = rec.get("params", {})
         base = {"record_id": rec["record_id"], "timestamp": rec["timestamp"],
@@ -311,7 +353,8 @@ def load_records(chapter: str | None = None, table: str | None = None,
                 "dataset": rec["dataset"], "scale": rec["scale"], "profile": rec["profile"],
                 "notes": rec.get("notes", ""), "duration_s": rec.get("duration_s"),
                 "git_revision": rec.get("git", {}).get("revision", "unknown"),
-                "git_dirty": rec.get("git", {}).get("dirty")}
+                "git_dirty": rec.get("git", {}).get("dirty"),
+                "notebook": (rec.get("execution") or {}).get("notebook", "")}
         flat = _flat_params(params)
         for metric, value in rec["metrics"].items():
             rows.append({**base, "metric": metric, "value": float(value), **flat})

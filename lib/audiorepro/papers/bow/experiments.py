@@ -982,7 +982,7 @@ def stored_best_config(profile: str, dataset: str | None = None) -> dict[str, An
     without such a record this raises :class:`MissingRecordError` naming 02, the profile and the
     dataset.
     """
-    recs = load_records("bow", "fig2_best")
+    recs = load_records("bow", "fig2_best", current=True)
     if not recs.empty:
         recs = recs[recs["profile"] == profile]
         if dataset is not None:
@@ -1040,7 +1040,7 @@ def stored_best_masking(profile: str, dataset: str | None = None, metric: str = 
     ``book/bow/03_fig3_masking.ipynb`` (table ``fig3_curve``, latest record per p) for ``profile`` (and
     ``dataset``); ``None`` if there is none (notebooks 04 and 05 then use their ``mask_p``
     parameter and say so)."""
-    recs = load_records(CHAPTER, "fig3_curve")
+    recs = load_records(CHAPTER, "fig3_curve", current=True)
     if recs.empty:
         return None
     recs = recs[(recs["profile"] == profile) & (recs["metric"] == metric)]
@@ -1149,7 +1149,7 @@ def _manual_verdict(claim_id: str, profile: str, notebook: str, register: bool) 
     (the paper profile, ``params/04_table1.paper.yaml``) and by a reader (kind ``manual``): the
     verdict stays *not yet measured*, with this run's number (newest ``table1`` record of the
     profile) as evidence; on FSD50K the evidence puts it beside the paper's number."""
-    recs = load_records(CHAPTER, "table1")
+    recs = load_records(CHAPTER, "table1", current=True)
     if not recs.empty:
         recs = recs[(recs["profile"] == profile) & (recs["metric"] == CLAIM_METRIC)
                     & (recs["row"] == "Bag of codewords")]

@@ -1495,7 +1495,7 @@ def latest_table3(profile: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """This book's ``table3`` records of the latest run of 02_table3 under ``profile`` (its run
     group): ``(accuracy % (rows x tasks + Avg), mean over seeds; per row the model that ran and
     the data it ran on (columns ``model``, ``dataset``))``, or ``None`` without records."""
-    recs = results.load_records("fusion", "table3")
+    recs = results.load_records("fusion", "table3", current=True)
     recs = recs[recs["profile"] == profile] if not recs.empty else recs
     if recs.empty:
         return None

@@ -765,7 +765,7 @@ def _fake_stand_ins(monkeypatch):
 
     def fake_load(name, profile="book", device="auto"):
         torch.manual_seed(0)
-        if name == "PaSST-N":
+        if name.startswith("PaSST"):
             m = build_backbone(E.STAND_INS[name], scale="cpu", depth=1, input_tdim=200)
             m.pretrain_config = {"frontend": {"preset": "passt"}}
         else:
@@ -893,6 +893,53 @@ def test_table4_end_to_end_trains_passt_n_on_each_combination_and_says_so(tmp_pa
         R.run_table4(["ClothoV2"], sources, "synthetic", {}, epochs=1, batch_size=2, lr=1e-3,
                      text_lr=1e-4, text_train_layers=0, seeds=[0], profile="smoke", world_seed=1,
                      real_clips=0, stand_in_profile="smoke", audio_training="fine-tuned")
+
+
+def test_segment_patchout_scales_the_time_columns_as_the_authors_fig1_scripts():
+    from audiorepro.papers.retrieval import experiments as E
+    # the authors' Fig. 1 runs: 11 / 27 / 53 / 80 time columns at 2 / 5 / 10 / 15 s
+    assert [E.segment_patchout("PaSST-S20", s)["s_patchout_t"] for s in (2, 5, 10, 15)] == [11, 27, 53, 80]
+    assert E.segment_patchout("PaSST-S20", 15)["s_patchout_f"] == 4                # Table 2's rows
+    assert E.segment_patchout("PaSST-S", 10) == E.PAPER_PATCHOUT["PaSST-S"]        # its own length
+    assert E.segment_patchout("PaSST-S", 0.1)["s_patchout_t"] == 1                 # at least one
+    with pytest.raises(ValueError, match="no patchout"):
+        E.segment_patchout("CNN10", 10)
+
+
+def test_fig1_end_to_end_trains_each_segment_length_with_its_patchout(tmp_path, monkeypatch):
+    """Issue #21 item 1: Fig. 1's paper profile trains PaSST-S20 too, per segment length."""
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    from audiorepro.papers.retrieval import experiments as E
+    _fake_stand_ins(monkeypatch)
+    rng = np.random.default_rng(2)
+    cs = tiny_set(6)
+    cs.frame["split"] = ["train"] * 4 + ["valid", "test"]
+    paths = []
+    for i in range(6):
+        path = tmp_path / f"f{i}.wav"
+        sf.write(path, (0.1 * rng.standard_normal(64000 + 3200 * i)).astype("float32"), 32000)
+        paths.append(str(path))
+    cs.frame["path"] = paths
+    monkeypatch.setattr(E, "TextEncoder", lambda *a, **k: BagText(8))
+    kw = dict(epochs=1, batch_size=4, lr=1e-3, text_lr=1e-4, text_train_layers=0, seeds=[0],
+              profile="smoke", world_seed=1, stand_in_profile="smoke", device="cpu", max_seconds=2.0)
+    per_seed = R.run_segment_lengths(cs, {"PaSST-S20": [1.0, 2.0]}, audio_training="end-to-end", **kw)
+    assert list(per_seed["segment (s)"]) == [1.0, 2.0]
+    assert per_seed["embedding CPU s (cached afterwards)"].isna().all()     # nothing cached
+    rec = results.load_records().drop_duplicates("record_id")
+    assert list(rec["row"]) == ["segment 1 s", "segment 2 s"]
+    assert set(rec["param.audio_training"]) == {"end-to-end"}
+    assert "trained end to end, patchout f4 t5" in rec["model"].iloc[0]         # round(80 / 15)
+    assert "trained end to end, patchout f4 t11" in rec["model"].iloc[1]
+    given = R.run_segment_lengths(cs, {"PaSST-S20": [2.0]}, audio_training="end-to-end",
+                                  patchout={"PaSST-S20": {"s_patchout_f": 1, "s_patchout_t": 2}}, **kw)
+    assert len(given) == 1
+    assert "patchout f1 t2" in results.load_records().drop_duplicates("record_id")["model"].iloc[-1]
+    with pytest.raises(ValueError, match="no curve uses"):
+        R.run_segment_lengths(cs, {"PaSST-S20": [2.0]}, audio_training="end-to-end",
+                              patchout={"PaSST-S": {"s_patchout_t": 2}}, **kw)
+    with pytest.raises(ValueError, match="audio_training"):
+        R.run_segment_lengths(cs, {"PaSST-S20": [2.0]}, audio_training="fine-tuned", **kw)
 
 
 def test_a_fine_tuned_row_scores_its_pre_training_stage_as_the_pre_trained_only_system(tmp_path, monkeypatch):

@@ -26,6 +26,7 @@ from audiorepro.papers.retrieval.data import (FEATURE_CODE, PAPER_NAMES, PAPER_O
                                               unseen_wording,
                                               user_caption_set)
 from audiorepro.papers.retrieval.experiments import (AUDIO_TRAINING, PAPER_PATCHOUT,
+                                                     PATCHOUT_SECONDS, segment_patchout,
                                                      end_to_end_encoder, end_to_end_features,
                                                      silence_logmel,
                                                      DEFAULT_TAU, METRICS, NOTEBOOK_CLAIMS,
@@ -56,7 +57,7 @@ from audiorepro.papers.retrieval.model import (AUDIO_ENCODERS, SILENCE_LOGMEL, T
 
 __all__ = [
     # end-to-end training
-    "AUDIO_TRAINING", "PAPER_PATCHOUT", "end_to_end_encoder", "end_to_end_features", "silence_logmel",
+    "AUDIO_TRAINING", "PAPER_PATCHOUT", "PATCHOUT_SECONDS", "segment_patchout", "end_to_end_encoder", "end_to_end_features", "silence_logmel",
     # model
     "AUDIO_ENCODERS", "SILENCE_LOGMEL", "TEXT_MODELS", "AudioEncoder", "CachedAudio", "DualEncoder",
     "TextEncoder", "TextModelMissing", "UnknownTextModel", "accepted_text_models",

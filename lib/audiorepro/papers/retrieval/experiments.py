@@ -33,6 +33,7 @@ Every entry point that trains, embeds or evaluates takes ``device`` (``"auto"``:
 from __future__ import annotations
 
 import copy
+import math
 import dataclasses
 import hashlib
 import re
@@ -345,6 +346,23 @@ PAPER_PATCHOUT: dict[str, dict[str, int]] = {
     "PaSST-S20": {"s_patchout_f": 4, "s_patchout_t": 80},
     "PaSST-L": {"s_patchout_f": 4, "s_patchout_t": 50},
 }
+#: segment length (s) at which :data:`PAPER_PATCHOUT`'s time columns apply: PaSST-S20's 80 are
+#: those of the authors' 15 s run; the others' are of their 10 s positional length
+PATCHOUT_SECONDS: dict[str, float] = {"PaSST-S20": 15.0}
+
+
+def segment_patchout(encoder: str, segment_seconds: float) -> dict[str, int]:
+    """Structured patchout of ``encoder`` trained on ``segment_seconds``-long segments (Fig. 1):
+    :data:`PAPER_PATCHOUT`'s frequency rows, its time columns scaled with the segment length as
+    the authors' Fig. 1 scripts scale them (PaSST-S20: round(80 s / 15) = 11 / 27 / 53 / 80 for
+    2 / 5 / 10 / 15 s), at least 1."""
+    if encoder not in PAPER_PATCHOUT:
+        raise ValueError(f"{encoder!r} has no patchout (PaSST encoders: {sorted(PAPER_PATCHOUT)})")
+    base = PAPER_PATCHOUT[encoder]
+    full = PATCHOUT_SECONDS.get(encoder, 10.0)
+    return {**base, "s_patchout_t": max(1, int(round(base["s_patchout_t"] * segment_seconds / full)))}
+
+
 #: audio training modes of the Table 3 rows: ``frozen`` (cached clip embeddings, the projections
 #: and text layers trained: the book's fast mode) or ``end-to-end`` (the paper: the audio
 #: encoder trained too, PaSST with patchout)
@@ -786,13 +804,16 @@ def _run_end_to_end(spec: RunSpec, sources: Mapping[str, CaptionSet], pretrain_c
                     finetune_cfg: Mapping[str, Any], text_encoders: dict, feature_cache: dict, *,
                     checkpoint: str | Path, stand_in_profile: str,
                     patchout: Mapping[str, int] | None, max_seconds: float, seed: int, target: str,
-                    text_lr: float | None, device: str, amp: bool | str) -> dict[str, Any]:
+                    text_lr: float | None, device: str, amp: bool | str,
+                    segment_seconds: float | None = None) -> dict[str, Any]:
     """:func:`run_experiment` with the audio encoder trained too (:func:`end_to_end_encoder`,
-    a fresh copy of its weights per run); the log-mels of every set are computed once per
-    front end (``feature_cache``)."""
+    a fresh copy of its weights per run; PaSST embeds segments of ``segment_seconds``, default
+    its positional length); the log-mels of every set are computed once per front end
+    (``feature_cache``)."""
     torch.manual_seed(seed)
     encoder, preset, fe_kw = end_to_end_encoder(spec.audio, checkpoint, stand_in_profile, patchout,
-                                                device=device, max_seconds=max_seconds)
+                                                segment_seconds=segment_seconds, device=device,
+                                                max_seconds=max_seconds)
     key = (preset, tuple(sorted((k, str(v)) for k, v in fe_kw.items())), float(max_seconds))
     if key not in feature_cache:
         feature_cache[key] = end_to_end_features(preset, fe_kw, sources, max_seconds)
@@ -1220,46 +1241,74 @@ def run_segment_lengths(cs: CaptionSet, curves: Mapping[str, Sequence[float]], *
                         amp: bool | str = False, checkpoints: Mapping[str, str] | None = None,
                         text_model: str = "minilm", max_seconds: float = 20.0,
                         data: Mapping[str, Any] | None = None,
-                        recipe: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Fig. 1: for each audio encoder of ``curves`` (frozen: official ``checkpoints[encoder]`` or
-    the stand-in) and each of its segment lengths (s), embed the first ``max_seconds`` of the
-    clips of ``cs`` (mean over segments; embedding CPU time measured), train the projections and
-    ``text_model`` on the train split once per seed, score the test split and record per seed
-    with the per-query ranks (table ``fig1``, or ``<cs.name>`` for a user's clip table; the
-    PaSST-S20 rows are ``segment <s> s``, the others ``<encoder>, segment <s> s``; one
-    ``run_group``; ``data`` stored in every record). ``recipe``: see :func:`check_recipe`.
-    Returns the per-seed table."""
+                        recipe: Mapping[str, Any] | None = None, audio_training: str = "frozen",
+                        patchout: Mapping[str, Mapping[str, int]] | None = None) -> pd.DataFrame:
+    """Fig. 1: for each audio encoder of ``curves`` and each of its segment lengths (s), the
+    first ``max_seconds`` of the clips of ``cs`` embedded as the mean over segments, the
+    projections and ``text_model`` trained on the train split once per seed, the test split
+    scored and recorded per seed with the per-query ranks (table ``fig1``, or ``<cs.name>`` for
+    a user's clip table; the PaSST-S20 rows are ``segment <s> s``, the others
+    ``<encoder>, segment <s> s``; one ``run_group``; ``data`` stored in every record).
+
+    The audio encoder (official ``checkpoints[encoder]`` or the stand-in) is ``frozen`` (clip
+    embeddings computed once per segment length, their CPU time measured: the book's fast mode)
+    or, with ``audio_training="end-to-end"`` (the paper), trained too from the same weights per
+    run, with structured patchout (``patchout[encoder]``, default :data:`PAPER_PATCHOUT`) and
+    the segment length of the row (its time columns scaled with the segment length,
+    :func:`segment_patchout`, unless ``patchout`` gives them). ``recipe``: see
+    :func:`check_recipe`. Returns the per-seed table."""
     seeds = _check_seeds(seeds, "run_segment_lengths")
+    if audio_training not in AUDIO_TRAINING:
+        raise ValueError(f"audio_training={audio_training!r}: use one of {list(AUDIO_TRAINING)}")
+    unknown = sorted(set(patchout or {}) - set(curves))
+    if unknown:
+        raise ValueError(f"patchout names encoder(s) {unknown} that no curve uses ({list(curves)})")
     run_group = run_group or results.new_run_group()
     checkpoints, table = dict(checkpoints or {}), _table_of("fig1", cs.name)
     sources = {cs.name: cs}
     test_set = cs.subset("test")
     cfg = _cosine_cfg(epochs, batch_size, lr, recipe)
-    rows, text_cache = [], {}
+    rows, text_cache, feature_cache = [], {}, {}
     for enc, segments in curves.items():
+        enc_patchout = (patchout or {}).get(enc)
         for sec in segments:
-            c0 = time.process_time()
-            emb = embed_sources(enc, sources, stand_in_profile, segment_seconds=sec,
-                                max_seconds=max_seconds, device=device,
-                                checkpoint=checkpoints.get(enc, ""))
-            embed_cpu = time.process_time() - c0
+            emb, embed_cpu = None, float("nan")
+            if audio_training == "frozen":
+                c0 = time.process_time()
+                emb = embed_sources(enc, sources, stand_in_profile, segment_seconds=sec,
+                                    max_seconds=max_seconds, device=device,
+                                    checkpoint=checkpoints.get(enc, ""))
+                embed_cpu = time.process_time() - c0
             row = f"segment {sec:g} s" if enc == "PaSST-S20" else f"{enc}, segment {sec:g} s"
+            row_patchout = None
+            if audio_training == "end-to-end" and enc in PAPER_PATCHOUT:
+                row_patchout = dict(enc_patchout) if enc_patchout is not None else segment_patchout(enc, sec)
             for seed in seeds:
                 t0 = time.time()
                 spec = RunSpec(enc, pretrain=(cs.name,), text=text_model,
                                text_train_layers=text_train_layers)
-                out = run_stand_in(spec, sources, emb, cfg, cfg, text_cache, seed=seed,
-                                   target=cs.name, text_lr=text_lr, device=device, amp=amp)
+                if audio_training == "frozen":
+                    out = run_stand_in(spec, sources, emb, cfg, cfg, text_cache, seed=seed,
+                                       target=cs.name, text_lr=text_lr, device=device, amp=amp)
+                else:
+                    out = _run_end_to_end(spec, sources, cfg, cfg, text_cache, feature_cache,
+                                          checkpoint=checkpoints.get(enc, ""),
+                                          stand_in_profile=stand_in_profile, patchout=row_patchout,
+                                          max_seconds=max_seconds, seed=seed, target=cs.name,
+                                          text_lr=text_lr, device=device, amp=amp,
+                                          segment_seconds=sec)
                 _record(table, row, out, METRICS,
                         {"encoder": enc, "segment_seconds": sec, **dict(data or {}),
-                         "checkpoint": checkpoints.get(enc, ""), **out["params"], "epochs": epochs,
-                         "embed_cpu_s": embed_cpu, "recipe": dict(recipe or {})},
+                         "checkpoint": checkpoints.get(enc, ""), "audio_training": audio_training,
+                         "patchout": row_patchout, **out["params"], "epochs": epochs,
+                         "embed_cpu_s": None if math.isnan(embed_cpu) else embed_cpu,
+                         "recipe": dict(recipe or {})},
                         seed=seed, run_group=run_group,
                         dataset=(f"{cs.note or cs.name}: first {max_seconds:g} s of each clip, "
                                  f"test split ({len(test_set)} audios)"),
                         scale=f"n{len(cs)}; stand-ins: {stand_in_profile}", profile=profile,
-                        model=(f"{audio_label(enc, checkpoints.get(enc, ''))} + "
-                               f"{_text_label(spec, _text_of(out))}"),
+                        model=(f"{audio_label(enc, checkpoints.get(enc, ''), audio_training, row_patchout)}"
+                               f" + {_text_label(spec, _text_of(out))}"),
                         duration_s=time.time() - t0)
                 rows.append({"encoder": enc, "segment (s)": sec, "seed": seed,
                              **{k: out["metrics"][k] for k in METRICS},

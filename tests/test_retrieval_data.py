@@ -166,6 +166,24 @@ def test_first_per_split_keeps_the_first_clips_of_every_split_in_order():
     assert list(R.first_per_split(cs, 2).frame["clip_id"]) == ["a", "b", "c", "d", "f"]
     assert list(R.first_per_split(cs, 1).frame["clip_id"]) == ["a", "b", "d"]
     assert R.first_per_split(cs, 0) is cs
+    capped = R.first_of_split(cs, "train", 2)                   # train: a, c (e dropped)
+    assert list(capped.frame["clip_id"]) == ["a", "b", "c", "d", "f", "g"]
+    assert "first 2 of 3 train clips" in capped.note
+    assert R.first_of_split(cs, "train", 3) is cs               # nothing to drop
+    with pytest.raises(ValueError, match="n must be"):
+        R.first_of_split(cs, "train", 0)
+
+
+def test_load_sources_caps_the_targets_training_split_only(home):
+    kw = dict(synthetic_clips=20, real=False, world_seed=1)
+    full, target = R.load_sources(**kw)
+    capped, _ = R.load_sources(target_train_clips=3, **kw)
+    sizes, before = (dict(x[target].frame.groupby("split").size()) for x in (capped, full))
+    assert sizes["train"] == 3 and before["train"] > 3
+    assert {k: v for k, v in sizes.items() if k != "train"} == {k: v for k, v in before.items() if k != "train"}
+    assert list(capped[target].frame["clip_id"]) == [c for c in full[target].frame["clip_id"]
+                                                     if c in set(capped[target].frame["clip_id"])]
+    assert all(len(capped[k]) == len(full[k]) for k in full if k != target)   # the other sets whole
 
 
 def test_load_sources_shrinks_the_paper_sets_per_split_and_keeps_every_split(tmp_path):

@@ -19,7 +19,7 @@ from audiorepro.papers.retrieval.data import (FEATURE_CODE, PAPER_NAMES, PAPER_O
                                               PRETRAIN_WORLD_SEED, CaptionSet, caption_set_from_table,
                                               caption_key, caption_sources, combine,
                                               compose_mixture_caption, leakage_note, leaked_captions,
-                                              first_per_split, load_sources, logmel_features,
+                                              first_of_split, first_per_split, load_sources, logmel_features,
                                               paper_caption_sources, pretrain_set, project_path,
                                               screen_leaked_captions, search_collection,
                                               sets_of_combo, sources_table, synthetic_captions,
@@ -69,7 +69,7 @@ __all__ = [
     "leakage_note", "leaked_captions", "screen_leaked_captions",
     "load_sources", "logmel_features", "paper_caption_sources", "pretrain_set", "search_collection",
     "sets_of_combo",
-    "sources_table", "synthetic_captions", "unseen_wording", "first_per_split", "project_path", "user_caption_set",
+    "sources_table", "synthetic_captions", "unseen_wording", "first_of_split", "first_per_split", "project_path", "user_caption_set",
     # experiments
     "METRICS", "NOTEBOOK_CLAIMS", "OFFICIAL_BACKBONES", "STAND_INS", "audio_label",
     "checkpoint_embeddings", "TABLE2_BACKBONES", "TABLE3_NOT_RUN", "NO_STAND_IN", "check_rows", "PAPER_TEXT", "paper_text_model", "EvalSet", "PairDataset", "RunSpec",

@@ -356,7 +356,8 @@ def load_sources(data_root: str | Path | None = None, synthetic_clips: int = 200
                  options: Mapping[str, Mapping[str, Any]] | None = None,
                  clip_table: str | Path | None = None, task: str = "",
                  target_clips: int = 0, on_missing: str = "drop",
-                 held_out_phrasing: bool = True) -> tuple[dict[str, CaptionSet], str]:
+                 held_out_phrasing: bool = True,
+                 target_train_clips: int = 0) -> tuple[dict[str, CaptionSet], str]:
     """``(sources, target)`` for the notebooks: with ``clip_table`` the user's captioned clip
     table alone (:func:`user_caption_set`, target ``task``); with ``data_root`` the paper's sets
     (:func:`paper_caption_sources`, target ``clotho``; ``real_clips``: keep the first that many
@@ -365,7 +366,10 @@ def load_sources(data_root: str | Path | None = None, synthetic_clips: int = 200
     adapter logs how many it left out) or ``error``); otherwise the book's (:func:`caption_sources`, target
     ``synthetic``; ``held_out_phrasing``: its valid and test captions in unseen wording).
     ``target_clips``: keep the first that many clips of every split of the target
-    (0: all; :func:`first_per_split`). :data:`PAPER_NAMES` maps the paper's sets to their names.
+    (0: all; :func:`first_per_split`); ``target_train_clips``: then keep the first that many of
+    its training split only (0: all) - the paper's extra sets are far larger than ClothoV2, and a
+    capped target keeps the book's extra sets larger than it too, with valid and test untouched.
+    :data:`PAPER_NAMES` maps the paper's sets to their names.
     ``data_root`` and ``clip_table`` that do not exist as given are taken relative to the project
     home (:func:`project_path`)."""
     if clip_table and data_root:
@@ -383,7 +387,23 @@ def load_sources(data_root: str | Path | None = None, synthetic_clips: int = 200
                               real_clips=real_clips, held_out_phrasing=held_out_phrasing)
         target = "synthetic"
     out[target] = first_per_split(out[target], target_clips)
+    if target_train_clips:
+        out[target] = first_of_split(out[target], "train", target_train_clips)
     return out, target
+
+
+def first_of_split(cs: CaptionSet, split: str, n: int) -> CaptionSet:
+    """``cs`` with only the first ``n`` clips (table order) of ``split``; the other splits whole.
+    The note says what was kept."""
+    if n < 1:
+        raise ValueError(f"first_of_split: n must be >= 1, got {n}")
+    frame = cs.frame
+    in_split = frame["split"] == split
+    if int(in_split.sum()) <= n:
+        return cs
+    keep = ~in_split | (in_split.cumsum() <= n)
+    note = f"{cs.note or cs.name} (first {n} of {int(in_split.sum())} {split} clips)"
+    return CaptionSet(cs.name, frame[keep], note)
 
 
 #: Words left out of :func:`caption_key` (articles, prepositions, conjunctions, auxiliaries).

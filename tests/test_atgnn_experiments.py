@@ -674,11 +674,11 @@ def test_train_row_starts_the_ast_row_from_its_released_file_and_refuses_a_panns
     its classifier replaced for another class set; the PANNs row cannot read a PANNs file here."""
     from audiorepro.backbones import build_backbone
     from audiorepro.papers.atgnn import train_row
-    from audiorepro.papers.atgnn.experiments import AST_RELEASE_CLASSES, init_label
+    from audiorepro.papers.atgnn.experiments import AUDIOSET_CLASSES, init_label
     monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
     d = _toy_data(n=(2, 2, 2), frames=32, mels=32, classes=3)
     torch.manual_seed(5)
-    release = build_backbone("ast_base384_f10_t10_527", scale="cpu", num_classes=AST_RELEASE_CLASSES,
+    release = build_backbone("ast_base384_f10_t10_527", scale="cpu", num_classes=AUDIOSET_CLASSES,
                              input_fdim=32, input_tdim=32)
     path = tmp_path / "audioset_10_10_0.4593.pth"
     torch.save({f"module.{k}": v for k, v in release.state_dict().items()}, path)

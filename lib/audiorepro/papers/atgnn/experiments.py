@@ -548,8 +548,9 @@ def checkpoint_digest(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-#: classes of AST's released AudioSet checkpoint (its classifier is replaced for other tasks)
-AST_RELEASE_CLASSES = 527
+#: classes of the released AudioSet checkpoints (AST's and PANNs'; their classifier is replaced
+#: for other tasks)
+AUDIOSET_CLASSES = 527
 
 
 def fit_row(data: TaggingData, recipe: RecipeConfig, seed: int,
@@ -582,18 +583,18 @@ def fit_row(data: TaggingData, recipe: RecipeConfig, seed: int,
         model = WaveToLogits(build_backbone(arch, scale=1.0, num_classes=data.num_classes,
                                             checkpoint=checkpoint, spec_augment=False))
         init_text = (f"AudioSet PANNs CNN14 weights ({Path(checkpoint).name}; trained on the full "
-                     f"AudioSet{'' if data.num_classes == AST_RELEASE_CLASSES else '; new classifier'})")
+                     f"AudioSet{'' if data.num_classes == AUDIOSET_CLASSES else '; new classifier'})")
     else:
-        model = build_model(arch, AST_RELEASE_CLASSES if ast_init else data.num_classes,
+        model = build_model(arch, AUDIOSET_CLASSES if ast_init else data.num_classes,
                             data.input_size, seed=seed, **dict(kw))
     if checkpoint and not panns_init:
         if ast_init:                                    # AST's AudioSet release, then this task
             model.backbone.load_checkpoint(checkpoint)
-            if data.num_classes != AST_RELEASE_CLASSES:
+            if data.num_classes != AUDIOSET_CLASSES:
                 torch.manual_seed(seed)
                 model.backbone.reset_classifier(data.num_classes)
             init_text = (f"AudioSet AST weights ({Path(checkpoint).name}; trained on the full "
-                         f"AudioSet{'' if data.num_classes == AST_RELEASE_CLASSES else '; new classifier'})")
+                         f"AudioSet{'' if data.num_classes == AUDIOSET_CLASSES else '; new classifier'})")
         elif arch == "psla":                            # PSLA: ImageNet EfficientNet-B2 features
             skipped = model.load_imagenet(checkpoint)
             init_text = (f"ImageNet EfficientNet-B2 features ({Path(checkpoint).name}; "
@@ -741,6 +742,15 @@ def _row_data(name: str, arch: str, data: TaggingData,
 ABLATION_OVERRIDES = ("drop_path", "plg_direction")
 
 
+def main_page_setup(recipe: RecipeConfig, overrides: Mapping[str, Any] | None = None
+                    ) -> tuple[RecipeConfig, dict[str, Any]]:
+    """``(recipe, overrides)`` with the book's defaults for what the ablation pages change:
+    per-batch mixup, and none of :data:`ABLATION_OVERRIDES` (drop path 0, PLG ``x_minus_l``).
+    One place for the rule :func:`select_lr` and :func:`main_sweep_runs` both follow."""
+    kept = {k: v for k, v in (overrides or {}).items() if k not in ABLATION_OVERRIDES}
+    return replace(recipe, mixup_per_sample=False), kept
+
+
 @dataclass
 class LrChoice:
     """What :func:`select_lr` chose. ``table``: one line per (group, learning rate) with the
@@ -795,11 +805,10 @@ def select_lr(names: Sequence[str], data: TaggingData, recipe: RecipeConfig,
         groups.append((rep, atgnn_rows))
     groups += [(n, [n]) for n in names if n not in atgnn_rows]
     grid = tuple(sorted(float(v) for v in lr_grid))
-    base = replace(recipe, mixup_per_sample=False)
     lines, chosen_lr = [], {}
     for rep, members in groups:
         arch, kw, paper_row = rows[rep]
-        kw = {k: v for k, v in kw.items() if k not in ABLATION_OVERRIDES}
+        base, kw = main_page_setup(recipe, kw)
         scores = []
         for lr in grid:
             res, _ = fit_row(_row_data(rep, arch, data, row_data), replace(base, lr=lr), seed,
@@ -1019,7 +1028,7 @@ def main_sweep_runs(ks: Sequence[int], seeds: Sequence[int], data: TaggingData, 
     """The main page's runs of an ablation page's rows: :func:`k_sweep` with the book's defaults
     for what the ablation pages change (no build overrides: drop path 0, PLG ``x_minus_l``;
     per-batch mixup) - reloaded from the run cache when the main page has trained them."""
-    return k_sweep(ks, seeds, data, replace(recipe, mixup_per_sample=False), device=device, amp=amp,
+    return k_sweep(ks, seeds, data, main_page_setup(recipe)[0], device=device, amp=amp,
                    mlg_rows=mlg_rows, arch=arch, checkpoints=checkpoints)
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_atgnn.py [--threads 1 2] [--batch 4] [--reps 5] [--profile]
+    .venv/bin/python benchmarks/bench_atgnn.py [--threads 1 2] [--batch 4] [--reps 5] [--no-profile]
         [--minutes 10] [--skip-knn] [--skip-throughput] [--compile] [--label after]
         [--device auto] [--impl path/to/atgnn.py] [--json results/benchmarks/atgnn.json]
 
@@ -19,7 +19,8 @@ Usage::
    a shared machine; the reported share is the median of the per-repetition shares. Both run on
    ``--device`` (``auto``: CUDA when there is one, see ``audiorepro.training.pick_device``; the
    device is synchronised before each clock reading).
-   ``--profile`` adds self-CPU-time shares by op group (torch.profiler) of one step.
+   Self-CPU-time shares by op group (torch.profiler) of one step are added (``--no-profile``:
+   not); ``--compile`` runs are stored under the label ``compiled`` unless ``--label`` says otherwise.
    On the CPU the machine's nominal float32 peak (cores x clock x SIMD lanes x 2 x FMA units,
    :func:`nominal_peak_gflops`) is reported too; when the matmul reference reaches less than half
    of it the machine is busy with other work, and the run says so (``loaded``) instead of
@@ -297,7 +298,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--mm-reps", type=int, default=4, help="2048^3 products per matmul measurement")
-    ap.add_argument("--profile", action="store_true", help="op-group time shares of one step")
+    ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
+                    help="op-group time shares of one step (default on; --no-profile skips it)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (optional)")
     ap.add_argument("--device", default="auto", help="device of the throughput run (auto, cuda, cpu ...)")
     ap.add_argument("--minutes", type=float, default=10.0, help="clip length of the k-NN memory run")
@@ -305,10 +307,12 @@ def main() -> None:
     ap.add_argument("--skip-knn", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--impl", default=None, help="load the ATGNN module from this file")
-    ap.add_argument("--label", default="current", help="key of this run in the JSON file")
+    ap.add_argument("--label", default=None,
+                    help="key of this run in the JSON file (default: current, or compiled with --compile)")
     ap.add_argument("--json", default=str(results_dir("benchmarks", "atgnn.json")))
     ap.add_argument("--knn-child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    a.label = a.label or ("compiled" if a.compile else "current")   # never overwrite the eager rows
     if a.knn_child:
         torch.set_num_threads(a.threads[0])
         print(json.dumps(bench_knn(a.minutes, a.chunk, a.impl)))

@@ -207,8 +207,8 @@ def test_execute_writes_copies_markers_and_skips_unchanged(mini):
     assert third == {None: "skipped", "big": "ran"}
 
 
-def test_each_execution_tells_its_kernel_the_notebook_and_a_fresh_id(mini):
-    from audiorepro.results.records import EXECUTION_ENV, NOTEBOOK_ENV
+def test_each_execution_tells_its_kernel_the_notebook_and_a_fresh_id(mini, home):
+    from audiorepro.results.records import EXECUTION_ENV, NOTEBOOK_ENV, executions_dir
     _add_notebook(mini, "02_env.ipynb",
                   f"import os; print('seen', os.environ['{NOTEBOOK_ENV}'], os.environ['{EXECUTION_ENV}'])")
 
@@ -222,6 +222,9 @@ def test_each_execution_tells_its_kernel_the_notebook_and_a_fresh_id(mini):
     B.execute(mini, "smoke", only="demo/02", force=True, log=lambda *_: None)
     second = seen()
     assert first[0] == second[0] == "demo/02_env" and first[1] != second[1]
+    # each finished execution is marked complete in the registry (so it may supersede older ones)
+    assert {p.stem for p in executions_dir().glob("*.json")} >= {first[1], second[1]}
+    assert str(executions_dir()).startswith(str(home))
     assert NOTEBOOK_ENV not in os.environ and EXECUTION_ENV not in os.environ   # restored
     job = next(j for j in B.plan(mini, "book") if j.variant == "big")
     with B.execution_env(job) as env:

@@ -199,11 +199,24 @@ def test_paper_vs_run_averages_the_seeds_of_the_latest_run_group_only():
     assert num.loc[("PSLA", "mAP"), "seeds"] == 0                      # not measured
 
 
-def _execution(monkeypatch, notebook, run_id):
-    """Records written from now on carry this book execution (as the executor sets it)."""
-    from audiorepro.results.records import EXECUTION_ENV, NOTEBOOK_ENV
+def _execution(monkeypatch, notebook, run_id, finish_previous=True):
+    """Records written from now on carry this book execution (as the executor sets it); the
+    execution that was running before is marked finished (as the executor marks it)."""
+    from audiorepro.results.records import (EXECUTION_ENV, NOTEBOOK_ENV, execution_info,
+                                            mark_execution_complete)
+    before = execution_info()
+    if before and finish_previous:
+        mark_execution_complete(before)
     monkeypatch.setenv(NOTEBOOK_ENV, notebook)
     monkeypatch.setenv(EXECUTION_ENV, run_id)
+
+
+def _outside_the_executor(monkeypatch):
+    from audiorepro.results.records import EXECUTION_ENV, NOTEBOOK_ENV, execution_info, mark_execution_complete
+    if execution_info():
+        mark_execution_complete(execution_info())
+    monkeypatch.delenv(NOTEBOOK_ENV, raising=False)
+    monkeypatch.delenv(EXECUTION_ENV, raising=False)
 
 
 def test_a_row_a_newer_execution_of_its_notebook_no_longer_writes_is_gone(monkeypatch):
@@ -215,7 +228,9 @@ def test_a_row_a_newer_execution_of_its_notebook_no_longer_writes_is_gone(monkey
     _execution(monkeypatch, "atgnn/03_table3", "run-3")           # new grid: PSLA dropped
     for row in ("ATGNN-pyr-s", "ATGNN-pyr-s (-MLG)"):
         _rec(row=row, metrics={"mAP": 0.3})
-    monkeypatch.delenv("AUDIOREPRO_NOTEBOOK")                      # outside the executor
+    # while run-3 runs, its own tables already see its rows only
+    assert "PSLA" not in set(R.load_records("atgnn", "table3", current=True)["row"])
+    _outside_the_executor(monkeypatch)
     _rec(row="my-extra", metrics={"mAP": 0.125})
 
     every = R.load_records("atgnn", "table3")
@@ -229,18 +244,33 @@ def test_a_row_a_newer_execution_of_its_notebook_no_longer_writes_is_gone(monkey
     assert num.loc[("my-extra", "mAP"), "this run"] == pytest.approx(0.125)      # no execution: kept
 
 
-def test_superseded_is_per_notebook_profile_and_dataset(monkeypatch):
+def test_superseded_is_per_notebook_and_profile_and_needs_a_finished_execution(monkeypatch):
     _execution(monkeypatch, "atgnn/03_table3", "run-1")
     _rec(row="PSLA", metrics={"mAP": 0.5}, profile="book")
     _execution(monkeypatch, "atgnn/03_table3 [paper-fsd50k]", "run-2")   # a variant: its own
     _rec(row="ATGNN-pyr-s", metrics={"mAP": 0.4}, profile="book")
     _execution(monkeypatch, "atgnn/03_table3", "run-3")
     _rec(row="ATGNN-pyr-s", metrics={"mAP": 0.3}, profile="smoke")        # another profile
+    _outside_the_executor(monkeypatch)
     current = R.load_records("atgnn", "table3", current=True)
     assert sorted(current["row"]) == ["ATGNN-pyr-s", "ATGNN-pyr-s", "PSLA"]
-    _rec(row="ATGNN-pyr-s", metrics={"mAP": 0.3}, profile="book")         # same key, newer run
+
+    # a newer execution that failed (never marked finished) supersedes nothing
+    _execution(monkeypatch, "atgnn/03_table3", "run-4")
+    _rec(row="ATGNN-pyr-s", metrics={"mAP": 0.3}, profile="book")
+    from audiorepro.results.records import EXECUTION_ENV, NOTEBOOK_ENV
+    monkeypatch.delenv(NOTEBOOK_ENV)
+    monkeypatch.delenv(EXECUTION_ENV)
+    assert "PSLA" in set(R.load_records("atgnn", "table3", current=True)["row"])
+    # a finished one does, though it ran on other data and scale
+    _execution(monkeypatch, "atgnn/03_table3", "run-5")
+    R.record("atgnn", "table3", {"mAP": 0.2}, {"paper_row": "ATGNN-pyr-s"}, dataset="other world",
+             scale="large", profile="book", model="tiny")
+    _outside_the_executor(monkeypatch)
     current = R.load_records("atgnn", "table3", current=True)
-    assert sorted(current["row"]) == ["ATGNN-pyr-s", "ATGNN-pyr-s", "ATGNN-pyr-s"]
+    book = current[current["profile"] == "book"]
+    assert sorted(book["row"]) == ["ATGNN-pyr-s", "ATGNN-pyr-s"]            # run-2's variant + run-5
+    assert set(book["dataset"]) == {"synthetic", "other world"} and 0.3 not in set(book["value"])
 
 
 def test_percent_columns_convert_fractions():

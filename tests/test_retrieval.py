@@ -921,10 +921,21 @@ def test_fig1_end_to_end_trains_each_segment_length_with_its_patchout(tmp_path, 
         paths.append(str(path))
     cs.frame["path"] = paths
     monkeypatch.setattr(E, "TextEncoder", lambda *a, **k: BagText(8))
+    built, real_encoder = [], E.end_to_end_encoder
+
+    def spy(*args, **kwargs):                       # the encoder each run trains
+        out = real_encoder(*args, **kwargs)
+        built.append(out[0])
+        return out
+    monkeypatch.setattr(E, "end_to_end_encoder", spy)
     kw = dict(epochs=1, batch_size=4, lr=1e-3, text_lr=1e-4, text_train_layers=0, seeds=[0],
               profile="smoke", world_seed=1, stand_in_profile="smoke", device="cpu", max_seconds=2.0)
     per_seed = R.run_segment_lengths(cs, {"PaSST-S20": [1.0, 2.0]}, audio_training="end-to-end", **kw)
     assert list(per_seed["segment (s)"]) == [1.0, 2.0]
+    # each row trains its own copy, cut into segments of its length (100 frames per second)
+    assert [e.segment_frames for e in built] == [100, 200]
+    assert [e.backbone.s_patchout_t for e in built] == [5, 11]
+    assert set(per_seed["audio"]) == {"PaSST-S20 stand-in, trained end to end"}
     assert per_seed["embedding CPU s (cached afterwards)"].isna().all()     # nothing cached
     rec = results.load_records().drop_duplicates("record_id")
     assert list(rec["row"]) == ["segment 1 s", "segment 2 s"]

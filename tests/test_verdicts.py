@@ -376,6 +376,8 @@ def test_a_row_a_newer_execution_of_its_notebook_dropped_is_not_used(monkeypatch
     monkeypatch.setenv(EXECUTION_ENV, "run-1")
     _record_rows({PAIR[0]: base + 0.2, PAIR[1]: base})
     assert R.evaluate_claim("atgnn", "mlg-helps-fsd50k").verdict == "reproduced"
+    from audiorepro.results.records import mark_execution_complete
+    mark_execution_complete({"notebook": "atgnn/03_table3", "id": "run-1"})
     monkeypatch.setenv(EXECUTION_ENV, "run-2")
     _record_rows({PAIR[0]: base + 0.2})
     v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k")

@@ -381,7 +381,8 @@ def _error_text(exc: BaseException) -> str:
 def execution_env(job: Job) -> Iterator[dict[str, str]]:
     """Environment of one execution's kernel: the notebook (``chapter/stem [variant]``) and a fresh
     execution id, which the records it writes carry, so that a later execution of the same
-    notebook supersedes them (:func:`audiorepro.results.records.superseded`). Restored after."""
+    notebook, once finished (:func:`run_job` marks it), supersedes them
+    (:func:`audiorepro.results.records.superseded`). Restored after."""
     from audiorepro.results.records import EXECUTION_ENV, NOTEBOOK_ENV
 
     label = f"{job.notebook.parent.name}/{job.notebook.stem}" + (f" [{job.variant}]" if job.variant else "")
@@ -407,10 +408,13 @@ def run_job(job: Job, lib_hash: str | None = None) -> Outcome:
     digest = job_hash(job, lib_hash)
     t0 = time.perf_counter()
     try:
-        with execution_env(job):
+        with execution_env(job) as env:
             papermill.execute_notebook(str(job.notebook), str(job.output), parameters=job.parameters,
                                        kernel_name=KERNEL, cwd=str(job.notebook.parent),
                                        progress_bar=False, log_output=False)
+        from audiorepro.results.records import EXECUTION_ENV, NOTEBOOK_ENV, mark_execution_complete
+        # finished: its records may now supersede the notebook's older executions
+        mark_execution_complete({"notebook": env[NOTEBOOK_ENV], "id": env[EXECUTION_ENV]})
     except Exception as exc:  # noqa: BLE001 - every failure is reported, the others still run
         return Outcome(job, "failed", time.perf_counter() - t0, _error_text(exc))
     duration = time.perf_counter() - t0

@@ -8,9 +8,12 @@ Records
     row; a *claim* record holds a verdict on one of a paper's headline claims. Both carry the
     provenance of the run: git revision and dirty flag, package versions, hostname-free machine
     information and a timestamp. Records written by the book executor also name the notebook
-    execution that wrote them (:func:`~.records.execution_info`): a newer execution of the same
-    notebook (profile, dataset, scale) supersedes its older records (:func:`superseded`), so a row
-    dropped from a notebook's grid disappears from tables and verdicts instead of lingering.
+    execution that wrote them (:func:`~.records.execution_info`): once a newer execution of the
+    same notebook and profile has finished, it supersedes the older executions' records
+    (:func:`superseded`), so a row dropped from a notebook's grid disappears from tables and
+    verdicts instead of lingering. Records written outside the executor, or before records
+    carried their execution, are never superseded this way (a registry started before then
+    keeps such rows until it is rebuilt).
 
 Units
     Records store what the run computed in plain units: mAP / AUC / accuracy / R@k / mAP@10 as

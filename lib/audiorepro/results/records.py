@@ -282,28 +282,58 @@ def corrupt_records() -> pd.DataFrame:
     return pd.DataFrame(_scan()[1], columns=["file", "path", "problem"])
 
 
+def executions_dir() -> Path:
+    """Folder of the completion marks of book executions (``results/executions``)."""
+    return paths.results_dir("executions")
+
+
+def mark_execution_complete(execution: Mapping[str, str]) -> Path:
+    """Record that the execution ``{"notebook", "id"}`` (:func:`execution_info`) finished: only
+    then may it supersede older executions of its notebook (:func:`superseded`)."""
+    folder = executions_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{execution['id']}.json"
+    atomic_write_text(path, json.dumps({"notebook": execution["notebook"], "id": execution["id"],
+                                        "finished": datetime.now(timezone.utc).isoformat()}))
+    return path
+
+
+def _completed_executions() -> set[str]:
+    folder = executions_dir()
+    return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+
+
 def superseded(recs: Iterable[Mapping[str, Any]]) -> set[str]:
-    """Record ids a newer execution of the same notebook replaced.
+    """Record ids a newer, finished execution of the same notebook replaced.
 
     A notebook run by the book executor stamps its records with its execution
-    (:func:`execution_info`). Among the records of one (chapter, table, notebook, profile,
-    dataset, scale), those of every execution but the newest are superseded: a row the notebook
-    no longer produces (a smaller grid, a renamed row) disappears with its old execution instead of
-    standing beside the new rows. Records written outside the executor (no execution) are never
-    superseded by this rule.
+    (:func:`execution_info`), and the executor marks the execution complete when the notebook
+    finished without error (:func:`mark_execution_complete`). Among the records of one
+    (chapter, table, notebook, profile) - the notebook label names its parameter-file variant -
+    those of every execution older than the newest *complete* one are superseded (the execution
+    running in this process counts as complete, so a notebook's own tables see its new rows): a
+    row the notebook no longer produces (a smaller grid, a renamed row, other data or epochs)
+    disappears with its old execution instead of standing beside the new rows. A failed execution
+    supersedes nothing. Records without an execution (written outside the executor, or before
+    records carried one) are never superseded by this rule.
     """
-    newest: dict[tuple, tuple[str, str]] = {}      # key -> (timestamp, execution id) of its newest
+    done = _completed_executions()
+    here = execution_info()
+    if here:
+        done.add(here["id"])
+    newest: dict[tuple, tuple[str, str]] = {}      # key -> (timestamp, id) of its newest complete
     keyed = []
     for r in recs:
         ex = r.get("execution")
         if not ex:
             continue
-        key = (r["chapter"], r["table"], ex["notebook"], r["profile"], r["dataset"], r["scale"])
-        keyed.append((key, ex["id"], r["record_id"]))
+        key = (r["chapter"], r["table"], ex["notebook"], r["profile"])
+        keyed.append((key, (r["timestamp"], ex["id"]), r["record_id"]))
         stamp = (r["timestamp"], ex["id"])
-        if key not in newest or stamp > newest[key]:
+        if ex["id"] in done and (key not in newest or stamp > newest[key]):
             newest[key] = stamp
-    return {rid for key, run_id, rid in keyed if run_id != newest[key][1]}
+    return {rid for key, stamp, rid in keyed
+            if key in newest and stamp[1] != newest[key][1] and stamp < newest[key]}
 
 
 def _read_all(kind: str) -> list[dict[str, Any]]:

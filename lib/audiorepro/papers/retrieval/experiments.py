@@ -1062,6 +1062,12 @@ def _table_of(paper_table: str, target: str) -> str:
     return paper_table if target in PAPER_NAMES else str(target)
 
 
+def _split_sizes(cs: CaptionSet) -> str:
+    """``train 70 / valid 40 / test 80``: clips per split of ``cs``."""
+    sizes = cs.frame["split"].value_counts()
+    return " / ".join(f"{s} {int(sizes.get(s, 0))}" for s in ("train", "valid", "test"))
+
+
 def _test_description(sources: Mapping[str, CaptionSet], target: str) -> str:
     return (f"{target} test split ({len(sources[target].subset('test'))} audios, "
             "captions x unique audios)")
@@ -1222,7 +1228,8 @@ def run_table4(combos: Sequence[str], sources: Mapping[str, CaptionSet], target:
                      "text_train_layers": text_train_layers, "text_lr": text_lr,
                      "recipe": dict(recipe or {})},
                     seed=seed, run_group=run_group, dataset=_test_description(sources, target),
-                    scale=(f"{target} n{len(sources[target])}{_world(target, world_seed)} + other "
+                    scale=(f"{target} n{len(sources[target])} ({_split_sizes(sources[target])})"
+                           f"{_world(target, world_seed)} + other "
                            f"sets of {real_clips or 'all'} clips; {epochs} epochs; stand-ins: "
                            f"{stand_in_profile}"),
                     profile=profile, duration_s=time.time() - t0,
@@ -1310,7 +1317,10 @@ def run_segment_lengths(cs: CaptionSet, curves: Mapping[str, Sequence[float]], *
                         model=(f"{audio_label(enc, checkpoints.get(enc, ''), audio_training, row_patchout)}"
                                f" + {_text_label(spec, _text_of(out))}"),
                         duration_s=time.time() - t0)
-                rows.append({"encoder": enc, "segment (s)": sec, "seed": seed,
+                rows.append({"encoder": enc,
+                             "audio": (f"{enc} {'released' if checkpoints.get(enc) else 'stand-in'}, "
+                                       f"{'frozen' if audio_training == 'frozen' else 'trained end to end'}"),
+                             "segment (s)": sec, "seed": seed,
                              **{k: out["metrics"][k] for k in METRICS},
                              "embedding CPU s (cached afterwards)": embed_cpu})
     return pd.DataFrame(rows)

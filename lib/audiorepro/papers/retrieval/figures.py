@@ -58,19 +58,22 @@ def plot_table4(per_seed: pd.DataFrame, chance_map10: float, target: str) -> Fig
     return fig
 
 
-def plot_segment_lengths(per_seed: pd.DataFrame, chance_map10: float, profile: str) -> Figure:
+def plot_segment_lengths(per_seed: pd.DataFrame, chance_map10: float, profile: str,
+                         max_seconds: float = 20.0) -> Figure:
     """Test mAP@10 against the segment length, one curve per encoder (``per_seed`` from
-    :func:`run_segment_lengths`: mean over seeds, each seed a dot), and the expected mAP@10 of
-    a random ranking."""
+    :func:`run_segment_lengths`: mean over seeds, each seed a dot; legend from its ``audio``
+    column), and the expected mAP@10 of a random ranking; ``max_seconds``: seconds read per clip."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for enc, g in per_seed.groupby("encoder", sort=False):
         mean = g.groupby("segment (s)")["mAP@10"].mean()
-        line, = ax.plot(mean.index, mean.values * 100, marker="o", label=f"{enc} stand-in")
+        label = g["audio"].iloc[0] if "audio" in g else enc
+        line, = ax.plot(mean.index, mean.values * 100, marker="o", label=label)
         ax.plot(g["segment (s)"], g["mAP@10"] * 100, ".", color=line.get_color(), alpha=0.5)
     ax.axhline(chance_map10 * 100, color="gray", ls="--", label="random ranking")
     ax.set_xlabel("segment length (s)")
     ax.set_ylabel("mAP@10 (%) - this run")
-    ax.set_title(f"segment length, {profile} profile (20 s clips; line: mean over seeds)")
+    ax.set_title(f"segment length, {profile} profile (first {max_seconds:g} s of each clip; "
+                 "line: mean over seeds)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -756,6 +756,18 @@ def test_leaked_captions_finds_verbatim_and_reordered_duplicates_of_training_cap
 
 
 # ----------------------------------------------------------------------------- end-to-end training
+def _with_audio(cs, folder, stem, rng, samples=32000, step=3200):
+    """``cs`` with a noise clip per row written under ``folder`` (``samples + step * i`` samples
+    at 32 kHz for row i) as its ``path``."""
+    paths = []
+    for i in range(len(cs)):
+        path = folder / f"{stem}{i}.wav"
+        sf.write(path, (0.1 * rng.standard_normal(samples + step * i)).astype("float32"), 32000)
+        paths.append(str(path))
+    cs.frame["path"] = paths
+    return cs
+
+
 def _fake_stand_ins(monkeypatch):
     """Small randomly initialised PaSST-N and CNN10 in place of the pre-trained stand-ins (with
     the front-end record a stand-in carries)."""
@@ -825,15 +837,8 @@ def test_table3_end_to_end_trains_the_audio_encoder_and_says_so(tmp_path, monkey
     monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
     from audiorepro.papers.retrieval import experiments as E
     built = _fake_stand_ins(monkeypatch)
-    cs = tiny_set(6)
+    cs = _with_audio(tiny_set(6), tmp_path, "c", np.random.default_rng(0))
     cs.frame["split"] = ["train"] * 4 + ["valid", "test"]
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(6):
-        path = tmp_path / f"c{i}.wav"
-        sf.write(path, (0.1 * rng.standard_normal(32000 + 3200 * i)).astype("float32"), 32000)
-        paths.append(str(path))
-    cs.frame["path"] = paths
     spec = R.RunSpec("PaSST-N", pretrain=("tiny",), paper_row="PaSST-N + bert-base")
     monkeypatch.setattr(E, "TextEncoder", lambda *a, **k: BagText(8))
     runs, per_seed = R.run_table3(["e2e"], {"e2e": spec}, {"tiny": cs}, "tiny", {},
@@ -861,18 +866,9 @@ def test_table4_end_to_end_trains_passt_n_on_each_combination_and_says_so(tmp_pa
     from audiorepro.papers.retrieval import experiments as E
     _fake_stand_ins(monkeypatch)
     rng = np.random.default_rng(1)
-
-    def with_audio(cs, stem):
-        paths = []
-        for i in range(len(cs)):
-            path = tmp_path / f"{stem}{i}.wav"
-            sf.write(path, (0.1 * rng.standard_normal(32000 + 1600 * i)).astype("float32"), 32000)
-            paths.append(str(path))
-        cs.frame["path"] = paths
-        return cs
-    target = with_audio(tiny_set(6), "s")
+    target = _with_audio(tiny_set(6), tmp_path, "s", rng, step=1600)
     target.frame["split"] = ["train"] * 4 + ["valid", "test"]
-    other = with_audio(tiny_set(3), "t")
+    other = _with_audio(tiny_set(3), tmp_path, "t", rng, step=1600)
     other.frame["clip_id"] = ["t0", "t1", "t2"]
     sources = {"synthetic": target, "tuxpaint": other}
     monkeypatch.setattr(E, "TextEncoder", lambda *a, **k: BagText(8))
@@ -911,15 +907,8 @@ def test_fig1_end_to_end_trains_each_segment_length_with_its_patchout(tmp_path, 
     monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
     from audiorepro.papers.retrieval import experiments as E
     _fake_stand_ins(monkeypatch)
-    rng = np.random.default_rng(2)
-    cs = tiny_set(6)
+    cs = _with_audio(tiny_set(6), tmp_path, "f", np.random.default_rng(2), samples=64000)
     cs.frame["split"] = ["train"] * 4 + ["valid", "test"]
-    paths = []
-    for i in range(6):
-        path = tmp_path / f"f{i}.wav"
-        sf.write(path, (0.1 * rng.standard_normal(64000 + 3200 * i)).astype("float32"), 32000)
-        paths.append(str(path))
-    cs.frame["path"] = paths
     monkeypatch.setattr(E, "TextEncoder", lambda *a, **k: BagText(8))
     built, real_encoder = [], E.end_to_end_encoder
 

@@ -227,8 +227,9 @@ def test_each_execution_tells_its_kernel_the_notebook_and_a_fresh_id(mini, home)
     assert str(executions_dir()).startswith(str(home))
     assert NOTEBOOK_ENV not in os.environ and EXECUTION_ENV not in os.environ   # restored
     job = next(j for j in B.plan(mini, "book") if j.variant == "big")
-    with B.execution_env(job) as env:
-        assert env[NOTEBOOK_ENV] == "demo/01_demo [big]" == os.environ[NOTEBOOK_ENV]
+    with B.execution_env(job) as execution:
+        assert execution["notebook"] == "demo/01_demo [big]" == os.environ[NOTEBOOK_ENV]
+        assert execution["id"] == os.environ[EXECUTION_ENV]
 
 
 def test_timings_read_markers_and_flag_stale_and_unrun(mini, capsys):

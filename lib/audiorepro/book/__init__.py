@@ -67,7 +67,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -380,17 +379,20 @@ def _error_text(exc: BaseException) -> str:
 @contextmanager
 def execution_env(job: Job) -> Iterator[dict[str, str]]:
     """Environment of one execution's kernel: the notebook (``chapter/stem [variant]``) and a fresh
-    execution id, which the records it writes carry, so that a later execution of the same
-    notebook, once finished (:func:`run_job` marks it), supersedes them
-    (:func:`audiorepro.results.records.superseded`). Restored after."""
+    execution id (a :func:`audiorepro.results.new_run_group` id), which the records it writes
+    carry, so that a later execution of the same notebook, once finished (:func:`run_job` marks
+    it), supersedes them (:func:`audiorepro.results.records.superseded`). Yields the execution
+    ``{"notebook", "id"}``; the environment is restored after."""
+    from audiorepro.results import new_run_group
     from audiorepro.results.records import EXECUTION_ENV, NOTEBOOK_ENV
 
     label = f"{job.notebook.parent.name}/{job.notebook.stem}" + (f" [{job.variant}]" if job.variant else "")
-    values = {NOTEBOOK_ENV: label, EXECUTION_ENV: f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"}
+    execution = {"notebook": label, "id": new_run_group()}
+    values = {NOTEBOOK_ENV: execution["notebook"], EXECUTION_ENV: execution["id"]}
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)             # the kernel papermill starts inherits the environment
     try:
-        yield values
+        yield execution
     finally:
         for k, v in saved.items():
             if v is None:
@@ -408,13 +410,12 @@ def run_job(job: Job, lib_hash: str | None = None) -> Outcome:
     digest = job_hash(job, lib_hash)
     t0 = time.perf_counter()
     try:
-        with execution_env(job) as env:
+        with execution_env(job) as execution:
             papermill.execute_notebook(str(job.notebook), str(job.output), parameters=job.parameters,
                                        kernel_name=KERNEL, cwd=str(job.notebook.parent),
                                        progress_bar=False, log_output=False)
-        from audiorepro.results.records import EXECUTION_ENV, NOTEBOOK_ENV, mark_execution_complete
-        # finished: its records may now supersede the notebook's older executions
-        mark_execution_complete({"notebook": env[NOTEBOOK_ENV], "id": env[EXECUTION_ENV]})
+        from audiorepro.results.records import mark_execution_complete
+        mark_execution_complete(execution)   # finished: its records may now supersede older ones
     except Exception as exc:  # noqa: BLE001 - every failure is reported, the others still run
         return Outcome(job, "failed", time.perf_counter() - t0, _error_text(exc))
     duration = time.perf_counter() - t0

@@ -234,8 +234,8 @@ def select_records(chapter: str, table: str, metric: str, rows: Iterable[str],
     every = _read_all("result")
     gone = superseded([r for r in every if r["chapter"] == chapter and r["table"] == table])
     cands = [r for r in every
-             if r["record_id"] not in gone and r["chapter"] == chapter and r["table"] == table and metric in r["metrics"]
-             and _row_of(r) in rows
+             if r["chapter"] == chapter and r["table"] == table and r["record_id"] not in gone
+             and metric in r["metrics"] and _row_of(r) in rows
              and all(v is None or r[k] == v for k, v in
                      (("profile", profile), ("dataset", dataset), ("scale", scale)))]
     if not cands:

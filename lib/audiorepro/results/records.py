@@ -327,9 +327,8 @@ def superseded(recs: Iterable[Mapping[str, Any]]) -> set[str]:
         ex = r.get("execution")
         if not ex:
             continue
-        key = (r["chapter"], r["table"], ex["notebook"], r["profile"])
-        keyed.append((key, (r["timestamp"], ex["id"]), r["record_id"]))
-        stamp = (r["timestamp"], ex["id"])
+        key, stamp = (r["chapter"], r["table"], ex["notebook"], r["profile"]), (r["timestamp"], ex["id"])
+        keyed.append((key, stamp, r["record_id"]))
         if ex["id"] in done and (key not in newest or stamp > newest[key]):
             newest[key] = stamp
     return {rid for key, stamp, rid in keyed

@@ -226,6 +226,30 @@ def test_subsample_multilabel_covers_rarest_classes_first(caplog):
     assert "leaves out 1 of 3 classes: y" in caplog.text
 
 
+def test_cap_splits_caps_each_named_split_by_subsample_and_keeps_the_rest():
+    # 8 classes x 10 clips per split, interleaved so that each split is sorted by label
+    frames = [_sorted_table().frame.assign(split=s, clip_id=lambda f, s=s: s + f["clip_id"])
+              for s in ("train", "valid", "test")]
+    t = ClipTable(pd.concat(frames, ignore_index=True), ".", name="three")
+    capped = t.cap_splits({"train": 16, "test": 40}, seed=3)
+    counts = capped.frame["split"].value_counts().to_dict()
+    assert counts == {"train": 16, "valid": 80, "test": 40}
+    # within a split, exactly the clips subsample draws (every class kept), in table order
+    assert capped.subset("train").frame["clip_id"].tolist() == \
+        t.subset("train").subsample(16, seed=3).frame["clip_id"].tolist()
+    assert set(capped.subset("train").frame["labels"]) == set("abcdefgh")
+    pos = [t.frame["clip_id"].tolist().index(c) for c in capped.frame["clip_id"]]
+    assert pos == sorted(pos)
+    assert capped.classes == t.classes
+    # None / no caps / a cap above the split's size keep everything
+    assert t.cap_splits(None) is t and t.cap_splits({}) is t
+    assert len(t.cap_splits({"train": None, "valid": 500})) == 240
+    with pytest.raises(ClipTableError, match="three.*'eval'"):
+        t.cap_splits({"eval": 3})
+    with pytest.raises(ValueError, match="three.*-2.*'test'"):
+        t.cap_splits({"test": -2})
+
+
 @pytest.mark.parametrize("alias", ["val", "validation", "dev", " Val ", "DEV"])
 def test_split_aliases_read_as_valid_with_one_line_naming_the_file(tmp_path, alias, caplog):
     path = tmp_path / "mine.csv"

@@ -47,7 +47,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -331,6 +331,31 @@ class ClipTable:
         keep = np.sort(np.asarray(chosen, dtype=int))
         return ClipTable(self.frame.iloc[keep].copy(), self.root, self.classes, self.name,
                          self.confine)
+
+    def cap_splits(self, caps: Mapping[str, int | None] | None, seed: int = 0) -> "ClipTable":
+        """At most ``caps[split]`` clips of each named split, drawn within the split by
+        :meth:`subsample` (every class of the split kept when the cap allows; ``seed`` fixes the
+        draw); splits not named, or capped at ``None``, stay whole. Rows stay in table order.
+
+        >>> t.cap_splits({"train": 140, "valid": 40, "test": 200})   # doctest: +SKIP
+        """
+        if not caps:
+            return self
+        known = set(self.frame["split"].astype(str))
+        unknown = sorted(s for s in caps if s not in known)
+        if unknown:
+            raise ClipTableError(f"clip table {self.name!r}: cap for split(s) {unknown} it does not "
+                                 f"have; it has {sorted(known)}")
+        keep = np.ones(len(self.frame), dtype=bool)
+        for split, cap in caps.items():
+            if cap is None:
+                continue
+            if int(cap) < 0:
+                raise ValueError(f"clip table {self.name!r}: cap {cap} of split {split!r} must be >= 0")
+            in_split = (self.frame["split"].astype(str) == split).to_numpy()
+            kept = set(self.subset(split).subsample(int(cap), seed=seed).frame["clip_id"])
+            keep &= ~in_split | self.frame["clip_id"].isin(kept).to_numpy()
+        return ClipTable(self.frame[keep].copy(), self.root, self.classes, self.name, self.confine)
 
     def check_files(self) -> list[str]:
         """Clip ids whose audio file does not exist (empty list when all are there)."""

@@ -165,13 +165,13 @@ def tagging_data(n_clips: int = 200, seed: int = 0, frontend: str | None = None,
     fe = make_frontend(frontend, time_major=False)
     dev = pick_device(device)
     caps = {"train": max_train, "valid": max_valid, "test": None}
+    for split in SPLITS:
+        if not (table.frame["split"] == split).any():
+            raise ValueError(f"tagging_data: {source} has no clip in split {split!r}")
+    table = table.cap_splits(caps, seed=seed)     # keeps every class the cap allows
     out: dict[str, tuple[torch.Tensor, torch.Tensor, list[str]]] = {}
     for split in SPLITS:
         sub = table.subset(split)
-        if len(sub) == 0:
-            raise ValueError(f"tagging_data: {source} has no clip in split {split!r}")
-        if caps[split] is not None and caps[split] < len(sub):
-            sub = sub.subsample(caps[split], seed=seed)   # keeps every class the cap allows
         ds = CachedFeatureDataset(ClipDataset(sub, sample_rate=fe.sample_rate,
                                               clip_seconds=clip_seconds), fe, device=dev)
         feats, ys, ids = [], [], []

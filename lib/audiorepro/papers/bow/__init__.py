@@ -20,7 +20,7 @@ Where each part lives:
 Notebooks: ``from audiorepro.papers import bow`` and ``bow.<name>`` for the names below.
 """
 from .baselines import TABLE1_FAMILIES, build_family
-from .data import PAPER_SOURCE, SPLITS, ChunkSet, chunk_waves, compute_chunks, load_table
+from .data import PAPER_SOURCE, SPLITS, ChunkSet, chunk_waves, compute_chunks, load_table, scale_label
 from .experiments import (BASELINE_LOSSES, CHAPTER, CLAIM_METRIC, NOTEBOOK_CLAIMS, clip_items, decide_claims, grid_claim_runs,
                           masking_claim_probabilities, masking_claim_runs, record_seed_runs, seed_table,
                           table1_models, row_summary, RAW_COUNTS_ROW, GRID_KEYS, BaselineConfig, BowConfig, BowPipeline, HeadConfig, HeadResult,
@@ -44,7 +44,7 @@ __all__ = [
     "bag_of_words", "ngram_counts", "temporal_bigrams", "CountMasking", "BowTagger", "huber_loss",
     "clip_pool", "VQAutoencoder",
     # data
-    "ChunkSet", "compute_chunks", "chunk_waves", "load_table", "SPLITS", "PAPER_SOURCE",
+    "ChunkSet", "compute_chunks", "chunk_waves", "load_table", "scale_label", "SPLITS", "PAPER_SOURCE",
     # experiments
     "MissingRecordError", "BowConfig", "BowPipeline", "HeadConfig", "HeadResult", "train_head", "head_run_dir",
     "run_head", "run_grid", "run_masking", "train_vq_autoencoder", "vq_codes", "run_beyond", "BaselineConfig",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from audiorepro.training import pick_device
 
 from .model import BowError, chunk_spectrogram
 
-__all__ = ["CACHE_CODE", "ChunkSet", "compute_chunks", "chunk_waves", "save_npz", "load_table", "SPLITS",
+__all__ = ["CACHE_CODE", "ChunkSet", "compute_chunks", "chunk_waves", "save_npz", "load_table", "scale_label", "SPLITS",
            "PAPER_SOURCE"]
 
 #: the splits every table of the chapter needs (train: encoders, codebooks, heads; valid:
@@ -173,8 +173,14 @@ PAPER_SOURCE = "FSD50K"
 
 
 def load_table(clip_table: str | Path | None = None, data_root: str | Path | None = None, n_clips: int = 24,
-               seed: int = 0, task: str | None = None) -> tuple[ClipTable, str, str]:
+               seed: int = 0, task: str | None = None,
+               max_per_split: Mapping[str, int | None] | None = None) -> tuple[ClipTable, str, str]:
     """The data of a notebook: ``(table, dataset, row_suffix)``.
+
+    ``max_per_split`` (e.g. ``{"train": 140, "valid": 40, "test": 200}``) keeps at most that many
+    clips of each named split (:meth:`ClipTable.cap_splits`, drawn with ``seed``, every class
+    kept where the cap allows): the book draws a large test split from a large world while the
+    training split, and so the training time, stays small. :func:`scale_label` names the counts.
 
     Without ``clip_table``: the synthetic world ``default_world(n_clips, seed)``, dataset
     ``"synthetic world (seed <seed>)"`` and no row suffix (its rows are the rows the claims of
@@ -193,7 +199,7 @@ def load_table(clip_table: str | Path | None = None, data_root: str | Path | Non
     if not clip_table:
         from audiorepro.data.synthetic import default_world
         world = default_world(n_clips=n_clips, seed=seed, progress=False)
-        return world.table, f"synthetic world (seed {seed})", ""
+        return world.table.cap_splits(max_per_split, seed=seed), f"synthetic world (seed {seed})", ""
     table = ClipTable.read(paths.project_path(clip_table))
     if data_root:
         table = table.with_root(paths.project_path(data_root))
@@ -202,8 +208,17 @@ def load_table(clip_table: str | Path | None = None, data_root: str | Path | Non
     if missing:
         raise BowError(f"clip table {clip_table}: no clip in split(s) {missing} (the chapter needs {list(SPLITS)}: "
                        "train fits encoders and heads, valid selects, test decides)")
+    table = table.cap_splits(max_per_split, seed=seed)
     sources = set(table.frame["source"].astype(str)) if "source" in table.frame.columns else set()
     if not task and sources == {PAPER_SOURCE}:
         return table, f"{PAPER_SOURCE} ({clip_table}, {table.num_classes} classes)", ""
     name = task or table.name
     return table, f"clip table {name}", f" | {name}"
+
+
+def scale_label(table: ClipTable, clip_seconds: float, chunks: ChunkSet) -> str:
+    """The ``scale`` of a notebook's records: clips per split, seconds read, 1 s chunks, e.g.
+    ``"380 clips (train 140 / valid 40 / test 200; first 10 s), 3800 1 s chunks"``."""
+    counts = table.frame["split"].astype(str).value_counts()
+    per_split = " / ".join(f"{s} {int(counts.get(s, 0))}" for s in SPLITS)
+    return f"{len(table)} clips ({per_split}; first {clip_seconds:g} s), {len(chunks.spec)} 1 s chunks"

@@ -596,3 +596,58 @@ def test_a_caveat_makes_a_decided_verdict_inconclusive_and_says_why():
     v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k", caveats=["the data have a shortcut"])
     assert v.verdict == "inconclusive" and v.interval[0] > 0
     assert v.evidence.endswith("inconclusive rather than reproduced; the data have a shortcut")
+
+
+# ------------------------------------------------------------------ chance levels
+def test_chance_level_of_each_item_kind_by_hand():
+    # class 0: 1 positive of 4 -> E[1/rank] = (1 + 1/2 + 1/3 + 1/4) / 4 = 25/48; class 1: 2 of 4
+    # -> the mean AP over the 6 placements (1, 5/6, 3/4, 7/12, 1/2, 5/12) = 49/72
+    targets = np.array([[1, 0], [0, 1], [0, 1], [0, 0]])
+    tag = R.tagging_items(_ids(4), np.zeros((4, 2)), targets)
+    tag.metric = "mAP"
+    assert R.chance_level(tag) == pytest.approx((25 / 48 + 49 / 72) / 2)
+    tag.metric = "AUC"
+    assert R.chance_level(tag) == 0.5
+    labels = np.array([0, 0, 1, 2, 0])
+    acc = R.classification_items(_ids(5), np.zeros((5, 3)), labels)
+    acc.metric = "accuracy"
+    assert R.chance_level(acc) == pytest.approx(3 / 5)            # always answer label 0
+    grouped = R.classification_items(_ids(5), np.zeros((5, 3)), labels,
+                                     groups=["a", "a", "a", "b", "b"])
+    grouped.metric = "accuracy"
+    assert R.chance_level(grouped) == pytest.approx((2 / 3 + 1 / 2) / 2)   # mean over groups
+    ranks = R.retrieval_items(_ids(3), [1, 4, 9])
+    ranks.metric = "mAP@10"
+    assert R.chance_level(ranks) is None                          # the gallery size is unknown
+    assert R.chance_level(R.value_items(_ids(3), [0.1, 0.2, 0.3])) is None
+
+
+def _record_tagging(scores_by_row, targets, table="table3"):
+    for row, scores in scores_by_row.items():
+        value = float(M.mean_average_precision(targets, scores))
+        R.record("atgnn", table, {"mAP": value}, {"paper_row": row}, "synthetic", "small", "smoke",
+                 items={"mAP": R.tagging_items(_ids(len(targets)), scores, targets)})
+
+
+def test_a_paper_row_at_chance_that_loses_is_inconclusive_not_refuted(home):
+    rng = np.random.default_rng(7)
+    targets = (rng.random((300, 5)) < 0.2).astype(int)
+    chance = M.random_ranking_map(targets)
+    informative = targets + rng.normal(scale=0.8, size=targets.shape)
+    # the paper's better row ranks at random, the other learned: a loss that says nothing
+    _record_tagging({PAIR[0]: rng.random(targets.shape), PAIR[1]: informative}, targets)
+    v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k", register=True)
+    assert v.interval[1] < 0                                      # it did lose
+    assert v.verdict == "inconclusive"
+    assert f"{PAIR[0]} is not measurably above chance" in v.evidence
+    assert v.chance == pytest.approx({PAIR[0]: chance, PAIR[1]: chance})
+    row = R.claims_table(["atgnn"]).set_index("claim_id").loc["mlg-helps-fsd50k"].to_dict()
+    assert row["chance"] == pytest.approx(v.chance) and row["values"] == pytest.approx(v.values)
+    assert R.chance_text({**row, "paper": "atgnn", "claim_id": "mlg-helps-fsd50k"}) == \
+        f"×{v.values[PAIR[0]] / chance:.1f} vs. ×{v.values[PAIR[1]] / chance:.1f}"
+    # a better row that learned, though less, still loses: not reproduced
+    weaker = targets + rng.normal(scale=2.0, size=targets.shape)
+    _record_tagging({PAIR[0]: weaker, PAIR[1]: informative}, targets)
+    v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k")
+    assert v.verdict == "not reproduced" and "above chance" not in v.evidence
+    assert v.values[PAIR[0]] > 1.5 * chance

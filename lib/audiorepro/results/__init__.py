@@ -50,12 +50,12 @@ from __future__ import annotations
 from .records import (BOOK_CHAPTERS, PROFILES, SCHEMA_VERSION, META_COLUMNS, CorruptRecordWarning,
                       RegistryError, corrupt_records, git_info, load_records, machine_info,
                       package_versions, record, records_dir, superseded)
-from .items import (METRIC_FUNCTIONS, ItemSet, ItemsMissing, classification_items, load_items,
-                    metric_function, retrieval_items, tagging_items, value_items)
+from .items import (METRIC_FUNCTIONS, ItemSet, ItemsMissing, chance_level, classification_items,
+                    load_items, metric_function, retrieval_items, tagging_items, value_items)
 from .papers import (PAPER_DIR, RESULT_COLUMNS, UNIT_FACTORS, _paper_yaml, paper_file, paper_info,
                      paper_names, paper_numbers, paper_vs_run, show_paper_vs_run)
-from .claims import (VERDICT_COLOURS, VERDICTS, Verdict, chapter_verdicts, claims, claims_table,
-                     decide_claims, effect_text, evaluate_claim, load_claim_records, new_run_group,
+from .claims import (VERDICT_COLOURS, VERDICTS, Verdict, chance_text, chapter_verdicts, claims,
+                     claims_table, decide_claims, effect_text, evaluate_claim, load_claim_records, new_run_group,
                      register_verdict, resolution_text, select_records, verdict_plot, with_caveats)
 
 

@@ -9,8 +9,14 @@ items combined with seeds (:mod:`.stats`). Four verdicts:
 * **not reproduced**: it lies on the other side;
 * **inconclusive**: it straddles (or touches) the threshold, or there is no interval because
   the records hold no per-item outputs, or fewer than ``stats.MIN_ITEMS`` test items gave it;
-  never a coin toss on point estimates;
+  never a coin toss on point estimates; also a comparison the paper's better row loses while
+  that row is not measurably above chance (the lower end of its own interval at or below the
+  chance level of its test items, :func:`~audiorepro.results.items.chance_level`): a method that
+  learned nothing here is no evidence against the paper;
 * **not yet measured**: a row the claim needs has no record.
+
+Every verdict carries the compared rows' values and chance levels (``values``, ``chance``), shown
+as their ratio (:func:`chance_text`) beside the effect.
 
 Test kinds (values in record units: fractions, raw counts):
 
@@ -53,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .items import ItemsMissing, load_items
+from .items import ItemsMissing, chance_level, load_items
 from .papers import UNIT_FACTORS, _paper_yaml, paper_file, paper_names, paper_numbers
 from .records import (CorruptRecordWarning, RegistryError, _check_name, _provenance, _read_all,
                       _write_atomic, records_dir, superseded)
@@ -104,6 +110,8 @@ class Verdict:
     resolves (an effect further from the threshold than that would be decided).
     ``paper_effect``: for a comparison, the paper's own difference of the deciding pair (same
     sign and units as ``effect``; None when the paper gives no number for a row).
+    ``chance``: row -> what a predictor without information scores on the row's test items
+    (:func:`~audiorepro.results.items.chance_level`; rows without a known level are absent).
     """
 
     claim_id: str
@@ -127,6 +135,7 @@ class Verdict:
     selection: str = ""
     paper_effect: float | None = None
     resolution: float | None = None
+    chance: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,12 +181,15 @@ def register_verdict(chapter: str, claim_id: str, verdict: str, evidence: str, d
                      kind: str | None = None, metric: str | None = None, reference: Any = None,
                      paired: bool | None = None, n_boot: int | None = None,
                      pairs: Sequence[Mapping[str, Any]] | None = None,
-                     paper_effect: float | None = None, resolution: float | None = None) -> Path:
+                     paper_effect: float | None = None, resolution: float | None = None,
+                     values: Mapping[str, float] | None = None,
+                     chance: Mapping[str, float] | None = None) -> Path:
     """Store a verdict on a paper claim (a ``claim`` record in the same registry).
 
     ``verdict`` is one of :data:`VERDICTS`; ``evidence`` states what this run measured
     (numbers computed by the run). The keyword fields are stored as structured values
-    (``effect``, ``interval`` (lo, hi), ``n_items``, ``n_seeds``, ``seed_spread``, ...);
+    (``effect``, ``interval`` (lo, hi), ``n_items``, ``n_seeds``, ``seed_spread``, the rows'
+    ``values`` and their ``chance`` levels, ...);
     ``notebook`` names the notebook that decided it (``atgnn/03_tables_2_3``; a path is reduced
     to chapter/name, never stored whole).
     """
@@ -211,7 +223,10 @@ def register_verdict(chapter: str, claim_id: str, verdict: str, evidence: str, d
                "n_boot": None if n_boot is None else int(n_boot),
                "pairs": _plain(list(pairs or [])),
                "paper_effect": _finite_or_none(paper_effect, "paper_effect"),
-               "resolution": _finite_or_none(resolution, "resolution"), **_provenance()}
+               "resolution": _finite_or_none(resolution, "resolution"),
+               "values": {str(k): _finite_or_none(x, "values") for k, x in (values or {}).items()},
+               "chance": {str(k): _finite_or_none(x, "chance") for k, x in (chance or {}).items()},
+               **_provenance()}
     return _write_atomic(payload, records_dir())
 
 
@@ -355,7 +370,7 @@ def evaluate_claim(chapter: str, claim_id: str, profile: str | None = None,
                          n_seeds=v.n_seeds, seed_spread=v.seed_spread, notebook=notebook,
                          kind=kind, metric=metric, reference=v.reference, paired=v.paired,
                          n_boot=v.n_boot, pairs=v.pairs, paper_effect=v.paper_effect,
-                         resolution=v.resolution)
+                         resolution=v.resolution, values=v.values, chance=v.chance)
     return v
 
 
@@ -390,6 +405,34 @@ def _decide(paper: str, claim_id: str, kind: str, test: dict[str, Any],
             v.evidence += (f"; the paper's difference {_fmt(v.paper_effect, True)} is {size} of "
                            f"this test (half-width of its interval {_fmt(v.resolution)})")
     return v
+
+
+def _chance_levels(runs: Mapping[str, Sequence[stats.Run]]) -> dict[str, float]:
+    """Row -> chance level of its test items (the mean over its seeds' item sets; rows whose
+    metric has no known chance level are left out)."""
+    out = {}
+    for row, rs in runs.items():
+        levels = [chance_level(r.items) for r in rs if r.items is not None]
+        if levels and all(c is not None for c in levels):
+            out[row] = float(np.mean(levels))
+    return out
+
+
+def _at_chance(verdict: str, evidence: str, row: str, samples: Mapping[str, np.ndarray],
+               chance: Mapping[str, float], level: float) -> tuple[str, str]:
+    """A comparison the paper's better ``row`` loses is no evidence against the paper when that
+    row is not measurably above chance (the lower end of its own 95 % interval at or below the
+    chance level): the method did not learn at this size, so *not reproduced* becomes
+    *inconclusive*, with the reason in the evidence."""
+    if row not in samples or row not in chance:
+        return verdict, evidence
+    lo, hi = stats.percentile_interval(samples[row], level)
+    if not (np.isfinite(lo) and lo <= chance[row]):
+        return verdict, evidence
+    return stats.INCONCLUSIVE, (
+        f"{evidence}; {row} is not measurably above chance ({_ci(lo, hi)} against a chance level "
+        f"of {_fmt(chance[row])}): a method that did not learn here is no evidence against the "
+        f"paper, so inconclusive rather than {verdict}")
 
 
 def _paper_entry(paper: str, table: str, row: str, metric: str) -> pd.Series | None:
@@ -477,13 +520,14 @@ def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
         n_items, paired, nb = boot.n_items, boot.paired, n_boot
     else:
         samples, n_items, paired, nb = {}, None, None, None
+    chance = {} if exact else _chance_levels(with_items)
     how = (f"{n_items} items, {n_seeds} seed{'s' * (n_seeds != 1)}, "
            f"{'paired' if paired else 'unpaired'} bootstrap of {nb} resamples"
            if n_items is not None else f"exact counts, {n_seeds} seed{'s' * (n_seeds != 1)}"
            if exact else "")
     how = f"; {how}" if how else ""
     base = dict(values=values, n_items=n_items, n_seeds=n_seeds, kind=kind, metric=metric,
-                paired=paired, n_boot=nb)
+                paired=paired, n_boot=nb, chance=chance)
     no_items = ("no per-item outputs for rows " + ", ".join(
         f"{row} ({reason})" if reason != "no per-item outputs" else row
         for row, reason in why.items()) + ": no interval") if why else ""
@@ -521,6 +565,8 @@ def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
                     f"(claim: {rel} each{'; 95% interval of the difference' if how else ''}{how})")
         if no_items:
             evidence += f"; {no_items}"
+        if verdict == stats.NOT_REPRODUCED and sign > 0:
+            verdict, evidence = _at_chance(verdict, evidence, better, samples, chance, level)
         iv = decisive["interval"]
         return Verdict(claim_id, verdict, evidence, effect=decisive["effect"],
                        interval=None if iv[0] is None else (iv[0], iv[1]),
@@ -605,7 +651,7 @@ def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
 CLAIM_COLUMNS = ["record_id", "timestamp", "chapter", "paper", "claim_id", "verdict", "evidence",
                  "dataset", "scale", "profile", "effect", "lo", "hi", "n_items", "n_seeds",
                  "seed_spread", "notebook", "test_kind", "metric", "reference", "paired", "n_boot",
-                 "paper_effect", "resolution"]
+                 "paper_effect", "resolution", "values", "chance"]
 
 
 def decide_claims(chapter: str, profile: str | None, notebook: str,
@@ -660,7 +706,8 @@ def load_claim_records() -> pd.DataFrame:
 
 
 TABLE_COLUMNS = ["paper", "claim_id", "claim", "test", "verdict", "effect", "lo", "hi", "n_items",
-                 "n_seeds", "seed_spread", "paper_effect", "resolution", "test_kind", "metric",
+                 "n_seeds", "seed_spread", "paper_effect", "resolution", "values", "chance",
+                 "test_kind", "metric",
                  "reference", "notebook", "evidence", "dataset", "scale", "profile", "timestamp"]
 
 
@@ -668,7 +715,7 @@ def claims_table(papers: Iterable[str] | None = None, profile: str | None = None
     """Every claim of every paper with its latest verdict (or ``not yet measured``).
 
     Columns: ``paper, claim_id, claim, test, verdict, effect, lo, hi, n_items, n_seeds,
-    seed_spread, paper_effect, resolution, test_kind, metric, reference, notebook, evidence,
+    seed_spread, paper_effect, resolution, values, chance, test_kind, metric, reference, notebook, evidence,
     dataset, scale, profile, timestamp``. ``profile`` keeps only verdicts registered under that profile.
     """
     papers = paper_names() if papers is None else papers
@@ -737,6 +784,35 @@ def resolution_text(row: Mapping[str, Any]) -> str:
     return text
 
 
+def chance_text(row: Mapping[str, Any]) -> str:
+    """``×1.4 vs. ×1.2–3.8``: the compared rows' values divided by their chance levels (a
+    comparison: the paper's better row, then the range over the rows it should beat; otherwise
+    the range over the claim's rows); empty when no chance level is known."""
+    values, chance = row.get("values"), row.get("chance")
+    if not isinstance(values, Mapping) or not isinstance(chance, Mapping):
+        return ""
+    ratio = {r: values[r] / chance[r] for r in chance
+             if _num(values.get(r)) is not None and _num(chance[r])}
+
+    def span(rows: Sequence[str]) -> str:
+        got = [ratio[r] for r in rows if r in ratio]
+        if not got:
+            return ""
+        lo, hi = min(got), max(got)
+        return f"×{lo:.1f}" if f"{lo:.1f}" == f"{hi:.1f}" else f"×{lo:.1f}–{hi:.1f}"
+    test = {}
+    if row.get("paper") and row.get("claim_id"):
+        try:
+            test = _claim(str(row["paper"]), str(row["claim_id"]))["test"]
+        except RegistryError:
+            test = {}
+    if test.get("kind") == "comparison" and test.get("better") in ratio:
+        worse = test["worse"] if isinstance(test["worse"], list) else [test["worse"]]
+        rest = span(worse)
+        return span([test["better"]]) + (f" vs. {rest}" if rest else "")
+    return span(list(ratio))
+
+
 def _short(text: str, limit: int) -> str:
     text = " ".join(str(text or "").split())
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
@@ -777,7 +853,8 @@ def chapter_verdicts(paper: str | Sequence[str] | None, profile: str | None = No
                      link_base: str = "../") -> "pd.io.formats.style.Styler":
     """One line per claim with its latest verdict (``profile``: only verdicts of that
     profile): claim, verdict (coloured), effect with its 95 % interval, n items, n seeds, the
-    effect size the test resolves (:func:`resolution_text`) and the notebook that decided it (a link, relative to ``link_base``). The claim is cut to
+    effect size the test resolves (:func:`resolution_text`), the compared rows' values over
+    chance (:func:`chance_text`) and the notebook that decided it (a link, relative to ``link_base``). The claim is cut to
     :data:`CLAIM_CHARS` characters; its whole text, this run's evidence and the data / scale /
     profile open on demand (``<details>``).
 
@@ -800,6 +877,7 @@ def chapter_verdicts(paper: str | Sequence[str] | None, profile: str | None = No
         "n items": [("" if _num(x) is None else int(x)) for x in table["n_items"]],
         "n seeds": [("" if _num(x) is None else int(x)) for x in table["n_seeds"]],
         "resolves": [resolution_text(r) for r in table.to_dict("records")],
+        "÷ chance": [chance_text(r) for r in table.to_dict("records")],
         "notebook": table["notebook"].fillna(""), "evidence": table["evidence"],
         "dataset": table["dataset"], "scale": table["scale"], "profile": table["profile"],
     })

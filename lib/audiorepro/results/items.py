@@ -252,6 +252,30 @@ def evaluate(fn: MetricFunction, items: ItemSet, counts: np.ndarray) -> np.ndarr
     return np.mean(per, axis=0)
 
 
+def chance_level(items: ItemSet) -> float | None:
+    """What a predictor without information scores on these items, in the metric's units.
+
+    ``mAP``: the expected mAP of a random ranking (:func:`audiorepro.metrics.random_ranking_map`);
+    ``AUC``: 0.5; ``accuracy``: the share of the most frequent label (always answering it). With
+    ``groups``, the mean over groups, as the metric itself. None for a metric without a chance
+    level known from the items (retrieval ranks: the gallery size is not stored; plain values).
+    """
+    name = items.metric or ""
+    if name not in ("mAP", "AUC", "accuracy") or not set(METRIC_FUNCTIONS[name].needs) <= items.present():
+        return None
+    if name == "AUC":
+        return 0.5
+
+    def one(it: ItemSet) -> float:
+        if name == "mAP":
+            return M.random_ranking_map(it.targets)
+        return float(np.bincount(it.labels.astype(np.int64)).max() / it.n)
+    if items.groups is None:
+        return one(items)
+    return float(np.mean([one(items.take(np.flatnonzero(items.groups == g)))
+                          for g in np.unique(items.groups)]))
+
+
 def _resolve(metric: str, items: ItemSet, strict: bool) -> MetricFunction | None:
     """The function computing recorded ``metric`` from ``items`` (None if it cannot, unless
     ``strict``, which raises)."""

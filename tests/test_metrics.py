@@ -155,3 +155,16 @@ def test_expected_random_ap_hand_values_and_simulation():
     assert random_ranking_map(y) > y.mean(0).mean()  # the prevalence understates chance
     with pytest.raises(ValueError, match="positives"):
         expected_random_ap(0, 5)
+
+
+def test_random_retrieval_by_hand():
+    # G = 4: R@1 = 1/4, R@5 = 1; mAP@10 = (1 + 1/2 + 1/3 + 1/4) / 4 = 25/48; per-query sizes average
+    assert M.random_retrieval(4, "R@1") == pytest.approx(0.25)
+    assert M.random_retrieval(4, "R@5") == pytest.approx(1.0)
+    assert M.random_retrieval(4, "mAP@10") == pytest.approx(25 / 48)
+    assert M.random_retrieval([4, 2], "mAP@1") == pytest.approx((1 / 4 + 1 / 2) / 2)
+    for bad in ("mAP", "R@0", "P@5"):
+        with pytest.raises(ValueError, match="R@k or mAP@k"):
+            M.random_retrieval(4, bad)
+    with pytest.raises(ValueError, match=">= 1"):
+        M.random_retrieval([4, 0], "R@1")

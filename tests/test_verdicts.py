@@ -651,3 +651,25 @@ def test_a_paper_row_at_chance_that_loses_is_inconclusive_not_refuted(home):
     v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k")
     assert v.verdict == "not reproduced" and "above chance" not in v.evidence
     assert v.values[PAIR[0]] > 1.5 * chance
+
+
+def test_retrieval_chance_level_from_gallery_sizes_by_hand(home):
+    # one relevant audio per caption, its rank uniform on 1..G: R@5 = min(5, G) / G;
+    # mAP@10 = (1 + 1/2 + ... + 1/min(10, G)) / G
+    h10 = sum(1 / r for r in range(1, 11))
+    items = R.retrieval_items(_ids(3), [1, 4, 9], gallery=[10, 4, 10])
+    items.metric = "R@5"
+    assert R.chance_level(items) == pytest.approx((0.5 + 1.0 + 0.5) / 3)
+    items.metric = "mAP@10"
+    assert R.chance_level(items) == pytest.approx((h10 / 10 + (25 / 12) / 4 + h10 / 10) / 3)
+    # an int is every query's gallery; it is stored with the record and read back
+    one = R.retrieval_items(_ids(3), [1, 4, 9], gallery=10)
+    mean_rr = float(np.mean([1.0, 0.25, 1 / 9]))
+    R.record("retrieval", "table3", {"mAP@10": mean_rr}, {}, "synthetic", "small", "smoke",
+             items=one)
+    rec_id = R.load_records().iloc[-1]["record_id"]
+    back = R.load_items(rec_id)["mAP@10"]
+    assert back.gallery.tolist() == [10, 10, 10]
+    assert R.chance_level(back) == pytest.approx(h10 / 10)
+    with pytest.raises(R.RegistryError, match=r"gallery\[1\] = 3 is smaller than ranks\[1\] = 4"):
+        R.retrieval_items(_ids(3), [1, 4, 9], gallery=[10, 3, 10])

@@ -14,6 +14,7 @@ no negative for ROC-AUC); the ``*_details`` functions say which classes were ski
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -26,7 +27,7 @@ __all__ = [
     "roc_auc_details", "macro_roc_auc", "d_prime", "accuracy", "top_k_accuracy",
     "tagging_metrics", "classification_metrics", "retrieval_ranks", "recall_at_k",
     "map_at_k", "retrieval_metrics", "weighted_average_precision", "weighted_roc_auc",
-    "weighted_mean", "expected_random_ap", "random_ranking_map",
+    "weighted_mean", "expected_random_ap", "random_ranking_map", "random_retrieval",
 ]
 
 
@@ -113,6 +114,24 @@ def expected_random_ap(positives: int, n: int) -> float:
         return 1.0
     h = float(np.sum(1.0 / np.arange(1, n + 1)))
     return h / n + (k - 1) * (n - h) / (n * (n - 1))
+
+
+def random_retrieval(gallery: object, metric: str) -> float:
+    """Expected ``R@k`` or ``mAP@k`` of uniformly random rankings, one relevant item per query,
+    averaged over queries ranking ``gallery`` candidates each (an int or one size per query):
+    R@k = min(k, G) / G; mAP@k = (1 + 1/2 + ... + 1/min(k, G)) / G (the expected reciprocal
+    rank within the top k)."""
+    m = re.fullmatch(r"(mAP|R)@(\d+)", str(metric))
+    if not m or int(m.group(2)) < 1:
+        raise ValueError(f"random_retrieval: metric must be R@k or mAP@k, got {metric!r}")
+    k, g = int(m.group(2)), np.atleast_1d(np.asarray(gallery, dtype=np.int64))
+    if g.size == 0 or (g < 1).any():
+        raise ValueError(f"random_retrieval: gallery sizes must be >= 1, got {g.tolist()[:5]}")
+    top = np.minimum(k, g)
+    if m.group(1) == "R":
+        return float(np.mean(top / g))
+    harmonic = np.cumsum(1.0 / np.arange(1, k + 1))                  # H_1 .. H_k
+    return float(np.mean(harmonic[top - 1] / g))
 
 
 def random_ranking_map(y_true: object) -> float:

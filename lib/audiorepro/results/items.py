@@ -10,7 +10,8 @@ strings such as clip ids, so that two rows are paired item by item):
 * :func:`tagging_items` ``(ids, scores (N, C), targets (N, C) 0/1)`` -> ``mAP``, ``AUC``;
 * :func:`classification_items` ``(ids, scores (N, C), labels (N,))`` -> ``accuracy``;
 * :func:`retrieval_items` ``(ids, ranks (Q,))``, the 1-based rank of each query's relevant item
-  -> ``mAP@10`` (``mAP@k``), ``R@1`` / ``R@5`` / ``R@10`` (``R@k``);
+  -> ``mAP@10`` (``mAP@k``), ``R@1`` / ``R@5`` / ``R@10`` (``R@k``); optionally ``gallery``
+  (Q,), how many candidates each query ranked (its chance level needs it);
 * :func:`value_items` ``(ids, values (N,))``, any per-item contribution whose mean is the
   metric -> ``mean``.
 
@@ -44,7 +45,7 @@ from .base import RegistryError, records_dir
 
 ITEMS_SUFFIX = ".items.npz"
 TOLERANCE = 1e-4            # items must reproduce the recorded value to this (absolute)
-_ARRAY_FIELDS = ("ids", "scores", "targets", "labels", "ranks", "values", "groups")
+_ARRAY_FIELDS = ("ids", "scores", "targets", "labels", "ranks", "values", "groups", "gallery")
 
 
 class ItemsMissing(RegistryError, FileNotFoundError):
@@ -57,6 +58,7 @@ class ItemSet:
 
     Attributes: ``ids`` (N,) str; ``scores`` (N, C) float; ``targets`` (N, C) 0/1;
     ``labels`` (N,) int; ``ranks`` (N,) int >= 1; ``values`` (N,) float; ``groups`` (N,) str;
+    ``gallery`` (N,) int >= rank: candidates each retrieval query ranked;
     ``metric``: registry name to use (default: the recorded metric's name).
     """
 
@@ -67,6 +69,7 @@ class ItemSet:
     ranks: np.ndarray | None = None
     values: np.ndarray | None = None
     groups: np.ndarray | None = None
+    gallery: np.ndarray | None = None
     metric: str | None = None
 
     @property
@@ -154,6 +157,15 @@ def _check(items: ItemSet, where: str = "items") -> ItemSet:
     if out["ranks"] is not None and (out["ranks"] < 1).any():
         raise RegistryError(f"{where}: ranks are 1-based; ranks[{int(np.argmin(out['ranks']))}] "
                             f"= {out['ranks'].min()}")
+    out["gallery"] = vec("gallery", "int")
+    if out["gallery"] is not None:
+        if out["ranks"] is None:
+            raise RegistryError(f"{where}: gallery sizes belong to retrieval ranks")
+        bad = out["gallery"] < out["ranks"]
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise RegistryError(f"{where}: gallery[{i}] = {out['gallery'][i]} is smaller than "
+                                f"ranks[{i}] = {out['ranks'][i]}")
     out["values"] = vec("values", "float")
     out["groups"] = vec("groups", "str")
     if out.get("scores") is not None and out.get("targets") is None and out["labels"] is None:
@@ -175,10 +187,14 @@ def classification_items(ids: Any, scores: Any, labels: Any, groups: Any = None,
     return _check(ItemSet(ids, scores=scores, labels=labels, groups=groups, metric=metric))
 
 
-def retrieval_items(ids: Any, ranks: Any, groups: Any = None, metric: str | None = None) -> ItemSet:
+def retrieval_items(ids: Any, ranks: Any, groups: Any = None, metric: str | None = None,
+                    gallery: Any = None) -> ItemSet:
     """Retrieval outputs: the 1-based rank of each query's relevant item (pessimistic ties,
-    :func:`audiorepro.metrics.retrieval_ranks`); ``ids`` name the queries."""
-    return _check(ItemSet(ids, ranks=ranks, groups=groups, metric=metric))
+    :func:`audiorepro.metrics.retrieval_ranks`); ``ids`` name the queries; ``gallery``: how many
+    candidates each query ranked (an int for all), from which :func:`chance_level` follows."""
+    if gallery is not None and np.ndim(gallery) == 0:
+        gallery = np.full(len(np.asarray(ranks)), int(gallery))
+    return _check(ItemSet(ids, ranks=ranks, groups=groups, metric=metric, gallery=gallery))
 
 
 def value_items(ids: Any, values: Any, groups: Any = None, metric: str | None = "mean") -> ItemSet:
@@ -256,17 +272,25 @@ def chance_level(items: ItemSet) -> float | None:
     """What a predictor without information scores on these items, in the metric's units.
 
     ``mAP``: the expected mAP of a random ranking (:func:`audiorepro.metrics.random_ranking_map`);
-    ``AUC``: 0.5; ``accuracy``: the share of the most frequent label (always answering it). With
-    ``groups``, the mean over groups, as the metric itself. None for a metric without a chance
-    level known from the items (retrieval ranks: the gallery size is not stored; plain values).
+    ``AUC``: 0.5; ``accuracy``: the share of the most frequent label (always answering it);
+    retrieval with ``gallery`` sizes G (one relevant item per query, its rank uniform on 1..G):
+    ``R@k`` the mean of min(k, G) / G, ``mAP@k`` the mean of (1 + 1/2 + ... + 1/min(k, G)) / G.
+    With ``groups``, the mean over groups, as the metric itself. None for a metric without a
+    chance level known from the items (ranks without gallery sizes; plain values).
     """
     name = items.metric or ""
-    if name not in ("mAP", "AUC", "accuracy") or not set(METRIC_FUNCTIONS[name].needs) <= items.present():
+    at_k = re.fullmatch(r"(mAP|R)@(\d+)", name)
+    if at_k:
+        if items.ranks is None or items.gallery is None:
+            return None
+    elif name not in ("mAP", "AUC", "accuracy") or not set(METRIC_FUNCTIONS[name].needs) <= items.present():
         return None
     if name == "AUC":
         return 0.5
 
     def one(it: ItemSet) -> float:
+        if at_k:
+            return M.random_retrieval(it.gallery, name)
         if name == "mAP":
             return M.random_ranking_map(it.targets)
         return float(np.bincount(it.labels.astype(np.int64)).max() / it.n)
@@ -366,7 +390,7 @@ def save_items(items: Any, metrics: Mapping[str, float], stem: str,
                     continue
                 if name == "scores":
                     value = _compact_scores(s, users)
-                elif name == "labels" or name == "ranks":
+                elif name in ("labels", "ranks", "gallery"):
                     value = value.astype(np.int32)
                 arrays[f"{key}.{name}"] = value
         index[metric] = {"set": key, "fn": fn.name, "n": s.n}

@@ -593,9 +593,7 @@ def chance_retrieval(n_audio: int, k: int = 10) -> dict[str, float]:
     R@j = min(j, N) / N, mAP@k = (1/N) sum_{r=1}^{min(k, N)} 1/r."""
     if n_audio < 1:
         raise ValueError(f"chance_retrieval: n_audio must be >= 1, got {n_audio}")
-    out = {f"R@{j}": min(j, n_audio) / n_audio for j in (1, 5, 10)}
-    out[f"mAP@{k}"] = sum(1.0 / r for r in range(1, min(k, n_audio) + 1)) / n_audio
-    return out
+    return {name: M.random_retrieval(n_audio, name) for name in ("R@1", "R@5", "R@10", f"mAP@{k}")}
 
 
 def rank(model: DualEncoder, queries: Sequence[str], audio_emb: Tensor, k: int = 5,
@@ -615,7 +613,8 @@ def retrieval_outputs(model: DualEncoder, ds: EvalSet, device: str = "auto") -> 
     t = embed_text(model, ds.captions, device=device)
     sim = (t @ a.t()).numpy()
     ranks = M.retrieval_ranks(sim, ds.target)
-    return M.retrieval_metrics(sim, ds.target), results.retrieval_items(ds.query_ids, ranks)
+    return M.retrieval_metrics(sim, ds.target), results.retrieval_items(ds.query_ids, ranks,
+                                                                         gallery=sim.shape[1])
 
 
 # ===================================================================================== training

@@ -172,8 +172,9 @@ def test_seed_summary_mean_and_std():
 
 
 def _tagging_records(rows, run_group, n=200, classes=5, seeds=(0, 1, 2), table="table2"):
-    """Hand-made per-seed records with per-item outputs: rows = {row: "signal" | "noise" | name
-    of an earlier row (identical outputs)}."""
+    """Hand-made per-seed records with per-item outputs: rows = {row: "signal" | "weak" (less
+    signal, still far above chance) | "noise" (random scores: chance) | name of an earlier row
+    (identical outputs)}."""
     from audiorepro import results
     from audiorepro.metrics import tagging_metrics
     for seed in seeds:
@@ -184,8 +185,8 @@ def _tagging_records(rows, run_group, n=200, classes=5, seeds=(0, 1, 2), table="
         for row, kind in rows.items():
             if kind in made:
                 scores = made[kind]
-            elif kind == "signal":
-                scores = y + 0.3 * rng.standard_normal(y.shape)
+            elif kind in ("signal", "weak"):
+                scores = y + (0.3 if kind == "signal" else 1.0) * rng.standard_normal(y.shape)
             else:
                 scores = rng.standard_normal(y.shape)
             made[row] = scores
@@ -201,15 +202,21 @@ def test_decide_claims_from_hand_made_item_records(tmp_path, monkeypatch):
     from audiorepro.papers.atgnn import decide_claims
     monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
     better, worse = "ATGNN-pyr-s | synthetic world", "ATGNN-pyr-s (-MLG) | synthetic world"
-    # a large true gap: scores that follow the targets vs. random scores
-    _tagging_records({better: "signal", worse: "noise"}, results.new_run_group())
+    # a large true gap: scores that follow the targets closely vs. loosely
+    _tagging_records({better: "signal", worse: "weak"}, results.new_run_group())
     v = decide_claims("smoke", "03_tables_2_3", claims=["mlg-helps-synthetic"]).iloc[0]
     assert v["verdict"] == "reproduced" and v["seeds"] == 3 and v["items"] == 200
     assert 0 < v["lo"] <= v["effect"] <= v["hi"]
     # the reversed gap
-    _tagging_records({better: "noise", worse: "signal"}, results.new_run_group())
+    _tagging_records({better: "weak", worse: "signal"}, results.new_run_group())
     v = decide_claims("smoke", "03_tables_2_3", claims=["mlg-helps-synthetic"]).iloc[0]
     assert v["verdict"] == "not reproduced" and v["hi"] < 0
+    # a row at chance decides nothing, on either side of the comparison
+    for kinds in (("noise", "signal"), ("signal", "noise")):
+        _tagging_records(dict(zip((better, worse), kinds)), results.new_run_group())
+        v = decide_claims("smoke", "03_tables_2_3", claims=["mlg-helps-synthetic"]).iloc[0]
+        assert v["verdict"] == "inconclusive" and abs(v["effect"]) > 0.3
+        assert "not measurably above chance: " + (better if kinds[0] == "noise" else worse) in v["evidence"]
     # identical outputs: no evidence either way (the newest run group only)
     _tagging_records({better: "noise", worse: better}, results.new_run_group())
     table = decide_claims("smoke", "03_tables_2_3")

@@ -77,6 +77,10 @@ def test_missing_grid_choice_names_notebook_02_and_the_profile(home):
         bow.stored_best_config("smoke", "toy")
     with pytest.raises(bow.MissingRecordError, match="dataset 'other'"):
         bow.stored_best_config("book", "other")
+    # nor does one of another scale (the same world at other split sizes)
+    assert bow.stored_best_config("book", "toy", "8 heads")["D"] == 64
+    with pytest.raises(bow.MissingRecordError, match="scale '380 clips'"):
+        bow.stored_best_config("book", "toy", "380 clips")
 
 
 def test_masking_records_and_best_p(home):
@@ -89,6 +93,8 @@ def test_masking_records_and_best_p(home):
     agg = bow.record_masking(df, cell, "book", "toy", "4 heads")
     assert agg["mAP_1s_valid"].tolist() == pytest.approx([0.3, 0.4])
     assert bow.stored_best_masking("book", "toy") == 0.35
+    assert bow.stored_best_masking("book", "toy", scale="4 heads") == 0.35
+    assert bow.stored_best_masking("book", "toy", scale="380 clips") is None
     # the validation curve is not what the claim compares: no per-seed test rows yet
     assert results.evaluate_claim("bow", "masking-helps", profile="book").verdict == "not yet measured"
 

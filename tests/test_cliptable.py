@@ -243,7 +243,7 @@ def test_cap_splits_caps_each_named_split_by_subsample_and_keeps_the_rest():
     assert capped.classes == t.classes
     # None / no caps / a cap above the split's size keep everything
     assert t.cap_splits(None) is t and t.cap_splits({}) is t
-    assert len(t.cap_splits({"train": None, "valid": 500})) == 240
+    assert len(t.cap_splits({"train": None, "valid": 500, "eval": None})) == 240
     with pytest.raises(ClipTableError, match="three.*'eval'"):
         t.cap_splits({"eval": 3})
     with pytest.raises(ValueError, match="three.*-2.*'test'"):

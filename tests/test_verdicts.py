@@ -629,7 +629,7 @@ def _record_tagging(scores_by_row, targets, table="table3"):
                  items={"mAP": R.tagging_items(_ids(len(targets)), scores, targets)})
 
 
-def test_a_paper_row_at_chance_that_loses_is_inconclusive_not_refuted(home):
+def test_a_row_at_chance_decides_no_comparison_on_either_side(home):
     rng = np.random.default_rng(7)
     targets = (rng.random((300, 5)) < 0.2).astype(int)
     chance = M.random_ranking_map(targets)
@@ -639,7 +639,7 @@ def test_a_paper_row_at_chance_that_loses_is_inconclusive_not_refuted(home):
     v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k", register=True)
     assert v.interval[1] < 0                                      # it did lose
     assert v.verdict == "inconclusive"
-    assert f"{PAIR[0]} is not measurably above chance" in v.evidence
+    assert f"not measurably above chance: {PAIR[0]} [" in v.evidence
     assert v.chance == pytest.approx({PAIR[0]: chance, PAIR[1]: chance})
     row = R.claims_table(["atgnn"]).set_index("claim_id").loc["mlg-helps-fsd50k"].to_dict()
     assert row["chance"] == pytest.approx(v.chance) and row["values"] == pytest.approx(v.values)
@@ -651,6 +651,42 @@ def test_a_paper_row_at_chance_that_loses_is_inconclusive_not_refuted(home):
     v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k")
     assert v.verdict == "not reproduced" and "above chance" not in v.evidence
     assert v.values[PAIR[0]] > 1.5 * chance
+    # a win over a row at chance is no evidence for the paper either
+    _record_tagging({PAIR[0]: informative, PAIR[1]: rng.random(targets.shape)}, targets)
+    v = R.evaluate_claim("atgnn", "mlg-helps-fsd50k")
+    assert v.interval[0] > 0 and v.verdict == "inconclusive"
+    assert f"not measurably above chance: {PAIR[1]} [" in v.evidence
+
+
+def test_the_chance_rule_leaves_lower_is_better_claims_alone(home, monkeypatch):
+    # chance levels are the floor of higher-is-better metrics; a claim that a row scores *lower*
+    # (e.g. fewer false alarms read as mAP of a negative class) is decided on its interval only
+    test = {"kind": "comparison", "table": "table3", "metric": "mAP", "better": PAIR[0],
+            "worse": [PAIR[1]], "higher_is_better": False}
+    monkeypatch.setattr(claims_mod, "_claim", lambda paper, cid: {"id": cid, "text": "t", "test": test})
+    rng = np.random.default_rng(8)
+    targets = (rng.random((300, 5)) < 0.2).astype(int)
+    _record_tagging({PAIR[0]: rng.random(targets.shape),
+                     PAIR[1]: targets + rng.normal(scale=0.8, size=targets.shape)}, targets)
+    v = R.evaluate_claim("atgnn", "made-up-lower")
+    assert v.verdict == "reproduced" and v.interval[0] > 0 and "chance" not in v.evidence
+    test["higher_is_better"] = True
+    assert R.evaluate_claim("atgnn", "made-up-lower").verdict == "inconclusive"
+
+
+def test_chapter_verdicts_show_chance_ratios_and_old_records_without_them(home):
+    ids = [c["id"] for c in R.claims("atgnn")]
+    R.register_verdict("atgnn", "mlg-helps-fsd50k", "inconclusive", "e", "synthetic", "small",
+                       "smoke", kind="comparison", metric="mAP",
+                       values={PAIR[0]: 0.30, PAIR[1]: 0.12}, chance={PAIR[0]: 0.1, PAIR[1]: 0.1})
+    # a verdict stored before values and chance existed
+    path = R.register_verdict("atgnn", ids[0], "reproduced", "e", "synthetic", "small", "smoke")
+    rec = json.loads(path.read_text())
+    del rec["values"], rec["chance"]
+    path.write_text(json.dumps(rec))
+    data = R.chapter_verdicts("atgnn", profile="smoke").data
+    assert data.loc["mlg-helps-fsd50k", "÷ chance"] == "×3.0 vs. ×1.2"
+    assert data.loc[ids[0], "÷ chance"] == ""
 
 
 def test_retrieval_chance_level_from_gallery_sizes_by_hand(home):

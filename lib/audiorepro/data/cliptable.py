@@ -342,7 +342,7 @@ class ClipTable:
         if not caps:
             return self
         known = set(self.frame["split"].astype(str))
-        unknown = sorted(s for s in caps if s not in known)
+        unknown = sorted(s for s, cap in caps.items() if cap is not None and s not in known)
         if unknown:
             raise ClipTableError(f"clip table {self.name!r}: cap for split(s) {unknown} it does not "
                                  f"have; it has {sorted(known)}")

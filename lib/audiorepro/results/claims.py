@@ -9,10 +9,10 @@ items combined with seeds (:mod:`.stats`). Four verdicts:
 * **not reproduced**: it lies on the other side;
 * **inconclusive**: it straddles (or touches) the threshold, or there is no interval because
   the records hold no per-item outputs, or fewer than ``stats.MIN_ITEMS`` test items gave it;
-  never a coin toss on point estimates; also a comparison the paper's better row loses while
-  that row is not measurably above chance (the lower end of its own interval at or below the
-  chance level of its test items, :func:`~audiorepro.results.items.chance_level`): a method that
-  learned nothing here is no evidence against the paper;
+  never a coin toss on point estimates; also every pair of a comparison in which a row is not
+  measurably above chance (the lower end of its own interval at or below the chance level of
+  its test items, :func:`~audiorepro.results.items.chance_level`), whichever side it is on: a
+  method that learned nothing at this size is evidence neither for nor against the paper;
 * **not yet measured**: a row the claim needs has no record.
 
 Every verdict carries the compared rows' values and chance levels (``values``, ``chance``), shown
@@ -418,21 +418,17 @@ def _chance_levels(runs: Mapping[str, Sequence[stats.Run]]) -> dict[str, float]:
     return out
 
 
-def _at_chance(verdict: str, evidence: str, row: str, samples: Mapping[str, np.ndarray],
-               chance: Mapping[str, float], level: float) -> tuple[str, str]:
-    """A comparison the paper's better ``row`` loses is no evidence against the paper when that
-    row is not measurably above chance (the lower end of its own 95 % interval at or below the
-    chance level): the method did not learn at this size, so *not reproduced* becomes
-    *inconclusive*, with the reason in the evidence."""
-    if row not in samples or row not in chance:
-        return verdict, evidence
-    lo, hi = stats.percentile_interval(samples[row], level)
-    if not (np.isfinite(lo) and lo <= chance[row]):
-        return verdict, evidence
-    return stats.INCONCLUSIVE, (
-        f"{evidence}; {row} is not measurably above chance ({_ci(lo, hi)} against a chance level "
-        f"of {_fmt(chance[row])}): a method that did not learn here is no evidence against the "
-        f"paper, so inconclusive rather than {verdict}")
+def _not_above_chance(samples: Mapping[str, np.ndarray], chance: Mapping[str, float],
+                      level: float) -> dict[str, tuple[float, float]]:
+    """Rows (with their own interval) whose metric is not measurably above chance: the lower end
+    of the row's 95 % interval at or below its chance level (higher-is-better metrics)."""
+    out = {}
+    for row, c in chance.items():
+        if row in samples:
+            lo, hi = stats.percentile_interval(samples[row], level)
+            if np.isfinite(lo) and lo <= c:
+                out[row] = (lo, hi)
+    return out
 
 
 def _paper_entry(paper: str, table: str, row: str, metric: str) -> pd.Series | None:
@@ -536,6 +532,7 @@ def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
         sign = 1.0 if test.get("higher_is_better", True) else -1.0
         better = test["better"]
         worse = test["worse"] if isinstance(test["worse"], list) else [test["worse"]]
+        flat = _not_above_chance(samples, chance, level) if sign > 0 else {}
         pairs = []
         for w in worse:
             eff = sign * (values[better] - values[w])
@@ -543,6 +540,8 @@ def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
             if better in samples and w in samples:
                 lo, hi = stats.percentile_interval(sign * (samples[better] - samples[w]), level)
                 verdict = stats.side_of(lo, hi, 0.0, claim_above=True)
+                if better in flat or w in flat:
+                    verdict = stats.INCONCLUSIVE      # a row that learned nothing decides nothing
             else:
                 lo = hi = None
                 verdict = stats.INCONCLUSIVE
@@ -565,8 +564,12 @@ def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
                     f"(claim: {rel} each{'; 95% interval of the difference' if how else ''}{how})")
         if no_items:
             evidence += f"; {no_items}"
-        if verdict == stats.NOT_REPRODUCED and sign > 0:
-            verdict, evidence = _at_chance(verdict, evidence, better, samples, chance, level)
+        at_chance = [r for r in (better, *worse) if r in flat]
+        if at_chance:
+            evidence += ("; not measurably above chance: " + ", ".join(
+                f"{r} {_ci(*flat[r])} against {_fmt(chance[r])}" for r in at_chance)
+                + ": a row that learned nothing at this size is evidence neither for nor "
+                "against the paper, so its pairs are inconclusive")
         iv = decisive["interval"]
         return Verdict(claim_id, verdict, evidence, effect=decisive["effect"],
                        interval=None if iv[0] is None else (iv[0], iv[1]),

@@ -292,12 +292,11 @@ def chance_level(items: ItemSet) -> float | None:
         if at_k:
             return M.random_retrieval(it.gallery, name)
         if name == "mAP":
-            return M.random_ranking_map(it.targets)
+            return M.random_ranking_map(it.targets) if it.targets.any() else float("nan")
         return float(np.bincount(it.labels.astype(np.int64)).max() / it.n)
-    if items.groups is None:
-        return one(items)
-    return float(np.mean([one(items.take(np.flatnonzero(items.groups == g)))
-                          for g in np.unique(items.groups)]))
+    level = one(items) if items.groups is None else float(np.mean(
+        [one(items.take(np.flatnonzero(items.groups == g))) for g in np.unique(items.groups)]))
+    return level if np.isfinite(level) else None       # no positive anywhere: no level
 
 
 def _resolve(metric: str, items: ItemSet, strict: bool) -> MetricFunction | None:

@@ -974,9 +974,11 @@ def record_grid(df: pd.DataFrame, profile: str, dataset: str, scale: str, metric
     return best
 
 
-def stored_best_config(profile: str, dataset: str | None = None) -> dict[str, Any]:
+def stored_best_config(profile: str, dataset: str | None = None,
+                       scale: str | None = None) -> dict[str, Any]:
     """The best (F, D, hidden, dropout) recorded by notebook ``book/bow/02_fig2_grid.ipynb``
-    (results table ``fig2_best``) for ``profile`` (and ``dataset``), newest record.
+    (results table ``fig2_best``) for ``profile`` (and ``dataset``, and ``scale``: the clips per
+    split, :func:`~audiorepro.papers.bow.data.scale_label`), newest record.
 
     Notebooks 03-05 run at this configuration, so 02 must have run first with the same profile:
     without such a record this raises :class:`MissingRecordError` naming 02, the profile and the
@@ -985,10 +987,12 @@ def stored_best_config(profile: str, dataset: str | None = None) -> dict[str, An
     recs = load_records("bow", "fig2_best", current=True)
     if not recs.empty:
         recs = recs[recs["profile"] == profile]
-        if dataset is not None:
-            recs = recs[recs["dataset"] == dataset]
+        for col, value in (("dataset", dataset), ("scale", scale)):
+            if value is not None:
+                recs = recs[recs[col] == value]
     if recs.empty:
-        on = f"profile {profile!r}" + (f" and dataset {dataset!r}" if dataset is not None else "")
+        on = f"profile {profile!r}" + "".join(f" and {col} {value!r}" for col, value in
+                                              (("dataset", dataset), ("scale", scale)) if value is not None)
         raise MissingRecordError(
             f"no Fig. 2 grid choice (results table 'fig2_best') recorded for {on}: this notebook runs at "
             f"the configuration chosen by {GRID_NOTEBOOK}; run {GRID_NOTEBOOK} with the same profile "
@@ -1035,17 +1039,19 @@ def record_masking(df: pd.DataFrame, config: Mapping[str, Any], profile: str, da
     return agg
 
 
-def stored_best_masking(profile: str, dataset: str | None = None, metric: str = "mAP_1s") -> float | None:
+def stored_best_masking(profile: str, dataset: str | None = None, metric: str = "mAP_1s",
+                        scale: str | None = None) -> float | None:
     """The masking probability p with the highest validation 1 s mAP recorded by notebook
     ``book/bow/03_fig3_masking.ipynb`` (table ``fig3_curve``, latest record per p) for ``profile`` (and
-    ``dataset``); ``None`` if there is none (notebooks 04 and 05 then use their ``mask_p``
+    ``dataset`` and ``scale``); ``None`` if there is none (notebooks 04 and 05 then use their ``mask_p``
     parameter and say so)."""
     recs = load_records(CHAPTER, "fig3_curve", current=True)
     if recs.empty:
         return None
     recs = recs[(recs["profile"] == profile) & (recs["metric"] == metric)]
-    if dataset is not None:
-        recs = recs[recs["dataset"] == dataset]
+    for col, value in (("dataset", dataset), ("scale", scale)):
+        if value is not None:
+            recs = recs[recs[col] == value]
     if recs.empty:
         return None
     last = recs.drop_duplicates("param.p", keep="last")

@@ -107,6 +107,12 @@ def normalise_splits(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     return frame
 
 
+def split_sizes(frame: pd.DataFrame, splits: Sequence[str] = ("train", "valid", "test")) -> str:
+    """``train 140 / valid 40 / test 200``: rows per split of a frame with a ``split`` column."""
+    counts = frame["split"].astype(str).value_counts()
+    return " / ".join(f"{s} {int(counts.get(s, 0))}" for s in splits)
+
+
 def join_captions(captions: Iterable[str]) -> str:
     captions = list(captions)
     for c in captions:

@@ -25,7 +25,7 @@ from audiorepro.progress import tqdm
 
 from audiorepro import caching, paths
 from audiorepro.data.audio import fix_length, load_audio
-from audiorepro.data.cliptable import ClipTable
+from audiorepro.data.cliptable import ClipTable, split_sizes
 from audiorepro.fileio import atomic_write
 from audiorepro.frontends import make_frontend, preset_config
 from audiorepro.training import pick_device
@@ -219,6 +219,4 @@ def load_table(clip_table: str | Path | None = None, data_root: str | Path | Non
 def scale_label(table: ClipTable, clip_seconds: float, chunks: ChunkSet) -> str:
     """The ``scale`` of a notebook's records: clips per split, seconds read, 1 s chunks, e.g.
     ``"380 clips (train 140 / valid 40 / test 200; first 10 s), 3800 1 s chunks"``."""
-    counts = table.frame["split"].astype(str).value_counts()
-    per_split = " / ".join(f"{s} {int(counts.get(s, 0))}" for s in SPLITS)
-    return f"{len(table)} clips ({per_split}; first {clip_seconds:g} s), {len(chunks.spec)} 1 s chunks"
+    return f"{len(table)} clips ({split_sizes(table.frame, SPLITS)}; first {clip_seconds:g} s), {len(chunks.spec)} 1 s chunks"

@@ -974,6 +974,14 @@ def record_grid(df: pd.DataFrame, profile: str, dataset: str, scale: str, metric
     return best
 
 
+def _matching(recs: pd.DataFrame, **columns: str | None) -> pd.DataFrame:
+    """Records whose columns equal the given values (a ``None`` value does not filter)."""
+    for col, value in columns.items():
+        if value is not None:
+            recs = recs[recs[col] == value]
+    return recs
+
+
 def stored_best_config(profile: str, dataset: str | None = None,
                        scale: str | None = None) -> dict[str, Any]:
     """The best (F, D, hidden, dropout) recorded by notebook ``book/bow/02_fig2_grid.ipynb``
@@ -986,10 +994,7 @@ def stored_best_config(profile: str, dataset: str | None = None,
     """
     recs = load_records("bow", "fig2_best", current=True)
     if not recs.empty:
-        recs = recs[recs["profile"] == profile]
-        for col, value in (("dataset", dataset), ("scale", scale)):
-            if value is not None:
-                recs = recs[recs[col] == value]
+        recs = _matching(recs[recs["profile"] == profile], dataset=dataset, scale=scale)
     if recs.empty:
         on = f"profile {profile!r}" + "".join(f" and {col} {value!r}" for col, value in
                                               (("dataset", dataset), ("scale", scale)) if value is not None)
@@ -1048,10 +1053,8 @@ def stored_best_masking(profile: str, dataset: str | None = None, metric: str = 
     recs = load_records(CHAPTER, "fig3_curve", current=True)
     if recs.empty:
         return None
-    recs = recs[(recs["profile"] == profile) & (recs["metric"] == metric)]
-    for col, value in (("dataset", dataset), ("scale", scale)):
-        if value is not None:
-            recs = recs[recs[col] == value]
+    recs = _matching(recs[(recs["profile"] == profile) & (recs["metric"] == metric)],
+                     dataset=dataset, scale=scale)
     if recs.empty:
         return None
     last = recs.drop_duplicates("param.p", keep="last")

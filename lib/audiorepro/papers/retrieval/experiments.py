@@ -52,6 +52,7 @@ from audiorepro import caching, paths, results
 from audiorepro import metrics as M
 from audiorepro.backbones.pretrain import family_of, features_to_input, pretrained_backbone
 from audiorepro.data.audio import load_audio
+from audiorepro.data.cliptable import split_sizes
 from audiorepro.data.synth.sounds import CLASS_NAMES, classes_named_by
 from audiorepro.frontends import FeatureCache, make_frontend
 from audiorepro.training import fit, pick_device
@@ -1061,12 +1062,6 @@ def _table_of(paper_table: str, target: str) -> str:
     return paper_table if target in PAPER_NAMES else str(target)
 
 
-def _split_sizes(cs: CaptionSet) -> str:
-    """``train 70 / valid 40 / test 80``: clips per split of ``cs``."""
-    sizes = cs.frame["split"].value_counts()
-    return " / ".join(f"{s} {int(sizes.get(s, 0))}" for s in ("train", "valid", "test"))
-
-
 def _test_description(sources: Mapping[str, CaptionSet], target: str) -> str:
     return (f"{target} test split ({len(sources[target].subset('test'))} audios, "
             "captions x unique audios)")
@@ -1227,7 +1222,7 @@ def run_table4(combos: Sequence[str], sources: Mapping[str, CaptionSet], target:
                      "text_train_layers": text_train_layers, "text_lr": text_lr,
                      "recipe": dict(recipe or {})},
                     seed=seed, run_group=run_group, dataset=_test_description(sources, target),
-                    scale=(f"{target} n{len(sources[target])} ({_split_sizes(sources[target])})"
+                    scale=(f"{target} n{len(sources[target])} ({split_sizes(sources[target].frame)})"
                            f"{_world(target, world_seed)} + other "
                            f"sets of {real_clips or 'all'} clips; {epochs} epochs; stand-ins: "
                            f"{stand_in_profile}"),

@@ -13,6 +13,7 @@ from audiorepro.papers.fusion import experiments as EX
 from audiorepro.papers.fusion import figures as FI
 from audiorepro.papers.fusion import model as FU
 from audiorepro import caching
+from audiorepro import results as R
 from audiorepro.backbones import build_backbone
 from audiorepro.training import pick_device
 
@@ -474,6 +475,13 @@ def test_seed_record_avg_items_reproduce_the_mean_of_task_accuracies():
     from audiorepro.results.items import normalise
     normalise(items, metrics)            # raises unless the items give the recorded values
     assert EX.seed_record(outs, 1)[0]["Avg"] == pytest.approx(0.5)
+    assert R.chance_level(items["Avg"]) is None                  # no labels: no chance level
+    # with each test clip's class, the chance level: task i's majority class holds i + 1 of 10
+    for i, t in enumerate(FU.PAPER_TASKS):
+        outs[t].labels = np.array([0] * (i + 1) + list(range(1, 10 - i)))
+    items = EX.seed_record(outs, 0)[1]
+    assert R.chance_level(items["SPCV2"]) == pytest.approx(0.3)
+    assert R.chance_level(items["Avg"]) == pytest.approx(np.mean([(i + 1) / 10 for i in range(9)]))
 
 
 def test_linear_eval_values_sum_to_the_per_seed_test_accuracy_and_fold_mean():

@@ -10,6 +10,7 @@ import pytest
 
 from audiorepro import metrics as M
 from audiorepro import results as R
+from audiorepro.results import items as result_items
 from audiorepro.results import stats
 
 claims_mod = importlib.import_module("audiorepro.results.claims")   # R.claims is the function
@@ -620,6 +621,15 @@ def test_chance_level_of_each_item_kind_by_hand():
     ranks.metric = "mAP@10"
     assert R.chance_level(ranks) is None                          # the gallery size is unknown
     assert R.chance_level(R.value_items(_ids(3), [0.1, 0.2, 0.3])) is None
+    # per-item correctness with each item's class: always answering the majority class
+    assert R.chance_level(R.value_items(_ids(5), [1, 0, 1, 1, 0], labels=[2, 2, 0, 2, 1])) \
+        == pytest.approx(3 / 5)
+    # two tasks (groups): the mean of 3/4 and 1/2
+    grouped = R.value_items(_ids(6), [1, 1, 0, 1, 0, 1], groups=list("aaaabb"),
+                            labels=[0, 0, 0, 1, 0, 1])
+    assert R.chance_level(grouped) == pytest.approx((3 / 4 + 1 / 2) / 2)
+    with pytest.raises(R.RegistryError, match="labels need scores"):       # nothing to score
+        result_items._check(result_items.ItemSet(_ids(2), labels=np.array([0, 1])))
 
 
 def _record_tagging(scores_by_row, targets, table="table3"):
@@ -645,6 +655,10 @@ def test_a_row_at_chance_decides_no_comparison_on_either_side(home):
     assert row["chance"] == pytest.approx(v.chance) and row["values"] == pytest.approx(v.values)
     assert R.chance_text({**row, "paper": "atgnn", "claim_id": "mlg-helps-fsd50k"}) == \
         f"×{v.values[PAIR[0]] / chance:.1f} vs. ×{v.values[PAIR[1]] / chance:.1f}"
+    # the roles come from the pairs the verdict compared, not from today's paper file
+    swapped = {**row, "pairs": [{"better": PAIR[1], "worse": PAIR[0]}]}
+    assert R.chance_text(swapped) == \
+        f"×{v.values[PAIR[1]] / chance:.1f} vs. ×{v.values[PAIR[0]] / chance:.1f}"
     # a better row that learned, though less, still loses: not reproduced
     weaker = targets + rng.normal(scale=2.0, size=targets.shape)
     _record_tagging({PAIR[0]: weaker, PAIR[1]: informative}, targets)

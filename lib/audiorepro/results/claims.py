@@ -545,7 +545,7 @@ def _decide_kind(paper: str, claim_id: str, kind: str, test: dict[str, Any],
             else:
                 lo = hi = None
                 verdict = stats.INCONCLUSIVE
-            pairs.append({"worse": w, "effect": eff, "interval": [lo, hi], "verdict": verdict,
+            pairs.append({"better": better, "worse": w, "effect": eff, "interval": [lo, hi], "verdict": verdict,
                           "seed_spread": spread,
                           "paper_effect": _paper_difference(paper, test, better, w, sign),
                           "paired": boot.paired_rows(better, w) if boot is not None
@@ -803,16 +803,21 @@ def chance_text(row: Mapping[str, Any]) -> str:
             return ""
         lo, hi = min(got), max(got)
         return f"×{lo:.1f}" if f"{lo:.1f}" == f"{hi:.1f}" else f"×{lo:.1f}–{hi:.1f}"
-    test = {}
-    if row.get("paper") and row.get("claim_id"):
-        try:
-            test = _claim(str(row["paper"]), str(row["claim_id"]))["test"]
-        except RegistryError:
-            test = {}
-    if test.get("kind") == "comparison" and test.get("better") in ratio:
-        worse = test["worse"] if isinstance(test["worse"], list) else [test["worse"]]
+    pairs = [p for p in (row.get("pairs") or []) if isinstance(p, Mapping) and "better" in p]
+    if pairs:                  # the roles as this verdict compared them
+        better, worse = pairs[0]["better"], [p["worse"] for p in pairs]
+    else:                      # a verdict stored before pairs named their better row
+        test = {}
+        if row.get("paper") and row.get("claim_id"):
+            try:
+                test = _claim(str(row["paper"]), str(row["claim_id"]))["test"]
+            except RegistryError:
+                test = {}
+        better = test.get("better") if test.get("kind") == "comparison" else None
+        worse = test.get("worse") if isinstance(test.get("worse"), list) else [test.get("worse")]
+    if better in ratio:
         rest = span(worse)
-        return span([test["better"]]) + (f" vs. {rest}" if rest else "")
+        return span([better]) + (f" vs. {rest}" if rest else "")
     return span(list(ratio))
 
 

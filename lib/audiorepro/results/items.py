@@ -145,9 +145,9 @@ def _check(items: ItemSet, where: str = "items") -> ItemSet:
             raise RegistryError(f"{where}: targets must be 0/1")
         out["targets"] = t.astype(np.uint8)
     out["labels"] = vec("labels", "int")
-    if out["labels"] is not None:
-        if out.get("scores") is None:
-            raise RegistryError(f"{where}: labels need scores (N, C)")
+    if out["labels"] is not None and out.get("scores") is None and items.values is None:
+        raise RegistryError(f"{where}: labels need scores (N, C) or per-item values")
+    if out["labels"] is not None and out.get("scores") is not None:
         bad = (out["labels"] < 0) | (out["labels"] >= out["scores"].shape[1])
         if bad.any():
             raise RegistryError(f"{where}: labels[{int(np.flatnonzero(bad)[0])}] = "
@@ -197,9 +197,12 @@ def retrieval_items(ids: Any, ranks: Any, groups: Any = None, metric: str | None
     return _check(ItemSet(ids, ranks=ranks, groups=groups, metric=metric, gallery=gallery))
 
 
-def value_items(ids: Any, values: Any, groups: Any = None, metric: str | None = "mean") -> ItemSet:
-    """Per-item contributions whose mean is the metric (``metric="mean"``)."""
-    return _check(ItemSet(ids, values=values, groups=groups, metric=metric))
+def value_items(ids: Any, values: Any, groups: Any = None, metric: str | None = "mean",
+                labels: Any = None) -> ItemSet:
+    """Per-item contributions whose mean is the metric (``metric="mean"``). When the values are
+    per-item correctness of a classifier, ``labels`` (N,) (each item's class index) give the
+    chance level: always answering the most frequent class (:func:`chance_level`)."""
+    return _check(ItemSet(ids, values=values, groups=groups, metric=metric, labels=labels))
 
 
 # ------------------------------------------------------------------------ metric registry
@@ -272,7 +275,8 @@ def chance_level(items: ItemSet) -> float | None:
     """What a predictor without information scores on these items, in the metric's units.
 
     ``mAP``: the expected mAP of a random ranking (:func:`audiorepro.metrics.random_ranking_map`);
-    ``AUC``: 0.5; ``accuracy``: the share of the most frequent label (always answering it);
+    ``AUC``: 0.5; ``accuracy``, and ``mean`` of per-item correctness values that carry their
+    ``labels`` (:func:`value_items`): the share of the most frequent label (always answering it);
     retrieval with ``gallery`` sizes G (one relevant item per query, its rank uniform on 1..G):
     ``R@k`` the mean of min(k, G) / G, ``mAP@k`` the mean of (1 + 1/2 + ... + 1/min(k, G)) / G.
     With ``groups``, the mean over groups, as the metric itself. None for a metric without a
@@ -282,6 +286,9 @@ def chance_level(items: ItemSet) -> float | None:
     at_k = re.fullmatch(r"(mAP|R)@(\d+)", name)
     if at_k:
         if items.ranks is None or items.gallery is None:
+            return None
+    elif name == "mean":
+        if items.labels is None:
             return None
     elif name not in ("mAP", "AUC", "accuracy") or not set(METRIC_FUNCTIONS[name].needs) <= items.present():
         return None

@@ -702,16 +702,20 @@ class TaskOutputs:
         seeds: the probe seeds, in the order of the rows of ``values``.
         values: (S, N) contribution of each test clip to seed s's accuracy
             (:attr:`LinearEvalResult.values`; ``values[s].sum()`` = that seed's accuracy).
+        labels: (N,) class index of each test clip (the chance level: the most frequent
+            class's share), None when not known.
     """
 
     ids: np.ndarray
     seeds: list
     values: np.ndarray
+    labels: np.ndarray | None = None
 
     @classmethod
     def of(cls, res: LinearEvalResult, table: ClipTable) -> "TaskOutputs":
         ids = np.asarray(table.frame["clip_id"].astype(str).to_numpy()[res.test_index], dtype=str)
-        return cls(ids, list(res.seeds), np.asarray(res.values, dtype=np.float64))
+        labels = np.array([table.class_index(int(i)) for i in res.test_index], dtype=np.int64)
+        return cls(ids, list(res.seeds), np.asarray(res.values, dtype=np.float64), labels)
 
     def accuracy(self, seed: int | None = None) -> float:
         """Test accuracy of ``seed``, or the mean over seeds."""
@@ -783,7 +787,7 @@ def cached_layerwise_outputs(setup: BackboneSetup, tables: Mapping[str, ClipTabl
             seeds = [int(x) for x in z["__seeds__"]]
             for task, layer in zip(df["task"], df["layer"]):
                 outputs[(task, layer)] = TaskOutputs(z[f"{task}|ids"].astype(str), seeds,
-                                                     z[f"{task}|{layer}"])
+                                                     z[f"{task}|{layer}"], z[f"{task}|labels"])
         return df, outputs
     if embeddings is None:
         embeddings = embed_tasks(setup, tables, progress=progress, device=device)
@@ -793,6 +797,7 @@ def cached_layerwise_outputs(setup: BackboneSetup, tables: Mapping[str, ClipTabl
         arrays: dict[str, np.ndarray] = {}
         for (task, layer), out in outputs.items():
             arrays[f"{task}|ids"] = np.asarray(out.ids, dtype=str)
+            arrays[f"{task}|labels"] = np.asarray(out.labels, dtype=np.int64)
             arrays[f"{task}|{layer}"] = out.values
             arrays["__seeds__"] = np.asarray(out.seeds, dtype=np.int64)
         atomic_write(items_path, lambda fh: np.savez_compressed(fh, **arrays), binary=True)
@@ -1046,16 +1051,18 @@ def seed_record(outputs: Mapping[str, TaskOutputs], seed: int,
     the accuracy) and, when every one of ``tasks`` ran, ``Avg`` (items grouped by task: the
     mean over tasks of the task accuracies, resampled within each task)."""
     metrics, items, ids, vals, groups = {}, {}, [], [], []
+    known = all(out.labels is not None for out in outputs.values())
     for task, out in outputs.items():
         v = out.values[out.seeds.index(seed)] * len(out.ids)   # mean = the seed's accuracy
         metrics[task] = float(v.mean())
-        items[task] = results.value_items(out.ids, v)
+        items[task] = results.value_items(out.ids, v, labels=out.labels if known else None)
         ids += [f"{task}/{i}" for i in out.ids]
         vals.append(v)
         groups += [task] * len(out.ids)
     if all(t in outputs for t in tasks):
         metrics["Avg"] = float(np.mean([metrics[t] for t in tasks]))
-        items["Avg"] = results.value_items(ids, np.concatenate(vals), groups=groups)
+        labels = np.concatenate([outputs[t].labels for t in outputs]) if known else None
+        items["Avg"] = results.value_items(ids, np.concatenate(vals), groups=groups, labels=labels)
     return metrics, items
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from audiorepro.papers import retrieval as R
 from audiorepro.papers.retrieval import experiments as E
@@ -314,3 +315,33 @@ def test_caption_sources_fall_back_only_when_the_packages_are_unavailable(monkey
     monkeypatch.setattr(RD, "_tux_caption_frame", broken)   # a data error is not silenced
     with pytest.raises(ValueError, match="caption column missing"):
         RD.caption_sources(synthetic_clips=8, world_seed=RD.PRETRAIN_WORLD_SEED + 1)
+
+
+class _TableText(nn.Module):
+    """A frozen 'text encoder' returning fixed vectors per caption (2 dims: varying, constant)."""
+
+    trainable_layers = 0
+    dim = 2
+    VECTORS = {"a dog": [1.0, 10.0], "rain falls": [3.0, 10.0], "a bell": [5.0, 10.0]}
+
+    def forward(self, texts):
+        return torch.tensor([self.VECTORS[t] for t in texts])
+
+
+def test_dual_encoder_standardises_a_frozen_text_encoder_with_training_captions():
+    model = R.DualEncoder(R.CachedAudio(2), _TableText(), shared_dim=4)
+    before = model.embed_text(["a dog"])
+    # the statistics of the distinct training captions (a repeated caption counts once)
+    model.fit_text(["a dog", "rain falls", "a bell", "a dog"])
+    assert torch.allclose(model.text_mean, torch.tensor([3.0, 10.0]))
+    assert torch.allclose(model.text_std, torch.tensor([math.sqrt(8 / 3), 1.0]))
+    # embed_text projects (t - mean) / std: "rain falls" is the mean, so only the bias remains
+    z = model.embed_text(["rain falls"])
+    assert torch.allclose(z, F.normalize(model.text_proj.bias[None], dim=-1), atol=1e-6)
+    assert not torch.allclose(before, model.embed_text(["a dog"]))
+    enc = _TableText()
+    enc.trainable_layers = 1
+    with pytest.raises(ValueError, match="fine-tuned"):
+        R.DualEncoder(R.CachedAudio(2), enc).fit_text(["a dog", "a bell"])
+    with pytest.raises(ValueError, match="distinct captions"):
+        model.fit_text(["a dog", "a dog"])

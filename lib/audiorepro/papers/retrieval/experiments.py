@@ -727,7 +727,8 @@ def run_experiment(spec: RunSpec, sources: Mapping[str, CaptionSet], features: M
     projections use; fine-tuning scales it by the fine-tuning ``lr`` over the pre-training
     one). ``pretrain_cfg["init_tau"]``: initial temperature (default :data:`DEFAULT_TAU`).
     ``standardize``: fit a :class:`CachedAudio` to the pre-training clips'
-    embeddings first. ``amp``: autocast mode of the training loop.
+    embeddings first, and a frozen text encoder's vectors to their captions
+    (:meth:`DualEncoder.fit_text`). ``amp``: autocast mode of the training loop.
 
     Returns ``{"metrics": test metrics (fractions), "items": per-query test ranks
     (:func:`retrieval_outputs`), "valid": best validation metrics, "model": DualEncoder, "params":
@@ -755,6 +756,8 @@ def run_experiment(spec: RunSpec, sources: Mapping[str, CaptionSet], features: M
     fp = [feat_of[c] for c in pre.frame["clip_id"]]
     if isinstance(audio, CachedAudio) and not audio.fitted and standardize:
         audio.fit(fp)   # statistics of the pre-training clips only
+    if standardize and getattr(text, "trainable_layers", None) == 0:      # a frozen TextEncoder
+        model.fit_text([c for cs in pre.frame["captions"] for c in cs])   # and of their captions
     hist = []
     train_kw = dict(seed=seed, crop_frames=crop_frames, text_lr=text_lr, device=dev, amp=amp)
     res = train_retrieval(model, pre, fp, valid, fv, pretrain_cfg, p_swap=0.0, **train_kw)

@@ -382,6 +382,9 @@ class DualEncoder(nn.Module):
         text: :class:`TextEncoder` (B strings -> (B, Dt)).
         shared_dim: size of the shared space (1024 in the paper).
         init_tau: initial temperature (learned as log tau).
+
+    A frozen text encoder's vectors can be standardised before the projection
+    (:meth:`fit_text`), as :class:`CachedAudio` does on the audio side.
     """
 
     def __init__(self, audio: nn.Module, text: nn.Module, shared_dim: int = 1024,
@@ -393,6 +396,28 @@ class DualEncoder(nn.Module):
         self.audio_proj = nn.Linear(audio.dim, shared_dim)
         self.text_proj = nn.Linear(text.dim, shared_dim)
         self.log_tau = nn.Parameter(torch.tensor(math.log(init_tau)))
+        self.register_buffer("text_mean", torch.zeros(text.dim))
+        self.register_buffer("text_std", torch.ones(text.dim))
+
+    def fit_text(self, captions: Sequence[str]) -> "DualEncoder":
+        """Standardise the frozen text encoder's vectors with the statistics of ``captions`` (the
+        training captions; per-dimension mean and population standard deviation,
+        :func:`audiorepro.preprocessing.fit_standardiser`): a fixed affine map before
+        the projection. The first-token vector of a frozen encoder varies little between
+        captions around a large common part (MiniLM cut to 2 layers: the training loss stayed at
+        log(batch size), chance, without this). Only for a frozen encoder: a fine-tuned one moves
+        away from any fixed statistics."""
+        if getattr(self.text, "trainable_layers", 0):
+            raise ValueError("DualEncoder.fit_text: the text encoder is fine-tuned "
+                             f"({self.text.trainable_layers} layers); standardise only a frozen one")
+        captions = list(dict.fromkeys(captions))
+        if len(captions) < 2:
+            raise ValueError(f"DualEncoder.fit_text: need >= 2 distinct captions, got {len(captions)}")
+        with torch.no_grad():
+            scaler = fit_standardiser(self.text(captions).float().cpu())
+        self.text_mean.copy_(torch.as_tensor(scaler.mean_, dtype=self.text_mean.dtype))
+        self.text_std.copy_(torch.as_tensor(scaler.scale_, dtype=self.text_std.dtype))
+        return self
 
     @property
     def tau(self) -> Tensor:
@@ -405,7 +430,8 @@ class DualEncoder(nn.Module):
     def embed_text(self, captions: Sequence[str]) -> Tensor:
         """B captions -> (B, shared_dim), unit L2 norm."""
         dev = self.text_proj.weight.device
-        return F.normalize(self.text_proj(self.text(captions).to(dev)), dim=-1)
+        t = (self.text(captions).to(dev) - self.text_mean) / self.text_std
+        return F.normalize(self.text_proj(t), dim=-1)
 
     def forward(self, x: Tensor, captions: Sequence[str], lengths: Tensor | None = None
                 ) -> tuple[Tensor, Tensor]:

@@ -248,6 +248,11 @@ def test_cap_splits_caps_each_named_split_by_subsample_and_keeps_the_rest():
         t.cap_splits({"eval": 3})
     with pytest.raises(ValueError, match="three.*-2.*'test'"):
         t.cap_splits({"test": -2})
+    # a kept clip's row in the whole table
+    cid = capped.frame["clip_id"].iloc[5]
+    assert t.row_of(cid) == pos[5] and t.frame["clip_id"].iloc[t.row_of(cid)] == cid
+    with pytest.raises(KeyError, match="three.*'nope'"):
+        t.row_of("nope")
 
 
 @pytest.mark.parametrize("alias", ["val", "validation", "dev", " Val ", "DEV"])

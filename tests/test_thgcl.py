@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -495,6 +496,30 @@ def test_synthetic_features_cache_and_data_key(tmp_path, monkeypatch):
     assert not np.allclose(shifted["video"], f1["video"])
     other_hop = D.synthetic_av_features(world, 0.96)
     assert other_hop["data_key"] != f1["data_key"] and other_hop["audio"].shape[1] == 10
+    # the clips at rows 1 and 3 only: their features, computed for them alone, cached apart
+    part = D.synthetic_av_features(world, 0.48, rows=[1, 3])
+    assert part["data_key"] != f1["data_key"] and part["clip_id"] == [f1["clip_id"][i] for i in (1, 3)]
+    for name in ("audio", "video", "target"):
+        assert np.allclose(part[name], np.asarray(f1[name])[[1, 3]], atol=1e-5), name
+    assert part["split"].tolist() == f1["split"][[1, 3]].tolist()
+    assert len(list((tmp_path / "cache" / "thgcl" / "features").glob("*.npy"))) == 3
+    with pytest.raises(D.THGCLError, match="ascending"):
+        D.synthetic_av_features(world, 0.48, rows=[3, 1])
+
+
+def test_world_features_caps_splits_and_names_the_sizes(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUDIOREPRO_HOME", str(tmp_path))
+    whole, _, _, scale = D.chapter_features(20, seed=5)
+    assert scale == "20 clips (seed 5)"
+    feats, _, _, scale = D.chapter_features(20, seed=5, max_per_split={"train": 6})
+    counts = pd.Series(feats["split"]).value_counts().to_dict()
+    assert counts["train"] == 6 and counts["test"] == (whole["split"] == "test").sum()
+    assert scale == (f"{len(feats['split'])} of 20 clips, train 6 / valid {counts.get('valid', 0)} / "
+                     f"test {counts['test']} (seed 5)")
+    at = [whole["clip_id"].index(c) for c in feats["clip_id"]]
+    assert at == sorted(at) and np.allclose(feats["audio"], whole["audio"][at], atol=1e-5)
+    with pytest.raises(D.THGCLError, match="max_per_split.*used whole"):
+        D.chapter_features(20, clip_table="mine.csv", task="t", max_per_split={"train": 6})
 
 
 def test_graph_weight_tables_match_edge_weights():

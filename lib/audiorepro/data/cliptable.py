@@ -239,6 +239,13 @@ class ClipTable:
     def labels_of(self, i: int) -> list[str]:
         return split_labels(self.frame["labels"].iloc[i])
 
+    def row_of(self, clip_id: str) -> int:
+        """Position of the clip ``clip_id`` in the table (KeyError naming it when absent)."""
+        hit = np.flatnonzero((self.frame["clip_id"].astype(str) == str(clip_id)).to_numpy())
+        if not len(hit):
+            raise KeyError(f"clip table {self.name!r} has no clip {clip_id!r}")
+        return int(hit[0])
+
     def captions_of(self, i: int) -> list[str]:
         if "captions" not in self.frame.columns:
             return []

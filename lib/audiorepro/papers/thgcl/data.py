@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -39,7 +40,7 @@ from audiorepro.backbones import build_backbone
 from audiorepro.backbones.pretrain import pretrained_backbone
 from audiorepro.data.adapters import read_tmac_features
 from audiorepro.data.audio import load_audio
-from audiorepro.data.cliptable import ClipTable
+from audiorepro.data.cliptable import ClipTable, split_sizes
 from audiorepro.data.miniatures import README as MINIATURE_README
 from audiorepro.data.synthetic import World, default_world, visual_variant
 from audiorepro.frontends import VGGishConfig, VGGishLogMel
@@ -397,14 +398,16 @@ def project_visual(visual: np.ndarray, out_dim: int = 1024, seed: int = 0) -> np
 
 
 # =============================================================================== feature sets
-def _world_audio(world: World, audio_hop_s: float, encoder: nn.Module | None, device: str) -> np.ndarray:
-    """(N, P_a, 128) float32 audio node features of every clip of ``world``, 32 clips at a time."""
+def _world_audio(world: World, audio_hop_s: float, encoder: nn.Module | None, device: str,
+                 rows: np.ndarray) -> np.ndarray:
+    """(len(rows), P_a, 128) float32 audio node features of the clips at table positions
+    ``rows`` of ``world``, 32 clips at a time."""
     table = world.table
-    n = len(table)
+    n = len(rows)
     chunks = []
     for start in range(0, n, 32):
-        waves = [load_audio(table.audio_path(i), sample_rate=16000)[0].reshape(-1)
-                 for i in range(start, min(n, start + 32))]
+        waves = [load_audio(table.audio_path(int(i)), sample_rate=16000)[0].reshape(-1)
+                 for i in rows[start:start + 32]]
         length = min(w.shape[-1] for w in waves)
         chunks.append(audio_segment_embeddings(torch.stack([w[:length] for w in waves]), audio_hop_s,
                                                encoder=encoder, device=device).numpy())
@@ -414,8 +417,11 @@ def _world_audio(world: World, audio_hop_s: float, encoder: nn.Module | None, de
 def synthetic_av_features(world: World, audio_hop_s: float = 0.48,
                           visual_params: Mapping[str, Any] | None = None, video_dim: int = 1024,
                           projection_seed: int = 0, cache: bool = True, audio_encoder: str = "stats",
-                          device: str = "auto") -> dict[str, Any]:
-    """Node features of a synthetic world (:class:`audiorepro.data.synthetic.World`).
+                          device: str = "auto", rows: Sequence[int] | np.ndarray | None = None
+                          ) -> dict[str, Any]:
+    """Node features of a synthetic world (:class:`audiorepro.data.synthetic.World`), of the
+    clips at table positions ``rows`` (ascending; default: every clip; audio is computed for
+    those clips only).
 
     Audio: :func:`audio_segment_embeddings` of every clip with the encoder named by
     ``audio_encoder`` (:func:`load_audio_encoder`, on ``device``), cached under
@@ -428,8 +434,15 @@ def synthetic_av_features(world: World, audio_hop_s: float = 0.48,
     "classes", "clip_id", "audio_hop_s", "data_key"}``.
     """
     visual_params = dict(visual_params or {})
-    n = len(world.table)
-    world_key = caching.stable_digest(world.config)
+    everything = rows is None
+    rows = np.arange(len(world.table)) if everything else np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 1 or not len(rows) or (np.diff(rows) <= 0).any() or rows[0] < 0 \
+            or rows[-1] >= len(world.table):
+        raise THGCLError(f"synthetic_av_features: rows must be ascending table positions in "
+                         f"[0, {len(world.table)}), got {rows[:5].tolist()}...")
+    n = len(rows)
+    world_key = caching.stable_digest(world.config if everything else
+                                      {"world": world.config, "rows": rows.tolist()})
     encoder, enc_key = load_audio_encoder(audio_encoder, int(world.config["seed"]), device=device)
     audio_key = caching.run_key({"audio_hop_s": float(audio_hop_s), "segment_s": 0.96, "encoder": enc_key},
                                 data=world_key, code=CACHE_CODE)
@@ -441,18 +454,20 @@ def synthetic_av_features(world: World, audio_hop_s: float = 0.48,
         if audio.shape[0] != n:
             audio = None
     if audio is None:
-        audio = _world_audio(world, audio_hop_s, encoder, device)
+        audio = _world_audio(world, audio_hop_s, encoder, device, rows)
         if cache:
             atomic_save_npy(cache_file, audio)
     vis = visual_variant(world, **visual_params)[0] if visual_params else world.visual
-    if len(vis) != n:
-        raise THGCLError(f"synthetic_av_features: visual has {len(vis)} rows for {n} clips")
+    if len(vis) != len(world.table):
+        raise THGCLError(f"synthetic_av_features: visual has {len(vis)} rows for "
+                         f"{len(world.table)} clips")
     data_key = caching.stable_digest({"world": world_key, "audio": audio_key, "visual": visual_params,
                                       "video_dim": int(video_dim), "projection_seed": int(projection_seed)})
-    return {"audio": audio, "video": project_visual(np.asarray(vis), video_dim, projection_seed),
-            "target": world.table.targets().astype(np.float32),
-            "split": world.table.frame["split"].to_numpy(), "classes": list(world.table.classes),
-            "clip_id": world.table.frame["clip_id"].tolist(), "audio_hop_s": float(audio_hop_s),
+    frame = world.table.frame.iloc[rows]
+    return {"audio": audio, "video": project_visual(np.asarray(vis[rows]), video_dim, projection_seed),
+            "target": world.table.targets()[rows].astype(np.float32),
+            "split": frame["split"].to_numpy(), "classes": list(world.table.classes),
+            "clip_id": frame["clip_id"].tolist(), "audio_hop_s": float(audio_hop_s),
             "data_key": data_key}
 
 
@@ -706,13 +721,20 @@ class _RowView:
 
 
 def world_features(n_clips: int, seed: int = 1, audio_hop_s: float = 0.48, audio_encoder: str = "stats",
-                   *, device: str = "auto", **visual_params: Any) -> tuple[dict[str, Any], str]:
+                   *, device: str = "auto", max_per_split: Mapping[str, int | None] | None = None,
+                   **visual_params: Any) -> tuple[dict[str, Any], str]:
     """Features of the shared synthetic world (``default_world(n_clips, seed)``), optionally with
     the visual stream regenerated by :func:`~audiorepro.data.synthetic.visual_variant`
-    (``av_offset_s``, ``visual_noise``, ...). Returns ``(features, data_key)``."""
+    (``av_offset_s``, ``visual_noise``, ...). ``max_per_split`` (e.g. ``{"train": 420}``) keeps
+    at most that many clips of a split (:meth:`ClipTable.cap_splits` with the world's seed; the
+    others' features are never computed). Returns ``(features, data_key)``."""
     world = default_world(n_clips, seed, progress=False)
+    rows = None
+    if max_per_split:
+        kept = set(world.table.cap_splits(dict(max_per_split), seed=seed).frame["clip_id"])
+        rows = np.flatnonzero(world.table.frame["clip_id"].isin(kept).to_numpy())
     feats = synthetic_av_features(world, audio_hop_s, visual_params, audio_encoder=audio_encoder,
-                                  device=device)
+                                  device=device, rows=rows)
     return feats, feats["data_key"]
 
 
@@ -726,6 +748,7 @@ def _resolve(given: str) -> Path:
 def chapter_features(n_clips: int, seed: int = 1, tmac_file: str = "", audio_hop_s: float = 0.48,
                      audio_encoder: str = "stats", *, clip_table: str = "", task: str = "",
                      eval_segments: str = "", eval_file: str = "", device: str = "auto",
+                     max_per_split: Mapping[str, int | None] | None = None,
                      **visual_params: Any) -> tuple[dict[str, Any], str, str, str]:
     """Features for a chapter notebook: the real TMac file when ``tmac_file`` is given (paper
     profile; with ``eval_file``, the evaluation-set features file, or ``eval_segments``,
@@ -734,7 +757,8 @@ def chapter_features(n_clips: int, seed: int = 1, tmac_file: str = "", audio_hop
     under the dataset name ``"<TMAC_DATASET>, THGCL repository split"`` so that they never decide
     a claim on the paper's data: :func:`tmac_av_features`), a user's clip table (:data:`CLIP_TABLE_FORMAT`, recorded
     under ``task``) when ``clip_table`` is given, else the shared synthetic world encoded with
-    ``audio_encoder`` (:func:`load_audio_encoder`, on ``device``). Relative ``tmac_file`` /
+    ``audio_encoder`` (:func:`load_audio_encoder`, on ``device``; ``max_per_split`` caps its
+    splits, :func:`world_features`). Relative ``tmac_file`` /
     ``clip_table`` / ``eval_segments`` paths that do not exist from the working folder are taken
     relative to the project home.
 
@@ -754,6 +778,9 @@ def chapter_features(n_clips: int, seed: int = 1, tmac_file: str = "", audio_hop
         if value and not tmac_file:
             raise THGCLError(f"{name}={value!r} needs tmac_file (it gives the evaluation clips of the "
                              "TMac feature file; a clip table carries its own split column)")
+    if max_per_split and (tmac_file or clip_table):
+        raise THGCLError(f"max_per_split={dict(max_per_split)!r} caps the synthetic world's splits; "
+                         "a features file or clip table is used whole (leave it empty)")
     if tmac_file or clip_table:
         given = Path(tmac_file or clip_table)
         path = _resolve(tmac_file or clip_table)
@@ -785,7 +812,10 @@ def chapter_features(n_clips: int, seed: int = 1, tmac_file: str = "", audio_hop
         extra = "".join(f", {k} {v}" for k, v in visual_params.items())
         rule = f"; split: {feats['split_rule']}" if "split_rule" in feats else ""
         return feats, feats["data_key"], dataset, f"{len(feats['split'])} clips ({given.name}{extra}{rule})"
-    feats, key = world_features(n_clips, seed, audio_hop_s, audio_encoder, device=device, **visual_params)
+    feats, key = world_features(n_clips, seed, audio_hop_s, audio_encoder, device=device,
+                                max_per_split=max_per_split, **visual_params)
     extra = "".join(f", {k} {v}" for k, v in visual_params.items())
-    return (feats, key, f"synthetic world (audio {audio_encoder})",
-            f"{n_clips} clips (seed {seed}{extra})")
+    size = (f"{n_clips} clips" if not max_per_split else
+            f"{len(feats['split'])} of {n_clips} clips, "
+            f"{split_sizes(pd.DataFrame({'split': feats['split']}))}")
+    return (feats, key, f"synthetic world (audio {audio_encoder})", f"{size} (seed {seed}{extra})")

@@ -347,7 +347,8 @@ def ignores_video(name: str) -> bool:
 def modality_balance(settings: Mapping[str, Mapping[str, Any]], n_clips: int, seed: int,
                      audio_encoder: str, model_kwargs: Mapping[str, Any], train_config: Mapping[str, Any],
                      *, audio_hop_s: float = 0.48, seeds: Sequence[int] = (0,),
-                     names: Sequence[str] = BALANCE_MODELS, device: str = "auto") -> pd.DataFrame:
+                     names: Sequence[str] = BALANCE_MODELS, device: str = "auto",
+                     max_per_split: Mapping[str, int | None] | None = None) -> pd.DataFrame:
     """How much each modality alone tells about the labels, per candidate visual stream.
 
     For each setting (label -> visual parameters, e.g. :data:`BALANCE_SETTINGS`) trains
@@ -357,11 +358,13 @@ def modality_balance(settings: Mapping[str, Mapping[str, Any]], n_clips: int, se
     (setting, variant): ``setting``, ``variant``, ``valid mAP`` (mean over ``seeds``),
     ``chance``, ``mAP / chance`` (chance: the expected mAP of a random ranking of the validation
     clips, :func:`audiorepro.metrics.random_ranking_map`),
-    ``seeds``, and the setting's parameters as text.
+    ``seeds``, and the setting's parameters as text. ``max_per_split``: as
+    :func:`~audiorepro.papers.thgcl.data.world_features`.
     """
     rows, once = [], {}
     for label, params in settings.items():
-        feats, key = world_features(n_clips, seed, audio_hop_s, audio_encoder, device=device, **dict(params))
+        feats, key = world_features(n_clips, seed, audio_hop_s, audio_encoder, device=device,
+                                    max_per_split=max_per_split, **dict(params))
         split = np.asarray(feats["split"])
         chance = random_ranking_map(np.asarray(feats["target"])[split == "valid"])
         for name in names:
@@ -417,7 +420,8 @@ def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequenc
                      row_labels: Mapping[str, str] | None = None,
                      run_group: str | None = None, tmac_file: str = "", clip_table: str = "",
                      task: str = "", eval_segments: str = "", eval_file: str = "",
-                     visual: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                     visual: Mapping[str, Any] | None = None,
+                     max_per_split: Mapping[str, int | None] | None = None) -> pd.DataFrame:
     """Train ``names`` on the synthetic world with each visual condition (label -> keyword
     arguments of :func:`~audiorepro.data.synthetic.visual_variant`, e.g. ``{"av_offset_s": 1.0}``)
     once per training seed and score them on the test split (the same clips in every condition).
@@ -435,7 +439,8 @@ def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequenc
     :func:`~audiorepro.papers.thgcl.data.chapter_features`; ``eval_file`` and ``eval_segments`` as
     there).
     ``visual`` (the chapter's modality balance, synthetic world only) is the base every
-    condition starts from; a condition's own parameters override it.
+    condition starts from; a condition's own parameters override it. ``max_per_split``: as
+    :func:`~audiorepro.papers.thgcl.data.world_features`.
     """
     if table is not None and run_group is None:
         run_group = results.new_run_group()
@@ -446,7 +451,7 @@ def robustness_sweep(conditions: Mapping[str, Mapping[str, Any]], names: Sequenc
         feats, key, dataset, scale = chapter_features(n_clips, seed, tmac_file, audio_hop_s, audio_encoder,
                                                       clip_table=clip_table, task=task, device=device,
                                                       eval_file=eval_file, eval_segments=eval_segments,
-                                                      **visual_params)
+                                                      max_per_split=max_per_split, **visual_params)
         for name in names:
             if name in once:
                 per_seed, runs = once[name]

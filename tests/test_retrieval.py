@@ -581,9 +581,15 @@ def test_table3_coverage_names_every_paper_row_once():
     # a run's rows: a key left out is named, PaSST-L with why it needs the released file
     book = R.table3_coverage(specs | {"cnn10": R.table3_specs()["cnn10"]},
                              rows=["passt_n", "cnn10"]).set_index("paper row")["this chapter"]
-    assert book["CNN10 + bert-base"] == "run: cnn10"
+    assert book["CNN10 + bert-base"] == "run: cnn10, CNN10 + minilm"      # the encoders that ran
     assert book["CNN14 + bert-base"].startswith("not in this run: row key cnn14")
     assert "released weights only" in book["PaSST-L + bert-base"]
+    # with one text encoder for every row, bert-large's row is passt_n's system: said so
+    assert "the system of row passt_n (minilm)" in book["PaSST-N + bert-large"]
+    assert "the paper profile runs it" in book["CNN14 + bert-base"]
+    paper = R.table3_coverage(R.table3_specs(text_model="paper"), rows=["passt_n"]).set_index(
+        "paper row")["this chapter"]
+    assert "system of row" not in paper["PaSST-N + bert-large"]   # a text encoder of its own
 
 
 def test_text_model_paper_gives_each_row_the_text_encoder_its_paper_row_names():
@@ -964,3 +970,23 @@ def test_a_fine_tuned_row_scores_its_pre_training_stage_as_the_pre_trained_only_
     assert plain["pretrained"] is None and tuned["pretrained"] is not None
     assert tuned["pretrained"]["metrics"] == pytest.approx(plain["metrics"])
     assert run(R.RunSpec("PaSST-N", pretrain=("tiny",), finetune_epochs=1))["pretrained"] is None
+
+
+def test_registry_names_resolve_from_the_local_hugging_face_cache(tmp_path, monkeypatch):
+    """Issue #21: a registry name (bert-base, roberta-large) is read from the local Hugging Face
+    cache when its files are there (a tiny random model in the cache's own layout:
+    models--<id>/snapshots/<commit>/ and refs/main), and builds a TextEncoder; nothing is fetched."""
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    commit = "0" * 40
+    for name, repo, make in (("bert-base", "bert-base-uncased", _tiny_bert),
+                             ("roberta-large", "roberta-large", _tiny_roberta)):
+        cached = tmp_path / "hf" / f"models--{repo}"
+        (cached / "snapshots").mkdir(parents=True)
+        (cached / "refs").mkdir()
+        (cached / "refs" / "main").write_text(commit)
+        folder = make(cached / "snapshots" / commit)
+        assert R.resolve_text_model(name) == folder
+        enc = R.TextEncoder(name)
+        assert enc.dim == 16 and enc(["a dog barks"]).shape == (1, 16)

@@ -52,6 +52,12 @@ def test_load_sources_names_a_missing_folder_and_protects_the_pretraining_world(
     shutil.rmtree(root / "wavcaps")
     with pytest.raises(FileNotFoundError, match=r"wavcaps"):
         R.load_sources(root)
+    # Fig. 1 reads Clotho alone: the other folders need not exist
+    shutil.rmtree(root / "audiocaps")
+    only, target = R.load_sources(root, sets=("clotho",), on_missing="keep")
+    assert target == "clotho" and list(only) == ["clotho"] and len(only["clotho"]) == 3
+    with pytest.raises(ValueError, match="clotho .the target. included"):
+        R.load_sources(root, sets=("wavcaps",))
     with pytest.raises(ValueError, match="world_seed=0"):
         R.caption_sources(24, world_seed=R.PRETRAIN_WORLD_SEED)
 

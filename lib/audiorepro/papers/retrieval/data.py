@@ -300,27 +300,37 @@ PAPER_NAMES: dict[str, str] = {"synthetic": "ClothoV2", "tuxpaint": "AudioCaps",
 PAPER_ORDER: tuple[str, ...] = ("AudioCaps", "WavCaps", "ClothoV2")
 
 
+#: the paper's three sets, as folders of a ``data_root``
+PAPER_SETS: tuple[str, ...] = ("clotho", "audiocaps", "wavcaps")
+
+
 def paper_caption_sources(data_root: str | Path, on_missing: str = "error",
-                          options: Mapping[str, Mapping[str, Any]] | None = None
-                          ) -> dict[str, CaptionSet]:
-    """The paper's three data sets as caption sets, through :func:`audiorepro.data.adapters.adapt`:
+                          options: Mapping[str, Mapping[str, Any]] | None = None,
+                          sets: Sequence[str] = PAPER_SETS) -> dict[str, CaptionSet]:
+    """The paper's data sets as caption sets, through :func:`audiorepro.data.adapters.adapt`:
     ``<data_root>/clotho`` (Clotho v2, the target), ``<data_root>/audiocaps``,
     ``<data_root>/wavcaps`` (native metadata as downloaded; see
     :mod:`audiorepro.data.adapters.captions`). ``options[name]`` go to that adapter (e.g.
-    ``{"wavcaps": {"exclude_ids": [...], "sources": ["FreeSound"]}}``). Returns ``{"clotho",
-    "audiocaps", "wavcaps"}`` in that order; the target is ``clotho``.
+    ``{"wavcaps": {"exclude_ids": [...], "sources": ["FreeSound"]}}``). ``sets``: which of
+    them are read (Fig. 1 needs ``("clotho",)`` only; the others need not exist then). Returns
+    them in the order of :data:`PAPER_SETS`; the target is ``clotho``.
     """
+    unknown = sorted(set(sets) - set(PAPER_SETS))
+    if unknown or "clotho" not in sets:
+        raise ValueError(f"sets={list(sets)}: choose among {list(PAPER_SETS)}, clotho (the target) "
+                         "included")
+    sets = [n for n in PAPER_SETS if n in sets]
     root = Path(data_root).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"data_root {root} is not a folder (expected clotho/, audiocaps/, "
-                                "wavcaps/ inside)")
-    missing = [n for n in ("clotho", "audiocaps", "wavcaps") if not (root / n).is_dir()]
+        raise FileNotFoundError(f"data_root {root} is not a folder (expected "
+                                f"{', '.join(n + '/' for n in sets)} inside)")
+    missing = [n for n in sets if not (root / n).is_dir()]
     if missing:
         raise FileNotFoundError(f"data_root {root}: missing folder(s) {missing} (one per data set: "
-                                "clotho/, audiocaps/, wavcaps/)")
+                                f"{', '.join(n + '/' for n in sets)})")
     opts = dict(options or {})
     out = {}
-    for n in ("clotho", "audiocaps", "wavcaps"):
+    for n in sets:
         out[n] = caption_set_from_table(adapt(n, root / n, on_missing=on_missing, **dict(opts.get(n, {}))), n)
     return out
 
@@ -357,10 +367,11 @@ def load_sources(data_root: str | Path | None = None, synthetic_clips: int = 200
                  clip_table: str | Path | None = None, task: str = "",
                  target_clips: int = 0, on_missing: str = "drop",
                  held_out_phrasing: bool = True,
-                 target_train_clips: int = 0) -> tuple[dict[str, CaptionSet], str]:
+                 target_train_clips: int = 0,
+                 sets: Sequence[str] = PAPER_SETS) -> tuple[dict[str, CaptionSet], str]:
     """``(sources, target)`` for the notebooks: with ``clip_table`` the user's captioned clip
     table alone (:func:`user_caption_set`, target ``task``); with ``data_root`` the paper's sets
-    (:func:`paper_caption_sources`, target ``clotho``; ``real_clips``: keep the first that many
+    (:func:`paper_caption_sources` of ``sets``, target ``clotho``; ``real_clips``: keep the first that many
     clips of AudioCaps and WavCaps; ``on_missing``: what the adapters do with a listed clip whose
     audio is absent - ``drop`` (default: AudioCaps' YouTube clips are never all downloadable; the
     adapter logs how many it left out) or ``error``); otherwise the book's (:func:`caption_sources`, target
@@ -378,7 +389,8 @@ def load_sources(data_root: str | Path | None = None, synthetic_clips: int = 200
     if clip_table:
         out, target = {str(task): user_caption_set(clip_table, task)}, str(task)
     elif data_root:
-        out = paper_caption_sources(project_path(data_root), on_missing=on_missing, options=options)
+        out = paper_caption_sources(project_path(data_root), on_missing=on_missing, options=options,
+                                    sets=sets)
         out = {k: v if k == "clotho" or not real_clips else v.subset(n=real_clips)
                for k, v in out.items()}
         target = "clotho"

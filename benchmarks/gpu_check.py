@@ -14,7 +14,7 @@ measured, nothing is faked).
 
 What each line measures (paper sizes; random inputs of the paper's shapes - this checks that the
 code runs on the device and how fast, not what it learns):
-  atgnn      ATGNN pyr-s with MLG, AudioSet input 1 x 128 x 1056, 527 classes, batch 12, BCE;
+  atgnn      ATGNN pyr-s with MLG, AudioSet input 1 x 128 x 1056, 527 classes, batch 24, BCE;
              Adam 5e-4, 1,000 warm-up iterations, halved every 5 epochs after epoch 35
              (section III-B, AudioSet).
   fusion     AST base384 (stride 10) forward with layer taps, 1024 x 128 input, batch 16 (the
@@ -45,7 +45,7 @@ from torch import nn
 Step = tuple[nn.Module, Callable[[], torch.Tensor], int, dict | None, int]
 
 
-def _atgnn(device: torch.device, batch: int = 12) -> Step:
+def _atgnn(device: torch.device, batch: int = 24) -> Step:
     from audiorepro.papers import atgnn
 
     model = atgnn.build_atgnn("pyr-s", num_classes=527, input_size=(128, 1056)).to(device)

@@ -422,3 +422,20 @@ def test_dilated_cpu_presets_are_in_the_papers_graph_regime():
     old_pyr, old_iso = schedule("pyr-tiny", (64, 64)), schedule("iso-tiny", (64, 64))
     assert not any(r["dilated"] for r in old_pyr + old_iso)
     assert old_iso[0]["nodes"] == 16 and old_pyr[0]["k' / keys"] > 0.5
+
+def test_k_regime_shows_where_the_book_sweep_loses_its_dilation():
+    """pyr-tiny-dilated at 64 x 128: stage 3 has 32 keys and d = 2 in two blocks, so k' d <= 32
+    keeps them dilated up to k = 16; at k = 18 and 20 no block is dilated. The paper's pyr-s at
+    128 x 1024 keeps its dilated blocks at every k of the sweep."""
+    from audiorepro.papers import atgnn
+
+    book = atgnn.k_regime([9, 12, 15, 18, 20], "pyr-tiny-dilated", (64, 128))
+    assert book["dilated blocks"].tolist() == [2, 2, 2, 0, 0]
+    assert book["k' / keys (first block)"].tolist() == [round(k / 128, 3) for k in (9, 12, 15, 18, 20)]
+    assert book["blocks"].tolist() == [7] * 5
+    paper = atgnn.k_regime([9, 20], "pyr-s", (128, 1024))
+    assert paper["dilated blocks"].min() > 0
+    assert atgnn.schedule_summary(atgnn.ATGNNConfig(**atgnn.PRESETS["pyr-s"], input_size=(128, 1024))) \
+        == paper.loc["k=9"].to_dict()
+    with pytest.raises(KeyError, match="unknown ATGNN preset"):
+        atgnn.k_regime([9], "pyr-xl", (64, 128))

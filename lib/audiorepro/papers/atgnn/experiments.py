@@ -44,7 +44,8 @@ from audiorepro.results.stats import N_BOOT, Run, bootstrap_rows, percentile_int
 from audiorepro.frontends import make_frontend
 from audiorepro.papers.atgnn.data import TaggingData, tagging_data
 from audiorepro.papers.atgnn.model import (ATGNN, PRESETS, ATGNNConfig, LabelNoiseRobustBCE,
-                                           PSLA, build_atgnn, count_atgnn, load_vig_weights)
+                                           PSLA, build_atgnn, count_atgnn, load_vig_weights,
+                                           schedule_summary)
 from audiorepro.training import balanced_sampler, fit, make_evaluator, pick_device, predict
 from audiorepro.training.config import reject_unknown_fields
 
@@ -988,6 +989,20 @@ def k_spec(k: int, mlg: bool = False, arch: str = "pyr-tiny",
     if k != ATGNNConfig.k:
         kw["k"] = k
     return (arch, kw, f"k={k}" + (" (+MLG)" if mlg else ""))
+
+
+def k_regime(ks: Sequence[int], arch: str, input_size: tuple[int, int]) -> pd.DataFrame:
+    """The graphs ``arch`` builds at ``input_size`` (mel bins, frames) for every k of a sweep
+    (:func:`~audiorepro.papers.atgnn.model.schedule_summary`, one row per k): the first block's
+    share of keys, the largest share, and how many blocks are dilated. Where the dilated
+    blocks vanish as k grows (k' d > keys), the sweep's upper end runs another graph regime."""
+    if arch not in PRESETS:
+        raise KeyError(f"parameter arch: unknown ATGNN preset {arch!r}; known: {sorted(PRESETS)}")
+    rows = {f"k={k}": schedule_summary(ATGNNConfig(**{**PRESETS[arch], "k": int(k)},
+                                                   input_size=tuple(input_size)))
+            for k in ks}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(
+        f"{arch} at {input_size[0]} x {input_size[1]}")
 
 
 def k_sweep(ks: Sequence[int], seeds: Sequence[int], data: TaggingData, recipe: RecipeConfig,

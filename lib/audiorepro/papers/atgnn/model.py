@@ -76,7 +76,7 @@ from audiorepro.backbones.counting import count_flops, count_parameters
 __all__ = [
     "ATGNNConfig", "PRESETS", "ATGNN", "build_atgnn", "Grapher", "FFN", "MLGBlock", "DropPath",
     "knn_graph", "topk_smallest", "gather_max", "sincos_pos_2d", "relative_pos_term", "relative_pos_rows",
-    "count_atgnn", "position_table_elements", "graph_schedule",
+    "count_atgnn", "position_table_elements", "graph_schedule", "schedule_summary",
     "load_vig_weights", "map_vig_state_dict", "VigLoadReport", "knn_peak_memory",
     "atgnn_loss", "LabelNoiseRobustBCE", "PLG_DIRECTIONS", "plg_features", "PSLA", "PSLA_SCALES",
 ]
@@ -282,6 +282,16 @@ def graph_schedule(config: ATGNNConfig, input_size: tuple[int, int] | None = Non
                          "k' / keys": round(k_eff / m, 3), "dilated": d_eff > 1})
             i += 1
     return rows
+
+
+def schedule_summary(config: ATGNNConfig, input_size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """One line of :func:`graph_schedule`: blocks, keys of the first block, its share k' / keys,
+    the largest share of any block, and how many blocks are dilated (d' > 1)."""
+    rows = graph_schedule(config, input_size)
+    return {"blocks": len(rows), "keys (first block)": rows[0]["keys"],
+            "k' / keys (first block)": rows[0]["k' / keys"],
+            "largest k' / keys": max(r["k' / keys"] for r in rows),
+            "dilated blocks": sum(bool(r["dilated"]) for r in rows)}
 
 
 def build_atgnn(preset: str = "pyr-s", **overrides: Any) -> "ATGNN":

@@ -22,9 +22,10 @@ Usage::
    Self-CPU-time shares by op group (torch.profiler) of one step are added (``--no-profile``:
    not); ``--compile`` runs are stored under the label ``compiled`` unless ``--label`` says otherwise.
    On the CPU the machine's nominal float32 peak (cores x clock x SIMD lanes x 2 x FMA units,
-   :func:`nominal_peak_gflops`) is reported too; when the matmul reference reaches less than half
-   of it the machine is busy with other work, and the run says so (``loaded``) instead of
-   reporting a share.
+   :func:`nominal_peak_gflops`) is reported too; when the matmul reference reaches less than 60 %
+   of it, or the matmul on all threads less than 60 % of threads x its one-thread speed, the
+   machine is busy with other work, and the run says so (``loaded``) instead of reporting a
+   share.
 2. **k-NN memory** on a long clip (``--minutes``, default 10): the stage-1 pyramid graph of a
    128 x (minutes * 6000)-frame fbank (10 min: N = 32 x 15,000 = 480,000 query nodes,
    M = N / 16 = 30,000 pooled keys, C = 80, k = 9, relative-position term on): analytic peak

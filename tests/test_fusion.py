@@ -481,6 +481,9 @@ def test_seed_record_avg_items_reproduce_the_mean_of_task_accuracies():
         outs[t].labels = np.array([0] * (i + 1) + list(range(1, 10 - i)))
     items = EX.seed_record(outs, 0)[1]
     assert R.chance_level(items["SPCV2"]) == pytest.approx(0.3)
+    assert outs["SPCV2"].chance() == pytest.approx(0.3)          # the resolution table's chance
+    with pytest.raises(FU.FusionError, match="labels"):
+        _outputs([0.5]).chance()
     assert R.chance_level(items["Avg"]) == pytest.approx(np.mean([(i + 1) / 10 for i in range(9)]))
 
 

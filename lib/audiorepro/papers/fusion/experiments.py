@@ -717,6 +717,12 @@ class TaskOutputs:
         labels = np.array([table.class_index(int(i)) for i in res.test_index], dtype=np.int64)
         return cls(ids, list(res.seeds), np.asarray(res.values, dtype=np.float64), labels)
 
+    def chance(self) -> float:
+        """Accuracy of always answering the most frequent class of these test clips."""
+        if self.labels is None:
+            raise FusionError("TaskOutputs.chance: the test clips' classes (labels) are not known")
+        return float(np.bincount(self.labels).max() / len(self.labels))
+
     def accuracy(self, seed: int | None = None) -> float:
         """Test accuracy of ``seed``, or the mean over seeds."""
         if seed is None:
@@ -1435,18 +1441,10 @@ def table3_frames(comps: Sequence[FusionComparison]
     return ours, pd.DataFrame(stds).T[cols], pd.DataFrame(choice).set_index("backbone")
 
 
-def _chance(table: ClipTable, ids: np.ndarray) -> float:
-    """Accuracy of always answering the most frequent class of the test clips ``ids``."""
-    frame = table.frame.reset_index(drop=True)
-    pos = np.flatnonzero(frame["clip_id"].astype(str).isin(set(ids.tolist())).to_numpy())
-    y = np.array([table.class_index(int(i)) for i in pos])
-    return float(np.bincount(y).max() / len(y))
-
-
-def resolution_table(comps: Sequence[FusionComparison], tables: Mapping[str, ClipTable],
-                     n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def resolution_table(comps: Sequence[FusionComparison], n_boot: int = 1000, seed: int = 0
+                     ) -> pd.DataFrame:
     """What this run's test sets can resolve, per backbone and task (and ``Avg``): test clips,
-    chance (the most frequent class's share of the test clips), the last layer's and the
+    chance (the most frequent class's share of the test clips, :meth:`TaskOutputs.chance`), the last layer's and the
     validation-chosen fusion's accuracy divided by chance, their difference and the half-width
     of its 95 % paired bootstrap interval (test clips resampled, seeds averaged): a smaller
     true difference cannot be told from zero on this test set."""
@@ -1461,7 +1459,7 @@ def resolution_table(comps: Sequence[FusionComparison], tables: Mapping[str, Cli
             db = (counts @ b.values.T).mean(axis=1)          # (B,) mean over seeds
             dfu = (counts @ f.values.T).mean(axis=1)
             lo, hi = stats.percentile_interval(dfu - db)
-            ch = _chance(tables[task], b.ids)
+            ch = b.chance()
             diffs.append(dfu - db)
             bases.append(b.accuracy())
             fuseds.append(f.accuracy())
